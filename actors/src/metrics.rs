@@ -1,0 +1,168 @@
+//! Prometheus metrics of one process. Each process (or each app under test) owns its own
+//! [`Metrics`]: nothing is registered in a global registry, so two apps in one test binary
+//! never mix their counters.
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+use std::sync::Arc;
+
+pub struct Metrics {
+    pub registry: Registry,
+    /// `sdsim_supervisor_restarts_total{service,supervisor,child,reason}`
+    pub supervisor_restarts: IntCounterVec,
+    /// `sdsim_grpc_server_handled_seconds{service,method,code}`
+    pub grpc_server_seconds: HistogramVec,
+    /// `sdsim_grpc_client_seconds{target,method,outcome}`
+    pub grpc_client_seconds: HistogramVec,
+    /// `sdsim_http_request_duration_seconds{method,route,status}`
+    pub http_request_seconds: HistogramVec,
+    /// `sdsim_websocket_sessions{endpoint}`
+    pub ws_sessions: IntGaugeVec,
+    /// `sdsim_websocket_frames_sent_total{type}`
+    pub ws_frames_sent: IntCounterVec,
+    /// `sdsim_events_published_total{channel,outcome}`
+    pub events_published: IntCounterVec,
+    /// `sdsim_events_received_total{channel}`
+    pub events_received: IntCounterVec,
+    /// `sdsim_db_pool_connections{service,state}`
+    pub db_pool_connections: IntGaugeVec,
+    /// `sdsim_process_start_time_seconds`
+    pub start_time: IntGauge,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+impl Metrics {
+    pub fn new() -> Arc<Self> {
+        let registry = Registry::new();
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+            registry.register(Box::new(c.clone())).expect("unique metric");
+            c
+        };
+        let histogram = |name: &str, help: &str, labels: &[&str]| {
+            let h = HistogramVec::new(
+                HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec()),
+                labels,
+            )
+            .expect("valid metric");
+            registry.register(Box::new(h.clone())).expect("unique metric");
+            h
+        };
+        let gauge = |name: &str, help: &str, labels: &[&str]| {
+            let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
+            registry.register(Box::new(g.clone())).expect("unique metric");
+            g
+        };
+        let supervisor_restarts = counter(
+            "sdsim_supervisor_restarts_total",
+            "Restarts of supervised children, by reason (panic, failure, normal, sibling_restart).",
+            &["service", "supervisor", "child", "reason"],
+        );
+        let grpc_server_seconds = histogram(
+            "sdsim_grpc_server_handled_seconds",
+            "Time to handle a gRPC request, by method and status code.",
+            &["service", "method", "code"],
+        );
+        let grpc_client_seconds = histogram(
+            "sdsim_grpc_client_seconds",
+            "Time of outgoing gRPC calls, by target service, method and outcome.",
+            &["target", "method", "outcome"],
+        );
+        let http_request_seconds = histogram(
+            "sdsim_http_request_duration_seconds",
+            "Time to answer an HTTP request, by method, route pattern and status.",
+            &["method", "route", "status"],
+        );
+        let ws_sessions = gauge(
+            "sdsim_websocket_sessions",
+            "Open WebSocket sessions, by endpoint.",
+            &["endpoint"],
+        );
+        let ws_frames_sent = counter(
+            "sdsim_websocket_frames_sent_total",
+            "Frames sent to WebSocket clients, by frame type.",
+            &["type"],
+        );
+        let events_published = counter(
+            "sdsim_events_published_total",
+            "Events published on Redis, by channel family and outcome.",
+            &["channel", "outcome"],
+        );
+        let events_received = counter(
+            "sdsim_events_received_total",
+            "Events received from Redis, by channel family.",
+            &["channel"],
+        );
+        let db_pool_connections = gauge(
+            "sdsim_db_pool_connections",
+            "PostgreSQL pool connections, by state (open, idle, max).",
+            &["service", "state"],
+        );
+        let start_time = IntGauge::new(
+            "sdsim_process_start_time_seconds",
+            "Unix time at which this process started.",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(start_time.clone()))
+            .expect("unique metric");
+        start_time.set(chrono::Utc::now().timestamp());
+        Arc::new(Self {
+            registry,
+            supervisor_restarts,
+            grpc_server_seconds,
+            grpc_client_seconds,
+            http_request_seconds,
+            ws_sessions,
+            ws_frames_sent,
+            events_published,
+            events_received,
+            db_pool_connections,
+            start_time,
+        })
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        let encoder = TextEncoder::new();
+        if let Err(e) = encoder.encode(&self.registry.gather(), &mut buf) {
+            return format!("# error encoding metrics: {e}\n");
+        }
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+/// The family of a channel name, for metric labels (never the full name: user ids would
+/// explode the label cardinality).
+pub fn channel_family(channel: &str) -> &str {
+    let mut parts = channel.splitn(3, ':');
+    match (parts.next(), parts.next()) {
+        (Some(a), Some(b)) => {
+            let end = a.len() + 1 + b.len();
+            &channel[..end]
+        }
+        _ => channel,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn channel_family_drops_ids() {
+        assert_eq!(super::channel_family("notifications:user:123"), "notifications:user");
+        assert_eq!(super::channel_family("auth:events:login"), "auth:events");
+        assert_eq!(super::channel_family("plain"), "plain");
+    }
+}

@@ -1,0 +1,1 @@
+DROP SCHEMA IF EXISTS simulation_schema CASCADE;
