@@ -213,18 +213,19 @@ impl Validator {
     }
 
     fn number(&mut self, path: &str, v: f64, min: f64, min_inclusive: bool, max: f64) -> bool {
+        let (v_, min_, max_) = (show(v), show(min), show(max));
         let msg = if v.is_nan() {
             "must be a number, not NaN".to_string()
         } else if !v.is_finite() {
-            format!("must be finite (got {v})")
+            format!("must be finite (got {v_})")
         } else if v < min || (!min_inclusive && v == min) {
             if min_inclusive {
-                format!("must be at least {min} (got {v})")
+                format!("must be at least {min_} (got {v_})")
             } else {
-                format!("must be greater than {min} (got {v})")
+                format!("must be greater than {min_} (got {v_})")
             }
         } else if v > max {
-            format!("must be at most {max} (got {v})")
+            format!("must be at most {max_} (got {v_})")
         } else {
             return true;
         };
@@ -450,8 +451,9 @@ impl Validator {
                         self.push(
                             cpath,
                             format!(
-                                "'{}' routes by {:?}; probabilities are only used with probabilistic routing",
-                                d.components[i].name, r.routing
+                                "'{}' routes by {}; probabilities are only used with probabilistic routing",
+                                d.components[i].name,
+                                serde_json::to_string(&r.routing).unwrap_or_default().trim_matches('"')
                             ),
                         );
                     }
@@ -811,6 +813,15 @@ impl Validator {
                 self.probability(&format!("{path}.hit_ratio"), *hit_ratio);
             }
         }
+    }
+}
+
+/// A number as people read it: huge and tiny ones in exponent form.
+fn show(v: f64) -> String {
+    if v != 0.0 && v.is_finite() && (v.abs() >= 1e9 || v.abs() < 1e-4) {
+        format!("{v:e}")
+    } else {
+        format!("{v}")
     }
 }
 

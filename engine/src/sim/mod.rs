@@ -186,7 +186,11 @@ impl Simulation {
         } else {
             0.0
         };
-        let target = (self.now + dt).min(self.end);
+        let mut target = (self.now + dt).min(self.end);
+        if self.end - target <= 1e-9 * self.end {
+            // Windows that add up to the duration end exactly there despite rounding.
+            target = self.end;
+        }
         while let Some(t) = self.q.peek_time() {
             if t > target {
                 break;
