@@ -1,0 +1,88 @@
+//! The HTTP port of a backend service: `/health`, `/metrics` and `/admin/supervision`
+//! (the process's live supervision tree as JSON).
+
+use crate::health::HealthProbe;
+use crate::metrics::Metrics;
+use crate::server::HttpFactory;
+use crate::supervision::TreeView;
+use actix_web::{web, App, HttpResponse};
+use std::sync::Arc;
+
+#[derive(Clone)]
+pub struct AdminState {
+    pub service: &'static str,
+    pub metrics: Arc<Metrics>,
+    pub view: TreeView,
+    pub probe: HealthProbe,
+}
+
+/// Registers `/metrics` and `/admin/supervision` on any actix-web app.
+pub fn configure_common(cfg: &mut web::ServiceConfig, metrics: Arc<Metrics>, view: TreeView) {
+    let m = metrics.clone();
+    cfg.route(
+        "/metrics",
+        web::get().to(move || {
+            let m = m.clone();
+            async move {
+                HttpResponse::Ok()
+                    .content_type("text/plain; version=0.0.4; charset=utf-8")
+                    .body(m.render())
+            }
+        }),
+    );
+    cfg.route(
+        "/admin/supervision",
+        web::get().to(move || {
+            let v = view.clone();
+            async move { HttpResponse::Ok().json(v.to_json()) }
+        }),
+    );
+}
+
+async fn health(state: web::Data<AdminState>) -> HttpResponse {
+    let report = state.probe.check(state.service, true).await;
+    let deps: Vec<serde_json::Value> = report
+        .dependencies
+        .iter()
+        .map(|d| {
+            serde_json::json!({
+                "name": d.name, "healthy": d.healthy, "detail": d.detail, "latency_ms": d.latency_ms
+            })
+        })
+        .collect();
+    let body = serde_json::json!({
+        "status": if report.status == "SERVING" { "ok" } else { "degraded" },
+        "service": report.service,
+        "instance_id": report.instance_id,
+        "version": report.version,
+        "uptime_seconds": report.uptime_seconds,
+        "dependencies": deps,
+    });
+    if report.status == "SERVING" {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable()
+            .insert_header(("Retry-After", "5"))
+            .json(body)
+    }
+}
+
+/// The factory of a backend service's admin HTTP server.
+pub fn http_factory(state: AdminState) -> HttpFactory {
+    Arc::new(move |listener| {
+        let state = state.clone();
+        let server = actix_web::HttpServer::new(move || {
+            let s = state.clone();
+            App::new()
+                .app_data(web::Data::new(s.clone()))
+                .route("/health", web::get().to(health))
+                .configure(|cfg| configure_common(cfg, s.metrics.clone(), s.view.clone()))
+        })
+        .workers(1)
+        .disable_signals()
+        .shutdown_timeout(1)
+        .listen(listener)?
+        .run();
+        Ok(server)
+    })
+}

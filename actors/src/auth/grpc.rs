@@ -1,0 +1,312 @@
+//! The tonic adapter of the auth service: proto in, message to the auth actor, proto out.
+//! Proto types stop here; the actor sees domain types.
+
+use super::service::{self as svc, AuthActor, Origin, Profile};
+use crate::error::ServiceError;
+use crate::grpc::RpcTimer;
+use crate::health::HealthProbe;
+use crate::metrics::Metrics;
+use crate::slot::Slot;
+use sdsim_protocols::proto::auth as pb;
+use sdsim_protocols::proto::auth::auth_service_server::AuthService;
+use sdsim_protocols::proto::common::{HealthCheckRequest, HealthCheckResponse};
+use std::sync::Arc;
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+#[derive(Clone)]
+pub struct AuthGrpc {
+    pub slot: Slot<AuthActor>,
+    pub metrics: Arc<Metrics>,
+    pub health: HealthProbe,
+}
+
+fn profile_pb(p: Profile) -> pb::UserProfile {
+    let is_admin = p.is_admin();
+    pb::UserProfile {
+        user_id: p.id.to_string(),
+        email: p.email,
+        first_name: p.first_name,
+        last_name: p.last_name,
+        company: p.company.unwrap_or_default(),
+        is_active: p.is_active,
+        is_verified: p.is_verified,
+        is_admin,
+        roles: p.roles,
+        created_at: p.created_at.timestamp(),
+        last_login: p.last_login_at.map(|t| t.timestamp()).unwrap_or(0),
+    }
+}
+
+fn login_pb(o: svc::LoginOutcome) -> pb::LoginResponse {
+    pb::LoginResponse {
+        user: Some(profile_pb(o.profile)),
+        access_token: o.access_token,
+        refresh_token: o.refresh_token,
+        expires_in: o.expires_in,
+        session_id: o.session_id.to_string(),
+    }
+}
+
+fn uuid_field(field: &str, raw: &str) -> Result<Uuid, ServiceError> {
+    raw.parse()
+        .map_err(|_| ServiceError::invalid(field, format!("{field} must be a UUID")))
+}
+
+impl AuthGrpc {
+    async fn call<M>(&self, msg: M) -> Result<M::Result, ServiceError>
+    where
+        M: actix::Message + Send + 'static,
+        M::Result: Send,
+        AuthActor: actix::Handler<M>,
+    {
+        svc::call(&self.slot, msg).await
+    }
+}
+
+#[tonic::async_trait]
+impl AuthService for AuthGrpc {
+    async fn register(
+        &self,
+        req: Request<pb::RegisterRequest>,
+    ) -> Result<Response<pb::RegisterResponse>, Status> {
+        let t = RpcTimer::start(&self.metrics, "auth", "Register");
+        let r = req.into_inner();
+        let res = self
+            .call(svc::Register {
+                email: r.email,
+                password: r.password,
+                first_name: r.first_name,
+                last_name: r.last_name,
+                company: r.company,
+            })
+            .await
+            .and_then(|x| x)
+            .map(|p| pb::RegisterResponse {
+                user: Some(profile_pb(p)),
+            });
+        t.finish(res)
+    }
+
+    async fn login(
+        &self,
+        req: Request<pb::LoginRequest>,
+    ) -> Result<Response<pb::LoginResponse>, Status> {
+        let t = RpcTimer::start(&self.metrics, "auth", "Login");
+        let r = req.into_inner();
+        let res = self
+            .call(svc::Login {
+                email: r.email,
+                password: r.password,
+                origin: Origin {
+                    ip: r.ip,
+                    user_agent: r.user_agent,
+                },
+            })
+            .await
+            .and_then(|x| x)
+            .map(login_pb);
+        t.finish(res)
+    }
+
+    async fn refresh_token(
+        &self,
+        req: Request<pb::RefreshTokenRequest>,
+    ) -> Result<Response<pb::LoginResponse>, Status> {
+        let t = RpcTimer::start(&self.metrics, "auth", "RefreshToken");
+        let r = req.into_inner();
+        let res = self
+            .call(svc::Refresh {
+                refresh_token: r.refresh_token,
+            })
+            .await
+            .and_then(|x| x)
+            .map(login_pb);
+        t.finish(res)
+    }
+
+    async fn logout(
+        &self,
+        req: Request<pb::LogoutRequest>,
+    ) -> Result<Response<pb::LogoutResponse>, Status> {
+        let t = RpcTimer::start(&self.metrics, "auth", "Logout");
+        let r = req.into_inner();
+        let res = self
+            .call(svc::Logout {
+                access_token: r.access_token,
+                all_sessions: r.all_sessions,
+            })
+            .await
+            .and_then(|x| x)
+            .map(|n| pb::LogoutResponse {
+                sessions_ended: n as i32,
+            });
+        t.finish(res)
+    }
+
+    async fn get_profile(
+        &self,
+        req: Request<pb::GetProfileRequest>,
+    ) -> Result<Response<pb::UserProfile>, Status> {
+        let t = RpcTimer::start(&self.metrics, "auth", "GetProfile");
+        let r = req.into_inner();
+        let res = match uuid_field("user_id", &r.user_id) {
+            Ok(user_id) => self
+                .call(svc::GetUser { user_id })
+                .await
+                .and_then(|x| x)
+                .map(|(p, _)| profile_pb(p)),
+            Err(e) => Err(e),
+        };
+        t.finish(res)
+    }
+
+    async fn validate_token(
+        &self,
+        req: Request<pb::ValidateTokenRequest>,
+    ) -> Result<Response<pb::ValidateTokenResponse>, Status> {
+        let t = RpcTimer::start(&self.metrics, "auth", "ValidateToken");
+        let r = req.into_inner();
+        // An invalid token is an answer (valid = false, with the reason), not an RPC error;
+        // only an unavailable dependency is an error.
+        let res = match self.call(svc::ValidateToken { token: r.token }).await.and_then(|x| x) {
+            Ok(info) => Ok(pb::ValidateTokenResponse {
+                valid: true,
+                user_id: info.user_id.to_string(),
+                email: info.email,
+                is_admin: info.is_admin,
+                session_id: info.session_id.to_string(),
+                permissions: info.permissions,
+                expires_at: info.expires_at,
+                error: String::new(),
+            }),
+            Err(ServiceError::Unauthenticated { code, .. }) => Ok(pb::ValidateTokenResponse {
+                valid: false,
+                error: code,
+                ..Default::default()
+            }),
+            Err(e) => Err(e),
+        };
+        t.finish(res)
+    }
+
+    async fn get_user_context(
+        &self,
+        req: Request<pb::GetUserContextRequest>,
+    ) -> Result<Response<pb::GetUserContextResponse>, Status> {
+        let t = RpcTimer::start(&self.metrics, "auth", "GetUserContext");
+        let r = req.into_inner();
+        let res = match uuid_field("user_id", &r.user_id) {
+            Ok(user_id) => self
+                .call(svc::GetUser { user_id })
+                .await
+                .and_then(|x| x)
+                .map(|(p, perms)| pb::GetUserContextResponse {
+                    user_id: p.id.to_string(),
+                    name: format!("{} {}", p.first_name, p.last_name),
+                    email: p.email,
+                    roles: p.roles,
+                    permissions: perms,
+                    is_active: p.is_active,
+                    last_login: p.last_login_at.map(|t| t.timestamp()).unwrap_or(0),
+                }),
+            Err(e) => Err(e),
+        };
+        t.finish(res)
+    }
+
+    async fn check_permission(
+        &self,
+        req: Request<pb::CheckPermissionRequest>,
+    ) -> Result<Response<pb::CheckPermissionResponse>, Status> {
+        let t = RpcTimer::start(&self.metrics, "auth", "CheckPermission");
+        let r = req.into_inner();
+        let res = match uuid_field("user_id", &r.user_id) {
+            Ok(user_id) => match self.call(svc::GetUser { user_id }).await.and_then(|x| x) {
+                Ok((p, perms)) => {
+                    let allowed = p.is_active && perms.iter().any(|x| x == &r.permission);
+                    Ok(pb::CheckPermissionResponse {
+                        allowed,
+                        reason: if allowed {
+                            "granted by role".into()
+                        } else if !p.is_active {
+                            "account is disabled".into()
+                        } else {
+                            format!("no role of this user grants {}", r.permission)
+                        },
+                    })
+                }
+                Err(ServiceError::NotFound(_)) => Ok(pb::CheckPermissionResponse {
+                    allowed: false,
+                    reason: "unknown user".into(),
+                }),
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
+        };
+        t.finish(res)
+    }
+
+    async fn validate_session(
+        &self,
+        req: Request<pb::ValidateSessionRequest>,
+    ) -> Result<Response<pb::ValidateSessionResponse>, Status> {
+        let t = RpcTimer::start(&self.metrics, "auth", "ValidateSession");
+        let r = req.into_inner();
+        let res = match uuid_field("session_id", &r.session_id) {
+            Ok(session_id) => match self.call(svc::GetSession { session_id }).await.and_then(|x| x) {
+                Ok(s) => {
+                    let owner_ok = r.user_id.is_empty() || r.user_id == s.user_id.to_string();
+                    Ok(pb::ValidateSessionResponse {
+                        valid: s.revoked.is_none() && owner_ok,
+                        user_id: s.user_id.to_string(),
+                        expires_at: s.expires_at.timestamp(),
+                        last_used_at: s.last_used_at.timestamp(),
+                        reason: match (&s.revoked, owner_ok) {
+                            (Some(r), _) => r.clone(),
+                            (None, false) => "session belongs to another user".into(),
+                            (None, true) => String::new(),
+                        },
+                    })
+                }
+                Err(ServiceError::NotFound(_)) => Ok(pb::ValidateSessionResponse {
+                    valid: false,
+                    reason: "unknown session".into(),
+                    ..Default::default()
+                }),
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
+        };
+        t.finish(res)
+    }
+
+    async fn get_user_permissions(
+        &self,
+        req: Request<pb::GetUserPermissionsRequest>,
+    ) -> Result<Response<pb::GetUserPermissionsResponse>, Status> {
+        let t = RpcTimer::start(&self.metrics, "auth", "GetUserPermissions");
+        let r = req.into_inner();
+        let res = match uuid_field("user_id", &r.user_id) {
+            Ok(user_id) => self
+                .call(svc::GetUser { user_id })
+                .await
+                .and_then(|x| x)
+                .map(|(p, perms)| pb::GetUserPermissionsResponse {
+                    user_id: p.id.to_string(),
+                    roles: p.roles,
+                    permissions: perms,
+                }),
+            Err(e) => Err(e),
+        };
+        t.finish(res)
+    }
+
+    async fn health_check(
+        &self,
+        _req: Request<HealthCheckRequest>,
+    ) -> Result<Response<HealthCheckResponse>, Status> {
+        let serving = self.slot.get().is_some();
+        Ok(Response::new(self.health.check("auth", serving).await))
+    }
+}

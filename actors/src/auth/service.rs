@@ -1,0 +1,527 @@
+//! The auth actor: accounts, logins, sessions and token validation.
+//!
+//! The actor holds an `Arc<AuthCore>`; each handler clones it into a future, so requests run
+//! concurrently while the actor stays the supervised unit (a panic in it is seen and
+//! restarted). bcrypt always runs on the blocking pool, never on the executor.
+
+use super::tokens::{self, TokenService};
+use super::{store, validate};
+use crate::error::ServiceError;
+use crate::events::EventSink;
+use crate::slot::Slot;
+use crate::supervision::{ChildHandle, ChildLink, ChildSpec, Restart};
+use actix::prelude::*;
+use chrono::{DateTime, Utc};
+use redis::aio::ConnectionManager;
+use sdsim_protocols::events::{kinds, Envelope, LoginEvent};
+use sdsim_protocols::names::Namespace;
+use sdsim_schema::models::{NewSession, NewUser, User};
+use sdsim_schema::DbPool;
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// How long a validated session stays cached in Redis before the database is asked again.
+const SESSION_CACHE_SECONDS: u64 = 30;
+
+pub struct AuthCore {
+    pub pool: DbPool,
+    pub tokens: TokenService,
+    pub bcrypt_cost: u32,
+    /// A hash of a random password, checked when the e-mail is unknown so that a wrong
+    /// e-mail costs the same time as a wrong password.
+    pub dummy_hash: String,
+    pub events: EventSink,
+    pub redis: ConnectionManager,
+    pub ns: Namespace,
+}
+
+impl std::fmt::Debug for AuthCore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthCore").finish_non_exhaustive()
+    }
+}
+
+/// Public view of an account.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Profile {
+    pub id: Uuid,
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub company: Option<String>,
+    pub is_active: bool,
+    pub is_verified: bool,
+    pub roles: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    pub last_login_at: Option<DateTime<Utc>>,
+}
+
+impl Profile {
+    fn new(u: User, roles: Vec<String>) -> Self {
+        Self {
+            id: u.id,
+            email: u.email,
+            first_name: u.first_name,
+            last_name: u.last_name,
+            company: u.company,
+            is_active: u.is_active,
+            is_verified: u.is_verified,
+            roles,
+            created_at: u.created_at,
+            last_login_at: u.last_login_at,
+        }
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.roles.iter().any(|r| r == "admin")
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Origin {
+    pub ip: String,
+    pub user_agent: String,
+}
+
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Profile, ServiceError>")]
+pub struct Register {
+    pub email: String,
+    pub password: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub company: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoginOutcome {
+    pub profile: Profile,
+    pub access_token: String,
+    pub refresh_token: String,
+    pub expires_in: i64,
+    pub session_id: Uuid,
+}
+
+#[derive(Debug, Message)]
+#[rtype(result = "Result<LoginOutcome, ServiceError>")]
+pub struct Login {
+    pub email: String,
+    pub password: String,
+    pub origin: Origin,
+}
+
+#[derive(Debug, Message)]
+#[rtype(result = "Result<LoginOutcome, ServiceError>")]
+pub struct Refresh {
+    pub refresh_token: String,
+}
+
+#[derive(Debug, Message)]
+#[rtype(result = "Result<usize, ServiceError>")]
+pub struct Logout {
+    pub access_token: String,
+    pub all_sessions: bool,
+}
+
+/// What a valid access token says, once its session is known to be live.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenInfo {
+    pub user_id: Uuid,
+    pub email: String,
+    pub is_admin: bool,
+    pub session_id: Uuid,
+    pub permissions: Vec<String>,
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Message)]
+#[rtype(result = "Result<TokenInfo, ServiceError>")]
+pub struct ValidateToken {
+    pub token: String,
+}
+
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(Profile, Vec<String>), ServiceError>")]
+pub struct GetUser {
+    pub user_id: Uuid,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionState {
+    pub user_id: Uuid,
+    pub expires_at: DateTime<Utc>,
+    pub last_used_at: DateTime<Utc>,
+    pub revoked: Option<String>,
+}
+
+#[derive(Debug, Message)]
+#[rtype(result = "Result<SessionState, ServiceError>")]
+pub struct GetSession {
+    pub session_id: Uuid,
+}
+
+pub struct AuthActor {
+    core: Arc<AuthCore>,
+    slot: Slot<AuthActor>,
+    _link: ChildLink,
+}
+
+impl AuthActor {
+    pub fn child(core: Arc<AuthCore>, slot: Slot<AuthActor>) -> ChildSpec {
+        ChildSpec::worker("accounts", Restart::Permanent, move |link| {
+            let addr = AuthActor {
+                core: core.clone(),
+                slot: slot.clone(),
+                _link: link,
+            }
+            .start();
+            Ok(ChildHandle::from_addr(addr))
+        })
+    }
+}
+
+impl Actor for AuthActor {
+    type Context = Context<Self>;
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.slot.set(ctx.address());
+    }
+    fn stopped(&mut self, ctx: &mut Context<Self>) {
+        self.slot.clear(&ctx.address());
+    }
+}
+crate::impl_shutdown!(AuthActor);
+
+async fn hash_password(password: String, cost: u32) -> Result<String, ServiceError> {
+    tokio::task::spawn_blocking(move || bcrypt::hash(password, cost))
+        .await
+        .map_err(|e| ServiceError::Internal(format!("hashing task failed: {e}")))?
+        .map_err(|e| ServiceError::Internal(format!("bcrypt: {e}")))
+}
+
+async fn verify_password(password: String, hash: String) -> Result<bool, ServiceError> {
+    tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash))
+        .await
+        .map_err(|e| ServiceError::Internal(format!("hashing task failed: {e}")))?
+        .map_err(|e| ServiceError::Internal(format!("bcrypt: {e}")))
+}
+
+fn bad_credentials() -> ServiceError {
+    ServiceError::unauthenticated("invalid_credentials", "email or password is incorrect")
+}
+
+impl AuthCore {
+    /// Creates the hash checked for unknown e-mails.
+    pub fn dummy_hash(cost: u32) -> Result<String, String> {
+        bcrypt::hash(tokens::new_refresh_token(), cost).map_err(|e| e.to_string())
+    }
+
+    async fn register(self: Arc<Self>, r: Register) -> Result<Profile, ServiceError> {
+        let email = validate::email(&r.email)?;
+        validate::new_password(&r.password)?;
+        let first = validate::name("first_name", &r.first_name)?;
+        let last = validate::name("last_name", &r.last_name)?;
+        let company = validate::company(r.company.as_deref())?;
+        // Refuse a taken e-mail before paying for a hash; the unique index still decides races.
+        let mut conn = sdsim_schema::pool::get(&self.pool).await?;
+        if store::user_by_email(&mut conn, &email).await?.is_some() {
+            return Err(ServiceError::Conflict {
+                code: "email_taken".into(),
+                field: "email".into(),
+                message: "an account with this email already exists".into(),
+            });
+        }
+        drop(conn);
+        let hash = hash_password(r.password, self.bcrypt_cost).await?;
+        let mut conn = sdsim_schema::pool::get(&self.pool).await?;
+        let user = store::create_user(
+            &mut conn,
+            NewUser {
+                email: &email,
+                password_hash: &hash,
+                first_name: &first,
+                last_name: &last,
+                company: company.as_deref(),
+            },
+        )
+        .await?;
+        tracing::info!(user_id = %user.id, "account registered");
+        Ok(Profile::new(user, vec![store::DEFAULT_ROLE.to_string()]))
+    }
+
+    async fn login(self: Arc<Self>, l: Login) -> Result<LoginOutcome, ServiceError> {
+        let email = validate::email(&l.email).map_err(|e| match e {
+            // A malformed e-mail is a client error worth naming; it reveals nothing.
+            ServiceError::Invalid { .. } => e,
+            other => other,
+        })?;
+        validate::login_password(&l.password)?;
+        let mut conn = sdsim_schema::pool::get(&self.pool).await?;
+        let user = store::user_by_email(&mut conn, &email).await?;
+        drop(conn);
+        let Some(user) = user else {
+            // Same work as for a known e-mail, so timing does not reveal accounts.
+            let _ = verify_password(l.password, self.dummy_hash.clone()).await;
+            return Err(bad_credentials());
+        };
+        if !verify_password(l.password, user.password_hash.clone()).await? {
+            return Err(bad_credentials());
+        }
+        if !user.is_active {
+            return Err(ServiceError::unauthenticated(
+                "account_disabled",
+                "this account is disabled",
+            ));
+        }
+        let mut conn = sdsim_schema::pool::get(&self.pool).await?;
+        let (roles, _) = store::roles_and_permissions(&mut conn, user.id).await?;
+        let session_id = Uuid::new_v4();
+        let refresh = tokens::new_refresh_token();
+        let refresh_hash = tokens::hash_refresh_token(&refresh);
+        let now = Utc::now();
+        let session = store::start_session(
+            &mut conn,
+            NewSession {
+                id: session_id,
+                user_id: user.id,
+                refresh_token_hash: &refresh_hash,
+                ip: &l.origin.ip,
+                user_agent: &l.origin.user_agent,
+                expires_at: now + chrono::Duration::seconds(self.tokens.refresh_ttl),
+            },
+        )
+        .await?;
+        drop(conn);
+        let mut profile = Profile::new(user, roles);
+        profile.last_login_at = Some(session.created_at);
+        let (access, exp) =
+            self.tokens
+                .issue(profile.id, session_id, &profile.email, profile.is_admin(), now)?;
+        self.cache_session(session_id, true).await;
+        self.publish_login(&profile, session_id, session.created_at, &l.origin);
+        tracing::info!(user_id = %profile.id, %session_id, "login");
+        Ok(LoginOutcome {
+            profile,
+            access_token: access,
+            refresh_token: refresh,
+            expires_in: exp - now.timestamp(),
+            session_id,
+        })
+    }
+
+    fn publish_login(&self, p: &Profile, session_id: Uuid, at: DateTime<Utc>, o: &Origin) {
+        let event = LoginEvent {
+            user_id: p.id.to_string(),
+            email: p.email.clone(),
+            session_id: session_id.to_string(),
+            at,
+            ip: o.ip.clone(),
+            user_agent: o.user_agent.clone(),
+        };
+        let data = match serde_json::to_value(&event) {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot encode login event");
+                return;
+            }
+        };
+        let env = Envelope::new(kinds::AUTH_LOGIN, "auth", Some(p.id.to_string()), data);
+        self.events
+            .publish(self.ns.auth_events("login"), env.clone());
+        self.events
+            .publish(self.ns.user_notifications(&p.id.to_string()), env);
+    }
+
+    async fn refresh(self: Arc<Self>, r: Refresh) -> Result<LoginOutcome, ServiceError> {
+        if r.refresh_token.is_empty() || r.refresh_token.len() > 256 {
+            return Err(ServiceError::invalid("refresh_token", "refresh_token is missing or malformed"));
+        }
+        let now = Utc::now();
+        let new_refresh = tokens::new_refresh_token();
+        let mut conn = sdsim_schema::pool::get(&self.pool).await?;
+        let session = store::rotate_refresh(
+            &mut conn,
+            &tokens::hash_refresh_token(&r.refresh_token),
+            &tokens::hash_refresh_token(&new_refresh),
+            now,
+        )
+        .await?
+        .ok_or_else(|| {
+            ServiceError::unauthenticated(
+                "refresh_token_invalid",
+                "refresh token is unknown, already used, revoked or expired",
+            )
+        })?;
+        let user = store::user_by_id(&mut conn, session.user_id)
+            .await?
+            .ok_or_else(|| ServiceError::unauthenticated("refresh_token_invalid", "account no longer exists"))?;
+        let (roles, _) = store::roles_and_permissions(&mut conn, user.id).await?;
+        drop(conn);
+        let profile = Profile::new(user, roles);
+        let (access, exp) =
+            self.tokens
+                .issue(profile.id, session.id, &profile.email, profile.is_admin(), now)?;
+        Ok(LoginOutcome {
+            profile,
+            access_token: access,
+            refresh_token: new_refresh,
+            expires_in: exp - now.timestamp(),
+            session_id: session.id,
+        })
+    }
+
+    async fn logout(self: Arc<Self>, l: Logout) -> Result<usize, ServiceError> {
+        let info = self.clone().validate(&l.access_token).await?;
+        let mut conn = sdsim_schema::pool::get(&self.pool).await?;
+        let ended: Vec<Uuid> = if l.all_sessions {
+            store::revoke_all_sessions(&mut conn, info.user_id, "logout_all").await?
+        } else {
+            let n = store::revoke_session(&mut conn, info.session_id, "logout").await?;
+            if n > 0 {
+                vec![info.session_id]
+            } else {
+                vec![]
+            }
+        };
+        drop(conn);
+        for sid in &ended {
+            self.cache_session(*sid, false).await;
+        }
+        let env = Envelope::new(
+            kinds::AUTH_LOGOUT,
+            "auth",
+            Some(info.user_id.to_string()),
+            serde_json::json!({
+                "user_id": info.user_id.to_string(),
+                "session_ids": ended.iter().map(Uuid::to_string).collect::<Vec<_>>(),
+                "at": Utc::now(),
+            }),
+        );
+        self.events.publish(self.ns.auth_events("logout"), env);
+        Ok(ended.len())
+    }
+
+    /// Remembers a session's liveness in Redis so every gateway sees a revocation at once.
+    async fn cache_session(&self, session_id: Uuid, live: bool) {
+        let key = self.ns.session_cache(&session_id.to_string());
+        let mut conn = self.redis.clone();
+        let (value, ttl) = if live {
+            ("active", SESSION_CACHE_SECONDS)
+        } else {
+            ("revoked", self.tokens.access_ttl.max(1) as u64 + 60)
+        };
+        let res: redis::RedisResult<()> = redis::cmd("SET")
+            .arg(&key)
+            .arg(value)
+            .arg("EX")
+            .arg(ttl)
+            .query_async(&mut conn)
+            .await;
+        if let Err(e) = res {
+            tracing::warn!(error = %e, "session cache not updated");
+        }
+    }
+
+    async fn session_live(&self, session_id: Uuid) -> Result<bool, ServiceError> {
+        let key = self.ns.session_cache(&session_id.to_string());
+        let mut conn = self.redis.clone();
+        let cached: redis::RedisResult<Option<String>> =
+            redis::cmd("GET").arg(&key).query_async(&mut conn).await;
+        match cached.ok().flatten().as_deref() {
+            Some("active") => return Ok(true),
+            Some("revoked") => return Ok(false),
+            _ => {}
+        }
+        let mut db = sdsim_schema::pool::get(&self.pool).await?;
+        let live = store::session_by_id(&mut db, session_id)
+            .await?
+            .is_some_and(|s| s.revoked_at.is_none() && s.expires_at > Utc::now());
+        drop(db);
+        self.cache_session(session_id, live).await;
+        Ok(live)
+    }
+
+    pub async fn validate(self: Arc<Self>, token: &str) -> Result<TokenInfo, ServiceError> {
+        let claims = self.tokens.verify(token)?;
+        let bad = || ServiceError::unauthenticated("token_malformed", "token is malformed");
+        let user_id: Uuid = claims.sub.parse().map_err(|_| bad())?;
+        let session_id: Uuid = claims.sid.parse().map_err(|_| bad())?;
+        if !self.session_live(session_id).await? {
+            return Err(ServiceError::unauthenticated(
+                "token_revoked",
+                "this session has ended; log in again",
+            ));
+        }
+        let mut conn = sdsim_schema::pool::get(&self.pool).await?;
+        let (_, permissions) = store::roles_and_permissions(&mut conn, user_id).await?;
+        Ok(TokenInfo {
+            user_id,
+            email: claims.email,
+            is_admin: claims.adm,
+            session_id,
+            permissions,
+            expires_at: claims.exp,
+        })
+    }
+
+    async fn get_user(self: Arc<Self>, user_id: Uuid) -> Result<(Profile, Vec<String>), ServiceError> {
+        let mut conn = sdsim_schema::pool::get(&self.pool).await?;
+        let user = store::user_by_id(&mut conn, user_id)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(format!("no user {user_id}")))?;
+        let (roles, perms) = store::roles_and_permissions(&mut conn, user_id).await?;
+        Ok((Profile::new(user, roles), perms))
+    }
+
+    async fn get_session(self: Arc<Self>, id: Uuid) -> Result<SessionState, ServiceError> {
+        let mut conn = sdsim_schema::pool::get(&self.pool).await?;
+        let s = store::session_by_id(&mut conn, id)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(format!("no session {id}")))?;
+        let revoked = match (&s.revoked_at, s.expires_at <= Utc::now()) {
+            (Some(_), _) => Some(s.revoked_reason.clone().unwrap_or_else(|| "revoked".into())),
+            (None, true) => Some("expired".into()),
+            (None, false) => None,
+        };
+        Ok(SessionState {
+            user_id: s.user_id,
+            expires_at: s.expires_at,
+            last_used_at: s.last_used_at,
+            revoked,
+        })
+    }
+}
+
+macro_rules! forward {
+    ($msg:ty, $out:ty, |$core:ident, $m:ident| $body:expr) => {
+        impl Handler<$msg> for AuthActor {
+            type Result = ResponseFuture<Result<$out, ServiceError>>;
+            fn handle(&mut self, $m: $msg, _: &mut Context<Self>) -> Self::Result {
+                let $core = self.core.clone();
+                Box::pin(async move { $body.await })
+            }
+        }
+    };
+}
+
+forward!(Register, Profile, |core, m| core.register(m));
+forward!(Login, LoginOutcome, |core, m| core.login(m));
+forward!(Refresh, LoginOutcome, |core, m| core.refresh(m));
+forward!(Logout, usize, |core, m| core.logout(m));
+forward!(ValidateToken, TokenInfo, |core, m| async move {
+    core.validate(&m.token).await
+});
+forward!(GetUser, (Profile, Vec<String>), |core, m| core.get_user(m.user_id));
+forward!(GetSession, SessionState, |core, m| core.get_session(m.session_id));
+
+/// Sends a message to the live auth actor, or says the service is restarting.
+pub async fn call<M>(slot: &Slot<AuthActor>, msg: M) -> Result<M::Result, ServiceError>
+where
+    M: Message + Send + 'static,
+    M::Result: Send,
+    AuthActor: Handler<M>,
+{
+    let addr = slot
+        .get()
+        .ok_or_else(|| ServiceError::Unavailable("auth service is restarting".into()))?;
+    Ok(addr.send(msg).await?)
+}

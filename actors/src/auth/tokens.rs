@@ -1,0 +1,243 @@
+//! Access tokens (JWT, HS256 with a `kid`) and refresh tokens (random, stored hashed).
+
+use crate::config::AuthSettings;
+use crate::error::ServiceError;
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+/// Claims of an access token.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Claims {
+    pub sub: String,
+    /// Session id: revoking the session revokes the token.
+    pub sid: String,
+    pub email: String,
+    pub adm: bool,
+    pub iat: i64,
+    pub nbf: i64,
+    pub exp: i64,
+    pub iss: String,
+    pub aud: String,
+    pub jti: String,
+}
+
+pub struct TokenService {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    key_id: String,
+    issuer: String,
+    audience: String,
+    pub access_ttl: i64,
+    pub refresh_ttl: i64,
+}
+
+impl std::fmt::Debug for TokenService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenService")
+            .field("key_id", &self.key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokenService {
+    pub fn new(settings: &AuthSettings, secret: &[u8]) -> Self {
+        // The algorithm is fixed here; a token claiming any other (including `none`) fails.
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_audience(&[settings.audience.as_str()]);
+        validation.set_issuer(&[settings.issuer.as_str()]);
+        validation.set_required_spec_claims(&["exp", "nbf", "iat", "sub", "iss", "aud"]);
+        validation.validate_nbf = true;
+        validation.leeway = settings.leeway_seconds;
+        Self {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+            key_id: settings.jwt_key_id.clone(),
+            issuer: settings.issuer.clone(),
+            audience: settings.audience.clone(),
+            access_ttl: settings.access_ttl_seconds,
+            refresh_ttl: settings.refresh_ttl_seconds,
+        }
+    }
+
+    /// Signs an access token for a session; returns it and its expiry.
+    pub fn issue(
+        &self,
+        user_id: Uuid,
+        session_id: Uuid,
+        email: &str,
+        is_admin: bool,
+        now: DateTime<Utc>,
+    ) -> Result<(String, i64), ServiceError> {
+        let iat = now.timestamp();
+        let claims = Claims {
+            sub: user_id.to_string(),
+            sid: session_id.to_string(),
+            email: email.to_string(),
+            adm: is_admin,
+            iat,
+            nbf: iat,
+            exp: iat + self.access_ttl,
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+            jti: Uuid::new_v4().to_string(),
+        };
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some(self.key_id.clone());
+        let token = encode(&header, &claims, &self.encoding)
+            .map_err(|e| ServiceError::Internal(format!("cannot sign token: {e}")))?;
+        Ok((token, claims.exp))
+    }
+
+    /// Checks signature, algorithm, `kid`, `exp`, `nbf`, `iss` and `aud`. Says why it refuses.
+    pub fn verify(&self, token: &str) -> Result<Claims, ServiceError> {
+        use jsonwebtoken::errors::ErrorKind as K;
+        if token.is_empty() {
+            return Err(ServiceError::unauthenticated("token_missing", "no token given"));
+        }
+        if token.len() > 8 * 1024 {
+            return Err(ServiceError::unauthenticated("token_malformed", "token is too long"));
+        }
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|_| ServiceError::unauthenticated("token_malformed", "token is malformed"))?;
+        if header.alg != Algorithm::HS256 {
+            return Err(ServiceError::unauthenticated(
+                "token_bad_algorithm",
+                "token is signed with an algorithm this server does not accept",
+            ));
+        }
+        if header.kid.as_deref() != Some(self.key_id.as_str()) {
+            return Err(ServiceError::unauthenticated(
+                "token_unknown_key",
+                "token is signed with an unknown key",
+            ));
+        }
+        decode::<Claims>(token, &self.decoding, &self.validation)
+            .map(|d| d.claims)
+            .map_err(|e| {
+                let (code, msg) = match e.kind() {
+                    K::ExpiredSignature => ("token_expired", "token has expired"),
+                    K::ImmatureSignature => ("token_not_yet_valid", "token is not valid yet"),
+                    K::InvalidSignature => ("token_bad_signature", "token signature is invalid"),
+                    K::InvalidAudience => ("token_bad_audience", "token is for another audience"),
+                    K::InvalidIssuer => ("token_bad_issuer", "token is from another issuer"),
+                    K::InvalidAlgorithm => (
+                        "token_bad_algorithm",
+                        "token is signed with an algorithm this server does not accept",
+                    ),
+                    K::MissingRequiredClaim(_) => ("token_malformed", "token lacks a required claim"),
+                    _ => ("token_malformed", "token is malformed"),
+                };
+                ServiceError::unauthenticated(code, msg)
+            })
+    }
+}
+
+/// A fresh refresh token: 256 random bits, URL-safe.
+pub fn new_refresh_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// What the database stores instead of a refresh token.
+pub fn hash_refresh_token(token: &str) -> String {
+    let digest = Sha256::digest(token.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> AuthSettings {
+        AuthSettings {
+            leeway_seconds: 0,
+            ..AuthSettings::default()
+        }
+    }
+
+    const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn issued_token_verifies() {
+        let ts = TokenService::new(&settings(), SECRET);
+        let (u, s) = (Uuid::new_v4(), Uuid::new_v4());
+        let (tok, exp) = ts.issue(u, s, "a@b.co", false, Utc::now()).unwrap();
+        let c = ts.verify(&tok).unwrap();
+        assert_eq!(c.sub, u.to_string());
+        assert_eq!(c.sid, s.to_string());
+        assert_eq!(c.exp, exp);
+    }
+
+    fn code(r: Result<Claims, ServiceError>) -> String {
+        r.unwrap_err().code().to_string()
+    }
+
+    #[test]
+    fn refuses_expired_future_tampered_foreign_and_none() {
+        let ts = TokenService::new(&settings(), SECRET);
+        let (u, s) = (Uuid::new_v4(), Uuid::new_v4());
+        let old = Utc::now() - chrono::Duration::hours(2);
+        let (tok, _) = ts.issue(u, s, "a@b.co", false, old).unwrap();
+        assert_eq!(code(ts.verify(&tok)), "token_expired");
+
+        let future = Utc::now() + chrono::Duration::hours(1);
+        let (tok, _) = ts.issue(u, s, "a@b.co", false, future).unwrap();
+        assert_eq!(code(ts.verify(&tok)), "token_not_yet_valid");
+
+        let (tok, _) = ts.issue(u, s, "a@b.co", false, Utc::now()).unwrap();
+        let mut parts: Vec<String> = tok.split('.').map(str::to_string).collect();
+        let claims = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(&parts[1])
+            .unwrap();
+        let tampered = String::from_utf8(claims).unwrap().replace("\"adm\":false", "\"adm\":true");
+        parts[1] = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(tampered);
+        assert_eq!(code(ts.verify(&parts.join("."))), "token_bad_signature");
+
+        let other = TokenService::new(&settings(), b"another-secret-another-secret-xx");
+        let (tok, _) = other.issue(u, s, "a@b.co", false, Utc::now()).unwrap();
+        assert_eq!(code(ts.verify(&tok)), "token_bad_signature");
+
+        let mut aud = settings();
+        aud.audience = "elsewhere".into();
+        let (tok, _) = TokenService::new(&aud, SECRET)
+            .issue(u, s, "a@b.co", false, Utc::now())
+            .unwrap();
+        assert_eq!(code(ts.verify(&tok)), "token_bad_audience");
+
+        let mut iss = settings();
+        iss.issuer = "mallory".into();
+        let (tok, _) = TokenService::new(&iss, SECRET)
+            .issue(u, s, "a@b.co", false, Utc::now())
+            .unwrap();
+        assert_eq!(code(ts.verify(&tok)), "token_bad_issuer");
+
+        // alg: none with the right kid
+        let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+        let none = format!(
+            "{}.{}.",
+            b64(r#"{"alg":"none","typ":"JWT","kid":"k1"}"#),
+            parts[1]
+        );
+        assert!(ts.verify(&none).is_err());
+        assert_eq!(code(ts.verify("not.a.jwt")), "token_malformed");
+        assert_eq!(code(ts.verify("")), "token_missing");
+    }
+
+    #[test]
+    fn refresh_tokens_are_random_and_hashed() {
+        let a = new_refresh_token();
+        let b = new_refresh_token();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 43);
+        assert_eq!(hash_refresh_token(&a).len(), 64);
+        assert_ne!(hash_refresh_token(&a), a);
+    }
+}

@@ -1,0 +1,288 @@
+//! Settings of every service. The binary fills them from a TOML file and `SDSIM_*` environment
+//! variables (see `sdsim/src/settings.rs`); every port, URL and limit lives here.
+
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+
+/// A secret that never prints.
+#[derive(Clone, Default, Deserialize, Serialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Unique id of this process in the mesh; random when empty.
+    pub instance_id: String,
+    pub database: DatabaseSettings,
+    pub redis: RedisSettings,
+    pub auth: AuthSettings,
+    pub gateway: GatewaySettings,
+    /// Where each service listens (gRPC and HTTP).
+    pub listen: ListenSettings,
+    /// Where the other services are reached (gRPC URLs). Defaults to the listen addresses.
+    pub upstream: UpstreamSettings,
+    pub supervision: SupervisionSettings,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            instance_id: String::new(),
+            database: DatabaseSettings::default(),
+            redis: RedisSettings::default(),
+            auth: AuthSettings::default(),
+            gateway: GatewaySettings::default(),
+            listen: ListenSettings::default(),
+            upstream: UpstreamSettings::default(),
+            supervision: SupervisionSettings::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseSettings {
+    pub url: Secret,
+    pub pool_size: usize,
+    /// Longest wait for a connection before a request fails with 503.
+    pub acquire_timeout_ms: u64,
+    /// Apply pending migrations when a service starts.
+    pub migrate_on_start: bool,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            url: Secret::new("postgres://postgres@127.0.0.1:5432/sdsim"),
+            pool_size: 16,
+            acquire_timeout_ms: 2_000,
+            migrate_on_start: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisSettings {
+    pub url: Secret,
+    /// Prepended to every key and channel (isolates deployments and tests).
+    pub prefix: String,
+    pub timeout_ms: u64,
+}
+
+impl Default for RedisSettings {
+    fn default() -> Self {
+        Self {
+            url: Secret::new("redis://127.0.0.1:6379/"),
+            prefix: String::new(),
+            timeout_ms: 1_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSettings {
+    /// HMAC key of access tokens (HS256). Must be at least 32 bytes.
+    pub jwt_secret: Secret,
+    /// `kid` header of the tokens signed with `jwt_secret`.
+    pub jwt_key_id: String,
+    pub issuer: String,
+    pub audience: String,
+    pub access_ttl_seconds: i64,
+    pub refresh_ttl_seconds: i64,
+    /// bcrypt cost (4..=31). 12 takes about 0.3 s of a core per hash.
+    pub bcrypt_cost: u32,
+    /// Clock skew tolerated on `exp`/`nbf`, in seconds.
+    pub leeway_seconds: u64,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            jwt_secret: Secret::default(),
+            jwt_key_id: "k1".into(),
+            issuer: "sdsim-auth".into(),
+            audience: "sdsim".into(),
+            access_ttl_seconds: 15 * 60,
+            refresh_ttl_seconds: 30 * 24 * 3600,
+            bcrypt_cost: 12,
+            leeway_seconds: 5,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GatewaySettings {
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+    /// Time a WebSocket client has to authenticate.
+    pub ws_auth_timeout_ms: u64,
+    pub ws_ping_interval_ms: u64,
+    /// A client silent for this long is dropped.
+    pub ws_client_timeout_ms: u64,
+    /// Frames queued for one slow client before it is closed with 4008.
+    pub ws_max_pending_frames: usize,
+    /// Deadline of a call to a backend service.
+    pub upstream_timeout_ms: u64,
+    pub upstream_connect_timeout_ms: u64,
+    /// actix-web worker threads; 0 means one per core.
+    pub workers: usize,
+    /// Trust `X-Forwarded-For` from the load balancer for the client address.
+    pub trust_forwarded_for: bool,
+}
+
+impl Default for GatewaySettings {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 64 * 1024,
+            ws_auth_timeout_ms: 5_000,
+            ws_ping_interval_ms: 10_000,
+            ws_client_timeout_ms: 30_000,
+            ws_max_pending_frames: 1_024,
+            upstream_timeout_ms: 5_000,
+            upstream_connect_timeout_ms: 1_000,
+            workers: 0,
+            trust_forwarded_for: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ListenSettings {
+    pub gateway_http: SocketAddr,
+    pub gateway_grpc: SocketAddr,
+    pub auth_grpc: SocketAddr,
+    pub auth_http: SocketAddr,
+    pub project_grpc: SocketAddr,
+    pub project_http: SocketAddr,
+    pub simulation_grpc: SocketAddr,
+    pub simulation_http: SocketAddr,
+}
+
+fn local(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+impl Default for ListenSettings {
+    fn default() -> Self {
+        use sdsim_protocols::ports::*;
+        Self {
+            gateway_http: local(GATEWAY_HTTP),
+            gateway_grpc: local(GATEWAY_GRPC),
+            auth_grpc: local(AUTH_GRPC),
+            auth_http: local(AUTH_HTTP),
+            project_grpc: local(PROJECT_GRPC),
+            project_http: local(PROJECT_HTTP),
+            simulation_grpc: local(SIMULATION_GRPC),
+            simulation_http: local(SIMULATION_HTTP),
+        }
+    }
+}
+
+/// gRPC URLs of the services, e.g. `http://127.0.0.1:9000`. Empty means "the listen address".
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UpstreamSettings {
+    pub auth: String,
+    pub project: String,
+    pub simulation: String,
+    pub gateway: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SupervisionSettings {
+    pub max_restarts: u32,
+    pub period_seconds: u64,
+    pub backoff_base_ms: u64,
+    pub backoff_max_ms: u64,
+    pub backoff_jitter: f64,
+}
+
+impl Default for SupervisionSettings {
+    fn default() -> Self {
+        Self {
+            max_restarts: 10,
+            period_seconds: 60,
+            backoff_base_ms: 50,
+            backoff_max_ms: 10_000,
+            backoff_jitter: 0.2,
+        }
+    }
+}
+
+impl SupervisionSettings {
+    pub fn intensity(&self) -> crate::supervision::Intensity {
+        crate::supervision::Intensity {
+            max_restarts: self.max_restarts,
+            period: std::time::Duration::from_secs(self.period_seconds.max(1)),
+        }
+    }
+    pub fn backoff(&self) -> crate::supervision::Backoff {
+        crate::supervision::Backoff {
+            base: std::time::Duration::from_millis(self.backoff_base_ms),
+            max: std::time::Duration::from_millis(self.backoff_max_ms.max(self.backoff_base_ms)),
+            jitter: self.backoff_jitter.clamp(0.0, 1.0),
+        }
+    }
+}
+
+/// Problems with a [`Settings`], each naming the setting.
+pub fn validate(s: &Settings) -> Result<(), Vec<String>> {
+    let mut errors = Vec::new();
+    if s.database.pool_size == 0 {
+        errors.push("database.pool_size must be at least 1".into());
+    }
+    if !(4..=31).contains(&s.auth.bcrypt_cost) {
+        errors.push(format!(
+            "auth.bcrypt_cost must be between 4 and 31, got {}",
+            s.auth.bcrypt_cost
+        ));
+    }
+    if !s.auth.jwt_secret.is_empty() && s.auth.jwt_secret.expose().len() < 32 {
+        errors.push("auth.jwt_secret must be at least 32 bytes".into());
+    }
+    if s.auth.access_ttl_seconds <= 0 || s.auth.refresh_ttl_seconds <= s.auth.access_ttl_seconds {
+        errors.push(
+            "auth.access_ttl_seconds must be positive and below auth.refresh_ttl_seconds".into(),
+        );
+    }
+    if s.gateway.max_body_bytes < 1024 {
+        errors.push("gateway.max_body_bytes must be at least 1024".into());
+    }
+    if s.gateway.ws_ping_interval_ms == 0
+        || s.gateway.ws_client_timeout_ms <= s.gateway.ws_ping_interval_ms
+    {
+        errors.push(
+            "gateway.ws_client_timeout_ms must be greater than gateway.ws_ping_interval_ms (> 0)"
+                .into(),
+        );
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
+}

@@ -1,0 +1,172 @@
+//! Supervised actors that own a listener: a tonic gRPC server or an actix-web HTTP server.
+//!
+//! Listeners are bound once, before the tree starts (port 0 works), and cloned at each
+//! (re)start, so a restarted server serves on the same port and no connection is refused
+//! in between by another process grabbing it.
+
+use crate::supervision::{ChildHandle, ChildLink, ChildSpec, Restart, StartError};
+use actix::prelude::*;
+use std::net::TcpListener;
+use std::sync::Arc;
+
+/// Builds a gRPC router at each (re)start.
+pub type RouterFactory = Arc<dyn Fn() -> tonic::service::Routes + Send + Sync>;
+
+/// Serves gRPC on a listener until stopped; a server error stops it as a failure.
+pub struct GrpcServer {
+    name: String,
+    listener: TcpListener,
+    routes: RouterFactory,
+    link: ChildLink,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl GrpcServer {
+    /// A permanent child serving `routes` on `listener`.
+    pub fn child(name: &str, listener: TcpListener, routes: RouterFactory) -> ChildSpec {
+        let name = name.to_string();
+        ChildSpec::worker(name.clone(), Restart::Permanent, move |link| {
+            let listener = listener
+                .try_clone()
+                .map_err(|e| StartError(format!("cannot clone listener: {e}")))?;
+            let addr = GrpcServer {
+                name: name.clone(),
+                listener,
+                routes: routes.clone(),
+                link,
+                shutdown: None,
+            }
+            .start();
+            Ok(ChildHandle::from_addr(addr))
+        })
+    }
+}
+
+impl Actor for GrpcServer {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let listener = match self
+            .listener
+            .try_clone()
+            .and_then(|l| {
+                l.set_nonblocking(true)?;
+                Ok(l)
+            })
+            .and_then(tokio::net::TcpListener::from_std)
+        {
+            Ok(l) => l,
+            Err(e) => {
+                self.link.fail(format!("cannot use listener: {e}"));
+                ctx.stop();
+                return;
+            }
+        };
+        let local = listener.local_addr().ok();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        self.shutdown = Some(tx);
+        let routes = (self.routes)();
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        let serve = tonic::transport::Server::builder()
+            .tcp_nodelay(true)
+            .add_routes(routes)
+            .serve_with_incoming_shutdown(incoming, async {
+                let _ = rx.await;
+            });
+        tracing::info!(server = %self.name, addr = ?local, "gRPC server listening");
+        // Run the server on its own task so it is not tied to this actor's poll loop;
+        // watch the task from here.
+        let task = tokio::spawn(serve);
+        ctx.spawn(
+            async move { task.await }
+                .into_actor(self)
+                .map(|res, act, ctx| {
+                    match res {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => act.link.fail(format!("gRPC server error: {e}")),
+                        Err(e) => act.link.fail(format!("gRPC server task ended: {e}")),
+                    }
+                    ctx.stop();
+                }),
+        );
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+crate::impl_shutdown!(GrpcServer);
+
+/// Builds and starts an actix-web server on a listener (called at each (re)start).
+pub type HttpFactory =
+    Arc<dyn Fn(TcpListener) -> std::io::Result<actix_web::dev::Server> + Send + Sync>;
+
+/// Serves HTTP with actix-web until stopped.
+pub struct HttpServer {
+    name: String,
+    listener: TcpListener,
+    factory: HttpFactory,
+    link: ChildLink,
+    handle: Option<actix_web::dev::ServerHandle>,
+}
+
+impl HttpServer {
+    pub fn child(name: &str, listener: TcpListener, factory: HttpFactory) -> ChildSpec {
+        let name = name.to_string();
+        ChildSpec::worker(name.clone(), Restart::Permanent, move |link| {
+            let listener = listener
+                .try_clone()
+                .map_err(|e| StartError(format!("cannot clone listener: {e}")))?;
+            let addr = HttpServer {
+                name: name.clone(),
+                listener,
+                factory: factory.clone(),
+                link,
+                handle: None,
+            }
+            .start();
+            Ok(ChildHandle::from_addr(addr))
+        })
+    }
+}
+
+impl Actor for HttpServer {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let listener = match self.listener.try_clone() {
+            Ok(l) => l,
+            Err(e) => {
+                self.link.fail(format!("cannot clone listener: {e}"));
+                ctx.stop();
+                return;
+            }
+        };
+        let local = listener.local_addr().ok();
+        match (self.factory)(listener) {
+            Ok(server) => {
+                tracing::info!(server = %self.name, addr = ?local, "HTTP server listening");
+                self.handle = Some(server.handle());
+                ctx.spawn(server.into_actor(self).map(|res, act, ctx| {
+                    if let Err(e) = res {
+                        act.link.fail(format!("HTTP server error: {e}"));
+                    }
+                    ctx.stop();
+                }));
+            }
+            Err(e) => {
+                self.link.fail(format!("cannot start HTTP server: {e}"));
+                ctx.stop();
+            }
+        }
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        if let Some(handle) = self.handle.take() {
+            actix_rt::spawn(async move { handle.stop(true).await });
+        }
+    }
+}
+crate::impl_shutdown!(HttpServer);

@@ -1,0 +1,160 @@
+//! The supervision trees of the backend services (auth, project, simulation).
+//!
+//! ```text
+//! auth (one_for_one)                 project (one_for_one)      simulation (one_for_one)
+//! ├── event_bridge   (Redis out)     ├── grpc  (:10000)         ├── grpc  (:11000)
+//! ├── accounts       (AuthActor)     └── http  (:10001)         └── http  (:11001)
+//! ├── grpc           (:9000)
+//! └── http           (:9001)
+//! ```
+
+use crate::admin::{self, AdminState};
+use crate::auth::grpc::AuthGrpc;
+use crate::auth::service::{AuthActor, AuthCore};
+use crate::auth::tokens::TokenService;
+use crate::backend::{ProjectGrpc, SimulationGrpc};
+use crate::config::Settings;
+use crate::events::{EventBridge, EventSink};
+use crate::grpc::with_standard_services;
+use crate::health::HealthProbe;
+use crate::metrics::Metrics;
+use crate::server::{GrpcServer, HttpServer};
+use crate::slot::Slot;
+use crate::supervision::{Strategy, SupervisorSpec, TreeView};
+use redis::aio::ConnectionManager;
+use sdsim_protocols::names::Namespace;
+use sdsim_protocols::proto;
+use sdsim_schema::DbPool;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What every service of a process shares.
+#[derive(Clone)]
+pub struct Shared {
+    pub settings: Settings,
+    pub instance_id: String,
+    pub metrics: Arc<Metrics>,
+    pub view: TreeView,
+    pub ns: Namespace,
+    pub started: Instant,
+    pub pool: DbPool,
+    pub redis: ConnectionManager,
+}
+
+impl Shared {
+    pub fn probe(&self, with_db: bool) -> HealthProbe {
+        HealthProbe {
+            instance_id: self.instance_id.clone(),
+            started: self.started,
+            pool: with_db.then(|| self.pool.clone()),
+            redis: Some(self.redis.clone()),
+            timeout: Duration::from_millis(self.settings.redis.timeout_ms.max(100)),
+        }
+    }
+
+    fn spec(&self, service: &str, strategy: Strategy) -> SupervisorSpec {
+        SupervisorSpec::new(service, service, strategy)
+            .intensity(self.settings.supervision.intensity())
+            .backoff(self.settings.supervision.backoff())
+    }
+}
+
+/// The auth service's tree. `secret` is the resolved JWT key.
+pub fn auth_tree(
+    shared: &Shared,
+    secret: &[u8],
+    grpc: TcpListener,
+    http: TcpListener,
+) -> Result<SupervisorSpec, String> {
+    let s = &shared.settings.auth;
+    let dummy_hash = AuthCore::dummy_hash(s.bcrypt_cost)?;
+    let bridge_slot: Slot<EventBridge> = Slot::new();
+    let core = Arc::new(AuthCore {
+        pool: shared.pool.clone(),
+        tokens: TokenService::new(s, secret),
+        bcrypt_cost: s.bcrypt_cost,
+        dummy_hash,
+        events: EventSink::new(bridge_slot.clone()),
+        redis: shared.redis.clone(),
+        ns: shared.ns.clone(),
+    });
+    let actor_slot: Slot<AuthActor> = Slot::new();
+    let adapter = AuthGrpc {
+        slot: actor_slot.clone(),
+        metrics: shared.metrics.clone(),
+        health: shared.probe(true),
+    };
+    let routes = Arc::new(move || {
+        let mut b = tonic::service::Routes::builder();
+        b.add_service(proto::auth::auth_service_server::AuthServiceServer::new(adapter.clone()));
+        with_standard_services(b, &["auth.AuthService"]).routes()
+    });
+    Ok(shared
+        .spec("auth", Strategy::OneForOne)
+        .child(EventBridge::child(
+            shared.redis.clone(),
+            shared.metrics.clone(),
+            bridge_slot,
+        ))
+        .child(AuthActor::child(core, actor_slot))
+        .child(GrpcServer::child("grpc", grpc, routes))
+        .child(HttpServer::child(
+            "http",
+            http,
+            admin::http_factory(admin_state(shared, "auth", true)),
+        )))
+}
+
+fn admin_state(shared: &Shared, service: &'static str, with_db: bool) -> AdminState {
+    AdminState {
+        service,
+        metrics: shared.metrics.clone(),
+        view: shared.view.clone(),
+        probe: shared.probe(with_db),
+    }
+}
+
+pub fn project_tree(shared: &Shared, grpc: TcpListener, http: TcpListener) -> SupervisorSpec {
+    let adapter = ProjectGrpc {
+        health: shared.probe(true),
+    };
+    let routes = Arc::new(move || {
+        let mut b = tonic::service::Routes::builder();
+        b.add_service(proto::project::project_service_server::ProjectServiceServer::new(
+            adapter.clone(),
+        ));
+        with_standard_services(b, &["project.ProjectService"]).routes()
+    });
+    shared
+        .spec("project", Strategy::OneForOne)
+        .child(GrpcServer::child("grpc", grpc, routes))
+        .child(HttpServer::child(
+            "http",
+            http,
+            admin::http_factory(admin_state(shared, "project", true)),
+        ))
+}
+
+pub fn simulation_tree(shared: &Shared, grpc: TcpListener, http: TcpListener) -> SupervisorSpec {
+    let adapter = SimulationGrpc {
+        health: shared.probe(true),
+    };
+    let routes = Arc::new(move || {
+        let mut b = tonic::service::Routes::builder();
+        b.add_service(
+            proto::simulation::simulation_service_server::SimulationServiceServer::new(
+                adapter.clone(),
+            ),
+        );
+        with_standard_services(b, &["simulation.SimulationService"]).routes()
+    });
+    shared
+        .spec("simulation", Strategy::OneForOne)
+        .child(GrpcServer::child("grpc", grpc, routes))
+        .child(HttpServer::child(
+            "http",
+            http,
+            admin::http_factory(admin_state(shared, "simulation", true)),
+        ))
+}
