@@ -1,5 +1,6 @@
 //! The HTTP port of a backend service: `/health`, `/metrics` and `/admin/supervision`
-//! (the process's live supervision tree as JSON).
+//! (the process's live supervision tree as JSON), and, when `admin.fault_injection` is on,
+//! `POST /admin/supervision/{supervisor}/{child}/crash` to make a supervised actor panic.
 
 use crate::health::HealthProbe;
 use crate::metrics::Metrics;
@@ -14,10 +15,37 @@ pub struct AdminState {
     pub metrics: Arc<Metrics>,
     pub view: TreeView,
     pub probe: HealthProbe,
+    pub fault_injection: bool,
 }
 
-/// Registers `/metrics` and `/admin/supervision` on any actix-web app.
-pub fn configure_common(cfg: &mut web::ServiceConfig, metrics: Arc<Metrics>, view: TreeView) {
+/// Registers `/metrics` and `/admin/supervision` (and, with `fault_injection`, the crash
+/// endpoint) on any actix-web app.
+pub fn configure_common(
+    cfg: &mut web::ServiceConfig,
+    metrics: Arc<Metrics>,
+    view: TreeView,
+    fault_injection: bool,
+) {
+    if fault_injection {
+        let v = view.clone();
+        cfg.route(
+            "/admin/supervision/{supervisor}/{child}/crash",
+            web::post().to(move |path: web::Path<(String, String)>| {
+                let v = v.clone();
+                async move {
+                    let (supervisor, child) = path.into_inner();
+                    match v.inject_fault(&supervisor, &child).await {
+                        Ok(()) => HttpResponse::Accepted().json(serde_json::json!({
+                            "crashed": {"supervisor": supervisor, "child": child}
+                        })),
+                        Err(message) => HttpResponse::NotFound().json(serde_json::json!({
+                            "error": {"code": "not_found", "message": message, "field": "child"}
+                        })),
+                    }
+                }
+            }),
+        );
+    }
     let m = metrics.clone();
     cfg.route(
         "/metrics",
@@ -76,7 +104,9 @@ pub fn http_factory(state: AdminState) -> HttpFactory {
             App::new()
                 .app_data(web::Data::new(s.clone()))
                 .route("/health", web::get().to(health))
-                .configure(|cfg| configure_common(cfg, s.metrics.clone(), s.view.clone()))
+                .configure(|cfg| {
+                    configure_common(cfg, s.metrics.clone(), s.view.clone(), s.fault_injection)
+                })
         })
         .workers(1)
         .disable_signals()

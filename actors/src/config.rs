@@ -41,6 +41,16 @@ pub struct Settings {
     /// Where the other services are reached (gRPC URLs). Defaults to the listen addresses.
     pub upstream: UpstreamSettings,
     pub supervision: SupervisionSettings,
+    pub admin: AdminSettings,
+}
+
+/// Operator endpoints on each service's HTTP port.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminSettings {
+    /// Allow `POST /admin/supervision/{supervisor}/{child}/crash` (chaos drills, tests).
+    /// Off by default: never expose it where clients can reach it.
+    pub fault_injection: bool,
 }
 
 impl Default for Settings {
@@ -54,6 +64,7 @@ impl Default for Settings {
             listen: ListenSettings::default(),
             upstream: UpstreamSettings::default(),
             supervision: SupervisionSettings::default(),
+            admin: AdminSettings::default(),
         }
     }
 }

@@ -66,7 +66,7 @@ impl Actor for EventBridge {
         self.slot.clear(&ctx.address());
     }
 }
-crate::impl_shutdown!(EventBridge);
+crate::impl_supervised!(EventBridge);
 
 impl Handler<Publish> for EventBridge {
     type Result = ResponseFuture<()>;

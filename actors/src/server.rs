@@ -97,7 +97,7 @@ impl Actor for GrpcServer {
         }
     }
 }
-crate::impl_shutdown!(GrpcServer);
+crate::impl_supervised!(GrpcServer);
 
 /// Builds and starts an actix-web server on a listener (called at each (re)start).
 pub type HttpFactory =
@@ -169,4 +169,4 @@ impl Actor for HttpServer {
         }
     }
 }
-crate::impl_shutdown!(HttpServer);
+crate::impl_supervised!(HttpServer);

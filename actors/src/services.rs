@@ -106,12 +106,13 @@ pub fn auth_tree(
         )))
 }
 
-fn admin_state(shared: &Shared, service: &'static str, with_db: bool) -> AdminState {
+pub fn admin_state(shared: &Shared, service: &'static str, with_db: bool) -> AdminState {
     AdminState {
         service,
         metrics: shared.metrics.clone(),
         view: shared.view.clone(),
         probe: shared.probe(with_db),
+        fault_injection: shared.settings.admin.fault_injection,
     }
 }
 

@@ -87,6 +87,13 @@ impl Namespace {
         self.name(format_args!("auth:session:{session_id}"))
     }
 
+    /// The user id of a (prefixed) `notifications:user:{id}` channel.
+    pub fn notification_user<'a>(&self, channel: &'a str) -> Option<&'a str> {
+        self.strip(channel)?
+            .strip_prefix("notifications:user:")
+            .filter(|id| !id.is_empty())
+    }
+
     /// Strips this namespace's prefix from a channel name received from Redis.
     pub fn strip<'a>(&self, channel: &'a str) -> Option<&'a str> {
         channel.strip_prefix(self.prefix.as_str())
@@ -96,6 +103,16 @@ impl Namespace {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn notification_user_reads_the_id_back() {
+        let ns = Namespace::new("t1:");
+        let ch = ns.user_notifications("42");
+        assert_eq!(ns.notification_user(&ch), Some("42"));
+        assert_eq!(ns.notification_user("notifications:user:42"), None);
+        assert_eq!(ns.notification_user("t1:notifications:user:"), None);
+        assert_eq!(ns.notification_user(&ns.system_announcements()), None);
+    }
 
     #[test]
     fn default_namespace_matches_the_seed_names() {

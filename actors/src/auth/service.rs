@@ -189,7 +189,7 @@ impl Actor for AuthActor {
         self.slot.clear(&ctx.address());
     }
 }
-crate::impl_shutdown!(AuthActor);
+crate::impl_supervised!(AuthActor);
 
 async fn hash_password(password: String, cost: u32) -> Result<String, ServiceError> {
     tokio::task::spawn_blocking(move || bcrypt::hash(password, cost))

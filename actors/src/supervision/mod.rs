@@ -12,6 +12,8 @@
 //! - panic detection: every child holds a [`ChildLink`]; its `Drop` reports the exit to the
 //!   supervisor, and `std::thread::panicking()` tells a panic from a normal stop (tokio drops a
 //!   task's future while unwinding when it panics);
+//! - fault injection: [`InjectFault`] makes a named child panic (operators turn it on with
+//!   `admin.fault_injection`; tests use it to prove restarts);
 //! - every restart counted in `sdsim_supervisor_restarts_total{service,supervisor,child,reason}`,
 //!   logged, and the live tree published to a [`TreeView`] that admin endpoints serve as JSON.
 
@@ -24,13 +26,14 @@ mod tree;
 pub use backoff::Backoff;
 pub use link::{ChildLink, ExitReason};
 pub use spec::{ChildHandle, ChildSpec, Intensity, Restart, StartError, Strategy, SupervisorSpec};
-pub use supervisor::{Shutdown, Supervisor};
+pub use supervisor::{Crash, InjectFault, Shutdown, Supervisor};
 pub use tree::{ChildStatus, TreeView};
 
-/// Implements [`actix::Handler<Shutdown>`] for an actor whose context is `Context<Self>`, so a
-/// supervisor can stop it (for one_for_all / rest_for_one restarts and orderly shutdown).
+/// Implements [`Shutdown`] and [`Crash`] for an actor whose context is `Context<Self>`, so a
+/// supervisor can stop it (for one_for_all / rest_for_one restarts and orderly shutdown) and
+/// an operator can inject a panic into it (fault injection, off unless configured).
 #[macro_export]
-macro_rules! impl_shutdown {
+macro_rules! impl_supervised {
     ($actor:ty) => {
         impl ::actix::Handler<$crate::supervision::Shutdown> for $actor {
             type Result = ();
@@ -40,6 +43,12 @@ macro_rules! impl_shutdown {
                 ctx: &mut ::actix::Context<Self>,
             ) {
                 ::actix::ActorContext::stop(ctx);
+            }
+        }
+        impl ::actix::Handler<$crate::supervision::Crash> for $actor {
+            type Result = ();
+            fn handle(&mut self, msg: $crate::supervision::Crash, _: &mut ::actix::Context<Self>) {
+                panic!("fault injected: {}", msg.0);
             }
         }
     };

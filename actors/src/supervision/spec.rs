@@ -47,17 +47,23 @@ impl Default for Intensity {
 pub struct ChildHandle {
     /// Asks the child to stop (it then drops its link, which reports the exit).
     pub stop: Box<dyn Fn()>,
+    /// Makes the child fail as if it had panicked (fault injection).
+    pub crash: Box<dyn Fn(String)>,
 }
 
 impl ChildHandle {
-    /// A handle for an actor that handles [`super::Shutdown`].
+    /// A handle for an actor that handles [`super::Shutdown`] and [`super::Crash`] (see
+    /// [`crate::impl_supervised!`]).
     pub fn from_addr<A>(addr: actix::Addr<A>) -> Self
     where
-        A: actix::Actor + actix::Handler<super::Shutdown>,
-        A::Context: actix::dev::ToEnvelope<A, super::Shutdown>,
+        A: actix::Actor + actix::Handler<super::Shutdown> + actix::Handler<super::Crash>,
+        A::Context: actix::dev::ToEnvelope<A, super::Shutdown>
+            + actix::dev::ToEnvelope<A, super::Crash>,
     {
+        let crash_addr = addr.clone();
         ChildHandle {
             stop: Box::new(move || addr.do_send(super::Shutdown)),
+            crash: Box::new(move |why| crash_addr.do_send(super::Crash(why))),
         }
     }
 }

@@ -189,6 +189,8 @@ impl Actor for Supervisor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        self.view
+            .register_control(&self.name, ctx.address().recipient());
         tracing::debug!(supervisor = %self.name, children = self.children.len(), "supervisor started");
         for idx in 0..self.children.len() {
             self.start_one(idx, ctx);
@@ -307,6 +309,47 @@ impl Handler<ChildExited> for Supervisor {
         } else {
             ctx.run_later(delay, start_group);
         }
+    }
+}
+
+/// Makes a supervised actor panic (an [`impl_supervised!`](crate::impl_supervised) actor), or a
+/// supervisor fail (it stops its children and exits as a failure, so its parent restarts it).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Crash(pub String);
+
+/// Asks a supervisor to crash one of its children, by id.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), String>")]
+pub struct InjectFault {
+    pub child: String,
+}
+
+impl Handler<InjectFault> for Supervisor {
+    type Result = Result<(), String>;
+    fn handle(&mut self, msg: InjectFault, _: &mut Context<Self>) -> Self::Result {
+        let child = self
+            .children
+            .iter()
+            .find(|c| c.spec.id == msg.child)
+            .ok_or_else(|| format!("supervisor {} has no child {}", self.name, msg.child))?;
+        let handle = child
+            .handle
+            .as_ref()
+            .ok_or_else(|| format!("child {} is not running", msg.child))?;
+        tracing::warn!(supervisor = %self.name, child = %msg.child, "fault injected");
+        (handle.crash)(format!("{}/{}", self.name, msg.child));
+        Ok(())
+    }
+}
+
+impl Handler<Crash> for Supervisor {
+    type Result = ();
+    fn handle(&mut self, msg: Crash, ctx: &mut Context<Self>) {
+        if let Some(link) = &self.link {
+            link.fail(format!("fault injected: {}", msg.0));
+        }
+        ctx.stop();
     }
 }
 

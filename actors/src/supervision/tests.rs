@@ -46,7 +46,7 @@ impl Actor for Worker {
             .or_default() += 1;
     }
 }
-crate::impl_shutdown!(Worker);
+crate::impl_supervised!(Worker);
 
 #[derive(Message)]
 #[rtype(result = "()")]

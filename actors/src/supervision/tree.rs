@@ -45,6 +45,7 @@ pub struct SupervisorSnapshot {
 #[derive(Debug, Clone, Default)]
 pub struct TreeView {
     inner: Arc<Mutex<BTreeMap<String, SupervisorSnapshot>>>,
+    controls: Arc<Mutex<BTreeMap<String, actix::Recipient<super::InjectFault>>>>,
 }
 
 impl TreeView {
@@ -56,6 +57,32 @@ impl TreeView {
         if let Ok(mut map) = self.inner.lock() {
             map.insert(snapshot.name.clone(), snapshot);
         }
+    }
+
+    pub(crate) fn register_control(
+        &self,
+        name: &str,
+        recipient: actix::Recipient<super::InjectFault>,
+    ) {
+        if let Ok(mut map) = self.controls.lock() {
+            map.insert(name.to_string(), recipient);
+        }
+    }
+
+    /// Makes `child` of `supervisor` crash (see [`super::InjectFault`]).
+    pub async fn inject_fault(&self, supervisor: &str, child: &str) -> Result<(), String> {
+        let recipient = self
+            .controls
+            .lock()
+            .ok()
+            .and_then(|m| m.get(supervisor).cloned())
+            .ok_or_else(|| format!("no supervisor named {supervisor}"))?;
+        recipient
+            .send(super::InjectFault {
+                child: child.to_string(),
+            })
+            .await
+            .map_err(|_| format!("supervisor {supervisor} is not running"))?
     }
 
     pub fn snapshot(&self, name: &str) -> Option<SupervisorSnapshot> {

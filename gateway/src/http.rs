@@ -1,0 +1,412 @@
+//! The gateway's REST API and WebSocket endpoint on port 8000.
+//!
+//! | route | what |
+//! | --- | --- |
+//! | `POST /api/auth/register` | create an account (auth `Register`) |
+//! | `POST /api/auth/login` | log in (auth `Login`, with the client's address and agent) |
+//! | `GET /api/auth/profile` | the caller's profile (auth `ValidateToken` + `GetProfile`) |
+//! | `GET /ws/notifications` | WebSocket of the user's live notifications |
+//! | `GET /health` | every backend, PostgreSQL and Redis; 503 naming what is down |
+//! | `GET /metrics`, `GET /admin/supervision` | Prometheus text; the live supervision tree |
+//!
+//! Every error is JSON (see [`crate::error`]); unknown routes and methods too.
+
+use crate::body::{ApiJson, BodyLimit};
+use crate::error::ApiError;
+use crate::registry::Registry;
+use crate::subscriber::NotificationSubscriber;
+use crate::upstream::Upstreams;
+use crate::ws::WsSession;
+use actix_web::dev::{Service, ServiceResponse};
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, App, HttpRequest, HttpResponse};
+use sdsim_actors::admin::configure_common;
+use sdsim_actors::config::GatewaySettings;
+use sdsim_actors::health::HealthProbe;
+use sdsim_actors::metrics::Metrics;
+use sdsim_actors::server::HttpFactory;
+use sdsim_actors::slot::Slot;
+use sdsim_actors::supervision::TreeView;
+use sdsim_protocols::proto::auth as pb;
+use serde::Deserialize;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Everything the handlers and session actors of one gateway share.
+#[derive(Clone)]
+pub struct GatewayState {
+    pub upstream: Upstreams,
+    pub registry: Registry,
+    pub subscriber: Slot<NotificationSubscriber>,
+    pub settings: GatewaySettings,
+    pub metrics: Arc<Metrics>,
+    pub view: TreeView,
+    pub probe: HealthProbe,
+    pub instance_id: String,
+    pub fault_injection: bool,
+}
+
+/// The factory of the gateway's HTTP server (called again at each restart).
+pub fn http_factory(state: GatewayState) -> HttpFactory {
+    Arc::new(move |listener| {
+        let state = state.clone();
+        let workers = match state.settings.workers {
+            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            n => n,
+        };
+        let server = actix_web::HttpServer::new(move || app(state.clone()))
+            .workers(workers)
+            .disable_signals()
+            .shutdown_timeout(2)
+            .listen(listener)?
+            .run();
+        Ok(server)
+    })
+}
+
+fn app(
+    state: GatewayState,
+) -> App<
+    impl actix_web::dev::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<actix_web::body::BoxBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let metrics = state.metrics.clone();
+    let view = state.view.clone();
+    let fault_injection = state.fault_injection;
+    let limit = BodyLimit(state.settings.max_body_bytes);
+    App::new()
+        .app_data(web::Data::new(state))
+        .app_data(limit)
+        .wrap_fn({
+            let metrics = metrics.clone();
+            move |req, srv| {
+                let start = Instant::now();
+                let method = req.method().to_string();
+                let metrics = metrics.clone();
+                let fut = srv.call(req);
+                async move {
+                    let res = fut.await?;
+                    let route = res
+                        .request()
+                        .match_pattern()
+                        .unwrap_or_else(|| "unmatched".to_string());
+                    metrics
+                        .http_request_seconds
+                        .with_label_values(&[&method, &route, res.status().as_str()])
+                        .observe(start.elapsed().as_secs_f64());
+                    Ok(res)
+                }
+            }
+        })
+        .service(json_resource("/api/auth/register").route(web::post().to(register)))
+        .service(json_resource("/api/auth/login").route(web::post().to(login)))
+        .service(json_resource("/api/auth/profile").route(web::get().to(profile)))
+        .service(json_resource("/health").route(web::get().to(health)))
+        .service(json_resource("/ws/notifications").route(web::get().to(ws_notifications)))
+        .configure(|cfg| configure_common(cfg, metrics, view, fault_injection))
+        .default_service(web::to(not_found))
+}
+
+/// A resource whose wrong-method answer is a JSON 405.
+fn json_resource(path: &str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(|req: HttpRequest| async move {
+        ApiError::method_not_allowed(req.method().as_str(), req.path()).error_response_json()
+    }))
+}
+
+async fn not_found(req: HttpRequest) -> HttpResponse {
+    ApiError::route_not_found(req.path()).error_response_json()
+}
+
+impl ApiError {
+    fn error_response_json(&self) -> HttpResponse {
+        actix_web::ResponseError::error_response(self)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Auth routes
+
+#[derive(Debug, Deserialize)]
+struct RegisterBody {
+    email: String,
+    password: String,
+    first_name: String,
+    last_name: String,
+    #[serde(default)]
+    company: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct LoginBody {
+    email: String,
+    password: String,
+}
+
+/// The client's address: the TCP peer, or the first `X-Forwarded-For` hop when the gateway
+/// sits behind a trusted load balancer.
+fn client_ip(req: &HttpRequest, trust_forwarded_for: bool) -> String {
+    if trust_forwarded_for {
+        if let Some(ip) = req.connection_info().realip_remote_addr() {
+            return ip.to_string();
+        }
+    }
+    req.peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_default()
+}
+
+fn user_agent(req: &HttpRequest) -> String {
+    req.headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.chars().take(512).collect())
+        .unwrap_or_default()
+}
+
+fn timestamp(secs: i64) -> serde_json::Value {
+    match chrono::DateTime::from_timestamp(secs, 0) {
+        Some(t) if secs > 0 => serde_json::Value::String(t.to_rfc3339()),
+        _ => serde_json::Value::Null,
+    }
+}
+
+fn user_json(u: &pb::UserProfile) -> serde_json::Value {
+    serde_json::json!({
+        "id": u.user_id,
+        "email": u.email,
+        "first_name": u.first_name,
+        "last_name": u.last_name,
+        "company": (!u.company.is_empty()).then_some(&u.company),
+        "is_active": u.is_active,
+        "is_verified": u.is_verified,
+        "is_admin": u.is_admin,
+        "roles": u.roles,
+        "created_at": timestamp(u.created_at),
+        "last_login": timestamp(u.last_login),
+    })
+}
+
+async fn register(
+    state: web::Data<GatewayState>,
+    req: HttpRequest,
+    body: ApiJson<RegisterBody>,
+) -> Result<HttpResponse, ApiError> {
+    let b = body.0;
+    let call = pb::RegisterRequest {
+        email: b.email,
+        password: b.password,
+        first_name: b.first_name,
+        last_name: b.last_name,
+        company: b.company,
+        ip: client_ip(&req, state.settings.trust_forwarded_for),
+        user_agent: user_agent(&req),
+    };
+    let up = &state.upstream;
+    let res = up
+        .call("auth", "Register", up.auth.clone().register(call))
+        .await?;
+    let user = res.user.unwrap_or_default();
+    Ok(HttpResponse::Created().json(serde_json::json!({ "user": user_json(&user) })))
+}
+
+async fn login(
+    state: web::Data<GatewayState>,
+    req: HttpRequest,
+    body: ApiJson<LoginBody>,
+) -> Result<HttpResponse, ApiError> {
+    let b = body.0;
+    let call = pb::LoginRequest {
+        email: b.email,
+        password: b.password,
+        ip: client_ip(&req, state.settings.trust_forwarded_for),
+        user_agent: user_agent(&req),
+    };
+    let up = &state.upstream;
+    let res = up.call("auth", "Login", up.auth.clone().login(call)).await?;
+    let user = res.user.unwrap_or_default();
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(serde_json::json!({
+            "user": user_json(&user),
+            "access_token": res.access_token,
+            "refresh_token": res.refresh_token,
+            "token_type": "Bearer",
+            "expires_in": res.expires_in,
+            "session_id": res.session_id,
+        })))
+}
+
+/// The bearer token of a request, or a 401 saying what is wrong with the header.
+pub fn bearer_token(req: &HttpRequest) -> Result<Option<String>, ApiError> {
+    let Some(value) = req.headers().get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = value.to_str().map_err(|_| {
+        ApiError::unauthorized("invalid_authorization", "the Authorization header is not text")
+    })?;
+    let (scheme, token) = value.trim().split_once(' ').ok_or_else(|| {
+        ApiError::unauthorized(
+            "invalid_authorization",
+            "the Authorization header must be `Bearer <access token>`",
+        )
+    })?;
+    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+        return Err(ApiError::unauthorized(
+            "invalid_authorization",
+            "the Authorization header must be `Bearer <access token>`",
+        ));
+    }
+    Ok(Some(token.trim().to_string()))
+}
+
+/// What a refused token's reason code means, in words.
+pub fn token_error_message(code: &str) -> &'static str {
+    match code {
+        "token_expired" => "the access token has expired",
+        "token_not_yet_valid" => "the access token is not valid yet",
+        "token_bad_signature" => "the access token's signature is invalid",
+        "token_bad_audience" => "the access token is for another audience",
+        "token_bad_issuer" => "the access token is from another issuer",
+        "token_bad_algorithm" => "the access token uses an algorithm this server does not accept",
+        "token_unknown_key" => "the access token is signed with an unknown key",
+        "session_revoked" | "revoked" => "the session of this token has ended",
+        _ => "the access token is invalid",
+    }
+}
+
+/// Validates the request's bearer token through auth; the token's user id on success.
+async fn authenticate(state: &GatewayState, req: &HttpRequest) -> Result<pb::ValidateTokenResponse, ApiError> {
+    let token = bearer_token(req)?.ok_or_else(|| {
+        ApiError::unauthorized(
+            "missing_token",
+            "this route needs an `Authorization: Bearer <access token>` header",
+        )
+    })?;
+    let up = &state.upstream;
+    let call = pb::ValidateTokenRequest {
+        token,
+        calling_service: "gateway".into(),
+        request_id: uuid::Uuid::new_v4().to_string(),
+    };
+    let v = up
+        .call("auth", "ValidateToken", up.auth.clone().validate_token(call))
+        .await?;
+    if !v.valid {
+        let code = if v.error.is_empty() { "invalid_token" } else { &v.error };
+        return Err(ApiError::unauthorized(code, token_error_message(code)));
+    }
+    Ok(v)
+}
+
+async fn profile(state: web::Data<GatewayState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let v = authenticate(&state, &req).await?;
+    let up = &state.upstream;
+    let call = pb::GetProfileRequest { user_id: v.user_id };
+    let user = up
+        .call("auth", "GetProfile", up.auth.clone().get_profile(call))
+        .await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(serde_json::json!({ "user": user_json(&user) })))
+}
+
+// ---------------------------------------------------------------------------------------
+// WebSocket
+
+async fn ws_notifications(
+    state: web::Data<GatewayState>,
+    req: HttpRequest,
+    stream: web::Payload,
+) -> Result<HttpResponse, actix_web::Error> {
+    // A malformed header is refused before the upgrade, with JSON like every REST error.
+    let token = bearer_token(&req)?;
+    let remote = client_ip(&req, state.settings.trust_forwarded_for);
+    let session = WsSession::new(state.get_ref().clone(), remote, token);
+    actix_web_actors::ws::start(session, &req, stream).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "websocket_upgrade_required",
+            format!("this endpoint speaks WebSocket only: {e}"),
+        )
+        .into()
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// Health
+
+const BACKENDS: [&str; 3] = ["auth", "project", "simulation"];
+
+async fn health(state: web::Data<GatewayState>) -> HttpResponse {
+    let deadline = Duration::from_millis(state.settings.upstream_timeout_ms.clamp(100, 2_000));
+    let up = &state.upstream;
+    let (auth, project, simulation, deps) = futures_util::join!(
+        up.health("auth", deadline),
+        up.health("project", deadline),
+        up.health("simulation", deadline),
+        state.probe.dependencies(),
+    );
+    let mut components = serde_json::Map::new();
+    let mut down = Vec::new();
+    for (name, res) in BACKENDS.iter().zip([auth, project, simulation]) {
+        let entry = match res {
+            Ok(h) if h.status == "SERVING" => serde_json::json!({
+                "healthy": true, "instance_id": h.instance_id, "version": h.version,
+                "uptime_seconds": h.uptime_seconds,
+            }),
+            Ok(h) => {
+                let failing: Vec<String> = h
+                    .dependencies
+                    .iter()
+                    .filter(|d| !d.healthy)
+                    .map(|d| format!("{}: {}", d.name, d.detail))
+                    .collect();
+                serde_json::json!({
+                    "healthy": false, "instance_id": h.instance_id,
+                    "detail": format!("{} reports {}; failing: {}", name, h.status, failing.join(", ")),
+                })
+            }
+            Err(e) => serde_json::json!({ "healthy": false, "detail": e.to_string() }),
+        };
+        if entry["healthy"] != true {
+            down.push(name.to_string());
+        }
+        components.insert(name.to_string(), entry);
+    }
+    for d in deps {
+        if !d.healthy {
+            down.push(d.name.clone());
+        }
+        components.insert(
+            d.name.clone(),
+            serde_json::json!({
+                "healthy": d.healthy,
+                "latency_ms": (d.latency_ms * 1000.0).round() / 1000.0,
+                "detail": (!d.detail.is_empty()).then_some(d.detail),
+            }),
+        );
+    }
+    let body = serde_json::json!({
+        "status": if down.is_empty() { "ok" } else { "degraded" },
+        "service": "gateway",
+        "instance_id": state.instance_id,
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_seconds": state.probe.started.elapsed().as_secs(),
+        "websocket_sessions": state.registry.len(),
+        "down": down,
+        "components": components,
+    });
+    if down.is_empty() {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable()
+            .insert_header((header::RETRY_AFTER, "5"))
+            .json(body)
+    }
+}

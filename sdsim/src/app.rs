@@ -1,0 +1,285 @@
+//! Building and running the services of one process.
+//!
+//! [`Application::bind`] binds every listener of the chosen services first (port 0 works, and
+//! a port in use is reported before anything starts); [`Application::run`] then migrates the
+//! database, connects the pools and starts one root supervisor per service. Services in the
+//! same process still call each other over gRPC on loopback, so `sdsim up` runs exactly the
+//! code path of four separate processes.
+
+use sdsim_actors::config::Settings;
+use sdsim_actors::events::connection_manager;
+use sdsim_actors::metrics::Metrics;
+use sdsim_actors::services::{self, Shared};
+use sdsim_actors::supervision::{Shutdown, Supervisor, SupervisorSpec, TreeView};
+use sdsim_gateway::UpstreamUrls;
+use sdsim_protocols::names::Namespace;
+use sdsim_protocols::Service;
+use sdsim_schema::migrate::{self, Direction};
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::{SocketAddr, TcpListener};
+use std::time::{Duration, Instant};
+
+/// The gRPC and HTTP addresses a service listens on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServiceAddrs {
+    pub grpc: SocketAddr,
+    pub http: SocketAddr,
+}
+
+struct Bound {
+    grpc: TcpListener,
+    http: TcpListener,
+}
+
+pub struct Application {
+    settings: Settings,
+    bound: BTreeMap<Service, Bound>,
+    addrs: BTreeMap<Service, ServiceAddrs>,
+}
+
+fn bind(what: &str, addr: SocketAddr) -> Result<TcpListener, String> {
+    let l = TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr} ({what}): {e}"))?;
+    l.set_nonblocking(true)
+        .map_err(|e| format!("cannot configure the {what} listener: {e}"))?;
+    Ok(l)
+}
+
+impl Application {
+    /// Binds the listeners of `services` as configured in `settings.listen`.
+    pub fn bind(settings: Settings, services: &[Service]) -> Result<Self, String> {
+        let l = &settings.listen;
+        let mut bound = BTreeMap::new();
+        let mut addrs = BTreeMap::new();
+        for &s in services {
+            let (g, h) = match s {
+                Service::Gateway => (l.gateway_grpc, l.gateway_http),
+                Service::Auth => (l.auth_grpc, l.auth_http),
+                Service::Project => (l.project_grpc, l.project_http),
+                Service::Simulation => (l.simulation_grpc, l.simulation_http),
+            };
+            let grpc = bind(&format!("listen.{s}_grpc"), g)?;
+            let http = bind(&format!("listen.{s}_http"), h)?;
+            let a = ServiceAddrs {
+                grpc: grpc.local_addr().map_err(|e| e.to_string())?,
+                http: http.local_addr().map_err(|e| e.to_string())?,
+            };
+            addrs.insert(s, a);
+            bound.insert(s, Bound { grpc, http });
+        }
+        Ok(Self {
+            settings,
+            bound,
+            addrs,
+        })
+    }
+
+    /// The bound addresses, by service.
+    pub fn addresses(&self) -> BTreeMap<Service, ServiceAddrs> {
+        self.addrs.clone()
+    }
+
+    /// The gRPC URL of `service`: configured, else this process's own listener, else the
+    /// configured listen address.
+    fn upstream_url(&self, service: Service) -> String {
+        let u = &self.settings.upstream;
+        let configured = match service {
+            Service::Gateway => &u.gateway,
+            Service::Auth => &u.auth,
+            Service::Project => &u.project,
+            Service::Simulation => &u.simulation,
+        };
+        if !configured.is_empty() {
+            return configured.clone();
+        }
+        let addr = match self.addrs.get(&service) {
+            Some(a) => a.grpc,
+            None => {
+                let l = &self.settings.listen;
+                match service {
+                    Service::Gateway => l.gateway_grpc,
+                    Service::Auth => l.auth_grpc,
+                    Service::Project => l.project_grpc,
+                    Service::Simulation => l.simulation_grpc,
+                }
+            }
+        };
+        let host = if addr.ip().is_unspecified() {
+            SocketAddr::from(([127, 0, 0, 1], addr.port()))
+        } else {
+            addr
+        };
+        format!("http://{host}")
+    }
+
+    /// Runs the services until `shutdown` resolves or a root supervisor gives up (an error).
+    /// Must be called inside an actix `System`.
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<(), String> {
+        let started = Instant::now();
+        let settings = self.settings.clone();
+        let instance_id = if settings.instance_id.is_empty() {
+            format!("sdsim-{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
+        } else {
+            settings.instance_id.clone()
+        };
+        let db_url = settings.database.url.expose().to_string();
+        let backends = [Service::Auth, Service::Project, Service::Simulation];
+        if settings.database.migrate_on_start && backends.iter().any(|s| self.bound.contains_key(s)) {
+            let applied = migrate::run(&db_url, Direction::Up)
+                .await
+                .map_err(|e| format!("cannot migrate the database: {e}"))?;
+            if !applied.is_empty() {
+                tracing::info!(migrations = ?applied, "database migrated");
+            }
+        }
+        let pool = sdsim_schema::pool::build(
+            &db_url,
+            settings.database.pool_size,
+            Duration::from_millis(settings.database.acquire_timeout_ms),
+        )
+        .map_err(|e| format!("database.url: {e}"))?;
+        let redis = connection_manager(
+            settings.redis.url.expose(),
+            Duration::from_millis(settings.redis.timeout_ms),
+        )
+        .map_err(|e| format!("redis.url: {e}"))?;
+        let shared = Shared {
+            settings: settings.clone(),
+            instance_id: instance_id.clone(),
+            metrics: Metrics::new(),
+            view: TreeView::new(),
+            ns: Namespace::new(settings.redis.prefix.clone()),
+            started,
+            pool,
+            redis,
+        };
+
+        let mut specs: Vec<SupervisorSpec> = Vec::new();
+        let urls = UpstreamUrls {
+            auth: self.upstream_url(Service::Auth),
+            project: self.upstream_url(Service::Project),
+            simulation: self.upstream_url(Service::Simulation),
+        };
+        for (service, b) in std::mem::take(&mut self.bound) {
+            let spec = match service {
+                Service::Gateway => sdsim_gateway::gateway_tree(&shared, &urls, b.grpc, b.http)?,
+                Service::Auth => {
+                    let secret = jwt_secret(&settings);
+                    services::auth_tree(&shared, &secret, b.grpc, b.http)?
+                }
+                Service::Project => services::project_tree(&shared, b.grpc, b.http),
+                Service::Simulation => services::simulation_tree(&shared, b.grpc, b.http),
+            };
+            specs.push(spec);
+        }
+
+        let (gave_up_tx, mut gave_up_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let roots: Vec<_> = specs
+            .into_iter()
+            .map(|spec| {
+                let name = spec.name.clone();
+                let tx = gave_up_tx.clone();
+                Supervisor::start_root(spec, shared.view.clone(), shared.metrics.clone(), move || {
+                    let _ = tx.send(name);
+                })
+            })
+            .collect();
+        for (s, a) in &self.addrs {
+            tracing::info!(service = %s, grpc = %a.grpc, http = %a.http, instance = %instance_id, "service started");
+        }
+
+        let outcome = tokio::select! {
+            _ = shutdown => Ok(()),
+            Some(name) = gave_up_rx.recv() => Err(format!(
+                "the {name} supervisor gave up (restart intensity exceeded); see the log"
+            )),
+        };
+        tracing::info!("shutting down");
+        for root in roots.iter().rev() {
+            root.do_send(Shutdown);
+        }
+        // Let the servers drain and close their listeners.
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while roots.iter().any(|r| r.connected()) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        outcome
+    }
+}
+
+/// The configured JWT key, or a random one for this process (tokens then die with it).
+fn jwt_secret(settings: &Settings) -> Vec<u8> {
+    let s = settings.auth.jwt_secret.expose();
+    if !s.is_empty() {
+        return s.as_bytes().to_vec();
+    }
+    tracing::warn!(
+        "auth.jwt_secret is not set: using a random key for this process; tokens stop working \
+         when it restarts and other auth instances cannot verify them. Set SDSIM_AUTH__JWT_SECRET."
+    );
+    let mut key = vec![0u8; 48];
+    rand::fill(&mut key[..]);
+    key
+}
+
+/// A set of services running on their own thread and actix `System`; stops when dropped.
+/// This is how tests (and embedders) run sdsim in-process.
+pub struct Running {
+    addrs: BTreeMap<Service, ServiceAddrs>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<Result<(), String>>>,
+}
+
+impl Running {
+    /// Binds on the calling thread (so errors and addresses come back at once) and runs
+    /// the services on a new thread.
+    pub fn start(settings: Settings, services: &[Service]) -> Result<Self, String> {
+        let app = Application::bind(settings, services)?;
+        let addrs = app.addresses();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("sdsim-app".into())
+            .spawn(move || {
+                actix_rt::System::new().block_on(app.run(async move {
+                    let _ = rx.await;
+                }))
+            })
+            .map_err(|e| format!("cannot start a thread: {e}"))?;
+        Ok(Self {
+            addrs,
+            stop: Some(tx),
+            thread: Some(thread),
+        })
+    }
+
+    pub fn addrs(&self, service: Service) -> ServiceAddrs {
+        self.addrs[&service]
+    }
+
+    /// Whether the services are still running (false after a give-up or a start error).
+    pub fn is_running(&self) -> bool {
+        self.thread.as_ref().is_some_and(|t| !t.is_finished())
+    }
+
+    /// Stops the services and waits for them; the run's outcome.
+    pub fn stop(mut self) -> Result<(), String> {
+        self.stop_inner()
+    }
+
+    fn stop_inner(&mut self) -> Result<(), String> {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        match self.thread.take() {
+            Some(t) => t.join().map_err(|_| "the sdsim thread panicked".to_string())?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.stop_inner();
+    }
+}
