@@ -24,22 +24,26 @@ pub fn with_standard_services(
         }
     });
     builder.add_service(health);
-    let set = sdsim_protocols::proto::FILE_DESCRIPTOR_SET;
-    match tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(set)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-    {
+    // Reflection lists exactly what this port serves: the service, health and reflection.
+    let reflection = || {
+        let mut b = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(sdsim_protocols::proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .with_service_name("grpc.health.v1.Health")
+            .with_service_name("grpc.reflection.v1.ServerReflection")
+            .with_service_name("grpc.reflection.v1alpha.ServerReflection");
+        for name in services {
+            b = b.with_service_name(*name);
+        }
+        b
+    };
+    match reflection().build_v1() {
         Ok(svc) => {
             builder.add_service(svc);
         }
         Err(e) => tracing::error!(error = %e, "cannot build reflection v1"),
     }
-    match tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(set)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1alpha()
-    {
+    match reflection().build_v1alpha() {
         Ok(svc) => {
             builder.add_service(svc);
         }

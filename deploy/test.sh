@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Runs every test: starts PostgreSQL and Redis if needed (as deploy/run.sh does), prepares
+# the Python environment of the off-the-shelf gRPC client check, then `cargo test` over the
+# whole workspace. Each test creates its own database and Redis prefix and drops them.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+sdsim_services
+export SDSIM_TEST_POSTGRES_URL="$SDSIM_PG_BASE"
+export SDSIM_TEST_REDIS_URL="$REDIS_URL"
+
+venv="${SDSIM_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/sdsim/grpc-venv}"
+log "Python gRPC client in $venv"
+ensure_venv "$venv" "$SDSIM_ROOT/deploy/grpc-check/requirements.txt"
+export SDSIM_TEST_PYTHON="$venv/bin/python"
+
+cd "$SDSIM_ROOT"
+log "cargo test --workspace"
+cargo test --workspace --locked "$@"
