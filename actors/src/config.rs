@@ -27,7 +27,7 @@ impl std::fmt::Debug for Secret {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
     /// Unique id of this process in the mesh; random when empty.
@@ -53,21 +53,6 @@ pub struct AdminSettings {
     pub fault_injection: bool,
 }
 
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            instance_id: String::new(),
-            database: DatabaseSettings::default(),
-            redis: RedisSettings::default(),
-            auth: AuthSettings::default(),
-            gateway: GatewaySettings::default(),
-            listen: ListenSettings::default(),
-            upstream: UpstreamSettings::default(),
-            supervision: SupervisionSettings::default(),
-            admin: AdminSettings::default(),
-        }
-    }
-}
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]

@@ -43,7 +43,11 @@ pub struct EventBridge {
 }
 
 impl EventBridge {
-    pub fn child(conn: ConnectionManager, metrics: Arc<Metrics>, slot: Slot<EventBridge>) -> ChildSpec {
+    pub fn child(
+        conn: ConnectionManager,
+        metrics: Arc<Metrics>,
+        slot: Slot<EventBridge>,
+    ) -> ChildSpec {
         ChildSpec::worker("event_bridge", Restart::Permanent, move |link| {
             let addr = EventBridge {
                 conn: conn.clone(),

@@ -20,7 +20,9 @@ pub fn with_standard_services(
             .set_service_status("", ServingStatus::Serving)
             .await;
         for name in names {
-            reporter.set_service_status(name, ServingStatus::Serving).await;
+            reporter
+                .set_service_status(name, ServingStatus::Serving)
+                .await;
         }
     });
     builder.add_service(health);
@@ -71,7 +73,10 @@ impl<'a> RpcTimer<'a> {
     }
 
     /// Records the outcome and converts a domain error into a status.
-    pub fn finish<T>(self, result: Result<T, ServiceError>) -> Result<tonic::Response<T>, tonic::Status> {
+    pub fn finish<T>(
+        self,
+        result: Result<T, ServiceError>,
+    ) -> Result<tonic::Response<T>, tonic::Status> {
         let code = match &result {
             Ok(_) => "OK".to_string(),
             Err(e) => format!("{:?}", e.to_status().code()),

@@ -28,7 +28,12 @@ impl HealthProbe {
         if let Some(pool) = &self.pool {
             let start = Instant::now();
             let res = tokio::time::timeout(self.timeout, sdsim_schema::pool::ping(pool)).await;
-            deps.push(dep("postgres", start, res.map_err(|_| "timed out".to_string()).and_then(|r| r.map_err(|e| e.to_string()))));
+            deps.push(dep(
+                "postgres",
+                start,
+                res.map_err(|_| "timed out".to_string())
+                    .and_then(|r| r.map_err(|e| e.to_string())),
+            ));
         }
         if let Some(redis) = &self.redis {
             let start = Instant::now();
@@ -40,7 +45,12 @@ impl HealthProbe {
                     .map(|_| ())
             })
             .await;
-            deps.push(dep("redis", start, res.map_err(|_| "timed out".to_string()).and_then(|r| r.map_err(|e| e.to_string()))));
+            deps.push(dep(
+                "redis",
+                start,
+                res.map_err(|_| "timed out".to_string())
+                    .and_then(|r| r.map_err(|e| e.to_string())),
+            ));
         }
         deps
     }

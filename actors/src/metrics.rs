@@ -47,7 +47,9 @@ impl Metrics {
         let registry = Registry::new();
         let counter = |name: &str, help: &str, labels: &[&str]| {
             let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
-            registry.register(Box::new(c.clone())).expect("unique metric");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("unique metric");
             c
         };
         let histogram = |name: &str, help: &str, labels: &[&str]| {
@@ -56,12 +58,16 @@ impl Metrics {
                 labels,
             )
             .expect("valid metric");
-            registry.register(Box::new(h.clone())).expect("unique metric");
+            registry
+                .register(Box::new(h.clone()))
+                .expect("unique metric");
             h
         };
         let gauge = |name: &str, help: &str, labels: &[&str]| {
             let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
-            registry.register(Box::new(g.clone())).expect("unique metric");
+            registry
+                .register(Box::new(g.clone()))
+                .expect("unique metric");
             g
         };
         let supervisor_restarts = counter(
@@ -161,7 +167,10 @@ pub fn channel_family(channel: &str) -> &str {
 mod tests {
     #[test]
     fn channel_family_drops_ids() {
-        assert_eq!(super::channel_family("notifications:user:123"), "notifications:user");
+        assert_eq!(
+            super::channel_family("notifications:user:123"),
+            "notifications:user"
+        );
         assert_eq!(super::channel_family("auth:events:login"), "auth:events");
         assert_eq!(super::channel_family("plain"), "plain");
     }

@@ -78,8 +78,7 @@ impl Actor for GrpcServer {
         // watch the task from here.
         let task = tokio::spawn(serve);
         ctx.spawn(
-            async move { task.await }
-                .into_actor(self)
+            task.into_actor(self)
                 .map(|res, act, ctx| {
                     match res {
                         Ok(Ok(())) => {}

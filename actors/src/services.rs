@@ -87,7 +87,9 @@ pub fn auth_tree(
     };
     let routes = Arc::new(move || {
         let mut b = tonic::service::Routes::builder();
-        b.add_service(proto::auth::auth_service_server::AuthServiceServer::new(adapter.clone()));
+        b.add_service(proto::auth::auth_service_server::AuthServiceServer::new(
+            adapter.clone(),
+        ));
         with_standard_services(b, &["auth.AuthService"]).routes()
     });
     Ok(shared
@@ -122,9 +124,9 @@ pub fn project_tree(shared: &Shared, grpc: TcpListener, http: TcpListener) -> Su
     };
     let routes = Arc::new(move || {
         let mut b = tonic::service::Routes::builder();
-        b.add_service(proto::project::project_service_server::ProjectServiceServer::new(
-            adapter.clone(),
-        ));
+        b.add_service(
+            proto::project::project_service_server::ProjectServiceServer::new(adapter.clone()),
+        );
         with_standard_services(b, &["project.ProjectService"]).routes()
     });
     shared

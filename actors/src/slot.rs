@@ -57,6 +57,11 @@ impl<A: Actor> Slot<A> {
 
     /// The live instance, if one is running.
     pub fn get(&self) -> Option<Addr<A>> {
-        self.inner.read().ok()?.as_ref().filter(|a| a.connected()).cloned()
+        self.inner
+            .read()
+            .ok()?
+            .as_ref()
+            .filter(|a| a.connected())
+            .cloned()
     }
 }

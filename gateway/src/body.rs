@@ -188,7 +188,10 @@ mod tests {
     #[test]
     fn malformed_json_is_400() {
         let e = parse::<Login>(b"{\"email\": ").unwrap_err();
-        assert_eq!((e.status.as_u16(), e.code.as_str()), (400, "malformed_json"));
+        assert_eq!(
+            (e.status.as_u16(), e.code.as_str()),
+            (400, "malformed_json")
+        );
         let e = parse::<Login>(b"   ").unwrap_err();
         assert_eq!(e.code, "malformed_json");
         let e = parse::<Login>(br#"{"email":"a","password":"b"} trailing"#).unwrap_err();

@@ -68,7 +68,13 @@ impl ApiError {
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.message)
+        write!(
+            f,
+            "{} {}: {}",
+            self.status.as_u16(),
+            self.code,
+            self.message
+        )
     }
 }
 
@@ -85,7 +91,10 @@ impl ResponseError for ApiError {
         if self.status == StatusCode::UNAUTHORIZED {
             b.insert_header((
                 header::WWW_AUTHENTICATE,
-                format!("Bearer error=\"invalid_token\", error_description=\"{}\"", self.code),
+                format!(
+                    "Bearer error=\"invalid_token\", error_description=\"{}\"",
+                    self.code
+                ),
             ));
         }
         b.json(self.body())
@@ -115,9 +124,11 @@ impl From<ServiceError> for ApiError {
                 a
             }
             ServiceError::Unavailable(m) => ApiError::unavailable(m),
-            ServiceError::Unimplemented(m) => {
-                ApiError::new(StatusCode::NOT_IMPLEMENTED, &code, format!("not implemented: {m}"))
-            }
+            ServiceError::Unimplemented(m) => ApiError::new(
+                StatusCode::NOT_IMPLEMENTED,
+                &code,
+                format!("not implemented: {m}"),
+            ),
             ServiceError::Internal(m) => {
                 tracing::error!(error = %m, "internal error behind the gateway");
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, &code, "internal error")
@@ -141,7 +152,10 @@ mod tests {
             message: "taken".into(),
         }
         .into();
-        assert_eq!((e.status, e.code.as_str()), (StatusCode::CONFLICT, "email_taken"));
+        assert_eq!(
+            (e.status, e.code.as_str()),
+            (StatusCode::CONFLICT, "email_taken")
+        );
         let e: ApiError = ServiceError::Unavailable("auth down".into()).into();
         assert_eq!(e.status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(e.retry_after, Some(1));

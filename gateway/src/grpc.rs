@@ -3,8 +3,8 @@
 
 use crate::registry::{ClientSummary, Registry};
 use crate::ws::Deliver;
-use sdsim_actors::grpc::RpcTimer;
 use sdsim_actors::error::ServiceError;
+use sdsim_actors::grpc::RpcTimer;
 use sdsim_actors::health::HealthProbe;
 use sdsim_actors::metrics::Metrics;
 use sdsim_protocols::frames::EventFrame;
@@ -40,14 +40,16 @@ fn info_pb(c: ClientSummary, instance: &str) -> pb::ClientInfo {
 /// A frame from an RPC's type and JSON payload; the payload must be a JSON value.
 fn frame(kind: &str, channel: String, payload: &[u8]) -> Result<Deliver, ServiceError> {
     if kind.is_empty() {
-        return Err(ServiceError::invalid("message_type", "message_type must not be empty"));
+        return Err(ServiceError::invalid(
+            "message_type",
+            "message_type must not be empty",
+        ));
     }
     let data: serde_json::Value = if payload.is_empty() {
         serde_json::Value::Null
     } else {
-        serde_json::from_slice(payload).map_err(|e| {
-            ServiceError::invalid("payload", format!("payload must be JSON: {e}"))
-        })?
+        serde_json::from_slice(payload)
+            .map_err(|e| ServiceError::invalid("payload", format!("payload must be JSON: {e}")))?
     };
     let f = EventFrame {
         kind: kind.to_string(),
@@ -89,7 +91,10 @@ impl GatewayService for GatewayGrpc {
         let r = req.into_inner();
         let res = (|| {
             if r.target_user_id.is_empty() {
-                return Err(ServiceError::invalid("target_user_id", "target_user_id must not be empty"));
+                return Err(ServiceError::invalid(
+                    "target_user_id",
+                    "target_user_id must not be empty",
+                ));
             }
             let channel = format!("notifications:user:{}", r.target_user_id);
             let d = frame(&r.message_type, channel, &r.payload)?;
@@ -97,7 +102,10 @@ impl GatewayService for GatewayGrpc {
             Ok(pb::RouteMessageResponse {
                 delivered: n > 0,
                 client_count: n as i32,
-                message: format!("delivered to {n} session(s) on gateway {}", self.instance_id),
+                message: format!(
+                    "delivered to {n} session(s) on gateway {}",
+                    self.instance_id
+                ),
             })
         })();
         t.finish(res)
@@ -132,7 +140,10 @@ impl GatewayService for GatewayGrpc {
         let t = RpcTimer::start(&self.metrics, "gateway", "GetConnectedClients");
         let r = req.into_inner();
         let res = if r.limit < 0 {
-            Err(ServiceError::invalid("limit", "limit must be 0 (no limit) or positive"))
+            Err(ServiceError::invalid(
+                "limit",
+                "limit must be 0 (no limit) or positive",
+            ))
         } else {
             let user = (!r.user_id.is_empty()).then_some(r.user_id.as_str());
             let (clients, total) = self.registry.list(user, r.limit as usize);

@@ -228,7 +228,9 @@ async fn login(
         user_agent: user_agent(&req),
     };
     let up = &state.upstream;
-    let res = up.call("auth", "Login", up.auth.clone().login(call)).await?;
+    let res = up
+        .call("auth", "Login", up.auth.clone().login(call))
+        .await?;
     let user = res.user.unwrap_or_default();
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
@@ -248,7 +250,10 @@ pub fn bearer_token(req: &HttpRequest) -> Result<Option<String>, ApiError> {
         return Ok(None);
     };
     let value = value.to_str().map_err(|_| {
-        ApiError::unauthorized("invalid_authorization", "the Authorization header is not text")
+        ApiError::unauthorized(
+            "invalid_authorization",
+            "the Authorization header is not text",
+        )
     })?;
     let (scheme, token) = value.trim().split_once(' ').ok_or_else(|| {
         ApiError::unauthorized(
@@ -281,7 +286,10 @@ pub fn token_error_message(code: &str) -> &'static str {
 }
 
 /// Validates the request's bearer token through auth; the token's user id on success.
-async fn authenticate(state: &GatewayState, req: &HttpRequest) -> Result<pb::ValidateTokenResponse, ApiError> {
+async fn authenticate(
+    state: &GatewayState,
+    req: &HttpRequest,
+) -> Result<pb::ValidateTokenResponse, ApiError> {
     let token = bearer_token(req)?.ok_or_else(|| {
         ApiError::unauthorized(
             "missing_token",
@@ -295,16 +303,27 @@ async fn authenticate(state: &GatewayState, req: &HttpRequest) -> Result<pb::Val
         request_id: uuid::Uuid::new_v4().to_string(),
     };
     let v = up
-        .call("auth", "ValidateToken", up.auth.clone().validate_token(call))
+        .call(
+            "auth",
+            "ValidateToken",
+            up.auth.clone().validate_token(call),
+        )
         .await?;
     if !v.valid {
-        let code = if v.error.is_empty() { "invalid_token" } else { &v.error };
+        let code = if v.error.is_empty() {
+            "invalid_token"
+        } else {
+            &v.error
+        };
         return Err(ApiError::unauthorized(code, token_error_message(code)));
     }
     Ok(v)
 }
 
-async fn profile(state: web::Data<GatewayState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+async fn profile(
+    state: web::Data<GatewayState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
     let v = authenticate(&state, &req).await?;
     let up = &state.upstream;
     let call = pb::GetProfileRequest { user_id: v.user_id };

@@ -73,21 +73,23 @@ pub fn gateway_tree(
     };
     let routes = Arc::new(move || {
         let mut b = tonic::service::Routes::builder();
-        b.add_service(proto::gateway::gateway_service_server::GatewayServiceServer::new(
-            adapter.clone(),
-        ));
+        b.add_service(
+            proto::gateway::gateway_service_server::GatewayServiceServer::new(adapter.clone()),
+        );
         with_standard_services(b, &["gateway.GatewayService"]).routes()
     });
-    Ok(SupervisorSpec::new("gateway", "gateway", Strategy::OneForOne)
-        .intensity(shared.settings.supervision.intensity())
-        .backoff(shared.settings.supervision.backoff())
-        .child(subscriber::NotificationSubscriber::child(
-            redis_client,
-            registry,
-            shared.ns.clone(),
-            shared.metrics.clone(),
-            subscriber,
-        ))
-        .child(GrpcServer::child("grpc", grpc, routes))
-        .child(HttpServer::child("http", http, http::http_factory(state))))
+    Ok(
+        SupervisorSpec::new("gateway", "gateway", Strategy::OneForOne)
+            .intensity(shared.settings.supervision.intensity())
+            .backoff(shared.settings.supervision.backoff())
+            .child(subscriber::NotificationSubscriber::child(
+                redis_client,
+                registry,
+                shared.ns.clone(),
+                shared.metrics.clone(),
+                subscriber,
+            ))
+            .child(GrpcServer::child("grpc", grpc, routes))
+            .child(HttpServer::child("http", http, http::http_factory(state))),
+    )
 }

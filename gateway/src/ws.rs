@@ -95,7 +95,11 @@ impl WsSession {
                 request_id: Uuid::new_v4().to_string(),
             };
             upstream
-                .call("auth", "ValidateToken", upstream.auth.clone().validate_token(req))
+                .call(
+                    "auth",
+                    "ValidateToken",
+                    upstream.auth.clone().validate_token(req),
+                )
                 .await
         };
         // wait(): no other frame is handled until the answer is in.
@@ -159,7 +163,11 @@ impl WsSession {
         let left = expires_at - chrono::Utc::now().timestamp();
         let left = Duration::from_secs(left.max(0) as u64);
         ctx.run_later(left, |_, ctx| {
-            Self::close(ctx, close_codes::TOKEN_EXPIRED, "access token expired; reconnect with a fresh token");
+            Self::close(
+                ctx,
+                close_codes::TOKEN_EXPIRED,
+                "access token expired; reconnect with a fresh token",
+            );
         });
     }
 
@@ -206,14 +214,17 @@ impl Actor for WsSession {
             .inc();
         let g = &self.state.settings;
         let timeout = Duration::from_millis(g.ws_client_timeout_ms);
-        ctx.run_interval(Duration::from_millis(g.ws_ping_interval_ms), move |act, ctx| {
-            if act.last_heard.elapsed() > timeout {
-                tracing::debug!(client = %act.id, "WebSocket client timed out");
-                Self::close(ctx, 1001, "client stopped answering pings");
-                return;
-            }
-            ctx.ping(b"");
-        });
+        ctx.run_interval(
+            Duration::from_millis(g.ws_ping_interval_ms),
+            move |act, ctx| {
+                if act.last_heard.elapsed() > timeout {
+                    tracing::debug!(client = %act.id, "WebSocket client timed out");
+                    Self::close(ctx, 1001, "client stopped answering pings");
+                    return;
+                }
+                ctx.ping(b"");
+            },
+        );
         match self.header_token.take() {
             Some(token) => self.authenticate(token, ctx),
             None => {
@@ -278,7 +289,11 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
             ws::Message::Text(t) => self.on_text(&t, ctx),
             ws::Message::Binary(_) => {
                 if self.auth.is_none() {
-                    Self::close(ctx, close_codes::UNAUTHENTICATED, "the first frame must be a JSON auth frame");
+                    Self::close(
+                        ctx,
+                        close_codes::UNAUTHENTICATED,
+                        "the first frame must be a JSON auth frame",
+                    );
                 } else {
                     self.send(
                         ctx,

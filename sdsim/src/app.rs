@@ -39,7 +39,8 @@ pub struct Application {
 }
 
 fn bind(what: &str, addr: SocketAddr) -> Result<TcpListener, String> {
-    let l = TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr} ({what}): {e}"))?;
+    let l =
+        TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr} ({what}): {e}"))?;
     l.set_nonblocking(true)
         .map_err(|e| format!("cannot configure the {what} listener: {e}"))?;
     Ok(l)
@@ -124,7 +125,8 @@ impl Application {
         };
         let db_url = settings.database.url.expose().to_string();
         let backends = [Service::Auth, Service::Project, Service::Simulation];
-        if settings.database.migrate_on_start && backends.iter().any(|s| self.bound.contains_key(s)) {
+        if settings.database.migrate_on_start && backends.iter().any(|s| self.bound.contains_key(s))
+        {
             let applied = migrate::run(&db_url, Direction::Up)
                 .await
                 .map_err(|e| format!("cannot migrate the database: {e}"))?;
@@ -179,9 +181,14 @@ impl Application {
             .map(|spec| {
                 let name = spec.name.clone();
                 let tx = gave_up_tx.clone();
-                Supervisor::start_root(spec, shared.view.clone(), shared.metrics.clone(), move || {
-                    let _ = tx.send(name);
-                })
+                Supervisor::start_root(
+                    spec,
+                    shared.view.clone(),
+                    shared.metrics.clone(),
+                    move || {
+                        let _ = tx.send(name);
+                    },
+                )
             })
             .collect();
         for (s, a) in &self.addrs {
@@ -272,7 +279,9 @@ impl Running {
             let _ = tx.send(());
         }
         match self.thread.take() {
-            Some(t) => t.join().map_err(|_| "the sdsim thread panicked".to_string())?,
+            Some(t) => t
+                .join()
+                .map_err(|_| "the sdsim thread panicked".to_string())?,
             None => Ok(()),
         }
     }

@@ -68,7 +68,11 @@ fn main() -> ExitCode {
         Command::Up => serve(settings, &Service::ALL),
         Command::Serve { service } => serve(settings, &[service]),
         Command::Migrate { down } => {
-            let direction = if down { Direction::DownAll } else { Direction::Up };
+            let direction = if down {
+                Direction::DownAll
+            } else {
+                Direction::Up
+            };
             actix_rt::System::new()
                 .block_on(migrate::run(settings.database.url.expose(), direction))
                 .map(|done| {
@@ -83,7 +87,11 @@ fn main() -> ExitCode {
         }
         Command::Config => {
             let mut v = serde_json::to_value(&settings).unwrap_or_default();
-            for (section, key) in [("database", "url"), ("redis", "url"), ("auth", "jwt_secret")] {
+            for (section, key) in [
+                ("database", "url"),
+                ("redis", "url"),
+                ("auth", "jwt_secret"),
+            ] {
                 if let Some(x) = v.get_mut(section).and_then(|s| s.get_mut(key)) {
                     *x = serde_json::Value::String("***".into());
                 }

@@ -20,7 +20,10 @@ pub fn load(file: Option<&Path>) -> Result<Settings, String> {
     let mut fig = Figment::from(Serialized::defaults(Settings::default()));
     if let Some(path) = file {
         if !path.is_file() {
-            return Err(format!("configuration file {} does not exist", path.display()));
+            return Err(format!(
+                "configuration file {} does not exist",
+                path.display()
+            ));
         }
         fig = fig.merge(Toml::file(path));
     }
@@ -33,19 +36,24 @@ pub fn load(file: Option<&Path>) -> Result<Settings, String> {
         .merge(Env::raw().only(&["REDIS_URL"]).map(|_| "redis.url".into()))
         .merge(
             Env::prefixed("SDSIM_")
-                .filter(|k| !NOT_SETTINGS.iter().any(|n| k.as_str().eq_ignore_ascii_case(n)))
+                .filter(|k| {
+                    !NOT_SETTINGS
+                        .iter()
+                        .any(|n| k.as_str().eq_ignore_ascii_case(n))
+                })
                 .split("__"),
         );
     let settings: Settings = fig
         .extract()
         .map_err(|e| format!("invalid configuration: {e}"))?;
-    config::validate(&settings).map_err(|errors| {
-        format!("invalid configuration:\n  - {}", errors.join("\n  - "))
-    })?;
+    config::validate(&settings)
+        .map_err(|errors| format!("invalid configuration:\n  - {}", errors.join("\n  - ")))?;
     Ok(settings)
 }
 
 #[cfg(test)]
+// figment's Jail closures return its (large) error type; that is its API, not ours.
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
     use figment::Jail;

@@ -34,13 +34,17 @@ async fn grpcio_calls_health_and_reflection_on_every_grpc_port() {
         .map(|svc| format!("{svc}={}", s.running.addrs(*svc).grpc))
         .collect();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/grpc-check/check.py");
-    let out = tokio::task::spawn_blocking(move || Command::new(py).arg(script).args(&args).output())
-        .await
-        .unwrap()
-        .expect("run the Python gRPC client");
+    let out =
+        tokio::task::spawn_blocking(move || Command::new(py).arg(script).args(&args).output())
+            .await
+            .unwrap()
+            .expect("run the Python gRPC client");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "grpc check failed:\n{stdout}\n{stderr}");
+    assert!(
+        out.status.success(),
+        "grpc check failed:\n{stdout}\n{stderr}"
+    );
     let lines: Vec<serde_json::Value> = stdout
         .lines()
         .map(|l| serde_json::from_str(l).expect("JSON line"))
@@ -54,8 +58,19 @@ async fn grpcio_calls_health_and_reflection_on_every_grpc_port() {
         assert_eq!(services.len(), 4, "{l}");
     }
     let auth = lines.iter().find(|l| l["service"] == "auth").unwrap();
-    let methods: Vec<&str> = auth["methods"].as_array().unwrap().iter().filter_map(|m| m.as_str()).collect();
-    for m in ["Login", "Register", "ValidateToken", "GetUserContext", "HealthCheck"] {
+    let methods: Vec<&str> = auth["methods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m.as_str())
+        .collect();
+    for m in [
+        "Login",
+        "Register",
+        "ValidateToken",
+        "GetUserContext",
+        "HealthCheck",
+    ] {
         assert!(methods.contains(&m), "{methods:?}");
     }
 }

@@ -22,7 +22,9 @@ async fn register_login_and_profile_through_the_gateway() {
     assert!(reg["user"].get("password_hash").is_none());
 
     // E-mail addresses are compared case-insensitively.
-    let login = s.login(&email.to_uppercase(), "correct horse battery staple").await;
+    let login = s
+        .login(&email.to_uppercase(), "correct horse battery staple")
+        .await;
     let token = login["access_token"].as_str().unwrap();
     assert_eq!(login["token_type"], "Bearer");
     assert!(login["expires_in"].as_i64().unwrap() > 0);
@@ -44,7 +46,12 @@ async fn register_login_and_profile_through_the_gateway() {
 
     // Every call went over gRPC to auth and is in the gateway's metrics.
     let m = s.metrics(s.running.addrs(Service::Gateway).http).await;
-    assert!(m.contains("sdsim_grpc_client_seconds_count{method=\"Login\",outcome=\"ok\",target=\"auth\"} 1"), "{m}");
+    assert!(
+        m.contains(
+            "sdsim_grpc_client_seconds_count{method=\"Login\",outcome=\"ok\",target=\"auth\"} 1"
+        ),
+        "{m}"
+    );
     assert!(m.contains("route=\"/api/auth/profile\""), "{m}");
 }
 
@@ -72,7 +79,10 @@ async fn duplicate_email_is_409_and_credentials_fail_alike() {
         async move {
             let start = Instant::now();
             let (status, body) = s
-                .post_json("/api/auth/login", serde_json::json!({"email": email, "password": "wrong password!"}))
+                .post_json(
+                    "/api/auth/login",
+                    serde_json::json!({"email": email, "password": "wrong password!"}),
+                )
                 .await;
             (status, body, start.elapsed())
         }
@@ -103,16 +113,28 @@ async fn bad_input_gets_a_named_4xx_never_a_500() {
     let db = TestDb::create().await;
     let s = Stack::up(&db).await;
     let raw = |path: &str, ct: &str, body: Vec<u8>| {
-        let req = s.http.post(s.url(path)).header("content-type", ct.to_string()).body(body);
+        let req = s
+            .http
+            .post(s.url(path))
+            .header("content-type", ct.to_string())
+            .body(body);
         async move {
             let r = req.send().await.unwrap();
             let status = r.status().as_u16();
-            (status, r.json::<serde_json::Value>().await.unwrap_or_default())
+            (
+                status,
+                r.json::<serde_json::Value>().await.unwrap_or_default(),
+            )
         }
     };
 
     // Malformed JSON.
-    let (st, b) = raw("/api/auth/register", "application/json", b"{\"email\": ".to_vec()).await;
+    let (st, b) = raw(
+        "/api/auth/register",
+        "application/json",
+        b"{\"email\": ".to_vec(),
+    )
+    .await;
     assert_eq!(st, 400);
     assert_error(&b, "malformed_json");
     let (st, b) = raw("/api/auth/login", "application/json", b"".to_vec()).await;
@@ -120,16 +142,26 @@ async fn bad_input_gets_a_named_4xx_never_a_500() {
     assert_error(&b, "malformed_json");
 
     // Missing and mistyped fields, named.
-    let (st, b) = s.post_json("/api/auth/login", serde_json::json!({"email": "a@b.co"})).await;
+    let (st, b) = s
+        .post_json("/api/auth/login", serde_json::json!({"email": "a@b.co"}))
+        .await;
     assert_eq!(st, 422, "{b}");
     assert_error(&b, "invalid_input");
     assert_eq!(b["error"]["field"], "password");
     let (st, b) = s
-        .post_json("/api/auth/register", serde_json::json!({"email": 42, "password": "x", "first_name": "a", "last_name": "b"}))
+        .post_json(
+            "/api/auth/register",
+            serde_json::json!({"email": 42, "password": "x", "first_name": "a", "last_name": "b"}),
+        )
         .await;
     assert_eq!(st, 422, "{b}");
     assert_eq!(b["error"]["field"], "email");
-    let (st, b) = s.post_json("/api/auth/login", serde_json::json!(["not", "an", "object"])).await;
+    let (st, b) = s
+        .post_json(
+            "/api/auth/login",
+            serde_json::json!(["not", "an", "object"]),
+        )
+        .await;
     assert_eq!(st, 422, "{b}");
     assert_error(&b, "invalid_input");
 
@@ -156,12 +188,15 @@ async fn bad_input_gets_a_named_4xx_never_a_500() {
     let (st, b) = s.post_json("/api/auth/login", big).await;
     assert_eq!(st, 413, "{b}");
     assert_error(&b, "payload_too_large");
-    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = (0..16).map(|_| Ok(vec![b' '; 1024])).collect();
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        (0..16).map(|_| Ok(vec![b' '; 1024])).collect();
     let r = s
         .http
         .post(s.url("/api/auth/login"))
         .header("content-type", "application/json")
-        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(chunks)))
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            chunks,
+        )))
         .send()
         .await
         .unwrap();
@@ -202,7 +237,11 @@ async fn bad_expired_or_tampered_tokens_are_401() {
         async move {
             let r = req.send().await.unwrap();
             let www = r.headers().get("www-authenticate").is_some();
-            (r.status().as_u16(), r.json::<serde_json::Value>().await.unwrap(), www)
+            (
+                r.status().as_u16(),
+                r.json::<serde_json::Value>().await.unwrap(),
+                www,
+            )
         }
     };
     let (st, b, www) = profile(None).await;
@@ -217,7 +256,11 @@ async fn bad_expired_or_tampered_tokens_are_401() {
 
     // Tampered: the payload changed, the signature kept.
     let mut parts: Vec<String> = token.split('.').map(String::from).collect();
-    let forged = forge_token(claims_for(&login, 600), "another-secret-another-secret-0123456789", "k1");
+    let forged = forge_token(
+        claims_for(&login, 600),
+        "another-secret-another-secret-0123456789",
+        "k1",
+    );
     parts[1] = forged.split('.').nth(1).unwrap().to_string();
     let (st, b, _) = profile(Some(format!("Bearer {}", parts.join(".")))).await;
     assert_eq!(st, 401);
@@ -254,9 +297,13 @@ async fn each_open_websocket_hears_about_a_new_login() {
     let ok = b.frame(WAIT).await;
     assert_eq!(ok["type"], "auth_ok", "{ok}");
     // Application-level ping.
-    a.send(serde_json::json!({"type": "ping", "id": "p1"})).await;
+    a.send(serde_json::json!({"type": "ping", "id": "p1"}))
+        .await;
     let pong = a.frame(WAIT).await;
-    assert_eq!((pong["type"].as_str(), pong["id"].as_str()), (Some("pong"), Some("p1")));
+    assert_eq!(
+        (pong["type"].as_str(), pong["id"].as_str()),
+        (Some("pong"), Some("p1"))
+    );
     // Unknown frames after auth are refused without closing.
     a.send_text("{\"type\":\"dance\"}").await;
     assert_eq!(a.frame(WAIT).await["type"], "error");
@@ -282,24 +329,34 @@ async fn each_open_websocket_hears_about_a_new_login() {
         assert_eq!(ev["data"]["session_id"], second["session_id"]);
         assert_eq!(ev["data"]["user_agent"], "sdsim-test-phone/2.0");
         assert_eq!(ev["data"]["ip"], "127.0.0.1");
-        assert!(ev["data"]["at"].as_str().is_some_and(|t| t.contains('T')), "{ev}");
+        assert!(
+            ev["data"]["at"].as_str().is_some_and(|t| t.contains('T')),
+            "{ev}"
+        );
     }
 
     // Another user's login is not seen.
     let other = unique_email("other");
     s.register(&other, "a long enough password").await;
     s.login(&other, "a long enough password").await;
-    assert!(matches!(a.next(Duration::from_millis(500)).await, Next::Timeout));
+    assert!(matches!(
+        a.next(Duration::from_millis(500)).await,
+        Next::Timeout
+    ));
 
     // The gateway's gRPC service sees both sessions.
     use sdsim_protocols::proto::gateway::gateway_service_client::GatewayServiceClient;
     let gw = s.running.addrs(Service::Gateway).grpc;
-    let mut client = GatewayServiceClient::connect(format!("http://{gw}")).await.unwrap();
+    let mut client = GatewayServiceClient::connect(format!("http://{gw}"))
+        .await
+        .unwrap();
     let clients = client
-        .get_connected_clients(sdsim_protocols::proto::gateway::GetConnectedClientsRequest {
-            user_id: user_id.clone(),
-            limit: 0,
-        })
+        .get_connected_clients(
+            sdsim_protocols::proto::gateway::GetConnectedClientsRequest {
+                user_id: user_id.clone(),
+                limit: 0,
+            },
+        )
         .await
         .unwrap()
         .into_inner();
@@ -321,12 +378,17 @@ async fn websocket_without_a_valid_token_is_closed_4001() {
     let bad = [
         "garbage".to_string(),
         tampered.join("."),
-        forge_token(claims_for(&login, 600), "another-secret-another-secret-0123456789", "k1"),
+        forge_token(
+            claims_for(&login, 600),
+            "another-secret-another-secret-0123456789",
+            "k1",
+        ),
         forge_token(claims_for(&login, -3600), JWT_SECRET, "k1"),
     ];
     for t in &bad {
         let mut ws = s.ws().await;
-        ws.send(serde_json::json!({"type": "auth", "token": t})).await;
+        ws.send(serde_json::json!({"type": "auth", "token": t}))
+            .await;
         ws.expect_close(4001, WAIT).await;
     }
     // A bad token in the header.
@@ -334,7 +396,8 @@ async fn websocket_without_a_valid_token_is_closed_4001() {
     ws.expect_close(4001, WAIT).await;
     // A first frame that is not auth.
     let mut ws = s.ws().await;
-    ws.send(serde_json::json!({"type": "subscribe", "channel": "x"})).await;
+    ws.send(serde_json::json!({"type": "subscribe", "channel": "x"}))
+        .await;
     ws.expect_close(4001, WAIT).await;
     // Silence: closed once the auth timeout (1 s in tests) passes.
     let mut ws = s.ws().await;
@@ -353,7 +416,10 @@ async fn a_stopped_backend_is_a_quick_503_and_named_by_health() {
     let auth_grpc = auth.running.addrs(Service::Auth).grpc;
     let mut rest_settings = base.clone();
     rest_settings.upstream.auth = format!("http://{auth_grpc}");
-    let rest = Stack::start(rest_settings, &[Service::Gateway, Service::Project, Service::Simulation]);
+    let rest = Stack::start(
+        rest_settings,
+        &[Service::Gateway, Service::Project, Service::Simulation],
+    );
     rest.wait_ready().await;
     let email = unique_email("down");
     rest.register(&email, "a long enough password").await;
@@ -383,10 +449,19 @@ async fn a_stopped_backend_is_a_quick_503_and_named_by_health() {
     assert!(r.headers().get("retry-after").is_some());
     let b: serde_json::Value = r.json().await.unwrap();
     assert_error(&b, "unavailable");
-    assert!(b["error"]["message"].as_str().unwrap().contains("auth"), "{b}");
+    assert!(
+        b["error"]["message"].as_str().unwrap().contains("auth"),
+        "{b}"
+    );
     // Refused at once, not after the 5 s call deadline (the connect timeout is 0.5 s).
     assert!(took < Duration::from_secs(2), "503 took {took:?}");
-    let r = rest.http.get(rest.url("/api/auth/profile")).bearer_auth("x.y.z").send().await.unwrap();
+    let r = rest
+        .http
+        .get(rest.url("/api/auth/profile"))
+        .bearer_auth("x.y.z")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 503);
 }
 
@@ -404,19 +479,34 @@ async fn a_panicking_actor_is_restarted_and_counted() {
     ws.authenticate(token).await;
 
     // Crash the gateway's Redis subscriber and auth's accounts actor.
-    for (http, sup, child) in [(gw_http, "gateway", "notifications"), (auth_http, "auth", "accounts")] {
+    for (http, sup, child) in [
+        (gw_http, "gateway", "notifications"),
+        (auth_http, "auth", "accounts"),
+    ] {
         let r = s
             .http
-            .post(format!("http://{http}/admin/supervision/{sup}/{child}/crash"))
+            .post(format!(
+                "http://{http}/admin/supervision/{sup}/{child}/crash"
+            ))
             .send()
             .await
             .unwrap();
         assert_eq!(r.status(), 202, "{sup}/{child}");
     }
-    let r = s.http.post(format!("http://{gw_http}/admin/supervision/gateway/nope/crash")).send().await.unwrap();
+    let r = s
+        .http
+        .post(format!(
+            "http://{gw_http}/admin/supervision/gateway/nope/crash"
+        ))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 404);
 
-    for (http, sup, child) in [(gw_http, "gateway", "notifications"), (auth_http, "auth", "accounts")] {
+    for (http, sup, child) in [
+        (gw_http, "gateway", "notifications"),
+        (auth_http, "auth", "accounts"),
+    ] {
         let line = format!(
             "sdsim_supervisor_restarts_total{{child=\"{child}\",reason=\"panic\",service=\"{sup}\",supervisor=\"{sup}\"}} 1"
         );
@@ -441,8 +531,19 @@ async fn a_panicking_actor_is_restarted_and_counted() {
                 .json()
                 .await
                 .unwrap();
-            let root = tree["supervisors"].as_array().unwrap().iter().find(|t| t["name"] == sup).unwrap();
-            last = root["children"].as_array().unwrap().iter().find(|c| c["id"] == child).unwrap().clone();
+            let root = tree["supervisors"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|t| t["name"] == sup)
+                .unwrap();
+            last = root["children"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["id"] == child)
+                .unwrap()
+                .clone();
             if last["status"] == "running" {
                 break;
             }

@@ -169,7 +169,11 @@ impl AuthService for AuthGrpc {
         let r = req.into_inner();
         // An invalid token is an answer (valid = false, with the reason), not an RPC error;
         // only an unavailable dependency is an error.
-        let res = match self.call(svc::ValidateToken { token: r.token }).await.and_then(|x| x) {
+        let res = match self
+            .call(svc::ValidateToken { token: r.token })
+            .await
+            .and_then(|x| x)
+        {
             Ok(info) => Ok(pb::ValidateTokenResponse {
                 valid: true,
                 user_id: info.user_id.to_string(),
@@ -254,7 +258,11 @@ impl AuthService for AuthGrpc {
         let t = RpcTimer::start(&self.metrics, "auth", "ValidateSession");
         let r = req.into_inner();
         let res = match uuid_field("session_id", &r.session_id) {
-            Ok(session_id) => match self.call(svc::GetSession { session_id }).await.and_then(|x| x) {
+            Ok(session_id) => match self
+                .call(svc::GetSession { session_id })
+                .await
+                .and_then(|x| x)
+            {
                 Ok(s) => {
                     let owner_ok = r.user_id.is_empty() || r.user_id == s.user_id.to_string();
                     Ok(pb::ValidateSessionResponse {

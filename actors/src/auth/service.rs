@@ -293,9 +293,13 @@ impl AuthCore {
         drop(conn);
         let mut profile = Profile::new(user, roles);
         profile.last_login_at = Some(session.created_at);
-        let (access, exp) =
-            self.tokens
-                .issue(profile.id, session_id, &profile.email, profile.is_admin(), now)?;
+        let (access, exp) = self.tokens.issue(
+            profile.id,
+            session_id,
+            &profile.email,
+            profile.is_admin(),
+            now,
+        )?;
         self.cache_session(session_id, true).await;
         self.publish_login(&profile, session_id, session.created_at, &l.origin);
         tracing::info!(user_id = %profile.id, %session_id, "login");
@@ -333,7 +337,10 @@ impl AuthCore {
 
     async fn refresh(self: Arc<Self>, r: Refresh) -> Result<LoginOutcome, ServiceError> {
         if r.refresh_token.is_empty() || r.refresh_token.len() > 256 {
-            return Err(ServiceError::invalid("refresh_token", "refresh_token is missing or malformed"));
+            return Err(ServiceError::invalid(
+                "refresh_token",
+                "refresh_token is missing or malformed",
+            ));
         }
         let now = Utc::now();
         let new_refresh = tokens::new_refresh_token();
@@ -353,13 +360,19 @@ impl AuthCore {
         })?;
         let user = store::user_by_id(&mut conn, session.user_id)
             .await?
-            .ok_or_else(|| ServiceError::unauthenticated("refresh_token_invalid", "account no longer exists"))?;
+            .ok_or_else(|| {
+                ServiceError::unauthenticated("refresh_token_invalid", "account no longer exists")
+            })?;
         let (roles, _) = store::roles_and_permissions(&mut conn, user.id).await?;
         drop(conn);
         let profile = Profile::new(user, roles);
-        let (access, exp) =
-            self.tokens
-                .issue(profile.id, session.id, &profile.email, profile.is_admin(), now)?;
+        let (access, exp) = self.tokens.issue(
+            profile.id,
+            session.id,
+            &profile.email,
+            profile.is_admin(),
+            now,
+        )?;
         Ok(LoginOutcome {
             profile,
             access_token: access,
@@ -463,7 +476,10 @@ impl AuthCore {
         })
     }
 
-    async fn get_user(self: Arc<Self>, user_id: Uuid) -> Result<(Profile, Vec<String>), ServiceError> {
+    async fn get_user(
+        self: Arc<Self>,
+        user_id: Uuid,
+    ) -> Result<(Profile, Vec<String>), ServiceError> {
         let mut conn = sdsim_schema::pool::get(&self.pool).await?;
         let user = store::user_by_id(&mut conn, user_id)
             .await?
@@ -510,8 +526,10 @@ forward!(Logout, usize, |core, m| core.logout(m));
 forward!(ValidateToken, TokenInfo, |core, m| async move {
     core.validate(&m.token).await
 });
-forward!(GetUser, (Profile, Vec<String>), |core, m| core.get_user(m.user_id));
-forward!(GetSession, SessionState, |core, m| core.get_session(m.session_id));
+forward!(GetUser, (Profile, Vec<String>), |core, m| core
+    .get_user(m.user_id));
+forward!(GetSession, SessionState, |core, m| core
+    .get_session(m.session_id));
 
 /// Sends a message to the live auth actor, or says the service is restarting.
 pub async fn call<M>(slot: &Slot<AuthActor>, msg: M) -> Result<M::Result, ServiceError>

@@ -32,7 +32,10 @@ pub async fn create_user(
                 .first(conn)
                 .await?;
             diesel::insert_into(user_roles::table)
-                .values((user_roles::user_id.eq(user.id), user_roles::role_id.eq(role_id)))
+                .values((
+                    user_roles::user_id.eq(user.id),
+                    user_roles::role_id.eq(role_id),
+                ))
                 .execute(conn)
                 .await?;
             Ok(user)

@@ -99,10 +99,16 @@ impl TokenService {
     pub fn verify(&self, token: &str) -> Result<Claims, ServiceError> {
         use jsonwebtoken::errors::ErrorKind as K;
         if token.is_empty() {
-            return Err(ServiceError::unauthenticated("token_missing", "no token given"));
+            return Err(ServiceError::unauthenticated(
+                "token_missing",
+                "no token given",
+            ));
         }
         if token.len() > 8 * 1024 {
-            return Err(ServiceError::unauthenticated("token_malformed", "token is too long"));
+            return Err(ServiceError::unauthenticated(
+                "token_malformed",
+                "token is too long",
+            ));
         }
         let header = jsonwebtoken::decode_header(token)
             .map_err(|_| ServiceError::unauthenticated("token_malformed", "token is malformed"))?;
@@ -131,7 +137,9 @@ impl TokenService {
                         "token_bad_algorithm",
                         "token is signed with an algorithm this server does not accept",
                     ),
-                    K::MissingRequiredClaim(_) => ("token_malformed", "token lacks a required claim"),
+                    K::MissingRequiredClaim(_) => {
+                        ("token_malformed", "token lacks a required claim")
+                    }
                     _ => ("token_malformed", "token is malformed"),
                 };
                 ServiceError::unauthenticated(code, msg)
@@ -197,7 +205,9 @@ mod tests {
         let claims = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(&parts[1])
             .unwrap();
-        let tampered = String::from_utf8(claims).unwrap().replace("\"adm\":false", "\"adm\":true");
+        let tampered = String::from_utf8(claims)
+            .unwrap()
+            .replace("\"adm\":false", "\"adm\":true");
         parts[1] = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(tampered);
         assert_eq!(code(ts.verify(&parts.join("."))), "token_bad_signature");
 

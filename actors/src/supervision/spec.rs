@@ -57,8 +57,8 @@ impl ChildHandle {
     pub fn from_addr<A>(addr: actix::Addr<A>) -> Self
     where
         A: actix::Actor + actix::Handler<super::Shutdown> + actix::Handler<super::Crash>,
-        A::Context: actix::dev::ToEnvelope<A, super::Shutdown>
-            + actix::dev::ToEnvelope<A, super::Crash>,
+        A::Context:
+            actix::dev::ToEnvelope<A, super::Shutdown> + actix::dev::ToEnvelope<A, super::Crash>,
     {
         let crash_addr = addr.clone();
         ChildHandle {
@@ -112,7 +112,8 @@ impl ChildSpec {
             restart,
             kind: "supervisor",
             start: Box::new(move |link| {
-                let addr = super::Supervisor::start_child(build(), view.clone(), metrics.clone(), link);
+                let addr =
+                    super::Supervisor::start_child(build(), view.clone(), metrics.clone(), link);
                 Ok(ChildHandle::from_addr(addr))
             }),
         }

@@ -276,7 +276,11 @@ impl Handler<ChildExited> for Supervisor {
             }
         }
         for &i in &group {
-            let label = if i == idx { reason.label() } else { "sibling_restart" };
+            let label = if i == idx {
+                reason.label()
+            } else {
+                "sibling_restart"
+            };
             self.metrics
                 .supervisor_restarts
                 .with_label_values(&[&self.service, &self.name, &self.children[i].spec.id, label])

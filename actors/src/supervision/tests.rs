@@ -19,7 +19,12 @@ impl Registry {
         self.starts.lock().unwrap().get(id).copied().unwrap_or(0)
     }
     fn addr(&self, id: &str) -> Addr<Worker> {
-        self.addrs.lock().unwrap().get(id).cloned().expect("worker started")
+        self.addrs
+            .lock()
+            .unwrap()
+            .get(id)
+            .cloned()
+            .expect("worker started")
     }
 }
 
@@ -147,10 +152,22 @@ async fn restart_types_decide_what_comes_back() {
     reg.addr("temp").do_send(Cmd::Panic);
     reg.addr("trans2").do_send(Cmd::Fail);
     settle().await;
-    assert_eq!(reg.starts("perm"), 2, "permanent restarts even after a normal exit");
-    assert_eq!(reg.starts("trans"), 1, "transient stays down after a normal exit");
+    assert_eq!(
+        reg.starts("perm"),
+        2,
+        "permanent restarts even after a normal exit"
+    );
+    assert_eq!(
+        reg.starts("trans"),
+        1,
+        "transient stays down after a normal exit"
+    );
     assert_eq!(reg.starts("temp"), 1, "temporary never restarts");
-    assert_eq!(reg.starts("trans2"), 2, "transient restarts after a failure");
+    assert_eq!(
+        reg.starts("trans2"),
+        2,
+        "transient restarts after a failure"
+    );
     assert_eq!(restarts(&metrics, "root", "trans2", "failure"), 1);
     assert_eq!(restarts(&metrics, "root", "perm", "normal"), 1);
 }
@@ -224,7 +241,11 @@ async fn root_gives_up_past_its_intensity() {
         reg.addr("a").do_send(Cmd::Panic);
     }
     settle().await;
-    assert_eq!(reg.starts("a"), 3, "two restarts allowed, the third failure gives up");
+    assert_eq!(
+        reg.starts("a"),
+        3,
+        "two restarts allowed, the third failure gives up"
+    );
     assert_eq!(gave_up.load(Ordering::SeqCst), 1);
     assert!(view.snapshot("root").unwrap().gave_up);
 }
@@ -266,7 +287,11 @@ async fn nested_supervisor_escalates_to_its_parent() {
         1,
         "parent restarted the inner supervisor"
     );
-    assert_eq!(reg.starts("leaf"), 3, "a fresh inner supervisor started the leaf again");
+    assert_eq!(
+        reg.starts("leaf"),
+        3,
+        "a fresh inner supervisor started the leaf again"
+    );
     assert_eq!(reg.starts("sibling"), 1);
     let tree = view.to_json();
     let root = &tree["supervisors"][0];
@@ -293,10 +318,14 @@ async fn a_child_that_cannot_start_is_retried_with_backoff() {
                 max_restarts: 3,
                 period: Duration::from_secs(10),
             })
-            .child(ChildSpec::worker("flaky", Restart::Permanent, move |_link| {
-                a.fetch_add(1, Ordering::SeqCst);
-                Err(StartError("port in use".into()))
-            })),
+            .child(ChildSpec::worker(
+                "flaky",
+                Restart::Permanent,
+                move |_link| {
+                    a.fetch_add(1, Ordering::SeqCst);
+                    Err(StartError("port in use".into()))
+                },
+            )),
         TreeView::new(),
         metrics.clone(),
         move || {
@@ -304,7 +333,11 @@ async fn a_child_that_cannot_start_is_retried_with_backoff() {
         },
     );
     actix_rt::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(attempts.load(Ordering::SeqCst), 4, "first start plus three restarts");
+    assert_eq!(
+        attempts.load(Ordering::SeqCst),
+        4,
+        "first start plus three restarts"
+    );
     assert_eq!(restarts(&metrics, "root", "flaky", "failure"), 3);
     assert_eq!(gave_up.load(Ordering::SeqCst), 1);
 }

@@ -111,7 +111,11 @@ impl TreeView {
     }
 }
 
-fn render(map: &BTreeMap<String, SupervisorSnapshot>, name: &str, depth: usize) -> serde_json::Value {
+fn render(
+    map: &BTreeMap<String, SupervisorSnapshot>,
+    name: &str,
+    depth: usize,
+) -> serde_json::Value {
     let Some(s) = map.get(name) else {
         return serde_json::json!({"name": name, "status": "not_started"});
     };

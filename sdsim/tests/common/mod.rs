@@ -40,7 +40,9 @@ impl TestDb {
         let admin = format!("{}/postgres", postgres_base());
         let mut conn = AsyncPgConnection::establish(&admin)
             .await
-            .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at {admin}: {e} (run deploy/test.sh)"));
+            .unwrap_or_else(|e| {
+                panic!("cannot reach PostgreSQL at {admin}: {e} (run deploy/test.sh)")
+            });
         diesel::sql_query(format!("CREATE DATABASE {name}"))
             .execute(&mut conn)
             .await
@@ -62,9 +64,10 @@ impl Drop for TestDb {
                 .expect("runtime");
             rt.block_on(async move {
                 if let Ok(mut conn) = AsyncPgConnection::establish(&admin).await {
-                    let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                        .execute(&mut conn)
-                        .await;
+                    let _ =
+                        diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                            .execute(&mut conn)
+                            .await;
                 }
             });
         })
@@ -118,7 +121,11 @@ impl Stack {
     pub fn start(settings: Settings, services: &[Service]) -> Self {
         let running = Running::start(settings.clone(), services).expect("start sdsim");
         // The gateway when it runs here, else the first service's HTTP port.
-        let front = if services.contains(&Service::Gateway) { Service::Gateway } else { services[0] };
+        let front = if services.contains(&Service::Gateway) {
+            Service::Gateway
+        } else {
+            services[0]
+        };
         let gw = running.addrs(front).http;
         Self {
             running,
@@ -156,7 +163,13 @@ impl Stack {
     }
 
     pub async fn post_json(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
-        let r = self.http.post(self.url(path)).json(&body).send().await.unwrap();
+        let r = self
+            .http
+            .post(self.url(path))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(serde_json::Value::Null))
     }
@@ -187,9 +200,10 @@ impl Stack {
     }
 
     pub async fn ws(&self) -> Ws {
-        let (socket, _) = tokio_tungstenite::connect_async(format!("{}/ws/notifications", self.ws_base))
-            .await
-            .expect("WebSocket connect");
+        let (socket, _) =
+            tokio_tungstenite::connect_async(format!("{}/ws/notifications", self.ws_base))
+                .await
+                .expect("WebSocket connect");
         Ws { socket }
     }
 
@@ -200,7 +214,9 @@ impl Stack {
             .unwrap();
         req.headers_mut()
             .insert("authorization", format!("Bearer {token}").parse().unwrap());
-        let (socket, _) = tokio_tungstenite::connect_async(req).await.expect("WebSocket connect");
+        let (socket, _) = tokio_tungstenite::connect_async(req)
+            .await
+            .expect("WebSocket connect");
         Ws { socket }
     }
 
@@ -217,7 +233,10 @@ impl Stack {
 }
 
 pub fn unique_email(tag: &str) -> String {
-    format!("{tag}-{}@example.com", &uuid::Uuid::new_v4().simple().to_string()[..10])
+    format!(
+        "{tag}-{}@example.com",
+        &uuid::Uuid::new_v4().simple().to_string()[..10]
+    )
 }
 
 /// The shape every REST error must have.
@@ -248,11 +267,17 @@ pub enum Next {
 
 impl Ws {
     pub async fn send(&mut self, v: serde_json::Value) {
-        self.socket.send(Message::text(v.to_string())).await.unwrap();
+        self.socket
+            .send(Message::text(v.to_string()))
+            .await
+            .unwrap();
     }
 
     pub async fn send_text(&mut self, t: &str) {
-        self.socket.send(Message::text(t.to_string())).await.unwrap();
+        self.socket
+            .send(Message::text(t.to_string()))
+            .await
+            .unwrap();
     }
 
     /// The next JSON frame or close, skipping pings.
@@ -293,7 +318,8 @@ impl Ws {
     }
 
     pub async fn authenticate(&mut self, token: &str) -> serde_json::Value {
-        self.send(serde_json::json!({"type": "auth", "token": token})).await;
+        self.send(serde_json::json!({"type": "auth", "token": token}))
+            .await;
         let f = self.frame(Duration::from_secs(5)).await;
         assert_eq!(f["type"], "auth_ok", "{f}");
         f
