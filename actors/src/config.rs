@@ -137,8 +137,6 @@ pub struct GatewaySettings {
     pub ws_ping_interval_ms: u64,
     /// A client silent for this long is dropped.
     pub ws_client_timeout_ms: u64,
-    /// Frames queued for one slow client before it is closed with 4008.
-    pub ws_max_pending_frames: usize,
     /// Deadline of a call to a backend service.
     pub upstream_timeout_ms: u64,
     pub upstream_connect_timeout_ms: u64,
@@ -155,7 +153,6 @@ impl Default for GatewaySettings {
             ws_auth_timeout_ms: 5_000,
             ws_ping_interval_ms: 10_000,
             ws_client_timeout_ms: 30_000,
-            ws_max_pending_frames: 1_024,
             upstream_timeout_ms: 5_000,
             upstream_connect_timeout_ms: 1_000,
             workers: 0,

@@ -61,6 +61,7 @@ mod tests {
     #[test]
     fn file_and_env_override_defaults() {
         Jail::expect_with(|jail| {
+            jail.clear_env();
             jail.create_file(
                 "sdsim.toml",
                 "[gateway]\nmax_body_bytes = 4096\n[listen]\ngateway_http = \"127.0.0.1:0\"\n",
@@ -78,20 +79,38 @@ mod tests {
     }
 
     #[test]
+    fn the_example_file_is_valid_and_says_the_defaults() {
+        Jail::expect_with(|jail| {
+            jail.clear_env();
+            let path = Path::new(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../deploy/sdsim.example.toml"
+            ));
+            let from_file = load(Some(path)).map_err(|e| e.to_string())?;
+            let defaults = serde_json::to_value(Settings::default()).unwrap();
+            assert_eq!(serde_json::to_value(from_file).unwrap(), defaults);
+            Ok(())
+        });
+    }
+
+    #[test]
     fn typos_and_bad_values_are_named() {
         Jail::expect_with(|jail| {
+            jail.clear_env();
             jail.set_env("SDSIM_GATEWAY__MAX_BODY_BYTE", "10");
             let e = load(None).unwrap_err();
             assert!(e.contains("max_body_byte"), "{e}");
             Ok(())
         });
         Jail::expect_with(|jail| {
+            jail.clear_env();
             jail.set_env("SDSIM_AUTH__BCRYPT_COST", "99");
             let e = load(None).unwrap_err();
             assert!(e.contains("auth.bcrypt_cost"), "{e}");
             Ok(())
         });
-        Jail::expect_with(|_| {
+        Jail::expect_with(|jail| {
+            jail.clear_env();
             let e = load(Some(Path::new("/nonexistent/sdsim.toml"))).unwrap_err();
             assert!(e.contains("does not exist"), "{e}");
             Ok(())
