@@ -150,9 +150,17 @@ pub(crate) fn build(sim: &Simulation) -> RunReport {
                 timeouts: a.timeouts,
                 arrival_rate: per_s(a.arrivals),
                 throughput: per_s(a.completions),
-                utilisation: if capacity > 0.0 { a.busy_area / capacity } else { 0.0 },
+                utilisation: if capacity > 0.0 {
+                    a.busy_area / capacity
+                } else {
+                    0.0
+                },
                 mean_queue_length: if t > 0.0 { a.queue_area / t } else { 0.0 },
-                mean_in_system: if t > 0.0 { (a.queue_area + a.busy_area) / t } else { 0.0 },
+                mean_in_system: if t > 0.0 {
+                    (a.queue_area + a.busy_area) / t
+                } else {
+                    0.0
+                },
                 mean_wait_ms: a.mean_wait_ms(),
                 mean_response_ms: a.mean_resp_ms(),
                 p50_ms: a.quantile_ms(0.5),
@@ -199,7 +207,11 @@ fn ms(v: Option<f64>) -> String {
 
 impl fmt::Display for RunReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let name = if self.design.is_empty() { "design" } else { &self.design };
+        let name = if self.design.is_empty() {
+            "design"
+        } else {
+            &self.design
+        };
         writeln!(
             f,
             "{name}: {:.1} s simulated, seed {}, {} requests, {} events",
@@ -219,7 +231,16 @@ impl fmt::Display for RunReport {
         writeln!(
             f,
             "{:<width$} {:>6} {:>9} {:>9} {:>8} {:>8} {:>8} {:>10} {:>9} {:>9}",
-            "component", "util", "wait ms", "resp ms", "p50 ms", "p95 ms", "p99 ms", "thru/s", "drops", "errors"
+            "component",
+            "util",
+            "wait ms",
+            "resp ms",
+            "p50 ms",
+            "p95 ms",
+            "p99 ms",
+            "thru/s",
+            "drops",
+            "errors"
         )?;
         for c in &self.components {
             writeln!(
@@ -270,6 +291,9 @@ fn truncate(s: &str, width: usize) -> String {
     if s.chars().count() <= width {
         s.to_string()
     } else {
-        s.chars().take(width.saturating_sub(1)).chain(['~']).collect()
+        s.chars()
+            .take(width.saturating_sub(1))
+            .chain(['~'])
+            .collect()
     }
 }

@@ -14,7 +14,9 @@ use serde_json::Value;
 
 use crate::catalogue::{self, Role};
 use crate::limits::*;
-use crate::model::{AlertRule, Chaos, Component, Connection, Design, Pattern, Routing, ServiceTime, Traffic};
+use crate::model::{
+    AlertRule, Chaos, Component, Connection, Design, Pattern, Routing, ServiceTime, Traffic,
+};
 use crate::resolve::{resolve, Resolved};
 
 /// One thing wrong with a design.
@@ -38,7 +40,10 @@ pub fn validate_json(json: &str) -> Result<Design, Vec<Problem>> {
     if json.len() > MAX_JSON_BYTES {
         v.push(
             "$",
-            format!("the document is {} bytes; the limit is {MAX_JSON_BYTES}", json.len()),
+            format!(
+                "the document is {} bytes; the limit is {MAX_JSON_BYTES}",
+                json.len()
+            ),
         );
         return Err(v.problems);
     }
@@ -54,8 +59,16 @@ pub fn validate_json(json: &str) -> Result<Design, Vec<Problem>> {
         return Err(v.problems);
     };
     const FIELDS: &[&str] = &[
-        "name", "description", "seed", "duration_s", "window_s", "max_events", "components",
-        "connections", "chaos", "alerts",
+        "name",
+        "description",
+        "seed",
+        "duration_s",
+        "window_s",
+        "max_events",
+        "components",
+        "connections",
+        "chaos",
+        "alerts",
     ];
     for key in obj.keys() {
         if !FIELDS.contains(&key.as_str()) {
@@ -275,7 +288,9 @@ impl Validator {
                 if windows > MAX_WINDOWS {
                     self.push(
                         "$.window_s",
-                        format!("{windows:.0} windows; the limit is {MAX_WINDOWS}: use longer windows"),
+                        format!(
+                            "{windows:.0} windows; the limit is {MAX_WINDOWS}: use longer windows"
+                        ),
                     );
                 } else if windows * n as f64 > MAX_WINDOW_CELLS {
                     self.push(
@@ -359,10 +374,7 @@ impl Validator {
                 ),
             );
         }
-        let has_source = resolved
-            .iter()
-            .flatten()
-            .any(|r| r.role == Role::Source);
+        let has_source = resolved.iter().flatten().any(|r| r.role == Role::Source);
         if n > 0 && !has_source && self.problems.is_empty() {
             self.push(
                 "$.components",
@@ -375,7 +387,12 @@ impl Validator {
         let mut seen: BTreeMap<(usize, usize), usize> = BTreeMap::new();
         for (k, e) in d.connections.iter().enumerate() {
             let path = format!("$.connections[{}]", at(&self.paths.conns, k));
-            let from = self.lookup(&names, &e.from, &format!("{path}.from"), "connects from nothing");
+            let from = self.lookup(
+                &names,
+                &e.from,
+                &format!("{path}.from"),
+                "connects from nothing",
+            );
             let to = self.lookup(&names, &e.to, &format!("{path}.to"), "connects to nothing");
             if let Some(p) = e.probability {
                 self.probability(&format!("{path}.probability"), p);
@@ -387,7 +404,10 @@ impl Validator {
                 if resolved[t].as_ref().is_some_and(|r| r.role == Role::Source) {
                     self.push(
                         format!("{path}.to"),
-                        format!("'{}' is a client: clients send requests but do not receive them", e.to),
+                        format!(
+                            "'{}' is a client: clients send requests but do not receive them",
+                            e.to
+                        ),
                     );
                 }
                 if let Some(&first) = seen.get(&(f, t)) {
@@ -421,7 +441,10 @@ impl Validator {
                     ),
                 );
             }
-            let probs: Vec<Option<f64>> = edges.iter().map(|&k| d.connections[k].probability).collect();
+            let probs: Vec<Option<f64>> = edges
+                .iter()
+                .map(|&k| d.connections[k].probability)
+                .collect();
             if r.routing == Routing::Probabilistic {
                 let given = probs.iter().filter(|p| p.is_some()).count();
                 if given > 0 && given < probs.len() {
@@ -447,7 +470,8 @@ impl Validator {
             } else {
                 for &k in edges {
                     if d.connections[k].probability.is_some() {
-                        let cpath = format!("$.connections[{}].probability", at(&self.paths.conns, k));
+                        let cpath =
+                            format!("$.connections[{}].probability", at(&self.paths.conns, k));
                         self.push(
                             cpath,
                             format!(
@@ -573,7 +597,10 @@ impl Validator {
             ServiceTime::Erlang { mean_ms, k } => {
                 self.positive(&mean, mean_ms, MAX_MS);
                 if k == 0 || k > 1_000 {
-                    self.push(format!("{path}.k"), format!("must be between 1 and 1000 (got {k})"));
+                    self.push(
+                        format!("{path}.k"),
+                        format!("must be between 1 and 1000 (got {k})"),
+                    );
                 }
             }
             ServiceTime::Uniform { min_ms, max_ms } => {
@@ -592,25 +619,42 @@ impl Validator {
                 let p = format!("{path}.pattern");
                 match *pattern {
                     Pattern::Constant => {}
-                    Pattern::Ramp { to_rate, start_s, end_s } => {
+                    Pattern::Ramp {
+                        to_rate,
+                        start_s,
+                        end_s,
+                    } => {
                         self.non_negative(&format!("{p}.to_rate"), to_rate, MAX_RATE);
                         self.non_negative(&format!("{p}.start_s"), start_s, MAX_DURATION_S);
                         if let Some(e) = end_s {
-                            if self.non_negative(&format!("{p}.end_s"), e, MAX_DURATION_S) && e <= start_s {
+                            if self.non_negative(&format!("{p}.end_s"), e, MAX_DURATION_S)
+                                && e <= start_s
+                            {
                                 self.push(format!("{p}.end_s"), "must be after start_s");
                             }
                         }
                     }
-                    Pattern::Spike { peak_rate, at_s, duration_s } => {
+                    Pattern::Spike {
+                        peak_rate,
+                        at_s,
+                        duration_s,
+                    } => {
                         self.non_negative(&format!("{p}.peak_rate"), peak_rate, MAX_RATE);
                         self.non_negative(&format!("{p}.at_s"), at_s, MAX_DURATION_S);
                         self.positive(&format!("{p}.duration_s"), duration_s, MAX_DURATION_S);
                     }
-                    Pattern::Wave { amplitude, period_s } => {
+                    Pattern::Wave {
+                        amplitude,
+                        period_s,
+                    } => {
                         self.probability(&format!("{p}.amplitude"), amplitude);
                         self.positive(&format!("{p}.period_s"), period_s, MAX_DURATION_S);
                     }
-                    Pattern::Diurnal { amplitude, period_s, peak_at_s } => {
+                    Pattern::Diurnal {
+                        amplitude,
+                        period_s,
+                        peak_at_s,
+                    } => {
                         self.probability(&format!("{p}.amplitude"), amplitude);
                         if let Some(ps) = period_s {
                             self.positive(&format!("{p}.period_s"), ps, MAX_DURATION_S);
@@ -621,7 +665,10 @@ impl Validator {
                     }
                 }
             }
-            Traffic::Closed { users, think_time_ms } => {
+            Traffic::Closed {
+                users,
+                think_time_ms,
+            } => {
                 if *users == 0 || *users > MAX_USERS {
                     self.push(
                         format!("{path}.users"),
@@ -636,8 +683,12 @@ impl Validator {
     /// A request must be able to finish from every component a client can reach.
     fn check_loops(&mut self, d: &Design, resolved: &[Option<Resolved>], out: &[Vec<usize>]) {
         let n = resolved.len();
-        let names: BTreeMap<&str, usize> =
-            d.components.iter().enumerate().map(|(i, c)| (c.name.as_str(), i)).collect();
+        let names: BTreeMap<&str, usize> = d
+            .components
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.name.as_str(), i))
+            .collect();
         let targets = |i: usize| -> Vec<usize> {
             out[i]
                 .iter()
@@ -739,7 +790,12 @@ impl Validator {
             Some(i)
         };
         match c {
-            Chaos::Crash { component, replica, at_s, duration_s } => {
+            Chaos::Crash {
+                component,
+                replica,
+                at_s,
+                duration_s,
+            } => {
                 let i = target(self, component);
                 self.non_negative(&format!("{path}.at_s"), *at_s, MAX_DURATION_S);
                 if let Some(d) = duration_s {
@@ -755,33 +811,56 @@ impl Validator {
                     }
                 }
             }
-            Chaos::RandomCrash { component, mtbf_s, mttr_s } => {
+            Chaos::RandomCrash {
+                component,
+                mtbf_s,
+                mttr_s,
+            } => {
                 target(self, component);
                 let floor = duration / 1e5;
-                if self.positive(&format!("{path}.mtbf_s"), *mtbf_s, MAX_DURATION_S * 100.0) && *mtbf_s < floor {
+                if self.positive(&format!("{path}.mtbf_s"), *mtbf_s, MAX_DURATION_S * 100.0)
+                    && *mtbf_s < floor
+                {
                     self.push(
                         format!("{path}.mtbf_s"),
                         format!("below {floor} s it would inject more than 100,000 failures per replica"),
                     );
                 }
-                if self.positive(&format!("{path}.mttr_s"), *mttr_s, MAX_DURATION_S) && *mttr_s < floor {
+                if self.positive(&format!("{path}.mttr_s"), *mttr_s, MAX_DURATION_S)
+                    && *mttr_s < floor
+                {
                     self.push(
                         format!("{path}.mttr_s"),
                         format!("must be at least {floor} s"),
                     );
                 }
             }
-            Chaos::Latency { component, at_s, duration_s, extra_ms } => {
+            Chaos::Latency {
+                component,
+                at_s,
+                duration_s,
+                extra_ms,
+            } => {
                 target(self, component);
                 window(self, *at_s, *duration_s);
                 self.non_negative(&format!("{path}.extra_ms"), *extra_ms, MAX_MS);
             }
-            Chaos::Errors { component, at_s, duration_s, probability } => {
+            Chaos::Errors {
+                component,
+                at_s,
+                duration_s,
+                probability,
+            } => {
                 target(self, component);
                 window(self, *at_s, *duration_s);
                 self.probability(&format!("{path}.probability"), *probability);
             }
-            Chaos::Partition { from, to, at_s, duration_s } => {
+            Chaos::Partition {
+                from,
+                to,
+                at_s,
+                duration_s,
+            } => {
                 let a = self.lookup(names, from, &format!("{path}.from"), "targets nothing");
                 let b = self.lookup(names, to, &format!("{path}.to"), "targets nothing");
                 if a.is_some() && a == b {
@@ -789,9 +868,16 @@ impl Validator {
                 }
                 window(self, *at_s, *duration_s);
             }
-            Chaos::TrafficSpike { source, at_s, duration_s, multiplier } => {
+            Chaos::TrafficSpike {
+                source,
+                at_s,
+                duration_s,
+                multiplier,
+            } => {
                 if let Some(s) = source {
-                    if let Some(i) = self.lookup(names, s, &format!("{path}.source"), "targets nothing") {
+                    if let Some(i) =
+                        self.lookup(names, s, &format!("{path}.source"), "targets nothing")
+                    {
                         if resolved[i].as_ref().is_some_and(|r| r.role != Role::Source) {
                             self.push(format!("{path}.source"), format!("'{s}' is not a client"));
                         }
@@ -800,7 +886,12 @@ impl Validator {
                 window(self, *at_s, *duration_s);
                 self.positive(&format!("{path}.multiplier"), *multiplier, 1_000.0);
             }
-            Chaos::CacheMissStorm { component, at_s, duration_s, hit_ratio } => {
+            Chaos::CacheMissStorm {
+                component,
+                at_s,
+                duration_s,
+                hit_ratio,
+            } => {
                 if let Some(i) = target(self, component) {
                     if resolved[i].as_ref().is_some_and(|r| r.role != Role::Cache) {
                         self.push(

@@ -44,8 +44,14 @@ fn windows_add_up_to_the_whole_run() {
     let full = run_design(&d, Some(1)).unwrap_or_else(|e| panic!("{e}"));
     // (Sums are added in a different order, so means may differ in the last bit.)
     let (f, s) = (&full.end_to_end, &r.end_to_end);
-    assert_eq!((f.arrivals, f.completions, f.p99_ms), (s.arrivals, s.completions, s.p99_ms));
-    let (fm, sm) = (f.mean_response_ms.unwrap_or(0.0), s.mean_response_ms.unwrap_or(1.0));
+    assert_eq!(
+        (f.arrivals, f.completions, f.p99_ms),
+        (s.arrivals, s.completions, s.p99_ms)
+    );
+    let (fm, sm) = (
+        f.mean_response_ms.unwrap_or(0.0),
+        s.mean_response_ms.unwrap_or(1.0),
+    );
     assert!((fm - sm).abs() < 1e-9 * fm);
     // A silly step is an empty window, not a panic.
     assert_eq!(sim.advance(f64::NAN).end_to_end.arrivals, 0);
@@ -74,7 +80,11 @@ fn window_sums(d: &Design, from: f64, to: f64, name: &str) -> (u64, u64, u64) {
     while !sim.is_finished() {
         let w = sim.advance(0.5);
         if w.start_s >= from && w.end_s <= to {
-            let c = w.components.iter().find(|c| c.name == name).unwrap_or_else(|| panic!("{name}"));
+            let c = w
+                .components
+                .iter()
+                .find(|c| c.name == name)
+                .unwrap_or_else(|| panic!("{name}"));
             arr += c.arrivals;
             err += c.errors;
             up_min = up_min.min(u64::from(c.replicas_up));
@@ -85,21 +95,30 @@ fn window_sums(d: &Design, from: f64, to: f64, name: &str) -> (u64, u64, u64) {
 
 #[test]
 fn a_crashed_component_fails_requests_until_it_recovers() {
-    let d = two_tier(json!([{ "type": "crash", "component": "web", "at_s": 2, "duration_s": 3 }]), json!([]));
+    let d = two_tier(
+        json!([{ "type": "crash", "component": "web", "at_s": 2, "duration_s": 3 }]),
+        json!([]),
+    );
     let (arr, err, up) = window_sums(&d, 2.0, 5.0, "web");
     assert!(arr > 2000 && err >= arr - 5, "{arr} {err}");
     assert_eq!(up, 0);
     let (arr, err, _) = window_sums(&d, 6.0, 10.0, "web");
     assert!(arr > 3000 && err == 0, "{arr} {err}");
     // One replica down: the balancer uses the other one, nothing fails.
-    let d = two_tier(json!([{ "type": "crash", "component": "web", "replica": 1, "at_s": 2, "duration_s": 3 }]), json!([]));
+    let d = two_tier(
+        json!([{ "type": "crash", "component": "web", "replica": 1, "at_s": 2, "duration_s": 3 }]),
+        json!([]),
+    );
     let (arr, err, up) = window_sums(&d, 2.5, 5.0, "web");
     assert!(arr > 2000 && err == 0 && up == 1, "{arr} {err} {up}");
 }
 
 #[test]
 fn cache_miss_storm_sends_load_to_the_database() {
-    let d = two_tier(json!([{ "type": "cache_miss_storm", "component": "cache", "at_s": 4, "duration_s": 2 }]), json!([]));
+    let d = two_tier(
+        json!([{ "type": "cache_miss_storm", "component": "cache", "at_s": 4, "duration_s": 2 }]),
+        json!([]),
+    );
     let (before, _, _) = window_sums(&d, 0.0, 2.0, "db");
     let (during, _, _) = window_sums(&d, 4.0, 6.0, "db");
     assert!(before > 100 && during > 5 * before, "{before} {during}");
@@ -127,7 +146,12 @@ fn partitions_errors_latency_and_spikes_show_in_the_windows() {
     assert!(ws[5].components[1].mean_response_ms.unwrap_or(0.0) > 50.0);
     assert!(ws[7].end_to_end.arrivals > 3 * ws[6].end_to_end.arrivals);
     let fired: Vec<_> = ws.iter().flat_map(|w| w.alerts.iter()).collect();
-    assert!(fired.iter().any(|a| a.state == "firing" && (a.at_s - 6.0).abs() < 1e-9), "{fired:?}");
+    assert!(
+        fired
+            .iter()
+            .any(|a| a.state == "firing" && (a.at_s - 6.0).abs() < 1e-9),
+        "{fired:?}"
+    );
     assert!(fired.iter().any(|a| a.state == "resolved"), "{fired:?}");
 }
 
@@ -173,7 +197,10 @@ fn least_connections_and_round_robin_spread_load() {
                              { "from": "c", "to": "w" } ]
         }));
         let r = run_design(&d, Some(1)).unwrap_or_else(|e| panic!("{e}"));
-        let (a, b) = (r.components[1].arrivals as f64, r.components[2].arrivals as f64);
+        let (a, b) = (
+            r.components[1].arrivals as f64,
+            r.components[2].arrivals as f64,
+        );
         assert!((a - b).abs() < 0.05 * (a + b), "{policy}: {a} vs {b}");
     }
 }
@@ -186,12 +213,23 @@ fn the_analysis_names_the_bottleneck_and_forecasts_saturation() {
     assert_eq!(top.component, "database");
     assert_eq!(top.severity, "critical");
     assert!(top.suggestion.contains("replicas"));
-    assert!(r.analysis.trends.iter().any(|t| t.component == "api" && t.metric == "utilisation" && t.direction == "rising"));
+    assert!(r
+        .analysis
+        .trends
+        .iter()
+        .any(|t| t.component == "api" && t.metric == "utilisation" && t.direction == "rising"));
     assert!(r.analysis.alerts.iter().any(|a| a.rule == "writes dropped"));
     let text = r.to_string();
-    assert!(text.contains("database") && text.contains("end to end"), "{text}");
+    assert!(
+        text.contains("database") && text.contains("end to end"),
+        "{text}"
+    );
     // Under a steady ramp the API's time to saturation is forecast.
-    let api = r.analysis.forecasts.iter().find(|f| f.component == "workers");
+    let api = r
+        .analysis
+        .forecasts
+        .iter()
+        .find(|f| f.component == "workers");
     assert!(api.is_some_and(|f| f.saturation_load_factor.is_some()));
 }
 
@@ -207,7 +245,9 @@ fn anomalies_are_found_in_a_spike() {
     }));
     let r = run_design(&d, Some(1)).unwrap_or_else(|e| panic!("{e}"));
     assert!(
-        r.analysis.anomalies.iter().any(|a| a.component == "s" && a.metric == "throughput" && (a.at_s - 21.0).abs() < 1e-9),
+        r.analysis.anomalies.iter().any(|a| a.component == "s"
+            && a.metric == "throughput"
+            && (a.at_s - 21.0).abs() < 1e-9),
         "{:?}",
         r.analysis.anomalies
     );
@@ -218,6 +258,9 @@ fn the_event_budget_stops_a_run_and_says_so() {
     let mut d = tpl("three_tier_web_app", 10.0);
     d.max_events = Some(10_000);
     let r = run_design(&d, None).unwrap_or_else(|e| panic!("{e}"));
-    assert!(r.stopped_early.as_deref().is_some_and(|s| s.contains("event budget")));
+    assert!(r
+        .stopped_early
+        .as_deref()
+        .is_some_and(|s| s.contains("event budget")));
     assert!(r.events <= 10_000);
 }

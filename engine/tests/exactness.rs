@@ -12,7 +12,13 @@ use sdsim_engine::{analytic_preview, run_design};
 use serde_json::json;
 
 /// One client feeding one station with `servers` servers.
-fn single_station(rate: f64, servers: u32, service: serde_json::Value, queue: serde_json::Value, duration: f64) -> sdsim_engine::Design {
+fn single_station(
+    rate: f64,
+    servers: u32,
+    service: serde_json::Value,
+    queue: serde_json::Value,
+    duration: f64,
+) -> sdsim_engine::Design {
     design(json!({
         "name": "single station",
         "duration_s": duration,
@@ -31,28 +37,66 @@ fn wait_ms(c: &sdsim_engine::ComponentWindow) -> f64 {
 #[test]
 fn mm1_at_utilisation_0_9_matches_theory() {
     // lambda 900/s, mean service 1 ms: rho 0.9, Wq = rho / (mu - lambda) = 9 ms.
-    let d = single_station(900.0, 1, json!({"dist": "exponential", "mean_ms": 1.0}), json!("unbounded"), 880.0);
+    let d = single_station(
+        900.0,
+        1,
+        json!({"dist": "exponential", "mean_ms": 1.0}),
+        json!("unbounded"),
+        880.0,
+    );
     let ws = run_batches(&d, 1, 20, 2);
     let wq = mmc_wait(900.0, 1000.0, 1).unwrap_or(f64::NAN) * 1000.0;
     assert_agrees("M/M/1 wait ms", &series(&ws, "q", wait_ms), wq, 0.15);
-    assert_agrees("M/M/1 utilisation", &series(&ws, "q", |c| c.utilisation), 0.9, 0.02);
-    assert_agrees("M/M/1 L", &series(&ws, "q", |c| c.mean_in_system), 0.9 / 0.1, 0.15);
+    assert_agrees(
+        "M/M/1 utilisation",
+        &series(&ws, "q", |c| c.utilisation),
+        0.9,
+        0.02,
+    );
+    assert_agrees(
+        "M/M/1 L",
+        &series(&ws, "q", |c| c.mean_in_system),
+        0.9 / 0.1,
+        0.15,
+    );
 }
 
 #[test]
 fn mmc_matches_erlang_c() {
     // 4 servers, lambda 3,600/s, mean service 1 ms: rho 0.9.
-    let d = single_station(3600.0, 4, json!({"dist": "exponential", "mean_ms": 1.0}), json!("unbounded"), 240.0);
+    let d = single_station(
+        3600.0,
+        4,
+        json!({"dist": "exponential", "mean_ms": 1.0}),
+        json!("unbounded"),
+        240.0,
+    );
     let ws = run_batches(&d, 2, 20, 2);
     let wq = mmc_wait(3600.0, 1000.0, 4).unwrap_or(f64::NAN) * 1000.0;
-    assert_agrees("M/M/4 wait ms (Erlang C)", &series(&ws, "q", wait_ms), wq, 0.15);
-    assert_agrees("M/M/4 utilisation", &series(&ws, "q", |c| c.utilisation), 0.9, 0.02);
+    assert_agrees(
+        "M/M/4 wait ms (Erlang C)",
+        &series(&ws, "q", wait_ms),
+        wq,
+        0.15,
+    );
+    assert_agrees(
+        "M/M/4 utilisation",
+        &series(&ws, "q", |c| c.utilisation),
+        0.9,
+        0.02,
+    );
 }
 
 #[test]
 fn md1_matches_pollaczek_khinchine() {
     // Deterministic 1 ms service at lambda 900/s: Wq = rho s / (2 (1 - rho)) = 4.5 ms.
-    let d = single_station(900.0, 1, json!({"dist": "deterministic", "mean_ms": 1.0}), json!("unbounded"), 600.0);
+    let d = single_station(
+        900.0,
+        1,
+        json!({"dist": "deterministic", "mean_ms": 1.0}),
+        json!("unbounded"),
+        600.0,
+    );
     let ws = run_batches(&d, 3, 20, 2);
     let wq = mg1_wait(900.0, 0.001, 0.0).unwrap_or(f64::NAN) * 1000.0;
     assert_agrees("M/D/1 wait ms", &series(&ws, "q", wait_ms), wq, 0.15);
@@ -61,7 +105,13 @@ fn md1_matches_pollaczek_khinchine() {
 #[test]
 fn m_erlang_1_matches_pollaczek_khinchine() {
     // Erlang-3 service (scv 1/3) at rho 0.85.
-    let d = single_station(850.0, 1, json!({"dist": "erlang", "mean_ms": 1.0, "k": 3}), json!("unbounded"), 400.0);
+    let d = single_station(
+        850.0,
+        1,
+        json!({"dist": "erlang", "mean_ms": 1.0, "k": 3}),
+        json!("unbounded"),
+        400.0,
+    );
     let ws = run_batches(&d, 4, 20, 2);
     let wq = mg1_wait(850.0, 0.001, 1.0 / 3.0).unwrap_or(f64::NAN) * 1000.0;
     assert_agrees("M/E3/1 wait ms", &series(&ws, "q", wait_ms), wq, 0.15);
@@ -70,7 +120,13 @@ fn m_erlang_1_matches_pollaczek_khinchine() {
 #[test]
 fn mm1k_drop_probability_matches_theory() {
     // One server and room for 4 waiting (K = 5) at rho 0.95.
-    let d = single_station(950.0, 1, json!({"dist": "exponential", "mean_ms": 1.0}), json!(4), 100.0);
+    let d = single_station(
+        950.0,
+        1,
+        json!({"dist": "exponential", "mean_ms": 1.0}),
+        json!(4),
+        100.0,
+    );
     let ws = run_batches(&d, 5, 20, 1);
     let drops: Vec<f64> = ws
         .iter()
@@ -98,9 +154,22 @@ fn tandem_jackson_network_matches_product_form() {
     let ws = run_batches(&d, 6, 20, 2);
     let ra = mmc_wait(800.0, 1000.0, 1).unwrap_or(f64::NAN) * 1000.0 + 1.0;
     let rb = mmc_wait(800.0, 500.0, 2).unwrap_or(f64::NAN) * 1000.0 + 2.0;
-    assert_agrees("tandem a response ms", &series(&ws, "a", |c| c.mean_response_ms.unwrap_or(f64::NAN)), ra, 0.2);
-    assert_agrees("tandem b response ms", &series(&ws, "b", |c| c.mean_response_ms.unwrap_or(f64::NAN)), rb, 0.2);
-    let e2e: Vec<f64> = ws.iter().map(|w| w.end_to_end.mean_response_ms.unwrap_or(f64::NAN)).collect();
+    assert_agrees(
+        "tandem a response ms",
+        &series(&ws, "a", |c| c.mean_response_ms.unwrap_or(f64::NAN)),
+        ra,
+        0.2,
+    );
+    assert_agrees(
+        "tandem b response ms",
+        &series(&ws, "b", |c| c.mean_response_ms.unwrap_or(f64::NAN)),
+        rb,
+        0.2,
+    );
+    let e2e: Vec<f64> = ws
+        .iter()
+        .map(|w| w.end_to_end.mean_response_ms.unwrap_or(f64::NAN))
+        .collect();
     assert_agrees("tandem end to end ms", &e2e, ra + rb + 10.0, 0.2);
     let preview = analytic_preview(&d);
     let pe = preview.end_to_end_response_ms.unwrap_or(f64::NAN);
@@ -132,7 +201,11 @@ fn branching() -> sdsim_engine::Design {
 fn branching_jackson_network_with_feedback_matches_product_form() {
     let d = branching();
     let ws = run_batches(&d, 7, 20, 2);
-    for (name, lambda, mu, c) in [("a", 800.0, 1000.0, 1), ("b", 480.0, 1000.0 / 1.5, 1), ("c", 320.0, 250.0, 2)] {
+    for (name, lambda, mu, c) in [
+        ("a", 800.0, 1000.0, 1),
+        ("b", 480.0, 1000.0 / 1.5, 1),
+        ("c", 320.0, 250.0, 2),
+    ] {
         let arrivals = series(&ws, name, |w| w.arrivals as f64);
         let dt = ws[0].end_s - ws[0].start_s;
         let rates: Vec<f64> = arrivals.iter().map(|a| a / dt).collect();
@@ -165,7 +238,11 @@ fn littles_law_holds_on_every_component() {
         for c in &r.components {
             let w = c.mean_response_ms.unwrap_or(0.0) / 1000.0;
             let l = c.throughput * w;
-            assert!(c.errors == 0 && c.drops == 0, "{}: test needs a loss-free run", c.name);
+            assert!(
+                c.errors == 0 && c.drops == 0,
+                "{}: test needs a loss-free run",
+                c.name
+            );
             assert!(
                 (c.mean_in_system - l).abs() <= 0.02 * l + 0.05,
                 "{}: L {} vs lambda W {}",

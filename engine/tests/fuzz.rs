@@ -10,8 +10,16 @@ use sdsim_engine::model::{
 use sdsim_engine::{analytic_preview, validate, validate_json, Simulation};
 
 const KINDS: &[&str] = &[
-    "web_server", "api_server", "postgresql", "redis", "nginx_lb", "cdn", "service",
-    "message_queue", "microservice", "object_storage",
+    "web_server",
+    "api_server",
+    "postgresql",
+    "redis",
+    "nginx_lb",
+    "cdn",
+    "service",
+    "message_queue",
+    "microservice",
+    "object_storage",
 ];
 
 /// A kind: mostly real, sometimes a client in the middle, rarely nonsense.
@@ -50,9 +58,15 @@ fn service() -> impl Strategy<Value = ServiceTime> {
     prop_oneof![
         num().prop_map(|m| ServiceTime::Exponential { mean_ms: m }),
         num().prop_map(|m| ServiceTime::Deterministic { mean_ms: m }),
-        (num(), num()).prop_map(|(m, cv)| ServiceTime::Lognormal { mean_ms: m, cv: cv / 5.0 }),
+        (num(), num()).prop_map(|(m, cv)| ServiceTime::Lognormal {
+            mean_ms: m,
+            cv: cv / 5.0
+        }),
         (num(), count(5)).prop_map(|(m, k)| ServiceTime::Erlang { mean_ms: m, k }),
-        (num(), num()).prop_map(|(a, b)| ServiceTime::Uniform { min_ms: a, max_ms: a + b }),
+        (num(), num()).prop_map(|(a, b)| ServiceTime::Uniform {
+            min_ms: a,
+            max_ms: a + b
+        }),
     ]
 }
 
@@ -60,18 +74,35 @@ fn traffic() -> impl Strategy<Value = Traffic> {
     prop_oneof![
         (num(), prob(), num()).prop_map(|(r, a, p)| Traffic::Open {
             rate: r * 20.0,
-            pattern: Pattern::Wave { amplitude: a, period_s: p },
+            pattern: Pattern::Wave {
+                amplitude: a,
+                period_s: p
+            },
         }),
         (num(), num()).prop_map(|(r, t)| Traffic::Open {
             rate: r * 20.0,
-            pattern: Pattern::Ramp { to_rate: t * 20.0, start_s: 0.0, end_s: None },
+            pattern: Pattern::Ramp {
+                to_rate: t * 20.0,
+                start_s: 0.0,
+                end_s: None
+            },
         }),
         (num(), num(), num()).prop_map(|(r, p, a)| Traffic::Open {
             rate: r * 20.0,
-            pattern: Pattern::Spike { peak_rate: p * 50.0, at_s: a / 10.0, duration_s: 0.5 },
+            pattern: Pattern::Spike {
+                peak_rate: p * 50.0,
+                at_s: a / 10.0,
+                duration_s: 0.5
+            },
         }),
-        num().prop_map(|r| Traffic::Open { rate: r * 20.0, pattern: Pattern::Constant }),
-        (count(50), num()).prop_map(|(u, t)| Traffic::Closed { users: u, think_time_ms: t }),
+        num().prop_map(|r| Traffic::Open {
+            rate: r * 20.0,
+            pattern: Pattern::Constant
+        }),
+        (count(50), num()).prop_map(|(u, t)| Traffic::Closed {
+            users: u,
+            think_time_ms: t
+        }),
     ]
 }
 
@@ -89,85 +120,133 @@ fn component(i: usize) -> impl Strategy<Value = Component> {
             prop::option::weighted(0.3, count(4)),
             prop::option::weighted(0.3, prob().prop_map(|p| p * 0.9)),
             traffic(),
-            prop::sample::select(vec![Routing::Probabilistic, Routing::RoundRobin, Routing::LeastConnections, Routing::Random]),
-            prop::sample::select(vec![Balancer::RoundRobin, Balancer::LeastConnections, Balancer::Random]),
+            prop::sample::select(vec![
+                Routing::Probabilistic,
+                Routing::RoundRobin,
+                Routing::LeastConnections,
+                Routing::Random,
+            ]),
+            prop::sample::select(vec![
+                Balancer::RoundRobin,
+                Balancer::LeastConnections,
+                Balancer::Random,
+            ]),
         ),
     )
-        .prop_map(move |((kind, servers, st, q, timeout), (fail, replicas, exit, traffic, routing, balancer))| {
-            // The first component is the client; a few later ones may be too.
-            let kind = if i == 0 { "client" } else { kind };
-            let is_client = kind == "client";
-            Component {
-                name: format!("c{i}"),
-                kind: kind.to_string(),
-                servers,
-                service_time: st,
-                queue_capacity: q.map(QueueCapacity::Finite),
-                timeout_ms: timeout,
-                failure_probability: fail,
-                replicas,
-                balancer: Some(balancer),
-                routing: Some(routing),
-                exit_probability: if is_client { None } else { exit },
-                hit_ratio: None,
-                traffic: is_client.then_some(traffic),
-            }
-        })
+        .prop_map(
+            move |(
+                (kind, servers, st, q, timeout),
+                (fail, replicas, exit, traffic, routing, balancer),
+            )| {
+                // The first component is the client; a few later ones may be too.
+                let kind = if i == 0 { "client" } else { kind };
+                let is_client = kind == "client";
+                Component {
+                    name: format!("c{i}"),
+                    kind: kind.to_string(),
+                    servers,
+                    service_time: st,
+                    queue_capacity: q.map(QueueCapacity::Finite),
+                    timeout_ms: timeout,
+                    failure_probability: fail,
+                    replicas,
+                    balancer: Some(balancer),
+                    routing: Some(routing),
+                    exit_probability: if is_client { None } else { exit },
+                    hit_ratio: None,
+                    traffic: is_client.then_some(traffic),
+                }
+            },
+        )
 }
 
 fn chaos(n: usize) -> impl Strategy<Value = Chaos> {
     let name = (0..n.max(1)).prop_map(|i| format!("c{i}"));
     prop_oneof![
         (name.clone(), num(), prop::option::of(num())).prop_map(|(c, a, d)| Chaos::Crash {
-            component: c, replica: None, at_s: a / 10.0, duration_s: d.map(|d| d / 10.0) }),
+            component: c,
+            replica: None,
+            at_s: a / 10.0,
+            duration_s: d.map(|d| d / 10.0)
+        }),
         (name.clone(), num(), num()).prop_map(|(c, m, r)| Chaos::RandomCrash {
-            component: c, mtbf_s: m / 10.0, mttr_s: r / 10.0 }),
+            component: c,
+            mtbf_s: m / 10.0,
+            mttr_s: r / 10.0
+        }),
         (name.clone(), num(), num()).prop_map(|(c, a, e)| Chaos::Latency {
-            component: c, at_s: a / 10.0, duration_s: 1.0, extra_ms: e }),
+            component: c,
+            at_s: a / 10.0,
+            duration_s: 1.0,
+            extra_ms: e
+        }),
         (name.clone(), num(), prob()).prop_map(|(c, a, p)| Chaos::Errors {
-            component: c, at_s: a / 10.0, duration_s: 1.0, probability: p }),
+            component: c,
+            at_s: a / 10.0,
+            duration_s: 1.0,
+            probability: p
+        }),
         (name.clone(), name.clone(), num()).prop_map(|(a, b, t)| Chaos::Partition {
-            from: a, to: b, at_s: t / 10.0, duration_s: 0.5 }),
+            from: a,
+            to: b,
+            at_s: t / 10.0,
+            duration_s: 0.5
+        }),
         (num(), num()).prop_map(|(a, m)| Chaos::TrafficSpike {
-            source: None, at_s: a / 10.0, duration_s: 0.5, multiplier: m / 5.0 }),
+            source: None,
+            at_s: a / 10.0,
+            duration_s: 0.5,
+            multiplier: m / 5.0
+        }),
     ]
 }
 
 fn design() -> impl Strategy<Value = Design> {
-    (2usize..7).prop_flat_map(|n| {
-        let comps: Vec<_> = (0..n).map(component).collect();
-        // Extra connections on top of a chain c0 -> c1 -> ... that gives every design a path.
-        let extra = prop::collection::vec(
-            (0..n, 0..n, prop::option::weighted(0.2, prob()), prop::option::weighted(0.5, num())),
-            0..n,
-        );
-        let chaos = prop::collection::vec(chaos(n), 0..3);
-        (comps, extra, chaos, num(), any::<u64>())
-    })
-    .prop_map(|(components, extra, chaos, duration, seed)| {
-        let n = components.len();
-        let mut connections: Vec<Connection> = (0..n - 1)
-            .map(|i| Connection { from: format!("c{i}"), to: format!("c{}", i + 1), probability: None, latency_ms: None })
-            .collect();
-        connections.extend(extra.into_iter().map(|(f, t, p, l)| Connection {
-            from: format!("c{f}"),
-            to: format!("c{t}"),
-            probability: p,
-            latency_ms: l,
-        }));
-        Design {
-            name: "fuzz".into(),
-            description: String::new(),
-            seed: Some(seed),
-            duration_s: duration / 5.0,
-            window_s: Some(0.25),
-            max_events: Some(200_000),
-            components,
-            connections,
-            chaos,
-            alerts: Vec::new(),
-        }
-    })
+    (2usize..7)
+        .prop_flat_map(|n| {
+            let comps: Vec<_> = (0..n).map(component).collect();
+            // Extra connections on top of a chain c0 -> c1 -> ... that gives every design a path.
+            let extra = prop::collection::vec(
+                (
+                    0..n,
+                    0..n,
+                    prop::option::weighted(0.2, prob()),
+                    prop::option::weighted(0.5, num()),
+                ),
+                0..n,
+            );
+            let chaos = prop::collection::vec(chaos(n), 0..3);
+            (comps, extra, chaos, num(), any::<u64>())
+        })
+        .prop_map(|(components, extra, chaos, duration, seed)| {
+            let n = components.len();
+            let mut connections: Vec<Connection> = (0..n - 1)
+                .map(|i| Connection {
+                    from: format!("c{i}"),
+                    to: format!("c{}", i + 1),
+                    probability: None,
+                    latency_ms: None,
+                })
+                .collect();
+            connections.extend(extra.into_iter().map(|(f, t, p, l)| Connection {
+                from: format!("c{f}"),
+                to: format!("c{t}"),
+                probability: p,
+                latency_ms: l,
+            }));
+            Design {
+                name: "fuzz".into(),
+                description: String::new(),
+                seed: Some(seed),
+                duration_s: duration / 5.0,
+                window_s: Some(0.25),
+                max_events: Some(200_000),
+                components,
+                connections,
+                chaos,
+                alerts: Vec::new(),
+            }
+        })
 }
 
 /// Checks one design: validation, preview and (if valid) a full run must neither panic
@@ -252,8 +331,14 @@ fn designs_run_on_a_small_stack() {
                     Err(_) => {}
                 }
             }
-            eprintln!("{valid} of {} random designs were valid and ran", designs.len());
-            assert!(valid >= 4, "the generator must also produce runnable designs");
+            eprintln!(
+                "{valid} of {} random designs were valid and ran",
+                designs.len()
+            );
+            assert!(
+                valid >= 4,
+                "the generator must also produce runnable designs"
+            );
             for (_, json) in sdsim_engine::templates() {
                 if let Ok(mut d) = validate_json(json) {
                     d.duration_s = 1.0;

@@ -24,7 +24,10 @@ fn every_template_validates_previews_and_runs() {
         assert!(report.stopped_early.is_none(), "{id}");
         if std::env::var_os("SDSIM_SHOW").is_some() {
             println!("== {id}\n{report}");
-            println!("preview: {}", serde_json::to_string_pretty(&preview).unwrap_or_default());
+            println!(
+                "preview: {}",
+                serde_json::to_string_pretty(&preview).unwrap_or_default()
+            );
         }
     }
 }

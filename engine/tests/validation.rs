@@ -12,7 +12,8 @@ fn problems(v: &str) -> Vec<Problem> {
 }
 
 fn has(ps: &[Problem], path: &str, words: &str) -> bool {
-    ps.iter().any(|p| p.path == path && p.message.contains(words))
+    ps.iter()
+        .any(|p| p.path == path && p.message.contains(words))
 }
 
 #[test]
@@ -46,7 +47,9 @@ fn every_problem_is_listed_with_its_path() {
     assert!(ps.len() >= 6);
     // Display is "path: message", and problems serialize for API clients.
     assert!(ps[0].to_string().starts_with("$."));
-    assert!(serde_json::to_string(&ps).unwrap_or_default().contains("\"path\""));
+    assert!(serde_json::to_string(&ps)
+        .unwrap_or_default()
+        .contains("\"path\""));
 }
 
 #[test]
@@ -74,8 +77,16 @@ fn hostile_documents_get_clear_errors() {
     // Not JSON, not an object, NaN-like and huge numbers, deep nesting.
     assert!(has(&problems("{"), "$", "not valid JSON"));
     assert!(has(&problems("[1,2]"), "$", "must be a JSON object"));
-    assert!(has(&problems(r#"{"duration_s": NaN, "components": []}"#), "$", "not valid JSON"));
-    assert!(has(&problems(r#"{"duration_s": 1e999, "components": []}"#), "$", "not valid JSON"));
+    assert!(has(
+        &problems(r#"{"duration_s": NaN, "components": []}"#),
+        "$",
+        "not valid JSON"
+    ));
+    assert!(has(
+        &problems(r#"{"duration_s": 1e999, "components": []}"#),
+        "$",
+        "not valid JSON"
+    ));
     let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
     assert!(has(&problems(&deep), "$", "recursion limit"));
     let huge = json!({ "duration_s": 1e300, "components": [
@@ -94,7 +105,11 @@ fn hostile_documents_get_clear_errors() {
     );
     assert!(has(&problems(&many), "$.components", "the limit is"));
     // Unknown fields are named rather than silently ignored.
-    assert!(has(&problems(r#"{"duration_s": 1, "components": [], "colour": 1}"#), "$.colour", "unknown field"));
+    assert!(has(
+        &problems(r#"{"duration_s": 1, "components": [], "colour": 1}"#),
+        "$.colour",
+        "unknown field"
+    ));
 }
 
 #[test]
@@ -130,6 +145,9 @@ fn chaos_and_alerts_are_checked() {
     assert!(has(&ps, "$.chaos[0].replica", "numbered from 0"), "{ps:?}");
     assert!(has(&ps, "$.chaos[1].component", "not a cache"), "{ps:?}");
     assert!(has(&ps, "$.chaos[2].to", "targets nothing"), "{ps:?}");
-    assert!(has(&ps, "$.chaos[2].duration_s", "greater than 0"), "{ps:?}");
+    assert!(
+        has(&ps, "$.chaos[2].duration_s", "greater than 0"),
+        "{ps:?}"
+    );
     assert!(has(&ps, "$.alerts[0]", "exactly one"), "{ps:?}");
 }

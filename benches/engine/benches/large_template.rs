@@ -16,7 +16,9 @@ fn large() -> Design {
 
 fn bench(c: &mut Criterion) {
     let d = large();
-    let requests = run_design(&d, Some(1)).map(|r| r.requests_simulated()).unwrap_or(0);
+    let requests = run_design(&d, Some(1))
+        .map(|r| r.requests_simulated())
+        .unwrap_or(0);
     let mut g = c.benchmark_group("engine");
     g.sample_size(10);
     g.throughput(Throughput::Elements(requests));

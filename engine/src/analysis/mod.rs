@@ -115,7 +115,10 @@ pub(crate) fn analyse(
         }
         let t: Vec<f64> = series.iter().map(|p| p.end_s).collect();
         let metrics: [(&'static str, Vec<f64>); 5] = [
-            ("utilisation", series.iter().map(|p| p.utilisation).collect()),
+            (
+                "utilisation",
+                series.iter().map(|p| p.utilisation).collect(),
+            ),
             ("queue_length", series.iter().map(|p| p.queue).collect()),
             ("p99_ms", series.iter().map(|p| p.p99_ms).collect()),
             ("throughput", series.iter().map(|p| p.throughput).collect()),
@@ -174,9 +177,8 @@ pub(crate) fn analyse(
             continue;
         }
         let factor = (c.utilisation > 0.0).then(|| 1.0 / c.utilisation);
-        let time = util_trend[i].and_then(|(slope, last)| {
-            (slope > 0.0 && last < 1.0).then(|| (1.0 - last) / slope)
-        });
+        let time = util_trend[i]
+            .and_then(|(slope, last)| (slope > 0.0 && last < 1.0).then(|| (1.0 - last) / slope));
         forecasts.push(Forecast {
             component: c.name.clone(),
             utilisation: c.utilisation,
@@ -196,8 +198,10 @@ pub(crate) fn analyse(
 }
 
 fn bottlenecks(comps: &[ComponentSummary]) -> Vec<Finding> {
-    let mut ranked: Vec<&ComponentSummary> =
-        comps.iter().filter(|c| c.role != Role::Source && c.arrivals > 0).collect();
+    let mut ranked: Vec<&ComponentSummary> = comps
+        .iter()
+        .filter(|c| c.role != Role::Source && c.arrivals > 0)
+        .collect();
     let pressure = |c: &ComponentSummary| c.utilisation + 10.0 * c.drop_rate() + c.timeout_rate();
     ranked.sort_by(|a, b| pressure(b).total_cmp(&pressure(a)));
     let mut out = Vec::new();
@@ -210,9 +214,17 @@ fn bottlenecks(comps: &[ComponentSummary]) -> Vec<Finding> {
         let mut message = format!(
             "'{}' ({label}) is {}: its {} server(s){} were busy {:.0}% of the time at {:.0} req/s",
             c.name,
-            if c.utilisation >= 0.97 || losing { "saturated" } else { "running hot" },
+            if c.utilisation >= 0.97 || losing {
+                "saturated"
+            } else {
+                "running hot"
+            },
             c.servers,
-            if c.replicas > 1 { format!(" on each of {} replicas", c.replicas) } else { String::new() },
+            if c.replicas > 1 {
+                format!(" on each of {} replicas", c.replicas)
+            } else {
+                String::new()
+            },
             c.utilisation * 100.0,
             c.arrival_rate,
         );
@@ -250,7 +262,11 @@ fn bottlenecks(comps: &[ComponentSummary]) -> Vec<Finding> {
         };
         out.push(Finding {
             component: c.name.clone(),
-            severity: if c.utilisation >= 0.97 || losing { "critical" } else { "warning" },
+            severity: if c.utilisation >= 0.97 || losing {
+                "critical"
+            } else {
+                "warning"
+            },
             message,
             suggestion,
         });

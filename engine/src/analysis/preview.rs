@@ -232,7 +232,9 @@ pub fn analytic_preview(design: &Design) -> Preview {
     let lam = net.solve(&net.gamma(&mean));
     let lam_peak = net.solve(&net.gamma(&peak));
     let (Some(lam), Some(lam_peak)) = (lam, lam_peak) else {
-        notes.push("the traffic equations did not converge: requests loop for a very long time".into());
+        notes.push(
+            "the traffic equations did not converge: requests loop for a very long time".into(),
+        );
         return Preview {
             components: Vec::new(),
             entry_rate,
@@ -257,7 +259,12 @@ pub fn analytic_preview(design: &Design) -> Preview {
         let resp = net.response(i, lam[i]);
         let per = lam[i] / f64::from(r.replicas.max(1));
         let drop_probability = r.queue_capacity.and_then(|q| {
-            mmck_blocking(per, 1.0 / s, r.servers, u64::from(r.servers).saturating_add(q))
+            mmck_blocking(
+                per,
+                1.0 / s,
+                r.servers,
+                u64::from(r.servers).saturating_add(q),
+            )
         });
         let factor = (lam[i] > 0.0).then(|| capacity / lam[i]);
         if util >= 1.0 {
@@ -301,10 +308,15 @@ pub fn analytic_preview(design: &Design) -> Preview {
     if design.components.iter().any(|c| {
         matches!(
             c.service_time,
-            Some(crate::model::ServiceTime::Lognormal { .. } | crate::model::ServiceTime::Uniform { .. })
+            Some(
+                crate::model::ServiceTime::Lognormal { .. }
+                    | crate::model::ServiceTime::Uniform { .. }
+            )
         )
     }) {
-        notes.push("non-exponential multi-server stations use the Allen-Cunneen approximation".into());
+        notes.push(
+            "non-exponential multi-server stations use the Allen-Cunneen approximation".into(),
+        );
     }
     Preview {
         components,

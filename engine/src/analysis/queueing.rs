@@ -56,7 +56,11 @@ pub fn mmck_blocking(lambda: f64, mu: f64, c: u32, k: u64) -> Option<f64> {
     let mut p = 1.0f64;
     let mut sum = 1.0f64;
     for n in 1..=k {
-        let div = if n <= u64::from(c) { n as f64 } else { f64::from(c) };
+        let div = if n <= u64::from(c) {
+            n as f64
+        } else {
+            f64::from(c)
+        };
         p *= a / div;
         sum += p;
         if sum > 1e250 {

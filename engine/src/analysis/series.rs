@@ -50,7 +50,16 @@ pub fn iqr_outliers(xs: &[f64], k: f64) -> Vec<(usize, f64)> {
     xs.iter()
         .enumerate()
         .filter(|(_, &x)| x < lo || x > hi)
-        .map(|(i, &x)| (i, if x > hi { (x - q3) / iqr } else { (x - q1) / iqr }))
+        .map(|(i, &x)| {
+            (
+                i,
+                if x > hi {
+                    (x - q3) / iqr
+                } else {
+                    (x - q1) / iqr
+                },
+            )
+        })
         .collect()
 }
 
@@ -76,7 +85,11 @@ pub fn linear_fit(xs: &[f64], ys: &[f64]) -> Option<(f64, f64, f64)> {
         return None;
     }
     let slope = sxy / sxx;
-    let r2 = if syy > 0.0 { sxy * sxy / (sxx * syy) } else { 0.0 };
+    let r2 = if syy > 0.0 {
+        sxy * sxy / (sxx * syy)
+    } else {
+        0.0
+    };
     Some((slope, my - slope * mx, r2))
 }
 

@@ -1,11 +1,6 @@
 //! Counters and latency histograms accumulated over a window and over the whole run.
 
-use hdrhistogram::Histogram;
-
-use crate::error::EngineError;
-
-/// Largest latency the histograms resolve, ns (about 2.8 hours); longer ones saturate.
-const MAX_NS: u64 = 10_000_000_000_000;
+use super::hist::Hist;
 
 /// Counters of one component (or of end-to-end requests).
 #[derive(Debug, Clone)]
@@ -21,15 +16,13 @@ pub(crate) struct Acc {
     /// Time integrals of busy servers and queue length (components only).
     pub busy_area: f64,
     pub queue_area: f64,
-    /// Response times of completions, ns, 2 significant digits.
-    pub hist: Histogram<u64>,
+    /// Response times of completions, seconds.
+    pub hist: Hist,
 }
 
 impl Acc {
-    pub(crate) fn new() -> Result<Self, EngineError> {
-        let hist = Histogram::new_with_bounds(1, MAX_NS, 2)
-            .map_err(|e| EngineError::Internal(format!("histogram: {e}")))?;
-        Ok(Acc {
+    pub(crate) fn new() -> Self {
+        Acc {
             arrivals: 0,
             completions: 0,
             drops: 0,
@@ -40,16 +33,15 @@ impl Acc {
             sum_resp: 0.0,
             busy_area: 0.0,
             queue_area: 0.0,
-            hist,
-        })
+            hist: Hist::default(),
+        }
     }
 
     #[inline]
     pub(crate) fn complete(&mut self, resp_s: f64) {
         self.completions += 1;
         self.sum_resp += resp_s;
-        let ns = (resp_s * 1e9) as u64;
-        self.hist.saturating_record(ns.max(1));
+        self.hist.record(resp_s);
     }
 
     /// Adds `other` into `self` (window into total).
@@ -64,11 +56,7 @@ impl Acc {
         self.sum_resp += other.sum_resp;
         self.busy_area += other.busy_area;
         self.queue_area += other.queue_area;
-        if other.hist.len() > 0 {
-            // Both histograms have the same bounds, so adding cannot fail; if it ever
-            // did, percentiles would only be less complete.
-            let _ = self.hist.add(&other.hist);
-        }
+        self.hist.add(&other.hist);
     }
 
     pub(crate) fn reset(&mut self) {
@@ -82,9 +70,7 @@ impl Acc {
         self.sum_resp = 0.0;
         self.busy_area = 0.0;
         self.queue_area = 0.0;
-        if self.hist.len() > 0 {
-            self.hist.reset();
-        }
+        self.hist.reset();
     }
 
     pub(crate) fn mean_wait_ms(&self) -> Option<f64> {
@@ -96,6 +82,6 @@ impl Acc {
     }
 
     pub(crate) fn quantile_ms(&self, q: f64) -> Option<f64> {
-        (self.hist.len() > 0).then(|| self.hist.value_at_quantile(q) as f64 / 1e6)
+        self.hist.quantile(q).map(|s| s * 1000.0)
     }
 }

@@ -231,7 +231,9 @@ impl Simulation {
                     self.nodes[node].rr_replica = ((k + 1) % n) as u32;
                     k
                 };
-                (0..n).map(|j| first + (start + j) % n).find(|&s| up(self, s))
+                (0..n)
+                    .map(|j| first + (start + j) % n)
+                    .find(|&s| up(self, s))
             }
             Balancer::LeastConnections => {
                 let start = nd.rr_replica as usize % n;
@@ -408,8 +410,16 @@ impl Simulation {
             }
             Action::Partition { a, b, cut } => {
                 for (x, y) in [(a, b), (b, a)] {
-                    for e in self.nodes[x as usize].edges.iter_mut().filter(|e| e.to == y) {
-                        e.cut = if cut { e.cut + 1 } else { e.cut.saturating_sub(1) };
+                    for e in self.nodes[x as usize]
+                        .edges
+                        .iter_mut()
+                        .filter(|e| e.to == y)
+                    {
+                        e.cut = if cut {
+                            e.cut + 1
+                        } else {
+                            e.cut.saturating_sub(1)
+                        };
                     }
                 }
             }

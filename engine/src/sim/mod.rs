@@ -8,6 +8,7 @@
 mod acc;
 mod events;
 mod flow;
+mod hist;
 mod network;
 mod sampler;
 
@@ -100,8 +101,8 @@ impl Simulation {
         let mut win = Vec::with_capacity(n);
         let mut tot = Vec::with_capacity(n);
         for _ in 0..n {
-            win.push(Acc::new()?);
-            tot.push(Acc::new()?);
+            win.push(Acc::new());
+            tot.push(Acc::new());
         }
         let rule_target = design
             .alerts
@@ -133,8 +134,8 @@ impl Simulation {
             stopped: None,
             win,
             tot,
-            e2e_win: Acc::new()?,
-            e2e_tot: Acc::new()?,
+            e2e_win: Acc::new(),
+            e2e_tot: Acc::new(),
             window_start: 0.0,
             window_index: 0,
             requests: 0,
@@ -191,18 +192,19 @@ impl Simulation {
             // Windows that add up to the duration end exactly there despite rounding.
             target = self.end;
         }
-        while let Some(t) = self.q.peek_time() {
-            if t > target {
-                break;
-            }
+        loop {
             if self.events >= self.max_events {
-                self.stopped = Some(format!(
-                    "stopped at {:.3} s: the event budget of {} events was spent",
-                    self.now, self.max_events
-                ));
+                if self.q.peek_time().is_some_and(|t| t <= target) {
+                    self.stopped = Some(format!(
+                        "stopped at {:.3} s: the event budget of {} events was spent",
+                        self.now, self.max_events
+                    ));
+                }
                 break;
             }
-            let Some((t, ev)) = self.q.pop() else { break };
+            let Some((t, ev)) = self.q.pop_until(target) else {
+                break;
+            };
             self.now = t;
             self.events += 1;
             self.dispatch(ev);
@@ -303,7 +305,11 @@ impl Simulation {
                 drops: w.drops,
                 errors: w.errors,
                 timeouts: w.timeouts,
-                utilisation: if capacity > 0.0 { w.busy_area / capacity } else { 0.0 },
+                utilisation: if capacity > 0.0 {
+                    w.busy_area / capacity
+                } else {
+                    0.0
+                },
                 mean_queue_length: if len > 0.0 { w.queue_area / len } else { 0.0 },
                 mean_in_system: if len > 0.0 {
                     (w.queue_area + w.busy_area) / len
@@ -359,7 +365,8 @@ impl Simulation {
 
     fn record_history(&mut self, end: f64, comps: &[ComponentWindow], e2e: &EndToEndWindow) {
         let windows = self.history.first().map_or(0, Vec::len) as f64;
-        if windows >= MAX_WINDOWS || (windows + 1.0) * self.history.len() as f64 > MAX_WINDOW_CELLS {
+        if windows >= MAX_WINDOWS || (windows + 1.0) * self.history.len() as f64 > MAX_WINDOW_CELLS
+        {
             self.history_truncated = true;
             return;
         }

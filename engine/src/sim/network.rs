@@ -71,19 +71,46 @@ pub(crate) struct Source {
 
 #[derive(Debug, Clone)]
 pub(crate) enum SourceKind {
-    Open { rate: f64, pattern: Pattern, peak: f64 },
-    Closed { users: u32, think: f64 },
+    Open {
+        rate: f64,
+        pattern: Pattern,
+        peak: f64,
+    },
+    Closed {
+        users: u32,
+        think: f64,
+    },
 }
 
 /// A timed chaos action.
 #[derive(Debug, Clone)]
 pub(crate) enum Action {
-    Crash { node: u32, replica: Option<u32>, up: bool },
-    Latency { node: u32, extra: f64 },
-    Errors { node: u32, p: f64 },
-    Partition { a: u32, b: u32, cut: bool },
-    Spike { source: Option<u32>, factor: f64 },
-    Storm { node: u32, hit: Option<f64> },
+    Crash {
+        node: u32,
+        replica: Option<u32>,
+        up: bool,
+    },
+    Latency {
+        node: u32,
+        extra: f64,
+    },
+    Errors {
+        node: u32,
+        p: f64,
+    },
+    Partition {
+        a: u32,
+        b: u32,
+        cut: bool,
+    },
+    Spike {
+        source: Option<u32>,
+        factor: f64,
+    },
+    Storm {
+        node: u32,
+        hit: Option<f64>,
+    },
 }
 
 /// Random crash processes, per component.
@@ -120,7 +147,11 @@ pub(crate) fn compile(d: &Design) -> Result<Compiled, EngineError> {
             return Err(EngineError::Internal(format!("unknown kind '{}'", c.kind)));
         };
         let first_station = stations.len() as u32;
-        let replicas = if r.role == Role::Source { 0 } else { r.replicas };
+        let replicas = if r.role == Role::Source {
+            0
+        } else {
+            r.replicas
+        };
         for _ in 0..replicas {
             stations.push(Station {
                 node: i as u32,
@@ -217,9 +248,23 @@ pub(crate) fn compile(d: &Design) -> Result<Compiled, EngineError> {
                 duration_s,
             } => {
                 if let Some(node) = node_of(component) {
-                    actions.push((*at_s, Action::Crash { node, replica: *replica, up: false }));
+                    actions.push((
+                        *at_s,
+                        Action::Crash {
+                            node,
+                            replica: *replica,
+                            up: false,
+                        },
+                    ));
                     if let Some(dur) = duration_s {
-                        actions.push((at_s + dur, Action::Crash { node, replica: *replica, up: true }));
+                        actions.push((
+                            at_s + dur,
+                            Action::Crash {
+                                node,
+                                replica: *replica,
+                                up: true,
+                            },
+                        ));
                     }
                 }
             }
@@ -245,7 +290,13 @@ pub(crate) fn compile(d: &Design) -> Result<Compiled, EngineError> {
                 if let Some(node) = node_of(component) {
                     let extra = extra_ms / 1000.0;
                     actions.push((*at_s, Action::Latency { node, extra }));
-                    actions.push((at_s + duration_s, Action::Latency { node, extra: -extra }));
+                    actions.push((
+                        at_s + duration_s,
+                        Action::Latency {
+                            node,
+                            extra: -extra,
+                        },
+                    ));
                 }
             }
             Chaos::Errors {
@@ -255,8 +306,20 @@ pub(crate) fn compile(d: &Design) -> Result<Compiled, EngineError> {
                 probability,
             } => {
                 if let Some(node) = node_of(component) {
-                    actions.push((*at_s, Action::Errors { node, p: *probability }));
-                    actions.push((at_s + duration_s, Action::Errors { node, p: -probability }));
+                    actions.push((
+                        *at_s,
+                        Action::Errors {
+                            node,
+                            p: *probability,
+                        },
+                    ));
+                    actions.push((
+                        at_s + duration_s,
+                        Action::Errors {
+                            node,
+                            p: -probability,
+                        },
+                    ));
                 }
             }
             Chaos::Partition {
@@ -283,8 +346,20 @@ pub(crate) fn compile(d: &Design) -> Result<Compiled, EngineError> {
                     },
                     None => None,
                 };
-                actions.push((*at_s, Action::Spike { source: src, factor: *multiplier }));
-                actions.push((at_s + duration_s, Action::Spike { source: src, factor: 1.0 / multiplier }));
+                actions.push((
+                    *at_s,
+                    Action::Spike {
+                        source: src,
+                        factor: *multiplier,
+                    },
+                ));
+                actions.push((
+                    at_s + duration_s,
+                    Action::Spike {
+                        source: src,
+                        factor: 1.0 / multiplier,
+                    },
+                ));
             }
             Chaos::CacheMissStorm {
                 component,
@@ -293,7 +368,13 @@ pub(crate) fn compile(d: &Design) -> Result<Compiled, EngineError> {
                 hit_ratio,
             } => {
                 if let Some(node) = node_of(component) {
-                    actions.push((*at_s, Action::Storm { node, hit: Some(*hit_ratio) }));
+                    actions.push((
+                        *at_s,
+                        Action::Storm {
+                            node,
+                            hit: Some(*hit_ratio),
+                        },
+                    ));
                     actions.push((at_s + duration_s, Action::Storm { node, hit: None }));
                 }
             }

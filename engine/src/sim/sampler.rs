@@ -125,9 +125,15 @@ mod tests {
         for st in [
             ServiceTime::Exponential { mean_ms: 4.0 },
             ServiceTime::Deterministic { mean_ms: 4.0 },
-            ServiceTime::Lognormal { mean_ms: 4.0, cv: 0.8 },
+            ServiceTime::Lognormal {
+                mean_ms: 4.0,
+                cv: 0.8,
+            },
             ServiceTime::Erlang { mean_ms: 4.0, k: 3 },
-            ServiceTime::Uniform { min_ms: 2.0, max_ms: 6.0 },
+            ServiceTime::Uniform {
+                min_ms: 2.0,
+                max_ms: 6.0,
+            },
         ] {
             let m = mean_of(st.clone()) * 1000.0;
             assert!((m - 4.0).abs() < 0.08, "{st:?}: {m}");
@@ -136,13 +142,25 @@ mod tests {
 
     #[test]
     fn patterns_follow_their_shape() {
-        let ramp = Pattern::Ramp { to_rate: 300.0, start_s: 0.0, end_s: Some(10.0) };
+        let ramp = Pattern::Ramp {
+            to_rate: 300.0,
+            start_s: 0.0,
+            end_s: Some(10.0),
+        };
         assert_eq!(rate_at(100.0, &ramp, 5.0, 20.0), 200.0);
         assert_eq!(rate_at(100.0, &ramp, 15.0, 20.0), 300.0);
-        let spike = Pattern::Spike { peak_rate: 900.0, at_s: 3.0, duration_s: 1.0 };
+        let spike = Pattern::Spike {
+            peak_rate: 900.0,
+            at_s: 3.0,
+            duration_s: 1.0,
+        };
         assert_eq!(rate_at(100.0, &spike, 3.5, 20.0), 900.0);
         assert_eq!(rate_at(100.0, &spike, 4.5, 20.0), 100.0);
-        let day = Pattern::Diurnal { amplitude: 0.5, period_s: Some(100.0), peak_at_s: None };
+        let day = Pattern::Diurnal {
+            amplitude: 0.5,
+            period_s: Some(100.0),
+            peak_at_s: None,
+        };
         assert!((rate_at(100.0, &day, 50.0, 200.0) - 150.0).abs() < 1e-9);
         assert!((rate_at(100.0, &day, 0.0, 200.0) - 50.0).abs() < 1e-9);
     }

@@ -13,7 +13,12 @@ pub fn design(v: serde_json::Value) -> Design {
 }
 
 /// Runs `design` in `batches` equal windows and returns the windows after `warmup` of them.
-pub fn run_batches(design: &Design, seed: u64, batches: usize, warmup: usize) -> Vec<WindowMetrics> {
+pub fn run_batches(
+    design: &Design,
+    seed: u64,
+    batches: usize,
+    warmup: usize,
+) -> Vec<WindowMetrics> {
     let mut sim = match Simulation::new(design, Some(seed)) {
         Ok(s) => s,
         Err(e) => panic!("{e}"),
@@ -62,7 +67,11 @@ pub fn assert_agrees(what: &str, batches: &[f64], theory: f64, max_rel: f64) {
 }
 
 /// Values of one component's metric per window.
-pub fn series(ws: &[WindowMetrics], comp: &str, f: impl Fn(&sdsim_engine::ComponentWindow) -> f64) -> Vec<f64> {
+pub fn series(
+    ws: &[WindowMetrics],
+    comp: &str,
+    f: impl Fn(&sdsim_engine::ComponentWindow) -> f64,
+) -> Vec<f64> {
     ws.iter()
         .map(|w| {
             let c = w.components.iter().find(|c| c.name == comp);
