@@ -1,4 +1,4 @@
-//! The future-event list: a binary heap ordered by time, ties broken by insertion order.
+//! The future-event list: a min-queue ordered by time, ties broken by insertion order.
 //!
 //! The sequence number makes the order of simultaneous events a function of the program
 //! alone, which is what makes runs reproducible bit for bit.
@@ -41,8 +41,11 @@ impl Entry {
 }
 
 /// Below this many events the queue is a plain array scanned for its minimum; from it on,
-/// a binary heap.
+/// a heap.
 const SMALL: usize = 16;
+/// Children per heap node: a 4-ary heap is half as deep as a binary one, and a node's
+/// children sit side by side in memory, which matters once the queue outgrows the caches.
+const ARITY: usize = 4;
 
 /// Min-queue of events.
 ///
@@ -50,7 +53,7 @@ const SMALL: usize = 16;
 /// total order of their keys whatever the layout: small queues (an open source and a few
 /// servers, the common case) live in an unsorted array, where a push is an append and a
 /// pop a branch-free scan, which beats a heap's unpredictable sifting; a queue that grows
-/// past [`SMALL`] becomes a binary heap, and a heap that shrinks to half of it is used as an
+/// past [`SMALL`] becomes a 4-ary heap, and a heap that shrinks to half of it is used as an
 /// array again as it stands (any heap is a valid unsorted array).
 #[derive(Debug, Default)]
 pub(crate) struct EventQueue {
@@ -80,7 +83,7 @@ impl EventQueue {
         self.heap.push(Entry { key, ev });
         // Sift up with a hole: move parents down until the new entry's place is found.
         while i > 0 {
-            let parent = (i - 1) / 2;
+            let parent = (i - 1) / ARITY;
             if self.heap[parent].key <= key {
                 break;
             }
@@ -141,20 +144,23 @@ impl EventQueue {
         let last = self.heap.pop()?;
         let n = self.heap.len();
         if n > 0 {
-            // Sift the last entry down from the root.
+            // Sift the last entry down from the root, one level of four children at a time.
             let mut i = 0;
             loop {
-                let l = 2 * i + 1;
-                if l >= n {
+                let first = ARITY * i + 1;
+                if first >= n {
                     break;
                 }
-                let r = l + 1;
-                let c = if r < n && self.heap[r].key < self.heap[l].key {
-                    r
-                } else {
-                    l
-                };
-                if last.key <= self.heap[c].key {
+                let end = (first + ARITY).min(n);
+                let mut c = first;
+                let mut ck = self.heap[first].key;
+                for j in first + 1..end {
+                    let k = self.heap[j].key;
+                    let lt = k < ck;
+                    ck = if lt { k } else { ck };
+                    c = if lt { j } else { c };
+                }
+                if last.key <= ck {
                     break;
                 }
                 self.heap[i] = self.heap[c];
@@ -203,13 +209,14 @@ mod tests {
 
     #[test]
     fn interleaved_pushes_and_pops_match_a_sorted_reference_across_layouts() {
-        // Sizes wander between 0 and ~60 so the queue switches between array and heap.
+        // Sizes wander between 0 and a few hundred so the queue switches between array
+        // and heap, and the heap gets several levels deep.
         let mut q = EventQueue::default();
         let mut reference: Vec<(f64, u32)> = Vec::new();
         let mut rng = crate::rng::Rng::new(8);
         let mut now = 0.0;
-        for k in 0..20_000u32 {
-            let grow = (k / 500) % 2 == 0;
+        for k in 0..40_000u32 {
+            let grow = (k / 2000) % 2 == 0;
             if rng.uniform() < if grow { 0.7 } else { 0.3 } {
                 let t = now + f64::from(rng.below(20)) * 0.5;
                 q.push(t, Ev::Chaos { action: k });
