@@ -20,12 +20,14 @@
 //! - `analysis`: bottlenecks, anomalies, trends, forecasts; `preview` and `queueing` theory.
 //! - `rng`: the deterministic random generator (xoshiro256++).
 //! - `templates`: ready-made designs embedded from `engine/templates/*.json`.
+//! - `cli`: the offline commands `sdsim sim run` and `sdsim sim validate`.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod analysis;
 pub mod catalogue;
+pub mod cli;
 mod error;
 pub mod limits;
 mod metrics;

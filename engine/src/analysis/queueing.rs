@@ -40,7 +40,7 @@ pub fn mgc_wait(lambda: f64, mean_service: f64, c: u32, scv: f64) -> Option<f64>
 /// Pollaczek-Khinchine mean wait of M/G/1.
 pub fn mg1_wait(lambda: f64, mean_service: f64, scv: f64) -> Option<f64> {
     let rho = lambda * mean_service;
-    if !(rho >= 0.0 && rho < 1.0) {
+    if !(0.0..1.0).contains(&rho) {
         return None;
     }
     Some(rho * mean_service * (1.0 + scv) / (2.0 * (1.0 - rho)))
