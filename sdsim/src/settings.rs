@@ -6,15 +6,21 @@
 //! 4. `SDSIM_*` variables, `__` between levels: `SDSIM_GATEWAY__MAX_BODY_BYTES=131072`,
 //!    `SDSIM_LISTEN__GATEWAY_HTTP=0.0.0.0:8000`, `SDSIM_AUTH__JWT_SECRET=...`.
 //!
-//! Unknown keys are errors (a typo must not silently fall back to a default).
+//! Unknown keys are errors (a typo must not silently fall back to a default). `SDSIM_*`
+//! variables without `__` (other than `SDSIM_INSTANCE_ID`) are not settings and are ignored.
 
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use sdsim_actors::config::{self, Settings};
 use std::path::Path;
 
-/// Variables with the `SDSIM_` prefix that are not settings.
-const NOT_SETTINGS: [&str; 2] = ["config", "log"];
+/// Whether an `SDSIM_*` variable (prefix stripped) is a setting: every setting lives in a
+/// section (`SECTION__KEY`) except `INSTANCE_ID`. Others (`SDSIM_CONFIG`, `SDSIM_LOG`, the
+/// scripts' and tests' own variables) are not, so they never trip the unknown-key check,
+/// while a misspelt section or key still does.
+fn is_setting(key: &str) -> bool {
+    key.contains("__") || key.eq_ignore_ascii_case("instance_id")
+}
 
 pub fn load(file: Option<&Path>) -> Result<Settings, String> {
     let mut fig = Figment::from(Serialized::defaults(Settings::default()));
@@ -36,11 +42,7 @@ pub fn load(file: Option<&Path>) -> Result<Settings, String> {
         .merge(Env::raw().only(&["REDIS_URL"]).map(|_| "redis.url".into()))
         .merge(
             Env::prefixed("SDSIM_")
-                .filter(|k| {
-                    !NOT_SETTINGS
-                        .iter()
-                        .any(|n| k.as_str().eq_ignore_ascii_case(n))
-                })
+                .filter(|k| is_setting(k.as_str()))
                 .split("__"),
         );
     let settings: Settings = fig
@@ -68,9 +70,12 @@ mod tests {
             )?;
             jail.set_env("SDSIM_GATEWAY__WS_AUTH_TIMEOUT_MS", "1234");
             jail.set_env("SDSIM_CONFIG", "ignored");
+            jail.set_env("SDSIM_TEST_PYTHON", "ignored");
+            jail.set_env("SDSIM_INSTANCE_ID", "gw-7");
             jail.set_env("DATABASE_URL", "postgres://x@127.0.0.1:5432/other");
             let s = load(Some(Path::new("sdsim.toml"))).map_err(|e| e.to_string())?;
             assert_eq!(s.gateway.max_body_bytes, 4096);
+            assert_eq!(s.instance_id, "gw-7");
             assert_eq!(s.gateway.ws_auth_timeout_ms, 1234);
             assert_eq!(s.listen.gateway_http.port(), 0);
             assert_eq!(s.database.url.expose(), "postgres://x@127.0.0.1:5432/other");
@@ -100,6 +105,13 @@ mod tests {
             jail.set_env("SDSIM_GATEWAY__MAX_BODY_BYTE", "10");
             let e = load(None).unwrap_err();
             assert!(e.contains("max_body_byte"), "{e}");
+            Ok(())
+        });
+        Jail::expect_with(|jail| {
+            jail.clear_env();
+            jail.set_env("SDSIM_GATEWY__WORKERS", "1");
+            let e = load(None).unwrap_err();
+            assert!(e.contains("gatewy"), "{e}");
             Ok(())
         });
         Jail::expect_with(|jail| {

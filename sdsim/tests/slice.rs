@@ -561,3 +561,178 @@ async fn a_panicking_actor_is_restarted_and_counted() {
     let ev = ws.frame(WAIT).await;
     assert_eq!(ev["type"], "auth.login", "{ev}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_grpc_validates_tokens_and_gives_user_context() {
+    use sdsim_protocols::proto::auth::auth_service_client::AuthServiceClient;
+    use sdsim_protocols::proto::auth::{GetUserContextRequest, ValidateTokenRequest};
+    use sdsim_protocols::proto::common::HealthCheckRequest;
+    let db = TestDb::create().await;
+    let s = Stack::up(&db).await;
+    let email = unique_email("grpc");
+    let reg = s.register(&email, "a long enough password").await;
+    let login = s.login(&email, "a long enough password").await;
+    let user_id = reg["user"]["id"].as_str().unwrap().to_string();
+
+    let addr = s.running.addrs(Service::Auth).grpc;
+    let mut auth = AuthServiceClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap();
+    let v = auth
+        .validate_token(ValidateTokenRequest {
+            token: login["access_token"].as_str().unwrap().into(),
+            calling_service: "test".into(),
+            request_id: "r1".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(v.valid);
+    assert_eq!(v.user_id, user_id);
+    assert_eq!(v.session_id, login["session_id"].as_str().unwrap());
+    assert!(v.expires_at > chrono_now());
+
+    let bad = auth
+        .validate_token(ValidateTokenRequest {
+            token: "x.y.z".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!bad.valid);
+    assert_eq!(bad.error, "token_malformed");
+
+    let ctx = auth
+        .get_user_context(GetUserContextRequest {
+            user_id: user_id.clone(),
+            calling_service: "test".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(ctx.email, email.to_lowercase());
+    assert!(ctx.is_active);
+    assert!(ctx.roles.iter().any(|r| r == "member"), "{:?}", ctx.roles);
+    assert!(!ctx.permissions.is_empty());
+
+    // Bad ids are INVALID_ARGUMENT naming the field; unknown ones NOT_FOUND.
+    let e = auth
+        .get_user_context(GetUserContextRequest {
+            user_id: "nope".into(),
+            calling_service: "t".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    assert_eq!(e.metadata().get("x-sdsim-error-field").unwrap(), "user_id");
+    let e = auth
+        .get_user_context(GetUserContextRequest {
+            user_id: uuid::Uuid::new_v4().to_string(),
+            calling_service: "t".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::NotFound);
+
+    let h = auth
+        .health_check(HealthCheckRequest {
+            calling_service: "test".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(h.status, "SERVING");
+    assert!(h
+        .dependencies
+        .iter()
+        .any(|d| d.name == "postgres" && d.healthy));
+    assert!(h
+        .dependencies
+        .iter()
+        .any(|d| d.name == "redis" && d.healthy));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_login_is_published_on_auth_events_login() {
+    use futures_util::StreamExt;
+    let db = TestDb::create().await;
+    let s = Stack::up(&db).await;
+    let email = unique_email("event");
+    let reg = s.register(&email, "a long enough password").await;
+
+    let client = redis::Client::open(redis_url()).unwrap();
+    let mut pubsub = client.get_async_pubsub().await.unwrap();
+    let channel = format!("{}auth:events:login", s.settings.redis.prefix);
+    pubsub.subscribe(&channel).await.unwrap();
+
+    let login = s.login(&email, "a long enough password").await;
+    let msg = tokio::time::timeout(WAIT, pubsub.on_message().next())
+        .await
+        .expect("an event within 5 s")
+        .unwrap();
+    let env: sdsim_protocols::events::Envelope =
+        serde_json::from_str(&msg.get_payload::<String>().unwrap()).unwrap();
+    assert_eq!(env.kind, "auth.login");
+    assert_eq!(env.source, "auth");
+    assert_eq!(env.user_id.as_deref(), reg["user"]["id"].as_str());
+    assert_eq!(env.data["session_id"], login["session_id"]);
+    assert_eq!(env.data["email"], email.to_lowercase());
+    assert_eq!(env.data["ip"], "127.0.0.1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_server_pings_and_drops_a_silent_client() {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let db = TestDb::create().await;
+    let s = Stack::up(&db).await; // ping every 0.5 s, client timeout 3 s
+    let email = unique_email("ping");
+    s.register(&email, "a long enough password").await;
+    let login = s.login(&email, "a long enough password").await;
+    let token = login["access_token"].as_str().unwrap();
+
+    let mut live = s.ws().await;
+    live.authenticate(token).await;
+    let mut silent = s.ws().await;
+    silent.authenticate(token).await;
+
+    // The live client reads (and so answers pings) for longer than the client timeout.
+    let mut pings = 0;
+    let until = tokio::time::Instant::now() + Duration::from_millis(4_500);
+    while let Ok(Some(msg)) = tokio::time::timeout_at(until, live.socket.next()).await {
+        match msg.unwrap() {
+            Message::Ping(_) => pings += 1,
+            Message::Close(c) => panic!("a live client was closed: {c:?}"),
+            _ => {}
+        }
+    }
+    assert!(pings >= 5, "only {pings} pings in 4.5 s");
+
+    // The silent one never answered: the server dropped it (with close 1001, which the
+    // client may not get to read: answering the queued pings can hit the closed socket).
+    use sdsim_protocols::proto::gateway::gateway_service_client::GatewayServiceClient;
+    let gw = s.running.addrs(Service::Gateway).grpc;
+    let mut client = GatewayServiceClient::connect(format!("http://{gw}"))
+        .await
+        .unwrap();
+    let clients = client
+        .get_connected_clients(
+            sdsim_protocols::proto::gateway::GetConnectedClientsRequest {
+                user_id: login["user"]["id"].as_str().unwrap().into(),
+                limit: 0,
+            },
+        )
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(clients.total, 1, "the silent client is still registered");
+    match silent.next(WAIT).await {
+        Next::Closed(Some(code), reason) => {
+            assert_eq!(code, 1001);
+            assert!(reason.contains("ping"), "{reason}");
+        }
+        Next::Closed(None, _) => {}
+        other => panic!("the silent client was not dropped: {other:?}"),
+    }
+}
