@@ -53,7 +53,6 @@ pub struct AdminSettings {
     pub fault_injection: bool,
 }
 
-
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DatabaseSettings {

@@ -77,17 +77,14 @@ impl Actor for GrpcServer {
         // Run the server on its own task so it is not tied to this actor's poll loop;
         // watch the task from here.
         let task = tokio::spawn(serve);
-        ctx.spawn(
-            task.into_actor(self)
-                .map(|res, act, ctx| {
-                    match res {
-                        Ok(Ok(())) => {}
-                        Ok(Err(e)) => act.link.fail(format!("gRPC server error: {e}")),
-                        Err(e) => act.link.fail(format!("gRPC server task ended: {e}")),
-                    }
-                    ctx.stop();
-                }),
-        );
+        ctx.spawn(task.into_actor(self).map(|res, act, ctx| {
+            match res {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => act.link.fail(format!("gRPC server error: {e}")),
+                Err(e) => act.link.fail(format!("gRPC server task ended: {e}")),
+            }
+            ctx.stop();
+        }));
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {

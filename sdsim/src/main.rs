@@ -5,6 +5,8 @@
 //! sdsim serve <service>          one service: gateway | auth | project | simulation
 //! sdsim migrate [--down]         apply (or revert) the database migrations
 //! sdsim config                   print the effective configuration (secrets hidden)
+//! sdsim sim run <design.json>    simulate a design offline and print the summary
+//! sdsim sim validate <design>    list every problem of a design with its JSON path
 //! ```
 //! Configuration: `--config FILE` (or `SDSIM_CONFIG`), `DATABASE_URL`, `REDIS_URL` and
 //! `SDSIM_*` variables; see `sdsim/src/settings.rs`. Logs: `SDSIM_LOG` (e.g. `info,sdsim=debug`).
@@ -43,6 +45,56 @@ enum Command {
     },
     /// Print the effective configuration as JSON, with secrets hidden.
     Config,
+    /// Offline simulation of a design (see engine/README.md); needs no database.
+    #[command(subcommand)]
+    Sim(SimCommand),
+}
+
+#[derive(Subcommand)]
+enum SimCommand {
+    /// Run a design to its duration and print the summary per component and end to end.
+    Run {
+        /// The design, as JSON (`-` reads standard input).
+        design: PathBuf,
+        /// Seed of the run (overrides the design's own).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Print the full report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Validate a design: every problem, each with its JSON path.
+    Validate {
+        design: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `sdsim sim ...`: the text goes to stdout, problems to stderr (or stdout with --json).
+fn sim(cmd: SimCommand) -> ExitCode {
+    let (res, json) = match cmd {
+        SimCommand::Run { design, seed, json } => {
+            (sdsim_engine::cli::run_file(&design, seed, json), json)
+        }
+        SimCommand::Validate { design, json } => {
+            (sdsim_engine::cli::validate_file(&design, json), json)
+        }
+    };
+    match res {
+        Ok(text) => {
+            println!("{}", text.trim_end());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            if json {
+                println!("{}", e.to_json());
+            } else {
+                eprintln!("sdsim: {e}");
+            }
+            ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1))
+        }
+    }
 }
 
 fn init_logging() {
@@ -57,46 +109,24 @@ fn init_logging() {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
-    let settings = match sdsim::settings::load(cli.config.as_deref()) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("sdsim: {e}");
-            return ExitCode::from(2);
-        }
+    let settings = match cli.command {
+        // Offline: no configuration, database or Redis needed.
+        Command::Sim(cmd) => return sim(cmd),
+        _ => match sdsim::settings::load(cli.config.as_deref()) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("sdsim: {e}");
+                return ExitCode::from(2);
+            }
+        },
     };
     let result = match cli.command {
+        Command::Sim(cmd) => return sim(cmd),
         Command::Up => serve(settings, &Service::ALL),
         Command::Serve { service } => serve(settings, &[service]),
-        Command::Migrate { down } => {
-            let direction = if down {
-                Direction::DownAll
-            } else {
-                Direction::Up
-            };
-            actix_rt::System::new()
-                .block_on(migrate::run(settings.database.url.expose(), direction))
-                .map(|done| {
-                    if done.is_empty() {
-                        println!("nothing to do");
-                    }
-                    for v in done {
-                        println!("{} {v}", if down { "reverted" } else { "applied" });
-                    }
-                })
-                .map_err(|e| e.to_string())
-        }
+        Command::Migrate { down } => migrate_db(&settings, down),
         Command::Config => {
-            let mut v = serde_json::to_value(&settings).unwrap_or_default();
-            for (section, key) in [
-                ("database", "url"),
-                ("redis", "url"),
-                ("auth", "jwt_secret"),
-            ] {
-                if let Some(x) = v.get_mut(section).and_then(|s| s.get_mut(key)) {
-                    *x = serde_json::Value::String("***".into());
-                }
-            }
-            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            print_config(&settings);
             Ok(())
         }
     };
@@ -107,6 +137,38 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn migrate_db(settings: &sdsim_actors::config::Settings, down: bool) -> Result<(), String> {
+    let direction = if down {
+        Direction::DownAll
+    } else {
+        Direction::Up
+    };
+    let done = actix_rt::System::new()
+        .block_on(migrate::run(settings.database.url.expose(), direction))
+        .map_err(|e| e.to_string())?;
+    if done.is_empty() {
+        println!("nothing to do");
+    }
+    for v in done {
+        println!("{} {v}", if down { "reverted" } else { "applied" });
+    }
+    Ok(())
+}
+
+fn print_config(settings: &sdsim_actors::config::Settings) {
+    let mut v = serde_json::to_value(settings).unwrap_or_default();
+    for (section, key) in [
+        ("database", "url"),
+        ("redis", "url"),
+        ("auth", "jwt_secret"),
+    ] {
+        if let Some(x) = v.get_mut(section).and_then(|s| s.get_mut(key)) {
+            *x = serde_json::Value::String("***".into());
+        }
+    }
+    println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
 }
 
 fn serve(settings: sdsim_actors::config::Settings, services: &[Service]) -> Result<(), String> {
