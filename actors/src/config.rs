@@ -109,6 +109,41 @@ pub struct AuthSettings {
     pub bcrypt_cost: u32,
     /// Clock skew tolerated on `exp`/`nbf`, in seconds.
     pub leeway_seconds: u64,
+    pub limits: AuthLimits,
+}
+
+/// Abuse limits, counted in Redis so they hold across every instance.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthLimits {
+    /// Failed logins allowed for one account from one address per lockout window; past it,
+    /// that address is locked out of that account until the window ends.
+    pub login_failures_per_account_ip: u32,
+    /// Failed logins allowed for one account from all addresses per window (distributed
+    /// guessing); past it the account is locked for at most the window.
+    pub login_failures_per_account: u32,
+    /// The window, counted from the first failure (continued attempts do not extend it, so
+    /// nobody can keep a real user locked out for longer than this).
+    pub login_lockout_seconds: u64,
+    /// Login attempts per client address per minute, whatever the account.
+    pub login_per_ip_per_minute: u32,
+    /// Registrations per client address per hour.
+    pub register_per_ip_per_hour: u32,
+    /// Token refreshes per client address per minute.
+    pub refresh_per_ip_per_minute: u32,
+}
+
+impl Default for AuthLimits {
+    fn default() -> Self {
+        Self {
+            login_failures_per_account_ip: 5,
+            login_failures_per_account: 50,
+            login_lockout_seconds: 300,
+            login_per_ip_per_minute: 60,
+            register_per_ip_per_hour: 30,
+            refresh_per_ip_per_minute: 120,
+        }
+    }
 }
 
 impl Default for AuthSettings {
@@ -122,6 +157,7 @@ impl Default for AuthSettings {
             refresh_ttl_seconds: 30 * 24 * 3600,
             bcrypt_cost: 12,
             leeway_seconds: 5,
+            limits: AuthLimits::default(),
         }
     }
 }

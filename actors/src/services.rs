@@ -78,6 +78,11 @@ pub fn auth_tree(
         events: EventSink::new(bridge_slot.clone()),
         redis: shared.redis.clone(),
         ns: shared.ns.clone(),
+        limits: crate::auth::limits::Limits {
+            redis: shared.redis.clone(),
+            ns: shared.ns.clone(),
+            config: s.limits.clone(),
+        },
     });
     let actor_slot: Slot<AuthActor> = Slot::new();
     let adapter = AuthGrpc {

@@ -5,6 +5,9 @@
 //! | `POST /api/auth/register` | create an account (auth `Register`) |
 //! | `POST /api/auth/login` | log in (auth `Login`, with the client's address and agent) |
 //! | `GET /api/auth/profile` | the caller's profile (auth `ValidateToken` + `GetProfile`) |
+//! | `POST /api/auth/refresh` | new tokens for a refresh token (rotated; reuse ends the session) |
+//! | `POST /api/auth/logout` | end this session, or all of the user's (`{"all_sessions": true}`) |
+//! | `GET /api/auth/sessions`, `DELETE /api/auth/sessions/{id}` | the user's live sessions |
 //! | `GET /ws/notifications` | WebSocket of the user's live notifications |
 //! | `GET /health` | every backend, PostgreSQL and Redis; 503 naming what is down |
 //! | `GET /metrics`, `GET /admin/supervision` | Prometheus text; the live supervision tree |
@@ -106,6 +109,12 @@ fn app(
         .service(json_resource("/api/auth/register").route(web::post().to(register)))
         .service(json_resource("/api/auth/login").route(web::post().to(login)))
         .service(json_resource("/api/auth/profile").route(web::get().to(profile)))
+        .service(json_resource("/api/auth/refresh").route(web::post().to(refresh)))
+        .service(json_resource("/api/auth/logout").route(web::post().to(logout)))
+        .service(json_resource("/api/auth/sessions").route(web::get().to(list_sessions)))
+        .service(
+            json_resource("/api/auth/sessions/{session_id}").route(web::delete().to(end_session)),
+        )
         .service(json_resource("/health").route(web::get().to(health)))
         .service(json_resource("/ws/notifications").route(web::get().to(ws_notifications)))
         .configure(|cfg| configure_common(cfg, metrics, view, fault_injection))
@@ -280,7 +289,7 @@ pub fn token_error_message(code: &str) -> &'static str {
         "token_bad_issuer" => "the access token is from another issuer",
         "token_bad_algorithm" => "the access token uses an algorithm this server does not accept",
         "token_unknown_key" => "the access token is signed with an unknown key",
-        "session_revoked" | "revoked" => "the session of this token has ended",
+        "token_revoked" | "session_revoked" | "revoked" => "the session of this token has ended",
         _ => "the access token is invalid",
     }
 }
@@ -290,12 +299,7 @@ async fn authenticate(
     state: &GatewayState,
     req: &HttpRequest,
 ) -> Result<pb::ValidateTokenResponse, ApiError> {
-    let token = bearer_token(req)?.ok_or_else(|| {
-        ApiError::unauthorized(
-            "missing_token",
-            "this route needs an `Authorization: Bearer <access token>` header",
-        )
-    })?;
+    let token = required_token(req)?;
     let up = &state.upstream;
     let call = pb::ValidateTokenRequest {
         token,
@@ -333,6 +337,133 @@ async fn profile(
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(serde_json::json!({ "user": user_json(&user) })))
+}
+
+#[derive(Debug, Deserialize)]
+struct RefreshBody {
+    refresh_token: String,
+}
+
+async fn refresh(
+    state: web::Data<GatewayState>,
+    req: HttpRequest,
+    body: ApiJson<RefreshBody>,
+) -> Result<HttpResponse, ApiError> {
+    let call = pb::RefreshTokenRequest {
+        refresh_token: body.0.refresh_token,
+        ip: client_ip(&req, state.settings.trust_forwarded_for),
+        user_agent: user_agent(&req),
+    };
+    let up = &state.upstream;
+    let res = up
+        .call("auth", "RefreshToken", up.auth.clone().refresh_token(call))
+        .await?;
+    let user = res.user.unwrap_or_default();
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(serde_json::json!({
+            "user": user_json(&user),
+            "access_token": res.access_token,
+            "refresh_token": res.refresh_token,
+            "token_type": "Bearer",
+            "expires_in": res.expires_in,
+            "session_id": res.session_id,
+        })))
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct LogoutBody {
+    #[serde(default)]
+    all_sessions: bool,
+}
+
+/// The bearer token, required.
+fn required_token(req: &HttpRequest) -> Result<String, ApiError> {
+    bearer_token(req)?.ok_or_else(|| {
+        ApiError::unauthorized(
+            "missing_token",
+            "this route needs an `Authorization: Bearer <access token>` header",
+        )
+    })
+}
+
+async fn logout(
+    state: web::Data<GatewayState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let token = required_token(&req)?;
+    // The body is optional: no body means "this session".
+    let has_body = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v != "0")
+        || req.headers().contains_key(header::TRANSFER_ENCODING);
+    let body = if has_body {
+        let mut p = payload.into_inner();
+        <ApiJson<LogoutBody> as actix_web::FromRequest>::from_request(&req, &mut p)
+            .await?
+            .0
+    } else {
+        LogoutBody::default()
+    };
+    let up = &state.upstream;
+    let call = pb::LogoutRequest {
+        access_token: token,
+        all_sessions: body.all_sessions,
+    };
+    let res = up
+        .call("auth", "Logout", up.auth.clone().logout(call))
+        .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "sessions_ended": res.sessions_ended })))
+}
+
+async fn list_sessions(
+    state: web::Data<GatewayState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let call = pb::ListSessionsRequest {
+        access_token: required_token(&req)?,
+    };
+    let up = &state.upstream;
+    let res = up
+        .call("auth", "ListSessions", up.auth.clone().list_sessions(call))
+        .await?;
+    let sessions: Vec<serde_json::Value> = res
+        .sessions
+        .iter()
+        .map(|s| {
+            serde_json::json!({
+                "id": s.session_id,
+                "ip": s.ip,
+                "user_agent": s.user_agent,
+                "created_at": timestamp(s.created_at),
+                "last_used_at": timestamp(s.last_used_at),
+                "expires_at": timestamp(s.expires_at),
+                "current": s.current,
+            })
+        })
+        .collect();
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(serde_json::json!({ "sessions": sessions })))
+}
+
+async fn end_session(
+    state: web::Data<GatewayState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let call = pb::EndSessionRequest {
+        access_token: required_token(&req)?,
+        session_id: path.into_inner(),
+    };
+    let up = &state.upstream;
+    let res = up
+        .call("auth", "EndSession", up.auth.clone().end_session(call))
+        .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "ended": res.ended })))
 }
 
 // ---------------------------------------------------------------------------------------

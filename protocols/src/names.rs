@@ -87,6 +87,21 @@ impl Namespace {
         self.name(format_args!("auth:session:{session_id}"))
     }
 
+    /// A fixed-window rate-limit counter: `ratelimit:{action}:{scope}:{id}`, e.g.
+    /// `ratelimit:login:ip:10.0.0.7`.
+    pub fn rate_limit(&self, action: &str, scope: &str, id: &str) -> String {
+        self.name(format_args!("ratelimit:{action}:{scope}:{id}"))
+    }
+
+    /// Failed-login counter of an account (by e-mail digest, so unknown e-mails count the
+    /// same way), overall or from one address: `auth:login_failures:{account}[:{ip}]`.
+    pub fn login_failures(&self, account: &str, ip: Option<&str>) -> String {
+        match ip {
+            Some(ip) => self.name(format_args!("auth:login_failures:{account}:{ip}")),
+            None => self.name(format_args!("auth:login_failures:{account}")),
+        }
+    }
+
     /// The user id of a (prefixed) `notifications:user:{id}` channel.
     pub fn notification_user<'a>(&self, channel: &'a str) -> Option<&'a str> {
         self.strip(channel)?

@@ -70,7 +70,29 @@ pub mod auth_schema {
         }
     }
 
+    diesel::table! {
+        auth_schema.refresh_token_uses (token_hash) {
+            token_hash -> Text,
+            session_id -> Uuid,
+            used_at -> Timestamptz,
+        }
+    }
+
+    diesel::table! {
+        auth_schema.audit_log (id) {
+            id -> Int8,
+            occurred_at -> Timestamptz,
+            event -> Text,
+            user_id -> Nullable<Uuid>,
+            session_id -> Nullable<Uuid>,
+            ip -> Text,
+            user_agent -> Text,
+            detail -> Jsonb,
+        }
+    }
+
     diesel::joinable!(sessions -> users (user_id));
+    diesel::joinable!(refresh_token_uses -> sessions (session_id));
     diesel::joinable!(user_roles -> roles (role_id));
     diesel::joinable!(role_permissions -> roles (role_id));
     diesel::joinable!(role_permissions -> permissions (permission_id));
@@ -80,7 +102,9 @@ pub mod auth_schema {
         roles,
         permissions,
         user_roles,
-        role_permissions
+        role_permissions,
+        refresh_token_uses,
+        audit_log
     );
 }
 

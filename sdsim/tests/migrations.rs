@@ -48,7 +48,9 @@ async fn migrate_creates_every_table_and_reverts() {
     assert!(ok, "{out}");
     assert!(out.contains("applied"), "{out}");
     let expected = [
+        "auth_schema.audit_log",
         "auth_schema.permissions",
+        "auth_schema.refresh_token_uses",
         "auth_schema.role_permissions",
         "auth_schema.roles",
         "auth_schema.sessions",

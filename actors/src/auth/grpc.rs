@@ -79,6 +79,10 @@ impl AuthService for AuthGrpc {
                 first_name: r.first_name,
                 last_name: r.last_name,
                 company: r.company,
+                origin: Origin {
+                    ip: r.ip,
+                    user_agent: r.user_agent,
+                },
             })
             .await
             .and_then(|x| x)
@@ -118,6 +122,10 @@ impl AuthService for AuthGrpc {
         let res = self
             .call(svc::Refresh {
                 refresh_token: r.refresh_token,
+                origin: Origin {
+                    ip: r.ip,
+                    user_agent: r.user_agent,
+                },
             })
             .await
             .and_then(|x| x)
@@ -141,6 +149,55 @@ impl AuthService for AuthGrpc {
             .map(|n| pb::LogoutResponse {
                 sessions_ended: n as i32,
             });
+        t.finish(res)
+    }
+
+    async fn list_sessions(
+        &self,
+        req: Request<pb::ListSessionsRequest>,
+    ) -> Result<Response<pb::ListSessionsResponse>, Status> {
+        let t = RpcTimer::start(&self.metrics, "auth", "ListSessions");
+        let r = req.into_inner();
+        let res = self
+            .call(svc::ListSessions {
+                access_token: r.access_token,
+            })
+            .await
+            .and_then(|x| x)
+            .map(|list| pb::ListSessionsResponse {
+                sessions: list
+                    .into_iter()
+                    .map(|s| pb::SessionInfo {
+                        session_id: s.id.to_string(),
+                        ip: s.ip,
+                        user_agent: s.user_agent,
+                        created_at: s.created_at.timestamp(),
+                        last_used_at: s.last_used_at.timestamp(),
+                        expires_at: s.expires_at.timestamp(),
+                        current: s.current,
+                    })
+                    .collect(),
+            });
+        t.finish(res)
+    }
+
+    async fn end_session(
+        &self,
+        req: Request<pb::EndSessionRequest>,
+    ) -> Result<Response<pb::EndSessionResponse>, Status> {
+        let t = RpcTimer::start(&self.metrics, "auth", "EndSession");
+        let r = req.into_inner();
+        let res = match uuid_field("session_id", &r.session_id) {
+            Ok(session_id) => self
+                .call(svc::EndSession {
+                    access_token: r.access_token,
+                    session_id,
+                })
+                .await
+                .and_then(|x| x)
+                .map(|ended| pb::EndSessionResponse { ended }),
+            Err(e) => Err(e),
+        };
         t.finish(res)
     }
 

@@ -8,6 +8,7 @@
 //! - [`grpc`]: the tonic adapter.
 
 pub mod grpc;
+pub mod limits;
 pub mod service;
 pub mod store;
 pub mod tokens;

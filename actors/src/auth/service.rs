@@ -4,6 +4,8 @@
 //! concurrently while the actor stays the supervised unit (a panic in it is seen and
 //! restarted). bcrypt always runs on the blocking pool, never on the executor.
 
+use super::limits::Limits;
+use super::store::{Audit, Rotation};
 use super::tokens::{self, TokenService};
 use super::{store, validate};
 use crate::error::ServiceError;
@@ -33,6 +35,7 @@ pub struct AuthCore {
     pub events: EventSink,
     pub redis: ConnectionManager,
     pub ns: Namespace,
+    pub limits: Limits,
 }
 
 impl std::fmt::Debug for AuthCore {
@@ -91,6 +94,7 @@ pub struct Register {
     pub first_name: String,
     pub last_name: String,
     pub company: Option<String>,
+    pub origin: Origin,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -114,6 +118,34 @@ pub struct Login {
 #[rtype(result = "Result<LoginOutcome, ServiceError>")]
 pub struct Refresh {
     pub refresh_token: String,
+    pub origin: Origin,
+}
+
+/// One of a user's sessions, as the user sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionView {
+    pub id: Uuid,
+    pub ip: String,
+    pub user_agent: String,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub current: bool,
+}
+
+/// The live sessions of the access token's user.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Vec<SessionView>, ServiceError>")]
+pub struct ListSessions {
+    pub access_token: String,
+}
+
+/// Ends one session of the access token's user; false if it was not live.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<bool, ServiceError>")]
+pub struct EndSession {
+    pub access_token: String,
+    pub session_id: Uuid,
 }
 
 #[derive(Debug, Message)]
@@ -221,6 +253,10 @@ impl AuthCore {
         let first = validate::name("first_name", &r.first_name)?;
         let last = validate::name("last_name", &r.last_name)?;
         let company = validate::company(r.company.as_deref())?;
+        let l = &self.limits.config;
+        self.limits
+            .hit("register", &r.origin.ip, l.register_per_ip_per_hour, 3600)
+            .await?;
         // Refuse a taken e-mail before paying for a hash; the unique index still decides races.
         let mut conn = sdsim_schema::pool::get(&self.pool).await?;
         if store::user_by_email(&mut conn, &email).await?.is_some() {
@@ -245,6 +281,14 @@ impl AuthCore {
         )
         .await?;
         tracing::info!(user_id = %user.id, "account registered");
+        self.audit(Audit {
+            event: "account.registered",
+            user_id: Some(user.id),
+            ip: &r.origin.ip,
+            user_agent: &r.origin.user_agent,
+            ..Default::default()
+        })
+        .await;
         Ok(Profile::new(user, vec![store::DEFAULT_ROLE.to_string()]))
     }
 
@@ -255,17 +299,54 @@ impl AuthCore {
             other => other,
         })?;
         validate::login_password(&l.password)?;
+        // Counted before the password is checked: parallel guesses cannot slip past.
+        let attempt = match self.limits.login_attempt(&email, &l.origin.ip).await {
+            Ok(a) => a,
+            Err(e) => {
+                self.audit(Audit {
+                    event: "login.throttled",
+                    ip: &l.origin.ip,
+                    user_agent: &l.origin.user_agent,
+                    detail: serde_json::json!({ "email": email }),
+                    ..Default::default()
+                })
+                .await;
+                return Err(e);
+            }
+        };
         let mut conn = sdsim_schema::pool::get(&self.pool).await?;
         let user = store::user_by_email(&mut conn, &email).await?;
         drop(conn);
         let Some(user) = user else {
             // Same work as for a known e-mail, so timing does not reveal accounts.
             let _ = verify_password(l.password, self.dummy_hash.clone()).await;
+            self.audit(Audit {
+                event: "login.failed",
+                ip: &l.origin.ip,
+                user_agent: &l.origin.user_agent,
+                detail: serde_json::json!({ "email": email, "reason": "unknown_email" }),
+                ..Default::default()
+            })
+            .await;
             return Err(bad_credentials());
         };
         if !verify_password(l.password, user.password_hash.clone()).await? {
+            let failures = match sdsim_schema::pool::get(&self.pool).await {
+                Ok(mut conn) => store::count_failed_login(&mut conn, user.id).await.ok(),
+                Err(_) => None,
+            };
+            self.audit(Audit {
+                event: "login.failed",
+                user_id: Some(user.id),
+                ip: &l.origin.ip,
+                user_agent: &l.origin.user_agent,
+                detail: serde_json::json!({ "reason": "wrong_password", "failures": failures }),
+                ..Default::default()
+            })
+            .await;
             return Err(bad_credentials());
         }
+        self.limits.login_succeeded(attempt).await;
         if !user.is_active {
             return Err(ServiceError::unauthenticated(
                 "account_disabled",
@@ -302,6 +383,15 @@ impl AuthCore {
         )?;
         self.cache_session(session_id, true).await;
         self.publish_login(&profile, session_id, session.created_at, &l.origin);
+        self.audit(Audit {
+            event: "login",
+            user_id: Some(profile.id),
+            session_id: Some(session_id),
+            ip: &l.origin.ip,
+            user_agent: &l.origin.user_agent,
+            ..Default::default()
+        })
+        .await;
         tracing::info!(user_id = %profile.id, %session_id, "login");
         Ok(LoginOutcome {
             profile,
@@ -342,22 +432,53 @@ impl AuthCore {
                 "refresh_token is missing or malformed",
             ));
         }
+        let lim = &self.limits.config;
+        self.limits
+            .hit("refresh", &r.origin.ip, lim.refresh_per_ip_per_minute, 60)
+            .await?;
         let now = Utc::now();
         let new_refresh = tokens::new_refresh_token();
         let mut conn = sdsim_schema::pool::get(&self.pool).await?;
-        let session = store::rotate_refresh(
+        let rotation = store::rotate_refresh(
             &mut conn,
             &tokens::hash_refresh_token(&r.refresh_token),
             &tokens::hash_refresh_token(&new_refresh),
             now,
         )
-        .await?
-        .ok_or_else(|| {
-            ServiceError::unauthenticated(
-                "refresh_token_invalid",
-                "refresh token is unknown, already used, revoked or expired",
-            )
-        })?;
+        .await?;
+        drop(conn);
+        let session = match rotation {
+            Rotation::Rotated(s) => s,
+            Rotation::Invalid => {
+                return Err(ServiceError::unauthenticated(
+                    "refresh_token_invalid",
+                    "refresh token is unknown, revoked or expired",
+                ))
+            }
+            Rotation::Reused {
+                session_id,
+                user_id,
+            } => {
+                // A rotated-away token came back: someone else holds the family. End it.
+                self.cache_session(session_id, false).await;
+                tracing::warn!(%user_id, %session_id, "refresh token reused; session revoked");
+                self.audit(Audit {
+                    event: "token.reuse",
+                    user_id: Some(user_id),
+                    session_id: Some(session_id),
+                    ip: &r.origin.ip,
+                    user_agent: &r.origin.user_agent,
+                    detail: serde_json::json!({ "action": "session_revoked" }),
+                })
+                .await;
+                self.publish_logout(user_id, &[session_id], "refresh_token_reuse");
+                return Err(ServiceError::unauthenticated(
+                    "refresh_token_reused",
+                    "this refresh token was already used; the session has been ended for safety",
+                ));
+            }
+        };
+        let mut conn = sdsim_schema::pool::get(&self.pool).await?;
         let user = store::user_by_id(&mut conn, session.user_id)
             .await?
             .ok_or_else(|| {
@@ -399,18 +520,97 @@ impl AuthCore {
         for sid in &ended {
             self.cache_session(*sid, false).await;
         }
+        let reason = if l.all_sessions {
+            "logout_all"
+        } else {
+            "logout"
+        };
+        self.audit(Audit {
+            event: "logout",
+            user_id: Some(info.user_id),
+            session_id: Some(info.session_id),
+            detail: serde_json::json!({ "sessions_ended": ended.len(), "all": l.all_sessions }),
+            ..Default::default()
+        })
+        .await;
+        self.publish_logout(info.user_id, &ended, reason);
+        Ok(ended.len())
+    }
+
+    fn publish_logout(&self, user_id: Uuid, ended: &[Uuid], reason: &str) {
         let env = Envelope::new(
             kinds::AUTH_LOGOUT,
             "auth",
-            Some(info.user_id.to_string()),
+            Some(user_id.to_string()),
             serde_json::json!({
-                "user_id": info.user_id.to_string(),
+                "user_id": user_id.to_string(),
                 "session_ids": ended.iter().map(Uuid::to_string).collect::<Vec<_>>(),
+                "reason": reason,
                 "at": Utc::now(),
             }),
         );
         self.events.publish(self.ns.auth_events("logout"), env);
-        Ok(ended.len())
+    }
+
+    /// Appends to the audit log; a failure is logged, never the caller's error.
+    async fn audit(&self, a: Audit<'_>) {
+        let event = a.event;
+        let res = match sdsim_schema::pool::get(&self.pool).await {
+            Ok(mut conn) => store::audit(&mut conn, a).await,
+            Err(e) => Err(e.into()),
+        };
+        if let Err(e) = res {
+            tracing::error!(%event, error = %e, "audit event not recorded");
+        }
+    }
+
+    async fn list_sessions(
+        self: Arc<Self>,
+        m: ListSessions,
+    ) -> Result<Vec<SessionView>, ServiceError> {
+        let info = self.clone().validate(&m.access_token).await?;
+        let mut conn = sdsim_schema::pool::get(&self.pool).await?;
+        let sessions = store::live_sessions(&mut conn, info.user_id, Utc::now()).await?;
+        Ok(sessions
+            .into_iter()
+            .map(|s| SessionView {
+                current: s.id == info.session_id,
+                id: s.id,
+                ip: s.ip,
+                user_agent: s.user_agent,
+                created_at: s.created_at,
+                last_used_at: s.last_used_at,
+                expires_at: s.expires_at,
+            })
+            .collect())
+    }
+
+    async fn end_session(self: Arc<Self>, m: EndSession) -> Result<bool, ServiceError> {
+        let info = self.clone().validate(&m.access_token).await?;
+        let mut conn = sdsim_schema::pool::get(&self.pool).await?;
+        // Only the caller's own sessions: someone else's id is "not found", not "forbidden",
+        // so ids of other users' sessions cannot be probed.
+        let owned = store::session_by_id(&mut conn, m.session_id)
+            .await?
+            .is_some_and(|s| s.user_id == info.user_id);
+        if !owned {
+            return Err(ServiceError::NotFound("no such session".into()));
+        }
+        let n = store::revoke_session(&mut conn, m.session_id, "ended_by_user").await?;
+        drop(conn);
+        if n > 0 {
+            self.cache_session(m.session_id, false).await;
+            self.audit(Audit {
+                event: "session.ended",
+                user_id: Some(info.user_id),
+                session_id: Some(m.session_id),
+                detail: serde_json::json!({ "by_session": info.session_id.to_string() }),
+                ..Default::default()
+            })
+            .await;
+            self.publish_logout(info.user_id, &[m.session_id], "ended_by_user");
+        }
+        Ok(n > 0)
     }
 
     /// Remembers a session's liveness in Redis so every gateway sees a revocation at once.
@@ -530,6 +730,9 @@ forward!(GetUser, (Profile, Vec<String>), |core, m| core
     .get_user(m.user_id));
 forward!(GetSession, SessionState, |core, m| core
     .get_session(m.session_id));
+forward!(ListSessions, Vec<SessionView>, |core, m| core
+    .list_sessions(m));
+forward!(EndSession, bool, |core, m| core.end_session(m));
 
 /// Sends a message to the live auth actor, or says the service is restarting.
 pub async fn call<M>(slot: &Slot<AuthActor>, msg: M) -> Result<M::Result, ServiceError>

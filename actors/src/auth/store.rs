@@ -7,7 +7,8 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use sdsim_schema::models::{NewSession, NewUser, Session, User};
 use sdsim_schema::tables::auth_schema::{
-    permissions, role_permissions, roles, sessions, user_roles, users,
+    audit_log, permissions, refresh_token_uses, role_permissions, roles, sessions, user_roles,
+    users,
 };
 use uuid::Uuid;
 
@@ -139,28 +140,148 @@ pub async fn session_by_id(
         .optional()?)
 }
 
-/// Swaps a session's refresh token for a new one, if the presented one is current.
-/// Returns the session, or `None` if the token is unknown, revoked or expired.
+/// What presenting a refresh token did.
+#[derive(Debug)]
+pub enum Rotation {
+    /// The token was current: the session now holds the new one.
+    Rotated(Session),
+    /// The token had already been rotated away: it was stolen or replayed. The session (the
+    /// whole token family) has been revoked with reason `refresh_token_reuse`.
+    Reused { session_id: Uuid, user_id: Uuid },
+    /// Unknown, or its session is revoked or expired.
+    Invalid,
+}
+
+/// Swaps a session's refresh token for a new one if the presented one is current, and
+/// remembers the old one; a token presented a second time revokes its session. Atomic: of
+/// two concurrent uses of one token, exactly one rotates.
 pub async fn rotate_refresh(
     conn: &mut AsyncPgConnection,
     old_hash: &str,
     new_hash: &str,
     now: DateTime<Utc>,
-) -> Result<Option<Session>, ServiceError> {
-    Ok(diesel::update(
-        sessions::table
-            .filter(sessions::refresh_token_hash.eq(old_hash))
-            .filter(sessions::revoked_at.is_null())
-            .filter(sessions::expires_at.gt(now)),
-    )
-    .set((
-        sessions::refresh_token_hash.eq(new_hash),
-        sessions::last_used_at.eq(now),
-    ))
-    .returning(Session::as_returning())
-    .get_result(conn)
-    .await
-    .optional()?)
+) -> Result<Rotation, ServiceError> {
+    let old = old_hash.to_string();
+    let new = new_hash.to_string();
+    Ok(conn
+        .transaction::<Rotation, DieselError, _>(async move |conn| {
+            let rotated: Option<Session> = diesel::update(
+                sessions::table
+                    .filter(sessions::refresh_token_hash.eq(&old))
+                    .filter(sessions::revoked_at.is_null())
+                    .filter(sessions::expires_at.gt(now)),
+            )
+            .set((
+                sessions::refresh_token_hash.eq(&new),
+                sessions::last_used_at.eq(now),
+            ))
+            .returning(Session::as_returning())
+            .get_result(conn)
+            .await
+            .optional()?;
+            if let Some(s) = rotated {
+                diesel::insert_into(refresh_token_uses::table)
+                    .values((
+                        refresh_token_uses::token_hash.eq(&old),
+                        refresh_token_uses::session_id.eq(s.id),
+                        refresh_token_uses::used_at.eq(now),
+                    ))
+                    .on_conflict_do_nothing()
+                    .execute(conn)
+                    .await?;
+                return Ok(Rotation::Rotated(s));
+            }
+            let used: Option<Uuid> = refresh_token_uses::table
+                .find(&old)
+                .select(refresh_token_uses::session_id)
+                .first(conn)
+                .await
+                .optional()?;
+            let Some(session_id) = used else {
+                return Ok(Rotation::Invalid);
+            };
+            let user_id: Uuid = diesel::update(sessions::table.find(session_id))
+                .set((
+                    sessions::revoked_at.eq(diesel::dsl::sql::<
+                        diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>,
+                    >("COALESCE(revoked_at, now())")),
+                    sessions::revoked_reason.eq(diesel::dsl::sql::<
+                        diesel::sql_types::Nullable<diesel::sql_types::Text>,
+                    >(
+                        "COALESCE(revoked_reason, 'refresh_token_reuse')",
+                    )),
+                ))
+                .returning(sessions::user_id)
+                .get_result(conn)
+                .await?;
+            Ok(Rotation::Reused {
+                session_id,
+                user_id,
+            })
+        })
+        .await?)
+}
+
+/// The live sessions of a user, most recently used first.
+pub async fn live_sessions(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<Vec<Session>, ServiceError> {
+    Ok(sessions::table
+        .filter(sessions::user_id.eq(user_id))
+        .filter(sessions::revoked_at.is_null())
+        .filter(sessions::expires_at.gt(now))
+        .order(sessions::last_used_at.desc())
+        .limit(200)
+        .select(Session::as_select())
+        .load(conn)
+        .await?)
+}
+
+/// One security event for the audit log.
+#[derive(Debug, Clone, Default)]
+pub struct Audit<'a> {
+    pub event: &'a str,
+    pub user_id: Option<Uuid>,
+    pub session_id: Option<Uuid>,
+    pub ip: &'a str,
+    pub user_agent: &'a str,
+    pub detail: serde_json::Value,
+}
+
+/// Appends to the audit log.
+pub async fn audit(conn: &mut AsyncPgConnection, a: Audit<'_>) -> Result<(), ServiceError> {
+    let detail = if a.detail.is_null() {
+        serde_json::json!({})
+    } else {
+        a.detail
+    };
+    diesel::insert_into(audit_log::table)
+        .values((
+            audit_log::event.eq(a.event),
+            audit_log::user_id.eq(a.user_id),
+            audit_log::session_id.eq(a.session_id),
+            audit_log::ip.eq(a.ip),
+            audit_log::user_agent.eq(a.user_agent),
+            audit_log::detail.eq(detail),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Counts a failed password for a known account (kept for admins and the audit trail;
+/// throttling itself is in Redis so that it holds for unknown e-mails too).
+pub async fn count_failed_login(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+) -> Result<i32, ServiceError> {
+    Ok(diesel::update(users::table.find(user_id))
+        .set(users::failed_logins.eq(users::failed_logins + 1))
+        .returning(users::failed_logins)
+        .get_result(conn)
+        .await?)
 }
 
 /// Revokes one session (if live); returns how many were revoked.

@@ -103,6 +103,11 @@ pub fn settings(db: &TestDb) -> Settings {
     s.gateway.max_body_bytes = 4 * 1024;
     s.gateway.workers = 2;
     s.admin.fault_injection = true;
+    // Generous abuse limits; the tests of the limits set their own.
+    s.auth.limits.login_failures_per_account_ip = 1_000;
+    s.auth.limits.login_failures_per_account = 10_000;
+    s.auth.limits.login_per_ip_per_minute = 10_000;
+    s.auth.limits.register_per_ip_per_hour = 10_000;
     s.supervision.backoff_base_ms = 10;
     s.supervision.backoff_max_ms = 200;
     s
@@ -218,6 +223,27 @@ impl Stack {
             .await
             .expect("WebSocket connect");
         Ws { socket }
+    }
+
+    /// An authenticated request builder.
+    pub fn authed(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+    ) -> reqwest::RequestBuilder {
+        self.http.request(method, self.url(path)).bearer_auth(token)
+    }
+
+    /// `GET /api/auth/profile` with `token`: status and body.
+    pub async fn profile(&self, token: &str) -> (u16, serde_json::Value) {
+        let r = self
+            .authed(reqwest::Method::GET, "/api/auth/profile", token)
+            .send()
+            .await
+            .unwrap();
+        let st = r.status().as_u16();
+        (st, r.json().await.unwrap_or_default())
     }
 
     pub async fn metrics(&self, http: SocketAddr) -> String {

@@ -1,0 +1,326 @@
+//! Sessions and abuse protection through the gateway, against real PostgreSQL and Redis:
+//! refresh rotation and reuse detection, logout (one or all), session lists, parallel
+//! password guessing, rate limits, and the audit log.
+
+mod common;
+
+use common::*;
+use diesel::sql_types::Text;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use reqwest::Method;
+use sdsim_protocols::Service;
+use std::time::Duration;
+
+const PASSWORD: &str = "a long enough password";
+
+#[derive(diesel::QueryableByName)]
+struct Event {
+    #[diesel(sql_type = Text)]
+    event: String,
+}
+
+async fn audit_events(db: &TestDb) -> Vec<String> {
+    let mut conn = AsyncPgConnection::establish(&db.url).await.unwrap();
+    let rows: Vec<Event> = diesel::sql_query("SELECT event FROM auth_schema.audit_log ORDER BY id")
+        .load(&mut conn)
+        .await
+        .unwrap();
+    rows.into_iter().map(|e| e.event).collect()
+}
+
+async fn refresh(s: &Stack, token: &str) -> (u16, serde_json::Value) {
+    s.post_json(
+        "/api/auth/refresh",
+        serde_json::json!({ "refresh_token": token }),
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_rotates_and_a_reused_token_ends_the_session() {
+    let db = TestDb::create().await;
+    let s = Stack::up(&db).await;
+    let email = unique_email("refresh");
+    s.register(&email, PASSWORD).await;
+    let login = s.login(&email, PASSWORD).await;
+    let r1 = login["refresh_token"].as_str().unwrap().to_string();
+    let a1 = login["access_token"].as_str().unwrap().to_string();
+
+    let (st, second) = refresh(&s, &r1).await;
+    assert_eq!(st, 200, "{second}");
+    let r2 = second["refresh_token"].as_str().unwrap().to_string();
+    let a2 = second["access_token"].as_str().unwrap().to_string();
+    assert_ne!(r1, r2, "the refresh token rotates");
+    assert_eq!(second["session_id"], login["session_id"]);
+    assert_eq!(s.profile(&a2).await.0, 200);
+
+    // The old token again: stolen. The whole family (session) ends, at once, everywhere.
+    let (st, b) = refresh(&s, &r1).await;
+    assert_eq!(st, 401);
+    assert_error(&b, "refresh_token_reused");
+    let (st, b) = refresh(&s, &r2).await;
+    assert_eq!(st, 401);
+    assert_error(&b, "refresh_token_invalid");
+    for token in [&a1, &a2] {
+        let (st, b) = s.profile(token).await;
+        assert_eq!(st, 401);
+        assert_error(&b, "token_revoked");
+    }
+    // Garbage and missing tokens are named.
+    let (st, b) = refresh(&s, "not-a-token").await;
+    assert_eq!(st, 401);
+    assert_error(&b, "refresh_token_invalid");
+    let (st, b) = s
+        .post_json("/api/auth/refresh", serde_json::json!({}))
+        .await;
+    assert_eq!(st, 422);
+    assert_eq!(b["error"]["field"], "refresh_token");
+
+    let events = audit_events(&db).await;
+    for e in ["account.registered", "login", "token.reuse"] {
+        assert!(events.iter().any(|x| x == e), "{e} not in {events:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logout_ends_this_or_every_session_at_once() {
+    let db = TestDb::create().await;
+    let s = Stack::up(&db).await;
+    let email = unique_email("logout");
+    s.register(&email, PASSWORD).await;
+    let a = s.login(&email, PASSWORD).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let b = s.login(&email, PASSWORD).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let c = s.login(&email, PASSWORD).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let r = s
+        .authed(Method::POST, "/api/auth/logout", &a)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.json::<serde_json::Value>().await.unwrap()["sessions_ended"],
+        1
+    );
+    let (st, body) = s.profile(&a).await;
+    assert_eq!(st, 401, "a logged-out token is refused at once");
+    assert_error(&body, "token_revoked");
+    assert_eq!(s.profile(&b).await.0, 200);
+
+    // A mistyped body is named, not ignored.
+    let r = s
+        .authed(Method::POST, "/api/auth/logout", &b)
+        .json(&serde_json::json!({"all_sessions": "yes"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    assert_eq!(
+        r.json::<serde_json::Value>().await.unwrap()["error"]["field"],
+        "all_sessions"
+    );
+
+    let r = s
+        .authed(Method::POST, "/api/auth/logout", &b)
+        .json(&serde_json::json!({"all_sessions": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.json::<serde_json::Value>().await.unwrap()["sessions_ended"],
+        2
+    );
+    assert_eq!(s.profile(&b).await.0, 401);
+    assert_eq!(s.profile(&c).await.0, 401);
+    // Logging out again with a dead token is a 401, not a 500.
+    let r = s
+        .authed(Method::POST, "/api/auth/logout", &b)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = s.http.post(s.url("/api/auth/logout")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_list_and_end_their_own_sessions_only() {
+    let db = TestDb::create().await;
+    let s = Stack::up(&db).await;
+    let email = unique_email("sessions");
+    s.register(&email, PASSWORD).await;
+    let laptop = s.login(&email, PASSWORD).await;
+    let r = s
+        .http
+        .post(s.url("/api/auth/login"))
+        .header("user-agent", "phone/1.0")
+        .json(&serde_json::json!({"email": email, "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    let phone: serde_json::Value = r.json().await.unwrap();
+    let token = laptop["access_token"].as_str().unwrap();
+
+    let list = |t: String| {
+        let req = s.authed(Method::GET, "/api/auth/sessions", &t);
+        async move {
+            req.send()
+                .await
+                .unwrap()
+                .json::<serde_json::Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let l = list(token.to_string()).await;
+    let sessions = l["sessions"].as_array().unwrap();
+    assert_eq!(sessions.len(), 2, "{l}");
+    let current: Vec<_> = sessions.iter().filter(|x| x["current"] == true).collect();
+    assert_eq!(current.len(), 1);
+    assert_eq!(current[0]["id"], laptop["session_id"]);
+    let other = sessions.iter().find(|x| x["current"] == false).unwrap();
+    assert_eq!(other["user_agent"], "phone/1.0");
+    assert_eq!(other["ip"], "127.0.0.1");
+
+    // Someone else's session is "not found", like an unknown one.
+    let stranger = unique_email("stranger");
+    s.register(&stranger, PASSWORD).await;
+    let st_login = s.login(&stranger, PASSWORD).await;
+    let path = format!(
+        "/api/auth/sessions/{}",
+        laptop["session_id"].as_str().unwrap()
+    );
+    let r = s
+        .authed(
+            Method::DELETE,
+            &path,
+            st_login["access_token"].as_str().unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let r = s
+        .authed(
+            Method::DELETE,
+            &format!("/api/auth/sessions/{}", uuid::Uuid::new_v4()),
+            token,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let r = s
+        .authed(Method::DELETE, "/api/auth/sessions/not-a-uuid", token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    assert_eq!(
+        r.json::<serde_json::Value>().await.unwrap()["error"]["field"],
+        "session_id"
+    );
+
+    // End the phone's session: its token dies, the laptop's lives.
+    let path = format!(
+        "/api/auth/sessions/{}",
+        phone["session_id"].as_str().unwrap()
+    );
+    let r = s.authed(Method::DELETE, &path, token).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["ended"], true);
+    assert_eq!(
+        s.profile(phone["access_token"].as_str().unwrap()).await.0,
+        401
+    );
+    assert_eq!(s.profile(token).await.0, 200);
+    assert_eq!(
+        list(token.to_string()).await["sessions"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(audit_events(&db).await.iter().any(|e| e == "session.ended"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_guessing_is_capped_and_locks_only_the_guesser_briefly() {
+    let db = TestDb::create().await;
+    let mut settings = settings(&db);
+    settings.gateway.trust_forwarded_for = true; // client addresses from X-Forwarded-For
+    settings.auth.limits.login_failures_per_account_ip = 5;
+    settings.auth.limits.login_failures_per_account = 50;
+    settings.auth.limits.login_lockout_seconds = 3;
+    settings.auth.limits.register_per_ip_per_hour = 3;
+    let s = Stack::start(settings, &Service::ALL);
+    s.wait_ready().await;
+    let email = unique_email("victim");
+    s.register(&email, PASSWORD).await;
+
+    let guess = |email: String, password: &'static str, ip: &'static str| {
+        let req = s
+            .http
+            .post(s.url("/api/auth/login"))
+            .header("x-forwarded-for", ip)
+            .json(&serde_json::json!({"email": email, "password": password}));
+        async move {
+            let r = req.send().await.unwrap();
+            let retry = r.headers().get("retry-after").is_some();
+            (r.status().as_u16(), retry)
+        }
+    };
+    // 20 guesses at once, for a real and for an unknown account: exactly 5 reach bcrypt.
+    for target in [email.clone(), unique_email("ghost")] {
+        let results = futures_util::future::join_all(
+            (0..20).map(|_| guess(target.clone(), "wrong password!", "203.0.113.7")),
+        )
+        .await;
+        let unauthorized = results.iter().filter(|r| r.0 == 401).count();
+        let limited = results.iter().filter(|r| r.0 == 429 && r.1).count();
+        assert_eq!((unauthorized, limited), (5, 15), "{target}: {results:?}");
+    }
+    // The guesser is locked out of the account, even with the right password...
+    assert_eq!(guess(email.clone(), PASSWORD, "203.0.113.7").await.0, 429);
+    // ...the real user, elsewhere, is not.
+    assert_eq!(guess(email.clone(), PASSWORD, "198.51.100.2").await.0, 200);
+    // And the lockout ends with its window (3 s here), however many attempts came since.
+    tokio::time::sleep(Duration::from_millis(3_200)).await;
+    assert_eq!(guess(email.clone(), PASSWORD, "203.0.113.7").await.0, 200);
+
+    // Registrations per address are limited too (3 per hour here; one was used above).
+    let reg =
+        |n: u32| {
+            let req = s
+            .http
+            .post(s.url("/api/auth/register"))
+            .header("x-forwarded-for", "192.0.2.9")
+            .json(&serde_json::json!({"email": unique_email(&format!("r{n}")), "password": PASSWORD,
+                                      "first_name": "R", "last_name": "L"}));
+            async move { req.send().await.unwrap() }
+        };
+    for n in 0..3 {
+        assert_eq!(reg(n).await.status(), 201);
+    }
+    let r = reg(3).await;
+    assert_eq!(r.status(), 429);
+    assert!(r.headers().get("retry-after").is_some());
+    assert_error(&r.json().await.unwrap(), "rate_limited");
+
+    let events = audit_events(&db).await;
+    assert!(
+        events.iter().filter(|e| *e == "login.failed").count() >= 10,
+        "{events:?}"
+    );
+    assert!(events.iter().any(|e| e == "login.throttled"));
+}
