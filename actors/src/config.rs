@@ -109,6 +109,8 @@ pub struct AuthSettings {
     pub bcrypt_cost: u32,
     /// Clock skew tolerated on `exp`/`nbf`, in seconds.
     pub leeway_seconds: u64,
+    /// Least zxcvbn strength (0..=4) of a new password; 3 means "safely unguessable".
+    pub min_password_score: u8,
     pub limits: AuthLimits,
 }
 
@@ -157,6 +159,7 @@ impl Default for AuthSettings {
             refresh_ttl_seconds: 30 * 24 * 3600,
             bcrypt_cost: 12,
             leeway_seconds: 5,
+            min_password_score: 3,
             limits: AuthLimits::default(),
         }
     }
@@ -287,6 +290,12 @@ pub fn validate(s: &Settings) -> Result<(), Vec<String>> {
         errors.push(format!(
             "auth.bcrypt_cost must be between 4 and 31, got {}",
             s.auth.bcrypt_cost
+        ));
+    }
+    if s.auth.min_password_score > 4 {
+        errors.push(format!(
+            "auth.min_password_score must be between 0 and 4, got {}",
+            s.auth.min_password_score
         ));
     }
     if !s.auth.jwt_secret.is_empty() && s.auth.jwt_secret.expose().len() < 32 {

@@ -83,6 +83,7 @@ pub fn auth_tree(
             ns: shared.ns.clone(),
             config: s.limits.clone(),
         },
+        min_password_score: s.min_password_score,
     });
     let actor_slot: Slot<AuthActor> = Slot::new();
     let adapter = AuthGrpc {

@@ -5,6 +5,8 @@
 //! | `POST /api/auth/register` | create an account (auth `Register`) |
 //! | `POST /api/auth/login` | log in (auth `Login`, with the client's address and agent) |
 //! | `GET /api/auth/profile` | the caller's profile (auth `ValidateToken` + `GetProfile`) |
+//! | `PUT /api/auth/profile` | update first/last name, company |
+//! | `POST /api/auth/password` | change password (ends the user's other sessions) |
 //! | `POST /api/auth/refresh` | new tokens for a refresh token (rotated; reuse ends the session) |
 //! | `POST /api/auth/logout` | end this session, or all of the user's (`{"all_sessions": true}`) |
 //! | `GET /api/auth/sessions`, `DELETE /api/auth/sessions/{id}` | the user's live sessions |
@@ -108,7 +110,12 @@ fn app(
         })
         .service(json_resource("/api/auth/register").route(web::post().to(register)))
         .service(json_resource("/api/auth/login").route(web::post().to(login)))
-        .service(json_resource("/api/auth/profile").route(web::get().to(profile)))
+        .service(
+            json_resource("/api/auth/profile")
+                .route(web::get().to(profile))
+                .route(web::put().to(update_profile)),
+        )
+        .service(json_resource("/api/auth/password").route(web::post().to(change_password)))
         .service(json_resource("/api/auth/refresh").route(web::post().to(refresh)))
         .service(json_resource("/api/auth/logout").route(web::post().to(logout)))
         .service(json_resource("/api/auth/sessions").route(web::get().to(list_sessions)))
@@ -337,6 +344,75 @@ async fn profile(
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(serde_json::json!({ "user": user_json(&user) })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProfileBody {
+    #[serde(default)]
+    first_name: Option<String>,
+    #[serde(default)]
+    last_name: Option<String>,
+    /// `null` or `""` clears it.
+    #[serde(default, deserialize_with = "clearable")]
+    company: Option<String>,
+}
+
+/// A field that may be absent (None), null or a string (Some("") for null: clear it).
+fn clearable<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(Some(Option::<String>::deserialize(d)?.unwrap_or_default()))
+}
+
+async fn update_profile(
+    state: web::Data<GatewayState>,
+    req: HttpRequest,
+    body: ApiJson<ProfileBody>,
+) -> Result<HttpResponse, ApiError> {
+    let b = body.0;
+    let call = pb::UpdateProfileRequest {
+        access_token: required_token(&req)?,
+        first_name: b.first_name,
+        last_name: b.last_name,
+        company: b.company,
+    };
+    let up = &state.upstream;
+    let user = up
+        .call(
+            "auth",
+            "UpdateProfile",
+            up.auth.clone().update_profile(call),
+        )
+        .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "user": user_json(&user) })))
+}
+
+#[derive(Debug, Deserialize)]
+struct PasswordBody {
+    current_password: String,
+    new_password: String,
+}
+
+async fn change_password(
+    state: web::Data<GatewayState>,
+    req: HttpRequest,
+    body: ApiJson<PasswordBody>,
+) -> Result<HttpResponse, ApiError> {
+    let call = pb::ChangePasswordRequest {
+        access_token: required_token(&req)?,
+        current_password: body.0.current_password,
+        new_password: body.0.new_password,
+        ip: client_ip(&req, state.settings.trust_forwarded_for),
+        user_agent: user_agent(&req),
+    };
+    let up = &state.upstream;
+    let res = up
+        .call(
+            "auth",
+            "ChangePassword",
+            up.auth.clone().change_password(call),
+        )
+        .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "other_sessions_ended": res.sessions_ended })))
 }
 
 #[derive(Debug, Deserialize)]

@@ -324,3 +324,129 @@ async fn parallel_guessing_is_capped_and_locks_only_the_guesser_briefly() {
     );
     assert!(events.iter().any(|e| e == "login.throttled"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weak_passwords_are_refused_with_the_reason() {
+    let db = TestDb::create().await;
+    let s = Stack::up(&db).await;
+    for weak in ["password123", "qwertyuiop", "Lovelace1815"] {
+        let (st, b) = s
+            .post_json(
+                "/api/auth/register",
+                serde_json::json!({"email": unique_email("weak"), "password": weak,
+                                   "first_name": "Ada", "last_name": "Lovelace"}),
+            )
+            .await;
+        assert_eq!(st, 422, "{weak}: {b}");
+        assert_eq!(b["error"]["field"], "password");
+        assert!(
+            b["error"]["message"].as_str().unwrap().contains("too weak"),
+            "{b}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn profile_update_and_password_change() {
+    let db = TestDb::create().await;
+    let s = Stack::up(&db).await;
+    let email = unique_email("change");
+    s.register(&email, PASSWORD).await;
+    let here = s.login(&email, PASSWORD).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let elsewhere = s.login(&email, PASSWORD).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // Profile: change a name, clear the company; unknown fields and bad values are named.
+    let put = |body: serde_json::Value| {
+        let req = s
+            .authed(Method::PUT, "/api/auth/profile", &here)
+            .json(&body);
+        async move {
+            let r = req.send().await.unwrap();
+            (
+                r.status().as_u16(),
+                r.json::<serde_json::Value>().await.unwrap(),
+            )
+        }
+    };
+    let (st, b) = put(serde_json::json!({"first_name": "Augusta", "company": null})).await;
+    assert_eq!(st, 200, "{b}");
+    assert_eq!(b["user"]["first_name"], "Augusta");
+    assert_eq!(b["user"]["last_name"], "Lovelace");
+    assert!(b["user"]["company"].is_null());
+    assert_eq!(s.profile(&here).await.1["user"]["first_name"], "Augusta");
+    let (st, b) = put(serde_json::json!({"first_name": ""})).await;
+    assert_eq!(
+        (st, b["error"]["field"].as_str()),
+        (422, Some("first_name")),
+        "{b}"
+    );
+    let (st, b) = put(serde_json::json!({"email": "x@y.zz"})).await;
+    assert_eq!(st, 422, "{b}");
+    let r = s
+        .http
+        .put(s.url("/api/auth/profile"))
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+
+    // Password change: wrong current, weak new, then success.
+    let change = |current: &str, new: &str| {
+        let req = s
+            .authed(Method::POST, "/api/auth/password", &here)
+            .json(&serde_json::json!({"current_password": current, "new_password": new}));
+        async move {
+            let r = req.send().await.unwrap();
+            (
+                r.status().as_u16(),
+                r.json::<serde_json::Value>().await.unwrap(),
+            )
+        }
+    };
+    let (st, b) = change("not my password", "a brand new passphrase").await;
+    assert_eq!(
+        (st, b["error"]["field"].as_str()),
+        (422, Some("current_password")),
+        "{b}"
+    );
+    let (st, b) = change(PASSWORD, "password1").await;
+    assert_eq!(
+        (st, b["error"]["field"].as_str()),
+        (422, Some("new_password")),
+        "{b}"
+    );
+    let (st, b) = change(PASSWORD, &"x".repeat(80)).await;
+    assert_eq!(
+        (st, b["error"]["field"].as_str()),
+        (422, Some("new_password")),
+        "{b}"
+    );
+    let (st, b) = change(PASSWORD, "a brand new passphrase").await;
+    assert_eq!(st, 200, "{b}");
+    assert_eq!(b["other_sessions_ended"], 1);
+
+    // The other session ended at once; this one lives; only the new password logs in.
+    assert_eq!(s.profile(&elsewhere).await.0, 401);
+    assert_eq!(s.profile(&here).await.0, 200);
+    let (st, _) = s
+        .post_json(
+            "/api/auth/login",
+            serde_json::json!({"email": email, "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(st, 401);
+    s.login(&email, "a brand new passphrase").await;
+    let events = audit_events(&db).await;
+    assert!(events.iter().any(|e| e == "password.changed"), "{events:?}");
+    assert!(
+        events.iter().any(|e| e == "password.change_failed"),
+        "{events:?}"
+    );
+}

@@ -152,6 +152,49 @@ impl AuthService for AuthGrpc {
         t.finish(res)
     }
 
+    async fn update_profile(
+        &self,
+        req: Request<pb::UpdateProfileRequest>,
+    ) -> Result<Response<pb::UserProfile>, Status> {
+        let t = RpcTimer::start(&self.metrics, "auth", "UpdateProfile");
+        let r = req.into_inner();
+        let res = self
+            .call(svc::UpdateProfile {
+                access_token: r.access_token,
+                first_name: r.first_name,
+                last_name: r.last_name,
+                company: r.company,
+            })
+            .await
+            .and_then(|x| x)
+            .map(profile_pb);
+        t.finish(res)
+    }
+
+    async fn change_password(
+        &self,
+        req: Request<pb::ChangePasswordRequest>,
+    ) -> Result<Response<pb::ChangePasswordResponse>, Status> {
+        let t = RpcTimer::start(&self.metrics, "auth", "ChangePassword");
+        let r = req.into_inner();
+        let res = self
+            .call(svc::ChangePassword {
+                access_token: r.access_token,
+                current_password: r.current_password,
+                new_password: r.new_password,
+                origin: Origin {
+                    ip: r.ip,
+                    user_agent: r.user_agent,
+                },
+            })
+            .await
+            .and_then(|x| x)
+            .map(|n| pb::ChangePasswordResponse {
+                sessions_ended: n as i32,
+            });
+        t.finish(res)
+    }
+
     async fn list_sessions(
         &self,
         req: Request<pb::ListSessionsRequest>,

@@ -36,6 +36,7 @@ pub struct AuthCore {
     pub redis: ConnectionManager,
     pub ns: Namespace,
     pub limits: Limits,
+    pub min_password_score: u8,
 }
 
 impl std::fmt::Debug for AuthCore {
@@ -131,6 +132,26 @@ pub struct SessionView {
     pub last_used_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     pub current: bool,
+}
+
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Profile, ServiceError>")]
+pub struct UpdateProfile {
+    pub access_token: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    /// `Some("")` clears it.
+    pub company: Option<String>,
+}
+
+/// Returns how many other sessions were ended.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<usize, ServiceError>")]
+pub struct ChangePassword {
+    pub access_token: String,
+    pub current_password: String,
+    pub new_password: String,
+    pub origin: Origin,
 }
 
 /// The live sessions of the access token's user.
@@ -252,6 +273,11 @@ impl AuthCore {
         validate::new_password(&r.password)?;
         let first = validate::name("first_name", &r.first_name)?;
         let last = validate::name("last_name", &r.last_name)?;
+        validate::password_strength(
+            &r.password,
+            &[&email, &first, &last],
+            self.min_password_score,
+        )?;
         let company = validate::company(r.company.as_deref())?;
         let l = &self.limits.config;
         self.limits
@@ -564,6 +590,95 @@ impl AuthCore {
         }
     }
 
+    async fn update_profile(self: Arc<Self>, m: UpdateProfile) -> Result<Profile, ServiceError> {
+        let info = self.clone().validate(&m.access_token).await?;
+        let first = m
+            .first_name
+            .as_deref()
+            .map(|f| validate::name("first_name", f))
+            .transpose()?;
+        let last = m
+            .last_name
+            .as_deref()
+            .map(|l| validate::name("last_name", l))
+            .transpose()?;
+        let company = match m.company.as_deref() {
+            None => None,
+            Some(c) if c.trim().is_empty() => Some(None),
+            Some(c) => Some(validate::company(Some(c))?),
+        };
+        let mut conn = sdsim_schema::pool::get(&self.pool).await?;
+        let user = store::update_profile(&mut conn, info.user_id, first, last, company).await?;
+        let (roles, _) = store::roles_and_permissions(&mut conn, user.id).await?;
+        Ok(Profile::new(user, roles))
+    }
+
+    async fn change_password(self: Arc<Self>, m: ChangePassword) -> Result<usize, ServiceError> {
+        let info = self.clone().validate(&m.access_token).await?;
+        validate::login_password(&m.current_password).map_err(|_| {
+            ServiceError::invalid("current_password", "current_password is required")
+        })?;
+        validate::new_password(&m.new_password).map_err(|e| match e {
+            ServiceError::Invalid { message, .. } => ServiceError::invalid(
+                "new_password",
+                message.replacen("password", "new_password", 1),
+            ),
+            other => other,
+        })?;
+        let mut conn = sdsim_schema::pool::get(&self.pool).await?;
+        let user = store::user_by_id(&mut conn, info.user_id)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound("no such user".into()))?;
+        drop(conn);
+        validate::password_strength(
+            &m.new_password,
+            &[&user.email, &user.first_name, &user.last_name],
+            self.min_password_score,
+        )
+        .map_err(|e| match e {
+            ServiceError::Invalid { message, .. } => ServiceError::invalid("new_password", message),
+            other => other,
+        })?;
+        // The current password is a password guess like any login: same throttle.
+        let attempt = self.limits.login_attempt(&user.email, &m.origin.ip).await?;
+        if !verify_password(m.current_password, user.password_hash.clone()).await? {
+            self.audit(Audit {
+                event: "password.change_failed",
+                user_id: Some(user.id),
+                session_id: Some(info.session_id),
+                ip: &m.origin.ip,
+                user_agent: &m.origin.user_agent,
+                ..Default::default()
+            })
+            .await;
+            return Err(ServiceError::invalid(
+                "current_password",
+                "current_password is incorrect",
+            ));
+        }
+        self.limits.login_succeeded(attempt).await;
+        let hash = hash_password(m.new_password, self.bcrypt_cost).await?;
+        let mut conn = sdsim_schema::pool::get(&self.pool).await?;
+        let ended = store::change_password(&mut conn, user.id, info.session_id, &hash).await?;
+        drop(conn);
+        for sid in &ended {
+            self.cache_session(*sid, false).await;
+        }
+        self.audit(Audit {
+            event: "password.changed",
+            user_id: Some(user.id),
+            session_id: Some(info.session_id),
+            ip: &m.origin.ip,
+            user_agent: &m.origin.user_agent,
+            detail: serde_json::json!({ "sessions_ended": ended.len() }),
+        })
+        .await;
+        if !ended.is_empty() {
+            self.publish_logout(user.id, &ended, "password_changed");
+        }
+        Ok(ended.len())
+    }
+
     async fn list_sessions(
         self: Arc<Self>,
         m: ListSessions,
@@ -733,6 +848,8 @@ forward!(GetSession, SessionState, |core, m| core
 forward!(ListSessions, Vec<SessionView>, |core, m| core
     .list_sessions(m));
 forward!(EndSession, bool, |core, m| core.end_session(m));
+forward!(UpdateProfile, Profile, |core, m| core.update_profile(m));
+forward!(ChangePassword, usize, |core, m| core.change_password(m));
 
 /// Sends a message to the live auth actor, or says the service is restarting.
 pub async fn call<M>(slot: &Slot<AuthActor>, msg: M) -> Result<M::Result, ServiceError>

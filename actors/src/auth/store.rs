@@ -222,6 +222,64 @@ pub async fn rotate_refresh(
         .await?)
 }
 
+/// Updates the given profile fields; `company: Some(None)` clears it.
+pub async fn update_profile(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    company: Option<Option<String>>,
+) -> Result<User, ServiceError> {
+    let current = user_by_id(conn, user_id)
+        .await?
+        .ok_or_else(|| ServiceError::NotFound("no such user".into()))?;
+    Ok(diesel::update(users::table.find(user_id))
+        .set((
+            users::first_name.eq(first_name.unwrap_or(current.first_name)),
+            users::last_name.eq(last_name.unwrap_or(current.last_name)),
+            users::company.eq(company.unwrap_or(current.company)),
+            users::updated_at.eq(Utc::now()),
+        ))
+        .returning(User::as_returning())
+        .get_result(conn)
+        .await?)
+}
+
+/// Sets a new password hash and revokes every other live session of the user, atomically;
+/// returns the revoked session ids.
+pub async fn change_password(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    keep_session: Uuid,
+    new_hash: &str,
+) -> Result<Vec<Uuid>, ServiceError> {
+    let hash = new_hash.to_string();
+    Ok(conn
+        .transaction::<Vec<Uuid>, DieselError, _>(async move |conn| {
+            diesel::update(users::table.find(user_id))
+                .set((
+                    users::password_hash.eq(&hash),
+                    users::updated_at.eq(Utc::now()),
+                ))
+                .execute(conn)
+                .await?;
+            diesel::update(
+                sessions::table
+                    .filter(sessions::user_id.eq(user_id))
+                    .filter(sessions::id.ne(keep_session))
+                    .filter(sessions::revoked_at.is_null()),
+            )
+            .set((
+                sessions::revoked_at.eq(Some(Utc::now())),
+                sessions::revoked_reason.eq(Some("password_changed")),
+            ))
+            .returning(sessions::id)
+            .get_results(conn)
+            .await
+        })
+        .await?)
+}
+
 /// The live sessions of a user, most recently used first.
 pub async fn live_sessions(
     conn: &mut AsyncPgConnection,

@@ -55,6 +55,34 @@ pub fn new_password(p: &str) -> Result<(), ServiceError> {
     login_password(p)
 }
 
+/// Refuses a password that a strength estimator (zxcvbn: dictionaries, common passwords,
+/// keyboard patterns, dates, the user's own name and e-mail) scores below `min_score`
+/// (0..=4), with the estimator's reason. Call after [`new_password`].
+pub fn password_strength(p: &str, user_inputs: &[&str], min_score: u8) -> Result<(), ServiceError> {
+    let estimate = zxcvbn::zxcvbn(p, user_inputs);
+    let score: u8 = estimate.score().into();
+    if score >= min_score {
+        return Ok(());
+    }
+    let mut why: Vec<String> = Vec::new();
+    if let Some(f) = estimate.feedback() {
+        if let Some(w) = f.warning() {
+            why.push(w.to_string());
+        }
+        why.extend(f.suggestions().iter().map(|s| s.to_string()));
+    }
+    if why.is_empty() {
+        why.push("it would be guessed quickly".into());
+    }
+    Err(ServiceError::invalid(
+        "password",
+        format!(
+            "password is too weak (strength {score} of 4, at least {min_score} needed): {}",
+            why.join(" ")
+        ),
+    ))
+}
+
 /// A password presented at login: only the byte limit (so nothing is silently truncated).
 pub fn login_password(p: &str) -> Result<(), ServiceError> {
     if p.is_empty() {
@@ -117,6 +145,41 @@ pub fn company(raw: Option<&str>) -> Result<Option<String>, ServiceError> {
         ));
     }
     Ok(Some(c.to_string()))
+}
+
+#[cfg(test)]
+mod strength_tests {
+    use super::password_strength;
+
+    #[test]
+    fn common_and_personal_passwords_are_refused_with_a_reason() {
+        for weak in [
+            "password123",
+            "qwertyuiop",
+            "Password1!",
+            "iloveyou2",
+            "aaaaaaaaaaaa",
+        ] {
+            let e = password_strength(weak, &[], 3).unwrap_err();
+            assert_eq!(e.field(), Some("password"), "{weak}");
+            assert!(e.to_string().contains("too weak"), "{weak}: {e}");
+        }
+        // The user's own name is no secret.
+        let e = password_strength("lovelace1815", &["ada", "lovelace", "ada@example.com"], 3);
+        assert!(e.is_err());
+    }
+
+    #[test]
+    fn strong_passwords_pass() {
+        for strong in [
+            "correct horse battery staple",
+            "a long enough password",
+            "another password 1",
+            "tr0ub4dor&3-xylophone",
+        ] {
+            assert!(password_strength(strong, &[], 3).is_ok(), "{strong}");
+        }
+    }
 }
 
 #[cfg(test)]
