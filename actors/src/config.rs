@@ -101,6 +101,9 @@ pub struct AuthSettings {
     pub jwt_secret: Secret,
     /// `kid` header of the tokens signed with `jwt_secret`.
     pub jwt_key_id: String,
+    /// Keys that signed before `jwt_secret` (key rotation): tokens they signed still verify
+    /// until the key is removed from this list (retired). Nothing new is signed with them.
+    pub previous_keys: Vec<JwtKey>,
     pub issuer: String,
     pub audience: String,
     pub access_ttl_seconds: i64,
@@ -112,6 +115,14 @@ pub struct AuthSettings {
     /// Least zxcvbn strength (0..=4) of a new password; 3 means "safely unguessable".
     pub min_password_score: u8,
     pub limits: AuthLimits,
+}
+
+/// A verification-only signing key.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtKey {
+    pub kid: String,
+    pub secret: Secret,
 }
 
 /// Abuse limits, counted in Redis so they hold across every instance.
@@ -153,6 +164,7 @@ impl Default for AuthSettings {
         Self {
             jwt_secret: Secret::default(),
             jwt_key_id: "k1".into(),
+            previous_keys: Vec::new(),
             issuer: "sdsim-auth".into(),
             audience: "sdsim".into(),
             access_ttl_seconds: 15 * 60,
@@ -291,6 +303,20 @@ pub fn validate(s: &Settings) -> Result<(), Vec<String>> {
             "auth.bcrypt_cost must be between 4 and 31, got {}",
             s.auth.bcrypt_cost
         ));
+    }
+    let mut kids = vec![s.auth.jwt_key_id.as_str()];
+    for (i, k) in s.auth.previous_keys.iter().enumerate() {
+        if k.secret.expose().len() < 32 {
+            errors.push(format!(
+                "auth.previous_keys[{i}].secret must be at least 32 bytes"
+            ));
+        }
+        if k.kid.is_empty() || kids.contains(&k.kid.as_str()) {
+            errors.push(format!(
+                "auth.previous_keys[{i}].kid must be non-empty and differ from every other key id"
+            ));
+        }
+        kids.push(&k.kid);
     }
     if s.auth.min_password_score > 4 {
         errors.push(format!(

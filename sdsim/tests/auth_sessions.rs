@@ -450,3 +450,55 @@ async fn profile_update_and_password_change() {
         "{events:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_keys_rotate_and_retire_across_restarts() {
+    use sdsim_actors::config::{JwtKey, Secret};
+    let db = TestDb::create().await;
+    let mut first = settings(&db);
+    first.auth.jwt_key_id = "k0".into();
+    let email = unique_email("rotate");
+    let old_token = {
+        let s = Stack::start(first.clone(), &Service::ALL);
+        s.wait_ready().await;
+        s.register(&email, PASSWORD).await;
+        s.login(&email, PASSWORD).await["access_token"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }; // stopped
+
+    // Restarted with a new signing key; the old one only verifies.
+    let mut rotated = first.clone();
+    rotated.auth.jwt_key_id = "k1".into();
+    rotated.auth.jwt_secret = Secret::new("a-brand-new-signing-secret-for-k1-0123456789");
+    rotated.auth.previous_keys = vec![JwtKey {
+        kid: "k0".into(),
+        secret: first.auth.jwt_secret.clone(),
+    }];
+    let new_token = {
+        let s = Stack::start(rotated.clone(), &Service::ALL);
+        s.wait_ready().await;
+        assert_eq!(
+            s.profile(&old_token).await.0,
+            200,
+            "a previous key still verifies"
+        );
+        let t = s.login(&email, PASSWORD).await["access_token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert_eq!(s.profile(&t).await.0, 200);
+        t
+    };
+
+    // The old key retired.
+    let mut retired = rotated.clone();
+    retired.auth.previous_keys.clear();
+    let s = Stack::start(retired, &Service::ALL);
+    s.wait_ready().await;
+    let (st, b) = s.profile(&old_token).await;
+    assert_eq!(st, 401);
+    assert_error(&b, "token_unknown_key");
+    assert_eq!(s.profile(&new_token).await.0, 200);
+}

@@ -28,7 +28,8 @@ pub struct Claims {
 
 pub struct TokenService {
     encoding: EncodingKey,
-    decoding: DecodingKey,
+    /// The current key and every previous (not yet retired) key, by `kid`.
+    decoding: std::collections::HashMap<String, DecodingKey>,
     validation: Validation,
     key_id: String,
     issuer: String,
@@ -54,9 +55,20 @@ impl TokenService {
         validation.set_required_spec_claims(&["exp", "nbf", "iat", "sub", "iss", "aud"]);
         validation.validate_nbf = true;
         validation.leeway = settings.leeway_seconds;
+        let mut decoding = std::collections::HashMap::new();
+        for k in &settings.previous_keys {
+            decoding.insert(
+                k.kid.clone(),
+                DecodingKey::from_secret(k.secret.expose().as_bytes()),
+            );
+        }
+        decoding.insert(
+            settings.jwt_key_id.clone(),
+            DecodingKey::from_secret(secret),
+        );
         Self {
             encoding: EncodingKey::from_secret(secret),
-            decoding: DecodingKey::from_secret(secret),
+            decoding,
             validation,
             key_id: settings.jwt_key_id.clone(),
             issuer: settings.issuer.clone(),
@@ -118,13 +130,17 @@ impl TokenService {
                 "token is signed with an algorithm this server does not accept",
             ));
         }
-        if header.kid.as_deref() != Some(self.key_id.as_str()) {
-            return Err(ServiceError::unauthenticated(
-                "token_unknown_key",
-                "token is signed with an unknown key",
-            ));
-        }
-        decode::<Claims>(token, &self.decoding, &self.validation)
+        let key = header
+            .kid
+            .as_deref()
+            .and_then(|kid| self.decoding.get(kid))
+            .ok_or_else(|| {
+                ServiceError::unauthenticated(
+                    "token_unknown_key",
+                    "token is signed with an unknown or retired key",
+                )
+            })?;
+        decode::<Claims>(token, key, &self.validation)
             .map(|d| d.claims)
             .map_err(|e| {
                 let (code, msg) = match e.kind() {
@@ -239,6 +255,46 @@ mod tests {
         assert!(ts.verify(&none).is_err());
         assert_eq!(code(ts.verify("not.a.jwt")), "token_malformed");
         assert_eq!(code(ts.verify("")), "token_missing");
+    }
+
+    #[test]
+    fn rotated_keys_verify_until_retired() {
+        let mut old = settings();
+        old.jwt_key_id = "k0".into();
+        let old_ts = TokenService::new(&old, SECRET);
+        let (u, s) = (Uuid::new_v4(), Uuid::new_v4());
+        let (old_tok, _) = old_ts.issue(u, s, "a@b.co", false, Utc::now()).unwrap();
+
+        // Rotation: a new key signs, the old one still verifies.
+        let mut rotated = settings();
+        rotated.jwt_key_id = "k1".into();
+        rotated.previous_keys = vec![crate::config::JwtKey {
+            kid: "k0".into(),
+            secret: crate::config::Secret::new(String::from_utf8(SECRET.to_vec()).unwrap()),
+        }];
+        let new_secret = b"a-brand-new-secret-a-brand-new-secret";
+        let ts = TokenService::new(&rotated, new_secret);
+        assert!(ts.verify(&old_tok).is_ok());
+        let (new_tok, _) = ts.issue(u, s, "a@b.co", false, Utc::now()).unwrap();
+        let kid = jsonwebtoken::decode_header(&new_tok).unwrap().kid;
+        assert_eq!(kid.as_deref(), Some("k1"));
+        assert!(ts.verify(&new_tok).is_ok());
+        // The old key cannot verify the new token (it never signs again).
+        assert!(old_ts.verify(&new_tok).is_err());
+
+        // Retired: removed from the list, its tokens are refused.
+        rotated.previous_keys.clear();
+        let retired = TokenService::new(&rotated, new_secret);
+        assert_eq!(code(retired.verify(&old_tok)), "token_unknown_key");
+        assert!(retired.verify(&new_tok).is_ok());
+
+        // A token naming the current kid but signed with the old secret fails the signature.
+        let mut forged = settings();
+        forged.jwt_key_id = "k1".into();
+        let (tok, _) = TokenService::new(&forged, SECRET)
+            .issue(u, s, "a@b.co", false, Utc::now())
+            .unwrap();
+        assert_eq!(code(ts.verify(&tok)), "token_bad_signature");
     }
 
     #[test]
