@@ -10,6 +10,11 @@
 //! | `POST /api/auth/refresh` | new tokens for a refresh token (rotated; reuse ends the session) |
 //! | `POST /api/auth/logout` | end this session, or all of the user's (`{"all_sessions": true}`) |
 //! | `GET /api/auth/sessions`, `DELETE /api/auth/sessions/{id}` | the user's live sessions |
+//! | `GET /api/admin/users?query=&limit=&offset=` | find users (admin:users) |
+//! | `POST /api/admin/users/{id}/roles`, `DELETE .../roles/{role}` | assign, remove a role (admin:roles) |
+//! | `POST /api/admin/users/{id}/lock`, `.../unlock` | lock (ends sessions), unlock an account |
+//! | `DELETE /api/admin/users/{id}/sessions` | end every session of a user |
+//! | `GET /api/admin/audit?user_id=&event=&before_id=&limit=` | the security audit log |
 //! | `GET /ws/notifications` | WebSocket of the user's live notifications |
 //! | `GET /health` | every backend, PostgreSQL and Redis; 503 naming what is down |
 //! | `GET /metrics`, `GET /admin/supervision` | Prometheus text; the live supervision tree |
@@ -87,6 +92,15 @@ fn app(
     App::new()
         .app_data(web::Data::new(state))
         .app_data(limit)
+        .app_data(web::QueryConfig::default().error_handler(|err, _| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_input",
+                format!("bad query string: {err}"),
+            )
+            .field("query")
+            .into()
+        }))
         .wrap_fn({
             let metrics = metrics.clone();
             move |req, srv| {
@@ -116,6 +130,23 @@ fn app(
                 .route(web::put().to(update_profile)),
         )
         .service(json_resource("/api/auth/password").route(web::post().to(change_password)))
+        .service(json_resource("/api/admin/users").route(web::get().to(admin_users)))
+        .service(
+            json_resource("/api/admin/users/{user_id}/roles").route(web::post().to(admin_add_role)),
+        )
+        .service(
+            json_resource("/api/admin/users/{user_id}/roles/{role}")
+                .route(web::delete().to(admin_remove_role)),
+        )
+        .service(
+            json_resource("/api/admin/users/{user_id}/sessions")
+                .route(web::delete().to(admin_end_sessions)),
+        )
+        // After the fixed sub-paths above: actix matches resources in order.
+        .service(
+            json_resource("/api/admin/users/{user_id}/{action}").route(web::post().to(admin_lock)),
+        )
+        .service(json_resource("/api/admin/audit").route(web::get().to(admin_audit)))
         .service(json_resource("/api/auth/refresh").route(web::post().to(refresh)))
         .service(json_resource("/api/auth/logout").route(web::post().to(logout)))
         .service(json_resource("/api/auth/sessions").route(web::get().to(list_sessions)))
@@ -344,6 +375,187 @@ async fn profile(
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(serde_json::json!({ "user": user_json(&user) })))
+}
+
+#[derive(Debug, Deserialize)]
+struct UsersQuery {
+    #[serde(default)]
+    query: String,
+    #[serde(default)]
+    limit: i32,
+    #[serde(default)]
+    offset: i32,
+}
+
+async fn admin_users(
+    state: web::Data<GatewayState>,
+    req: HttpRequest,
+    q: web::Query<UsersQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let q = q.into_inner();
+    let call = pb::AdminListUsersRequest {
+        access_token: required_token(&req)?,
+        query: q.query,
+        limit: q.limit,
+        offset: q.offset,
+    };
+    let up = &state.upstream;
+    let res = up
+        .call(
+            "auth",
+            "AdminListUsers",
+            up.auth.clone().admin_list_users(call),
+        )
+        .await?;
+    let users: Vec<_> = res.users.iter().map(user_json).collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "users": users, "total": res.total })))
+}
+
+#[derive(Debug, Deserialize)]
+struct RoleBody {
+    role: String,
+}
+
+async fn change_role(
+    state: &GatewayState,
+    req: &HttpRequest,
+    user_id: String,
+    role: String,
+    remove: bool,
+) -> Result<HttpResponse, ApiError> {
+    let call = pb::AdminChangeRoleRequest {
+        access_token: required_token(req)?,
+        user_id,
+        role,
+        remove,
+    };
+    let up = &state.upstream;
+    let user = up
+        .call(
+            "auth",
+            "AdminChangeRole",
+            up.auth.clone().admin_change_role(call),
+        )
+        .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "user": user_json(&user) })))
+}
+
+async fn admin_add_role(
+    state: web::Data<GatewayState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: ApiJson<RoleBody>,
+) -> Result<HttpResponse, ApiError> {
+    change_role(&state, &req, path.into_inner(), body.0.role, false).await
+}
+
+async fn admin_remove_role(
+    state: web::Data<GatewayState>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (user_id, role) = path.into_inner();
+    change_role(&state, &req, user_id, role, true).await
+}
+
+async fn admin_lock(
+    state: web::Data<GatewayState>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (user_id, action) = path.into_inner();
+    let locked = match action.as_str() {
+        "lock" => true,
+        "unlock" => false,
+        _ => return Err(ApiError::route_not_found(req.path())),
+    };
+    let call = pb::AdminSetLockedRequest {
+        access_token: required_token(&req)?,
+        user_id,
+        locked,
+    };
+    let up = &state.upstream;
+    let user = up
+        .call(
+            "auth",
+            "AdminSetLocked",
+            up.auth.clone().admin_set_locked(call),
+        )
+        .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "user": user_json(&user) })))
+}
+
+async fn admin_end_sessions(
+    state: web::Data<GatewayState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let call = pb::AdminEndSessionsRequest {
+        access_token: required_token(&req)?,
+        user_id: path.into_inner(),
+    };
+    let up = &state.upstream;
+    let res = up
+        .call(
+            "auth",
+            "AdminEndSessions",
+            up.auth.clone().admin_end_sessions(call),
+        )
+        .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "sessions_ended": res.sessions_ended })))
+}
+
+#[derive(Debug, Deserialize)]
+struct AuditQuery {
+    #[serde(default)]
+    user_id: String,
+    #[serde(default)]
+    event: String,
+    #[serde(default)]
+    before_id: i64,
+    #[serde(default)]
+    limit: i32,
+}
+
+async fn admin_audit(
+    state: web::Data<GatewayState>,
+    req: HttpRequest,
+    q: web::Query<AuditQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let q = q.into_inner();
+    let call = pb::AdminAuditLogRequest {
+        access_token: required_token(&req)?,
+        user_id: q.user_id,
+        event: q.event,
+        before_id: q.before_id,
+        limit: q.limit,
+    };
+    let up = &state.upstream;
+    let res = up
+        .call(
+            "auth",
+            "AdminAuditLog",
+            up.auth.clone().admin_audit_log(call),
+        )
+        .await?;
+    let entries: Vec<serde_json::Value> = res
+        .entries
+        .iter()
+        .map(|e| {
+            serde_json::json!({
+                "id": e.id,
+                "occurred_at": timestamp(e.occurred_at),
+                "event": e.event,
+                "user_id": (!e.user_id.is_empty()).then_some(&e.user_id),
+                "session_id": (!e.session_id.is_empty()).then_some(&e.session_id),
+                "ip": e.ip,
+                "user_agent": e.user_agent,
+                "detail": serde_json::from_str::<serde_json::Value>(&e.detail_json)
+                    .unwrap_or(serde_json::Value::Null),
+            })
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "entries": entries })))
 }
 
 #[derive(Debug, Deserialize)]

@@ -45,9 +45,18 @@ enum Command {
     },
     /// Print the effective configuration as JSON, with secrets hidden.
     Config,
+    /// Operator tasks on the database.
+    #[command(subcommand)]
+    Admin(AdminCommand),
     /// Offline simulation of a design (see engine/README.md); needs no database.
     #[command(subcommand)]
     Sim(SimCommand),
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Give an account a role (e.g. make the first admin): `sdsim admin grant-role a@b.c admin`.
+    GrantRole { email: String, role: String },
 }
 
 #[derive(Subcommand)]
@@ -129,6 +138,9 @@ fn main() -> ExitCode {
             print_config(&settings);
             Ok(())
         }
+        Command::Admin(AdminCommand::GrantRole { email, role }) => {
+            grant_role(&settings, &email, &role)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -155,6 +167,29 @@ fn migrate_db(settings: &sdsim_actors::config::Settings, down: bool) -> Result<(
         println!("{} {v}", if down { "reverted" } else { "applied" });
     }
     Ok(())
+}
+
+fn grant_role(
+    settings: &sdsim_actors::config::Settings,
+    email: &str,
+    role: &str,
+) -> Result<(), String> {
+    use diesel_async::AsyncConnection;
+    let url = settings.database.url.expose().to_string();
+    actix_rt::System::new().block_on(async move {
+        let mut conn = diesel_async::AsyncPgConnection::establish(&url)
+            .await
+            .map_err(|e| format!("cannot reach the database: {e}"))?;
+        let added = sdsim_actors::auth::store::grant_role_by_email(&mut conn, email, role)
+            .await
+            .map_err(|e| e.to_string())?;
+        if added {
+            println!("{email} now has the role {role} (effective at once; the admin flag in tokens at the next login)");
+        } else {
+            println!("{email} already had the role {role}");
+        }
+        Ok(())
+    })
 }
 
 fn print_config(settings: &sdsim_actors::config::Settings) {

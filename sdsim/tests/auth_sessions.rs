@@ -502,3 +502,253 @@ async fn signing_keys_rotate_and_retire_across_restarts() {
     assert_error(&b, "token_unknown_key");
     assert_eq!(s.profile(&new_token).await.0, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admins_find_users_change_roles_lock_accounts_and_read_the_audit_log() {
+    let db = TestDb::create().await;
+    let s = Stack::up(&db).await;
+    let admin_email = unique_email("admin");
+    let user_email = unique_email("user");
+    s.register(&admin_email, PASSWORD).await;
+    let user = s.register(&user_email, PASSWORD).await;
+    let user_id = user["user"]["id"].as_str().unwrap().to_string();
+
+    // The operator bootstraps the first admin with the CLI.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sdsim"))
+        .args(["admin", "grant-role", &admin_email, "admin"])
+        .env("DATABASE_URL", &db.url)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let admin = s.login(&admin_email, PASSWORD).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let member = s.login(&user_email, PASSWORD).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let call = |m: Method, path: String, token: String, body: Option<serde_json::Value>| {
+        let mut req = s.authed(m, &path, &token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        async move {
+            let r = req.send().await.unwrap();
+            (
+                r.status().as_u16(),
+                r.json::<serde_json::Value>().await.unwrap_or_default(),
+            )
+        }
+    };
+
+    // A member is forbidden; no token is unauthorized.
+    let (st, b) = call(Method::GET, "/api/admin/users".into(), member.clone(), None).await;
+    assert_eq!(st, 403, "{b}");
+    assert_error(&b, "forbidden");
+    let r = s.http.get(s.url("/api/admin/users")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+
+    // Find users.
+    let q = format!("/api/admin/users?query={}", &user_email[..12]);
+    let (st, b) = call(Method::GET, q, admin.clone(), None).await;
+    assert_eq!(st, 200, "{b}");
+    assert_eq!(b["total"], 1);
+    assert_eq!(b["users"][0]["email"], user_email.to_lowercase());
+    let (st, b) = call(
+        Method::GET,
+        "/api/admin/users?limit=5000".into(),
+        admin.clone(),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (st, b["error"]["field"].as_str()),
+        (422, Some("limit")),
+        "{b}"
+    );
+    let (st, b) = call(
+        Method::GET,
+        "/api/admin/users?limit=abc".into(),
+        admin.clone(),
+        None,
+    )
+    .await;
+    assert_eq!(st, 422, "{b}");
+
+    // Roles: assign viewer, remove member; unknown roles and users are named.
+    let roles = format!("/api/admin/users/{user_id}/roles");
+    let (st, b) = call(
+        Method::POST,
+        roles.clone(),
+        admin.clone(),
+        Some(serde_json::json!({"role": "viewer"})),
+    )
+    .await;
+    assert_eq!(st, 200, "{b}");
+    assert_eq!(b["user"]["roles"], serde_json::json!(["member", "viewer"]));
+    let (st, b) = call(
+        Method::DELETE,
+        format!("{roles}/member"),
+        admin.clone(),
+        None,
+    )
+    .await;
+    assert_eq!(st, 200, "{b}");
+    assert_eq!(b["user"]["roles"], serde_json::json!(["viewer"]));
+    let (st, b) = call(
+        Method::POST,
+        roles.clone(),
+        admin.clone(),
+        Some(serde_json::json!({"role": "emperor"})),
+    )
+    .await;
+    assert_eq!(
+        (st, b["error"]["field"].as_str()),
+        (422, Some("role")),
+        "{b}"
+    );
+    let ghost = format!("/api/admin/users/{}/roles", uuid::Uuid::new_v4());
+    let (st, _) = call(
+        Method::POST,
+        ghost,
+        admin.clone(),
+        Some(serde_json::json!({"role": "viewer"})),
+    )
+    .await;
+    assert_eq!(st, 404);
+    // The last admin cannot be demoted.
+    let me = s.profile(&admin).await.1["user"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (st, b) = call(
+        Method::DELETE,
+        format!("/api/admin/users/{me}/roles/admin"),
+        admin.clone(),
+        None,
+    )
+    .await;
+    assert_eq!(st, 409, "{b}");
+    assert_error(&b, "last_admin");
+    // Permissions follow the roles at once: a viewer may not start simulations.
+    use sdsim_protocols::proto::auth::{
+        auth_service_client::AuthServiceClient, CheckPermissionRequest,
+    };
+    let mut auth =
+        AuthServiceClient::connect(format!("http://{}", s.running.addrs(Service::Auth).grpc))
+            .await
+            .unwrap();
+    let check = auth
+        .check_permission(CheckPermissionRequest {
+            user_id: user_id.clone(),
+            permission: "simulation:start".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!check.allowed, "{}", check.reason);
+
+    // Lock: the user's sessions end at once and login is refused; unlock restores login.
+    let (st, b) = call(
+        Method::POST,
+        format!("/api/admin/users/{user_id}/lock"),
+        admin.clone(),
+        None,
+    )
+    .await;
+    assert_eq!(st, 200, "{b}");
+    assert_eq!(b["user"]["is_active"], false);
+    assert_eq!(s.profile(&member).await.0, 401);
+    let (st, b) = s
+        .post_json(
+            "/api/auth/login",
+            serde_json::json!({"email": user_email, "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(st, 401, "{b}");
+    assert_error(&b, "account_disabled");
+    let (st, _) = call(
+        Method::POST,
+        format!("/api/admin/users/{me}/lock"),
+        admin.clone(),
+        None,
+    )
+    .await;
+    assert_eq!(st, 409, "an admin cannot lock themselves");
+    let (st, _) = call(
+        Method::POST,
+        format!("/api/admin/users/{user_id}/unlock"),
+        admin.clone(),
+        None,
+    )
+    .await;
+    assert_eq!(st, 200);
+    let again = s.login(&user_email, PASSWORD).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // End every session of a user.
+    let (st, b) = call(
+        Method::DELETE,
+        format!("/api/admin/users/{user_id}/sessions"),
+        admin.clone(),
+        None,
+    )
+    .await;
+    assert_eq!((st, b["sessions_ended"].as_i64()), (200, Some(1)), "{b}");
+    assert_eq!(s.profile(&again).await.0, 401);
+
+    // The audit log tells the story, newest first, filterable.
+    let (st, b) = call(
+        Method::GET,
+        format!("/api/admin/audit?user_id={user_id}"),
+        admin.clone(),
+        None,
+    )
+    .await;
+    assert_eq!(st, 200, "{b}");
+    let events: Vec<&str> = b["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    for e in [
+        "account.registered",
+        "login",
+        "role.assigned",
+        "role.removed",
+        "account.locked",
+        "account.unlocked",
+        "sessions.ended_by_admin",
+    ] {
+        assert!(events.contains(&e), "{e} not in {events:?}");
+    }
+    assert_eq!(events[0], "sessions.ended_by_admin");
+    let (st, b) = call(
+        Method::GET,
+        "/api/admin/audit?event=account.locked".into(),
+        admin.clone(),
+        None,
+    )
+    .await;
+    assert_eq!(st, 200);
+    assert_eq!(b["entries"].as_array().unwrap().len(), 1);
+    assert_eq!(b["entries"][0]["detail"]["by"], me);
+    let (st, _) = call(
+        Method::GET,
+        "/api/admin/audit?user_id=nope".into(),
+        admin.clone(),
+        None,
+    )
+    .await;
+    assert_eq!(st, 422);
+}

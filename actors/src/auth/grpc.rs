@@ -1,6 +1,7 @@
 //! The tonic adapter of the auth service: proto in, message to the auth actor, proto out.
 //! Proto types stop here; the actor sees domain types.
 
+use super::admin::{Admin, AdminOp, AdminOutcome};
 use super::service::{self as svc, AuthActor, Origin, Profile};
 use crate::error::ServiceError;
 use crate::grpc::RpcTimer;
@@ -53,7 +54,31 @@ fn uuid_field(field: &str, raw: &str) -> Result<Uuid, ServiceError> {
         .map_err(|_| ServiceError::invalid(field, format!("{field} must be a UUID")))
 }
 
+fn unexpected(o: AdminOutcome) -> ServiceError {
+    ServiceError::Internal(format!("unexpected admin outcome {o:?}"))
+}
+
+fn user_outcome(o: AdminOutcome) -> Result<pb::UserProfile, ServiceError> {
+    match o {
+        AdminOutcome::User(p) => Ok(profile_pb(p)),
+        other => Err(unexpected(other)),
+    }
+}
+
 impl AuthGrpc {
+    async fn admin(&self, access_token: String, op: AdminOp) -> Result<AdminOutcome, ServiceError> {
+        self.call(Admin {
+            access_token,
+            op,
+            origin: Origin {
+                ip: String::new(),
+                user_agent: String::new(),
+            },
+        })
+        .await
+        .and_then(|x| x)
+    }
+
     async fn call<M>(&self, msg: M) -> Result<M::Result, ServiceError>
     where
         M: actix::Message + Send + 'static,
@@ -192,6 +217,139 @@ impl AuthService for AuthGrpc {
             .map(|n| pb::ChangePasswordResponse {
                 sessions_ended: n as i32,
             });
+        t.finish(res)
+    }
+
+    async fn admin_list_users(
+        &self,
+        req: Request<pb::AdminListUsersRequest>,
+    ) -> Result<Response<pb::AdminListUsersResponse>, Status> {
+        let t = RpcTimer::start(&self.metrics, "auth", "AdminListUsers");
+        let r = req.into_inner();
+        let op = AdminOp::ListUsers {
+            query: r.query,
+            limit: i64::from(r.limit),
+            offset: i64::from(r.offset),
+        };
+        let res = self.admin(r.access_token, op).await.and_then(|o| match o {
+            AdminOutcome::Users { users, total } => Ok(pb::AdminListUsersResponse {
+                users: users.into_iter().map(profile_pb).collect(),
+                total,
+            }),
+            other => Err(unexpected(other)),
+        });
+        t.finish(res)
+    }
+
+    async fn admin_change_role(
+        &self,
+        req: Request<pb::AdminChangeRoleRequest>,
+    ) -> Result<Response<pb::UserProfile>, Status> {
+        let t = RpcTimer::start(&self.metrics, "auth", "AdminChangeRole");
+        let r = req.into_inner();
+        let res = match uuid_field("user_id", &r.user_id) {
+            Ok(user_id) => {
+                let op = if r.remove {
+                    AdminOp::RemoveRole {
+                        user_id,
+                        role: r.role,
+                    }
+                } else {
+                    AdminOp::AddRole {
+                        user_id,
+                        role: r.role,
+                    }
+                };
+                self.admin(r.access_token, op).await.and_then(user_outcome)
+            }
+            Err(e) => Err(e),
+        };
+        t.finish(res)
+    }
+
+    async fn admin_set_locked(
+        &self,
+        req: Request<pb::AdminSetLockedRequest>,
+    ) -> Result<Response<pb::UserProfile>, Status> {
+        let t = RpcTimer::start(&self.metrics, "auth", "AdminSetLocked");
+        let r = req.into_inner();
+        let res = match uuid_field("user_id", &r.user_id) {
+            Ok(user_id) => self
+                .admin(
+                    r.access_token,
+                    AdminOp::SetLocked {
+                        user_id,
+                        locked: r.locked,
+                    },
+                )
+                .await
+                .and_then(user_outcome),
+            Err(e) => Err(e),
+        };
+        t.finish(res)
+    }
+
+    async fn admin_end_sessions(
+        &self,
+        req: Request<pb::AdminEndSessionsRequest>,
+    ) -> Result<Response<pb::LogoutResponse>, Status> {
+        let t = RpcTimer::start(&self.metrics, "auth", "AdminEndSessions");
+        let r = req.into_inner();
+        let res = match uuid_field("user_id", &r.user_id) {
+            Ok(user_id) => self
+                .admin(r.access_token, AdminOp::EndSessions { user_id })
+                .await
+                .and_then(|o| match o {
+                    AdminOutcome::SessionsEnded(n) => Ok(pb::LogoutResponse {
+                        sessions_ended: n as i32,
+                    }),
+                    other => Err(unexpected(other)),
+                }),
+            Err(e) => Err(e),
+        };
+        t.finish(res)
+    }
+
+    async fn admin_audit_log(
+        &self,
+        req: Request<pb::AdminAuditLogRequest>,
+    ) -> Result<Response<pb::AdminAuditLogResponse>, Status> {
+        let t = RpcTimer::start(&self.metrics, "auth", "AdminAuditLog");
+        let r = req.into_inner();
+        let user_id = if r.user_id.is_empty() {
+            Ok(None)
+        } else {
+            uuid_field("user_id", &r.user_id).map(Some)
+        };
+        let res = match user_id {
+            Ok(user_id) => {
+                let op = AdminOp::Audit {
+                    user_id,
+                    event: (!r.event.is_empty()).then_some(r.event),
+                    before_id: (r.before_id > 0).then_some(r.before_id),
+                    limit: i64::from(r.limit),
+                };
+                self.admin(r.access_token, op).await.and_then(|o| match o {
+                    AdminOutcome::Audit(rows) => Ok(pb::AdminAuditLogResponse {
+                        entries: rows
+                            .into_iter()
+                            .map(|a| pb::AuditEntry {
+                                id: a.id,
+                                occurred_at: a.occurred_at.timestamp(),
+                                event: a.event,
+                                user_id: a.user_id.map(|u| u.to_string()).unwrap_or_default(),
+                                session_id: a.session_id.map(|u| u.to_string()).unwrap_or_default(),
+                                ip: a.ip,
+                                user_agent: a.user_agent,
+                                detail_json: a.detail.to_string(),
+                            })
+                            .collect(),
+                    }),
+                    other => Err(unexpected(other)),
+                })
+            }
+            Err(e) => Err(e),
+        };
         t.finish(res)
     }
 

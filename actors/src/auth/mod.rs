@@ -7,6 +7,7 @@
 //! - [`service`]: the supervised auth actor and its messages;
 //! - [`grpc`]: the tonic adapter.
 
+pub mod admin;
 pub mod grpc;
 pub mod limits;
 pub mod service;

@@ -61,7 +61,7 @@ pub struct Profile {
 }
 
 impl Profile {
-    fn new(u: User, roles: Vec<String>) -> Self {
+    pub(crate) fn new(u: User, roles: Vec<String>) -> Self {
         Self {
             id: u.id,
             email: u.email,
@@ -563,6 +563,17 @@ impl AuthCore {
         Ok(ended.len())
     }
 
+    /// After sessions were revoked in the database: refuse their tokens everywhere at once
+    /// (Redis cache) and tell the mesh.
+    pub(crate) async fn sessions_ended(&self, user_id: Uuid, ended: &[Uuid], reason: &str) {
+        for sid in ended {
+            self.cache_session(*sid, false).await;
+        }
+        if !ended.is_empty() {
+            self.publish_logout(user_id, ended, reason);
+        }
+    }
+
     fn publish_logout(&self, user_id: Uuid, ended: &[Uuid], reason: &str) {
         let env = Envelope::new(
             kinds::AUTH_LOGOUT,
@@ -848,6 +859,11 @@ forward!(GetSession, SessionState, |core, m| core
 forward!(ListSessions, Vec<SessionView>, |core, m| core
     .list_sessions(m));
 forward!(EndSession, bool, |core, m| core.end_session(m));
+forward!(
+    super::admin::Admin,
+    super::admin::AdminOutcome,
+    |core, m| core.admin(m)
+);
 forward!(UpdateProfile, Profile, |core, m| core.update_profile(m));
 forward!(ChangePassword, usize, |core, m| core.change_password(m));
 
