@@ -114,6 +114,11 @@ pub struct AuthSettings {
     pub leeway_seconds: u64,
     /// Least zxcvbn strength (0..=4) of a new password; 3 means "safely unguessable".
     pub min_password_score: u8,
+    /// bcrypt hashes running at once; 0 means one per core.
+    pub max_concurrent_hashes: usize,
+    /// How long a validated session is trusted in-process before Redis is asked again;
+    /// bounds how late another instance's revocation is seen (keep it under 1000).
+    pub validation_cache_ms: u64,
     pub limits: AuthLimits,
 }
 
@@ -172,6 +177,8 @@ impl Default for AuthSettings {
             bcrypt_cost: 12,
             leeway_seconds: 5,
             min_password_score: 3,
+            max_concurrent_hashes: 0,
+            validation_cache_ms: 500,
             limits: AuthLimits::default(),
         }
     }
@@ -317,6 +324,12 @@ pub fn validate(s: &Settings) -> Result<(), Vec<String>> {
             ));
         }
         kids.push(&k.kid);
+    }
+    if s.auth.validation_cache_ms >= 1000 {
+        errors.push(
+            "auth.validation_cache_ms must be below 1000 (revocation is promised within 1 s)"
+                .into(),
+        );
     }
     if s.auth.min_password_score > 4 {
         errors.push(format!(

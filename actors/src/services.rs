@@ -84,6 +84,13 @@ pub fn auth_tree(
             config: s.limits.clone(),
         },
         min_password_score: s.min_password_score,
+        validated: crate::auth::cache::ValidationCache::new(Duration::from_millis(
+            s.validation_cache_ms,
+        )),
+        hashing: Arc::new(tokio::sync::Semaphore::new(match s.max_concurrent_hashes {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        })),
     });
     let actor_slot: Slot<AuthActor> = Slot::new();
     let adapter = AuthGrpc {

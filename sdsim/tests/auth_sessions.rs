@@ -752,3 +752,44 @@ async fn admins_find_users_change_roles_lock_accounts_and_read_the_audit_log() {
     .await;
     assert_eq!(st, 422);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logout_is_refused_by_every_instance_within_a_second() {
+    let db = TestDb::create().await;
+    let shared = settings(&db); // one database, one Redis prefix, two full instances
+    let a = Stack::start(shared.clone(), &Service::ALL);
+    let b = Stack::start(shared, &Service::ALL);
+    a.wait_ready().await;
+    b.wait_ready().await;
+    let email = unique_email("mesh");
+    a.register(&email, PASSWORD).await;
+    let token = a.login(&email, PASSWORD).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Instance b has validated (and cached) the token.
+    assert_eq!(b.profile(&token).await.0, 200);
+    assert_eq!(b.profile(&token).await.0, 200);
+
+    let r = a
+        .authed(Method::POST, "/api/auth/logout", &token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let ended = std::time::Instant::now();
+    let mut refused_after = None;
+    while ended.elapsed() < Duration::from_secs(3) {
+        if b.profile(&token).await.0 == 401 {
+            refused_after = Some(ended.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let after = refused_after.expect("instance b never refused the ended session");
+    assert!(
+        after < Duration::from_secs(1),
+        "refused only after {after:?}"
+    );
+    assert_eq!(a.profile(&token).await.0, 401);
+}

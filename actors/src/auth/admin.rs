@@ -229,6 +229,7 @@ impl AuthCore {
         if !changed {
             return Ok(());
         }
+        self.validated.clear(); // permissions are read again at the next validation
         store::audit(
             conn,
             audit(event, user_id, serde_json::json!({ "role": role })),

@@ -8,6 +8,7 @@
 //! - [`grpc`]: the tonic adapter.
 
 pub mod admin;
+pub mod cache;
 pub mod grpc;
 pub mod limits;
 pub mod service;

@@ -37,6 +37,11 @@ pub struct AuthCore {
     pub ns: Namespace,
     pub limits: Limits,
     pub min_password_score: u8,
+    /// Recent validations (see [`super::cache`]).
+    pub validated: super::cache::ValidationCache,
+    /// At most this many bcrypt hashes run at once (one per core): more would not finish
+    /// sooner, and would starve the executor threads that answer token validations.
+    pub hashing: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for AuthCore {
@@ -244,14 +249,30 @@ impl Actor for AuthActor {
 }
 crate::impl_supervised!(AuthActor);
 
-async fn hash_password(password: String, cost: u32) -> Result<String, ServiceError> {
+async fn hash_password(
+    hashing: &tokio::sync::Semaphore,
+    password: String,
+    cost: u32,
+) -> Result<String, ServiceError> {
+    let _permit = hashing
+        .acquire()
+        .await
+        .map_err(|_| ServiceError::Unavailable("auth is shutting down".into()))?;
     tokio::task::spawn_blocking(move || bcrypt::hash(password, cost))
         .await
         .map_err(|e| ServiceError::Internal(format!("hashing task failed: {e}")))?
         .map_err(|e| ServiceError::Internal(format!("bcrypt: {e}")))
 }
 
-async fn verify_password(password: String, hash: String) -> Result<bool, ServiceError> {
+async fn verify_password(
+    hashing: &tokio::sync::Semaphore,
+    password: String,
+    hash: String,
+) -> Result<bool, ServiceError> {
+    let _permit = hashing
+        .acquire()
+        .await
+        .map_err(|_| ServiceError::Unavailable("auth is shutting down".into()))?;
     tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash))
         .await
         .map_err(|e| ServiceError::Internal(format!("hashing task failed: {e}")))?
@@ -293,7 +314,7 @@ impl AuthCore {
             });
         }
         drop(conn);
-        let hash = hash_password(r.password, self.bcrypt_cost).await?;
+        let hash = hash_password(&self.hashing, r.password, self.bcrypt_cost).await?;
         let mut conn = sdsim_schema::pool::get(&self.pool).await?;
         let user = store::create_user(
             &mut conn,
@@ -345,7 +366,7 @@ impl AuthCore {
         drop(conn);
         let Some(user) = user else {
             // Same work as for a known e-mail, so timing does not reveal accounts.
-            let _ = verify_password(l.password, self.dummy_hash.clone()).await;
+            let _ = verify_password(&self.hashing, l.password, self.dummy_hash.clone()).await;
             self.audit(Audit {
                 event: "login.failed",
                 ip: &l.origin.ip,
@@ -356,7 +377,7 @@ impl AuthCore {
             .await;
             return Err(bad_credentials());
         };
-        if !verify_password(l.password, user.password_hash.clone()).await? {
+        if !verify_password(&self.hashing, l.password, user.password_hash.clone()).await? {
             let failures = match sdsim_schema::pool::get(&self.pool).await {
                 Ok(mut conn) => store::count_failed_login(&mut conn, user.id).await.ok(),
                 Err(_) => None,
@@ -652,7 +673,13 @@ impl AuthCore {
         })?;
         // The current password is a password guess like any login: same throttle.
         let attempt = self.limits.login_attempt(&user.email, &m.origin.ip).await?;
-        if !verify_password(m.current_password, user.password_hash.clone()).await? {
+        if !verify_password(
+            &self.hashing,
+            m.current_password,
+            user.password_hash.clone(),
+        )
+        .await?
+        {
             self.audit(Audit {
                 event: "password.change_failed",
                 user_id: Some(user.id),
@@ -668,7 +695,7 @@ impl AuthCore {
             ));
         }
         self.limits.login_succeeded(attempt).await;
-        let hash = hash_password(m.new_password, self.bcrypt_cost).await?;
+        let hash = hash_password(&self.hashing, m.new_password, self.bcrypt_cost).await?;
         let mut conn = sdsim_schema::pool::get(&self.pool).await?;
         let ended = store::change_password(&mut conn, user.id, info.session_id, &hash).await?;
         drop(conn);
@@ -741,6 +768,9 @@ impl AuthCore {
 
     /// Remembers a session's liveness in Redis so every gateway sees a revocation at once.
     async fn cache_session(&self, session_id: Uuid, live: bool) {
+        if !live {
+            self.validated.forget(session_id);
+        }
         let key = self.ns.session_cache(&session_id.to_string());
         let mut conn = self.redis.clone();
         let (value, ttl) = if live {
@@ -784,20 +814,28 @@ impl AuthCore {
         let bad = || ServiceError::unauthenticated("token_malformed", "token is malformed");
         let user_id: Uuid = claims.sub.parse().map_err(|_| bad())?;
         let session_id: Uuid = claims.sid.parse().map_err(|_| bad())?;
-        if !self.session_live(session_id).await? {
-            return Err(ServiceError::unauthenticated(
-                "token_revoked",
-                "this session has ended; log in again",
-            ));
-        }
-        let mut conn = sdsim_schema::pool::get(&self.pool).await?;
-        let (_, permissions) = store::roles_and_permissions(&mut conn, user_id).await?;
+        let permissions = match self.validated.get(session_id) {
+            Some(p) => p,
+            None => {
+                if !self.session_live(session_id).await? {
+                    return Err(ServiceError::unauthenticated(
+                        "token_revoked",
+                        "this session has ended; log in again",
+                    ));
+                }
+                let mut conn = sdsim_schema::pool::get(&self.pool).await?;
+                let (_, permissions) = store::roles_and_permissions(&mut conn, user_id).await?;
+                let p = Arc::new(permissions);
+                self.validated.put(session_id, p.clone());
+                p
+            }
+        };
         Ok(TokenInfo {
             user_id,
             email: claims.email,
             is_admin: claims.adm,
             session_id,
-            permissions,
+            permissions: permissions.as_ref().clone(),
             expires_at: claims.exp,
         })
     }

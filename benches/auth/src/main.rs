@@ -1,0 +1,357 @@
+//! Auth service benchmark over real gRPC on loopback, load generator in the same process
+//! (so on the same two cores). Prints, measured in the same run:
+//!
+//! 1. the floor: a bare `grpc.health.v1/Check` RPC on the same server (the peer);
+//! 2. `ValidateToken`: the highest closed-loop rate, and p50/p99 at a fixed offered rate
+//!    (open loop: calls leave on schedule whatever the answers do, so queueing shows);
+//! 3. login throughput against the bcrypt bound (cores / one hash's time at the same cost);
+//! 4. `ValidateToken` p99 while 32 logins hash at once.
+//!
+//! Run with `benches/auth/run.sh` (starts PostgreSQL and Redis if needed). Environment:
+//! SDSIM_PG_BASE, REDIS_URL, BENCH_SECONDS (default 5), BENCH_RATE (default 20000),
+//! BCRYPT_COST (default 12).
+
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use sdsim_actors::config::{Secret, Settings};
+use sdsim_protocols::proto::auth::auth_service_client::AuthServiceClient;
+use sdsim_protocols::proto::auth::{LoginRequest, RegisterRequest, ValidateTokenRequest};
+use sdsim_protocols::Service;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tonic::transport::Channel;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::HealthCheckRequest;
+
+fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+struct Stats {
+    count: usize,
+    errors: usize,
+    secs: f64,
+    lat: Vec<Duration>,
+}
+
+impl Stats {
+    fn rate(&self) -> f64 {
+        self.count as f64 / self.secs
+    }
+    fn pct(&self, p: f64) -> f64 {
+        if self.lat.is_empty() {
+            return f64::NAN;
+        }
+        let i = ((self.lat.len() as f64 - 1.0) * p).round() as usize;
+        self.lat[i].as_secs_f64() * 1000.0
+    }
+    fn merge(mut parts: Vec<(usize, usize, Vec<Duration>)>, secs: f64) -> Self {
+        let mut lat = Vec::new();
+        let (mut count, mut errors) = (0, 0);
+        for (c, e, l) in parts.drain(..) {
+            count += c;
+            errors += e;
+            lat.extend(l);
+        }
+        lat.sort_unstable();
+        Stats {
+            count,
+            errors,
+            secs,
+            lat,
+        }
+    }
+}
+
+/// Closed loop: `workers` tasks each calling `call` back to back for `dur`.
+async fn closed_loop<F, Fut>(workers: usize, dur: Duration, call: F) -> Stats
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    let call = Arc::new(call);
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..workers {
+        let call = call.clone();
+        tasks.push(tokio::spawn(async move {
+            let (mut n, mut e, mut lat) = (0usize, 0usize, Vec::with_capacity(1 << 16));
+            while start.elapsed() < dur {
+                let t = Instant::now();
+                if call(w).await {
+                    n += 1;
+                } else {
+                    e += 1;
+                }
+                lat.push(t.elapsed());
+            }
+            (n, e, lat)
+        }));
+    }
+    let mut parts = Vec::new();
+    for t in tasks {
+        parts.push(t.await.expect("worker"));
+    }
+    Stats::merge(parts, start.elapsed().as_secs_f64())
+}
+
+/// Open loop: `rate` calls per second for `dur`, dispatched on schedule (tokio's timer
+/// ticks every millisecond, so calls go out in per-millisecond batches) whatever the
+/// answers do; each is timed from its dispatch.
+async fn open_loop<F, Fut>(rate: u64, dur: Duration, call: F) -> Stats
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = bool> + Send + 'static,
+{
+    let call = Arc::new(call);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(bool, Duration)>();
+    let start = tokio::time::Instant::now();
+    let total = (rate as f64 * dur.as_secs_f64()) as u64;
+    let mut tick = tokio::time::interval(Duration::from_millis(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut sent = 0u64;
+    while sent < total {
+        tick.tick().await;
+        let due = ((start.elapsed().as_secs_f64() * rate as f64) as u64).min(total);
+        while sent < due {
+            let dispatched = Instant::now();
+            let call = call.clone();
+            let tx = tx.clone();
+            let i = sent as usize;
+            tokio::spawn(async move {
+                let ok = call(i).await;
+                let _ = tx.send((ok, dispatched.elapsed()));
+            });
+            sent += 1;
+        }
+    }
+    drop(tx);
+    let (mut n, mut e, mut lat) = (0, 0, Vec::with_capacity(total as usize));
+    while let Some((ok, l)) = rx.recv().await {
+        if ok {
+            n += 1
+        } else {
+            e += 1
+        }
+        lat.push(l);
+    }
+    Stats::merge(vec![(n, e, lat)], start.elapsed().as_secs_f64())
+}
+
+async fn channels(addr: std::net::SocketAddr, n: usize) -> Vec<Channel> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        out.push(
+            tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+                .unwrap()
+                .tcp_nodelay(true)
+                .connect()
+                .await
+                .expect("connect to auth"),
+        );
+    }
+    out
+}
+
+fn row(name: &str, s: &Stats) {
+    println!(
+        "{name:<44} {:>10.0} {:>9.3} {:>9.3} {:>8}",
+        s.rate(),
+        s.pct(0.50),
+        s.pct(0.99),
+        s.errors
+    );
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    let secs: u64 = env_or("BENCH_SECONDS", 5);
+    let rate: u64 = env_or("BENCH_RATE", 20_000);
+    let cost: u32 = env_or("BCRYPT_COST", 12);
+    let dur = Duration::from_secs(secs);
+    let pg = std::env::var("SDSIM_PG_BASE")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+    let redis = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".into());
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+
+    // A database of its own.
+    let db = format!("sdsim_bench_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = AsyncPgConnection::establish(&format!("{pg}/postgres"))
+        .await
+        .expect("PostgreSQL");
+    diesel::sql_query(format!("CREATE DATABASE {db}"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+
+    let mut s = Settings::default();
+    let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+    s.listen.auth_grpc = any;
+    s.listen.auth_http = any;
+    s.database.url = Secret::new(format!("{pg}/{db}"));
+    s.database.pool_size = 16;
+    s.redis.url = Secret::new(redis);
+    s.redis.prefix = format!("bench-{}:", uuid::Uuid::new_v4().simple());
+    s.auth.jwt_secret = Secret::new("bench-secret-bench-secret-bench-secret-0123");
+    s.auth.bcrypt_cost = cost;
+    s.auth.limits.login_failures_per_account_ip = 0;
+    s.auth.limits.login_failures_per_account = 0;
+    s.auth.limits.login_per_ip_per_minute = 0;
+    s.auth.limits.register_per_ip_per_hour = 0;
+    let app = sdsim::Running::start(s, &[Service::Auth]).expect("start auth");
+    let addr = app.addrs(Service::Auth).grpc;
+    let chans = channels(addr, 4).await;
+    let mut auth = AuthServiceClient::new(chans[0].clone());
+    for _ in 0..100 {
+        if HealthClient::new(chans[0].clone())
+            .check(HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let email = "bench@example.com".to_string();
+    let password = "a long enough benchmark passphrase".to_string();
+    auth.register(RegisterRequest {
+        email: email.clone(),
+        password: password.clone(),
+        first_name: "Bench".into(),
+        last_name: "Mark".into(),
+        ..Default::default()
+    })
+    .await
+    .expect("register");
+    let token = auth
+        .login(LoginRequest {
+            email: email.clone(),
+            password: password.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("login")
+        .into_inner()
+        .access_token;
+
+    println!("auth benchmark: {cores} cores, {secs} s per measurement, bcrypt cost {cost}");
+    println!(
+        "{:<44} {:>10} {:>9} {:>9} {:>8}",
+        "measurement", "calls/s", "p50 ms", "p99 ms", "errors"
+    );
+
+    let health = {
+        let chans = chans.clone();
+        closed_loop(32, dur, move |w| {
+            let mut c = HealthClient::new(chans[w % chans.len()].clone());
+            async move {
+                c.check(HealthCheckRequest {
+                    service: String::new(),
+                })
+                .await
+                .is_ok()
+            }
+        })
+        .await
+    };
+    row("peer: grpc.health.v1 Check, 32 in flight", &health);
+
+    let validate = |chans: Vec<Channel>, token: String| {
+        move |w: usize| {
+            let mut c = AuthServiceClient::new(chans[w % chans.len()].clone());
+            let token = token.clone();
+            async move {
+                c.validate_token(ValidateTokenRequest {
+                    token,
+                    ..Default::default()
+                })
+                .await
+                .map(|r| r.into_inner().valid)
+                .unwrap_or(false)
+            }
+        }
+    };
+    let max = closed_loop(32, dur, validate(chans.clone(), token.clone())).await;
+    row("ValidateToken, 32 in flight (max rate)", &max);
+    let fixed = open_loop(rate, dur, validate(chans.clone(), token.clone())).await;
+    row(&format!("ValidateToken at {rate}/s offered"), &fixed);
+
+    // The bcrypt bound: one hash at this cost, on this machine, now.
+    let t = Instant::now();
+    for _ in 0..3 {
+        let _ = bcrypt::hash(&password, cost).unwrap();
+    }
+    let one_hash = t.elapsed().as_secs_f64() / 3.0;
+    let bound = cores as f64 / one_hash;
+    let logins = {
+        let chans = chans.clone();
+        let (email, password) = (email.clone(), password.clone());
+        closed_loop(2 * cores, dur, move |w| {
+            let mut c = AuthServiceClient::new(chans[w % chans.len()].clone());
+            let req = LoginRequest {
+                email: email.clone(),
+                password: password.clone(),
+                ..Default::default()
+            };
+            async move { c.login(req).await.is_ok() }
+        })
+        .await
+    };
+    row(&format!("Login, {} in flight", 2 * cores), &logins);
+
+    // Validation while 32 logins hash at once.
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut hashing = Vec::new();
+    for w in 0..32 {
+        let mut c = AuthServiceClient::new(chans[w % chans.len()].clone());
+        let (stop, email, password) = (stop.clone(), email.clone(), password.clone());
+        hashing.push(tokio::spawn(async move {
+            while !AtomicBool::load(&stop, Ordering::Relaxed) {
+                let req = LoginRequest {
+                    email: email.clone(),
+                    password: password.clone(),
+                    ..Default::default()
+                };
+                let _ = c.login(req).await;
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let busy = open_loop(2_000, dur, validate(chans.clone(), token.clone())).await;
+    stop.store(true, Ordering::Relaxed);
+    for h in hashing {
+        let _ = h.await;
+    }
+    row("ValidateToken at 2000/s, 32 logins hashing", &busy);
+
+    println!();
+    println!(
+        "ValidateToken max rate: {:.0}/s ({:.2}x the bare health RPC's {:.0}/s); goal >= 20000/s",
+        max.rate(),
+        max.rate() / health.rate(),
+        health.rate()
+    );
+    println!(
+        "ValidateToken p99 at {rate}/s offered: {:.3} ms (achieved {:.0}/s); goal < 1 ms",
+        fixed.pct(0.99),
+        fixed.rate()
+    );
+    println!(
+        "Login: {:.2}/s against a bcrypt bound of {:.2}/s ({cores} cores / {:.0} ms per hash): {:.0}%; goal >= 90%",
+        logins.rate(), bound, one_hash * 1000.0, 100.0 * logins.rate() / bound
+    );
+    println!(
+        "ValidateToken p99 while 32 logins hash: {:.3} ms; goal < 5 ms",
+        busy.pct(0.99)
+    );
+
+    drop(app);
+    let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+        .execute(&mut admin)
+        .await;
+}
