@@ -13,17 +13,27 @@ use std::sync::Arc;
 pub type RouterFactory = Arc<dyn Fn() -> tonic::service::Routes + Send + Sync>;
 
 /// Serves gRPC on a listener until stopped; a server error stops it as a failure.
+///
+/// The server's connections run on `runtime` when given (the process's multi-threaded gRPC
+/// runtime, so RPCs are answered on every core), else on the actor's own runtime. Handlers
+/// reach actors through their addresses, which work from any runtime.
 pub struct GrpcServer {
     name: String,
     listener: TcpListener,
     routes: RouterFactory,
+    runtime: Option<tokio::runtime::Handle>,
     link: ChildLink,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl GrpcServer {
     /// A permanent child serving `routes` on `listener`.
-    pub fn child(name: &str, listener: TcpListener, routes: RouterFactory) -> ChildSpec {
+    pub fn child(
+        name: &str,
+        listener: TcpListener,
+        routes: RouterFactory,
+        runtime: Option<tokio::runtime::Handle>,
+    ) -> ChildSpec {
         let name = name.to_string();
         ChildSpec::worker(name.clone(), Restart::Permanent, move |link| {
             let listener = listener
@@ -33,6 +43,7 @@ impl GrpcServer {
                 name: name.clone(),
                 listener,
                 routes: routes.clone(),
+                runtime: runtime.clone(),
                 link,
                 shutdown: None,
             }
@@ -46,15 +57,10 @@ impl Actor for GrpcServer {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        let listener = match self
-            .listener
-            .try_clone()
-            .and_then(|l| {
-                l.set_nonblocking(true)?;
-                Ok(l)
-            })
-            .and_then(tokio::net::TcpListener::from_std)
-        {
+        let listener = match self.listener.try_clone().and_then(|l| {
+            l.set_nonblocking(true)?;
+            Ok(l)
+        }) {
             Ok(l) => l,
             Err(e) => {
                 self.link.fail(format!("cannot use listener: {e}"));
@@ -66,21 +72,31 @@ impl Actor for GrpcServer {
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         self.shutdown = Some(tx);
         let routes = (self.routes)();
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-        let serve = tonic::transport::Server::builder()
-            .tcp_nodelay(true)
-            .add_routes(routes)
-            .serve_with_incoming_shutdown(incoming, async {
-                let _ = rx.await;
-            });
+        // Registered with the reactor of whichever runtime serves it, inside that runtime.
+        let serve = async move {
+            let listener = tokio::net::TcpListener::from_std(listener)
+                .map_err(|e| format!("cannot use listener: {e}"))?;
+            let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+            tonic::transport::Server::builder()
+                .tcp_nodelay(true)
+                .add_routes(routes)
+                .serve_with_incoming_shutdown(incoming, async {
+                    let _ = rx.await;
+                })
+                .await
+                .map_err(|e| format!("gRPC server error: {e}"))
+        };
         tracing::info!(server = %self.name, addr = ?local, "gRPC server listening");
         // Run the server on its own task so it is not tied to this actor's poll loop;
         // watch the task from here.
-        let task = tokio::spawn(serve);
+        let task = match &self.runtime {
+            Some(rt) => rt.spawn(serve),
+            None => tokio::spawn(serve),
+        };
         ctx.spawn(task.into_actor(self).map(|res, act, ctx| {
             match res {
                 Ok(Ok(())) => {}
-                Ok(Err(e)) => act.link.fail(format!("gRPC server error: {e}")),
+                Ok(Err(e)) => act.link.fail(e),
                 Err(e) => act.link.fail(format!("gRPC server task ended: {e}")),
             }
             ctx.stop();

@@ -40,6 +40,8 @@ pub struct Shared {
     pub started: Instant,
     pub pool: DbPool,
     pub redis: ConnectionManager,
+    /// The multi-threaded runtime gRPC servers run on (None: the actors' runtime).
+    pub grpc_runtime: Option<tokio::runtime::Handle>,
 }
 
 impl Shared {
@@ -95,6 +97,7 @@ pub fn auth_tree(
     let actor_slot: Slot<AuthActor> = Slot::new();
     let adapter = AuthGrpc {
         slot: actor_slot.clone(),
+        core: core.clone(),
         metrics: shared.metrics.clone(),
         health: shared.probe(true),
     };
@@ -113,7 +116,12 @@ pub fn auth_tree(
             bridge_slot,
         ))
         .child(AuthActor::child(core, actor_slot))
-        .child(GrpcServer::child("grpc", grpc, routes))
+        .child(GrpcServer::child(
+            "grpc",
+            grpc,
+            routes,
+            shared.grpc_runtime.clone(),
+        ))
         .child(HttpServer::child(
             "http",
             http,
@@ -144,7 +152,12 @@ pub fn project_tree(shared: &Shared, grpc: TcpListener, http: TcpListener) -> Su
     });
     shared
         .spec("project", Strategy::OneForOne)
-        .child(GrpcServer::child("grpc", grpc, routes))
+        .child(GrpcServer::child(
+            "grpc",
+            grpc,
+            routes,
+            shared.grpc_runtime.clone(),
+        ))
         .child(HttpServer::child(
             "http",
             http,
@@ -167,7 +180,12 @@ pub fn simulation_tree(shared: &Shared, grpc: TcpListener, http: TcpListener) ->
     });
     shared
         .spec("simulation", Strategy::OneForOne)
-        .child(GrpcServer::child("grpc", grpc, routes))
+        .child(GrpcServer::child(
+            "grpc",
+            grpc,
+            routes,
+            shared.grpc_runtime.clone(),
+        ))
         .child(HttpServer::child(
             "http",
             http,

@@ -89,7 +89,12 @@ pub fn gateway_tree(
                 shared.metrics.clone(),
                 subscriber,
             ))
-            .child(GrpcServer::child("grpc", grpc, routes))
+            .child(GrpcServer::child(
+                "grpc",
+                grpc,
+                routes,
+                shared.grpc_runtime.clone(),
+            ))
             .child(HttpServer::child("http", http, http::http_factory(state))),
     )
 }

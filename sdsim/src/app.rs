@@ -145,6 +145,17 @@ impl Application {
             Duration::from_millis(settings.redis.timeout_ms),
         )
         .map_err(|e| format!("redis.url: {e}"))?;
+        // gRPC connections are served on every core; actors stay on this thread.
+        let grpc_runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(
+                std::thread::available_parallelism()
+                    .map_or(2, |n| n.get())
+                    .max(2),
+            )
+            .thread_name("sdsim-grpc")
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the gRPC runtime: {e}"))?;
         let shared = Shared {
             settings: settings.clone(),
             instance_id: instance_id.clone(),
@@ -154,6 +165,7 @@ impl Application {
             started,
             pool,
             redis,
+            grpc_runtime: Some(grpc_runtime.handle().clone()),
         };
 
         let mut specs: Vec<SupervisorSpec> = Vec::new();
@@ -211,6 +223,8 @@ impl Application {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
+        // Dropping a runtime inside another would block; let its threads wind down alone.
+        grpc_runtime.shutdown_background();
         outcome
     }
 }

@@ -18,6 +18,9 @@ use uuid::Uuid;
 #[derive(Clone)]
 pub struct AuthGrpc {
     pub slot: Slot<AuthActor>,
+    /// Token validation, the hot path, is answered from the shared core on the gRPC
+    /// runtime (every core), not through the actor's single thread; it only reads.
+    pub core: Arc<super::service::AuthCore>,
     pub metrics: Arc<Metrics>,
     pub health: HealthProbe,
 }
@@ -427,11 +430,7 @@ impl AuthService for AuthGrpc {
         let r = req.into_inner();
         // An invalid token is an answer (valid = false, with the reason), not an RPC error;
         // only an unavailable dependency is an error.
-        let res = match self
-            .call(svc::ValidateToken { token: r.token })
-            .await
-            .and_then(|x| x)
-        {
+        let res = match self.core.clone().validate(&r.token).await {
             Ok(info) => Ok(pb::ValidateTokenResponse {
                 valid: true,
                 user_id: info.user_id.to_string(),
