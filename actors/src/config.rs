@@ -120,6 +120,40 @@ pub struct AuthSettings {
     /// bounds how late another instance's revocation is seen (keep it under 1000).
     pub validation_cache_ms: u64,
     pub limits: AuthLimits,
+    pub mail: MailSettings,
+}
+
+/// Outgoing mail (verification and password-reset links).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MailSettings {
+    /// `file`: write each mail to `outbox_dir` as a .eml file and log the link (local use);
+    /// `smtp`: send through `smtp_host:smtp_port`.
+    pub transport: String,
+    pub outbox_dir: String,
+    pub smtp_host: String,
+    pub smtp_port: u16,
+    pub smtp_timeout_ms: u64,
+    pub from: String,
+    /// Where links in mails point (the web app or the gateway).
+    pub public_url: String,
+    /// How long a verification or reset link works.
+    pub token_ttl_seconds: i64,
+}
+
+impl Default for MailSettings {
+    fn default() -> Self {
+        Self {
+            transport: "file".into(),
+            outbox_dir: ".local/outbox".into(),
+            smtp_host: "127.0.0.1".into(),
+            smtp_port: 25,
+            smtp_timeout_ms: 10_000,
+            from: "sdsim <no-reply@sdsim.local>".into(),
+            public_url: "http://127.0.0.1:8000".into(),
+            token_ttl_seconds: 3_600,
+        }
+    }
 }
 
 /// A verification-only signing key.
@@ -149,6 +183,8 @@ pub struct AuthLimits {
     pub register_per_ip_per_hour: u32,
     /// Token refreshes per client address per minute.
     pub refresh_per_ip_per_minute: u32,
+    /// Verification and password-reset requests per client address per hour.
+    pub mail_per_ip_per_hour: u32,
 }
 
 impl Default for AuthLimits {
@@ -160,6 +196,7 @@ impl Default for AuthLimits {
             login_per_ip_per_minute: 60,
             register_per_ip_per_hour: 30,
             refresh_per_ip_per_minute: 120,
+            mail_per_ip_per_hour: 20,
         }
     }
 }
@@ -180,6 +217,7 @@ impl Default for AuthSettings {
             max_concurrent_hashes: 0,
             validation_cache_ms: 500,
             limits: AuthLimits::default(),
+            mail: MailSettings::default(),
         }
     }
 }
@@ -324,6 +362,23 @@ pub fn validate(s: &Settings) -> Result<(), Vec<String>> {
             ));
         }
         kids.push(&k.kid);
+    }
+    if !matches!(s.auth.mail.transport.as_str(), "file" | "smtp") {
+        errors.push(format!(
+            "auth.mail.transport must be \"file\" or \"smtp\", got {:?}",
+            s.auth.mail.transport
+        ));
+    }
+    if s.auth
+        .mail
+        .from
+        .parse::<lettre::message::Mailbox>()
+        .is_err()
+    {
+        errors.push(format!(
+            "auth.mail.from is not a mail address: {:?}",
+            s.auth.mail.from
+        ));
     }
     if s.auth.validation_cache_ms >= 1000 {
         errors.push(

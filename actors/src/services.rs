@@ -93,6 +93,7 @@ pub fn auth_tree(
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         })),
+        mail: s.mail.clone(),
     });
     let actor_slot: Slot<AuthActor> = Slot::new();
     let adapter = AuthGrpc {
@@ -116,6 +117,11 @@ pub fn auth_tree(
             bridge_slot,
         ))
         .child(AuthActor::child(core, actor_slot))
+        .child(crate::auth::mailer::MailWorker::child(
+            shared.redis.clone(),
+            shared.ns.clone(),
+            s.mail.clone(),
+        ))
         .child(GrpcServer::child(
             "grpc",
             grpc,

@@ -7,6 +7,8 @@
 //! | `GET /api/auth/profile` | the caller's profile (auth `ValidateToken` + `GetProfile`) |
 //! | `PUT /api/auth/profile` | update first/last name, company |
 //! | `POST /api/auth/password` | change password (ends the user's other sessions) |
+//! | `POST /api/auth/verify-email/request`, `POST /api/auth/verify-email` | address verification |
+//! | `POST /api/auth/password-reset/request`, `POST /api/auth/password-reset` | password reset |
 //! | `POST /api/auth/refresh` | new tokens for a refresh token (rotated; reuse ends the session) |
 //! | `POST /api/auth/logout` | end this session, or all of the user's (`{"all_sessions": true}`) |
 //! | `GET /api/auth/sessions`, `DELETE /api/auth/sessions/{id}` | the user's live sessions |
@@ -148,6 +150,15 @@ fn app(
         )
         .service(json_resource("/api/admin/audit").route(web::get().to(admin_audit)))
         .service(json_resource("/api/auth/refresh").route(web::post().to(refresh)))
+        .service(
+            json_resource("/api/auth/verify-email/request")
+                .route(web::post().to(request_verification)),
+        )
+        .service(json_resource("/api/auth/verify-email").route(web::post().to(verify_email)))
+        .service(
+            json_resource("/api/auth/password-reset/request").route(web::post().to(request_reset)),
+        )
+        .service(json_resource("/api/auth/password-reset").route(web::post().to(reset_password)))
         .service(json_resource("/api/auth/logout").route(web::post().to(logout)))
         .service(json_resource("/api/auth/sessions").route(web::get().to(list_sessions)))
         .service(
@@ -625,6 +636,103 @@ async fn change_password(
         )
         .await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "other_sessions_ended": res.sessions_ended })))
+}
+
+async fn request_verification(
+    state: web::Data<GatewayState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let call = pb::RequestEmailVerificationRequest {
+        access_token: required_token(&req)?,
+        ip: client_ip(&req, state.settings.trust_forwarded_for),
+        user_agent: user_agent(&req),
+    };
+    let up = &state.upstream;
+    let res = up
+        .call(
+            "auth",
+            "RequestEmailVerification",
+            up.auth.clone().request_email_verification(call),
+        )
+        .await?;
+    Ok(HttpResponse::Accepted().json(serde_json::json!({
+        "sent": res.sent,
+        "message": if res.sent { "a confirmation link is on its way" } else { "this address is already verified" },
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+struct TokenBody {
+    token: String,
+}
+
+async fn verify_email(
+    state: web::Data<GatewayState>,
+    body: ApiJson<TokenBody>,
+) -> Result<HttpResponse, ApiError> {
+    let call = pb::VerifyEmailRequest {
+        token: body.0.token,
+    };
+    let up = &state.upstream;
+    up.call("auth", "VerifyEmail", up.auth.clone().verify_email(call))
+        .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "verified": true })))
+}
+
+#[derive(Debug, Deserialize)]
+struct ResetRequestBody {
+    email: String,
+}
+
+async fn request_reset(
+    state: web::Data<GatewayState>,
+    req: HttpRequest,
+    body: ApiJson<ResetRequestBody>,
+) -> Result<HttpResponse, ApiError> {
+    let call = pb::RequestPasswordResetRequest {
+        email: body.0.email,
+        ip: client_ip(&req, state.settings.trust_forwarded_for),
+        user_agent: user_agent(&req),
+    };
+    let up = &state.upstream;
+    up.call(
+        "auth",
+        "RequestPasswordReset",
+        up.auth.clone().request_password_reset(call),
+    )
+    .await?;
+    Ok(HttpResponse::Accepted().json(serde_json::json!({
+        "message": "if an account exists for this address, a reset link is on its way"
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+struct ResetBody {
+    token: String,
+    new_password: String,
+}
+
+async fn reset_password(
+    state: web::Data<GatewayState>,
+    req: HttpRequest,
+    body: ApiJson<ResetBody>,
+) -> Result<HttpResponse, ApiError> {
+    let b = body.0;
+    let call = pb::ResetPasswordRequest {
+        token: b.token,
+        new_password: b.new_password,
+        ip: client_ip(&req, state.settings.trust_forwarded_for),
+        user_agent: user_agent(&req),
+    };
+    let up = &state.upstream;
+    let res = up
+        .call(
+            "auth",
+            "ResetPassword",
+            up.auth.clone().reset_password(call),
+        )
+        .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "sessions_ended": res.sessions_ended })))
 }
 
 #[derive(Debug, Deserialize)]

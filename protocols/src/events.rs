@@ -78,3 +78,19 @@ mod tests {
         assert_eq!(back, e);
     }
 }
+
+/// A mail to send, queued on `async:email:queue` (a Redis list) for the mail worker.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct EmailJob {
+    /// Unique id; also the outbox file name.
+    pub id: String,
+    pub to: String,
+    pub subject: String,
+    /// Plain-text body.
+    pub body: String,
+    /// What the mail is for: `verify_email`, `reset_password`.
+    pub kind: String,
+    /// Delivery attempts so far.
+    #[serde(default)]
+    pub attempts: u32,
+}

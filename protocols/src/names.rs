@@ -87,6 +87,17 @@ impl Namespace {
         self.name(format_args!("auth:session:{session_id}"))
     }
 
+    /// Jobs taken from `async:{name}:queue` and not yet done: `async:{name}:processing`.
+    pub fn async_processing(&self, name: &str) -> String {
+        self.name(format_args!("async:{name}:processing"))
+    }
+
+    /// Jobs of `async:{name}:queue` waiting to be retried, scored by when (unix ms):
+    /// `async:{name}:delayed`.
+    pub fn async_delayed(&self, name: &str) -> String {
+        self.name(format_args!("async:{name}:delayed"))
+    }
+
     /// A fixed-window rate-limit counter: `ratelimit:{action}:{scope}:{id}`, e.g.
     /// `ratelimit:login:ip:10.0.0.7`.
     pub fn rate_limit(&self, action: &str, scope: &str, id: &str) -> String {

@@ -91,6 +91,17 @@ pub mod auth_schema {
         }
     }
 
+    diesel::table! {
+        auth_schema.email_tokens (token_hash) {
+            token_hash -> Text,
+            user_id -> Uuid,
+            purpose -> Text,
+            created_at -> Timestamptz,
+            expires_at -> Timestamptz,
+            used_at -> Nullable<Timestamptz>,
+        }
+    }
+
     diesel::joinable!(sessions -> users (user_id));
     diesel::joinable!(refresh_token_uses -> sessions (session_id));
     diesel::joinable!(user_roles -> roles (role_id));
@@ -104,7 +115,8 @@ pub mod auth_schema {
         user_roles,
         role_permissions,
         refresh_token_uses,
-        audit_log
+        audit_log,
+        email_tokens
     );
 }
 

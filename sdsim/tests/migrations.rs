@@ -49,6 +49,7 @@ async fn migrate_creates_every_table_and_reverts() {
     assert!(out.contains("applied"), "{out}");
     let expected = [
         "auth_schema.audit_log",
+        "auth_schema.email_tokens",
         "auth_schema.permissions",
         "auth_schema.refresh_token_uses",
         "auth_schema.role_permissions",

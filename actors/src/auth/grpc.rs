@@ -2,6 +2,7 @@
 //! Proto types stop here; the actor sees domain types.
 
 use super::admin::{Admin, AdminOp, AdminOutcome};
+use super::recovery::{RequestReset, RequestVerification, ResetPassword, VerifyEmail};
 use super::service::{self as svc, AuthActor, Origin, Profile};
 use crate::error::ServiceError;
 use crate::grpc::RpcTimer;
@@ -353,6 +354,83 @@ impl AuthService for AuthGrpc {
             }
             Err(e) => Err(e),
         };
+        t.finish(res)
+    }
+
+    async fn request_email_verification(
+        &self,
+        req: Request<pb::RequestEmailVerificationRequest>,
+    ) -> Result<Response<pb::RequestEmailVerificationResponse>, Status> {
+        let t = RpcTimer::start(&self.metrics, "auth", "RequestEmailVerification");
+        let r = req.into_inner();
+        let res = self
+            .call(RequestVerification {
+                access_token: r.access_token,
+                origin: Origin {
+                    ip: r.ip,
+                    user_agent: r.user_agent,
+                },
+            })
+            .await
+            .and_then(|x| x)
+            .map(|sent| pb::RequestEmailVerificationResponse { sent });
+        t.finish(res)
+    }
+
+    async fn verify_email(
+        &self,
+        req: Request<pb::VerifyEmailRequest>,
+    ) -> Result<Response<pb::VerifyEmailResponse>, Status> {
+        let t = RpcTimer::start(&self.metrics, "auth", "VerifyEmail");
+        let r = req.into_inner();
+        let res = self
+            .call(VerifyEmail { token: r.token })
+            .await
+            .and_then(|x| x)
+            .map(|()| pb::VerifyEmailResponse {});
+        t.finish(res)
+    }
+
+    async fn request_password_reset(
+        &self,
+        req: Request<pb::RequestPasswordResetRequest>,
+    ) -> Result<Response<pb::RequestPasswordResetResponse>, Status> {
+        let t = RpcTimer::start(&self.metrics, "auth", "RequestPasswordReset");
+        let r = req.into_inner();
+        let res = self
+            .call(RequestReset {
+                email: r.email,
+                origin: Origin {
+                    ip: r.ip,
+                    user_agent: r.user_agent,
+                },
+            })
+            .await
+            .and_then(|x| x)
+            .map(|()| pb::RequestPasswordResetResponse {});
+        t.finish(res)
+    }
+
+    async fn reset_password(
+        &self,
+        req: Request<pb::ResetPasswordRequest>,
+    ) -> Result<Response<pb::LogoutResponse>, Status> {
+        let t = RpcTimer::start(&self.metrics, "auth", "ResetPassword");
+        let r = req.into_inner();
+        let res = self
+            .call(ResetPassword {
+                token: r.token,
+                new_password: r.new_password,
+                origin: Origin {
+                    ip: r.ip,
+                    user_agent: r.user_agent,
+                },
+            })
+            .await
+            .and_then(|x| x)
+            .map(|n| pb::LogoutResponse {
+                sessions_ended: n as i32,
+            });
         t.finish(res)
     }
 

@@ -11,6 +11,8 @@ pub mod admin;
 pub mod cache;
 pub mod grpc;
 pub mod limits;
+pub mod mailer;
+pub mod recovery;
 pub mod service;
 pub mod store;
 pub mod tokens;

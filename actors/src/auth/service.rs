@@ -42,6 +42,7 @@ pub struct AuthCore {
     /// At most this many bcrypt hashes run at once (one per core): more would not finish
     /// sooner, and would starve the executor threads that answer token validations.
     pub hashing: Arc<tokio::sync::Semaphore>,
+    pub mail: crate::config::MailSettings,
 }
 
 impl std::fmt::Debug for AuthCore {
@@ -284,6 +285,11 @@ fn bad_credentials() -> ServiceError {
 }
 
 impl AuthCore {
+    /// bcrypt of a new password, off the executor, one hash per core at most.
+    pub(crate) async fn hash(&self, password: String) -> Result<String, ServiceError> {
+        hash_password(&self.hashing, password, self.bcrypt_cost).await
+    }
+
     /// Creates the hash checked for unknown e-mails.
     pub fn dummy_hash(cost: u32) -> Result<String, String> {
         bcrypt::hash(tokens::new_refresh_token(), cost).map_err(|e| e.to_string())
@@ -897,6 +903,14 @@ forward!(GetSession, SessionState, |core, m| core
 forward!(ListSessions, Vec<SessionView>, |core, m| core
     .list_sessions(m));
 forward!(EndSession, bool, |core, m| core.end_session(m));
+forward!(super::recovery::RequestVerification, bool, |core, m| core
+    .request_verification(m));
+forward!(super::recovery::VerifyEmail, (), |core, m| core
+    .verify_email(m));
+forward!(super::recovery::RequestReset, (), |core, m| core
+    .request_reset(m));
+forward!(super::recovery::ResetPassword, usize, |core, m| core
+    .reset_password(m));
 forward!(
     super::admin::Admin,
     super::admin::AdminOutcome,

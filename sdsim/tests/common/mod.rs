@@ -103,6 +103,13 @@ pub fn settings(db: &TestDb) -> Settings {
     s.gateway.max_body_bytes = 4 * 1024;
     s.gateway.workers = 2;
     s.admin.fault_injection = true;
+    s.auth.mail.outbox_dir = std::env::temp_dir()
+        .join(format!(
+            "sdsim-test-outbox-{}",
+            uuid::Uuid::new_v4().simple()
+        ))
+        .display()
+        .to_string();
     // Generous abuse limits; the tests of the limits set their own.
     s.auth.limits.login_failures_per_account_ip = 1_000;
     s.auth.limits.login_failures_per_account = 10_000;
@@ -378,4 +385,100 @@ pub fn chrono_now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64
+}
+
+/// A real SMTP listener on 127.0.0.1:0 that accepts every mail and hands over its text.
+pub struct SmtpSink {
+    pub port: u16,
+    rx: tokio::sync::mpsc::UnboundedReceiver<String>,
+}
+
+impl SmtpSink {
+    pub async fn start() -> Self {
+        Self::start_on(0).await.expect("bind an SMTP sink")
+    }
+
+    /// On a chosen port; None if it is taken.
+    pub async fn start_on(port: u16) -> Option<Self> {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .ok()?;
+        let port = listener.local_addr().unwrap().port();
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    let (r, mut w) = stream.into_split();
+                    let mut lines = BufReader::new(r).lines();
+                    let _ = w.write_all(b"220 sink ESMTP\r\n").await;
+                    let mut data: Option<String> = None;
+                    while let Ok(Some(line)) = lines.next_line().await {
+                        if let Some(buf) = data.as_mut() {
+                            if line == "." {
+                                let _ = tx.send(data.take().unwrap());
+                                let _ = w.write_all(b"250 OK queued\r\n").await;
+                            } else {
+                                buf.push_str(line.strip_prefix('.').unwrap_or(&line));
+                                buf.push_str("\r\n");
+                            }
+                            continue;
+                        }
+                        let verb = line.split(' ').next().unwrap_or("").to_ascii_uppercase();
+                        let reply: &[u8] = match verb.as_str() {
+                            "EHLO" | "HELO" => b"250 sink\r\n",
+                            "DATA" => {
+                                data = Some(String::new());
+                                b"354 go ahead\r\n"
+                            }
+                            "QUIT" => {
+                                let _ = w.write_all(b"221 bye\r\n").await;
+                                break;
+                            }
+                            _ => b"250 OK\r\n",
+                        };
+                        let _ = w.write_all(reply).await;
+                    }
+                });
+            }
+        });
+        Some(Self { port, rx })
+    }
+
+    /// The next mail's headers and decoded text, within `within`.
+    pub async fn next(&mut self, within: Duration) -> Option<String> {
+        let raw = tokio::time::timeout(within, self.rx.recv()).await.ok()??;
+        Some(decode_mail(&raw))
+    }
+}
+
+/// Undoes the transfer encoding lettre chose (quoted-printable or base64) so tests can read
+/// the text.
+pub fn decode_mail(raw: &str) -> String {
+    use base64::Engine;
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((raw, ""));
+    let lower = head.to_ascii_lowercase();
+    let text = if lower.contains("content-transfer-encoding: base64") {
+        let compact: String = body.split_whitespace().collect();
+        base64::engine::general_purpose::STANDARD
+            .decode(compact)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .unwrap_or_default()
+    } else if lower.contains("content-transfer-encoding: quoted-printable") {
+        body.replace("=\r\n", "").replace("=3D", "=")
+    } else {
+        body.to_string()
+    };
+    format!("{head}\r\n\r\n{text}")
+}
+
+/// The `token=` value of the first link in a mail.
+pub fn token_in(mail: &str) -> String {
+    let start = mail.find("token=").expect("a link with a token") + "token=".len();
+    mail[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect()
 }
