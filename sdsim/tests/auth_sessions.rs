@@ -793,3 +793,92 @@ async fn a_logout_is_refused_by_every_instance_within_a_second() {
     );
     assert_eq!(a.profile(&token).await.0, 401);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_tokens_are_refused_through_the_gateway() {
+    use base64::Engine;
+    let db = TestDb::create().await;
+    let s = Stack::up(&db).await;
+    let email = unique_email("forge");
+    s.register(&email, PASSWORD).await;
+    let login = s.login(&email, PASSWORD).await;
+    let b64 = |v: &serde_json::Value| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+    };
+    let sign = |alg: jsonwebtoken::Algorithm, claims: &serde_json::Value| {
+        let mut h = jsonwebtoken::Header::new(alg);
+        h.kid = Some("k1".into());
+        jsonwebtoken::encode(
+            &h,
+            claims,
+            &jsonwebtoken::EncodingKey::from_secret(JWT_SECRET.as_bytes()),
+        )
+        .unwrap()
+    };
+    let good = claims_for(&login, 600);
+    let with = |k: &str, v: serde_json::Value| {
+        let mut c = good.clone();
+        c[k] = v;
+        c
+    };
+    let cases = [
+        // alg: none, no signature, admin claimed.
+        (
+            format!(
+                "{}.{}.",
+                b64(&serde_json::json!({"alg": "none", "typ": "JWT", "kid": "k1"})),
+                b64(&with("adm", serde_json::json!(true)))
+            ),
+            "token_malformed",
+        ),
+        (
+            sign(jsonwebtoken::Algorithm::HS512, &good),
+            "token_bad_algorithm",
+        ),
+        (
+            sign(jsonwebtoken::Algorithm::HS384, &good),
+            "token_bad_algorithm",
+        ),
+        (
+            sign(
+                jsonwebtoken::Algorithm::HS256,
+                &with("aud", "elsewhere".into()),
+            ),
+            "token_bad_audience",
+        ),
+        (
+            sign(
+                jsonwebtoken::Algorithm::HS256,
+                &with("iss", "mallory".into()),
+            ),
+            "token_bad_issuer",
+        ),
+        (
+            sign(
+                jsonwebtoken::Algorithm::HS256,
+                &with("nbf", (chrono_now() + 3600).into()),
+            ),
+            "token_not_yet_valid",
+        ),
+        (
+            forge_token(good.clone(), JWT_SECRET, "k9"),
+            "token_unknown_key",
+        ),
+    ];
+    for (token, code) in cases {
+        let (st, b) = s.profile(&token).await;
+        assert_eq!(st, 401, "{code}: {b}");
+        let got = b["error"]["code"].as_str().unwrap();
+        assert!(
+            got == code || (code == "token_malformed" && got == "token_bad_algorithm"),
+            "expected {code}, got {b}"
+        );
+    }
+    // The genuine claims, signed properly, pass: the refusals above are about the forgery.
+    assert_eq!(
+        s.profile(&sign(jsonwebtoken::Algorithm::HS256, &good))
+            .await
+            .0,
+        200
+    );
+}
