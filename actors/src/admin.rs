@@ -16,6 +16,7 @@ pub struct AdminState {
     pub view: TreeView,
     pub probe: HealthProbe,
     pub fault_injection: bool,
+    pub instances: crate::discovery::View,
 }
 
 /// Registers `/metrics` and `/admin/supervision` (and, with `fault_injection`, the crash
@@ -24,8 +25,16 @@ pub fn configure_common(
     cfg: &mut web::ServiceConfig,
     metrics: Arc<Metrics>,
     view: TreeView,
+    instances: crate::discovery::View,
     fault_injection: bool,
 ) {
+    cfg.route(
+        "/admin/instances",
+        web::get().to(move || {
+            let i = instances.clone();
+            async move { HttpResponse::Ok().json(serde_json::json!({ "services": i.to_json() })) }
+        }),
+    );
     if fault_injection {
         let v = view.clone();
         cfg.route(
@@ -105,7 +114,13 @@ pub fn http_factory(state: AdminState) -> HttpFactory {
                 .app_data(web::Data::new(s.clone()))
                 .route("/health", web::get().to(health))
                 .configure(|cfg| {
-                    configure_common(cfg, s.metrics.clone(), s.view.clone(), s.fault_injection)
+                    configure_common(
+                        cfg,
+                        s.metrics.clone(),
+                        s.view.clone(),
+                        s.instances.clone(),
+                        s.fault_injection,
+                    )
                 })
         })
         .workers(1)

@@ -42,6 +42,31 @@ pub struct Settings {
     pub upstream: UpstreamSettings,
     pub supervision: SupervisionSettings,
     pub admin: AdminSettings,
+    pub discovery: DiscoverySettings,
+}
+
+/// Registration of this process's instances in Redis, and its view of the others.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DiscoverySettings {
+    /// An instance that stops renewing disappears after this long.
+    pub ttl_ms: u64,
+    pub heartbeat_ms: u64,
+    /// How often the view of other instances is read again.
+    pub refresh_ms: u64,
+    /// Host others should dial; empty: the listen address (127.0.0.1 for 0.0.0.0).
+    pub advertise_host: String,
+}
+
+impl Default for DiscoverySettings {
+    fn default() -> Self {
+        Self {
+            ttl_ms: 10_000,
+            heartbeat_ms: 3_000,
+            refresh_ms: 500,
+            advertise_host: String::new(),
+        }
+    }
 }
 
 /// Operator endpoints on each service's HTTP port.
@@ -340,6 +365,13 @@ impl SupervisionSettings {
 /// Problems with a [`Settings`], each naming the setting.
 pub fn validate(s: &Settings) -> Result<(), Vec<String>> {
     let mut errors = Vec::new();
+    let d = &s.discovery;
+    if d.heartbeat_ms == 0 || d.ttl_ms < 2 * d.heartbeat_ms || d.refresh_ms == 0 {
+        errors.push(
+            "discovery.ttl_ms must be at least twice discovery.heartbeat_ms (> 0), and discovery.refresh_ms > 0"
+                .into(),
+        );
+    }
     if s.database.pool_size == 0 {
         errors.push("database.pool_size must be at least 1".into());
     }

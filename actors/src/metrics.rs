@@ -28,6 +28,8 @@ pub struct Metrics {
     pub events_received: IntCounterVec,
     /// `sdsim_db_pool_connections{service,state}`
     pub db_pool_connections: IntGaugeVec,
+    /// `sdsim_discovery_instances{service}`
+    pub discovered_instances: IntGaugeVec,
     /// `sdsim_process_start_time_seconds`
     pub start_time: IntGauge,
 }
@@ -115,6 +117,11 @@ impl Metrics {
             "PostgreSQL pool connections, by state (open, idle, max).",
             &["service", "state"],
         );
+        let discovered_instances = gauge(
+            "sdsim_discovery_instances",
+            "Instances of each service this process knows of (from Redis discovery).",
+            &["service"],
+        );
         let start_time = IntGauge::new(
             "sdsim_process_start_time_seconds",
             "Unix time at which this process started.",
@@ -135,6 +142,7 @@ impl Metrics {
             events_published,
             events_received,
             db_pool_connections,
+            discovered_instances,
             start_time,
         })
     }

@@ -20,7 +20,7 @@ use crate::health::HealthProbe;
 use crate::metrics::Metrics;
 use crate::server::{GrpcServer, HttpServer};
 use crate::slot::Slot;
-use crate::supervision::{Strategy, SupervisorSpec, TreeView};
+use crate::supervision::{ChildSpec, Strategy, SupervisorSpec, TreeView};
 use redis::aio::ConnectionManager;
 use sdsim_protocols::names::Namespace;
 use sdsim_protocols::proto;
@@ -42,6 +42,8 @@ pub struct Shared {
     pub redis: ConnectionManager,
     /// The multi-threaded runtime gRPC servers run on (None: the actors' runtime).
     pub grpc_runtime: Option<tokio::runtime::Handle>,
+    /// The live view of instances (filled by the process's discovery directory).
+    pub instances: crate::discovery::View,
 }
 
 impl Shared {
@@ -55,10 +57,45 @@ impl Shared {
         }
     }
 
-    fn spec(&self, service: &str, strategy: Strategy) -> SupervisorSpec {
+    pub fn spec(&self, service: &str, strategy: Strategy) -> SupervisorSpec {
         SupervisorSpec::new(service, service, strategy)
             .intensity(self.settings.supervision.intensity())
             .backoff(self.settings.supervision.backoff())
+    }
+
+    /// The registrar child of a service listening on `grpc` and `http`.
+    pub fn registrar(&self, service: &str, grpc: &TcpListener, http: &TcpListener) -> ChildSpec {
+        let d = &self.settings.discovery;
+        let advertise = |l: &TcpListener| -> String {
+            let Ok(addr) = l.local_addr() else {
+                return String::new();
+            };
+            let host = if !d.advertise_host.is_empty() {
+                d.advertise_host.clone()
+            } else if addr.ip().is_unspecified() {
+                "127.0.0.1".to_string()
+            } else {
+                addr.ip().to_string()
+            };
+            format!("{host}:{}", addr.port())
+        };
+        let now = chrono::Utc::now().timestamp();
+        crate::discovery::Registrar::child(
+            self.redis.clone(),
+            self.ns.clone(),
+            crate::discovery::InstanceInfo {
+                service: service.to_string(),
+                instance_id: self.instance_id.clone(),
+                grpc_addr: advertise(grpc),
+                http_addr: advertise(http),
+                status: "serving".into(),
+                version: env!("CARGO_PKG_VERSION").into(),
+                started_at: now,
+                heartbeat_at: now,
+            },
+            Duration::from_millis(d.ttl_ms),
+            Duration::from_millis(d.heartbeat_ms),
+        )
     }
 }
 
@@ -109,6 +146,7 @@ pub fn auth_tree(
         ));
         with_standard_services(b, &["auth.AuthService"]).routes()
     });
+    let registrar = shared.registrar("auth", &grpc, &http);
     Ok(shared
         .spec("auth", Strategy::OneForOne)
         .child(EventBridge::child(
@@ -122,6 +160,7 @@ pub fn auth_tree(
             shared.ns.clone(),
             s.mail.clone(),
         ))
+        .child(registrar)
         .child(GrpcServer::child(
             "grpc",
             grpc,
@@ -142,6 +181,7 @@ pub fn admin_state(shared: &Shared, service: &'static str, with_db: bool) -> Adm
         view: shared.view.clone(),
         probe: shared.probe(with_db),
         fault_injection: shared.settings.admin.fault_injection,
+        instances: shared.instances.clone(),
     }
 }
 
@@ -156,8 +196,10 @@ pub fn project_tree(shared: &Shared, grpc: TcpListener, http: TcpListener) -> Su
         );
         with_standard_services(b, &["project.ProjectService"]).routes()
     });
+    let registrar = shared.registrar("project", &grpc, &http);
     shared
         .spec("project", Strategy::OneForOne)
+        .child(registrar)
         .child(GrpcServer::child(
             "grpc",
             grpc,
@@ -184,8 +226,10 @@ pub fn simulation_tree(shared: &Shared, grpc: TcpListener, http: TcpListener) ->
         );
         with_standard_services(b, &["simulation.SimulationService"]).routes()
     });
+    let registrar = shared.registrar("simulation", &grpc, &http);
     shared
         .spec("simulation", Strategy::OneForOne)
+        .child(registrar)
         .child(GrpcServer::child(
             "grpc",
             grpc,

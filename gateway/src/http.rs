@@ -56,6 +56,7 @@ pub struct GatewayState {
     pub probe: HealthProbe,
     pub instance_id: String,
     pub fault_injection: bool,
+    pub instances: sdsim_actors::discovery::View,
 }
 
 /// The factory of the gateway's HTTP server (called again at each restart).
@@ -90,6 +91,7 @@ fn app(
     let metrics = state.metrics.clone();
     let view = state.view.clone();
     let fault_injection = state.fault_injection;
+    let instances = state.instances.clone();
     let limit = BodyLimit(state.settings.max_body_bytes);
     App::new()
         .app_data(web::Data::new(state))
@@ -166,7 +168,7 @@ fn app(
         )
         .service(json_resource("/health").route(web::get().to(health)))
         .service(json_resource("/ws/notifications").route(web::get().to(ws_notifications)))
-        .configure(|cfg| configure_common(cfg, metrics, view, fault_injection))
+        .configure(|cfg| configure_common(cfg, metrics, view, instances, fault_injection))
         .default_service(web::to(not_found))
 }
 

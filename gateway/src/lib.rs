@@ -64,6 +64,7 @@ pub fn gateway_tree(
         probe: shared.probe(true),
         instance_id: shared.instance_id.clone(),
         fault_injection: shared.settings.admin.fault_injection,
+        instances: shared.instances.clone(),
     };
     let adapter = grpc::GatewayGrpc {
         registry: registry.clone(),
@@ -71,6 +72,7 @@ pub fn gateway_tree(
         health: shared.probe(true),
         instance_id: shared.instance_id.clone(),
     };
+    let registrar = shared.registrar("gateway", &grpc, &http);
     let routes = Arc::new(move || {
         let mut b = tonic::service::Routes::builder();
         b.add_service(
@@ -78,23 +80,21 @@ pub fn gateway_tree(
         );
         with_standard_services(b, &["gateway.GatewayService"]).routes()
     });
-    Ok(
-        SupervisorSpec::new("gateway", "gateway", Strategy::OneForOne)
-            .intensity(shared.settings.supervision.intensity())
-            .backoff(shared.settings.supervision.backoff())
-            .child(subscriber::NotificationSubscriber::child(
-                redis_client,
-                registry,
-                shared.ns.clone(),
-                shared.metrics.clone(),
-                subscriber,
-            ))
-            .child(GrpcServer::child(
-                "grpc",
-                grpc,
-                routes,
-                shared.grpc_runtime.clone(),
-            ))
-            .child(HttpServer::child("http", http, http::http_factory(state))),
-    )
+    Ok(shared
+        .spec("gateway", Strategy::OneForOne)
+        .child(registrar)
+        .child(subscriber::NotificationSubscriber::child(
+            redis_client,
+            registry,
+            shared.ns.clone(),
+            shared.metrics.clone(),
+            subscriber,
+        ))
+        .child(GrpcServer::child(
+            "grpc",
+            grpc,
+            routes,
+            shared.grpc_runtime.clone(),
+        ))
+        .child(HttpServer::child("http", http, http::http_factory(state))))
 }

@@ -166,6 +166,7 @@ impl Application {
             pool,
             redis,
             grpc_runtime: Some(grpc_runtime.handle().clone()),
+            instances: sdsim_actors::discovery::View::default(),
         };
 
         let mut specs: Vec<SupervisorSpec> = Vec::new();
@@ -187,6 +188,19 @@ impl Application {
             specs.push(spec);
         }
 
+        // The process's view of every service's instances.
+        specs.push(
+            shared
+                .spec("mesh", sdsim_actors::supervision::Strategy::OneForOne)
+                .child(sdsim_actors::discovery::Directory::child(
+                    shared.redis.clone(),
+                    shared.ns.clone(),
+                    Service::ALL.iter().map(|s| s.to_string()).collect(),
+                    shared.instances.clone(),
+                    shared.metrics.clone(),
+                    Duration::from_millis(settings.discovery.refresh_ms),
+                )),
+        );
         let (gave_up_tx, mut gave_up_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
         let roots: Vec<_> = specs
             .into_iter()
