@@ -20,6 +20,9 @@ pub struct GatewayGrpc {
     pub metrics: Arc<Metrics>,
     pub health: HealthProbe,
     pub instance_id: String,
+    /// RouteMessage publishes here, so the user's sessions on every gateway get it.
+    pub redis: redis::aio::ConnectionManager,
+    pub ns: sdsim_protocols::names::Namespace,
 }
 
 fn info_pb(c: ClientSummary, instance: &str) -> pb::ClientInfo {
@@ -61,6 +64,63 @@ fn frame(kind: &str, channel: String, payload: &[u8]) -> Result<Deliver, Service
     Ok(Deliver(Arc::from(text)))
 }
 
+impl GatewayGrpc {
+    /// Publishes the message on the user's notification channel: every gateway instance
+    /// with a session of the user (this one included) delivers it to them.
+    async fn route(
+        &self,
+        r: pb::RouteMessageRequest,
+    ) -> Result<pb::RouteMessageResponse, ServiceError> {
+        if r.target_user_id.is_empty() || r.target_user_id.len() > 64 {
+            return Err(ServiceError::invalid(
+                "target_user_id",
+                "target_user_id must be a user id",
+            ));
+        }
+        if r.message_type.is_empty() || r.message_type.len() > 64 {
+            return Err(ServiceError::invalid(
+                "message_type",
+                "message_type must be 1 to 64 characters",
+            ));
+        }
+        let data: serde_json::Value = if r.payload.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_slice(&r.payload).map_err(|e| {
+                ServiceError::invalid("payload", format!("payload must be JSON: {e}"))
+            })?
+        };
+        let source = if r.source_service.is_empty() {
+            "unknown".to_string()
+        } else {
+            r.source_service
+        };
+        let envelope = sdsim_protocols::events::Envelope::new(
+            r.message_type,
+            source,
+            Some(r.target_user_id.clone()),
+            data,
+        );
+        let payload =
+            serde_json::to_string(&envelope).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let mut conn = self.redis.clone();
+        let gateways: i64 = redis::cmd("PUBLISH")
+            .arg(self.ns.user_notifications(&r.target_user_id))
+            .arg(payload)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| ServiceError::Unavailable(format!("Redis: {e}")))?;
+        Ok(pb::RouteMessageResponse {
+            delivered: gateways > 0,
+            // Gateway instances holding a session of the user (sessions are counted there).
+            client_count: gateways as i32,
+            message: format!(
+                "published to {gateways} gateway instance(s) with a session of the user"
+            ),
+        })
+    }
+}
+
 #[tonic::async_trait]
 impl GatewayService for GatewayGrpc {
     async fn register_client(
@@ -89,25 +149,7 @@ impl GatewayService for GatewayGrpc {
     ) -> Result<Response<pb::RouteMessageResponse>, Status> {
         let t = RpcTimer::start(&self.metrics, "gateway", "RouteMessage");
         let r = req.into_inner();
-        let res = (|| {
-            if r.target_user_id.is_empty() {
-                return Err(ServiceError::invalid(
-                    "target_user_id",
-                    "target_user_id must not be empty",
-                ));
-            }
-            let channel = format!("notifications:user:{}", r.target_user_id);
-            let d = frame(&r.message_type, channel, &r.payload)?;
-            let n = self.registry.deliver_to_user(&r.target_user_id, &d);
-            Ok(pb::RouteMessageResponse {
-                delivered: n > 0,
-                client_count: n as i32,
-                message: format!(
-                    "delivered to {n} session(s) on gateway {}",
-                    self.instance_id
-                ),
-            })
-        })();
+        let res = self.route(r).await;
         t.finish(res)
     }
 

@@ -71,6 +71,8 @@ pub fn gateway_tree(
         metrics: shared.metrics.clone(),
         health: shared.probe(true),
         instance_id: shared.instance_id.clone(),
+        redis: shared.redis.clone(),
+        ns: shared.ns.clone(),
     };
     let registrar = shared.registrar("gateway", &grpc, &http);
     let routes = Arc::new(move || {

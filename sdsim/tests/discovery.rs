@@ -150,3 +150,69 @@ async fn an_instance_that_never_says_goodbye_expires_with_its_ttl() {
     );
     assert_ne!(list[0]["instance_id"], "ghost");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backend_reaches_a_users_websocket_on_another_gateway_through_route_message() {
+    use sdsim_protocols::proto::gateway::gateway_service_client::GatewayServiceClient;
+    use sdsim_protocols::proto::gateway::RouteMessageRequest;
+    let db = TestDb::create().await;
+    let shared = settings(&db);
+    let a = Stack::start(shared.clone(), &Service::ALL);
+    let b = Stack::start(shared, &Service::ALL);
+    a.wait_ready().await;
+    b.wait_ready().await;
+    let email = unique_email("route");
+    let reg = a.register(&email, "a long enough password").await;
+    let user_id = reg["user"]["id"].as_str().unwrap().to_string();
+    let token = a.login(&email, "a long enough password").await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut ws = b.ws().await; // the user is on gateway B
+    ws.authenticate(&token).await;
+
+    // A backend service calls gateway A.
+    let gw_a = a.running.addrs(Service::Gateway).grpc;
+    let mut client = GatewayServiceClient::connect(format!("http://{gw_a}"))
+        .await
+        .unwrap();
+    let res = client
+        .route_message(RouteMessageRequest {
+            target_user_id: user_id.clone(),
+            message_type: "simulation.completed".into(),
+            payload: br#"{"simulation_id":"s-1","status":"done"}"#.to_vec(),
+            source_service: "simulation".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(res.delivered, "{}", res.message);
+    let f = ws.frame(Duration::from_secs(5)).await;
+    assert_eq!(f["type"], "simulation.completed", "{f}");
+    assert_eq!(f["channel"], format!("notifications:user:{user_id}"));
+    assert_eq!(f["data"]["simulation_id"], "s-1");
+
+    // Bad requests are named; a user with no session anywhere is "not delivered".
+    let e = client
+        .route_message(RouteMessageRequest {
+            target_user_id: user_id.clone(),
+            message_type: "x".into(),
+            payload: b"{not json".to_vec(),
+            source_service: "t".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    assert_eq!(e.metadata().get("x-sdsim-error-field").unwrap(), "payload");
+    let res = client
+        .route_message(RouteMessageRequest {
+            target_user_id: uuid::Uuid::new_v4().to_string(),
+            message_type: "x".into(),
+            payload: b"{}".to_vec(),
+            source_service: "t".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!res.delivered);
+}
