@@ -264,6 +264,48 @@ pub struct GatewaySettings {
     pub workers: usize,
     /// Trust `X-Forwarded-For` from the load balancer for the client address.
     pub trust_forwarded_for: bool,
+    /// The circuit breaker of each backend service.
+    pub breaker: BreakerSettings,
+}
+
+/// Circuit breaker settings (see `actors/src/breaker.rs`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BreakerSettings {
+    pub window_ms: u64,
+    /// Failures (and slow calls) over calls in the window at which the breaker opens.
+    pub failure_rate: f64,
+    pub min_calls: u32,
+    pub slow_call_ms: u64,
+    /// How long it stays open before trial calls.
+    pub open_ms: u64,
+    pub half_open_calls: u32,
+}
+
+impl Default for BreakerSettings {
+    fn default() -> Self {
+        Self {
+            window_ms: 10_000,
+            failure_rate: 0.5,
+            min_calls: 10,
+            slow_call_ms: 2_000,
+            open_ms: 5_000,
+            half_open_calls: 3,
+        }
+    }
+}
+
+impl BreakerSettings {
+    pub fn config(&self) -> crate::breaker::BreakerConfig {
+        crate::breaker::BreakerConfig {
+            window: std::time::Duration::from_millis(self.window_ms.max(1_000)),
+            failure_rate: self.failure_rate,
+            min_calls: self.min_calls,
+            slow_call: std::time::Duration::from_millis(self.slow_call_ms),
+            open_for: std::time::Duration::from_millis(self.open_ms),
+            half_open_calls: self.half_open_calls,
+        }
+    }
 }
 
 impl Default for GatewaySettings {
@@ -277,6 +319,7 @@ impl Default for GatewaySettings {
             upstream_connect_timeout_ms: 1_000,
             workers: 0,
             trust_forwarded_for: false,
+            breaker: BreakerSettings::default(),
         }
     }
 }
@@ -365,6 +408,16 @@ impl SupervisionSettings {
 /// Problems with a [`Settings`], each naming the setting.
 pub fn validate(s: &Settings) -> Result<(), Vec<String>> {
     let mut errors = Vec::new();
+    let b = &s.gateway.breaker;
+    if !(b.failure_rate > 0.0 && b.failure_rate <= 1.0)
+        || b.min_calls == 0
+        || b.half_open_calls == 0
+    {
+        errors.push(
+            "gateway.breaker: failure_rate must be in (0, 1], min_calls and half_open_calls at least 1"
+                .into(),
+        );
+    }
     let d = &s.discovery;
     if d.heartbeat_ms == 0 || d.ttl_ms < 2 * d.heartbeat_ms || d.refresh_ms == 0 {
         errors.push(

@@ -8,6 +8,7 @@
 //! - [`error`]: [`error::ServiceError`] and its mapping to and from gRPC status.
 //! - [`server`]: supervised actors that own a gRPC or HTTP listener.
 //! - [`slot`]: the address of a supervised actor that survives its restarts.
+//! - [`breaker`]: the circuit breaker (closed, open, half-open) of calls to a service.
 //! - [`discovery`]: instance registration in Redis and the live view of instances.
 //! - [`events`]: the event bridge (Redis pub/sub publishing).
 //! - [`health`], [`admin`]: health probes and the admin HTTP endpoints.
@@ -20,6 +21,7 @@
 pub mod admin;
 pub mod auth;
 pub mod backend;
+pub mod breaker;
 pub mod config;
 pub mod discovery;
 pub mod error;

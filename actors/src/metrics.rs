@@ -28,6 +28,10 @@ pub struct Metrics {
     pub events_received: IntCounterVec,
     /// `sdsim_db_pool_connections{service,state}`
     pub db_pool_connections: IntGaugeVec,
+    /// `sdsim_circuit_breaker_state{target}`: 0 closed, 1 open, 2 half-open
+    pub breaker_state: IntGaugeVec,
+    /// `sdsim_circuit_breaker_calls_total{target,outcome}`
+    pub breaker_calls: IntCounterVec,
     /// `sdsim_discovery_instances{service}`
     pub discovered_instances: IntGaugeVec,
     /// `sdsim_process_start_time_seconds`
@@ -117,6 +121,16 @@ impl Metrics {
             "PostgreSQL pool connections, by state (open, idle, max).",
             &["service", "state"],
         );
+        let breaker_state = gauge(
+            "sdsim_circuit_breaker_state",
+            "Circuit breaker state per target: 0 closed, 1 open, 2 half-open.",
+            &["target"],
+        );
+        let breaker_calls = counter(
+            "sdsim_circuit_breaker_calls_total",
+            "Calls through a circuit breaker, by outcome (success, failure, rejected).",
+            &["target", "outcome"],
+        );
         let discovered_instances = gauge(
             "sdsim_discovery_instances",
             "Instances of each service this process knows of (from Redis discovery).",
@@ -142,6 +156,8 @@ impl Metrics {
             events_published,
             events_received,
             db_pool_connections,
+            breaker_state,
+            breaker_calls,
             discovered_instances,
             start_time,
         })

@@ -48,6 +48,7 @@ pub fn gateway_tree(
         urls,
         Duration::from_millis(g.upstream_connect_timeout_ms),
         Duration::from_millis(g.upstream_timeout_ms),
+        g.breaker.config(),
         shared.metrics.clone(),
     )?;
     let redis_client = redis::Client::open(shared.settings.redis.url.expose())

@@ -6,6 +6,7 @@
 //! (Discovery, self-scaling pools and circuit breakers per instance replace the single
 //! channel in the mesh issue; callers keep this interface.)
 
+use sdsim_actors::breaker::{Breaker, BreakerConfig, State};
 use sdsim_actors::error::ServiceError;
 use sdsim_actors::metrics::Metrics;
 use sdsim_protocols::proto::auth::auth_service_client::AuthServiceClient;
@@ -32,6 +33,8 @@ pub struct Upstreams {
     pub simulation: SimulationServiceClient<Channel>,
     metrics: Arc<Metrics>,
     timeout: Duration,
+    /// One circuit breaker per backend service: while it is open, calls fail at once.
+    breakers: Arc<[(&'static str, Breaker); 3]>,
 }
 
 fn channel(name: &str, url: &str, connect: Duration, timeout: Duration) -> Result<Channel, String> {
@@ -52,8 +55,12 @@ impl Upstreams {
         urls: &UpstreamUrls,
         connect_timeout: Duration,
         timeout: Duration,
+        breaker: BreakerConfig,
         metrics: Arc<Metrics>,
     ) -> Result<Self, String> {
+        for t in ["auth", "project", "simulation"] {
+            metrics.breaker_state.with_label_values(&[t]).set(0);
+        }
         Ok(Self {
             auth: AuthServiceClient::new(channel("auth", &urls.auth, connect_timeout, timeout)?),
             project: ProjectServiceClient::new(channel(
@@ -70,7 +77,19 @@ impl Upstreams {
             )?),
             metrics,
             timeout,
+            breakers: Arc::new([
+                ("auth", Breaker::new(breaker)),
+                ("project", Breaker::new(breaker)),
+                ("simulation", Breaker::new(breaker)),
+            ]),
         })
+    }
+
+    fn breaker(&self, target: &str) -> Option<&Breaker> {
+        self.breakers
+            .iter()
+            .find(|(t, _)| *t == target)
+            .map(|(_, b)| b)
     }
 
     /// Runs one call to `target`, bounded by the call deadline, timed and mapped to a
@@ -81,6 +100,65 @@ impl Upstreams {
         method: &'static str,
         fut: Fut,
     ) -> Result<T, ServiceError>
+    where
+        Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        let breaker = self.breaker(target);
+        if let Some(b) = breaker {
+            if let Err(r) = b.try_acquire() {
+                self.metrics
+                    .breaker_calls
+                    .with_label_values(&[target, "rejected"])
+                    .inc();
+                return Err(ServiceError::Unavailable(format!(
+                    "the {target} service is failing; calls are suspended for {} ms (circuit open)",
+                    r.retry_after.as_millis().max(1)
+                )));
+            }
+            self.metrics
+                .breaker_state
+                .with_label_values(&[target])
+                .set(b.state().code());
+        }
+        let res = self.call_unguarded(target, method, fut).await;
+        if let Some(b) = breaker {
+            // The service answered (even "no") unless it was unavailable or broken.
+            let failed = matches!(
+                res,
+                Err(ServiceError::Unavailable(_)) | Err(ServiceError::Internal(_))
+            );
+            let took = self.last_call_time(&res);
+            let state = b.record(failed, took);
+            let outcome = if failed { "failure" } else { "success" };
+            self.metrics
+                .breaker_calls
+                .with_label_values(&[target, outcome])
+                .inc();
+            self.metrics
+                .breaker_state
+                .with_label_values(&[target])
+                .set(state.code());
+            if state == State::Open && failed {
+                tracing::warn!(%target, "circuit breaker open");
+            }
+        }
+        res.map(|(v, _)| v)
+    }
+
+    fn last_call_time<T>(&self, res: &Result<(T, Duration), ServiceError>) -> Duration {
+        match res {
+            Ok((_, d)) => *d,
+            Err(_) => Duration::ZERO,
+        }
+    }
+
+    /// One timed call without the breaker (health checks must see the real state).
+    async fn call_unguarded<T, Fut>(
+        &self,
+        target: &'static str,
+        method: &'static str,
+        fut: Fut,
+    ) -> Result<(T, Duration), ServiceError>
     where
         Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
@@ -104,11 +182,12 @@ impl Upstreams {
             Err(ServiceError::Internal(_)) => "error",
             Err(_) => "rejected",
         };
+        let took = start.elapsed();
         self.metrics
             .grpc_client_seconds
             .with_label_values(&[target, method, outcome])
-            .observe(start.elapsed().as_secs_f64());
-        res
+            .observe(took.as_secs_f64());
+        res.map(|v| (v, took))
     }
 
     /// The `HealthCheck` RPC of one backend, bounded by `deadline`.
@@ -127,8 +206,9 @@ impl Upstreams {
                 _ => self.simulation.clone().health_check(req).await,
             }
         };
-        match tokio::time::timeout(deadline, self.call(target, "HealthCheck", fut)).await {
-            Ok(r) => r,
+        match tokio::time::timeout(deadline, self.call_unguarded(target, "HealthCheck", fut)).await
+        {
+            Ok(r) => r.map(|(v, _)| v),
             Err(_) => Err(ServiceError::Unavailable(format!(
                 "the {target} service did not answer its health check within {} ms",
                 deadline.as_millis()

@@ -1,0 +1,105 @@
+//! The gateway's circuit breaker for a backend: failures open it, calls are then refused at
+//! once, and it closes through half-open once the backend is back.
+
+mod common;
+
+use common::*;
+use sdsim_protocols::Service;
+use std::time::Duration;
+
+const PASSWORD: &str = "a long enough password";
+
+fn state_line(metrics: &str) -> Option<String> {
+    metrics
+        .lines()
+        .find(|l| l.starts_with("sdsim_circuit_breaker_state{target=\"auth\"}"))
+        .map(str::to_string)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_breaker_opens_on_failures_and_closes_when_the_backend_returns() {
+    let db = TestDb::create().await;
+    let base = settings(&db);
+    let auth = Stack::start(base.clone(), &[Service::Auth]);
+    let auth_addr = auth.running.addrs(Service::Auth);
+    let mut rest = base.clone();
+    rest.upstream.auth = format!("http://{}", auth_addr.grpc);
+    rest.gateway.breaker.min_calls = 4;
+    rest.gateway.breaker.open_ms = 700;
+    rest.gateway.breaker.half_open_calls = 2;
+    let s = Stack::start(
+        rest,
+        &[Service::Gateway, Service::Project, Service::Simulation],
+    );
+    s.wait_ready().await;
+    let gw = s.running.addrs(Service::Gateway).http;
+    let email = unique_email("breaker");
+    s.register(&email, PASSWORD).await;
+    let login = || {
+        s.post_json(
+            "/api/auth/login",
+            serde_json::json!({"email": email, "password": PASSWORD}),
+        )
+    };
+
+    drop(auth);
+    // One success (the registration) and then failures: at the 4th call (min_calls) 3 of 4
+    // failed, over the 50% threshold, and the breaker opens.
+    let mut failed_calls = 0;
+    loop {
+        let (st, b) = login().await;
+        assert_eq!(st, 503, "{b}");
+        if b["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("circuit open")
+        {
+            break; // refused without trying
+        }
+        failed_calls += 1;
+        assert!(failed_calls <= 10, "the breaker never opened");
+    }
+    assert_eq!(failed_calls, 3);
+    let m = s.metrics(gw).await;
+    assert_eq!(
+        state_line(&m).as_deref(),
+        Some("sdsim_circuit_breaker_state{target=\"auth\"} 1"),
+        "{m}"
+    );
+    assert!(
+        m.contains("sdsim_circuit_breaker_calls_total{outcome=\"rejected\",target=\"auth\"} 1"),
+        "{m}"
+    );
+
+    // Auth comes back on the same address; after the open wait, trial calls close the breaker.
+    let mut again = base.clone();
+    again.listen.auth_grpc = auth_addr.grpc;
+    again.listen.auth_http = auth_addr.http;
+    let _auth = Stack::start(again, &[Service::Auth]);
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    for _ in 0..2 {
+        let (st, b) = login().await;
+        assert_eq!(st, 200, "{b}");
+    }
+    let m = s.metrics(gw).await;
+    assert_eq!(
+        state_line(&m).as_deref(),
+        Some("sdsim_circuit_breaker_state{target=\"auth\"} 0"),
+        "{m}"
+    );
+    // Client errors are answers, not failures: they never open it.
+    for _ in 0..6 {
+        let (st, _) = s
+            .post_json(
+                "/api/auth/login",
+                serde_json::json!({"email": email, "password": "wrong password!"}),
+            )
+            .await;
+        assert_eq!(st, 401);
+    }
+    let m = s.metrics(gw).await;
+    assert_eq!(
+        state_line(&m).as_deref(),
+        Some("sdsim_circuit_breaker_state{target=\"auth\"} 0")
+    );
+}
