@@ -126,10 +126,12 @@ pub fn auth_tree(
         validated: crate::auth::cache::ValidationCache::new(Duration::from_millis(
             s.validation_cache_ms,
         )),
-        hashing: Arc::new(tokio::sync::Semaphore::new(match s.max_concurrent_hashes {
-            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-            n => n,
-        })),
+        hashing: Arc::new(crate::auth::hasher::Hasher::new(
+            match s.max_concurrent_hashes {
+                0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+                n => n,
+            },
+        )?),
         mail: s.mail.clone(),
     });
     let actor_slot: Slot<AuthActor> = Slot::new();

@@ -10,6 +10,7 @@
 pub mod admin;
 pub mod cache;
 pub mod grpc;
+pub mod hasher;
 pub mod limits;
 pub mod mailer;
 pub mod recovery;

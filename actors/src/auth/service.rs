@@ -39,9 +39,8 @@ pub struct AuthCore {
     pub min_password_score: u8,
     /// Recent validations (see [`super::cache`]).
     pub validated: super::cache::ValidationCache,
-    /// At most this many bcrypt hashes run at once (one per core): more would not finish
-    /// sooner, and would starve the executor threads that answer token validations.
-    pub hashing: Arc<tokio::sync::Semaphore>,
+    /// The bcrypt pool (see [`super::hasher`]).
+    pub hashing: Arc<super::hasher::Hasher>,
     pub mail: crate::config::MailSettings,
 }
 
@@ -251,32 +250,24 @@ impl Actor for AuthActor {
 crate::impl_supervised!(AuthActor);
 
 async fn hash_password(
-    hashing: &tokio::sync::Semaphore,
+    hashing: &super::hasher::Hasher,
     password: String,
     cost: u32,
 ) -> Result<String, ServiceError> {
-    let _permit = hashing
-        .acquire()
-        .await
-        .map_err(|_| ServiceError::Unavailable("auth is shutting down".into()))?;
-    tokio::task::spawn_blocking(move || bcrypt::hash(password, cost))
-        .await
-        .map_err(|e| ServiceError::Internal(format!("hashing task failed: {e}")))?
+    hashing
+        .run(move || bcrypt::hash(password, cost))
+        .await?
         .map_err(|e| ServiceError::Internal(format!("bcrypt: {e}")))
 }
 
 async fn verify_password(
-    hashing: &tokio::sync::Semaphore,
+    hashing: &super::hasher::Hasher,
     password: String,
     hash: String,
 ) -> Result<bool, ServiceError> {
-    let _permit = hashing
-        .acquire()
-        .await
-        .map_err(|_| ServiceError::Unavailable("auth is shutting down".into()))?;
-    tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash))
-        .await
-        .map_err(|e| ServiceError::Internal(format!("hashing task failed: {e}")))?
+    hashing
+        .run(move || bcrypt::verify(password, &hash))
+        .await?
         .map_err(|e| ServiceError::Internal(format!("bcrypt: {e}")))
 }
 
