@@ -187,6 +187,31 @@ pub fn admin_state(shared: &Shared, service: &'static str, with_db: bool) -> Adm
     }
 }
 
+/// A backend tree that serves `routes` on gRPC and the admin endpoints on HTTP.
+fn backend_tree(
+    shared: &Shared,
+    service: &'static str,
+    routes: crate::server::RouterFactory,
+    grpc: TcpListener,
+    http: TcpListener,
+) -> SupervisorSpec {
+    let registrar = shared.registrar(service, &grpc, &http);
+    shared
+        .spec(service, Strategy::OneForOne)
+        .child(registrar)
+        .child(GrpcServer::child(
+            "grpc",
+            grpc,
+            routes,
+            shared.grpc_runtime.clone(),
+        ))
+        .child(HttpServer::child(
+            "http",
+            http,
+            admin::http_factory(admin_state(shared, service, true)),
+        ))
+}
+
 pub fn project_tree(shared: &Shared, grpc: TcpListener, http: TcpListener) -> SupervisorSpec {
     let adapter = ProjectGrpc {
         health: shared.probe(true),
@@ -198,21 +223,7 @@ pub fn project_tree(shared: &Shared, grpc: TcpListener, http: TcpListener) -> Su
         );
         with_standard_services(b, &["project.ProjectService"]).routes()
     });
-    let registrar = shared.registrar("project", &grpc, &http);
-    shared
-        .spec("project", Strategy::OneForOne)
-        .child(registrar)
-        .child(GrpcServer::child(
-            "grpc",
-            grpc,
-            routes,
-            shared.grpc_runtime.clone(),
-        ))
-        .child(HttpServer::child(
-            "http",
-            http,
-            admin::http_factory(admin_state(shared, "project", true)),
-        ))
+    backend_tree(shared, "project", routes, grpc, http)
 }
 
 pub fn simulation_tree(shared: &Shared, grpc: TcpListener, http: TcpListener) -> SupervisorSpec {
@@ -228,19 +239,5 @@ pub fn simulation_tree(shared: &Shared, grpc: TcpListener, http: TcpListener) ->
         );
         with_standard_services(b, &["simulation.SimulationService"]).routes()
     });
-    let registrar = shared.registrar("simulation", &grpc, &http);
-    shared
-        .spec("simulation", Strategy::OneForOne)
-        .child(registrar)
-        .child(GrpcServer::child(
-            "grpc",
-            grpc,
-            routes,
-            shared.grpc_runtime.clone(),
-        ))
-        .child(HttpServer::child(
-            "http",
-            http,
-            admin::http_factory(admin_state(shared, "simulation", true)),
-        ))
+    backend_tree(shared, "simulation", routes, grpc, http)
 }

@@ -236,6 +236,21 @@ fn timestamp(secs: i64) -> serde_json::Value {
     }
 }
 
+/// The answer to a login or a refresh: the user and the session's tokens, never cached.
+fn session_response(res: pb::LoginResponse) -> HttpResponse {
+    let user = res.user.unwrap_or_default();
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(serde_json::json!({
+            "user": user_json(&user),
+            "access_token": res.access_token,
+            "refresh_token": res.refresh_token,
+            "token_type": "Bearer",
+            "expires_in": res.expires_in,
+            "session_id": res.session_id,
+        }))
+}
+
 fn user_json(u: &pb::UserProfile) -> serde_json::Value {
     serde_json::json!({
         "id": u.user_id,
@@ -291,17 +306,7 @@ async fn login(
     let res = up
         .call("auth", "Login", up.auth.clone().login(call))
         .await?;
-    let user = res.user.unwrap_or_default();
-    Ok(HttpResponse::Ok()
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(serde_json::json!({
-            "user": user_json(&user),
-            "access_token": res.access_token,
-            "refresh_token": res.refresh_token,
-            "token_type": "Bearer",
-            "expires_in": res.expires_in,
-            "session_id": res.session_id,
-        })))
+    Ok(session_response(res))
 }
 
 /// The bearer token of a request, or a 401 saying what is wrong with the header.
@@ -756,17 +761,7 @@ async fn refresh(
     let res = up
         .call("auth", "RefreshToken", up.auth.clone().refresh_token(call))
         .await?;
-    let user = res.user.unwrap_or_default();
-    Ok(HttpResponse::Ok()
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(serde_json::json!({
-            "user": user_json(&user),
-            "access_token": res.access_token,
-            "refresh_token": res.refresh_token,
-            "token_type": "Bearer",
-            "expires_in": res.expires_in,
-            "session_id": res.session_id,
-        })))
+    Ok(session_response(res))
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -58,6 +58,10 @@ fn uuid_field(field: &str, raw: &str) -> Result<Uuid, ServiceError> {
         .map_err(|_| ServiceError::invalid(field, format!("{field} must be a UUID")))
 }
 
+fn origin(ip: String, user_agent: String) -> Origin {
+    Origin { ip, user_agent }
+}
+
 fn unexpected(o: AdminOutcome) -> ServiceError {
     ServiceError::Internal(format!("unexpected admin outcome {o:?}"))
 }
@@ -74,22 +78,20 @@ impl AuthGrpc {
         self.call(Admin {
             access_token,
             op,
-            origin: Origin {
-                ip: String::new(),
-                user_agent: String::new(),
-            },
+            origin: origin(String::new(), String::new()),
         })
         .await
-        .and_then(|x| x)
     }
 
-    async fn call<M>(&self, msg: M) -> Result<M::Result, ServiceError>
+    /// Sends `msg` to the auth actor and returns its answer (a restarting actor is
+    /// `Unavailable`).
+    async fn call<M, T>(&self, msg: M) -> Result<T, ServiceError>
     where
-        M: actix::Message + Send + 'static,
-        M::Result: Send,
+        M: actix::Message<Result = Result<T, ServiceError>> + Send + 'static,
+        T: Send + 'static,
         AuthActor: actix::Handler<M>,
     {
-        svc::call(&self.slot, msg).await
+        svc::call(&self.slot, msg).await?
     }
 }
 
@@ -108,13 +110,9 @@ impl AuthService for AuthGrpc {
                 first_name: r.first_name,
                 last_name: r.last_name,
                 company: r.company,
-                origin: Origin {
-                    ip: r.ip,
-                    user_agent: r.user_agent,
-                },
+                origin: origin(r.ip, r.user_agent),
             })
             .await
-            .and_then(|x| x)
             .map(|p| pb::RegisterResponse {
                 user: Some(profile_pb(p)),
             });
@@ -131,13 +129,9 @@ impl AuthService for AuthGrpc {
             .call(svc::Login {
                 email: r.email,
                 password: r.password,
-                origin: Origin {
-                    ip: r.ip,
-                    user_agent: r.user_agent,
-                },
+                origin: origin(r.ip, r.user_agent),
             })
             .await
-            .and_then(|x| x)
             .map(login_pb);
         t.finish(res)
     }
@@ -151,13 +145,9 @@ impl AuthService for AuthGrpc {
         let res = self
             .call(svc::Refresh {
                 refresh_token: r.refresh_token,
-                origin: Origin {
-                    ip: r.ip,
-                    user_agent: r.user_agent,
-                },
+                origin: origin(r.ip, r.user_agent),
             })
             .await
-            .and_then(|x| x)
             .map(login_pb);
         t.finish(res)
     }
@@ -174,7 +164,6 @@ impl AuthService for AuthGrpc {
                 all_sessions: r.all_sessions,
             })
             .await
-            .and_then(|x| x)
             .map(|n| pb::LogoutResponse {
                 sessions_ended: n as i32,
             });
@@ -195,7 +184,6 @@ impl AuthService for AuthGrpc {
                 company: r.company,
             })
             .await
-            .and_then(|x| x)
             .map(profile_pb);
         t.finish(res)
     }
@@ -211,13 +199,9 @@ impl AuthService for AuthGrpc {
                 access_token: r.access_token,
                 current_password: r.current_password,
                 new_password: r.new_password,
-                origin: Origin {
-                    ip: r.ip,
-                    user_agent: r.user_agent,
-                },
+                origin: origin(r.ip, r.user_agent),
             })
             .await
-            .and_then(|x| x)
             .map(|n| pb::ChangePasswordResponse {
                 sessions_ended: n as i32,
             });
@@ -366,13 +350,9 @@ impl AuthService for AuthGrpc {
         let res = self
             .call(RequestVerification {
                 access_token: r.access_token,
-                origin: Origin {
-                    ip: r.ip,
-                    user_agent: r.user_agent,
-                },
+                origin: origin(r.ip, r.user_agent),
             })
             .await
-            .and_then(|x| x)
             .map(|sent| pb::RequestEmailVerificationResponse { sent });
         t.finish(res)
     }
@@ -386,7 +366,6 @@ impl AuthService for AuthGrpc {
         let res = self
             .call(VerifyEmail { token: r.token })
             .await
-            .and_then(|x| x)
             .map(|()| pb::VerifyEmailResponse {});
         t.finish(res)
     }
@@ -400,13 +379,9 @@ impl AuthService for AuthGrpc {
         let res = self
             .call(RequestReset {
                 email: r.email,
-                origin: Origin {
-                    ip: r.ip,
-                    user_agent: r.user_agent,
-                },
+                origin: origin(r.ip, r.user_agent),
             })
             .await
-            .and_then(|x| x)
             .map(|()| pb::RequestPasswordResetResponse {});
         t.finish(res)
     }
@@ -421,13 +396,9 @@ impl AuthService for AuthGrpc {
             .call(ResetPassword {
                 token: r.token,
                 new_password: r.new_password,
-                origin: Origin {
-                    ip: r.ip,
-                    user_agent: r.user_agent,
-                },
+                origin: origin(r.ip, r.user_agent),
             })
             .await
-            .and_then(|x| x)
             .map(|n| pb::LogoutResponse {
                 sessions_ended: n as i32,
             });
@@ -445,7 +416,6 @@ impl AuthService for AuthGrpc {
                 access_token: r.access_token,
             })
             .await
-            .and_then(|x| x)
             .map(|list| pb::ListSessionsResponse {
                 sessions: list
                     .into_iter()
@@ -476,7 +446,6 @@ impl AuthService for AuthGrpc {
                     session_id,
                 })
                 .await
-                .and_then(|x| x)
                 .map(|ended| pb::EndSessionResponse { ended }),
             Err(e) => Err(e),
         };
@@ -493,7 +462,6 @@ impl AuthService for AuthGrpc {
             Ok(user_id) => self
                 .call(svc::GetUser { user_id })
                 .await
-                .and_then(|x| x)
                 .map(|(p, _)| profile_pb(p)),
             Err(e) => Err(e),
         };
@@ -536,11 +504,8 @@ impl AuthService for AuthGrpc {
         let t = RpcTimer::start(&self.metrics, "auth", "GetUserContext");
         let r = req.into_inner();
         let res = match uuid_field("user_id", &r.user_id) {
-            Ok(user_id) => self
-                .call(svc::GetUser { user_id })
-                .await
-                .and_then(|x| x)
-                .map(|(p, perms)| pb::GetUserContextResponse {
+            Ok(user_id) => self.call(svc::GetUser { user_id }).await.map(|(p, perms)| {
+                pb::GetUserContextResponse {
                     user_id: p.id.to_string(),
                     name: format!("{} {}", p.first_name, p.last_name),
                     email: p.email,
@@ -548,7 +513,8 @@ impl AuthService for AuthGrpc {
                     permissions: perms,
                     is_active: p.is_active,
                     last_login: p.last_login_at.map(|t| t.timestamp()).unwrap_or(0),
-                }),
+                }
+            }),
             Err(e) => Err(e),
         };
         t.finish(res)
@@ -561,7 +527,7 @@ impl AuthService for AuthGrpc {
         let t = RpcTimer::start(&self.metrics, "auth", "CheckPermission");
         let r = req.into_inner();
         let res = match uuid_field("user_id", &r.user_id) {
-            Ok(user_id) => match self.call(svc::GetUser { user_id }).await.and_then(|x| x) {
+            Ok(user_id) => match self.call(svc::GetUser { user_id }).await {
                 Ok((p, perms)) => {
                     let allowed = p.is_active && perms.iter().any(|x| x == &r.permission);
                     Ok(pb::CheckPermissionResponse {
@@ -593,11 +559,7 @@ impl AuthService for AuthGrpc {
         let t = RpcTimer::start(&self.metrics, "auth", "ValidateSession");
         let r = req.into_inner();
         let res = match uuid_field("session_id", &r.session_id) {
-            Ok(session_id) => match self
-                .call(svc::GetSession { session_id })
-                .await
-                .and_then(|x| x)
-            {
+            Ok(session_id) => match self.call(svc::GetSession { session_id }).await {
                 Ok(s) => {
                     let owner_ok = r.user_id.is_empty() || r.user_id == s.user_id.to_string();
                     Ok(pb::ValidateSessionResponse {
@@ -631,15 +593,13 @@ impl AuthService for AuthGrpc {
         let t = RpcTimer::start(&self.metrics, "auth", "GetUserPermissions");
         let r = req.into_inner();
         let res = match uuid_field("user_id", &r.user_id) {
-            Ok(user_id) => self
-                .call(svc::GetUser { user_id })
-                .await
-                .and_then(|x| x)
-                .map(|(p, perms)| pb::GetUserPermissionsResponse {
+            Ok(user_id) => self.call(svc::GetUser { user_id }).await.map(|(p, perms)| {
+                pb::GetUserPermissionsResponse {
                     user_id: p.id.to_string(),
                     roles: p.roles,
                     permissions: perms,
-                }),
+                }
+            }),
             Err(e) => Err(e),
         };
         t.finish(res)

@@ -230,24 +230,13 @@ impl AuthCore {
     }
 
     async fn audit_event(&self, event: &'static str, user_id: Option<Uuid>, o: &Origin) {
-        match sdsim_schema::pool::get(&self.pool).await {
-            Ok(mut conn) => {
-                let res = store::audit(
-                    &mut conn,
-                    Audit {
-                        event,
-                        user_id,
-                        ip: &o.ip,
-                        user_agent: &o.user_agent,
-                        ..Default::default()
-                    },
-                )
-                .await;
-                if let Err(e) = res {
-                    tracing::error!(%event, error = %e, "audit event not recorded");
-                }
-            }
-            Err(e) => tracing::error!(%event, error = %e, "audit event not recorded"),
-        }
+        self.audit(Audit {
+            event,
+            user_id,
+            ip: &o.ip,
+            user_agent: &o.user_agent,
+            ..Default::default()
+        })
+        .await;
     }
 }

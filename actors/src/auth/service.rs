@@ -608,7 +608,7 @@ impl AuthCore {
     }
 
     /// Appends to the audit log; a failure is logged, never the caller's error.
-    async fn audit(&self, a: Audit<'_>) {
+    pub(crate) async fn audit(&self, a: Audit<'_>) {
         let event = a.event;
         let res = match sdsim_schema::pool::get(&self.pool).await {
             Ok(mut conn) => store::audit(&mut conn, a).await,

@@ -630,6 +630,27 @@ pub async fn peek_email_token(
         .optional()?)
 }
 
+/// Marks a usable token (unused, unexpired, of `purpose`) used; its user, or None.
+async fn use_email_token(
+    conn: &mut AsyncPgConnection,
+    token_hash: &str,
+    purpose: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<Uuid>, DieselError> {
+    diesel::update(
+        email_tokens::table
+            .find(token_hash)
+            .filter(email_tokens::purpose.eq(purpose))
+            .filter(email_tokens::used_at.is_null())
+            .filter(email_tokens::expires_at.gt(now)),
+    )
+    .set(email_tokens::used_at.eq(Some(now)))
+    .returning(email_tokens::user_id)
+    .get_result(conn)
+    .await
+    .optional()
+}
+
 /// Uses a verification token and marks the address verified; the user, or None if the
 /// token is unknown, used or expired.
 pub async fn verify_email_with_token(
@@ -640,18 +661,7 @@ pub async fn verify_email_with_token(
     let hash = token_hash.to_string();
     Ok(conn
         .transaction::<Option<Uuid>, DieselError, _>(async move |conn| {
-            let user: Option<Uuid> = diesel::update(
-                email_tokens::table
-                    .find(&hash)
-                    .filter(email_tokens::purpose.eq("verify_email"))
-                    .filter(email_tokens::used_at.is_null())
-                    .filter(email_tokens::expires_at.gt(now)),
-            )
-            .set(email_tokens::used_at.eq(Some(now)))
-            .returning(email_tokens::user_id)
-            .get_result(conn)
-            .await
-            .optional()?;
+            let user = use_email_token(conn, &hash, "verify_email", now).await?;
             if let Some(u) = user {
                 diesel::update(users::table.find(u))
                     .set((users::is_verified.eq(true), users::updated_at.eq(now)))
@@ -674,18 +684,7 @@ pub async fn reset_password_with_token(
     let (hash, new_hash) = (token_hash.to_string(), new_hash.to_string());
     Ok(conn
         .transaction::<Option<(Uuid, Vec<Uuid>)>, DieselError, _>(async move |conn| {
-            let user: Option<Uuid> = diesel::update(
-                email_tokens::table
-                    .find(&hash)
-                    .filter(email_tokens::purpose.eq("reset_password"))
-                    .filter(email_tokens::used_at.is_null())
-                    .filter(email_tokens::expires_at.gt(now)),
-            )
-            .set(email_tokens::used_at.eq(Some(now)))
-            .returning(email_tokens::user_id)
-            .get_result(conn)
-            .await
-            .optional()?;
+            let user = use_email_token(conn, &hash, "reset_password", now).await?;
             let Some(u) = user else { return Ok(None) };
             diesel::update(users::table.find(u))
                 .set((
