@@ -1,5 +1,6 @@
-//! The HTTP port of a backend service: `/health`, `/metrics` and `/admin/supervision`
-//! (the process's live supervision tree as JSON), and, when `admin.fault_injection` is on,
+//! The HTTP port of a backend service: `/health`, `/metrics`, `/admin/supervision` (the
+//! process's live supervision tree as JSON), `/admin/instances` (discovery's view),
+//! `/admin/mesh` (pools, breakers and targets of the calls this process makes), and, when `admin.fault_injection` is on,
 //! `POST /admin/supervision/{supervisor}/{child}/crash` to make a supervised actor panic.
 
 use crate::health::HealthProbe;
@@ -17,6 +18,7 @@ pub struct AdminState {
     pub probe: HealthProbe,
     pub fault_injection: bool,
     pub instances: crate::discovery::View,
+    pub mesh: crate::mesh::Mesh,
 }
 
 /// Registers `/metrics` and `/admin/supervision` (and, with `fault_injection`, the crash
@@ -26,8 +28,16 @@ pub fn configure_common(
     metrics: Arc<Metrics>,
     view: TreeView,
     instances: crate::discovery::View,
+    mesh: crate::mesh::Mesh,
     fault_injection: bool,
 ) {
+    cfg.route(
+        "/admin/mesh",
+        web::get().to(move || {
+            let m = mesh.clone();
+            async move { HttpResponse::Ok().json(m.snapshot()) }
+        }),
+    );
     cfg.route(
         "/admin/instances",
         web::get().to(move || {
@@ -119,6 +129,7 @@ pub fn http_factory(state: AdminState) -> HttpFactory {
                         s.metrics.clone(),
                         s.view.clone(),
                         s.instances.clone(),
+                        s.mesh.clone(),
                         s.fault_injection,
                     )
                 })

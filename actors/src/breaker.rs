@@ -103,6 +103,28 @@ impl Machine {
         now.saturating_duration_since(self.epoch).as_secs()
     }
 
+    /// Would [`Machine::try_acquire`] let a call go now? Changes nothing (for routing, which
+    /// looks at several instances before choosing one).
+    pub fn peek(&self, now: Instant) -> Result<(), Rejected> {
+        match self.state {
+            State::Closed => Ok(()),
+            State::Open => {
+                let waited = now.saturating_duration_since(self.opened_at.unwrap_or(now));
+                if waited >= self.config.open_for {
+                    Ok(())
+                } else {
+                    Err(Rejected {
+                        retry_after: self.config.open_for - waited,
+                    })
+                }
+            }
+            State::HalfOpen if self.trials_started < self.config.half_open_calls.max(1) => Ok(()),
+            State::HalfOpen => Err(Rejected {
+                retry_after: Duration::from_millis(100),
+            }),
+        }
+    }
+
     /// May a call go now? Moves open → half-open when the wait is over.
     pub fn try_acquire(&mut self, now: Instant) -> Result<(), Rejected> {
         match self.state {
@@ -214,6 +236,25 @@ impl Breaker {
                 m.state()
             }
             Err(_) => State::Closed,
+        }
+    }
+
+    /// [`Breaker::try_acquire`], and the state after it.
+    pub fn acquire(&self) -> (Result<(), Rejected>, State) {
+        match self.machine.lock() {
+            Ok(mut m) => {
+                let r = m.try_acquire(Instant::now());
+                (r, m.state())
+            }
+            Err(_) => (Ok(()), State::Closed),
+        }
+    }
+
+    /// See [`Machine::peek`].
+    pub fn peek(&self) -> Result<(), Rejected> {
+        match self.machine.lock() {
+            Ok(m) => m.peek(Instant::now()),
+            Err(_) => Ok(()),
         }
     }
 

@@ -43,6 +43,83 @@ pub struct Settings {
     pub supervision: SupervisionSettings,
     pub admin: AdminSettings,
     pub discovery: DiscoverySettings,
+    pub mesh: MeshSettings,
+}
+
+/// How this process calls other services: channel pools per target instance and their scaler,
+/// the global channel cap, circuit breakers, retries (see `actors/src/mesh/`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MeshSettings {
+    /// Deadline of one call, retries included.
+    pub call_timeout_ms: u64,
+    pub connect_timeout_ms: u64,
+    /// Channels (HTTP/2 connections) per target instance: always this many warm...
+    pub min_channels: usize,
+    /// ...and at most this many under load.
+    pub max_channels: usize,
+    /// Calls a channel carries at once before callers queue for one.
+    pub channel_concurrency: usize,
+    /// How often each pool's scaler looks at its measurements.
+    pub scale_interval_ms: u64,
+    /// Scale up when utilisation (in-flight calls over capacity) is above this...
+    pub scale_up_utilisation: f64,
+    /// ...or more callers than this wait for a channel...
+    pub scale_up_queue: usize,
+    /// ...or the pool carries more calls per second than this...
+    pub scale_up_rate: f64,
+    /// ...or the latency (EWMA) is above this...
+    pub scale_up_latency_ms: f64,
+    /// ...and the error rate is below this (more channels do not help a failing target).
+    pub scale_up_max_error_rate: f64,
+    /// Scale down when utilisation is below this and the queue below `scale_down_queue`...
+    pub scale_down_utilisation: f64,
+    pub scale_down_queue: usize,
+    /// ...and the last scale action is at least this old.
+    pub scale_down_cooldown_ms: u64,
+    /// Channels of all pools of this process together; past it a pool of a higher-priority
+    /// service (auth > project > simulation > gateway) takes one from a lower-priority pool.
+    pub global_max_channels: usize,
+    /// Attempts of an idempotent call (each on another instance).
+    pub retry_attempts: u32,
+    pub retry_backoff_ms: u64,
+    pub retry_backoff_max_ms: u64,
+    /// Retries allowed per call made (0.1: at most 10% more calls), plus a floor per second.
+    pub retry_budget_ratio: f64,
+    pub retry_budget_min_per_second: f64,
+    /// A vanished instance's breaker is remembered this long (it comes back half-open).
+    pub forget_after_ms: u64,
+    /// One circuit breaker per target instance.
+    pub breaker: BreakerSettings,
+}
+
+impl Default for MeshSettings {
+    fn default() -> Self {
+        Self {
+            call_timeout_ms: 5_000,
+            connect_timeout_ms: 1_000,
+            min_channels: 5,
+            max_channels: 20,
+            channel_concurrency: 100,
+            scale_interval_ms: 100,
+            scale_up_utilisation: 0.8,
+            scale_up_queue: 10,
+            scale_up_rate: 100.0,
+            scale_up_latency_ms: 50.0,
+            scale_up_max_error_rate: 0.05,
+            scale_down_utilisation: 0.3,
+            scale_down_queue: 2,
+            scale_down_cooldown_ms: 300_000,
+            global_max_channels: 1_000,
+            retry_attempts: 3,
+            retry_backoff_ms: 10,
+            retry_backoff_max_ms: 200,
+            retry_budget_ratio: 0.1,
+            retry_budget_min_per_second: 10.0,
+            forget_after_ms: 60_000,
+            breaker: BreakerSettings::default(),
+        }
+    }
 }
 
 /// Registration of this process's instances in Redis, and its view of the others.
@@ -257,15 +334,10 @@ pub struct GatewaySettings {
     pub ws_ping_interval_ms: u64,
     /// A client silent for this long is dropped.
     pub ws_client_timeout_ms: u64,
-    /// Deadline of a call to a backend service.
-    pub upstream_timeout_ms: u64,
-    pub upstream_connect_timeout_ms: u64,
     /// actix-web worker threads; 0 means one per core.
     pub workers: usize,
     /// Trust `X-Forwarded-For` from the load balancer for the client address.
     pub trust_forwarded_for: bool,
-    /// The circuit breaker of each backend service.
-    pub breaker: BreakerSettings,
 }
 
 /// Circuit breaker settings (see `actors/src/breaker.rs`).
@@ -315,11 +387,8 @@ impl Default for GatewaySettings {
             ws_auth_timeout_ms: 5_000,
             ws_ping_interval_ms: 10_000,
             ws_client_timeout_ms: 30_000,
-            upstream_timeout_ms: 5_000,
-            upstream_connect_timeout_ms: 1_000,
             workers: 0,
             trust_forwarded_for: false,
-            breaker: BreakerSettings::default(),
         }
     }
 }
@@ -357,7 +426,9 @@ impl Default for ListenSettings {
     }
 }
 
-/// gRPC URLs of the services, e.g. `http://127.0.0.1:9000`. Empty means "the listen address".
+/// The static list of each service's instances: gRPC URLs, comma-separated (e.g.
+/// `http://10.0.0.5:9000,http://10.0.0.6:9000`). Empty means "the listen address". Calls use
+/// it when discovery knows no instance of the service or Redis is unreachable.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct UpstreamSettings {
@@ -408,13 +479,44 @@ impl SupervisionSettings {
 /// Problems with a [`Settings`], each naming the setting.
 pub fn validate(s: &Settings) -> Result<(), Vec<String>> {
     let mut errors = Vec::new();
-    let b = &s.gateway.breaker;
+    let b = &s.mesh.breaker;
     if !(b.failure_rate > 0.0 && b.failure_rate <= 1.0)
         || b.min_calls == 0
         || b.half_open_calls == 0
     {
         errors.push(
-            "gateway.breaker: failure_rate must be in (0, 1], min_calls and half_open_calls at least 1"
+            "mesh.breaker: failure_rate must be in (0, 1], min_calls and half_open_calls at least 1"
+                .into(),
+        );
+    }
+    let m = &s.mesh;
+    if m.min_channels == 0 || m.max_channels < m.min_channels {
+        errors.push(
+            "mesh.min_channels must be at least 1 and mesh.max_channels at least mesh.min_channels"
+                .into(),
+        );
+    }
+    if m.channel_concurrency == 0 || m.scale_interval_ms == 0 || m.global_max_channels == 0 {
+        errors.push(
+            "mesh.channel_concurrency, mesh.scale_interval_ms and mesh.global_max_channels must be positive"
+                .into(),
+        );
+    }
+    if m.scale_down_utilisation >= m.scale_up_utilisation || m.scale_down_queue > m.scale_up_queue {
+        errors.push(
+            "mesh.scale_down_utilisation must be below mesh.scale_up_utilisation and mesh.scale_down_queue at most mesh.scale_up_queue (else pools flap)"
+                .into(),
+        );
+    }
+    if m.call_timeout_ms == 0 || m.connect_timeout_ms == 0 || m.retry_attempts == 0 {
+        errors.push(
+            "mesh.call_timeout_ms, mesh.connect_timeout_ms and mesh.retry_attempts must be positive"
+                .into(),
+        );
+    }
+    if !(0.0..=1.0).contains(&m.retry_budget_ratio) || m.retry_budget_min_per_second < 0.0 {
+        errors.push(
+            "mesh.retry_budget_ratio must be in [0, 1] and mesh.retry_budget_min_per_second at least 0"
                 .into(),
         );
     }

@@ -7,7 +7,7 @@
 //! - [`Directory`]: the process's live view of every instance of the services it knows, read
 //!   with `SCAN` every `refresh_ms`; when Redis is unreachable it keeps the last view.
 //!
-//! Routing over the view (pools, breakers, failover) comes with the rest of the mesh.
+//! Routing over the view (pools, breakers, failover) is in [`crate::mesh`].
 
 use crate::metrics::Metrics;
 use crate::supervision::{ChildHandle, ChildLink, ChildSpec, Crash, Restart, Shutdown};
@@ -17,7 +17,7 @@ use sdsim_protocols::names::Namespace;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// What an instance says about itself.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -148,9 +148,39 @@ impl Handler<Crash> for Registrar {
 #[derive(Clone, Default)]
 pub struct View {
     inner: Arc<RwLock<BTreeMap<String, Vec<InstanceInfo>>>>,
+    /// When Redis last answered a refresh.
+    refreshed: Arc<RwLock<Option<Instant>>>,
 }
 
 impl View {
+    /// Whether Redis answered a refresh within `within` (else the view is the last known one).
+    pub fn fresh(&self, within: Duration) -> bool {
+        self.refreshed
+            .read()
+            .ok()
+            .and_then(|r| *r)
+            .is_some_and(|t| t.elapsed() <= within)
+    }
+
+    /// How long ago Redis last answered, if ever.
+    pub fn age(&self) -> Option<Duration> {
+        self.refreshed
+            .read()
+            .ok()
+            .and_then(|r| *r)
+            .map(|t| t.elapsed())
+    }
+
+    /// Replaces the view (what the [`Directory`] does after each refresh; public for tests).
+    pub fn replace(&self, found: BTreeMap<String, Vec<InstanceInfo>>) {
+        if let Ok(mut v) = self.inner.write() {
+            *v = found;
+        }
+        if let Ok(mut r) = self.refreshed.write() {
+            *r = Some(Instant::now());
+        }
+    }
+
     pub fn instances(&self, service: &str) -> Vec<InstanceInfo> {
         self.inner
             .read()
@@ -260,9 +290,7 @@ impl Directory {
                             .with_label_values(&[service])
                             .set(list.len() as i64);
                     }
-                    if let Ok(mut v) = act.view.inner.write() {
-                        *v = found;
-                    }
+                    act.view.replace(found);
                 }
                 // Keep the last view: routing goes on while Redis is away.
                 Err(e) => {

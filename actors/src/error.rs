@@ -35,6 +35,13 @@ pub enum ServiceError {
     /// A dependency (database, Redis, another service) is down or too slow.
     #[error("{0}")]
     Unavailable(String),
+    /// Every instance of a dependency is failing: calls are refused at once (circuit open)
+    /// for about `retry_after_ms`.
+    #[error("{message}")]
+    CircuitOpen {
+        message: String,
+        retry_after_ms: u64,
+    },
     #[error("not implemented yet: {0}")]
     Unimplemented(String),
     /// A bug. The message is logged, never sent to clients in full.
@@ -67,6 +74,7 @@ impl ServiceError {
             ServiceError::NotFound(_) => "not_found",
             ServiceError::RateLimited { .. } => "rate_limited",
             ServiceError::Unavailable(_) => "unavailable",
+            ServiceError::CircuitOpen { .. } => "circuit_open",
             ServiceError::Unimplemented(_) => "not_implemented",
             ServiceError::Internal(_) => "internal",
         }
@@ -89,7 +97,9 @@ impl ServiceError {
             ServiceError::Forbidden(_) => (Code::PermissionDenied, self.to_string()),
             ServiceError::NotFound(_) => (Code::NotFound, self.to_string()),
             ServiceError::RateLimited { .. } => (Code::ResourceExhausted, self.to_string()),
-            ServiceError::Unavailable(_) => (Code::Unavailable, self.to_string()),
+            ServiceError::Unavailable(_) | ServiceError::CircuitOpen { .. } => {
+                (Code::Unavailable, self.to_string())
+            }
             ServiceError::Unimplemented(_) => (Code::Unimplemented, self.to_string()),
             ServiceError::Internal(m) => {
                 tracing::error!(error = %m, "internal error");
@@ -105,8 +115,13 @@ impl ServiceError {
                 status.metadata_mut().insert(FIELD_KEY, v);
             }
         }
-        if let ServiceError::RateLimited { retry_after_secs } = self {
-            if let Ok(v) = MetadataValue::try_from(retry_after_secs.to_string()) {
+        let retry_after_secs = match self {
+            ServiceError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
+            ServiceError::CircuitOpen { retry_after_ms, .. } => Some(retry_after_ms.div_ceil(1000)),
+            _ => None,
+        };
+        if let Some(secs) = retry_after_secs {
+            if let Ok(v) = MetadataValue::try_from(secs.max(1).to_string()) {
                 status.metadata_mut().insert(RETRY_KEY, v);
             }
         }

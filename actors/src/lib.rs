@@ -28,6 +28,7 @@ pub mod error;
 pub mod events;
 pub mod grpc;
 pub mod health;
+pub mod mesh;
 pub mod metrics;
 pub mod server;
 pub mod services;

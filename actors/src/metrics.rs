@@ -3,8 +3,8 @@
 //! never mix their counters.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 use std::sync::Arc;
 
@@ -28,10 +28,32 @@ pub struct Metrics {
     pub events_received: IntCounterVec,
     /// `sdsim_db_pool_connections{service,state}`
     pub db_pool_connections: IntGaugeVec,
-    /// `sdsim_circuit_breaker_state{target}`: 0 closed, 1 open, 2 half-open
+    /// `sdsim_circuit_breaker_state{service,instance}`: 0 closed, 1 open, 2 half-open
     pub breaker_state: IntGaugeVec,
-    /// `sdsim_circuit_breaker_calls_total{target,outcome}`
+    /// `sdsim_circuit_breaker_calls_total{service,instance,outcome}`
     pub breaker_calls: IntCounterVec,
+    /// `sdsim_circuit_breaker_transitions_total{service,instance,to}`
+    pub breaker_transitions: IntCounterVec,
+    /// `sdsim_pool_channels{service,instance}`
+    pub pool_channels: IntGaugeVec,
+    /// `sdsim_pool_utilisation_ratio{service,instance}`
+    pub pool_utilisation: GaugeVec,
+    /// `sdsim_pool_queue{service,instance}`: callers waiting for a channel
+    pub pool_queue: IntGaugeVec,
+    /// `sdsim_pool_scale_events_total{service,direction,trigger}`
+    pub pool_scale_events: IntCounterVec,
+    /// `sdsim_pool_scale_up_seconds{service}`: from the trigger to the new channel serving
+    pub pool_scale_up_seconds: HistogramVec,
+    /// `sdsim_pool_refused_total{service}`: channels the global cap refused
+    pub pool_refused: IntCounterVec,
+    /// `sdsim_pool_rebalanced_total{from,to}`: channels moved to a higher-priority pool
+    pub pool_rebalanced: IntCounterVec,
+    /// `sdsim_pool_channels_total`: channels of every pool of this process
+    pub pool_channels_total: IntGauge,
+    /// `sdsim_mesh_retries_total{service,outcome}` (retried, budget_exhausted)
+    pub mesh_retries: IntCounterVec,
+    /// `sdsim_discovery_changes_total{service,change}` (added, removed) in the routing table
+    pub discovery_changes: IntCounterVec,
     /// `sdsim_discovery_instances{service}`
     pub discovered_instances: IntGaugeVec,
     /// `sdsim_process_start_time_seconds`
@@ -123,13 +145,77 @@ impl Metrics {
         );
         let breaker_state = gauge(
             "sdsim_circuit_breaker_state",
-            "Circuit breaker state per target: 0 closed, 1 open, 2 half-open.",
-            &["target"],
+            "Circuit breaker state per target instance: 0 closed, 1 open, 2 half-open.",
+            &["service", "instance"],
         );
         let breaker_calls = counter(
             "sdsim_circuit_breaker_calls_total",
             "Calls through a circuit breaker, by outcome (success, failure, rejected).",
-            &["target", "outcome"],
+            &["service", "instance", "outcome"],
+        );
+        let breaker_transitions = counter(
+            "sdsim_circuit_breaker_transitions_total",
+            "Circuit breaker state changes, by the state entered.",
+            &["service", "instance", "to"],
+        );
+        let pool_channels = gauge(
+            "sdsim_pool_channels",
+            "gRPC channels (HTTP/2 connections) in the pool of a target instance.",
+            &["service", "instance"],
+        );
+        let pool_utilisation = GaugeVec::new(
+            Opts::new(
+                "sdsim_pool_utilisation_ratio",
+                "In-flight calls over the capacity of a target instance's pool.",
+            ),
+            &["service", "instance"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(pool_utilisation.clone()))
+            .expect("unique metric");
+        let pool_queue = gauge(
+            "sdsim_pool_queue",
+            "Callers waiting for a channel of a target instance's pool.",
+            &["service", "instance"],
+        );
+        let pool_scale_events = counter(
+            "sdsim_pool_scale_events_total",
+            "Pool size changes, by direction (up, down) and trigger (utilisation, queue, rate, latency, idle, rebalance).",
+            &["service", "direction", "trigger"],
+        );
+        let pool_scale_up_seconds = histogram(
+            "sdsim_pool_scale_up_seconds",
+            "Time from a scale-up trigger to the new channel serving.",
+            &["service"],
+        );
+        let pool_refused = counter(
+            "sdsim_pool_refused_total",
+            "Channels a pool asked for and the global cap refused.",
+            &["service"],
+        );
+        let pool_rebalanced = counter(
+            "sdsim_pool_rebalanced_total",
+            "Channels moved from a lower-priority pool to a higher-priority one at the global cap.",
+            &["from", "to"],
+        );
+        let pool_channels_total = IntGauge::new(
+            "sdsim_pool_channels_total",
+            "Channels of every pool of this process (bounded by mesh.global_max_channels).",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(pool_channels_total.clone()))
+            .expect("unique metric");
+        let mesh_retries = counter(
+            "sdsim_mesh_retries_total",
+            "Retries of idempotent calls on another instance (retried), or not made because the retry budget was spent (budget_exhausted).",
+            &["service", "outcome"],
+        );
+        let discovery_changes = counter(
+            "sdsim_discovery_changes_total",
+            "Instances added to or removed from this process's routing table.",
+            &["service", "change"],
         );
         let discovered_instances = gauge(
             "sdsim_discovery_instances",
@@ -158,6 +244,17 @@ impl Metrics {
             db_pool_connections,
             breaker_state,
             breaker_calls,
+            breaker_transitions,
+            pool_channels,
+            pool_utilisation,
+            pool_queue,
+            pool_scale_events,
+            pool_scale_up_seconds,
+            pool_refused,
+            pool_rebalanced,
+            pool_channels_total,
+            mesh_retries,
+            discovery_changes,
             discovered_instances,
             start_time,
         })

@@ -44,6 +44,8 @@ pub struct Shared {
     pub grpc_runtime: Option<tokio::runtime::Handle>,
     /// The live view of instances (filled by the process's discovery directory).
     pub instances: crate::discovery::View,
+    /// How this process calls other services (pools, breakers, routing).
+    pub mesh: crate::mesh::Mesh,
 }
 
 impl Shared {
@@ -184,6 +186,7 @@ pub fn admin_state(shared: &Shared, service: &'static str, with_db: bool) -> Adm
         probe: shared.probe(with_db),
         fault_injection: shared.settings.admin.fault_injection,
         instances: shared.instances.clone(),
+        mesh: shared.mesh.clone(),
     }
 }
 

@@ -124,6 +124,15 @@ impl From<ServiceError> for ApiError {
                 a
             }
             ServiceError::Unavailable(m) => ApiError::unavailable(m),
+            ServiceError::CircuitOpen {
+                message,
+                retry_after_ms,
+            } => {
+                let mut a = ApiError::unavailable(message);
+                a.code = "circuit_open".into();
+                a.retry_after = Some(retry_after_ms.div_ceil(1000).max(1));
+                a
+            }
             ServiceError::Unimplemented(m) => ApiError::new(
                 StatusCode::NOT_IMPLEMENTED,
                 &code,

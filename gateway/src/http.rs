@@ -26,6 +26,7 @@
 use crate::body::{ApiJson, BodyLimit};
 use crate::error::ApiError;
 use crate::registry::Registry;
+use crate::rpc;
 use crate::subscriber::NotificationSubscriber;
 use crate::upstream::Upstreams;
 use crate::ws::WsSession;
@@ -92,6 +93,7 @@ fn app(
     let view = state.view.clone();
     let fault_injection = state.fault_injection;
     let instances = state.instances.clone();
+    let mesh = state.upstream.mesh().clone();
     let limit = BodyLimit(state.settings.max_body_bytes);
     App::new()
         .app_data(web::Data::new(state))
@@ -168,7 +170,7 @@ fn app(
         )
         .service(json_resource("/health").route(web::get().to(health)))
         .service(json_resource("/ws/notifications").route(web::get().to(ws_notifications)))
-        .configure(|cfg| configure_common(cfg, metrics, view, instances, fault_injection))
+        .configure(|cfg| configure_common(cfg, metrics, view, instances, mesh, fault_injection))
         .default_service(web::to(not_found))
 }
 
@@ -283,9 +285,7 @@ async fn register(
         user_agent: user_agent(&req),
     };
     let up = &state.upstream;
-    let res = up
-        .call("auth", "Register", up.auth.clone().register(call))
-        .await?;
+    let res = rpc!(up, auth, "Register", register, call).await?;
     let user = res.user.unwrap_or_default();
     Ok(HttpResponse::Created().json(serde_json::json!({ "user": user_json(&user) })))
 }
@@ -303,9 +303,7 @@ async fn login(
         user_agent: user_agent(&req),
     };
     let up = &state.upstream;
-    let res = up
-        .call("auth", "Login", up.auth.clone().login(call))
-        .await?;
+    let res = rpc!(up, auth, "Login", login, call).await?;
     Ok(session_response(res))
 }
 
@@ -362,13 +360,7 @@ async fn authenticate(
         calling_service: "gateway".into(),
         request_id: uuid::Uuid::new_v4().to_string(),
     };
-    let v = up
-        .call(
-            "auth",
-            "ValidateToken",
-            up.auth.clone().validate_token(call),
-        )
-        .await?;
+    let v = rpc!(up, auth, "ValidateToken", validate_token, call).await?;
     if !v.valid {
         let code = if v.error.is_empty() {
             "invalid_token"
@@ -387,9 +379,7 @@ async fn profile(
     let v = authenticate(&state, &req).await?;
     let up = &state.upstream;
     let call = pb::GetProfileRequest { user_id: v.user_id };
-    let user = up
-        .call("auth", "GetProfile", up.auth.clone().get_profile(call))
-        .await?;
+    let user = rpc!(up, auth, "GetProfile", get_profile, call).await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(serde_json::json!({ "user": user_json(&user) })))
@@ -418,13 +408,7 @@ async fn admin_users(
         offset: q.offset,
     };
     let up = &state.upstream;
-    let res = up
-        .call(
-            "auth",
-            "AdminListUsers",
-            up.auth.clone().admin_list_users(call),
-        )
-        .await?;
+    let res = rpc!(up, auth, "AdminListUsers", admin_list_users, call).await?;
     let users: Vec<_> = res.users.iter().map(user_json).collect();
     Ok(HttpResponse::Ok().json(serde_json::json!({ "users": users, "total": res.total })))
 }
@@ -448,13 +432,7 @@ async fn change_role(
         remove,
     };
     let up = &state.upstream;
-    let user = up
-        .call(
-            "auth",
-            "AdminChangeRole",
-            up.auth.clone().admin_change_role(call),
-        )
-        .await?;
+    let user = rpc!(up, auth, "AdminChangeRole", admin_change_role, call).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "user": user_json(&user) })))
 }
 
@@ -493,13 +471,7 @@ async fn admin_lock(
         locked,
     };
     let up = &state.upstream;
-    let user = up
-        .call(
-            "auth",
-            "AdminSetLocked",
-            up.auth.clone().admin_set_locked(call),
-        )
-        .await?;
+    let user = rpc!(up, auth, "AdminSetLocked", admin_set_locked, call).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "user": user_json(&user) })))
 }
 
@@ -513,13 +485,7 @@ async fn admin_end_sessions(
         user_id: path.into_inner(),
     };
     let up = &state.upstream;
-    let res = up
-        .call(
-            "auth",
-            "AdminEndSessions",
-            up.auth.clone().admin_end_sessions(call),
-        )
-        .await?;
+    let res = rpc!(up, auth, "AdminEndSessions", admin_end_sessions, call).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "sessions_ended": res.sessions_ended })))
 }
 
@@ -549,13 +515,7 @@ async fn admin_audit(
         limit: q.limit,
     };
     let up = &state.upstream;
-    let res = up
-        .call(
-            "auth",
-            "AdminAuditLog",
-            up.auth.clone().admin_audit_log(call),
-        )
-        .await?;
+    let res = rpc!(up, auth, "AdminAuditLog", admin_audit_log, call).await?;
     let entries: Vec<serde_json::Value> = res
         .entries
         .iter()
@@ -606,13 +566,7 @@ async fn update_profile(
         company: b.company,
     };
     let up = &state.upstream;
-    let user = up
-        .call(
-            "auth",
-            "UpdateProfile",
-            up.auth.clone().update_profile(call),
-        )
-        .await?;
+    let user = rpc!(up, auth, "UpdateProfile", update_profile, call).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "user": user_json(&user) })))
 }
 
@@ -635,13 +589,7 @@ async fn change_password(
         user_agent: user_agent(&req),
     };
     let up = &state.upstream;
-    let res = up
-        .call(
-            "auth",
-            "ChangePassword",
-            up.auth.clone().change_password(call),
-        )
-        .await?;
+    let res = rpc!(up, auth, "ChangePassword", change_password, call).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "other_sessions_ended": res.sessions_ended })))
 }
 
@@ -655,13 +603,14 @@ async fn request_verification(
         user_agent: user_agent(&req),
     };
     let up = &state.upstream;
-    let res = up
-        .call(
-            "auth",
-            "RequestEmailVerification",
-            up.auth.clone().request_email_verification(call),
-        )
-        .await?;
+    let res = rpc!(
+        up,
+        auth,
+        "RequestEmailVerification",
+        request_email_verification,
+        call
+    )
+    .await?;
     Ok(HttpResponse::Accepted().json(serde_json::json!({
         "sent": res.sent,
         "message": if res.sent { "a confirmation link is on its way" } else { "this address is already verified" },
@@ -681,8 +630,7 @@ async fn verify_email(
         token: body.0.token,
     };
     let up = &state.upstream;
-    up.call("auth", "VerifyEmail", up.auth.clone().verify_email(call))
-        .await?;
+    rpc!(up, auth, "VerifyEmail", verify_email, call).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "verified": true })))
 }
 
@@ -702,10 +650,12 @@ async fn request_reset(
         user_agent: user_agent(&req),
     };
     let up = &state.upstream;
-    up.call(
-        "auth",
+    rpc!(
+        up,
+        auth,
         "RequestPasswordReset",
-        up.auth.clone().request_password_reset(call),
+        request_password_reset,
+        call
     )
     .await?;
     Ok(HttpResponse::Accepted().json(serde_json::json!({
@@ -732,13 +682,7 @@ async fn reset_password(
         user_agent: user_agent(&req),
     };
     let up = &state.upstream;
-    let res = up
-        .call(
-            "auth",
-            "ResetPassword",
-            up.auth.clone().reset_password(call),
-        )
-        .await?;
+    let res = rpc!(up, auth, "ResetPassword", reset_password, call).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "sessions_ended": res.sessions_ended })))
 }
 
@@ -758,9 +702,7 @@ async fn refresh(
         user_agent: user_agent(&req),
     };
     let up = &state.upstream;
-    let res = up
-        .call("auth", "RefreshToken", up.auth.clone().refresh_token(call))
-        .await?;
+    let res = rpc!(up, auth, "RefreshToken", refresh_token, call).await?;
     Ok(session_response(res))
 }
 
@@ -806,9 +748,7 @@ async fn logout(
         access_token: token,
         all_sessions: body.all_sessions,
     };
-    let res = up
-        .call("auth", "Logout", up.auth.clone().logout(call))
-        .await?;
+    let res = rpc!(up, auth, "Logout", logout, call).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "sessions_ended": res.sessions_ended })))
 }
 
@@ -820,9 +760,7 @@ async fn list_sessions(
         access_token: required_token(&req)?,
     };
     let up = &state.upstream;
-    let res = up
-        .call("auth", "ListSessions", up.auth.clone().list_sessions(call))
-        .await?;
+    let res = rpc!(up, auth, "ListSessions", list_sessions, call).await?;
     let sessions: Vec<serde_json::Value> = res
         .sessions
         .iter()
@@ -853,9 +791,7 @@ async fn end_session(
         session_id: path.into_inner(),
     };
     let up = &state.upstream;
-    let res = up
-        .call("auth", "EndSession", up.auth.clone().end_session(call))
-        .await?;
+    let res = rpc!(up, auth, "EndSession", end_session, call).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "ended": res.ended })))
 }
 
@@ -885,14 +821,16 @@ async fn ws_notifications(
 // Health
 
 const BACKENDS: [&str; 3] = ["auth", "project", "simulation"];
+/// The longest a backend's health check may take before it counts as down.
+const HEALTH_DEADLINE: Duration = Duration::from_secs(2);
 
 async fn health(state: web::Data<GatewayState>) -> HttpResponse {
-    let deadline = Duration::from_millis(state.settings.upstream_timeout_ms.clamp(100, 2_000));
+    let deadline = HEALTH_DEADLINE;
     let up = &state.upstream;
     let (auth, project, simulation, deps) = futures_util::join!(
-        up.health("auth", deadline),
-        up.health("project", deadline),
-        up.health("simulation", deadline),
+        up.health(sdsim_protocols::Service::Auth, deadline),
+        up.health(sdsim_protocols::Service::Project, deadline),
+        up.health(sdsim_protocols::Service::Simulation, deadline),
         state.probe.dependencies(),
     );
     let mut components = serde_json::Map::new();

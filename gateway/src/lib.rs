@@ -32,25 +32,17 @@ use sdsim_actors::supervision::{Strategy, SupervisorSpec};
 use sdsim_protocols::proto;
 use std::net::TcpListener;
 use std::sync::Arc;
-use std::time::Duration;
 
-pub use upstream::{UpstreamUrls, Upstreams};
+pub use upstream::Upstreams;
 
 /// The gateway's supervision tree.
 pub fn gateway_tree(
     shared: &Shared,
-    urls: &UpstreamUrls,
     grpc: TcpListener,
     http: TcpListener,
 ) -> Result<SupervisorSpec, String> {
     let g = &shared.settings.gateway;
-    let upstream = Upstreams::new(
-        urls,
-        Duration::from_millis(g.upstream_connect_timeout_ms),
-        Duration::from_millis(g.upstream_timeout_ms),
-        g.breaker.config(),
-        shared.metrics.clone(),
-    )?;
+    let upstream = Upstreams::new(shared.mesh.clone());
     let redis_client = redis::Client::open(shared.settings.redis.url.expose())
         .map_err(|e| format!("redis.url: {e}"))?;
     let registry = registry::Registry::new();

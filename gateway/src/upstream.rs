@@ -1,218 +1,135 @@
-//! The gateway's clients of the backend services: one lazily connecting tonic channel per
-//! service, with a connect timeout and a per-call deadline, so that a stopped backend makes a
-//! call fail in milliseconds (connection refused) or at worst after the connect timeout,
-//! never hang. Every call is timed in `sdsim_grpc_client_seconds{target,method,outcome}`.
-//!
-//! (Discovery, self-scaling pools and circuit breakers per instance replace the single
-//! channel in the mesh issue; callers keep this interface.)
+//! The gateway's clients of the backend services, over the process's [`Mesh`]: every call
+//! goes to the least-loaded healthy instance through its pool and circuit breaker, and an
+//! idempotent call that finds its instance gone is retried on another one. While every
+//! instance of a service is failing, calls are refused at once (503 with Retry-After).
 
-use sdsim_actors::breaker::{Breaker, BreakerConfig, State};
 use sdsim_actors::error::ServiceError;
-use sdsim_actors::metrics::Metrics;
+use sdsim_actors::mesh::{Idempotent, Mesh};
 use sdsim_protocols::proto::auth::auth_service_client::AuthServiceClient;
 use sdsim_protocols::proto::common::{HealthCheckRequest, HealthCheckResponse};
 use sdsim_protocols::proto::project::project_service_client::ProjectServiceClient;
 use sdsim_protocols::proto::simulation::simulation_service_client::SimulationServiceClient;
+use sdsim_protocols::Service;
 use std::future::Future;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-use tonic::transport::{Channel, Endpoint};
+use std::time::Duration;
+use tonic::transport::Channel;
 
-/// gRPC URLs of the backends, e.g. `http://127.0.0.1:9000`.
-#[derive(Debug, Clone)]
-pub struct UpstreamUrls {
-    pub auth: String,
-    pub project: String,
-    pub simulation: String,
+/// Auth methods whose repetition is not harmless: they are never retried on another
+/// instance (the first attempt may have done its work before the instance died).
+const AUTH_NOT_IDEMPOTENT: &[&str] = &[
+    "Register",
+    "Login",
+    "RefreshToken",
+    "ChangePassword",
+    "RequestEmailVerification",
+    "VerifyEmail",
+    "RequestPasswordReset",
+    "ResetPassword",
+];
+
+fn idempotent(method: &str) -> Idempotent {
+    if AUTH_NOT_IDEMPOTENT.contains(&method) {
+        Idempotent::No
+    } else {
+        Idempotent::Yes
+    }
 }
 
 #[derive(Clone)]
 pub struct Upstreams {
-    pub auth: AuthServiceClient<Channel>,
-    pub project: ProjectServiceClient<Channel>,
-    pub simulation: SimulationServiceClient<Channel>,
-    metrics: Arc<Metrics>,
-    timeout: Duration,
-    /// One circuit breaker per backend service: while it is open, calls fail at once.
-    breakers: Arc<[(&'static str, Breaker); 3]>,
+    mesh: Mesh,
 }
 
-fn channel(name: &str, url: &str, connect: Duration, timeout: Duration) -> Result<Channel, String> {
-    let endpoint = Endpoint::from_shared(url.to_string())
-        .map_err(|e| format!("upstream.{name}: invalid URL {url:?}: {e}"))?
-        .connect_timeout(connect)
-        .timeout(timeout)
-        .tcp_nodelay(true)
-        .http2_keep_alive_interval(Duration::from_secs(10))
-        .keep_alive_timeout(Duration::from_secs(5));
-    Ok(endpoint.connect_lazy())
+/// Makes an RPC through [`Upstreams`]: `rpc!(up, auth, "Login", login, request)`.
+#[macro_export]
+macro_rules! rpc {
+    ($up:expr, $client:ident, $method:literal, $rpc:ident, $req:expr) => {{
+        let req = $req;
+        $up.$client($method, move |mut c| {
+            let r = req.clone();
+            async move { c.$rpc(r).await }
+        })
+    }};
 }
 
 impl Upstreams {
-    /// Channels connect on first use and reconnect by themselves; building them never fails
-    /// because a backend is down, only on a malformed URL.
-    pub fn new(
-        urls: &UpstreamUrls,
-        connect_timeout: Duration,
-        timeout: Duration,
-        breaker: BreakerConfig,
-        metrics: Arc<Metrics>,
-    ) -> Result<Self, String> {
-        for t in ["auth", "project", "simulation"] {
-            metrics.breaker_state.with_label_values(&[t]).set(0);
+    /// The gateway calls auth, project and simulation: the mesh keeps pools to them.
+    pub fn new(mesh: Mesh) -> Self {
+        for s in [Service::Auth, Service::Project, Service::Simulation] {
+            mesh.want(s);
         }
-        Ok(Self {
-            auth: AuthServiceClient::new(channel("auth", &urls.auth, connect_timeout, timeout)?),
-            project: ProjectServiceClient::new(channel(
-                "project",
-                &urls.project,
-                connect_timeout,
-                timeout,
-            )?),
-            simulation: SimulationServiceClient::new(channel(
-                "simulation",
-                &urls.simulation,
-                connect_timeout,
-                timeout,
-            )?),
-            metrics,
-            timeout,
-            breakers: Arc::new([
-                ("auth", Breaker::new(breaker)),
-                ("project", Breaker::new(breaker)),
-                ("simulation", Breaker::new(breaker)),
-            ]),
-        })
+        Self { mesh }
     }
 
-    fn breaker(&self, target: &str) -> Option<&Breaker> {
-        self.breakers
-            .iter()
-            .find(|(t, _)| *t == target)
-            .map(|(_, b)| b)
+    pub fn mesh(&self) -> &Mesh {
+        &self.mesh
     }
 
-    /// Runs one call to `target`, bounded by the call deadline, timed and mapped to a
-    /// [`ServiceError`] (a refused connection is `Unavailable` naming the service).
-    pub async fn call<T, Fut>(
+    pub async fn auth<T, F, Fut>(&self, method: &'static str, mut f: F) -> Result<T, ServiceError>
+    where
+        F: FnMut(AuthServiceClient<Channel>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        self.mesh
+            .call(Service::Auth, method, idempotent(method), move |ch| {
+                f(AuthServiceClient::new(ch))
+            })
+            .await
+    }
+
+    pub async fn project<T, F, Fut>(
         &self,
-        target: &'static str,
         method: &'static str,
-        fut: Fut,
+        mut f: F,
     ) -> Result<T, ServiceError>
     where
+        F: FnMut(ProjectServiceClient<Channel>) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
-        let breaker = self.breaker(target);
-        if let Some(b) = breaker {
-            if let Err(r) = b.try_acquire() {
-                self.metrics
-                    .breaker_calls
-                    .with_label_values(&[target, "rejected"])
-                    .inc();
-                return Err(ServiceError::Unavailable(format!(
-                    "the {target} service is failing; calls are suspended for {} ms (circuit open)",
-                    r.retry_after.as_millis().max(1)
-                )));
-            }
-            self.metrics
-                .breaker_state
-                .with_label_values(&[target])
-                .set(b.state().code());
-        }
-        let res = self.call_unguarded(target, method, fut).await;
-        if let Some(b) = breaker {
-            // The service answered (even "no") unless it was unavailable or broken.
-            let failed = matches!(
-                res,
-                Err(ServiceError::Unavailable(_)) | Err(ServiceError::Internal(_))
-            );
-            let took = self.last_call_time(&res);
-            let state = b.record(failed, took);
-            let outcome = if failed { "failure" } else { "success" };
-            self.metrics
-                .breaker_calls
-                .with_label_values(&[target, outcome])
-                .inc();
-            self.metrics
-                .breaker_state
-                .with_label_values(&[target])
-                .set(state.code());
-            if state == State::Open && failed {
-                tracing::warn!(%target, "circuit breaker open");
-            }
-        }
-        res.map(|(v, _)| v)
+        self.mesh
+            .call(Service::Project, method, Idempotent::Yes, move |ch| {
+                f(ProjectServiceClient::new(ch))
+            })
+            .await
     }
 
-    fn last_call_time<T>(&self, res: &Result<(T, Duration), ServiceError>) -> Duration {
-        match res {
-            Ok((_, d)) => *d,
-            Err(_) => Duration::ZERO,
-        }
-    }
-
-    /// One timed call without the breaker (health checks must see the real state).
-    async fn call_unguarded<T, Fut>(
+    pub async fn simulation<T, F, Fut>(
         &self,
-        target: &'static str,
         method: &'static str,
-        fut: Fut,
-    ) -> Result<(T, Duration), ServiceError>
+        mut f: F,
+    ) -> Result<T, ServiceError>
     where
+        F: FnMut(SimulationServiceClient<Channel>) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
-        let start = Instant::now();
-        let res = match tokio::time::timeout(self.timeout, fut).await {
-            Ok(Ok(r)) => Ok(r.into_inner()),
-            Ok(Err(status)) => Err(match ServiceError::from_status(&status) {
-                ServiceError::Unavailable(m) => {
-                    ServiceError::Unavailable(format!("the {target} service is unavailable: {m}"))
-                }
-                other => other,
-            }),
-            Err(_) => Err(ServiceError::Unavailable(format!(
-                "the {target} service did not answer within {} ms",
-                self.timeout.as_millis()
-            ))),
-        };
-        let outcome = match &res {
-            Ok(_) => "ok",
-            Err(ServiceError::Unavailable(_)) => "unavailable",
-            Err(ServiceError::Internal(_)) => "error",
-            Err(_) => "rejected",
-        };
-        let took = start.elapsed();
-        self.metrics
-            .grpc_client_seconds
-            .with_label_values(&[target, method, outcome])
-            .observe(took.as_secs_f64());
-        res.map(|v| (v, took))
+        self.mesh
+            .call(Service::Simulation, method, Idempotent::Yes, move |ch| {
+                f(SimulationServiceClient::new(ch))
+            })
+            .await
     }
 
-    /// The `HealthCheck` RPC of one backend, bounded by `deadline`.
+    /// The `HealthCheck` RPC of a backend: the first of its instances to answer within
+    /// `deadline` (breakers bypassed: health must see the real state).
     pub async fn health(
         &self,
-        target: &'static str,
+        target: Service,
         deadline: Duration,
     ) -> Result<HealthCheckResponse, ServiceError> {
         let req = HealthCheckRequest {
             calling_service: "gateway".into(),
         };
-        let fut = async {
-            match target {
-                "auth" => self.auth.clone().health_check(req).await,
-                "project" => self.project.clone().health_check(req).await,
-                _ => self.simulation.clone().health_check(req).await,
-            }
-        };
-        match tokio::time::timeout(deadline, self.call_unguarded(target, "HealthCheck", fut)).await
-        {
-            Ok(r) => r.map(|(v, _)| v),
-            Err(_) => Err(ServiceError::Unavailable(format!(
-                "the {target} service did not answer its health check within {} ms",
-                deadline.as_millis()
-            ))),
-        }
+        self.mesh
+            .first_ok(target, deadline, |ch| {
+                let req = req.clone();
+                async move {
+                    match target {
+                        Service::Auth => AuthServiceClient::new(ch).health_check(req).await,
+                        Service::Project => ProjectServiceClient::new(ch).health_check(req).await,
+                        _ => SimulationServiceClient::new(ch).health_check(req).await,
+                    }
+                }
+            })
+            .await
     }
 }

@@ -94,13 +94,7 @@ impl WsSession {
                 calling_service: "gateway".into(),
                 request_id: Uuid::new_v4().to_string(),
             };
-            upstream
-                .call(
-                    "auth",
-                    "ValidateToken",
-                    upstream.auth.clone().validate_token(req),
-                )
-                .await
+            crate::rpc!(upstream, auth, "ValidateToken", validate_token, req).await
         };
         // wait(): no other frame is handled until the answer is in.
         ctx.wait(fut.into_actor(self).map(|res, act, ctx| {

@@ -11,7 +11,6 @@ use sdsim_actors::events::connection_manager;
 use sdsim_actors::metrics::Metrics;
 use sdsim_actors::services::{self, Shared};
 use sdsim_actors::supervision::{Shutdown, Supervisor, SupervisorSpec, TreeView};
-use sdsim_gateway::UpstreamUrls;
 use sdsim_protocols::names::Namespace;
 use sdsim_protocols::Service;
 use sdsim_schema::migrate::{self, Direction};
@@ -80,9 +79,9 @@ impl Application {
         self.addrs.clone()
     }
 
-    /// The gRPC URL of `service`: configured, else this process's own listener, else the
-    /// configured listen address.
-    fn upstream_url(&self, service: Service) -> String {
+    /// The static list of `service`'s instances: configured (comma-separated URLs), else this
+    /// process's own listener, else the configured listen address.
+    fn upstream_urls(&self, service: Service) -> Vec<String> {
         let u = &self.settings.upstream;
         let configured = match service {
             Service::Gateway => &u.gateway,
@@ -90,8 +89,11 @@ impl Application {
             Service::Project => &u.project,
             Service::Simulation => &u.simulation,
         };
-        if !configured.is_empty() {
-            return configured.clone();
+        if !configured.trim().is_empty() {
+            return configured
+                .split(',')
+                .map(|u| u.trim().to_string())
+                .collect();
         }
         let addr = match self.addrs.get(&service) {
             Some(a) => a.grpc,
@@ -105,12 +107,15 @@ impl Application {
                 }
             }
         };
+        if addr.port() == 0 {
+            return Vec::new(); // not running here and no fixed address: discovery only
+        }
         let host = if addr.ip().is_unspecified() {
             SocketAddr::from(([127, 0, 0, 1], addr.port()))
         } else {
             addr
         };
-        format!("http://{host}")
+        vec![format!("http://{host}")]
     }
 
     /// Runs the services until `shutdown` resolves or a root supervisor gives up (an error).
@@ -156,28 +161,55 @@ impl Application {
             .enable_all()
             .build()
             .map_err(|e| format!("cannot start the gRPC runtime: {e}"))?;
+        let instances = sdsim_actors::discovery::View::default();
+        let metrics = Metrics::new();
+        let refresh = Duration::from_millis(settings.discovery.refresh_ms);
+        let grpc_handle = grpc_runtime.handle().clone();
+        let grpc_runtime = BackgroundRuntime(Some(grpc_runtime));
+        let mesh = sdsim_actors::mesh::Mesh::new(
+            &settings.mesh,
+            Service::ALL
+                .iter()
+                .map(|&s| (s, self.upstream_urls(s)))
+                .collect(),
+            instances.clone(),
+            refresh,
+            metrics.clone(),
+            Some(grpc_handle.clone()),
+        )?;
         let shared = Shared {
             settings: settings.clone(),
             instance_id: instance_id.clone(),
-            metrics: Metrics::new(),
+            metrics,
             view: TreeView::new(),
             ns: Namespace::new(settings.redis.prefix.clone()),
             started,
             pool,
             redis,
-            grpc_runtime: Some(grpc_runtime.handle().clone()),
-            instances: sdsim_actors::discovery::View::default(),
+            grpc_runtime: Some(grpc_handle),
+            instances,
+            mesh,
         };
 
         let mut specs: Vec<SupervisorSpec> = Vec::new();
-        let urls = UpstreamUrls {
-            auth: self.upstream_url(Service::Auth),
-            project: self.upstream_url(Service::Project),
-            simulation: self.upstream_url(Service::Simulation),
-        };
+        // The process's view of every service's instances, and its routes to them; started
+        // first, so the static routes exist before any server answers.
+        specs.push(
+            shared
+                .spec("mesh", sdsim_actors::supervision::Strategy::OneForOne)
+                .child(sdsim_actors::discovery::Directory::child(
+                    shared.redis.clone(),
+                    shared.ns.clone(),
+                    Service::ALL.iter().map(|s| s.to_string()).collect(),
+                    shared.instances.clone(),
+                    shared.metrics.clone(),
+                    refresh,
+                ))
+                .child(shared.mesh.router(ROUTER_INTERVAL)),
+        );
         for (service, b) in std::mem::take(&mut self.bound) {
             let spec = match service {
-                Service::Gateway => sdsim_gateway::gateway_tree(&shared, &urls, b.grpc, b.http)?,
+                Service::Gateway => sdsim_gateway::gateway_tree(&shared, b.grpc, b.http)?,
                 Service::Auth => {
                     let secret = jwt_secret(&settings);
                     services::auth_tree(&shared, &secret, b.grpc, b.http)?
@@ -188,19 +220,6 @@ impl Application {
             specs.push(spec);
         }
 
-        // The process's view of every service's instances.
-        specs.push(
-            shared
-                .spec("mesh", sdsim_actors::supervision::Strategy::OneForOne)
-                .child(sdsim_actors::discovery::Directory::child(
-                    shared.redis.clone(),
-                    shared.ns.clone(),
-                    Service::ALL.iter().map(|s| s.to_string()).collect(),
-                    shared.instances.clone(),
-                    shared.metrics.clone(),
-                    Duration::from_millis(settings.discovery.refresh_ms),
-                )),
-        );
         let (gave_up_tx, mut gave_up_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
         let roots: Vec<_> = specs
             .into_iter()
@@ -237,11 +256,25 @@ impl Application {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
-        // Dropping a runtime inside another would block; let its threads wind down alone.
-        grpc_runtime.shutdown_background();
+        drop(grpc_runtime);
         outcome
     }
 }
+
+/// Dropping a runtime inside another would block: this one lets its threads wind down alone,
+/// on every path out of [`Application::run`].
+struct BackgroundRuntime(Option<tokio::runtime::Runtime>);
+
+impl Drop for BackgroundRuntime {
+    fn drop(&mut self) {
+        if let Some(r) = self.0.take() {
+            r.shutdown_background();
+        }
+    }
+}
+
+/// How often the mesh's router brings its targets in line with discovery.
+const ROUTER_INTERVAL: Duration = Duration::from_millis(100);
 
 /// The configured JWT key, or a random one for this process (tokens then die with it).
 fn jwt_secret(settings: &Settings) -> Vec<u8> {

@@ -9,11 +9,13 @@ use std::time::Duration;
 
 const PASSWORD: &str = "a long enough password";
 
-fn state_line(metrics: &str) -> Option<String> {
+/// The breaker state of the auth instance at `addr`: 0 closed, 1 open, 2 half-open.
+fn state(metrics: &str, addr: &str) -> Option<i64> {
+    let prefix = format!("sdsim_circuit_breaker_state{{instance=\"{addr}\",service=\"auth\"}} ");
     metrics
         .lines()
-        .find(|l| l.starts_with("sdsim_circuit_breaker_state{target=\"auth\"}"))
-        .map(str::to_string)
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -24,9 +26,10 @@ async fn the_breaker_opens_on_failures_and_closes_when_the_backend_returns() {
     let auth_addr = auth.running.addrs(Service::Auth);
     let mut rest = base.clone();
     rest.upstream.auth = format!("http://{}", auth_addr.grpc);
-    rest.gateway.breaker.min_calls = 4;
-    rest.gateway.breaker.open_ms = 700;
-    rest.gateway.breaker.half_open_calls = 2;
+    rest.mesh.breaker.min_calls = 4;
+    rest.mesh.breaker.open_ms = 700;
+    rest.mesh.breaker.half_open_calls = 2;
+    let addr = auth_addr.grpc.to_string();
     let s = Stack::start(
         rest,
         &[Service::Gateway, Service::Project, Service::Simulation],
@@ -61,13 +64,11 @@ async fn the_breaker_opens_on_failures_and_closes_when_the_backend_returns() {
     }
     assert_eq!(failed_calls, 3);
     let m = s.metrics(gw).await;
-    assert_eq!(
-        state_line(&m).as_deref(),
-        Some("sdsim_circuit_breaker_state{target=\"auth\"} 1"),
-        "{m}"
-    );
+    assert_eq!(state(&m, &addr), Some(1), "{m}");
     assert!(
-        m.contains("sdsim_circuit_breaker_calls_total{outcome=\"rejected\",target=\"auth\"} 1"),
+        m.contains(&format!(
+            "sdsim_circuit_breaker_calls_total{{instance=\"{addr}\",outcome=\"rejected\",service=\"auth\"}} 1"
+        )),
         "{m}"
     );
 
@@ -82,9 +83,11 @@ async fn the_breaker_opens_on_failures_and_closes_when_the_backend_returns() {
         assert_eq!(st, 200, "{b}");
     }
     let m = s.metrics(gw).await;
-    assert_eq!(
-        state_line(&m).as_deref(),
-        Some("sdsim_circuit_breaker_state{target=\"auth\"} 0"),
+    assert_eq!(state(&m, &addr), Some(0), "{m}");
+    assert!(
+        m.contains(&format!(
+            "sdsim_circuit_breaker_transitions_total{{instance=\"{addr}\",service=\"auth\",to=\"half_open\"}} 1"
+        )),
         "{m}"
     );
     // Client errors are answers, not failures: they never open it.
@@ -98,8 +101,5 @@ async fn the_breaker_opens_on_failures_and_closes_when_the_backend_returns() {
         assert_eq!(st, 401);
     }
     let m = s.metrics(gw).await;
-    assert_eq!(
-        state_line(&m).as_deref(),
-        Some("sdsim_circuit_breaker_state{target=\"auth\"} 0")
-    );
+    assert_eq!(state(&m, &addr), Some(0), "{m}");
 }

@@ -98,8 +98,9 @@ pub fn settings(db: &TestDb) -> Settings {
     s.gateway.ws_auth_timeout_ms = 1_000;
     s.gateway.ws_ping_interval_ms = 500;
     s.gateway.ws_client_timeout_ms = 3_000;
-    s.gateway.upstream_connect_timeout_ms = 500;
-    s.gateway.upstream_timeout_ms = 5_000;
+    s.mesh.connect_timeout_ms = 500;
+    s.mesh.call_timeout_ms = 5_000;
+    s.mesh.min_channels = 2;
     s.gateway.max_body_bytes = 4 * 1024;
     s.gateway.workers = 2;
     s.admin.fault_injection = true;

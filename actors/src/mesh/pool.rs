@@ -1,0 +1,271 @@
+//! A pool of tonic channels (HTTP/2 connections) to one target instance.
+//!
+//! A call takes a [`Permit`] on the least-loaded channel; a channel carries at most
+//! `concurrency` calls at once, past which callers queue (and the queue is measured). The pool
+//! only counts; its [`super::scaler::Scaler`] reads the counters and decides its size.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+use tonic::transport::Channel;
+
+pub struct Lane {
+    channel: Channel,
+    in_flight: AtomicUsize,
+}
+
+/// Counters since the pool was made; the scaler turns deltas into rates.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Counters {
+    pub calls: u64,
+    pub errors: u64,
+    pub latency_us: u64,
+}
+
+pub struct Pool {
+    lanes: RwLock<Vec<Arc<Lane>>>,
+    concurrency: usize,
+    notify: Notify,
+    waiting: AtomicUsize,
+    calls: AtomicU64,
+    errors: AtomicU64,
+    latency_us: AtomicU64,
+}
+
+/// Why no channel could be had.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoChannel {
+    /// The pool has no channel (the global cap refused every one, or it is being closed).
+    Empty,
+    /// Every channel stayed busy until the deadline.
+    Timeout,
+}
+
+/// One call's hold on a channel; released when dropped.
+pub struct Permit {
+    lane: Arc<Lane>,
+    pool: Arc<Pool>,
+}
+
+impl Permit {
+    pub fn channel(&self) -> Channel {
+        self.lane.channel.clone()
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        self.lane.in_flight.fetch_sub(1, Ordering::AcqRel);
+        if self.pool.waiting.load(Ordering::Acquire) > 0 {
+            self.pool.notify.notify_one();
+        }
+    }
+}
+
+impl Pool {
+    pub fn new(concurrency: usize) -> Arc<Self> {
+        Arc::new(Self {
+            lanes: RwLock::new(Vec::new()),
+            concurrency: concurrency.max(1),
+            notify: Notify::new(),
+            waiting: AtomicUsize::new(0),
+            calls: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            latency_us: AtomicU64::new(0),
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.lanes.read().map(|l| l.len()).unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn add(&self, channel: Channel) {
+        if let Ok(mut l) = self.lanes.write() {
+            l.push(Arc::new(Lane {
+                channel,
+                in_flight: AtomicUsize::new(0),
+            }));
+        }
+        self.notify.notify_waiters();
+    }
+
+    /// Drops the least-busy channel (calls already on it finish on their own handle).
+    pub fn remove_one(&self) -> bool {
+        let Ok(mut l) = self.lanes.write() else {
+            return false;
+        };
+        let Some((i, _)) = l
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, lane)| lane.in_flight.load(Ordering::Relaxed))
+        else {
+            return false;
+        };
+        l.swap_remove(i);
+        true
+    }
+
+    pub(crate) fn channel_at(&self, i: usize) -> Option<Channel> {
+        self.lanes.read().ok()?.get(i).map(|l| l.channel.clone())
+    }
+
+    pub fn clear(&self) {
+        if let Ok(mut l) = self.lanes.write() {
+            l.clear();
+        }
+        self.notify.notify_waiters();
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.lanes
+            .read()
+            .map(|l| l.iter().map(|x| x.in_flight.load(Ordering::Relaxed)).sum())
+            .unwrap_or(0)
+    }
+
+    pub fn queue(&self) -> usize {
+        self.waiting.load(Ordering::Relaxed)
+    }
+
+    /// In-flight calls over what the channels carry at once.
+    pub fn utilisation(&self) -> f64 {
+        let Ok(l) = self.lanes.read() else {
+            return 0.0;
+        };
+        if l.is_empty() {
+            return 0.0;
+        }
+        let busy: usize = l.iter().map(|x| x.in_flight.load(Ordering::Relaxed)).sum();
+        busy as f64 / (l.len() * self.concurrency) as f64
+    }
+
+    /// Load for routing: calls in flight and waiting, per channel.
+    pub fn load(&self) -> f64 {
+        let n = self.len();
+        if n == 0 {
+            return f64::INFINITY;
+        }
+        (self.in_flight() + self.queue()) as f64 / n as f64
+    }
+
+    fn try_take(self: &Arc<Self>) -> Result<Permit, NoChannel> {
+        let l = self.lanes.read().map_err(|_| NoChannel::Empty)?;
+        let lane = l
+            .iter()
+            .min_by_key(|x| x.in_flight.load(Ordering::Relaxed))
+            .ok_or(NoChannel::Empty)?;
+        // Claim a slot; give it back if another caller got there first.
+        if lane.in_flight.fetch_add(1, Ordering::AcqRel) < self.concurrency {
+            return Ok(Permit {
+                lane: lane.clone(),
+                pool: self.clone(),
+            });
+        }
+        lane.in_flight.fetch_sub(1, Ordering::AcqRel);
+        Err(NoChannel::Timeout)
+    }
+
+    /// A permit on the least-loaded channel, waiting (in the measured queue) until `deadline`.
+    pub async fn acquire(self: &Arc<Self>, deadline: Instant) -> Result<Permit, NoChannel> {
+        loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            match self.try_take() {
+                Ok(p) => return Ok(p),
+                Err(NoChannel::Empty) => return Err(NoChannel::Empty),
+                Err(NoChannel::Timeout) => {}
+            }
+            self.waiting.fetch_add(1, Ordering::AcqRel);
+            let woke = tokio::time::timeout_at(deadline.into(), notified).await;
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+            if woke.is_err() {
+                return Err(NoChannel::Timeout);
+            }
+        }
+    }
+
+    /// The outcome of one call on this pool.
+    pub fn record(&self, failed: bool, took: Duration) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        if failed {
+            self.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        self.latency_us
+            .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    pub fn counters(&self) -> Counters {
+        Counters {
+            calls: self.calls.load(Ordering::Relaxed),
+            errors: self.errors.load(Ordering::Relaxed),
+            latency_us: self.latency_us.load(Ordering::Relaxed),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tonic::transport::Endpoint;
+
+    fn lazy() -> Channel {
+        Endpoint::from_static("http://127.0.0.1:1").connect_lazy()
+    }
+
+    #[tokio::test]
+    async fn callers_spread_over_channels_then_queue_and_are_woken() {
+        let pool = Pool::new(2);
+        pool.add(lazy());
+        pool.add(lazy());
+        let far = Instant::now() + Duration::from_secs(5);
+        let a = pool.acquire(far).await.unwrap();
+        let b = pool.acquire(far).await.unwrap();
+        let c = pool.acquire(far).await.unwrap();
+        let _d = pool.acquire(far).await.unwrap();
+        assert_eq!(pool.in_flight(), 4);
+        assert!((pool.utilisation() - 1.0).abs() < 1e-9);
+        // Full: the next caller waits in the queue until a permit is dropped.
+        let p2 = pool.clone();
+        let waiter = tokio::spawn(async move { p2.acquire(far).await });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(pool.queue(), 1);
+        drop(a);
+        let _w = waiter.await.unwrap().unwrap();
+        assert_eq!(pool.queue(), 0);
+        // A caller that cannot get one before its deadline is told so.
+        let soon = Instant::now() + Duration::from_millis(30);
+        assert_eq!(pool.acquire(soon).await.err(), Some(NoChannel::Timeout));
+        drop((b, c));
+        assert_eq!(pool.in_flight(), 2);
+    }
+
+    #[tokio::test]
+    async fn an_empty_pool_says_so_and_removal_keeps_calls_running() {
+        let pool = Pool::new(4);
+        let far = Instant::now() + Duration::from_secs(1);
+        assert_eq!(pool.acquire(far).await.err(), Some(NoChannel::Empty));
+        pool.add(lazy());
+        let held = pool.acquire(far).await.unwrap();
+        assert!(pool.remove_one());
+        assert!(pool.is_empty());
+        let _still_usable = held.channel();
+        drop(held);
+        assert_eq!(pool.in_flight(), 0);
+        pool.record(true, Duration::from_millis(2));
+        pool.record(false, Duration::from_millis(4));
+        assert_eq!(
+            pool.counters(),
+            Counters {
+                calls: 2,
+                errors: 1,
+                latency_us: 6_000
+            }
+        );
+    }
+}
