@@ -1,8 +1,16 @@
 //! `GatewayService` on port 8001: lets backend services reach the WebSocket clients of this
 //! gateway instance. A thin adapter over the [`Registry`].
+//!
+//! - `RegisterClient` attaches channels (`simulation:events:{name}`, `project:events:{name}`,
+//!   `system:announcements`) to an open WebSocket session of this instance, checked to be the
+//!   named user's; it answers once the subscriber listens on them, so an event published
+//!   after the answer reaches the session.
+//! - `UnregisterClient` ends such a session: it is removed at once (it receives nothing more,
+//!   its channels are released) and closes with 1000 and the caller's reason once the events
+//!   already queued for it are written.
 
-use crate::registry::{ClientSummary, Registry};
-use crate::ws::Deliver;
+use crate::registry::{Channel, ClientSummary, Registry};
+use crate::ws::{Deliver, Disconnect, CLOSE_UNREGISTERED};
 use sdsim_actors::error::ServiceError;
 use sdsim_actors::grpc::RpcTimer;
 use sdsim_actors::health::HealthProbe;
@@ -12,7 +20,17 @@ use sdsim_protocols::proto::common::{HealthCheckRequest, HealthCheckResponse};
 use sdsim_protocols::proto::gateway as pb;
 use sdsim_protocols::proto::gateway::gateway_service_server::GatewayService;
 use std::sync::Arc;
+use std::time::Duration;
 use tonic::{Request, Response, Status};
+
+/// Channels one `RegisterClient` may name.
+pub const MAX_SUBSCRIPTIONS_PER_REQUEST: usize = 64;
+/// Longest channel name accepted.
+pub const MAX_CHANNEL_LEN: usize = 128;
+/// Longest `UnregisterClient` reason accepted (the close frame carries its first 123 bytes).
+pub const MAX_REASON_CHARS: usize = 256;
+/// How long `RegisterClient` waits for the Redis subscription before answering anyway.
+const SUBSCRIBE_WAIT: Duration = Duration::from_secs(3);
 
 #[derive(Clone)]
 pub struct GatewayGrpc {
@@ -64,7 +82,181 @@ fn frame(kind: &str, channel: String, payload: &[u8]) -> Result<Deliver, Service
     Ok(Deliver(Arc::from(text)))
 }
 
+fn client_id(raw: &str) -> Result<uuid::Uuid, ServiceError> {
+    if raw.is_empty() {
+        return Err(ServiceError::invalid(
+            "client_id",
+            "client_id is required: the id of an open WebSocket session (GetConnectedClients)",
+        ));
+    }
+    raw.parse().map_err(|_| {
+        ServiceError::invalid(
+            "client_id",
+            format!("client_id {raw:?} is not a WebSocket session id (a UUID)"),
+        )
+    })
+}
+
+/// A channel a backend may attach to a session of `user_id`.
+fn registrable(i: usize, name: &str, user_id: &str) -> Result<Channel, ServiceError> {
+    let field = format!("subscriptions[{i}]");
+    let allowed = "allowed: simulation:events:<name>, project:events:<name>, system:announcements";
+    if name.is_empty() {
+        return Err(ServiceError::invalid(
+            &field,
+            format!("{field} is empty; {allowed}"),
+        ));
+    }
+    if name.len() > MAX_CHANNEL_LEN {
+        return Err(ServiceError::invalid(
+            &field,
+            format!("{field} is longer than {MAX_CHANNEL_LEN} bytes"),
+        ));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':')))
+    {
+        return Err(ServiceError::invalid(
+            &field,
+            format!("{field} {name:?} contains {c:?}; channel names use A-Z a-z 0-9 - _ . :"),
+        ));
+    }
+    match Channel::parse(name) {
+        Some(Channel::User(owner)) if owner == user_id => Ok(Channel::User(owner)),
+        Some(Channel::User(_)) => Err(ServiceError::invalid(
+            &field,
+            format!("{field} {name:?} is another user's notification channel"),
+        )),
+        Some(c) => Ok(c),
+        None => Err(ServiceError::invalid(
+            &field,
+            format!("{field} {name:?} is not a channel a client may subscribe to; {allowed}"),
+        )),
+    }
+}
+
 impl GatewayGrpc {
+    async fn register(
+        &self,
+        r: pb::RegisterClientRequest,
+    ) -> Result<pb::RegisterClientResponse, ServiceError> {
+        let id = client_id(&r.client_id)?;
+        if r.user_id.is_empty() {
+            return Err(ServiceError::invalid(
+                "user_id",
+                "user_id is required: the user the session belongs to",
+            ));
+        }
+        match r.connection_type.as_str() {
+            "" | "websocket" => {}
+            "http" => {
+                return Err(ServiceError::invalid(
+                    "connection_type",
+                    "only WebSocket clients can be registered: an HTTP client has no open \
+                     session on the gateway to deliver to; use \"websocket\"",
+                ))
+            }
+            other => {
+                return Err(ServiceError::invalid(
+                    "connection_type",
+                    format!("connection_type {other:?} is not \"websocket\" (or empty)"),
+                ))
+            }
+        }
+        if r.subscriptions.is_empty() {
+            return Err(ServiceError::invalid(
+                "subscriptions",
+                "subscriptions must name at least one channel",
+            ));
+        }
+        if r.subscriptions.len() > MAX_SUBSCRIPTIONS_PER_REQUEST {
+            return Err(ServiceError::invalid(
+                "subscriptions",
+                format!(
+                    "{} subscriptions; at most {MAX_SUBSCRIPTIONS_PER_REQUEST} per request",
+                    r.subscriptions.len()
+                ),
+            ));
+        }
+        let channels = r
+            .subscriptions
+            .iter()
+            .enumerate()
+            .map(|(i, name)| registrable(i, name, &r.user_id))
+            .collect::<Result<Vec<_>, _>>()?;
+        let attached = self.registry.attach(id, &r.user_id, &channels)?;
+        let listening = self
+            .registry
+            .resync(attached.new_here.clone(), SUBSCRIBE_WAIT)
+            .await;
+        let mut message = format!(
+            "session {id} of user {} receives {} channel(s): {}",
+            r.user_id,
+            attached.summary.subscriptions.len(),
+            attached.summary.subscriptions.join(", ")
+        );
+        if !listening {
+            message.push_str(
+                "; not yet subscribed on Redis (Redis unreachable or the subscriber \
+                 restarting): delivery starts when the gateway resubscribes",
+            );
+        }
+        Ok(pb::RegisterClientResponse {
+            success: true,
+            session_id: attached.summary.session_id,
+            message,
+        })
+    }
+
+    fn unregister(
+        &self,
+        r: pb::UnregisterClientRequest,
+    ) -> Result<pb::UnregisterClientResponse, ServiceError> {
+        let id = client_id(&r.client_id)?;
+        if r.reason.chars().count() > MAX_REASON_CHARS {
+            return Err(ServiceError::invalid(
+                "reason",
+                format!("reason is longer than {MAX_REASON_CHARS} characters"),
+            ));
+        }
+        let found = self.registry.get(id).ok_or_else(|| {
+            ServiceError::NotFound(format!(
+                "no open WebSocket session {id} on this gateway instance"
+            ))
+        })?;
+        if !r.session_id.is_empty() && r.session_id != found.session_id {
+            return Err(ServiceError::NotFound(format!(
+                "WebSocket session {id} does not belong to auth session {}",
+                r.session_id
+            )));
+        }
+        // Gone meanwhile (closed by its client): as unknown.
+        let (summary, outlet) = self.registry.evict(id).ok_or_else(|| {
+            ServiceError::NotFound(format!(
+                "no open WebSocket session {id} on this gateway instance"
+            ))
+        })?;
+        let reason = if r.reason.is_empty() {
+            "unregistered by a backend service".to_string()
+        } else {
+            r.reason
+        };
+        tracing::info!(client = %id, user = %summary.user_id, %reason, "WebSocket session unregistered");
+        outlet.disconnect.do_send(Disconnect {
+            code: CLOSE_UNREGISTERED,
+            reason,
+            drain: true,
+        });
+        Ok(pb::UnregisterClientResponse {
+            success: true,
+            message: format!(
+                "WebSocket session {id} of user {} is closing (code {CLOSE_UNREGISTERED})",
+                summary.user_id
+            ),
+        })
+    }
+
     /// Publishes the message on the user's notification channel: every gateway instance
     /// with a session of the user (this one included) delivers it to them.
     async fn route(
@@ -125,22 +317,20 @@ impl GatewayGrpc {
 impl GatewayService for GatewayGrpc {
     async fn register_client(
         &self,
-        _: Request<pb::RegisterClientRequest>,
+        req: Request<pb::RegisterClientRequest>,
     ) -> Result<Response<pb::RegisterClientResponse>, Status> {
         let t = RpcTimer::start(&self.metrics, "gateway", "RegisterClient");
-        t.finish(Err(ServiceError::Unimplemented(
-            "RegisterClient (clients register by opening /ws/notifications)".into(),
-        )))
+        let res = self.register(req.into_inner()).await;
+        t.finish(res)
     }
 
     async fn unregister_client(
         &self,
-        _: Request<pb::UnregisterClientRequest>,
+        req: Request<pb::UnregisterClientRequest>,
     ) -> Result<Response<pb::UnregisterClientResponse>, Status> {
         let t = RpcTimer::start(&self.metrics, "gateway", "UnregisterClient");
-        t.finish(Err(ServiceError::Unimplemented(
-            "UnregisterClient (clients unregister by closing their WebSocket)".into(),
-        )))
+        let res = self.unregister(req.into_inner());
+        t.finish(res)
     }
 
     async fn route_message(
@@ -230,5 +420,40 @@ impl GatewayService for GatewayGrpc {
         let t = RpcTimer::start(&self.metrics, "gateway", "HealthCheck");
         let res = self.health.check("gateway", true).await;
         t.finish(Ok(res))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registrable_channels_are_the_event_families_and_announcements() {
+        for ok in [
+            "simulation:events:sim-1",
+            "project:events:p_7.updated",
+            "system:announcements",
+            "notifications:user:u1",
+        ] {
+            assert!(registrable(0, ok, "u1").is_ok(), "{ok}");
+        }
+        for (bad, says) in [
+            ("", "is empty"),
+            (
+                "auth:events:login",
+                "not a channel a client may subscribe to",
+            ),
+            ("simulation:stream:s1", "not a channel"),
+            ("simulation:events:", "not a channel"),
+            ("simulation:events:*", "contains '*'"),
+            ("simulation:events:a b", "contains ' '"),
+            ("notifications:user:u2", "another user's"),
+        ] {
+            let err = registrable(3, bad, "u1").unwrap_err();
+            assert_eq!(err.field(), Some("subscriptions[3]"), "{bad}");
+            assert!(err.to_string().contains(says), "{bad}: {err}");
+        }
+        let long = format!("project:events:{}", "x".repeat(MAX_CHANNEL_LEN));
+        assert!(registrable(0, &long, "u1").is_err());
     }
 }

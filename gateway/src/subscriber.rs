@@ -1,13 +1,20 @@
 //! The notification subscriber: one Redis pub/sub connection per gateway instance, subscribed
-//! to `notifications:user:{id}` for every user with a session here and to
-//! `system:announcements`, forwarding each event to the user's session actors.
+//! to `system:announcements`, to `notifications:user:{id}` for every user with a session
+//! here, and to every channel `RegisterClient` attached to a session here
+//! (`simulation:events:*`, `project:events:*`), forwarding each event to the sessions that
+//! should have it: the user's, every session, or those attached to the channel.
+//!
+//! The [`Registry`] decides which channels are needed and sends [`Resync`] when that may have
+//! changed; the subscriber compares with what it is subscribed to, so it UNSUBSCRIBEs a
+//! channel as soon as no session here needs it, and messages arriving in any order end in the
+//! registry's state.
 //!
 //! A lost connection is not a crash: the actor reconnects with backoff (up to 5 s) and
 //! resubscribes every channel from the [`Registry`], so a Redis restart costs the events
 //! published while it was down (pub/sub keeps nothing) and nothing else. Panics are its
 //! supervisor's business.
 
-use crate::registry::Registry;
+use crate::registry::{Channel, Registry};
 use crate::ws::Deliver;
 use actix::prelude::*;
 use redis::aio::PubSubSink;
@@ -17,18 +24,19 @@ use sdsim_actors::supervision::{ChildHandle, ChildLink, ChildSpec, Restart};
 use sdsim_protocols::events::Envelope;
 use sdsim_protocols::frames::EventFrame;
 use sdsim_protocols::names::Namespace;
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Start listening for a user's notifications.
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct Subscribe(pub String);
+/// Longest wait for Redis to confirm a SUBSCRIBE or UNSUBSCRIBE.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Stop listening for a user's notifications (ignored if the user came back meanwhile).
+/// These (relative) channels may have become needed or unneeded: SUBSCRIBE or UNSUBSCRIBE
+/// each so as to match the registry. Answers true when every one of them the registry needs
+/// is subscribed (false while reconnecting or if Redis refused).
 #[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct Unsubscribe(pub String);
+#[rtype(result = "bool")]
+pub struct Resync(pub Vec<String>);
 
 pub struct NotificationSubscriber {
     client: redis::Client,
@@ -37,6 +45,8 @@ pub struct NotificationSubscriber {
     metrics: Arc<Metrics>,
     slot: Slot<NotificationSubscriber>,
     sink: Option<PubSubSink>,
+    /// Relative names of the channels subscribed on the current connection.
+    subscribed: HashSet<String>,
     attempts: u32,
     _link: ChildLink,
 }
@@ -57,6 +67,7 @@ impl NotificationSubscriber {
                 metrics: metrics.clone(),
                 slot: slot.clone(),
                 sink: None,
+                subscribed: HashSet::new(),
                 attempts: 0,
                 _link: link,
             }
@@ -72,18 +83,24 @@ impl NotificationSubscriber {
         let fut = async move {
             let pubsub = client.get_async_pubsub().await?;
             let (mut sink, stream) = pubsub.split();
-            let mut channels = vec![ns.system_announcements()];
-            channels.extend(registry.users().iter().map(|u| ns.user_notifications(u)));
+            // Read when connected: what changes from here on arrives as Resync after this.
+            let relative = registry.channels();
+            let channels: Vec<String> = relative
+                .iter()
+                .filter_map(|c| Channel::parse(c))
+                .map(|c| c.in_namespace(&ns))
+                .collect();
             sink.subscribe(channels).await?;
-            Ok::<_, redis::RedisError>((sink, stream))
+            Ok::<_, redis::RedisError>((sink, stream, relative))
         };
         ctx.wait(fut.into_actor(self).map(|res, act, ctx| match res {
-            Ok((sink, stream)) => {
+            Ok((sink, stream, relative)) => {
                 if act.attempts > 0 {
                     tracing::info!("notification subscriber reconnected to Redis");
                 }
                 act.attempts = 0;
                 act.sink = Some(sink);
+                act.subscribed = relative.into_iter().collect();
                 ctx.add_stream(stream);
             }
             Err(e) => {
@@ -130,30 +147,12 @@ impl NotificationSubscriber {
             return;
         };
         let deliver = Deliver(Arc::from(text));
-        if let Some(user) = self.ns.notification_user(&channel) {
-            self.registry.deliver_to_user(user, &deliver);
-        } else if channel == self.ns.system_announcements() {
-            self.registry.broadcast(None, &deliver);
-        }
-    }
-
-    fn send_command(&mut self, ctx: &mut Context<Self>, subscribe: bool, channel: String) {
-        let Some(mut sink) = self.sink.clone() else {
-            return; // reconnecting: the registry is read again on reconnect
+        match Channel::parse(relative) {
+            Some(Channel::User(user)) => self.registry.deliver_to_user(&user, &deliver),
+            Some(Channel::Announcements) => self.registry.broadcast(None, &deliver),
+            Some(_) => self.registry.deliver_to_channel(relative, &deliver),
+            None => 0,
         };
-        ctx.wait(
-            async move {
-                let res = if subscribe {
-                    sink.subscribe(&channel).await
-                } else {
-                    sink.unsubscribe(&channel).await
-                };
-                if let Err(e) = res {
-                    tracing::warn!(%channel, error = %e, subscribe, "pub/sub command failed");
-                }
-            }
-            .into_actor(self),
-        );
     }
 }
 
@@ -161,14 +160,16 @@ impl Actor for NotificationSubscriber {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        // Fill the slot first: a session that registers after this sends Subscribe; one that
-        // registered before is in the registry that connect() reads.
+        // Be reachable first: a change after this arrives as Resync; one before is in the
+        // registry that connect() reads.
         self.slot.set(ctx.address());
+        self.registry.attach_subscriber(ctx.address());
         self.connect(ctx);
     }
 
     fn stopped(&mut self, ctx: &mut Context<Self>) {
         self.slot.clear(&ctx.address());
+        self.registry.detach_subscriber(&ctx.address());
     }
 }
 sdsim_actors::impl_supervised!(NotificationSubscriber);
@@ -181,26 +182,76 @@ impl StreamHandler<redis::Msg> for NotificationSubscriber {
     fn finished(&mut self, ctx: &mut Context<Self>) {
         tracing::warn!("notification subscriber lost its Redis connection; reconnecting");
         self.sink = None;
+        self.subscribed.clear();
         self.attempts = self.attempts.saturating_add(1);
         ctx.run_later(Duration::from_millis(100), |act, ctx| act.connect(ctx));
     }
 }
 
-impl Handler<Subscribe> for NotificationSubscriber {
-    type Result = ();
-    fn handle(&mut self, msg: Subscribe, ctx: &mut Context<Self>) {
-        let channel = self.ns.user_notifications(&msg.0);
-        self.send_command(ctx, true, channel);
-    }
-}
+impl Handler<Resync> for NotificationSubscriber {
+    /// Atomic: runs under `ctx.wait`, so commands reach Redis in the order decided.
+    type Result = AtomicResponse<Self, bool>;
 
-impl Handler<Unsubscribe> for NotificationSubscriber {
-    type Result = ();
-    fn handle(&mut self, msg: Unsubscribe, ctx: &mut Context<Self>) {
-        if self.registry.has_user(&msg.0) {
-            return;
+    fn handle(&mut self, msg: Resync, _: &mut Context<Self>) -> Self::Result {
+        let Some(mut sink) = self.sink.clone() else {
+            // Reconnecting: connect() reads the registry again.
+            return AtomicResponse::new(Box::pin(fut::ready(false)));
+        };
+        let (mut subscribe, mut unsubscribe) = (Vec::new(), Vec::new());
+        for channel in msg.0 {
+            let needed = self.registry.needs(&channel);
+            let have = self.subscribed.contains(&channel);
+            if needed && !have {
+                self.subscribed.insert(channel.clone());
+                subscribe.push(channel);
+            } else if !needed && have {
+                self.subscribed.remove(&channel);
+                unsubscribe.push(channel);
+            }
         }
-        let channel = self.ns.user_notifications(&msg.0);
-        self.send_command(ctx, false, channel);
+        let ns = self.ns.clone();
+        let names = move |v: &[String]| -> Vec<String> {
+            v.iter()
+                .filter_map(|c| Channel::parse(c))
+                .map(|c| c.in_namespace(&ns))
+                .collect()
+        };
+        let (sub_names, unsub_names) = (names(&subscribe), names(&unsubscribe));
+        let work = async move {
+            let mut ok = true;
+            // Bounded: this runs under ctx.wait, and a Redis that hangs must not stall delivery.
+            if !sub_names.is_empty() {
+                match tokio::time::timeout(COMMAND_TIMEOUT, sink.subscribe(&sub_names)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
+                        tracing::warn!(channels = ?sub_names, error = %e, "SUBSCRIBE failed");
+                        ok = false;
+                    }
+                    Err(_) => {
+                        tracing::warn!(channels = ?sub_names, "SUBSCRIBE timed out");
+                        ok = false;
+                    }
+                }
+            }
+            if !unsub_names.is_empty() {
+                match tokio::time::timeout(COMMAND_TIMEOUT, sink.unsubscribe(&unsub_names)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
+                        tracing::warn!(channels = ?unsub_names, error = %e, "UNSUBSCRIBE failed")
+                    }
+                    Err(_) => tracing::warn!(channels = ?unsub_names, "UNSUBSCRIBE timed out"),
+                }
+            }
+            ok
+        };
+        AtomicResponse::new(Box::pin(work.into_actor(self).map(move |ok, act, _| {
+            if !ok {
+                // Not subscribed after all: a later Resync (or the reconnect) retries.
+                for c in &subscribe {
+                    act.subscribed.remove(c);
+                }
+            }
+            ok
+        })))
     }
 }

@@ -6,33 +6,176 @@
 //!    frame, an invalid token, or no token within `gateway.ws_auth_timeout_ms` closes the
 //!    socket with 4001.
 //! 2. Authenticated: registered in the [`Registry`]; the user's first session on this
-//!    instance makes the subscriber listen on `notifications:user:{id}`. Events arrive as
-//!    [`Deliver`] messages and go out as text frames. The socket is closed with 4009 when the
-//!    access token expires (the client reconnects with a fresh one).
+//!    instance makes the subscriber listen on `notifications:user:{id}`, and
+//!    `RegisterClient` can attach more channels (`simulation:events:*`, `project:events:*`).
+//!    Events arrive as [`Deliver`] messages and go out as text frames. The socket is closed
+//!    with 4009 when the access token expires (the client reconnects with a fresh one), and
+//!    with 1000 and the caller's reason when a backend calls `UnregisterClient`
+//!    ([`CLOSE_UNREGISTERED`]).
 //! 3. Throughout: the server pings every `ws_ping_interval_ms`; a client silent for
 //!    `ws_client_timeout_ms` is dropped. `{"type":"ping"}` is answered with a pong frame.
+//!
+//! # Slow clients
+//!
+//! `WebsocketContext` (actix-web-actors) has no bounded write buffer and says nothing of what
+//! it holds: `ctx.text` appends to a queue that is handed to the HTTP/1 dispatcher whole at
+//! its next poll. And the dispatcher polls the session (the actor runs *inside* the response
+//! body stream) only while its own write buffer is under 32 KiB, so when a client stops
+//! reading, the actor stops running altogether and every [`Deliver`] piles up in its
+//! (unbounded, `do_send`) mailbox. The session cannot watch itself, so:
+//! - the sender counts: every frame is admitted through the session's [`Backlog`] (bytes and
+//!   frames sent to the actor and not yet handed to the socket), in the [`Registry`], before
+//!   it is sent; the frame that would take a session over [`MAX_PENDING_BYTES`] or
+//!   [`MAX_PENDING_FRAMES`] is refused, the session is evicted from the registry at once (no
+//!   more frames, its channels released) and told to close with 4008;
+//! - the actor hands frames to the socket at the pace it drains: events wait in the actor's
+//!   own queue and a pump, polled each time the dispatcher polls the body, moves at most
+//!   [`FLUSH_BATCH_BYTES`] per poll into the context. So the backlog really is "not yet taken
+//!   by the socket", give or take 32 KiB + one batch in the dispatcher's buffer.
+//!
+//! Memory per stalled session is thus bounded by the limits, plus that buffer and the kernel's
+//! socket buffers. The close frame itself can only be written once the socket drains: a client
+//! that never reads again keeps its (bounded) connection until TCP or the client gives up,
+//! since actix-web has no write timeout to abort a response body.
 //!
 //! Sessions are not supervised: a session lives and dies with its connection, and a client
 //! reconnects. Its `stopped` always unregisters it.
 
 use crate::http::GatewayState;
-use crate::registry::ClientSummary;
-use crate::subscriber::{Subscribe, Unsubscribe};
+use crate::registry::{Channel, ClientSummary, Outlet};
 use actix::prelude::*;
 use actix_web_actors::ws;
 use sdsim_actors::error::ServiceError;
 use sdsim_protocols::frames::{close_codes, ClientFrame, ServerFrame};
 use sdsim_protocols::proto::auth::ValidateTokenRequest;
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 pub const ENDPOINT_NOTIFICATIONS: &str = "/ws/notifications";
 
+/// Event bytes a session may have waiting (sent to it, not yet taken by its socket) before it
+/// is closed with 4008. Should become a `gateway` setting (`GatewaySettings` lives in
+/// `actors/src/config.rs`); 4 MiB rides out a burst of large simulation events on a slow
+/// link while bounding what one stalled client can hold.
+pub const MAX_PENDING_BYTES: usize = 4 << 20;
+
+/// Event frames a session may have waiting before it is closed with 4008 (bounds the
+/// per-frame overhead of many small events). Should become a setting too.
+pub const MAX_PENDING_FRAMES: usize = 4096;
+
+/// Event bytes handed to the socket per poll of the session, at least one frame.
+pub const FLUSH_BATCH_BYTES: usize = 32 << 10;
+
+/// Close code of a session ended by `UnregisterClient`: 1000 (normal closure) with the
+/// caller's reason. Not a 4000-range code: those say what the *client* must fix (log in, stop
+/// asking, read faster, refresh its token); here a backend ended the session on purpose, and a
+/// client should not reconnect on its own.
+pub const CLOSE_UNREGISTERED: u16 = 1000;
+
+/// Longest close reason a close frame can carry (125-byte control frame, 2 for the code).
+const MAX_CLOSE_REASON: usize = 123;
+
 /// A frame to send to a client, already serialized (shared by every recipient).
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]
 pub struct Deliver(pub Arc<str>);
+
+/// Close the session with `code` and `reason`; with `drain`, after the events already queued
+/// for it are written.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct Disconnect {
+    pub code: u16,
+    pub reason: String,
+    pub drain: bool,
+}
+
+impl Disconnect {
+    pub fn too_slow() -> Self {
+        Disconnect {
+            code: close_codes::TOO_SLOW,
+            reason: "too slow: events waiting for this client went over the limit".into(),
+            drain: false,
+        }
+    }
+}
+
+/// What [`Backlog::admit`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// Counted; send it.
+    Queued,
+    /// This frame would take the session over its limits: it is now marked too slow.
+    Overflowed,
+    /// The session was already too slow: drop the frame.
+    Refused,
+}
+
+/// Bytes and frames sent to one session and not yet handed to its socket; shared by the
+/// senders (through the registry) and the session actor.
+#[derive(Debug)]
+pub struct Backlog {
+    max_bytes: usize,
+    max_frames: usize,
+    bytes: AtomicUsize,
+    frames: AtomicUsize,
+    overflowed: AtomicBool,
+}
+
+impl Backlog {
+    pub fn new(max_bytes: usize, max_frames: usize) -> Self {
+        Self {
+            max_bytes,
+            max_frames,
+            bytes: AtomicUsize::new(0),
+            frames: AtomicUsize::new(0),
+            overflowed: AtomicBool::new(false),
+        }
+    }
+
+    /// Counts a frame of `len` bytes about to be sent, unless it takes the backlog over the
+    /// limits. A frame to a session with nothing waiting is always admitted, however large.
+    pub fn admit(&self, len: usize) -> Admission {
+        if self.overflowed.load(Ordering::Acquire) {
+            return Admission::Refused;
+        }
+        let before = self.frames.fetch_add(1, Ordering::AcqRel);
+        let bytes = self.bytes.fetch_add(len, Ordering::AcqRel) + len;
+        if before > 0 && (bytes > self.max_bytes || before + 1 > self.max_frames) {
+            self.release(len);
+            if self.overflowed.swap(true, Ordering::AcqRel) {
+                Admission::Refused
+            } else {
+                Admission::Overflowed
+            }
+        } else {
+            Admission::Queued
+        }
+    }
+
+    /// A frame of `len` bytes left the backlog (written, or dropped).
+    pub fn release(&self, len: usize) {
+        self.bytes.fetch_sub(len, Ordering::AcqRel);
+        self.frames.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    pub fn overflowed(&self) -> bool {
+        self.overflowed.load(Ordering::Acquire)
+    }
+
+    /// (bytes, frames) waiting.
+    pub fn pending(&self) -> (usize, usize) {
+        (
+            self.bytes.load(Ordering::Acquire),
+            self.frames.load(Ordering::Acquire),
+        )
+    }
+}
 
 struct Authed {
     user_id: String,
@@ -46,6 +189,11 @@ pub struct WsSession {
     last_heard: Instant,
     auth: Option<Authed>,
     authenticating: bool,
+    backlog: Arc<Backlog>,
+    /// Events received and not yet handed to the socket.
+    outbox: VecDeque<Arc<str>>,
+    /// Close once the outbox is written (UnregisterClient).
+    closing: Option<(u16, String)>,
 }
 
 impl WsSession {
@@ -58,15 +206,71 @@ impl WsSession {
             last_heard: Instant::now(),
             auth: None,
             authenticating: false,
+            backlog: Arc::new(Backlog::new(MAX_PENDING_BYTES, MAX_PENDING_FRAMES)),
+            outbox: VecDeque::new(),
+            closing: None,
         }
     }
 
+    /// Closes with `code` and `reason` (cut to what a close frame carries); once only.
     fn close(ctx: &mut ws::WebsocketContext<Self>, code: u16, reason: &str) {
+        if Self::closing_down(ctx) {
+            return;
+        }
+        let mut end = reason.len().min(MAX_CLOSE_REASON);
+        while !reason.is_char_boundary(end) {
+            end -= 1;
+        }
         ctx.close(Some(ws::CloseReason {
             code: ws::CloseCode::from(code),
-            description: Some(reason.to_string()),
+            description: Some(reason[..end].to_string()),
         }));
         ctx.stop();
+    }
+
+    /// Hands queued events to the socket, at most [`FLUSH_BATCH_BYTES`] (and at least one
+    /// frame) per call; closes once empty if an unregister is pending.
+    fn flush(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        let mut written = 0;
+        while written < FLUSH_BATCH_BYTES {
+            let Some(frame) = self.outbox.pop_front() else {
+                break;
+            };
+            written += frame.len();
+            self.backlog.release(frame.len());
+            self.state
+                .metrics
+                .ws_frames_sent
+                .with_label_values(&["event"])
+                .inc();
+            ctx.text(&*frame);
+        }
+        if self.outbox.is_empty() {
+            if let Some((code, reason)) = self.closing.take() {
+                Self::close(ctx, code, &reason);
+            }
+        }
+    }
+
+    fn closing_down(ctx: &ws::WebsocketContext<Self>) -> bool {
+        matches!(ctx.state(), ActorState::Stopping | ActorState::Stopped)
+    }
+
+    /// Drops everything queued and closes with 4008.
+    fn too_slow(&mut self, reason: &str, ctx: &mut ws::WebsocketContext<Self>) {
+        for frame in self.outbox.drain(..) {
+            self.backlog.release(frame.len());
+        }
+        if Self::closing_down(ctx) {
+            return;
+        }
+        // Counted with the frames sent: the close frame is the last one this client gets.
+        self.state
+            .metrics
+            .ws_frames_sent
+            .with_label_values(&["close_too_slow"])
+            .inc();
+        Self::close(ctx, close_codes::TOO_SLOW, reason);
     }
 
     fn send(&self, ctx: &mut ws::WebsocketContext<Self>, frame: &ServerFrame) {
@@ -133,17 +337,18 @@ impl WsSession {
             remote_addr: self.remote_addr.clone(),
             connected_at: chrono::Utc::now(),
             subscriptions: vec![
-                format!("notifications:user:{user_id}"),
-                "system:announcements".to_string(),
+                Channel::User(user_id.clone()).name(),
+                Channel::Announcements.name(),
             ],
         };
-        let first = self.state.registry.add(summary, ctx.address());
-        if first {
-            match self.state.subscriber.get() {
-                Some(sub) => sub.do_send(Subscribe(user_id.clone())),
-                None => tracing::debug!("subscriber restarting; it resubscribes from the registry"),
-            }
-        }
+        let addr = ctx.address();
+        let outlet = Outlet {
+            deliver: addr.clone().recipient(),
+            disconnect: addr.recipient(),
+            backlog: self.backlog.clone(),
+        };
+        // The user's first session here makes the registry tell the subscriber.
+        self.state.registry.add(summary, outlet);
         self.auth = Some(Authed {
             user_id: user_id.clone(),
         });
@@ -219,6 +424,7 @@ impl Actor for WsSession {
                 ctx.ping(b"");
             },
         );
+        ctx.spawn(Pump);
         match self.header_token.take() {
             Some(token) => self.authenticate(token, ctx),
             None => {
@@ -242,26 +448,62 @@ impl Actor for WsSession {
             .ws_sessions
             .with_label_values(&[ENDPOINT_NOTIFICATIONS])
             .dec();
-        if let Some((user, last)) = self.state.registry.remove(self.id) {
-            if last {
-                if let Some(sub) = self.state.subscriber.get() {
-                    sub.do_send(Unsubscribe(user));
-                }
+        // Releases the channels only this session needed (the registry tells the subscriber).
+        self.state.registry.remove(self.id);
+    }
+}
+
+/// Runs [`WsSession::flush`] each time the session is polled, i.e. each time the HTTP
+/// dispatcher has room in its write buffer and polls the response body; asks to be polled
+/// again while events are left, so a reading client gets them at the speed it reads.
+struct Pump;
+
+impl ActorFuture<WsSession> for Pump {
+    type Output = ();
+
+    fn poll(
+        self: Pin<&mut Self>,
+        act: &mut WsSession,
+        ctx: &mut ws::WebsocketContext<WsSession>,
+        task: &mut std::task::Context<'_>,
+    ) -> Poll<()> {
+        if !act.outbox.is_empty() {
+            act.flush(ctx);
+            if !act.outbox.is_empty() {
+                task.waker().wake_by_ref();
             }
         }
+        Poll::Pending
     }
 }
 
 impl Handler<Deliver> for WsSession {
     type Result = ();
     fn handle(&mut self, msg: Deliver, ctx: &mut Self::Context) {
-        if self.auth.is_some() {
-            self.state
-                .metrics
-                .ws_frames_sent
-                .with_label_values(&["event"])
-                .inc();
-            ctx.text(&*msg.0);
+        if self.auth.is_none() || self.closing.is_some() {
+            self.backlog.release(msg.0.len());
+            return;
+        }
+        if self.backlog.overflowed() {
+            self.backlog.release(msg.0.len());
+            self.too_slow(&Disconnect::too_slow().reason, ctx);
+            return;
+        }
+        // Written by the pump, which runs right after the mailbox in this same poll.
+        self.outbox.push_back(msg.0);
+    }
+}
+
+impl Handler<Disconnect> for WsSession {
+    type Result = ();
+    fn handle(&mut self, msg: Disconnect, ctx: &mut Self::Context) {
+        if msg.code == close_codes::TOO_SLOW {
+            self.too_slow(&msg.reason, ctx);
+        } else if msg.drain {
+            self.closing = Some((msg.code, msg.reason));
+            self.flush(ctx);
+        } else {
+            Self::close(ctx, msg.code, &msg.reason);
         }
     }
 }
@@ -304,5 +546,38 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
                 ctx.stop();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backlog_admits_up_to_its_limits_then_overflows_once() {
+        let b = Backlog::new(100, 3);
+        // The first frame goes through whatever its size.
+        assert_eq!(b.admit(500), Admission::Queued);
+        assert_eq!(b.pending(), (500, 1));
+        b.release(500);
+        assert_eq!(b.admit(40), Admission::Queued);
+        assert_eq!(b.admit(40), Admission::Queued);
+        assert_eq!(b.admit(40), Admission::Overflowed);
+        assert!(b.overflowed());
+        assert_eq!(b.pending(), (80, 2), "the refused frame is not counted");
+        assert_eq!(b.admit(1), Admission::Refused);
+        b.release(40);
+        b.release(40);
+        assert_eq!(b.pending(), (0, 0));
+        assert_eq!(b.admit(1), Admission::Refused, "too slow stays too slow");
+    }
+
+    #[test]
+    fn backlog_counts_frames_too() {
+        let b = Backlog::new(1 << 20, 3);
+        for _ in 0..3 {
+            assert_eq!(b.admit(1), Admission::Queued);
+        }
+        assert_eq!(b.admit(1), Admission::Overflowed);
     }
 }
