@@ -334,6 +334,11 @@ pub struct GatewaySettings {
     pub ws_ping_interval_ms: u64,
     /// A client silent for this long is dropped.
     pub ws_client_timeout_ms: u64,
+    /// Event bytes a WebSocket session may have waiting (sent to it, not yet taken by its
+    /// socket) before it is closed with 4008 (too slow).
+    pub ws_max_pending_bytes: usize,
+    /// Event frames a session may have waiting before it is closed with 4008.
+    pub ws_max_pending_frames: usize,
     /// actix-web worker threads; 0 means one per core.
     pub workers: usize,
     /// Trust `X-Forwarded-For` from the load balancer for the client address.
@@ -387,6 +392,8 @@ impl Default for GatewaySettings {
             ws_auth_timeout_ms: 5_000,
             ws_ping_interval_ms: 10_000,
             ws_client_timeout_ms: 30_000,
+            ws_max_pending_bytes: 4 << 20,
+            ws_max_pending_frames: 4096,
             workers: 0,
             trust_forwarded_for: false,
         }
@@ -585,6 +592,12 @@ pub fn validate(s: &Settings) -> Result<(), Vec<String>> {
     if s.auth.access_ttl_seconds <= 0 || s.auth.refresh_ttl_seconds <= s.auth.access_ttl_seconds {
         errors.push(
             "auth.access_ttl_seconds must be positive and below auth.refresh_ttl_seconds".into(),
+        );
+    }
+    if s.gateway.ws_max_pending_bytes < 64 * 1024 || s.gateway.ws_max_pending_frames < 16 {
+        errors.push(
+            "gateway.ws_max_pending_bytes must be at least 65536 and gateway.ws_max_pending_frames at least 16"
+                .into(),
         );
     }
     if s.gateway.max_body_bytes < 1024 {

@@ -22,6 +22,8 @@ pub struct Metrics {
     pub ws_sessions: IntGaugeVec,
     /// `sdsim_websocket_frames_sent_total{type}`
     pub ws_frames_sent: IntCounterVec,
+    /// `sdsim_websocket_closed_total{code}`: sessions the server closed, by close code
+    pub ws_closed: IntCounterVec,
     /// `sdsim_events_published_total{channel,outcome}`
     pub events_published: IntCounterVec,
     /// `sdsim_events_received_total{channel}`
@@ -127,6 +129,11 @@ impl Metrics {
             "sdsim_websocket_frames_sent_total",
             "Frames sent to WebSocket clients, by frame type.",
             &["type"],
+        );
+        let ws_closed = counter(
+            "sdsim_websocket_closed_total",
+            "WebSocket sessions closed by the server, by close code (4001, 4008, 4009, ...).",
+            &["code"],
         );
         let events_published = counter(
             "sdsim_events_published_total",
@@ -239,6 +246,7 @@ impl Metrics {
             http_request_seconds,
             ws_sessions,
             ws_frames_sent,
+            ws_closed,
             events_published,
             events_received,
             db_pool_connections,

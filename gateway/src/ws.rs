@@ -25,8 +25,8 @@
 //! (unbounded, `do_send`) mailbox. The session cannot watch itself, so:
 //! - the sender counts: every frame is admitted through the session's [`Backlog`] (bytes and
 //!   frames sent to the actor and not yet handed to the socket), in the [`Registry`], before
-//!   it is sent; the frame that would take a session over [`MAX_PENDING_BYTES`] or
-//!   [`MAX_PENDING_FRAMES`] is refused, the session is evicted from the registry at once (no
+//!   it is sent; the frame that would take a session over `gateway.ws_max_pending_bytes` or
+//!   `gateway.ws_max_pending_frames` is refused, the session is evicted from the registry at once (no
 //!   more frames, its channels released) and told to close with 4008;
 //! - the actor hands frames to the socket at the pace it drains: events wait in the actor's
 //!   own queue and a pump, polled each time the dispatcher polls the body, moves at most
@@ -57,16 +57,6 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 pub const ENDPOINT_NOTIFICATIONS: &str = "/ws/notifications";
-
-/// Event bytes a session may have waiting (sent to it, not yet taken by its socket) before it
-/// is closed with 4008. Should become a `gateway` setting (`GatewaySettings` lives in
-/// `actors/src/config.rs`); 4 MiB rides out a burst of large simulation events on a slow
-/// link while bounding what one stalled client can hold.
-pub const MAX_PENDING_BYTES: usize = 4 << 20;
-
-/// Event frames a session may have waiting before it is closed with 4008 (bounds the
-/// per-frame overhead of many small events). Should become a setting too.
-pub const MAX_PENDING_FRAMES: usize = 4096;
 
 /// Event bytes handed to the socket per poll of the session, at least one frame.
 pub const FLUSH_BATCH_BYTES: usize = 32 << 10;
@@ -198,6 +188,10 @@ pub struct WsSession {
 
 impl WsSession {
     pub fn new(state: GatewayState, remote_addr: String, header_token: Option<String>) -> Self {
+        let backlog = Arc::new(Backlog::new(
+            state.settings.ws_max_pending_bytes,
+            state.settings.ws_max_pending_frames,
+        ));
         Self {
             id: Uuid::new_v4(),
             state,
@@ -206,17 +200,26 @@ impl WsSession {
             last_heard: Instant::now(),
             auth: None,
             authenticating: false,
-            backlog: Arc::new(Backlog::new(MAX_PENDING_BYTES, MAX_PENDING_FRAMES)),
+            backlog,
             outbox: VecDeque::new(),
             closing: None,
         }
     }
 
     /// Closes with `code` and `reason` (cut to what a close frame carries); once only.
-    fn close(ctx: &mut ws::WebsocketContext<Self>, code: u16, reason: &str) {
+    fn close(
+        metrics: &sdsim_actors::metrics::Metrics,
+        ctx: &mut ws::WebsocketContext<Self>,
+        code: u16,
+        reason: &str,
+    ) {
         if Self::closing_down(ctx) {
             return;
         }
+        metrics
+            .ws_closed
+            .with_label_values(&[&code.to_string()])
+            .inc();
         let mut end = reason.len().min(MAX_CLOSE_REASON);
         while !reason.is_char_boundary(end) {
             end -= 1;
@@ -247,7 +250,7 @@ impl WsSession {
         }
         if self.outbox.is_empty() {
             if let Some((code, reason)) = self.closing.take() {
-                Self::close(ctx, code, &reason);
+                Self::close(&self.state.metrics, ctx, code, &reason);
             }
         }
     }
@@ -264,13 +267,7 @@ impl WsSession {
         if Self::closing_down(ctx) {
             return;
         }
-        // Counted with the frames sent: the close frame is the last one this client gets.
-        self.state
-            .metrics
-            .ws_frames_sent
-            .with_label_values(&["close_too_slow"])
-            .inc();
-        Self::close(ctx, close_codes::TOO_SLOW, reason);
+        Self::close(&self.state.metrics, ctx, close_codes::TOO_SLOW, reason);
     }
 
     fn send(&self, ctx: &mut ws::WebsocketContext<Self>, frame: &ServerFrame) {
@@ -307,16 +304,26 @@ impl WsSession {
                 Ok(v) if v.valid => act.authenticated(v.user_id, v.session_id, v.expires_at, ctx),
                 Ok(v) => {
                     let reason = crate::http::token_error_message(&v.error);
-                    Self::close(ctx, close_codes::UNAUTHENTICATED, reason);
+                    Self::close(
+                        &act.state.metrics,
+                        ctx,
+                        close_codes::UNAUTHENTICATED,
+                        reason,
+                    );
                 }
                 Err(ServiceError::Unavailable(m)) => {
                     tracing::warn!(error = %m, "WebSocket authentication: auth unavailable");
                     // 1013: try again later.
-                    Self::close(ctx, 1013, "authentication service unavailable; retry");
+                    Self::close(
+                        &act.state.metrics,
+                        ctx,
+                        1013,
+                        "authentication service unavailable; retry",
+                    );
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "WebSocket authentication failed");
-                    Self::close(ctx, 1011, "authentication failed");
+                    Self::close(&act.state.metrics, ctx, 1011, "authentication failed");
                 }
             }
         }));
@@ -361,8 +368,9 @@ impl WsSession {
         );
         let left = expires_at - chrono::Utc::now().timestamp();
         let left = Duration::from_secs(left.max(0) as u64);
-        ctx.run_later(left, |_, ctx| {
+        ctx.run_later(left, |act, ctx| {
             Self::close(
+                &act.state.metrics,
                 ctx,
                 close_codes::TOKEN_EXPIRED,
                 "access token expired; reconnect with a fresh token",
@@ -387,6 +395,7 @@ impl WsSession {
                 }
             }
             (Err(_), false) => Self::close(
+                &self.state.metrics,
                 ctx,
                 close_codes::UNAUTHENTICATED,
                 r#"the first frame must be {"type":"auth","token":"<access token>"}"#,
@@ -418,7 +427,12 @@ impl Actor for WsSession {
             move |act, ctx| {
                 if act.last_heard.elapsed() > timeout {
                     tracing::debug!(client = %act.id, "WebSocket client timed out");
-                    Self::close(ctx, 1001, "client stopped answering pings");
+                    Self::close(
+                        &act.state.metrics,
+                        ctx,
+                        1001,
+                        "client stopped answering pings",
+                    );
                     return;
                 }
                 ctx.ping(b"");
@@ -430,7 +444,12 @@ impl Actor for WsSession {
             None => {
                 ctx.run_later(Duration::from_millis(g.ws_auth_timeout_ms), |act, ctx| {
                     if act.auth.is_none() {
-                        Self::close(ctx, close_codes::UNAUTHENTICATED, "authentication timeout");
+                        Self::close(
+                            &act.state.metrics,
+                            ctx,
+                            close_codes::UNAUTHENTICATED,
+                            "authentication timeout",
+                        );
                     }
                 });
             }
@@ -503,7 +522,7 @@ impl Handler<Disconnect> for WsSession {
             self.closing = Some((msg.code, msg.reason));
             self.flush(ctx);
         } else {
-            Self::close(ctx, msg.code, &msg.reason);
+            Self::close(&self.state.metrics, ctx, msg.code, &msg.reason);
         }
     }
 }
@@ -514,7 +533,7 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
             Ok(m) => m,
             Err(e) => {
                 tracing::debug!(client = %self.id, error = %e, "WebSocket protocol error");
-                Self::close(ctx, 1002, "protocol error");
+                Self::close(&self.state.metrics, ctx, 1002, "protocol error");
                 return;
             }
         };
@@ -526,6 +545,7 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
             ws::Message::Binary(_) => {
                 if self.auth.is_none() {
                     Self::close(
+                        &self.state.metrics,
                         ctx,
                         close_codes::UNAUTHENTICATED,
                         "the first frame must be a JSON auth frame",

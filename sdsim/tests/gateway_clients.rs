@@ -555,7 +555,7 @@ async fn a_client_that_stops_reading_is_closed_with_4008() {
     );
     let metrics = s.metrics(s.running.addrs(Service::Gateway).http).await;
     assert!(
-        metrics.contains("sdsim_websocket_frames_sent_total{type=\"close_too_slow\"} 1"),
+        metrics.contains("sdsim_websocket_closed_total{code=\"4008\"} 1"),
         "{}",
         metrics
             .lines()

@@ -145,6 +145,23 @@ impl Sampler {
     }
 }
 
+fn refused(mesh: &Inner, target: &Target) {
+    mesh.metrics
+        .pool_refused
+        .with_label_values(&[target.service.as_str()])
+        .inc();
+}
+
+fn rebalanced(mesh: &Inner, target: &Target, grant: Grant) {
+    if let Grant::Rebalanced { from } = grant {
+        let from = mesh.budget.label(from).unwrap_or_else(|| "gone".into());
+        mesh.metrics
+            .pool_rebalanced
+            .with_label_values(&[from.as_str(), target.service.as_str()])
+            .inc();
+    }
+}
+
 /// Told by the budget: give one channel to a higher-priority pool.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -164,15 +181,40 @@ pub struct Scaler {
 }
 
 impl Scaler {
+    /// Starts the scaler with the pool at its minimum already (channels that connect on first
+    /// use), so the target is routable the moment it is known.
     pub fn start(target: Arc<Target>, mesh: Arc<Inner>) -> Addr<Scaler> {
-        Scaler {
+        let scaler = Scaler {
             target,
             mesh,
             sampler: Sampler::default(),
             last_action: Instant::now(),
             connecting: false,
+        };
+        let (target, mesh) = (scaler.target.clone(), scaler.mesh.clone());
+        let addr = scaler.start();
+        let me = addr.clone();
+        mesh.budget.join(
+            target.pool_id,
+            target.service.as_str(),
+            super::priority(target.service),
+            mesh.rules.min,
+            Box::new(move || me.do_send(Yield)),
+        );
+        for _ in 0..mesh.rules.min {
+            let Some(channel) = mesh.lazy(&target.address) else {
+                tracing::warn!(service = %target.service, address = %target.address, "not a gRPC address; no channel");
+                break;
+            };
+            let grant = mesh.budget.acquire(target.pool_id);
+            if !grant.granted() {
+                refused(&mesh, &target);
+                continue;
+            }
+            rebalanced(&mesh, &target, grant);
+            target.pool.add(channel);
         }
-        .start()
+        addr
     }
 
     fn budget(&self) -> &Budget {
@@ -217,25 +259,6 @@ impl Scaler {
         m.pool_channels_total.set(self.budget().total() as i64);
     }
 
-    fn refused(&self) {
-        self.mesh
-            .metrics
-            .pool_refused
-            .with_label_values(&[self.target.service.as_str()])
-            .inc();
-    }
-
-    fn rebalanced(&self, grant: Grant) {
-        if let Grant::Rebalanced { from } = grant {
-            let from = self.budget().label(from).unwrap_or_else(|| "gone".into());
-            self.mesh
-                .metrics
-                .pool_rebalanced
-                .with_label_values(&[from.as_str(), self.target.service.as_str()])
-                .inc();
-        }
-    }
-
     fn tick(&mut self, ctx: &mut Context<Self>) {
         let now = Instant::now();
         let stats = self.sampler.sample(&self.target.pool, now);
@@ -265,10 +288,10 @@ impl Scaler {
     fn grow(&mut self, ctx: &mut Context<Self>, trigger: Trigger, triggered: Instant) {
         let grant = self.budget().acquire(self.target.pool_id);
         if !grant.granted() {
-            self.refused();
+            refused(&self.mesh, &self.target);
             return;
         }
-        self.rebalanced(grant);
+        rebalanced(&self.mesh, &self.target, grant);
         self.connecting = true;
         let connect = self.mesh.connect(&self.target.address);
         ctx.spawn(connect.into_actor(self).map(move |res, act, _| {
@@ -292,28 +315,6 @@ impl Actor for Scaler {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        let me = ctx.address();
-        self.budget().join(
-            self.target.pool_id,
-            self.target.service.as_str(),
-            super::priority(self.target.service),
-            self.mesh.rules.min,
-            Box::new(move || me.do_send(Yield)),
-        );
-        // The minimum, connected lazily so the target is routable at once.
-        for _ in 0..self.mesh.rules.min {
-            let Some(channel) = self.mesh.lazy(&self.target.address) else {
-                tracing::warn!(service = %self.target.service, address = %self.target.address, "not a gRPC address; no channel");
-                break;
-            };
-            match self.budget().acquire(self.target.pool_id) {
-                g if g.granted() => {
-                    self.rebalanced(g);
-                    self.target.pool.add(channel);
-                }
-                _ => self.refused(),
-            }
-        }
         self.publish_sizes();
         ctx.run_interval(self.mesh.scale_interval, |act, ctx| act.tick(ctx));
     }
