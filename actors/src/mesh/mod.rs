@@ -127,6 +127,9 @@ pub struct Target {
     transitions: Mutex<VecDeque<TransitionRecord>>,
     last_state: AtomicI64,
     observer: RwLock<Option<Recipient<Transition>>>,
+    /// `sdsim_circuit_breaker_calls_total` for this target, looked up once.
+    ok_calls: prometheus::IntCounter,
+    failed_calls: prometheus::IntCounter,
 }
 
 const KEPT_EVENTS: usize = 32;
@@ -245,7 +248,6 @@ impl Inner {
         Ok(Endpoint::from_shared(format!("http://{address}"))
             .map_err(|e| format!("invalid address {address:?}: {e}"))?
             .connect_timeout(self.connect_timeout)
-            .timeout(self.call_timeout)
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(10))
             .keep_alive_timeout(Duration::from_secs(5)))
@@ -503,15 +505,11 @@ impl Mesh {
             );
             target.pool.record(failed, took);
             target.observe(target.breaker.record(failed, took));
-            inner
-                .metrics
-                .breaker_calls
-                .with_label_values(&[
-                    labels[0],
-                    labels[1],
-                    if failed { "failure" } else { "success" },
-                ])
-                .inc();
+            if failed {
+                target.failed_calls.inc();
+            } else {
+                target.ok_calls.inc();
+            }
             let err = match res {
                 Ok(v) => return Ok(v),
                 Err(e) => e,
@@ -705,6 +703,16 @@ impl Mesh {
                         transitions: Mutex::new(VecDeque::new()),
                         last_state: AtomicI64::new(0),
                         observer: RwLock::new(None),
+                        ok_calls: inner.metrics.breaker_calls.with_label_values(&[
+                            service.as_str(),
+                            address,
+                            "success",
+                        ]),
+                        failed_calls: inner.metrics.breaker_calls.with_label_values(&[
+                            service.as_str(),
+                            address,
+                            "failure",
+                        ]),
                     }),
                     scaler: None,
                     watch: None,
