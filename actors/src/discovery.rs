@@ -32,6 +32,9 @@ pub struct InstanceInfo {
     pub started_at: i64,
     /// Unix seconds of the last heartbeat.
     pub heartbeat_at: i64,
+    /// gRPC requests the instance was serving at its last heartbeat.
+    #[serde(default)]
+    pub load: i64,
 }
 
 /// Registers one service instance and keeps it alive.
@@ -41,6 +44,7 @@ pub struct Registrar {
     info: InstanceInfo,
     ttl: Duration,
     heartbeat: Duration,
+    load: Option<prometheus::IntGauge>,
     _link: ChildLink,
 }
 
@@ -51,6 +55,7 @@ impl Registrar {
         info: InstanceInfo,
         ttl: Duration,
         heartbeat: Duration,
+        load: Option<prometheus::IntGauge>,
     ) -> ChildSpec {
         ChildSpec::worker("registrar", Restart::Permanent, move |link| {
             let addr = Registrar {
@@ -59,6 +64,7 @@ impl Registrar {
                 info: info.clone(),
                 ttl,
                 heartbeat,
+                load: load.clone(),
                 _link: link,
             }
             .start();
@@ -73,6 +79,9 @@ impl Registrar {
 
     fn beat(&mut self, ctx: &mut Context<Self>, announce: bool) {
         self.info.heartbeat_at = chrono::Utc::now().timestamp();
+        if let Some(g) = &self.load {
+            self.info.load = g.get();
+        }
         let Ok(payload) = serde_json::to_string(&self.info) else {
             return;
         };

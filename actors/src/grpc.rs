@@ -60,21 +60,31 @@ pub struct RpcTimer<'a> {
     service: &'static str,
     method: &'static str,
     start: Instant,
+    in_flight: prometheus::IntGauge,
+}
+
+impl Drop for RpcTimer<'_> {
+    fn drop(&mut self) {
+        self.in_flight.dec();
+    }
 }
 
 impl<'a> RpcTimer<'a> {
     pub fn start(metrics: &'a Metrics, service: &'static str, method: &'static str) -> Self {
+        let in_flight = metrics.grpc_in_flight.with_label_values(&[service]);
+        in_flight.inc();
         Self {
             metrics,
             service,
             method,
             start: Instant::now(),
+            in_flight,
         }
     }
 
     /// Records the outcome and converts a domain error into a status.
     pub fn finish<T>(
-        self,
+        &self,
         result: Result<T, ServiceError>,
     ) -> Result<tonic::Response<T>, tonic::Status> {
         let code = match &result {

@@ -14,6 +14,8 @@ pub struct Metrics {
     pub supervisor_restarts: IntCounterVec,
     /// `sdsim_grpc_server_handled_seconds{service,method,code}`
     pub grpc_server_seconds: HistogramVec,
+    /// `sdsim_grpc_server_in_flight{service}`: requests being handled now
+    pub grpc_in_flight: IntGaugeVec,
     /// `sdsim_grpc_client_seconds{target,method,outcome}`
     pub grpc_client_seconds: HistogramVec,
     /// `sdsim_http_request_duration_seconds{method,route,status}`
@@ -109,6 +111,11 @@ impl Metrics {
             "sdsim_grpc_server_handled_seconds",
             "Time to handle a gRPC request, by method and status code.",
             &["service", "method", "code"],
+        );
+        let grpc_in_flight = gauge(
+            "sdsim_grpc_server_in_flight",
+            "gRPC requests being handled now (the load an instance registers).",
+            &["service"],
         );
         let grpc_client_seconds = histogram(
             "sdsim_grpc_client_seconds",
@@ -242,6 +249,7 @@ impl Metrics {
             registry,
             supervisor_restarts,
             grpc_server_seconds,
+            grpc_in_flight,
             grpc_client_seconds,
             http_request_seconds,
             ws_sessions,

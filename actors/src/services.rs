@@ -94,9 +94,11 @@ impl Shared {
                 version: env!("CARGO_PKG_VERSION").into(),
                 started_at: now,
                 heartbeat_at: now,
+                load: 0,
             },
             Duration::from_millis(d.ttl_ms),
             Duration::from_millis(d.heartbeat_ms),
+            Some(self.metrics.grpc_in_flight.with_label_values(&[service])),
         )
     }
 }

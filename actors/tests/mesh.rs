@@ -403,6 +403,7 @@ fn instance(service: Service, id: &str, addr: SocketAddr) -> InstanceInfo {
         version: "test".into(),
         started_at: now,
         heartbeat_at: now,
+        load: 0,
     }
 }
 
@@ -422,6 +423,7 @@ async fn with_redis_stopped_calls_go_on_and_discovery_recovers_when_it_returns()
             instance(Service::Auth, id, addr),
             Duration::from_millis(1_000),
             Duration::from_millis(200),
+            None,
         )
     };
     let metrics_for_dir = Metrics::new();

@@ -63,11 +63,26 @@ async fn the_breaker_opens_on_failures_and_closes_when_the_backend_returns() {
         assert!(failed_calls <= 10, "the breaker never opened");
     }
     assert_eq!(failed_calls, 3);
+    // While open: an immediate 503 naming the circuit, with Retry-After.
+    let t = std::time::Instant::now();
+    let r = s
+        .http
+        .post(s.url("/api/auth/login"))
+        .json(&serde_json::json!({"email": email, "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    let took = t.elapsed();
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.headers()["retry-after"], "1");
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "circuit_open", "{body}");
+    assert!(took < Duration::from_millis(500), "refusal took {took:?}");
     let m = s.metrics(gw).await;
     assert_eq!(state(&m, &addr), Some(1), "{m}");
     assert!(
         m.contains(&format!(
-            "sdsim_circuit_breaker_calls_total{{instance=\"{addr}\",outcome=\"rejected\",service=\"auth\"}} 1"
+            "sdsim_circuit_breaker_calls_total{{instance=\"{addr}\",outcome=\"rejected\",service=\"auth\"}} 2"
         )),
         "{m}"
     );

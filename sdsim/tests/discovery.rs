@@ -72,6 +72,34 @@ async fn instances_find_each_other_and_leave_cleanly() {
             .as_str()
             .unwrap()
             .starts_with("127.0.0.1:"));
+        assert!(b_auth["load"].is_i64(), "{b_auth}");
+    }
+    // ...and A's gateway routes to B's backends: in use within a second.
+    let b_auth = b.running.addrs(Service::Auth).grpc.to_string();
+    let ready = Instant::now();
+    loop {
+        let mesh: serde_json::Value = a
+            .http
+            .get(a.url("/admin/mesh"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let routable = mesh["services"]["auth"]["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["address"] == b_auth.as_str() && t["routable"] == true);
+        if routable {
+            break;
+        }
+        assert!(
+            ready.elapsed() < Duration::from_secs(1),
+            "B's auth not in A's routes: {mesh}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let joins = {
         let mut seen = 0;
