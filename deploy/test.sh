@@ -12,6 +12,8 @@ venv="${SDSIM_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/sdsim/grpc-venv}"
 log "Python gRPC client in $venv"
 ensure_venv "$venv" "$SDSIM_ROOT/deploy/grpc-check/requirements.txt"
 export SDSIM_TEST_PYTHON="$venv/bin/python"
+# The mesh tests stop and restart a redis-server of their own.
+command -v redis-server >/dev/null || apt_install redis-server
 
 cd "$SDSIM_ROOT"
 log "cargo test --workspace"
