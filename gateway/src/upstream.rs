@@ -65,48 +65,58 @@ impl Upstreams {
         &self.mesh
     }
 
-    pub async fn auth<T, F, Fut>(&self, method: &'static str, mut f: F) -> Result<T, ServiceError>
+    /// One call to `service` with a typed client made from each attempt's channel.
+    async fn via<C, T, F, Fut>(
+        &self,
+        service: Service,
+        method: &'static str,
+        idempotent: Idempotent,
+        client: fn(Channel) -> C,
+        mut f: F,
+    ) -> Result<T, ServiceError>
+    where
+        F: FnMut(C) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        self.mesh
+            .call(service, method, idempotent, move |ch| f(client(ch)))
+            .await
+    }
+
+    pub async fn auth<T, F, Fut>(&self, method: &'static str, f: F) -> Result<T, ServiceError>
     where
         F: FnMut(AuthServiceClient<Channel>) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
-        self.mesh
-            .call(Service::Auth, method, idempotent(method), move |ch| {
-                f(AuthServiceClient::new(ch))
-            })
+        let idem = idempotent(method);
+        self.via(Service::Auth, method, idem, AuthServiceClient::new, f)
             .await
     }
 
-    pub async fn project<T, F, Fut>(
-        &self,
-        method: &'static str,
-        mut f: F,
-    ) -> Result<T, ServiceError>
+    pub async fn project<T, F, Fut>(&self, method: &'static str, f: F) -> Result<T, ServiceError>
     where
         F: FnMut(ProjectServiceClient<Channel>) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
-        self.mesh
-            .call(Service::Project, method, Idempotent::Yes, move |ch| {
-                f(ProjectServiceClient::new(ch))
-            })
+        let idem = Idempotent::Yes;
+        self.via(Service::Project, method, idem, ProjectServiceClient::new, f)
             .await
     }
 
-    pub async fn simulation<T, F, Fut>(
-        &self,
-        method: &'static str,
-        mut f: F,
-    ) -> Result<T, ServiceError>
+    pub async fn simulation<T, F, Fut>(&self, method: &'static str, f: F) -> Result<T, ServiceError>
     where
         F: FnMut(SimulationServiceClient<Channel>) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
-        self.mesh
-            .call(Service::Simulation, method, Idempotent::Yes, move |ch| {
-                f(SimulationServiceClient::new(ch))
-            })
-            .await
+        let idem = Idempotent::Yes;
+        self.via(
+            Service::Simulation,
+            method,
+            idem,
+            SimulationServiceClient::new,
+            f,
+        )
+        .await
     }
 
     /// The `HealthCheck` RPC of a backend: the first of its instances to answer within

@@ -134,14 +134,19 @@ pub struct Target {
 
 const KEPT_EVENTS: usize = 32;
 
+/// Appends to a history that keeps the last [`KEPT_EVENTS`] entries.
+fn keep_last<T>(history: &Mutex<VecDeque<T>>, item: T) {
+    if let Ok(mut q) = history.lock() {
+        if q.len() == KEPT_EVENTS {
+            q.pop_front();
+        }
+        q.push_back(item);
+    }
+}
+
 impl Target {
     fn push_event(&self, e: ScaleEvent) {
-        if let Ok(mut q) = self.events.lock() {
-            if q.len() == KEPT_EVENTS {
-                q.pop_front();
-            }
-            q.push_back(e);
-        }
+        keep_last(&self.events, e);
     }
 
     fn set_stats(&self, s: Stats) {
@@ -908,16 +913,14 @@ impl Handler<Transition> for BreakerWatch {
                 "circuit breaker"
             );
         }
-        if let Ok(mut q) = self.target.transitions.lock() {
-            if q.len() == KEPT_EVENTS {
-                q.pop_front();
-            }
-            q.push_back(TransitionRecord {
+        keep_last(
+            &self.target.transitions,
+            TransitionRecord {
                 at: chrono::Utc::now(),
                 from: state_name(t.from),
                 to: state_name(t.to),
-            });
-        }
+            },
+        );
     }
 }
 
