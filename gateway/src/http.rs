@@ -430,6 +430,8 @@ async fn change_role(
         user_id,
         role,
         remove,
+        ip: client_ip(req, state.settings.trust_forwarded_for),
+        user_agent: user_agent(req),
     };
     let up = &state.upstream;
     let user = rpc!(up, auth, "AdminChangeRole", admin_change_role, call).await?;
@@ -469,6 +471,8 @@ async fn admin_lock(
         access_token: required_token(&req)?,
         user_id,
         locked,
+        ip: client_ip(&req, state.settings.trust_forwarded_for),
+        user_agent: user_agent(&req),
     };
     let up = &state.upstream;
     let user = rpc!(up, auth, "AdminSetLocked", admin_set_locked, call).await?;
@@ -483,6 +487,8 @@ async fn admin_end_sessions(
     let call = pb::AdminEndSessionsRequest {
         access_token: required_token(&req)?,
         user_id: path.into_inner(),
+        ip: client_ip(&req, state.settings.trust_forwarded_for),
+        user_agent: user_agent(&req),
     };
     let up = &state.upstream;
     let res = rpc!(up, auth, "AdminEndSessions", admin_end_sessions, call).await?;

@@ -534,7 +534,9 @@ async fn admins_find_users_change_roles_lock_accounts_and_read_the_audit_log() {
         .to_string();
 
     let call = |m: Method, path: String, token: String, body: Option<serde_json::Value>| {
-        let mut req = s.authed(m, &path, &token);
+        let mut req = s
+            .authed(m, &path, &token)
+            .header("user-agent", "admin-console/3.1");
         if let Some(b) = body {
             req = req.json(&b);
         }
@@ -743,6 +745,28 @@ async fn admins_find_users_change_roles_lock_accounts_and_read_the_audit_log() {
     assert_eq!(st, 200);
     assert_eq!(b["entries"].as_array().unwrap().len(), 1);
     assert_eq!(b["entries"][0]["detail"]["by"], me);
+    // Every admin action records where it came from.
+    let (_, b) = call(
+        Method::GET,
+        format!("/api/admin/audit?user_id={user_id}"),
+        admin.clone(),
+        None,
+    )
+    .await;
+    for e in b["entries"].as_array().unwrap() {
+        let event = e["event"].as_str().unwrap();
+        let by_admin = [
+            "role.assigned",
+            "role.removed",
+            "account.locked",
+            "account.unlocked",
+            "sessions.ended_by_admin",
+        ];
+        if by_admin.contains(&event) {
+            assert_eq!((event, e["ip"].as_str()), (event, Some("127.0.0.1")), "{e}");
+            assert_eq!(e["user_agent"], "admin-console/3.1", "{e}");
+        }
+    }
     let (st, _) = call(
         Method::GET,
         "/api/admin/audit?user_id=nope".into(),

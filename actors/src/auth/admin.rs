@@ -97,8 +97,8 @@ impl AuthCore {
             event,
             user_id: Some(user),
             session_id: Some(caller.session_id),
-            ip: "",
-            user_agent: "",
+            ip: &m.origin.ip,
+            user_agent: &m.origin.user_agent,
             detail: serde_json::json!({ "by": caller.user_id.to_string(), "detail": detail }),
         };
         match m.op {
@@ -217,14 +217,14 @@ impl AuthCore {
         }
     }
 
-    async fn role_changed(
+    async fn role_changed<'o>(
         &self,
         conn: &mut diesel_async::AsyncPgConnection,
         changed: bool,
         event: &'static str,
         user_id: Uuid,
         role: &str,
-        audit: &impl Fn(&'static str, Uuid, serde_json::Value) -> Audit<'static>,
+        audit: &impl Fn(&'static str, Uuid, serde_json::Value) -> Audit<'o>,
     ) -> Result<(), ServiceError> {
         if !changed {
             return Ok(());

@@ -74,11 +74,16 @@ fn user_outcome(o: AdminOutcome) -> Result<pb::UserProfile, ServiceError> {
 }
 
 impl AuthGrpc {
-    async fn admin(&self, access_token: String, op: AdminOp) -> Result<AdminOutcome, ServiceError> {
+    async fn admin(
+        &self,
+        access_token: String,
+        op: AdminOp,
+        origin: Origin,
+    ) -> Result<AdminOutcome, ServiceError> {
         self.call(Admin {
             access_token,
             op,
-            origin: origin(String::new(), String::new()),
+            origin,
         })
         .await
     }
@@ -219,13 +224,16 @@ impl AuthService for AuthGrpc {
             limit: i64::from(r.limit),
             offset: i64::from(r.offset),
         };
-        let res = self.admin(r.access_token, op).await.and_then(|o| match o {
-            AdminOutcome::Users { users, total } => Ok(pb::AdminListUsersResponse {
-                users: users.into_iter().map(profile_pb).collect(),
-                total,
-            }),
-            other => Err(unexpected(other)),
-        });
+        let res = self
+            .admin(r.access_token, op, Origin::default())
+            .await
+            .and_then(|o| match o {
+                AdminOutcome::Users { users, total } => Ok(pb::AdminListUsersResponse {
+                    users: users.into_iter().map(profile_pb).collect(),
+                    total,
+                }),
+                other => Err(unexpected(other)),
+            });
         t.finish(res)
     }
 
@@ -248,7 +256,9 @@ impl AuthService for AuthGrpc {
                         role: r.role,
                     }
                 };
-                self.admin(r.access_token, op).await.and_then(user_outcome)
+                self.admin(r.access_token, op, origin(r.ip, r.user_agent))
+                    .await
+                    .and_then(user_outcome)
             }
             Err(e) => Err(e),
         };
@@ -269,6 +279,7 @@ impl AuthService for AuthGrpc {
                         user_id,
                         locked: r.locked,
                     },
+                    origin(r.ip, r.user_agent),
                 )
                 .await
                 .and_then(user_outcome),
@@ -285,7 +296,11 @@ impl AuthService for AuthGrpc {
         let r = req.into_inner();
         let res = match uuid_field("user_id", &r.user_id) {
             Ok(user_id) => self
-                .admin(r.access_token, AdminOp::EndSessions { user_id })
+                .admin(
+                    r.access_token,
+                    AdminOp::EndSessions { user_id },
+                    origin(r.ip, r.user_agent),
+                )
                 .await
                 .and_then(|o| match o {
                     AdminOutcome::SessionsEnded(n) => Ok(pb::LogoutResponse {
@@ -317,24 +332,29 @@ impl AuthService for AuthGrpc {
                     before_id: (r.before_id > 0).then_some(r.before_id),
                     limit: i64::from(r.limit),
                 };
-                self.admin(r.access_token, op).await.and_then(|o| match o {
-                    AdminOutcome::Audit(rows) => Ok(pb::AdminAuditLogResponse {
-                        entries: rows
-                            .into_iter()
-                            .map(|a| pb::AuditEntry {
-                                id: a.id,
-                                occurred_at: a.occurred_at.timestamp(),
-                                event: a.event,
-                                user_id: a.user_id.map(|u| u.to_string()).unwrap_or_default(),
-                                session_id: a.session_id.map(|u| u.to_string()).unwrap_or_default(),
-                                ip: a.ip,
-                                user_agent: a.user_agent,
-                                detail_json: a.detail.to_string(),
-                            })
-                            .collect(),
-                    }),
-                    other => Err(unexpected(other)),
-                })
+                self.admin(r.access_token, op, Origin::default())
+                    .await
+                    .and_then(|o| match o {
+                        AdminOutcome::Audit(rows) => Ok(pb::AdminAuditLogResponse {
+                            entries: rows
+                                .into_iter()
+                                .map(|a| pb::AuditEntry {
+                                    id: a.id,
+                                    occurred_at: a.occurred_at.timestamp(),
+                                    event: a.event,
+                                    user_id: a.user_id.map(|u| u.to_string()).unwrap_or_default(),
+                                    session_id: a
+                                        .session_id
+                                        .map(|u| u.to_string())
+                                        .unwrap_or_default(),
+                                    ip: a.ip,
+                                    user_agent: a.user_agent,
+                                    detail_json: a.detail.to_string(),
+                                })
+                                .collect(),
+                        }),
+                        other => Err(unexpected(other)),
+                    })
             }
             Err(e) => Err(e),
         };

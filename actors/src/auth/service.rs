@@ -86,7 +86,7 @@ impl Profile {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Origin {
     pub ip: String,
     pub user_agent: String,
