@@ -236,6 +236,16 @@ pub struct MailSettings {
     pub smtp_host: String,
     pub smtp_port: u16,
     pub smtp_timeout_ms: u64,
+    /// `none`: plain SMTP (a relay on loopback); `opportunistic`: STARTTLS when the server
+    /// offers it; `starttls`: STARTTLS or no delivery (submission, port 587); `tls`: TLS from
+    /// the first byte (SMTPS, port 465). The certificate is always verified against the
+    /// system's roots plus `smtp_ca_file`.
+    pub smtp_tls: String,
+    /// Extra trusted roots (PEM), e.g. a private CA; empty: the system's roots only.
+    pub smtp_ca_file: String,
+    /// SMTP AUTH credentials; only ever sent over TLS (`starttls` or `tls`).
+    pub smtp_username: String,
+    pub smtp_password: Secret,
     pub from: String,
     /// Where links in mails point (the web app or the gateway).
     pub public_url: String,
@@ -251,6 +261,10 @@ impl Default for MailSettings {
             smtp_host: "127.0.0.1".into(),
             smtp_port: 25,
             smtp_timeout_ms: 10_000,
+            smtp_tls: "none".into(),
+            smtp_ca_file: String::new(),
+            smtp_username: String::new(),
+            smtp_password: Secret::default(),
             from: "sdsim <no-reply@sdsim.local>".into(),
             public_url: "http://127.0.0.1:8000".into(),
             token_ttl_seconds: 3_600,
@@ -562,6 +576,32 @@ pub fn validate(s: &Settings) -> Result<(), Vec<String>> {
             "auth.mail.transport must be \"file\" or \"smtp\", got {:?}",
             s.auth.mail.transport
         ));
+    }
+    let mail = &s.auth.mail;
+    if !matches!(
+        mail.smtp_tls.as_str(),
+        "none" | "opportunistic" | "starttls" | "tls"
+    ) {
+        errors.push(format!(
+            "auth.mail.smtp_tls must be \"none\", \"opportunistic\", \"starttls\" or \"tls\", got {:?}",
+            mail.smtp_tls
+        ));
+    }
+    if (!mail.smtp_username.is_empty() || !mail.smtp_password.is_empty())
+        && !matches!(mail.smtp_tls.as_str(), "starttls" | "tls")
+    {
+        errors.push(
+            "auth.mail.smtp_username and smtp_password need auth.mail.smtp_tls = \"starttls\" or \"tls\": credentials are never sent in the clear"
+                .into(),
+        );
+    }
+    if mail.smtp_username.is_empty() != mail.smtp_password.is_empty() {
+        errors.push("auth.mail.smtp_username and smtp_password go together".into());
+    }
+    if mail.transport == "smtp" && !mail.smtp_ca_file.is_empty() {
+        if let Err(e) = crate::auth::mailer::read_ca_file(&mail.smtp_ca_file) {
+            errors.push(format!("auth.mail.smtp_ca_file: {e}"));
+        }
     }
     if s.auth
         .mail

@@ -180,15 +180,7 @@ async fn the_local_mailer_writes_an_outbox_and_mail_survives_an_smtp_outage() {
     s.auth.mail.outbox_dir = outbox.display().to_string();
     let stack = Stack::start(s.clone(), &Service::ALL);
     stack.wait_ready().await;
-    let email = unique_email("outbox");
-    stack.register(&email, PASSWORD).await;
-    let (st, _) = stack
-        .post_json(
-            "/api/auth/password-reset/request",
-            serde_json::json!({"email": email}),
-        )
-        .await;
-    assert_eq!(st, 202);
+    let email = register_and_request_reset(&stack, "outbox").await;
     let mut found = None;
     for _ in 0..100 {
         if let Ok(mut dir) = std::fs::read_dir(&outbox) {
@@ -213,17 +205,11 @@ async fn the_local_mailer_writes_an_outbox_and_mail_survives_an_smtp_outage() {
     s.auth.mail.smtp_timeout_ms = 500;
     let stack = Stack::start(s, &Service::ALL);
     stack.wait_ready().await;
-    let (st, _) = stack
-        .post_json(
-            "/api/auth/password-reset/request",
-            serde_json::json!({"email": email}),
-        )
-        .await;
-    assert_eq!(st, 202);
+    request_reset(&stack, &email).await;
     tokio::time::sleep(Duration::from_millis(400)).await; // at least one failed attempt
                                                           // The SMTP server comes up on that port.
     let mut sink = loop {
-        match SmtpSinkOn::bind(port).await {
+        match SmtpSink::start_on(port).await {
             Some(s) => break s,
             None => tokio::time::sleep(Duration::from_millis(50)).await,
         }
@@ -235,11 +221,187 @@ async fn the_local_mailer_writes_an_outbox_and_mail_survives_an_smtp_outage() {
     assert!(mail.contains("/reset-password?token="), "{mail}");
 }
 
-/// An SMTP sink on a chosen port (for the outage test).
-struct SmtpSinkOn;
+/// A new account, and a password reset asked for it (202); its address.
+async fn register_and_request_reset(stack: &Stack, tag: &str) -> String {
+    let email = unique_email(tag);
+    stack.register(&email, PASSWORD).await;
+    request_reset(stack, &email).await;
+    email
+}
 
-impl SmtpSinkOn {
-    async fn bind(port: u16) -> Option<SmtpSink> {
-        SmtpSink::start_on(port).await
+async fn request_reset(stack: &Stack, email: &str) {
+    let (st, _) = stack
+        .post_json(
+            "/api/auth/password-reset/request",
+            serde_json::json!({"email": email}),
+        )
+        .await;
+    assert_eq!(st, 202);
+}
+
+/// Queues a mail job the way auth does (`LPUSH async:email:queue`).
+async fn enqueue_mail(s: &sdsim_actors::config::Settings, to: &str) -> String {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let job = sdsim_protocols::events::EmailJob {
+        id: id.clone(),
+        to: to.into(),
+        subject: "TLS check".into(),
+        body: format!("mail {id}"),
+        kind: "verify_email".into(),
+        attempts: 0,
+    };
+    let ns = sdsim_protocols::names::Namespace::new(s.redis.prefix.clone());
+    let client = redis::Client::open(redis_url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let _: i64 = redis::cmd("LPUSH")
+        .arg(ns.async_queue("email"))
+        .arg(serde_json::to_string(&job).unwrap())
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    id
+}
+
+/// Mail settings for a sink: its port, the TLS mode, its certificate trusted (or not).
+fn tls_settings(
+    db: &TestDb,
+    sink: &SmtpSink,
+    tls: &str,
+    trust: bool,
+) -> sdsim_actors::config::Settings {
+    let mut s = settings(db);
+    s.auth.mail.transport = "smtp".into();
+    s.auth.mail.smtp_host = "127.0.0.1".into();
+    s.auth.mail.smtp_port = sink.port;
+    s.auth.mail.smtp_timeout_ms = 2_000;
+    s.auth.mail.smtp_tls = tls.into();
+    s.auth.mail.smtp_username = "relay-user".into();
+    s.auth.mail.smtp_password = sdsim_actors::config::Secret::new("relay-secret");
+    if trust {
+        let ca = std::env::temp_dir().join(format!(
+            "sdsim-smtp-ca-{}.pem",
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::fs::write(&ca, sink.cert_pem.as_ref().expect("a TLS sink")).unwrap();
+        s.auth.mail.smtp_ca_file = ca.display().to_string();
     }
+    s
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smtp_over_tls_verifies_the_server_and_never_sends_the_password_in_the_clear() {
+    let db = TestDb::create().await;
+
+    // STARTTLS required, end to end: a reset mail goes out encrypted, logged in.
+    let mut sink = SmtpSink::start_with(0, SinkTls::StartTls).await.unwrap();
+    let stack = Stack::start(tls_settings(&db, &sink, "starttls", true), &Service::ALL);
+    stack.wait_ready().await;
+    register_and_request_reset(&stack, "tls").await;
+    let got = sink
+        .next_received(Duration::from_secs(10))
+        .await
+        .expect("the reset mail over STARTTLS");
+    assert!(got.tls, "the mail was sent before STARTTLS");
+    assert_eq!(got.auth.as_deref(), Some("\0relay-user\0relay-secret"));
+    assert!(decode_mail(&got.raw).contains("/reset-password?token="));
+    assert!(sink.cleartext_auth.lock().unwrap().is_empty());
+    drop(stack);
+
+    // SMTPS (TLS from the first byte).
+    let mut sink = SmtpSink::start_with(0, SinkTls::Implicit).await.unwrap();
+    let s = tls_settings(&db, &sink, "tls", true);
+    let stack = Stack::start(s.clone(), &[Service::Auth]);
+    let id = enqueue_mail(&s, "smtps@example.com").await;
+    let got = sink
+        .next_received(Duration::from_secs(10))
+        .await
+        .expect("a mail over SMTPS");
+    assert!(got.tls);
+    assert!(got.raw.contains(&id), "{}", got.raw);
+    drop(stack);
+
+    // A server that does not offer STARTTLS (yet takes AUTH): nothing is sent, least of all
+    // the password; the mail waits for a retry.
+    let s = assert_refused(&db, SinkTls::None).await;
+    let ns = sdsim_protocols::names::Namespace::new(s.redis.prefix.clone());
+    let client = redis::Client::open(redis_url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let waiting: i64 = redis::cmd("ZCARD")
+        .arg(ns.async_delayed("email"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(waiting, 1, "the refused mail waits for a retry");
+
+    // A certificate nobody vouches for (self-signed, not in smtp_ca_file): refused alike.
+    assert_refused(&db, SinkTls::StartTls).await;
+}
+
+/// STARTTLS required, the sink's certificate not trusted: a queued mail never reaches a sink
+/// speaking `mode`, and no AUTH goes out in the clear. The settings used.
+async fn assert_refused(db: &TestDb, mode: SinkTls) -> sdsim_actors::config::Settings {
+    let mut sink = SmtpSink::start_with(0, mode).await.unwrap();
+    let mut s = tls_settings(db, &sink, "starttls", false);
+    s.redis.prefix = format!("test-{}:", uuid::Uuid::new_v4().simple());
+    let stack = Stack::start(s.clone(), &[Service::Auth]);
+    enqueue_mail(&s, "refused@example.com").await;
+    assert!(
+        sink.next_received(Duration::from_millis(1500))
+            .await
+            .is_none(),
+        "a mail went out to a {mode:?} sink"
+    );
+    assert!(sink.cleartext_auth.lock().unwrap().is_empty());
+    drop(stack);
+    s
+}
+
+#[test]
+fn smtp_tls_settings_are_checked() {
+    let db_less = sdsim_actors::config::Settings::default();
+    let check = |f: &dyn Fn(&mut sdsim_actors::config::Settings)| {
+        let mut s = db_less.clone();
+        s.auth.jwt_secret = sdsim_actors::config::Secret::new(JWT_SECRET);
+        s.auth.mail.transport = "smtp".into();
+        f(&mut s);
+        sdsim_actors::config::validate(&s)
+            .err()
+            .map(|v| v.join("\n"))
+            .unwrap_or_default()
+    };
+    let e = check(&|s| s.auth.mail.smtp_tls = "ssl".into());
+    assert!(e.contains("auth.mail.smtp_tls must be"), "{e}");
+    let e = check(&|s| {
+        s.auth.mail.smtp_username = "u".into();
+        s.auth.mail.smtp_password = sdsim_actors::config::Secret::new("p");
+    });
+    assert!(e.contains("never sent in the clear"), "{e}");
+    let e = check(&|s| {
+        s.auth.mail.smtp_tls = "starttls".into();
+        s.auth.mail.smtp_username = "u".into();
+    });
+    assert!(e.contains("go together"), "{e}");
+    let e = check(&|s| {
+        s.auth.mail.smtp_tls = "tls".into();
+        s.auth.mail.smtp_ca_file = "/nonexistent/ca.pem".into();
+    });
+    assert!(
+        e.contains("auth.mail.smtp_ca_file: cannot read /nonexistent/ca.pem"),
+        "{e}"
+    );
+    let empty =
+        std::env::temp_dir().join(format!("sdsim-empty-{}.pem", uuid::Uuid::new_v4().simple()));
+    std::fs::write(&empty, "not a certificate").unwrap();
+    let path = empty.display().to_string();
+    let e = check(&|s| {
+        s.auth.mail.smtp_tls = "tls".into();
+        s.auth.mail.smtp_ca_file = path.clone();
+    });
+    assert!(e.contains("holds no PEM certificate"), "{e}");
+    let ok = check(&|s| {
+        s.auth.mail.smtp_tls = "starttls".into();
+        s.auth.mail.smtp_username = "u".into();
+        s.auth.mail.smtp_password = sdsim_actors::config::Secret::new("p");
+    });
+    assert!(!ok.contains("smtp"), "{ok}");
 }

@@ -14,6 +14,8 @@ use crate::supervision::{ChildHandle, ChildLink, ChildSpec, Restart};
 use actix::prelude::*;
 use lettre::message::header::ContentType;
 use lettre::message::Mailbox;
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use redis::aio::ConnectionManager;
 use sdsim_protocols::events::EmailJob;
@@ -57,12 +59,7 @@ impl MailWorker {
 
     fn transport(s: &MailSettings) -> Result<Transport, String> {
         match s.transport.as_str() {
-            "smtp" => Ok(Transport::Smtp(
-                AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&s.smtp_host)
-                    .port(s.smtp_port)
-                    .timeout(Some(Duration::from_millis(s.smtp_timeout_ms)))
-                    .build(),
-            )),
+            "smtp" => smtp_transport(s).map(Transport::Smtp),
             _ => {
                 std::fs::create_dir_all(&s.outbox_dir)
                     .map_err(|e| format!("cannot create the outbox {}: {e}", s.outbox_dir))?;
@@ -166,6 +163,52 @@ impl MailWorker {
         };
         ctx.spawn(fut.into_actor(self).map(|_, act, _| act.busy = false));
     }
+}
+
+/// The trusted roots in a PEM file: every certificate in it, at least one.
+pub fn read_ca_file(path: &str) -> Result<Certificate, String> {
+    let pem = std::fs::read(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    let count = String::from_utf8_lossy(&pem)
+        .matches("-----BEGIN CERTIFICATE-----")
+        .count();
+    if count == 0 {
+        return Err(format!("{path} holds no PEM certificate"));
+    }
+    Certificate::from_pem(&pem).map_err(|e| format!("{path}: {e}"))
+}
+
+/// The SMTP client `s` describes: TLS as `smtp_tls` says, the server's certificate verified
+/// against the system's roots and `smtp_ca_file`, credentials (only over TLS, which the
+/// settings check enforces).
+fn smtp_transport(s: &MailSettings) -> Result<AsyncSmtpTransport<Tokio1Executor>, String> {
+    let tls = if s.smtp_tls == "none" {
+        Tls::None
+    } else {
+        let mut params = TlsParameters::builder(s.smtp_host.clone());
+        if !s.smtp_ca_file.is_empty() {
+            params = params.add_root_certificate(read_ca_file(&s.smtp_ca_file)?);
+        }
+        let params = params
+            .build_rustls()
+            .map_err(|e| format!("cannot set up TLS for {}: {e}", s.smtp_host))?;
+        match s.smtp_tls.as_str() {
+            "opportunistic" => Tls::Opportunistic(params),
+            "starttls" => Tls::Required(params),
+            "tls" => Tls::Wrapper(params),
+            other => return Err(format!("unknown auth.mail.smtp_tls {other:?}")),
+        }
+    };
+    let mut b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&s.smtp_host)
+        .port(s.smtp_port)
+        .timeout(Some(Duration::from_millis(s.smtp_timeout_ms)))
+        .tls(tls);
+    if !s.smtp_username.is_empty() {
+        b = b.credentials(Credentials::new(
+            s.smtp_username.clone(),
+            s.smtp_password.expose().to_string(),
+        ));
+    }
+    Ok(b.build())
 }
 
 async fn deliver(transport: &Transport, from: &str, job: &EmailJob) -> Result<(), String> {
