@@ -4,6 +4,14 @@
 //! and a map lookup. Entries live `ttl` (500 ms by default): a session revoked on another
 //! instance (seen through the Redis session cache) is refused here within that time, well
 //! inside the one-second revocation promise; one revoked on this instance is forgotten at once.
+//!
+//! Refresh ahead: past half its life an entry still answers, and the first caller to see it
+//! so is asked to check the session again in the background ([`Lookup::Refresh`]); the others
+//! keep answering from the entry. A session in steady use therefore never misses, and never
+//! sends a burst of concurrent checks to Redis and PostgreSQL when its entry expires.
+//!
+//! A check that started before a `forget` or `clear` cannot put its (older) answer back: every
+//! lookup carries the cache's epoch, and `put` with an older epoch is ignored.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -13,60 +21,119 @@ use uuid::Uuid;
 /// Past this many entries the cache starts over (a bound on memory, not a policy).
 const MAX_ENTRIES: usize = 100_000;
 
-/// When a session was validated, and its user's permissions then.
-type Entry = (Instant, Arc<Vec<String>>);
+#[derive(Debug)]
+struct Entry {
+    /// When the session was last checked.
+    at: Instant,
+    permissions: Arc<Vec<String>>,
+    /// A background check is under way.
+    refreshing: bool,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    map: HashMap<Uuid, Entry>,
+    /// Bumped by every `forget` and `clear`.
+    epoch: u64,
+}
+
+/// What the cache knows of a session; the epoch goes back with [`ValidationCache::put`].
+#[derive(Debug, PartialEq)]
+pub enum Lookup {
+    /// Checked less than half the ttl ago.
+    Fresh(Arc<Vec<String>>),
+    /// Still valid; the caller should check the session again in the background.
+    Refresh(Arc<Vec<String>>, u64),
+    /// Unknown or expired: check before answering.
+    Miss(u64),
+}
 
 #[derive(Debug)]
 pub struct ValidationCache {
     ttl: Duration,
-    map: Mutex<HashMap<Uuid, Entry>>,
+    state: Mutex<State>,
 }
 
 impl ValidationCache {
     pub fn new(ttl: Duration) -> Self {
         Self {
             ttl,
-            map: Mutex::new(HashMap::new()),
+            state: Mutex::new(State::default()),
         }
     }
 
-    /// The permissions of a session validated less than `ttl` ago.
-    pub fn get(&self, session: Uuid) -> Option<Arc<Vec<String>>> {
+    pub fn get(&self, session: Uuid) -> Lookup {
+        let Ok(mut st) = self.state.lock() else {
+            return Lookup::Miss(u64::MAX);
+        };
+        let epoch = st.epoch;
         if self.ttl.is_zero() {
-            return None;
+            return Lookup::Miss(epoch);
         }
-        let map = self.map.lock().ok()?;
-        let (at, perms) = map.get(&session)?;
-        (at.elapsed() < self.ttl).then(|| perms.clone())
+        let Some(e) = st.map.get_mut(&session) else {
+            return Lookup::Miss(epoch);
+        };
+        let age = e.at.elapsed();
+        if age >= self.ttl {
+            Lookup::Miss(epoch)
+        } else if age < self.ttl / 2 || e.refreshing {
+            Lookup::Fresh(e.permissions.clone())
+        } else {
+            e.refreshing = true;
+            Lookup::Refresh(e.permissions.clone(), epoch)
+        }
     }
 
-    pub fn put(&self, session: Uuid, perms: Arc<Vec<String>>) {
+    /// The session was found live with these permissions by a check that began at `epoch`.
+    pub fn put(&self, session: Uuid, permissions: Arc<Vec<String>>, epoch: u64) {
         if self.ttl.is_zero() {
             return;
         }
-        if let Ok(mut map) = self.map.lock() {
-            if map.len() >= MAX_ENTRIES {
-                let ttl = self.ttl;
-                map.retain(|_, (at, _)| at.elapsed() < ttl);
-                if map.len() >= MAX_ENTRIES {
-                    map.clear();
-                }
+        let Ok(mut st) = self.state.lock() else {
+            return;
+        };
+        if st.epoch != epoch {
+            return; // something was revoked meanwhile; the next call checks again
+        }
+        if st.map.len() >= MAX_ENTRIES {
+            let ttl = self.ttl;
+            st.map.retain(|_, e| e.at.elapsed() < ttl);
+            if st.map.len() >= MAX_ENTRIES {
+                st.map.clear();
             }
-            map.insert(session, (Instant::now(), perms));
+        }
+        st.map.insert(
+            session,
+            Entry {
+                at: Instant::now(),
+                permissions,
+                refreshing: false,
+            },
+        );
+    }
+
+    /// A background check failed (not a revocation): let the next caller try again.
+    pub fn refresh_failed(&self, session: Uuid) {
+        if let Ok(mut st) = self.state.lock() {
+            if let Some(e) = st.map.get_mut(&session) {
+                e.refreshing = false;
+            }
         }
     }
 
-    /// A session ended here: refuse it at once.
+    /// A session ended: refuse it at once.
     pub fn forget(&self, session: Uuid) {
-        if let Ok(mut map) = self.map.lock() {
-            map.remove(&session);
+        if let Ok(mut st) = self.state.lock() {
+            st.epoch += 1;
+            st.map.remove(&session);
         }
     }
 
     /// Roles or accounts changed: everything is read again.
     pub fn clear(&self) {
-        if let Ok(mut map) = self.map.lock() {
-            map.clear();
+        if let Ok(mut st) = self.state.lock() {
+            st.epoch += 1;
+            st.map.clear();
         }
     }
 }
@@ -75,20 +142,76 @@ impl ValidationCache {
 mod tests {
     use super::*;
 
+    fn perms(p: &[&str]) -> Arc<Vec<String>> {
+        Arc::new(p.iter().map(|s| s.to_string()).collect())
+    }
+
     #[test]
     fn entries_expire_and_can_be_forgotten() {
         let c = ValidationCache::new(Duration::from_millis(50));
         let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
-        c.put(a, Arc::new(vec!["x".into()]));
-        c.put(b, Arc::new(vec![]));
-        assert_eq!(c.get(a).unwrap()[0], "x");
+        let Lookup::Miss(epoch) = c.get(a) else {
+            panic!("an empty cache knows nothing")
+        };
+        c.put(a, perms(&["x"]), epoch);
+        c.put(b, perms(&[]), epoch);
+        assert_eq!(c.get(a), Lookup::Fresh(perms(&["x"])));
         c.forget(a);
-        assert!(c.get(a).is_none());
-        assert!(c.get(b).is_some());
+        assert!(matches!(c.get(a), Lookup::Miss(_)));
+        assert!(matches!(c.get(b), Lookup::Fresh(_)));
         std::thread::sleep(Duration::from_millis(60));
-        assert!(c.get(b).is_none());
+        assert!(matches!(c.get(b), Lookup::Miss(_)));
         let off = ValidationCache::new(Duration::ZERO);
-        off.put(a, Arc::new(vec![]));
-        assert!(off.get(a).is_none());
+        off.put(a, perms(&[]), 0);
+        assert!(matches!(off.get(a), Lookup::Miss(_)));
+    }
+
+    #[test]
+    fn past_half_its_life_one_caller_refreshes_while_the_others_are_served() {
+        let c = ValidationCache::new(Duration::from_millis(100));
+        let s = Uuid::new_v4();
+        c.put(s, perms(&["p"]), 0);
+        std::thread::sleep(Duration::from_millis(60));
+        let Lookup::Refresh(p, epoch) = c.get(s) else {
+            panic!("past half its life the entry asks for a refresh")
+        };
+        assert_eq!(p, perms(&["p"]));
+        // Only the first caller refreshes.
+        assert_eq!(c.get(s), Lookup::Fresh(perms(&["p"])));
+        assert_eq!(c.get(s), Lookup::Fresh(perms(&["p"])));
+        // The refresh brings new permissions and a new life.
+        c.put(s, perms(&["p", "q"]), epoch);
+        assert_eq!(c.get(s), Lookup::Fresh(perms(&["p", "q"])));
+        // A failed refresh lets the next caller try.
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(matches!(c.get(s), Lookup::Refresh(..)));
+        c.refresh_failed(s);
+        assert!(matches!(c.get(s), Lookup::Refresh(..)));
+        // Past the ttl nothing is served, refreshing or not.
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(matches!(c.get(s), Lookup::Miss(_)));
+    }
+
+    #[test]
+    fn a_check_that_began_before_a_revocation_cannot_restore_the_session() {
+        let c = ValidationCache::new(Duration::from_secs(10));
+        let s = Uuid::new_v4();
+        let Lookup::Miss(before) = c.get(s) else {
+            panic!("unknown")
+        };
+        c.forget(s); // logged out while the check was under way
+        c.put(s, perms(&["p"]), before);
+        assert!(matches!(c.get(s), Lookup::Miss(_)));
+        let Lookup::Miss(now) = c.get(s) else {
+            panic!("unknown")
+        };
+        c.clear();
+        c.put(s, perms(&["p"]), now);
+        assert!(matches!(c.get(s), Lookup::Miss(_)));
+        let Lookup::Miss(now) = c.get(s) else {
+            panic!("unknown")
+        };
+        c.put(s, perms(&["p"]), now);
+        assert!(matches!(c.get(s), Lookup::Fresh(_)));
     }
 }

@@ -1,10 +1,11 @@
 //! The bcrypt pool: a fixed set of threads (one per core by default) at the lowest CPU
 //! priority, fed through a channel.
 //!
-//! Fixed size: more hashes at once would not finish sooner. Lowest priority (nice 19): when
-//! logins and token validations compete for the cores, the validations (on the executor
-//! threads, normal priority) go first, so a burst of logins cannot push validation latency
-//! up, while idle cores still hash at full speed. Never the async executor.
+//! Fixed size: more hashes at once would not finish sooner. Lowest priority (`SCHED_IDLE` on
+//! Linux, else nice 19): when logins and token validations compete for the cores, the
+//! validations (on the executor threads, normal priority) go first, so a burst of logins
+//! cannot push validation latency up, while idle cores still hash at full speed. Never the
+//! async executor.
 
 use crate::error::ServiceError;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -27,11 +28,7 @@ impl Hasher {
             std::thread::Builder::new()
                 .name(format!("sdsim-bcrypt-{i}"))
                 .spawn(move || {
-                    if let Err(e) = thread_priority::set_current_thread_priority(
-                        thread_priority::ThreadPriority::Min,
-                    ) {
-                        tracing::debug!(error = ?e, "hashing thread keeps normal priority");
-                    }
+                    lowest_priority();
                     loop {
                         let job = match rx.lock() {
                             Ok(r) => r.recv(),
@@ -67,6 +64,29 @@ impl Hasher {
             .map_err(|_| ServiceError::Unavailable("hashing pool stopped".into()))?;
         orx.await
             .map_err(|_| ServiceError::Internal("hashing job failed".into()))
+    }
+}
+
+/// Makes the calling thread yield to every other: on Linux `SCHED_IDLE` (it runs only when
+/// no normal thread wants the core, and a waking normal thread preempts it at once), else
+/// the lowest nice value.
+fn lowest_priority() {
+    use thread_priority::ThreadPriority;
+    #[cfg(target_os = "linux")]
+    {
+        use thread_priority::{NormalThreadSchedulePolicy, ThreadSchedulePolicy};
+        if thread_priority::set_thread_priority_and_policy(
+            thread_priority::thread_native_id(),
+            ThreadPriority::Min,
+            ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle),
+        )
+        .is_ok()
+        {
+            return;
+        }
+    }
+    if let Err(e) = thread_priority::set_current_thread_priority(ThreadPriority::Min) {
+        tracing::debug!(error = ?e, "hashing thread keeps normal priority");
     }
 }
 

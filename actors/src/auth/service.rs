@@ -806,26 +806,55 @@ impl AuthCore {
         Ok(live)
     }
 
+    /// Whether the session is live and, if so, its user's permissions (now in the cache).
+    async fn check_session(
+        &self,
+        user_id: Uuid,
+        session_id: Uuid,
+        epoch: u64,
+    ) -> Result<Option<Arc<Vec<String>>>, ServiceError> {
+        if !self.session_live(session_id).await? {
+            return Ok(None);
+        }
+        let mut conn = sdsim_schema::pool::get(&self.pool).await?;
+        let (_, permissions) = store::roles_and_permissions(&mut conn, user_id).await?;
+        let p = Arc::new(permissions);
+        self.validated.put(session_id, p.clone(), epoch);
+        Ok(Some(p))
+    }
+
     pub async fn validate(self: Arc<Self>, token: &str) -> Result<TokenInfo, ServiceError> {
         let claims = self.tokens.verify(token)?;
         let bad = || ServiceError::unauthenticated("token_malformed", "token is malformed");
         let user_id: Uuid = claims.sub.parse().map_err(|_| bad())?;
         let session_id: Uuid = claims.sid.parse().map_err(|_| bad())?;
+        use super::cache::Lookup;
         let permissions = match self.validated.get(session_id) {
-            Some(p) => p,
-            None => {
-                if !self.session_live(session_id).await? {
-                    return Err(ServiceError::unauthenticated(
-                        "token_revoked",
-                        "this session has ended; log in again",
-                    ));
-                }
-                let mut conn = sdsim_schema::pool::get(&self.pool).await?;
-                let (_, permissions) = store::roles_and_permissions(&mut conn, user_id).await?;
-                let p = Arc::new(permissions);
-                self.validated.put(session_id, p.clone());
+            Lookup::Fresh(p) => p,
+            Lookup::Refresh(p, epoch) => {
+                // Answer now; check the session again off this call's path.
+                let core = self.clone();
+                tokio::spawn(async move {
+                    match core.check_session(user_id, session_id, epoch).await {
+                        Ok(Some(_)) => {}
+                        Ok(None) => core.validated.forget(session_id),
+                        Err(e) => {
+                            tracing::debug!(error = %e, "session refresh failed");
+                            core.validated.refresh_failed(session_id);
+                        }
+                    }
+                });
                 p
             }
+            Lookup::Miss(epoch) => self
+                .check_session(user_id, session_id, epoch)
+                .await?
+                .ok_or_else(|| {
+                    ServiceError::unauthenticated(
+                        "token_revoked",
+                        "this session has ended; log in again",
+                    )
+                })?,
         };
         Ok(TokenInfo {
             user_id,
