@@ -603,15 +603,10 @@ pub fn validate(s: &Settings) -> Result<(), Vec<String>> {
             errors.push(format!("auth.mail.smtp_ca_file: {e}"));
         }
     }
-    if s.auth
-        .mail
-        .from
-        .parse::<lettre::message::Mailbox>()
-        .is_err()
-    {
+    if mail.from.parse::<lettre::message::Mailbox>().is_err() {
         errors.push(format!(
             "auth.mail.from is not a mail address: {:?}",
-            s.auth.mail.from
+            mail.from
         ));
     }
     if s.auth.validation_cache_ms >= 1000 {

@@ -4,6 +4,7 @@
 //! concurrently while the actor stays the supervised unit (a panic in it is seen and
 //! restarted). bcrypt always runs on the blocking pool, never on the executor.
 
+use super::cache::Lookup;
 use super::limits::Limits;
 use super::store::{Audit, Rotation};
 use super::tokens::{self, TokenService};
@@ -828,7 +829,6 @@ impl AuthCore {
         let bad = || ServiceError::unauthenticated("token_malformed", "token is malformed");
         let user_id: Uuid = claims.sub.parse().map_err(|_| bad())?;
         let session_id: Uuid = claims.sid.parse().map_err(|_| bad())?;
-        use super::cache::Lookup;
         let permissions = match self.validated.get(session_id) {
             Lookup::Fresh(p) => p,
             Lookup::Refresh(p, epoch) => {

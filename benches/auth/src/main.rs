@@ -178,9 +178,9 @@ where
     let start = tokio::time::Instant::now();
     let total = (rate as f64 * dur.as_secs_f64()) as u64;
     #[cfg(target_os = "linux")]
-    let fine = FineTicker::new(Duration::from_micros(100))
-        .ok()
-        .filter(|_| spacing == Spacing::Fine);
+    let fine = (spacing == Spacing::Fine)
+        .then(|| FineTicker::new(Duration::from_micros(100)).ok())
+        .flatten();
     let mut tick = tokio::time::interval(Duration::from_millis(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut sent = 0u64;
