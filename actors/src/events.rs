@@ -27,6 +27,27 @@ pub fn connection_manager(url: &str, timeout: Duration) -> Result<ConnectionMana
         .map_err(|e| format!("cannot create Redis connection: {e}"))
 }
 
+/// [`connection_manager`] whose I/O task runs on `runtime`: the manager is made there and its
+/// first command (a PING, whose failure only means "connect on first use") runs there. Without
+/// this the task lands on whichever thread sends the first command, which may be a busy
+/// actor thread that every other caller would then wait on.
+pub async fn connection_manager_on(
+    runtime: &tokio::runtime::Handle,
+    url: &str,
+    timeout: Duration,
+) -> Result<ConnectionManager, String> {
+    let conn = {
+        let _on = runtime.enter();
+        connection_manager(url, timeout)?
+    };
+    let mut first = conn.clone();
+    let ping = runtime.spawn(async move { redis::cmd("PING").query_async::<()>(&mut first).await });
+    if let Ok(Err(e)) = ping.await {
+        tracing::warn!(error = %e, "Redis not reachable yet; connecting on first use");
+    }
+    Ok(conn)
+}
+
 /// Publishes one event on one channel.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]

@@ -130,6 +130,7 @@ pub fn auth_tree(
         validated: crate::auth::cache::ValidationCache::new(Duration::from_millis(
             s.validation_cache_ms,
         )),
+        checks: Default::default(),
         hashing: Arc::new(crate::auth::hasher::Hasher::new(
             match s.max_concurrent_hashes {
                 0 => std::thread::available_parallelism().map_or(1, |n| n.get()),

@@ -1,8 +1,8 @@
 //! The async connection pool (diesel-async over deadpool).
 
 use diesel_async::pooled_connection::deadpool::{Object, Pool};
-use diesel_async::pooled_connection::AsyncDieselConnectionManager;
-use diesel_async::AsyncPgConnection;
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
+use diesel_async::{AsyncConnection, AsyncPgConnection};
 use std::time::Duration;
 
 /// A pool of PostgreSQL connections, cheap to clone.
@@ -45,8 +45,35 @@ pub enum PoolError {
 /// Builds a pool of at most `max_size` connections. Connections are opened lazily;
 /// waiting for one gives up after `wait`, so a stuck database turns into an error
 /// rather than a hung request.
-pub fn build(database_url: &str, max_size: usize, wait: Duration) -> Result<DbPool, PoolError> {
-    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(database_url);
+///
+/// Each connection's I/O is driven by a task on the runtime it is opened from. With
+/// `runtime`, every connection is opened on that runtime whoever asks for it, so a busy or
+/// single-threaded caller (an actor's thread) never sits in the path of everyone else's
+/// queries.
+pub fn build(
+    database_url: &str,
+    max_size: usize,
+    wait: Duration,
+    runtime: Option<tokio::runtime::Handle>,
+) -> Result<DbPool, PoolError> {
+    let manager = match runtime {
+        None => AsyncDieselConnectionManager::<AsyncPgConnection>::new(database_url),
+        Some(rt) => {
+            let mut config = ManagerConfig::default();
+            config.custom_setup = Box::new(move |url: &str| {
+                let url = url.to_string();
+                let opened = rt.spawn(async move { AsyncPgConnection::establish(&url).await });
+                Box::pin(async move {
+                    opened.await.unwrap_or_else(|e| {
+                        Err(diesel::ConnectionError::BadConnection(format!(
+                            "connection task ended: {e}"
+                        )))
+                    })
+                })
+            });
+            AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(database_url, config)
+        }
+    };
     Pool::builder(manager)
         .max_size(max_size.max(1))
         .build()

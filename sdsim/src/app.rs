@@ -7,7 +7,7 @@
 //! code path of four separate processes.
 
 use sdsim_actors::config::Settings;
-use sdsim_actors::events::connection_manager;
+use sdsim_actors::events::connection_manager_on;
 use sdsim_actors::metrics::Metrics;
 use sdsim_actors::services::{self, Shared};
 use sdsim_actors::supervision::{Shutdown, Supervisor, SupervisorSpec, TreeView};
@@ -139,17 +139,6 @@ impl Application {
                 tracing::info!(migrations = ?applied, "database migrated");
             }
         }
-        let pool = sdsim_schema::pool::build(
-            &db_url,
-            settings.database.pool_size,
-            Duration::from_millis(settings.database.acquire_timeout_ms),
-        )
-        .map_err(|e| format!("database.url: {e}"))?;
-        let redis = connection_manager(
-            settings.redis.url.expose(),
-            Duration::from_millis(settings.redis.timeout_ms),
-        )
-        .map_err(|e| format!("redis.url: {e}"))?;
         // gRPC connections are served on every core; actors stay on this thread.
         let grpc_runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(
@@ -161,11 +150,28 @@ impl Application {
             .enable_all()
             .build()
             .map_err(|e| format!("cannot start the gRPC runtime: {e}"))?;
+        let grpc_handle = grpc_runtime.handle().clone();
+        // Dropped without blocking, whichever way this function returns.
+        let grpc_runtime = BackgroundRuntime(Some(grpc_runtime));
+        let pool = sdsim_schema::pool::build(
+            &db_url,
+            settings.database.pool_size,
+            Duration::from_millis(settings.database.acquire_timeout_ms),
+            Some(grpc_handle.clone()),
+        )
+        .map_err(|e| format!("database.url: {e}"))?;
+        // The Redis connection's I/O runs on the gRPC runtime (every core), not on this
+        // actors' thread.
+        let redis = connection_manager_on(
+            &grpc_handle,
+            settings.redis.url.expose(),
+            Duration::from_millis(settings.redis.timeout_ms),
+        )
+        .await
+        .map_err(|e| format!("redis.url: {e}"))?;
         let instances = sdsim_actors::discovery::View::default();
         let metrics = Metrics::new();
         let refresh = Duration::from_millis(settings.discovery.refresh_ms);
-        let grpc_handle = grpc_runtime.handle().clone();
-        let grpc_runtime = BackgroundRuntime(Some(grpc_runtime));
         let mesh = sdsim_actors::mesh::Mesh::new(
             &settings.mesh,
             Service::ALL

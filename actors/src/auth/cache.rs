@@ -11,9 +11,17 @@
 //! sends a burst of concurrent checks to Redis and PostgreSQL when its entry expires.
 //!
 //! A check that started before a `forget` or `clear` cannot put its (older) answer back: every
-//! lookup carries the cache's epoch, and `put` with an older epoch is ignored.
+//! lookup carries the cache's epoch, and `put` with an older epoch is ignored. An entry's life
+//! counts from when its check began (not ended), so a slow check cannot stretch how long a
+//! session revoked elsewhere is still accepted.
+//!
+//! Single flight ([`Flights`]): calls that need the same session checked at the same epoch
+//! share one check. When an entry has expired under load, the burst of calls behind it sends
+//! one check to Redis and PostgreSQL, not one each (which, with a pool of a few connections
+//! shared with logins, turned a short delay into seconds of queueing).
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
@@ -84,8 +92,9 @@ impl ValidationCache {
         }
     }
 
-    /// The session was found live with these permissions by a check that began at `epoch`.
-    pub fn put(&self, session: Uuid, permissions: Arc<Vec<String>>, epoch: u64) {
+    /// The session was found live with these permissions by a check that began at `checked`,
+    /// at `epoch`.
+    pub fn put(&self, session: Uuid, permissions: Arc<Vec<String>>, epoch: u64, checked: Instant) {
         if self.ttl.is_zero() {
             return;
         }
@@ -105,7 +114,7 @@ impl ValidationCache {
         st.map.insert(
             session,
             Entry {
-                at: Instant::now(),
+                at: checked,
                 permissions,
                 refreshing: false,
             },
@@ -138,6 +147,50 @@ impl ValidationCache {
     }
 }
 
+/// A check under way; every caller waiting for it holds the cell.
+type Flight<V> = Arc<tokio::sync::OnceCell<V>>;
+
+/// One check per (session, epoch) at a time; see the module documentation.
+#[derive(Debug)]
+pub struct Flights<V> {
+    calls: Mutex<HashMap<(Uuid, u64), Flight<V>>>,
+}
+
+impl<V> Default for Flights<V> {
+    fn default() -> Self {
+        Self {
+            calls: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<V: Clone> Flights<V> {
+    /// Runs `check` unless a check of this session at this epoch is under way, in which case
+    /// its answer is shared. If the caller running it goes away, a waiting one takes over.
+    pub async fn run<Fut>(&self, session: Uuid, epoch: u64, check: impl FnOnce() -> Fut) -> V
+    where
+        Fut: Future<Output = V>,
+    {
+        let key = (session, epoch);
+        let cell = match self.calls.lock() {
+            Ok(mut calls) => calls.entry(key).or_default().clone(),
+            Err(_) => Arc::default(),
+        };
+        let out = cell.get_or_init(check).await.clone();
+        if let Ok(mut calls) = self.calls.lock() {
+            if calls.get(&key).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
+                calls.remove(&key);
+            }
+        }
+        out
+    }
+
+    /// Checks under way (for tests and metrics).
+    pub fn in_flight(&self) -> usize {
+        self.calls.lock().map_or(0, |c| c.len())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,8 +206,8 @@ mod tests {
         let Lookup::Miss(epoch) = c.get(a) else {
             panic!("an empty cache knows nothing")
         };
-        c.put(a, perms(&["x"]), epoch);
-        c.put(b, perms(&[]), epoch);
+        c.put(a, perms(&["x"]), epoch, Instant::now());
+        c.put(b, perms(&[]), epoch, Instant::now());
         assert_eq!(c.get(a), Lookup::Fresh(perms(&["x"])));
         c.forget(a);
         assert!(matches!(c.get(a), Lookup::Miss(_)));
@@ -162,7 +215,7 @@ mod tests {
         std::thread::sleep(Duration::from_millis(60));
         assert!(matches!(c.get(b), Lookup::Miss(_)));
         let off = ValidationCache::new(Duration::ZERO);
-        off.put(a, perms(&[]), 0);
+        off.put(a, perms(&[]), 0, Instant::now());
         assert!(matches!(off.get(a), Lookup::Miss(_)));
     }
 
@@ -170,7 +223,7 @@ mod tests {
     fn past_half_its_life_one_caller_refreshes_while_the_others_are_served() {
         let c = ValidationCache::new(Duration::from_millis(100));
         let s = Uuid::new_v4();
-        c.put(s, perms(&["p"]), 0);
+        c.put(s, perms(&["p"]), 0, Instant::now());
         std::thread::sleep(Duration::from_millis(60));
         let Lookup::Refresh(p, epoch) = c.get(s) else {
             panic!("past half its life the entry asks for a refresh")
@@ -180,7 +233,7 @@ mod tests {
         assert_eq!(c.get(s), Lookup::Fresh(perms(&["p"])));
         assert_eq!(c.get(s), Lookup::Fresh(perms(&["p"])));
         // The refresh brings new permissions and a new life.
-        c.put(s, perms(&["p", "q"]), epoch);
+        c.put(s, perms(&["p", "q"]), epoch, Instant::now());
         assert_eq!(c.get(s), Lookup::Fresh(perms(&["p", "q"])));
         // A failed refresh lets the next caller try.
         std::thread::sleep(Duration::from_millis(60));
@@ -200,18 +253,85 @@ mod tests {
             panic!("unknown")
         };
         c.forget(s); // logged out while the check was under way
-        c.put(s, perms(&["p"]), before);
+        c.put(s, perms(&["p"]), before, Instant::now());
         assert!(matches!(c.get(s), Lookup::Miss(_)));
         let Lookup::Miss(now) = c.get(s) else {
             panic!("unknown")
         };
         c.clear();
-        c.put(s, perms(&["p"]), now);
+        c.put(s, perms(&["p"]), now, Instant::now());
         assert!(matches!(c.get(s), Lookup::Miss(_)));
         let Lookup::Miss(now) = c.get(s) else {
             panic!("unknown")
         };
-        c.put(s, perms(&["p"]), now);
+        c.put(s, perms(&["p"]), now, Instant::now());
         assert!(matches!(c.get(s), Lookup::Fresh(_)));
+    }
+
+    #[test]
+    fn an_entry_lives_from_when_its_check_began() {
+        let c = ValidationCache::new(Duration::from_millis(200));
+        let (slow, slower) = (Uuid::new_v4(), Uuid::new_v4());
+        let began = Instant::now() - Duration::from_millis(120);
+        c.put(slow, perms(&["p"]), 0, began);
+        assert!(matches!(c.get(slow), Lookup::Refresh(..)));
+        c.put(
+            slower,
+            perms(&["p"]),
+            0,
+            Instant::now() - Duration::from_millis(250),
+        );
+        assert!(matches!(c.get(slower), Lookup::Miss(_)));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_checks_of_one_session_share_one() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let flights = Arc::new(Flights::<usize>::default());
+        let runs = Arc::new(AtomicUsize::new(0));
+        let s = Uuid::new_v4();
+        let check = |runs: Arc<AtomicUsize>| async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            runs.fetch_add(1, Ordering::SeqCst) + 1
+        };
+        let mut calls = Vec::new();
+        for _ in 0..20 {
+            let (flights, runs) = (flights.clone(), runs.clone());
+            calls.push(tokio::spawn(async move {
+                flights.run(s, 7, || check(runs)).await
+            }));
+        }
+        // Another epoch (a revocation happened meanwhile) does not join the old check.
+        let other = flights.run(s, 8, || check(runs.clone())).await;
+        let mut answers = Vec::new();
+        for c in calls {
+            answers.push(c.await.unwrap());
+        }
+        assert_eq!(runs.load(Ordering::SeqCst), 2, "one check per epoch");
+        assert!(answers.iter().all(|a| *a == answers[0]), "{answers:?}");
+        assert_ne!(answers[0], other);
+        assert_eq!(flights.in_flight(), 0, "finished checks are not kept");
+        // A later call checks again.
+        assert_eq!(flights.run(s, 7, || check(runs.clone())).await, 3);
+
+        // The caller running a check goes away: a waiting one takes over.
+        let (f2, r2) = (flights.clone(), runs.clone());
+        let first = tokio::spawn(async move {
+            f2.run(s, 9, || async move {
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                r2.fetch_add(100, Ordering::SeqCst)
+            })
+            .await
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let (f3, r3) = (flights.clone(), runs.clone());
+        let waiter = tokio::spawn(async move { f3.run(s, 9, || check(r3)).await });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        first.abort();
+        let got = tokio::time::timeout(Duration::from_secs(5), waiter)
+            .await
+            .expect("the waiter took over")
+            .unwrap();
+        assert_eq!(got, 4);
     }
 }

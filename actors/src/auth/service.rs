@@ -40,6 +40,8 @@ pub struct AuthCore {
     pub min_password_score: u8,
     /// Recent validations (see [`super::cache`]).
     pub validated: super::cache::ValidationCache,
+    /// Session checks under way, shared by concurrent validations.
+    pub checks: super::cache::Flights<Result<Option<Arc<Vec<String>>>, ServiceError>>,
     /// The bcrypt pool (see [`super::hasher`]).
     pub hashing: Arc<super::hasher::Hasher>,
     pub mail: crate::config::MailSettings,
@@ -814,14 +816,29 @@ impl AuthCore {
         session_id: Uuid,
         epoch: u64,
     ) -> Result<Option<Arc<Vec<String>>>, ServiceError> {
+        let began = std::time::Instant::now();
         if !self.session_live(session_id).await? {
             return Ok(None);
         }
         let mut conn = sdsim_schema::pool::get(&self.pool).await?;
         let (_, permissions) = store::roles_and_permissions(&mut conn, user_id).await?;
         let p = Arc::new(permissions);
-        self.validated.put(session_id, p.clone(), epoch);
+        self.validated.put(session_id, p.clone(), epoch, began);
         Ok(Some(p))
+    }
+
+    /// [`Self::check_session`], shared by every concurrent call for this session and epoch.
+    async fn check_shared(
+        &self,
+        user_id: Uuid,
+        session_id: Uuid,
+        epoch: u64,
+    ) -> Result<Option<Arc<Vec<String>>>, ServiceError> {
+        self.checks
+            .run(session_id, epoch, || {
+                self.check_session(user_id, session_id, epoch)
+            })
+            .await
     }
 
     pub async fn validate(self: Arc<Self>, token: &str) -> Result<TokenInfo, ServiceError> {
@@ -835,7 +852,7 @@ impl AuthCore {
                 // Answer now; check the session again off this call's path.
                 let core = self.clone();
                 tokio::spawn(async move {
-                    match core.check_session(user_id, session_id, epoch).await {
+                    match core.check_shared(user_id, session_id, epoch).await {
                         Ok(Some(_)) => {}
                         Ok(None) => core.validated.forget(session_id),
                         Err(e) => {
@@ -847,7 +864,7 @@ impl AuthCore {
                 p
             }
             Lookup::Miss(epoch) => self
-                .check_session(user_id, session_id, epoch)
+                .check_shared(user_id, session_id, epoch)
                 .await?
                 .ok_or_else(|| {
                     ServiceError::unauthenticated(

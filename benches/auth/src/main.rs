@@ -1,5 +1,7 @@
-//! Auth service benchmark over real gRPC on loopback, load generator in the same process
-//! (so on the same two cores). Prints, measured in the same run:
+//! Auth service benchmark over real gRPC on loopback. By default the auth service runs in a
+//! child process of this one (as a real deployment's clients are other processes), both on
+//! the same two cores; `BENCH_SERVER=inline` runs it in this process instead. Prints,
+//! measured in the same run:
 //!
 //! 1. the floor: a bare `grpc.health.v1/Check` RPC on the same server (the peer);
 //! 2. `ValidateToken`: the highest closed-loop rate, and p50/p99 at a fixed offered rate
@@ -10,7 +12,8 @@
 //! Run with `benches/auth/run.sh` (starts PostgreSQL and Redis if needed). Environment:
 //! SDSIM_PG_BASE, REDIS_URL, BENCH_SECONDS (default 5), BENCH_RATE (default 20000),
 //! BCRYPT_COST (default 12), BENCH_CLIENT_THREADS (the generator's runtime, default 2),
-//! BENCH_CHANNELS (HTTP/2 connections to auth, default 4).
+//! BENCH_CHANNELS (HTTP/2 connections to auth, default 4), BENCH_SERVER (`process`, the
+//! default, or `inline`).
 
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use sdsim_actors::config::{Secret, Settings};
@@ -245,52 +248,164 @@ fn row(name: &str, s: &Stats) {
     );
 }
 
-fn main() {
-    let threads: usize = env_or("BENCH_CLIENT_THREADS", 2);
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads)
-        .enable_all()
-        .build()
-        .expect("runtime")
-        .block_on(run());
+/// The auth service under test, with a database of its own (dropped on `stop`).
+struct BenchServer {
+    app: sdsim::Running,
+    admin: AsyncPgConnection,
+    db: String,
 }
 
-async fn run() {
+impl BenchServer {
+    async fn start() -> Self {
+        let cost: u32 = env_or("BCRYPT_COST", 12);
+        let pg = std::env::var("SDSIM_PG_BASE")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+        let redis = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".into());
+        let db = format!("sdsim_bench_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = AsyncPgConnection::establish(&format!("{pg}/postgres"))
+            .await
+            .expect("PostgreSQL");
+        diesel::sql_query(format!("CREATE DATABASE {db}"))
+            .execute(&mut admin)
+            .await
+            .expect("create the bench database");
+
+        let mut s = Settings::default();
+        let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+        s.listen.auth_grpc = any;
+        s.listen.auth_http = any;
+        s.database.url = Secret::new(format!("{pg}/{db}"));
+        s.database.pool_size = 16;
+        s.redis.url = Secret::new(redis);
+        s.redis.prefix = format!("bench-{}:", uuid::Uuid::new_v4().simple());
+        s.auth.jwt_secret = Secret::new("bench-secret-bench-secret-bench-secret-0123");
+        s.auth.bcrypt_cost = cost;
+        s.auth.limits.login_failures_per_account_ip = 0;
+        s.auth.limits.login_failures_per_account = 0;
+        s.auth.limits.login_per_ip_per_minute = 0;
+        s.auth.limits.register_per_ip_per_hour = 0;
+        let app = sdsim::Running::start(s, &[Service::Auth]).expect("start auth");
+        Self { app, admin, db }
+    }
+
+    fn addr(&self) -> std::net::SocketAddr {
+        self.app.addrs(Service::Auth).grpc
+    }
+
+    async fn stop(mut self) {
+        drop(self.app);
+        let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.db))
+            .execute(&mut self.admin)
+            .await;
+    }
+}
+
+/// Set in the child process that serves auth.
+const SERVER_ROLE: &str = "AUTH_BENCH_ROLE";
+
+/// The child: starts auth, prints its gRPC address, serves until its stdin closes (the
+/// parent ended, however it ended), then drops its database.
+fn serve_child() {
+    use std::io::{Read, Write};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let server = rt.block_on(BenchServer::start());
+    let mut out = std::io::stdout();
+    writeln!(out, "{}", server.addr()).expect("stdout");
+    out.flush().expect("stdout");
+    let _ = std::io::stdin().read_to_end(&mut Vec::new());
+    rt.block_on(server.stop());
+}
+
+/// Where the server runs.
+enum Server {
+    Child(std::process::Child, std::net::SocketAddr),
+    Inline(Box<BenchServer>),
+}
+
+impl Server {
+    fn child() -> Self {
+        use std::io::BufRead;
+        let exe = std::env::current_exe().expect("own path");
+        let mut child = std::process::Command::new(exe)
+            .env(SERVER_ROLE, "server")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("start the auth server process");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("child stdout"))
+            .read_line(&mut line)
+            .expect("read the server's address");
+        let addr = line
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("the server process printed {line:?}, not an address"));
+        Server::Child(child, addr)
+    }
+
+    fn addr(&self) -> std::net::SocketAddr {
+        match self {
+            Server::Child(_, addr) => *addr,
+            Server::Inline(s) => s.addr(),
+        }
+    }
+
+    async fn stop(self) {
+        match self {
+            Server::Child(mut child, _) => {
+                drop(child.stdin.take());
+                let _ = tokio::task::spawn_blocking(move || child.wait()).await;
+            }
+            Server::Inline(s) => s.stop().await,
+        }
+    }
+}
+
+fn main() {
+    if std::env::var_os(SERVER_ROLE).is_some() {
+        return serve_child();
+    }
+    let inline = std::env::var("BENCH_SERVER").is_ok_and(|v| v == "inline");
+    let threads: usize = env_or("BENCH_CLIENT_THREADS", 2);
+    // One thread: the generator's tasks never wake each other across threads (on two cores,
+    // a multi-threaded generator's threads wake one another tens of thousands of times a
+    // second, and the scheduler then starves Redis and PostgreSQL for hundreds of ms).
+    let rt = if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(threads);
+        b
+    }
+    .enable_all()
+    .build()
+    .expect("runtime");
+    let server = if inline {
+        Server::Inline(Box::new(rt.block_on(BenchServer::start())))
+    } else {
+        Server::child()
+    };
+    rt.block_on(async move {
+        // On a worker, not this thread: calls are then spawned onto the same worker instead
+        // of waking another thread for each one.
+        let addr = server.addr();
+        tokio::spawn(run(addr, inline))
+            .await
+            .expect("the benchmark");
+        server.stop().await;
+    });
+}
+
+async fn run(addr: std::net::SocketAddr, inline: bool) {
     let secs: u64 = env_or("BENCH_SECONDS", 5);
     let rate: u64 = env_or("BENCH_RATE", 20_000);
     let cost: u32 = env_or("BCRYPT_COST", 12);
     let dur = Duration::from_secs(secs);
-    let pg = std::env::var("SDSIM_PG_BASE")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
-    let redis = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".into());
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
 
-    // A database of its own.
-    let db = format!("sdsim_bench_{}", uuid::Uuid::new_v4().simple());
-    let mut admin = AsyncPgConnection::establish(&format!("{pg}/postgres"))
-        .await
-        .expect("PostgreSQL");
-    diesel::sql_query(format!("CREATE DATABASE {db}"))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-
-    let mut s = Settings::default();
-    let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
-    s.listen.auth_grpc = any;
-    s.listen.auth_http = any;
-    s.database.url = Secret::new(format!("{pg}/{db}"));
-    s.database.pool_size = 16;
-    s.redis.url = Secret::new(redis);
-    s.redis.prefix = format!("bench-{}:", uuid::Uuid::new_v4().simple());
-    s.auth.jwt_secret = Secret::new("bench-secret-bench-secret-bench-secret-0123");
-    s.auth.bcrypt_cost = cost;
-    s.auth.limits.login_failures_per_account_ip = 0;
-    s.auth.limits.login_failures_per_account = 0;
-    s.auth.limits.login_per_ip_per_minute = 0;
-    s.auth.limits.register_per_ip_per_hour = 0;
-    let app = sdsim::Running::start(s, &[Service::Auth]).expect("start auth");
-    let addr = app.addrs(Service::Auth).grpc;
     let chans = channels(addr, env_or("BENCH_CHANNELS", 4)).await;
     let mut auth = AuthServiceClient::new(chans[0].clone());
     for _ in 0..100 {
@@ -327,7 +442,14 @@ async fn run() {
         .into_inner()
         .access_token;
 
-    println!("auth benchmark: {cores} cores, {secs} s per measurement, bcrypt cost {cost}");
+    println!(
+        "auth benchmark: {cores} cores, {secs} s per measurement, bcrypt cost {cost}, server {}",
+        if inline {
+            "in this process"
+        } else {
+            "in a child process"
+        }
+    );
     println!(
         "{:<44} {:>10} {:>9} {:>9} {:>8}",
         "measurement", "calls/s", "p50 ms", "p99 ms", "errors"
@@ -458,9 +580,4 @@ async fn run() {
         busy.pct(0.99),
         busy_fine.pct(0.99)
     );
-
-    drop(app);
-    let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
-        .execute(&mut admin)
-        .await;
 }
