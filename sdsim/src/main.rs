@@ -106,18 +106,9 @@ fn sim(cmd: SimCommand) -> ExitCode {
     }
 }
 
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SDSIM_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    sdsim::init_logging();
     let settings = match cli.command {
         // Offline: no configuration, database or Redis needed.
         Command::Sim(cmd) => return sim(cmd),

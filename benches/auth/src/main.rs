@@ -307,6 +307,8 @@ const SERVER_ROLE: &str = "AUTH_BENCH_ROLE";
 /// parent ended, however it ended), then drops its database.
 fn serve_child() {
     use std::io::{Read, Write};
+    // Logs as the `sdsim` binary does (run.sh sets SDSIM_LOG=warn).
+    sdsim::init_logging();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
