@@ -58,6 +58,10 @@ pub struct Metrics {
     pub mesh_retries: IntCounterVec,
     /// `sdsim_discovery_changes_total{service,change}` (added, removed) in the routing table
     pub discovery_changes: IntCounterVec,
+    /// `sdsim_auth_session_checks_total{outcome}` (live, ended, error): token validations
+    /// that had to ask Redis/PostgreSQL whether the session is live (cache misses and
+    /// refreshes; concurrent ones share one check)
+    pub auth_session_checks: IntCounterVec,
     /// `sdsim_discovery_instances{service}`
     pub discovered_instances: IntGaugeVec,
     /// `sdsim_process_start_time_seconds`
@@ -231,6 +235,11 @@ impl Metrics {
             "Instances added to or removed from this process's routing table.",
             &["service", "change"],
         );
+        let auth_session_checks = counter(
+            "sdsim_auth_session_checks_total",
+            "Session checks behind token validation (Redis, then PostgreSQL), by outcome.",
+            &["outcome"],
+        );
         let discovered_instances = gauge(
             "sdsim_discovery_instances",
             "Instances of each service this process knows of (from Redis discovery).",
@@ -271,6 +280,7 @@ impl Metrics {
             pool_channels_total,
             mesh_retries,
             discovery_changes,
+            auth_session_checks,
             discovered_instances,
             start_time,
         })

@@ -131,6 +131,7 @@ pub fn auth_tree(
             s.validation_cache_ms,
         )),
         checks: Default::default(),
+        session_checks: shared.metrics.auth_session_checks.clone(),
         hashing: Arc::new(crate::auth::hasher::Hasher::new(
             match s.max_concurrent_hashes {
                 0 => std::thread::available_parallelism().map_or(1, |n| n.get()),

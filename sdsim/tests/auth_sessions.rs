@@ -916,3 +916,90 @@ async fn forged_tokens_are_refused_through_the_gateway() {
         200
     );
 }
+
+/// Sum of `sdsim_auth_session_checks_total` with this outcome in a /metrics page.
+fn session_checks(metrics: &str, outcome: &str) -> u64 {
+    let label = format!("sdsim_auth_session_checks_total{{outcome=\"{outcome}\"}} ");
+    metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix(&label))
+        .map(|v| v.trim().parse::<u64>().expect("a counter value"))
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_validations_checks_the_session_once() {
+    use sdsim_protocols::proto::auth::{
+        auth_service_client::AuthServiceClient, LogoutRequest, ValidateTokenRequest,
+    };
+    let db = TestDb::create().await;
+    let a = Stack::up(&db).await;
+    // A second auth instance on the same database and Redis prefix.
+    let b = Stack::start(a.settings.clone(), &[Service::Auth]);
+    b.wait_ready().await;
+    let email = unique_email("burst");
+    a.register(&email, PASSWORD).await;
+    let token = a.login(&email, PASSWORD).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let grpc = |s: &Stack| format!("http://{}", s.running.addrs(Service::Auth).grpc);
+    let b_http = b.running.addrs(Service::Auth).http;
+    let on_b = AuthServiceClient::connect(grpc(&b)).await.unwrap();
+    let burst = |n: usize| {
+        let calls = (0..n).map(|_| {
+            let mut auth = on_b.clone();
+            let token = token.clone();
+            async move {
+                auth.validate_token(ValidateTokenRequest {
+                    token,
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner()
+            }
+        });
+        futures_util::future::join_all(calls)
+    };
+    let before = b.metrics(b_http).await;
+    let answers = burst(64).await;
+    assert!(answers.iter().all(|r| r.valid), "{answers:?}");
+    let after = b.metrics(b_http).await;
+    let live = session_checks(&after, "live") - session_checks(&before, "live");
+    // One check answers the whole burst (two if it straddled a refresh on a slow machine);
+    // one check per call would be 64.
+    assert!(
+        (1..=2).contains(&live),
+        "{live} session checks for one burst"
+    );
+
+    // Logged out on instance a: b learns it through Redis with one check, then refuses
+    // without asking again.
+    AuthServiceClient::connect(grpc(&a))
+        .await
+        .unwrap()
+        .logout(LogoutRequest {
+            access_token: token.clone(),
+            all_sessions: false,
+        })
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before = b.metrics(b_http).await;
+    for _ in 0..3 {
+        let answers = burst(64).await;
+        assert!(
+            answers
+                .iter()
+                .all(|r| !r.valid && r.error == "token_revoked"),
+            "{answers:?}"
+        );
+    }
+    let after = b.metrics(b_http).await;
+    let ended = session_checks(&after, "ended") - session_checks(&before, "ended");
+    assert!(
+        (1..=2).contains(&ended),
+        "{ended} session checks for three refused bursts"
+    );
+}

@@ -15,12 +15,15 @@
 //! counts from when its check began (not ended), so a slow check cannot stretch how long a
 //! session revoked elsewhere is still accepted.
 //!
+//! Ended is final: a session found ended (here or by a check) is refused from then on without
+//! a check ([`Lookup::Ended`]), so replaying a revoked token costs no I/O.
+//!
 //! Single flight ([`Flights`]): calls that need the same session checked at the same epoch
 //! share one check. When an entry has expired under load, the burst of calls behind it sends
 //! one check to Redis and PostgreSQL, not one each (which, with a pool of a few connections
 //! shared with logins, turned a short delay into seconds of queueing).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -41,6 +44,9 @@ struct Entry {
 #[derive(Debug, Default)]
 struct State {
     map: HashMap<Uuid, Entry>,
+    /// Sessions known to have ended. An ended session never comes back (revocation and
+    /// expiry are final), so this needs no expiry; it is only bounded.
+    ended: HashSet<Uuid>,
     /// Bumped by every `forget` and `clear`.
     epoch: u64,
 }
@@ -54,6 +60,8 @@ pub enum Lookup {
     Refresh(Arc<Vec<String>>, u64),
     /// Unknown or expired: check before answering.
     Miss(u64),
+    /// The session has ended: refuse without asking anyone.
+    Ended,
 }
 
 #[derive(Debug)]
@@ -75,6 +83,9 @@ impl ValidationCache {
             return Lookup::Miss(u64::MAX);
         };
         let epoch = st.epoch;
+        if st.ended.contains(&session) {
+            return Lookup::Ended;
+        }
         if self.ttl.is_zero() {
             return Lookup::Miss(epoch);
         }
@@ -101,7 +112,7 @@ impl ValidationCache {
         let Ok(mut st) = self.state.lock() else {
             return;
         };
-        if st.epoch != epoch {
+        if st.epoch != epoch || st.ended.contains(&session) {
             return; // something was revoked meanwhile; the next call checks again
         }
         if st.map.len() >= MAX_ENTRIES {
@@ -130,15 +141,30 @@ impl ValidationCache {
         }
     }
 
-    /// A session ended: refuse it at once.
+    /// A session ended here: refuse it at once, and let no check under way answer otherwise.
     pub fn forget(&self, session: Uuid) {
         if let Ok(mut st) = self.state.lock() {
             st.epoch += 1;
-            st.map.remove(&session);
+            Self::end(&mut st, session);
         }
     }
 
-    /// Roles or accounts changed: everything is read again.
+    /// A check found the session ended: refuse it from now on without checking again.
+    pub fn mark_ended(&self, session: Uuid) {
+        if let Ok(mut st) = self.state.lock() {
+            Self::end(&mut st, session);
+        }
+    }
+
+    fn end(st: &mut State, session: Uuid) {
+        st.map.remove(&session);
+        if st.ended.len() >= MAX_ENTRIES {
+            st.ended.clear(); // forgotten ones are checked again, and refused again
+        }
+        st.ended.insert(session);
+    }
+
+    /// Roles or accounts changed: every live session is read again (ended ones stay ended).
     pub fn clear(&self) {
         if let Ok(mut st) = self.state.lock() {
             st.epoch += 1;
@@ -210,10 +236,20 @@ mod tests {
         c.put(b, perms(&[]), epoch, Instant::now());
         assert_eq!(c.get(a), Lookup::Fresh(perms(&["x"])));
         c.forget(a);
-        assert!(matches!(c.get(a), Lookup::Miss(_)));
+        assert_eq!(c.get(a), Lookup::Ended);
         assert!(matches!(c.get(b), Lookup::Fresh(_)));
         std::thread::sleep(Duration::from_millis(60));
         assert!(matches!(c.get(b), Lookup::Miss(_)));
+        // Ended is final: past the ttl, after a clear, and whatever a later check says.
+        assert_eq!(c.get(a), Lookup::Ended);
+        c.clear();
+        let Lookup::Miss(now) = c.get(b) else {
+            panic!("cleared")
+        };
+        c.put(a, perms(&["x"]), now, Instant::now());
+        assert_eq!(c.get(a), Lookup::Ended);
+        c.mark_ended(b);
+        assert_eq!(c.get(b), Lookup::Ended);
         let off = ValidationCache::new(Duration::ZERO);
         off.put(a, perms(&[]), 0, Instant::now());
         assert!(matches!(off.get(a), Lookup::Miss(_)));
@@ -252,7 +288,8 @@ mod tests {
         let Lookup::Miss(before) = c.get(s) else {
             panic!("unknown")
         };
-        c.forget(s); // logged out while the check was under way
+        let other = Uuid::new_v4();
+        c.forget(other); // another session logged out while this check was under way
         c.put(s, perms(&["p"]), before, Instant::now());
         assert!(matches!(c.get(s), Lookup::Miss(_)));
         let Lookup::Miss(now) = c.get(s) else {

@@ -42,6 +42,8 @@ pub struct AuthCore {
     pub validated: super::cache::ValidationCache,
     /// Session checks under way, shared by concurrent validations.
     pub checks: super::cache::Flights<Result<Option<Arc<Vec<String>>>, ServiceError>>,
+    /// `sdsim_auth_session_checks_total{outcome}`.
+    pub session_checks: prometheus::IntCounterVec,
     /// The bcrypt pool (see [`super::hasher`]).
     pub hashing: Arc<super::hasher::Hasher>,
     pub mail: crate::config::MailSettings,
@@ -818,6 +820,7 @@ impl AuthCore {
     ) -> Result<Option<Arc<Vec<String>>>, ServiceError> {
         let began = std::time::Instant::now();
         if !self.session_live(session_id).await? {
+            self.validated.mark_ended(session_id);
             return Ok(None);
         }
         let mut conn = sdsim_schema::pool::get(&self.pool).await?;
@@ -835,8 +838,15 @@ impl AuthCore {
         epoch: u64,
     ) -> Result<Option<Arc<Vec<String>>>, ServiceError> {
         self.checks
-            .run(session_id, epoch, || {
-                self.check_session(user_id, session_id, epoch)
+            .run(session_id, epoch, || async move {
+                let out = self.check_session(user_id, session_id, epoch).await;
+                let outcome = match &out {
+                    Ok(Some(_)) => "live",
+                    Ok(None) => "ended",
+                    Err(_) => "error",
+                };
+                self.session_checks.with_label_values(&[outcome]).inc();
+                out
             })
             .await
     }
@@ -846,19 +856,19 @@ impl AuthCore {
         let bad = || ServiceError::unauthenticated("token_malformed", "token is malformed");
         let user_id: Uuid = claims.sub.parse().map_err(|_| bad())?;
         let session_id: Uuid = claims.sid.parse().map_err(|_| bad())?;
+        let ended = || {
+            ServiceError::unauthenticated("token_revoked", "this session has ended; log in again")
+        };
         let permissions = match self.validated.get(session_id) {
             Lookup::Fresh(p) => p,
             Lookup::Refresh(p, epoch) => {
-                // Answer now; check the session again off this call's path.
+                // Answer now; check the session again off this call's path (a session found
+                // ended is marked so by the check).
                 let core = self.clone();
                 tokio::spawn(async move {
-                    match core.check_shared(user_id, session_id, epoch).await {
-                        Ok(Some(_)) => {}
-                        Ok(None) => core.validated.forget(session_id),
-                        Err(e) => {
-                            tracing::debug!(error = %e, "session refresh failed");
-                            core.validated.refresh_failed(session_id);
-                        }
+                    if let Err(e) = core.check_shared(user_id, session_id, epoch).await {
+                        tracing::debug!(error = %e, "session refresh failed");
+                        core.validated.refresh_failed(session_id);
                     }
                 });
                 p
@@ -866,12 +876,8 @@ impl AuthCore {
             Lookup::Miss(epoch) => self
                 .check_shared(user_id, session_id, epoch)
                 .await?
-                .ok_or_else(|| {
-                    ServiceError::unauthenticated(
-                        "token_revoked",
-                        "this session has ended; log in again",
-                    )
-                })?,
+                .ok_or_else(ended)?,
+            Lookup::Ended => return Err(ended()),
         };
         Ok(TokenInfo {
             user_id,
