@@ -10,15 +10,7 @@ use std::time::{Duration, Instant};
 
 async fn instances(s: &Stack, service: &str) -> Vec<serde_json::Value> {
     let gw = s.running.addrs(Service::Gateway).http;
-    let v: serde_json::Value = s
-        .http
-        .get(format!("http://{gw}/admin/instances"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: serde_json::Value = s.get_json(&format!("http://{gw}/admin/instances")).await;
     v["services"][service]
         .as_array()
         .cloned()
@@ -78,15 +70,7 @@ async fn instances_find_each_other_and_leave_cleanly() {
     let b_auth = b.running.addrs(Service::Auth).grpc.to_string();
     let ready = Instant::now();
     loop {
-        let mesh: serde_json::Value = a
-            .http
-            .get(a.url("/admin/mesh"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let mesh: serde_json::Value = a.get_json(&a.url("/admin/mesh")).await;
         let routable = mesh["services"]["auth"]["targets"]
             .as_array()
             .unwrap()

@@ -227,15 +227,7 @@ async fn an_auth_instance_killed_under_load_is_routed_around_and_found_again() {
         ) >= 1.0,
         "{m}"
     );
-    let mesh: serde_json::Value = gw
-        .http
-        .get(gw.url("/admin/mesh"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let mesh: serde_json::Value = gw.get_json(&gw.url("/admin/mesh")).await;
     let routable: Vec<String> = mesh["services"]["auth"]["targets"]
         .as_array()
         .unwrap()
@@ -244,15 +236,7 @@ async fn an_auth_instance_killed_under_load_is_routed_around_and_found_again() {
         .map(|t| t["address"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(routable, vec![a_addr.clone()], "{mesh}");
-    let instances: serde_json::Value = gw
-        .http
-        .get(gw.url("/admin/instances"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let instances: serde_json::Value = gw.get_json(&gw.url("/admin/instances")).await;
     let auth_instances = instances["services"]["auth"].as_array().unwrap();
     assert_eq!(auth_instances.len(), 1, "{instances}");
     assert_eq!(auth_instances[0]["grpc_addr"], a_addr.as_str());

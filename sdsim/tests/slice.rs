@@ -523,14 +523,8 @@ async fn a_panicking_actor_is_restarted_and_counted() {
         let mut last = serde_json::Value::Null;
         for _ in 0..100 {
             let tree: serde_json::Value = s
-                .http
-                .get(format!("http://{http}/admin/supervision"))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+                .get_json(&format!("http://{http}/admin/supervision"))
+                .await;
             let root = tree["supervisors"]
                 .as_array()
                 .unwrap()

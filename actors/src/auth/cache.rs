@@ -211,7 +211,7 @@ impl<V: Clone> Flights<V> {
         out
     }
 
-    /// Checks under way (for tests and metrics).
+    /// Checks under way.
     pub fn in_flight(&self) -> usize {
         self.calls.lock().map_or(0, |c| c.len())
     }

@@ -175,6 +175,18 @@ impl Stack {
         format!("{}{path}", self.base)
     }
 
+    /// GET `url` (any port, e.g. a backend's admin endpoint) and its JSON body.
+    pub async fn get_json(&self, url: &str) -> serde_json::Value {
+        self.http
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     pub async fn post_json(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
         let r = self
             .http
