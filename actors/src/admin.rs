@@ -135,6 +135,7 @@ pub fn http_factory(state: AdminState) -> HttpFactory {
                 })
         })
         .workers(1)
+        .tcp_nodelay(true)
         .disable_signals()
         .shutdown_timeout(1)
         .listen(listener)?

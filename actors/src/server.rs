@@ -53,6 +53,16 @@ impl GrpcServer {
     }
 }
 
+/// Accepted gRPC connections, configured as the tonic builder's own listener would be: tonic
+/// ignores the builder's `tcp_nodelay` and keepalive when given an incoming stream, and
+/// without `TCP_NODELAY` Nagle holds a small answer back until the peer acknowledges the
+/// previous one (tens of milliseconds on the tail).
+pub fn incoming(listener: tokio::net::TcpListener) -> tonic::transport::server::TcpIncoming {
+    tonic::transport::server::TcpIncoming::from(listener)
+        .with_nodelay(Some(true))
+        .with_keepalive(Some(std::time::Duration::from_secs(60)))
+}
+
 impl Actor for GrpcServer {
     type Context = Context<Self>;
 
@@ -76,11 +86,9 @@ impl Actor for GrpcServer {
         let serve = async move {
             let listener = tokio::net::TcpListener::from_std(listener)
                 .map_err(|e| format!("cannot use listener: {e}"))?;
-            let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
             tonic::transport::Server::builder()
-                .tcp_nodelay(true)
                 .add_routes(routes)
-                .serve_with_incoming_shutdown(incoming, async {
+                .serve_with_incoming_shutdown(incoming(listener), async {
                     let _ = rx.await;
                 })
                 .await

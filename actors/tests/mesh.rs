@@ -29,7 +29,7 @@ async fn health_server() -> (SocketAddr, tokio::task::JoinHandle<()>) {
         let _keep = _reporter;
         let _ = tonic::transport::Server::builder()
             .add_service(service)
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
+            .serve_with_incoming(sdsim_actors::server::incoming(listener))
             .await;
     });
     (addr, task)

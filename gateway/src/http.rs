@@ -70,6 +70,9 @@ pub fn http_factory(state: GatewayState) -> HttpFactory {
         };
         let server = actix_web::HttpServer::new(move || app(state.clone()))
             .workers(workers)
+            // Live WebSocket frames are small and frequent: send each at once, not after
+            // the previous one is acknowledged (Nagle).
+            .tcp_nodelay(true)
             .disable_signals()
             .shutdown_timeout(2)
             .listen(listener)?

@@ -124,7 +124,7 @@ fn main() {
         let _keep = reporter;
         tonic::transport::Server::builder()
             .add_service(service)
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
+            .serve_with_incoming(sdsim_actors::server::incoming(listener))
             .await
             .expect("server");
     });
