@@ -881,7 +881,7 @@ impl AuthCore {
         };
         Ok(TokenInfo {
             user_id,
-            email: claims.email,
+            email: claims.email.clone(),
             is_admin: claims.adm,
             session_id,
             permissions: permissions.as_ref().clone(),

@@ -8,6 +8,8 @@ use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, 
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use uuid::Uuid;
 
 /// Claims of an access token.
@@ -29,8 +31,15 @@ pub struct Claims {
 pub struct TokenService {
     encoding: EncodingKey,
     /// The current key and every previous (not yet retired) key, by `kid`.
-    decoding: std::collections::HashMap<String, DecodingKey>,
+    decoding: HashMap<String, DecodingKey>,
     validation: Validation,
+    /// Tokens that passed every check. Signature, algorithm, key, issuer and audience are a
+    /// function of the token's exact text and of keys fixed for this service's life, so a
+    /// token seen again only has its time claims checked again (as Envoy's JWT cache does).
+    verified: Mutex<HashMap<Box<str>, Arc<Claims>>>,
+    /// At most this many are remembered.
+    capacity: usize,
+    leeway: u64,
     key_id: String,
     issuer: String,
     audience: String,
@@ -55,7 +64,7 @@ impl TokenService {
         validation.set_required_spec_claims(&["exp", "nbf", "iat", "sub", "iss", "aud"]);
         validation.validate_nbf = true;
         validation.leeway = settings.leeway_seconds;
-        let mut decoding = std::collections::HashMap::new();
+        let mut decoding = HashMap::new();
         for k in &settings.previous_keys {
             decoding.insert(
                 k.kid.clone(),
@@ -70,6 +79,9 @@ impl TokenService {
             encoding: EncodingKey::from_secret(secret),
             decoding,
             validation,
+            verified: Mutex::new(HashMap::new()),
+            capacity: VERIFIED_CAPACITY,
+            leeway: settings.leeway_seconds,
             key_id: settings.jwt_key_id.clone(),
             issuer: settings.issuer.clone(),
             audience: settings.audience.clone(),
@@ -108,8 +120,7 @@ impl TokenService {
     }
 
     /// Checks signature, algorithm, `kid`, `exp`, `nbf`, `iss` and `aud`. Says why it refuses.
-    pub fn verify(&self, token: &str) -> Result<Claims, ServiceError> {
-        use jsonwebtoken::errors::ErrorKind as K;
+    pub fn verify(&self, token: &str) -> Result<Arc<Claims>, ServiceError> {
         if token.is_empty() {
             return Err(ServiceError::unauthenticated(
                 "token_missing",
@@ -122,6 +133,67 @@ impl TokenService {
                 "token is too long",
             ));
         }
+        let cached = self.lock_verified().get(token).cloned();
+        if let Some(claims) = cached {
+            return match self.expired_or_early(&claims) {
+                Some(e) => {
+                    self.lock_verified().remove(token);
+                    Err(e)
+                }
+                None => Ok(claims),
+            };
+        }
+        let claims = Arc::new(self.verify_fully(token)?);
+        let now = jsonwebtoken::get_current_timestamp();
+        let mut verified = self.lock_verified();
+        if verified.len() >= self.capacity {
+            // Expired tokens go first; if that is not enough, any half.
+            let leeway = self.leeway;
+            verified.retain(|_, c| !past(c.exp, now, leeway));
+            let mut keep = true;
+            if verified.len() >= self.capacity {
+                verified.retain(|_, _| {
+                    keep = !keep;
+                    keep
+                });
+            }
+        }
+        verified.insert(token.into(), claims.clone());
+        Ok(claims)
+    }
+
+    fn lock_verified(&self) -> std::sync::MutexGuard<'_, HashMap<Box<str>, Arc<Claims>>> {
+        // The map holds no invariant a panicking holder could break halfway.
+        self.verified
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The time checks `verify_fully` makes, with the same leeway and the same answers.
+    fn expired_or_early(&self, c: &Claims) -> Option<ServiceError> {
+        let now = jsonwebtoken::get_current_timestamp();
+        if past(c.exp, now, self.leeway) {
+            Some(ServiceError::unauthenticated(
+                "token_expired",
+                "token has expired",
+            ))
+        } else if u64::try_from(c.nbf).unwrap_or(0) > now.saturating_add(self.leeway) {
+            Some(ServiceError::unauthenticated(
+                "token_not_yet_valid",
+                "token is not valid yet",
+            ))
+        } else {
+            None
+        }
+    }
+
+    /// How many verified tokens are remembered.
+    pub fn remembered(&self) -> usize {
+        self.lock_verified().len()
+    }
+
+    fn verify_fully(&self, token: &str) -> Result<Claims, ServiceError> {
+        use jsonwebtoken::errors::ErrorKind as K;
         let header = jsonwebtoken::decode_header(token)
             .map_err(|_| ServiceError::unauthenticated("token_malformed", "token is malformed"))?;
         if header.alg != Algorithm::HS256 {
@@ -163,6 +235,14 @@ impl TokenService {
     }
 }
 
+/// At most this many verified tokens are remembered (about 1 KiB each).
+const VERIFIED_CAPACITY: usize = 16 * 1024;
+
+/// Whether a token expiring at `exp` has expired at `now` (as jsonwebtoken decides).
+fn past(exp: i64, now: u64, leeway: u64) -> bool {
+    u64::try_from(exp).unwrap_or(0) < now.saturating_sub(leeway)
+}
+
 /// A fresh refresh token: 256 random bits, URL-safe.
 pub fn new_refresh_token() -> String {
     let mut bytes = [0u8; 32];
@@ -200,7 +280,7 @@ mod tests {
         assert_eq!(c.exp, exp);
     }
 
-    fn code(r: Result<Claims, ServiceError>) -> String {
+    fn code(r: Result<Arc<Claims>, ServiceError>) -> String {
         r.unwrap_err().code().to_string()
     }
 
@@ -255,6 +335,54 @@ mod tests {
         assert!(ts.verify(&none).is_err());
         assert_eq!(code(ts.verify("not.a.jwt")), "token_malformed");
         assert_eq!(code(ts.verify("")), "token_missing");
+    }
+
+    #[test]
+    fn a_remembered_token_is_still_checked_for_time_and_text() {
+        let ts = TokenService::new(&settings(), SECRET);
+        let (u, s) = (Uuid::new_v4(), Uuid::new_v4());
+        // Expires at the end of the next second.
+        let iat = Utc::now() - chrono::Duration::seconds(ts.access_ttl - 1);
+        let (tok, exp) = ts.issue(u, s, "a@b.co", false, iat).unwrap();
+        let first = ts.verify(&tok).unwrap();
+        assert_eq!(ts.remembered(), 1);
+        let again = ts.verify(&tok).unwrap();
+        assert!(
+            Arc::ptr_eq(&first, &again),
+            "the second check is answered from memory"
+        );
+
+        // One changed character anywhere is another token, verified in full.
+        let mut flipped = tok.clone().into_bytes();
+        let i = tok.find('.').unwrap() + 5;
+        flipped[i] = if flipped[i] == b'A' { b'B' } else { b'A' };
+        let flipped = String::from_utf8(flipped).unwrap();
+        assert!(ts.verify(&flipped).is_err());
+        assert_eq!(ts.remembered(), 1);
+
+        while jsonwebtoken::get_current_timestamp() <= exp as u64 {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        assert_eq!(code(ts.verify(&tok)), "token_expired");
+        assert_eq!(ts.remembered(), 0, "an expired token is forgotten");
+    }
+
+    #[test]
+    fn remembered_tokens_are_bounded() {
+        let mut ts = TokenService::new(&settings(), SECRET);
+        ts.capacity = 8;
+        let (u, s) = (Uuid::new_v4(), Uuid::new_v4());
+        let tokens: Vec<String> = (0..40)
+            .map(|_| ts.issue(u, s, "a@b.co", false, Utc::now()).unwrap().0)
+            .collect();
+        for t in &tokens {
+            ts.verify(t).unwrap();
+            assert!(ts.remembered() <= 8, "{} remembered", ts.remembered());
+        }
+        // Forgotten tokens are verified again, not refused.
+        for t in &tokens {
+            ts.verify(t).unwrap();
+        }
     }
 
     #[test]

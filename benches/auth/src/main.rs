@@ -8,7 +8,11 @@
 //! 2. `ValidateToken`: the highest closed-loop rate, and p50/p99 at a fixed offered rate
 //!    (open loop: calls leave on schedule whatever the answers do, so queueing shows);
 //! 3. login throughput against the bcrypt bound (cores / one hash's time at the same cost);
-//! 4. `ValidateToken` p99 while 32 logins hash at once.
+//! 4. `ValidateToken` p99 while 32 logins hash at once;
+//! 5. for the first four rows, the CPU time per call of the server process (`srv us`) and of
+//!    this one (`gen us`, the generator), from /proc: on a shared two-core machine the
+//!    cost per call moves much less than rates and tails do, and the difference between
+//!    `ValidateToken` and the bare RPC is what validation itself costs.
 //!
 //! Run with `benches/auth/run.sh` (starts PostgreSQL and Redis if needed). Environment:
 //! SDSIM_PG_BASE, REDIS_URL, BENCH_SECONDS (default 5), BENCH_RATE (default 20000),
@@ -239,14 +243,64 @@ async fn channels(addr: std::net::SocketAddr, n: usize) -> Vec<Channel> {
     out
 }
 
-fn row(name: &str, s: &Stats) {
+fn row(name: &str, s: &Stats, cpu: Option<&Cpu>) {
+    let us = |t: Option<Duration>| match t {
+        Some(t) if s.count + s.errors > 0 => {
+            format!("{:.1}", t.as_secs_f64() * 1e6 / (s.count + s.errors) as f64)
+        }
+        _ => "-".into(),
+    };
     println!(
-        "{name:<44} {:>10.0} {:>9.3} {:>9.3} {:>8}",
+        "{name:<44} {:>10.0} {:>9.3} {:>9.3} {:>8} {:>9} {:>9}",
         s.rate(),
         s.pct(0.50),
         s.pct(0.99),
-        s.errors
+        s.errors,
+        us(cpu.and_then(|c| c.server)),
+        us(cpu.map(|c| c.client)),
     );
+}
+
+/// CPU time (user + system) a process has used so far: `pid`, or this process. Linux only.
+fn cpu_time(pid: Option<u32>) -> Option<Duration> {
+    let path = match pid {
+        Some(p) => format!("/proc/{p}/stat"),
+        None => "/proc/self/stat".into(),
+    };
+    let stat = std::fs::read_to_string(path).ok()?;
+    // Fields after the command name (which may hold spaces): state is field 3, utime 14,
+    // stime 15.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    // SAFETY: sysconf only reads a configuration value.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    (hz > 0).then(|| Duration::from_secs_f64(ticks as f64 / hz as f64))
+}
+
+/// CPU time spent during one measurement: by the server process (when it is a child) and
+/// by this process (the generator, and the server too when inline).
+struct Cpu {
+    server: Option<Duration>,
+    client: Duration,
+}
+
+/// Runs a measurement, noting the CPU time both processes spent on it.
+async fn metered<F: std::future::Future<Output = Stats>>(
+    server: Option<u32>,
+    f: F,
+) -> (Stats, Option<Cpu>) {
+    let before = (server.and_then(|p| cpu_time(Some(p))), cpu_time(None));
+    let stats = f.await;
+    let after = (server.and_then(|p| cpu_time(Some(p))), cpu_time(None));
+    let cpu = match (before, after) {
+        ((s0, Some(c0)), (s1, Some(c1))) => Some(Cpu {
+            server: s0.zip(s1).map(|(a, b)| b.saturating_sub(a)),
+            client: c1.saturating_sub(c0),
+        }),
+        _ => None,
+    };
+    (stats, cpu)
 }
 
 /// The auth service under test, with a database of its own (dropped on `stop`).
@@ -356,6 +410,14 @@ impl Server {
         }
     }
 
+    /// The server's own process, when it has one.
+    fn pid(&self) -> Option<u32> {
+        match self {
+            Server::Child(child, _) => Some(child.id()),
+            Server::Inline(_) => None,
+        }
+    }
+
     async fn stop(self) {
         match self {
             Server::Child(mut child, _) => {
@@ -394,15 +456,13 @@ fn main() {
     rt.block_on(async move {
         // On a worker, not this thread: calls are then spawned onto the same worker instead
         // of waking another thread for each one.
-        let addr = server.addr();
-        tokio::spawn(run(addr, inline))
-            .await
-            .expect("the benchmark");
+        let (addr, pid) = (server.addr(), server.pid());
+        tokio::spawn(run(addr, pid)).await.expect("the benchmark");
         server.stop().await;
     });
 }
 
-async fn run(addr: std::net::SocketAddr, inline: bool) {
+async fn run(addr: std::net::SocketAddr, pid: Option<u32>) {
     let secs: u64 = env_or("BENCH_SECONDS", 5);
     let rate: u64 = env_or("BENCH_RATE", 20_000);
     let cost: u32 = env_or("BCRYPT_COST", 12);
@@ -447,15 +507,15 @@ async fn run(addr: std::net::SocketAddr, inline: bool) {
 
     println!(
         "auth benchmark: {cores} cores, {secs} s per measurement, bcrypt cost {cost}, server {}",
-        if inline {
+        if pid.is_none() {
             "in this process"
         } else {
             "in a child process"
         }
     );
     println!(
-        "{:<44} {:>10} {:>9} {:>9} {:>8}",
-        "measurement", "calls/s", "p50 ms", "p99 ms", "errors"
+        "{:<44} {:>10} {:>9} {:>9} {:>8} {:>9} {:>9}",
+        "measurement", "calls/s", "p50 ms", "p99 ms", "errors", "srv us", "gen us"
     );
 
     let check = |chans: Vec<Channel>| {
@@ -470,12 +530,21 @@ async fn run(addr: std::net::SocketAddr, inline: bool) {
             }
         }
     };
-    let health = closed_loop(32, dur, check(chans.clone())).await;
-    row("peer: grpc.health.v1 Check, 32 in flight", &health);
-    let health_fixed = open_loop(rate, dur, Spacing::Fine, check(chans.clone())).await;
+    let (health, health_cpu) = metered(pid, closed_loop(32, dur, check(chans.clone()))).await;
+    row(
+        "peer: grpc.health.v1 Check, 32 in flight",
+        &health,
+        health_cpu.as_ref(),
+    );
+    let (health_fixed, cpu) = metered(
+        pid,
+        open_loop(rate, dur, Spacing::Fine, check(chans.clone())),
+    )
+    .await;
     row(
         &format!("peer: the same at {rate}/s offered"),
         &health_fixed,
+        cpu.as_ref(),
     );
 
     let validate = |chans: Vec<Channel>, token: String| {
@@ -493,16 +562,31 @@ async fn run(addr: std::net::SocketAddr, inline: bool) {
             }
         }
     };
-    let max = closed_loop(32, dur, validate(chans.clone(), token.clone())).await;
-    row("ValidateToken, 32 in flight (max rate)", &max);
-    let fixed = open_loop(
-        rate,
-        dur,
-        Spacing::Fine,
-        validate(chans.clone(), token.clone()),
+    let (max, max_cpu) = metered(
+        pid,
+        closed_loop(32, dur, validate(chans.clone(), token.clone())),
     )
     .await;
-    row(&format!("ValidateToken at {rate}/s offered"), &fixed);
+    row(
+        "ValidateToken, 32 in flight (max rate)",
+        &max,
+        max_cpu.as_ref(),
+    );
+    let (fixed, cpu) = metered(
+        pid,
+        open_loop(
+            rate,
+            dur,
+            Spacing::Fine,
+            validate(chans.clone(), token.clone()),
+        ),
+    )
+    .await;
+    row(
+        &format!("ValidateToken at {rate}/s offered"),
+        &fixed,
+        cpu.as_ref(),
+    );
 
     // The bcrypt bound: one hash at this cost, on this machine, now.
     let t = Instant::now();
@@ -525,7 +609,7 @@ async fn run(addr: std::net::SocketAddr, inline: bool) {
         })
         .await
     };
-    row(&format!("Login, {} in flight", 2 * cores), &logins);
+    row(&format!("Login, {} in flight", 2 * cores), &logins, None);
 
     // Validation while 32 logins hash at once.
     let stop = Arc::new(AtomicBool::new(false));
@@ -552,7 +636,7 @@ async fn run(addr: std::net::SocketAddr, inline: bool) {
         validate(chans.clone(), token.clone()),
     )
     .await;
-    row("ValidateToken at 2000/s, 32 logins hashing", &busy);
+    row("ValidateToken at 2000/s, 32 logins hashing", &busy, None);
     let busy_fine = open_loop(
         2_000,
         dur,
@@ -560,7 +644,7 @@ async fn run(addr: std::net::SocketAddr, inline: bool) {
         validate(chans.clone(), token.clone()),
     )
     .await;
-    row("  the same, calls 100 us apart", &busy_fine);
+    row("  the same, calls 100 us apart", &busy_fine, None);
     stop.store(true, Ordering::Relaxed);
     for h in hashing {
         let _ = h.await;
@@ -573,6 +657,25 @@ async fn run(addr: std::net::SocketAddr, inline: bool) {
         max.rate() / health.rate(),
         health.rate()
     );
+    // CPU per call, 32 in flight: what a validation costs beyond the bare RPC.
+    let per_call = |s: &Stats, c: &Option<Cpu>, pick: fn(&Cpu) -> Option<Duration>| {
+        c.as_ref()
+            .and_then(pick)
+            .map(|t| t.as_secs_f64() * 1e6 / (s.count + s.errors).max(1) as f64)
+    };
+    let server = |c: &Cpu| c.server;
+    let both = |c: &Cpu| Some(c.client + c.server.unwrap_or_default());
+    if let (Some(v), Some(h)) = (
+        per_call(&max, &max_cpu, server),
+        per_call(&health, &health_cpu, server),
+    ) {
+        println!(
+            "ValidateToken server CPU: {v:.1} us/call against the bare health RPC's {h:.1} us ({:.2}x); both processes: {:.1} us against {:.1} us",
+            v / h,
+            per_call(&max, &max_cpu, both).unwrap_or(f64::NAN),
+            per_call(&health, &health_cpu, both).unwrap_or(f64::NAN),
+        );
+    }
     println!(
         "ValidateToken p99 at {rate}/s offered: {:.3} ms (achieved {:.0}/s; the bare health RPC: {:.3} ms); goal < 1 ms",
         fixed.pct(0.99),
