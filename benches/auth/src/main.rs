@@ -7,15 +7,17 @@
 //!    and at the same offered rate as `ValidateToken`;
 //! 2. `ValidateToken`: the highest closed-loop rate, and p50/p99 at a fixed offered rate
 //!    (open loop: calls leave on schedule whatever the answers do, so queueing shows);
-//! 3. login throughput against the bcrypt bound (cores / one hash's time at the same cost);
-//! 4. `ValidateToken` p99 while 32 logins hash at once;
-//! 5. for the first four rows, the CPU time per call of the server process (`srv us`) and of
-//!    this one (`gen us`, the generator), from /proc: on a shared two-core machine the
-//!    cost per call moves much less than rates and tails do, and the difference between
-//!    `ValidateToken` and the bare RPC is what validation itself costs.
+//! 3. both again from h2load, a lighter generator (closed loop, 32 in flight), whose
+//!    answers must be byte for byte those tonic gets;
+//! 4. login throughput against the bcrypt bound (cores / one hash's time at the same cost);
+//! 5. `ValidateToken` p99 while 32 logins hash at once;
+//! 6. for the rows of 1 to 3, the CPU time per call of the server process (`srv us`) and of
+//!    the generator (`gen us`: this process, or h2load), from /proc and getrusage: on a
+//!    shared two-core machine the cost per call moves much less than rates and tails do,
+//!    and the difference between `ValidateToken` and the bare RPC is what validation costs.
 //!
-//! Run with `benches/auth/run.sh` (starts PostgreSQL and Redis if needed). Environment:
-//! SDSIM_PG_BASE, REDIS_URL, BENCH_SECONDS (default 5), BENCH_RATE (default 20000),
+//! Run with `benches/auth/run.sh` (starts PostgreSQL and Redis, installs h2load if needed).
+//! Environment: SDSIM_PG_BASE, REDIS_URL, BENCH_SECONDS (default 5), BENCH_RATE (default 20000),
 //! BCRYPT_COST (default 12), BENCH_CLIENT_THREADS (the generator's runtime, default 2),
 //! BENCH_CHANNELS (HTTP/2 connections to auth, default 4), BENCH_SERVER (`process`, the
 //! default, or `inline`).
@@ -226,6 +228,134 @@ where
         lat.push(l);
     }
     Stats::merge(vec![(n, e, lat)], start.elapsed().as_secs_f64())
+}
+
+/// A second generator: h2load (nghttp2's HTTP/2 load tool, in C) sending the same gRPC
+/// request for `dur`, closed loop: 4 connections with 8 streams each in flight (32, as the
+/// tonic closed loop). It costs a fraction of a tonic client per call, so on two shared cores
+/// more of the machine is left to the server. (Its fixed-rate mode sends each 10 ms's calls
+/// in one burst, so it is not used for tails.) None when h2load is not installed.
+///
+/// Every answer must be `answer` (h2load sees only HTTP statuses, and a gRPC error is an
+/// HTTP 200 too): the DATA bytes it received must be whole copies of that answer's frame.
+async fn h2load(
+    addr: std::net::SocketAddr,
+    path: &str,
+    message: &impl prost::Message,
+    answer: &impl prost::Message,
+    dur: Duration,
+) -> Option<(Stats, Duration)> {
+    let dir = std::env::temp_dir().join(format!("sdsim-h2load-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).ok()?;
+    // A gRPC frame: not compressed, length, message.
+    let body = message.encode_to_vec();
+    let mut frame = vec![0u8];
+    frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    frame.extend_from_slice(&body);
+    let (data, log) = (dir.join("request"), dir.join("log"));
+    std::fs::write(&data, frame).ok()?;
+    let before = children_cpu();
+    let out = tokio::process::Command::new("h2load")
+        .args(["-c", "4", "-m", "8", "-t", "1"])
+        .arg(format!("--duration={}", dur.as_secs().max(1)))
+        .args(["-H", "content-type: application/grpc", "-H", "te: trailers"])
+        .arg("-d")
+        .arg(&data)
+        .arg(format!("--log-file={}", log.display()))
+        .arg(format!("http://{addr}{path}"))
+        .output()
+        .await;
+    let cpu = children_cpu().saturating_sub(before);
+    let out = match out {
+        Ok(o) if o.status.success() => o,
+        Ok(o) => {
+            eprintln!(
+                "h2load failed: {}",
+                String::from_utf8_lossy(&o.stderr).trim()
+            );
+            return None;
+        }
+        Err(_) => return None,
+    };
+    let report = String::from_utf8_lossy(&out.stdout);
+    let field = |line: &str, unit: &str| -> Option<u64> {
+        let rest = report.lines().find(|l| l.starts_with(line))?;
+        let end = rest.find(unit)?;
+        let start = rest[..end].rfind(['(', ' '])? + 1;
+        rest[start..end].trim_end_matches(')').trim().parse().ok()
+    };
+    let (started, succeeded, data) = (
+        field("requests:", " started"),
+        field("requests:", " succeeded"),
+        field("traffic:", ") data"),
+    );
+    let frame = 5 + answer.encoded_len() as u64;
+    let whole = match (started, succeeded, data) {
+        (Some(st), Some(ok), Some(d)) => d % frame == 0 && (ok..=st).contains(&(d / frame)),
+        _ => false,
+    };
+    if !whole {
+        eprintln!("h2load's answers are not all the expected {frame}-byte frame:\n{report}");
+        return None;
+    }
+    let text = std::fs::read_to_string(&log).ok()?;
+    let _ = std::fs::remove_dir_all(&dir);
+    let (mut n, mut e, mut lat) = (0, 0, Vec::new());
+    let (mut first, mut last) = (u64::MAX, 0u64);
+    for line in text.lines() {
+        let f: Vec<&str> = line.split('\t').collect();
+        let [start, status, us, ..] = f.as_slice() else {
+            continue;
+        };
+        let (Ok(start), Ok(us)) = (start.parse::<u64>(), us.parse::<u64>()) else {
+            continue;
+        };
+        first = first.min(start);
+        last = last.max(start + us);
+        if *status == "200" {
+            n += 1;
+        } else {
+            e += 1;
+        }
+        lat.push(Duration::from_micros(us));
+    }
+    let secs = last.saturating_sub(first) as f64 / 1e6;
+    Some((Stats::merge(vec![(n, e, lat)], secs.max(1e-6)), cpu))
+}
+
+/// Runs `h2load` and prints its row; None (and a hint) when h2load is not installed.
+async fn h2load_row(
+    name: &str,
+    pid: Option<u32>,
+    addr: std::net::SocketAddr,
+    path: &str,
+    message: &impl prost::Message,
+    answer: &impl prost::Message,
+    dur: Duration,
+) -> Option<Stats> {
+    let s0 = pid.and_then(|p| cpu_time(Some(p)));
+    let Some((stats, generator)) = h2load(addr, path, message, answer, dur).await else {
+        println!("{name:<44} (no figures: h2load is missing or failed, see above)");
+        return None;
+    };
+    let s1 = pid.and_then(|p| cpu_time(Some(p)));
+    let cpu = Cpu {
+        server: s0.zip(s1).map(|(a, b)| b.saturating_sub(a)),
+        client: generator,
+    };
+    row(name, &stats, Some(&cpu));
+    Some(stats)
+}
+
+/// CPU time used by this process's children that have ended and been waited for.
+fn children_cpu() -> Duration {
+    // SAFETY: getrusage fills the struct it is given.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut u) } != 0 {
+        return Duration::ZERO;
+    }
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(u.ru_utime) + tv(u.ru_stime)
 }
 
 async fn channels(addr: std::net::SocketAddr, n: usize) -> Vec<Channel> {
@@ -587,6 +717,48 @@ async fn run(addr: std::net::SocketAddr, pid: Option<u32>) {
         &fixed,
         cpu.as_ref(),
     );
+    // The same two calls from a lighter generator, which must get the answers tonic gets.
+    let health_answer = HealthClient::new(chans[0].clone())
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .expect("health")
+        .into_inner();
+    let validate_answer = auth
+        .validate_token(ValidateTokenRequest {
+            token: token.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("validate")
+        .into_inner();
+    assert!(validate_answer.valid, "the bench's token is valid");
+    let h2_health = h2load_row(
+        "peer: health, 32 in flight, from h2load",
+        pid,
+        addr,
+        "/grpc.health.v1.Health/Check",
+        &HealthCheckRequest {
+            service: String::new(),
+        },
+        &health_answer,
+        dur,
+    )
+    .await;
+    let h2_validate = h2load_row(
+        "ValidateToken, 32 in flight, from h2load",
+        pid,
+        addr,
+        "/auth.AuthService/ValidateToken",
+        &ValidateTokenRequest {
+            token: token.clone(),
+            ..Default::default()
+        },
+        &validate_answer,
+        dur,
+    )
+    .await;
 
     // The bcrypt bound: one hash at this cost, on this machine, now.
     let t = Instant::now();
@@ -682,6 +854,14 @@ async fn run(addr: std::net::SocketAddr, pid: Option<u32>) {
         fixed.rate(),
         health_fixed.pct(0.99)
     );
+    if let (Some(v), Some(h)) = (&h2_validate, &h2_health) {
+        println!(
+            "ValidateToken max rate from h2load: {:.0}/s ({:.2}x the bare health RPC's {:.0}/s); goal >= 20000/s",
+            v.rate(),
+            v.rate() / h.rate(),
+            h.rate()
+        );
+    }
     println!(
         "Login: {:.2}/s against a bcrypt bound of {:.2}/s ({cores} cores / {:.0} ms per hash): {:.0}%; goal >= 90%",
         logins.rate(), bound, one_hash * 1000.0, 100.0 * logins.rate() / bound
