@@ -82,8 +82,18 @@ async fn every_accepted_connection_sends_small_writes_at_once() {
     let auth = s.running.addrs(Service::Auth);
     let gateway = s.running.addrs(Service::Gateway);
 
-    // gRPC: the options are set as the connection is accepted, before any HTTP/2.
-    let grpc = TcpStream::connect(auth.grpc).await.unwrap();
+    // gRPC: once the server has sent its HTTP/2 settings, it has accepted the connection
+    // and set its options.
+    let mut grpc = TcpStream::connect(auth.grpc).await.unwrap();
+    grpc.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .await
+        .unwrap();
+    let mut frame = [0u8; 9];
+    tokio::time::timeout(Duration::from_secs(10), grpc.read_exact(&mut frame))
+        .await
+        .expect("the server's settings")
+        .unwrap();
+    assert_eq!(frame[3], 4, "a SETTINGS frame: {frame:?}");
     let fd = accepted(&grpc).await;
     assert!(nodelay(fd), "auth's gRPC connection (fd {fd}) runs Nagle");
 
