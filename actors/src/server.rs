@@ -53,10 +53,10 @@ impl GrpcServer {
     }
 }
 
-/// Accepted gRPC connections, configured as the tonic builder's own listener would be: tonic
-/// ignores the builder's `tcp_nodelay` and keepalive when given an incoming stream, and
-/// without `TCP_NODELAY` Nagle holds a small answer back until the peer acknowledges the
-/// previous one (tens of milliseconds on the tail).
+/// Accepted gRPC connections with `TCP_NODELAY` (tonic ignores its builder's `tcp_nodelay`
+/// when given an incoming stream, and without it Nagle holds a small answer back until the
+/// peer acknowledges the previous one) and a 60 s TCP keepalive, so a peer that vanished
+/// without closing does not hold its connection forever.
 pub fn incoming(listener: tokio::net::TcpListener) -> tonic::transport::server::TcpIncoming {
     tonic::transport::server::TcpIncoming::from(listener)
         .with_nodelay(Some(true))

@@ -12,13 +12,15 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// The peer address of descriptor `fd`, if it is a connected IPv4 socket.
-fn peer_of(fd: i32) -> Option<SocketAddr> {
+type NameFn = unsafe extern "C" fn(i32, *mut libc::sockaddr, *mut libc::socklen_t) -> i32;
+
+/// An address of descriptor `fd` (`getpeername` or `getsockname`), if it is an IPv4 socket.
+fn address(fd: i32, call: NameFn) -> Option<SocketAddr> {
     let mut addr: libc::sockaddr_in = unsafe { std::mem::zeroed() };
     let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
     // SAFETY: `addr` is a writable sockaddr_in of `len` bytes; a descriptor that is not a
     // socket only makes the call fail.
-    let r = unsafe { libc::getpeername(fd, (&raw mut addr).cast(), &mut len) };
+    let r = unsafe { call(fd, (&raw mut addr).cast(), &mut len) };
     if r != 0 || i32::from(addr.sin_family) != libc::AF_INET {
         return None;
     }
@@ -43,15 +45,18 @@ fn nodelay(fd: i32) -> bool {
     on != 0
 }
 
-/// The server side of `client`: this process's socket whose peer is the client's address.
+/// The server side of `client`: this process's socket whose two ends are the client's,
+/// swapped.
 async fn accepted(client: &TcpStream) -> i32 {
-    let me = client.local_addr().unwrap();
+    let (me, server) = (client.local_addr().unwrap(), client.peer_addr().unwrap());
     for _ in 0..100 {
         for entry in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
             let Some(fd) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
                 continue;
             };
-            if peer_of(fd) == Some(me) {
+            if address(fd, libc::getpeername) == Some(me)
+                && address(fd, libc::getsockname) == Some(server)
+            {
                 return fd;
             }
         }

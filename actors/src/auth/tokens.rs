@@ -36,9 +36,7 @@ pub struct TokenService {
     /// Tokens that passed every check. Signature, algorithm, key, issuer and audience are a
     /// function of the token's exact text and of keys fixed for this service's life, so a
     /// token seen again only has its time claims checked again (as Envoy's JWT cache does).
-    verified: Mutex<HashMap<Box<str>, Arc<Claims>>>,
-    /// At most this many are remembered.
-    capacity: usize,
+    verified: VerifiedTokens,
     leeway: u64,
     key_id: String,
     issuer: String,
@@ -79,8 +77,7 @@ impl TokenService {
             encoding: EncodingKey::from_secret(secret),
             decoding,
             validation,
-            verified: Mutex::new(HashMap::new()),
-            capacity: VERIFIED_CAPACITY,
+            verified: VerifiedTokens::new(VERIFIED_CAPACITY),
             leeway: settings.leeway_seconds,
             key_id: settings.jwt_key_id.clone(),
             issuer: settings.issuer.clone(),
@@ -133,51 +130,35 @@ impl TokenService {
                 "token is too long",
             ));
         }
-        let cached = self.lock_verified().get(token).cloned();
-        if let Some(claims) = cached {
-            return match self.expired_or_early(&claims) {
+        if let Some(hit) = self.verified.get(token) {
+            let now = jsonwebtoken::get_current_timestamp();
+            return match self.expired_or_early(hit.exp, hit.nbf, now) {
                 Some(e) => {
-                    self.lock_verified().remove(token);
+                    self.verified.forget(token);
                     Err(e)
                 }
-                None => Ok(claims),
+                None => Ok(hit.claims),
             };
         }
         let claims = Arc::new(self.verify_fully(token)?);
-        let now = jsonwebtoken::get_current_timestamp();
-        let mut verified = self.lock_verified();
-        if verified.len() >= self.capacity {
-            // Expired tokens go first; if that is not enough, any half.
-            let leeway = self.leeway;
-            verified.retain(|_, c| !past(c.exp, now, leeway));
-            let mut keep = true;
-            if verified.len() >= self.capacity {
-                verified.retain(|_, _| {
-                    keep = !keep;
-                    keep
-                });
-            }
-        }
-        verified.insert(token.into(), claims.clone());
+        self.verified.remember(
+            token,
+            claims.clone(),
+            jsonwebtoken::get_current_timestamp(),
+            self.leeway,
+        );
         Ok(claims)
     }
 
-    fn lock_verified(&self) -> std::sync::MutexGuard<'_, HashMap<Box<str>, Arc<Claims>>> {
-        // The map holds no invariant a panicking holder could break halfway.
-        self.verified
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// The time checks `verify_fully` makes, with the same leeway and the same answers.
-    fn expired_or_early(&self, c: &Claims) -> Option<ServiceError> {
-        let now = jsonwebtoken::get_current_timestamp();
-        if past(c.exp, now, self.leeway) {
+    /// The time checks `verify_fully` makes (jsonwebtoken's), with the same leeway and the
+    /// same answers.
+    fn expired_or_early(&self, exp: u64, nbf: u64, now: u64) -> Option<ServiceError> {
+        if past(exp, now, self.leeway) {
             Some(ServiceError::unauthenticated(
                 "token_expired",
                 "token has expired",
             ))
-        } else if u64::try_from(c.nbf).unwrap_or(0) > now.saturating_add(self.leeway) {
+        } else if nbf > now.saturating_add(self.leeway) {
             Some(ServiceError::unauthenticated(
                 "token_not_yet_valid",
                 "token is not valid yet",
@@ -189,7 +170,7 @@ impl TokenService {
 
     /// How many verified tokens are remembered.
     pub fn remembered(&self) -> usize {
-        self.lock_verified().len()
+        self.verified.len()
     }
 
     fn verify_fully(&self, token: &str) -> Result<Claims, ServiceError> {
@@ -235,12 +216,128 @@ impl TokenService {
     }
 }
 
-/// At most this many verified tokens are remembered (about 1 KiB each).
+/// At most this many verified tokens are remembered (1-1.5 KiB each).
 const VERIFIED_CAPACITY: usize = 16 * 1024;
 
 /// Whether a token expiring at `exp` has expired at `now` (as jsonwebtoken decides).
-fn past(exp: i64, now: u64, leeway: u64) -> bool {
-    u64::try_from(exp).unwrap_or(0) < now.saturating_sub(leeway)
+fn past(exp: u64, now: u64, leeway: u64) -> bool {
+    exp < now.saturating_sub(leeway)
+}
+
+/// Tokens that passed every check. An entry is found by a keyed hash of the token computed
+/// before the lock is taken (a long junk token costs its caller, not everyone), and the
+/// token's text is compared on a hit, so another token never answers for it.
+struct VerifiedTokens {
+    keys: std::hash::RandomState,
+    map: Mutex<HashMap<u64, Verified, std::hash::BuildHasherDefault<Prehashed>>>,
+    capacity: usize,
+}
+
+#[derive(Clone)]
+struct Verified {
+    token: Arc<str>,
+    claims: Arc<Claims>,
+    exp: u64,
+    nbf: u64,
+}
+
+/// The hasher of a map whose keys are already hashes.
+#[derive(Default)]
+struct Prehashed(u64);
+
+impl std::hash::Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+impl VerifiedTokens {
+    fn new(capacity: usize) -> Self {
+        Self {
+            keys: std::hash::RandomState::new(),
+            map: Mutex::new(HashMap::default()),
+            capacity,
+        }
+    }
+
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<u64, Verified, std::hash::BuildHasherDefault<Prehashed>>>
+    {
+        // The map holds no invariant a panicking holder could break halfway.
+        self.map
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn get(&self, token: &str) -> Option<Verified> {
+        use std::hash::BuildHasher;
+        let key = self.keys.hash_one(token);
+        self.lock()
+            .get(&key)
+            .filter(|v| &*v.token == token)
+            .cloned()
+    }
+
+    fn forget(&self, token: &str) {
+        use std::hash::BuildHasher;
+        let key = self.keys.hash_one(token);
+        let gone = {
+            let mut map = self.lock();
+            match map.get(&key) {
+                Some(v) if &*v.token == token => map.remove(&key),
+                _ => None,
+            }
+        };
+        drop(gone);
+    }
+
+    /// Remembers a verified token. When full, drops the expired ones and then any others
+    /// down to half the capacity, so a full map is swept once per `capacity / 2` tokens;
+    /// what is dropped is freed after the lock is released.
+    fn remember(&self, token: &str, claims: Arc<Claims>, now: u64, leeway: u64) {
+        use std::hash::BuildHasher;
+        let (Ok(exp), Ok(nbf)) = (u64::try_from(claims.exp), u64::try_from(claims.nbf)) else {
+            return;
+        };
+        let key = self.keys.hash_one(token);
+        let entry = Verified {
+            token: token.into(),
+            claims,
+            exp,
+            nbf,
+        };
+        let dropped = {
+            let mut map = self.lock();
+            let mut dropped = Vec::new();
+            if map.len() >= self.capacity {
+                let old = std::mem::take(&mut *map);
+                dropped.reserve(old.len() / 2);
+                for (k, v) in old {
+                    if map.len() < self.capacity / 2 && !past(v.exp, now, leeway) {
+                        map.insert(k, v);
+                    } else {
+                        dropped.push(v);
+                    }
+                }
+            }
+            map.insert(key, entry);
+            dropped
+        };
+        drop(dropped);
+    }
+
+    fn len(&self) -> usize {
+        self.lock().len()
+    }
 }
 
 /// A fresh refresh token: 256 random bits, URL-safe.
@@ -341,8 +438,8 @@ mod tests {
     fn a_remembered_token_is_still_checked_for_time_and_text() {
         let ts = TokenService::new(&settings(), SECRET);
         let (u, s) = (Uuid::new_v4(), Uuid::new_v4());
-        // Expires at the end of the next second.
-        let iat = Utc::now() - chrono::Duration::seconds(ts.access_ttl - 1);
+        // Expires in 2 to 3 seconds.
+        let iat = Utc::now() - chrono::Duration::seconds(ts.access_ttl - 3);
         let (tok, exp) = ts.issue(u, s, "a@b.co", false, iat).unwrap();
         let first = ts.verify(&tok).unwrap();
         assert_eq!(ts.remembered(), 1);
@@ -370,7 +467,7 @@ mod tests {
     #[test]
     fn remembered_tokens_are_bounded() {
         let mut ts = TokenService::new(&settings(), SECRET);
-        ts.capacity = 8;
+        ts.verified = VerifiedTokens::new(8);
         let (u, s) = (Uuid::new_v4(), Uuid::new_v4());
         let tokens: Vec<String> = (0..40)
             .map(|_| ts.issue(u, s, "a@b.co", false, Utc::now()).unwrap().0)

@@ -8,7 +8,7 @@
 //! 2. `ValidateToken`: the highest closed-loop rate, and p50/p99 at a fixed offered rate
 //!    (open loop: calls leave on schedule whatever the answers do, so queueing shows);
 //! 3. both again from h2load, a lighter generator (closed loop, 32 in flight), whose
-//!    answers must be byte for byte those tonic gets;
+//!    answers must all be as long as the one tonic gets (a refusal or an error is shorter);
 //! 4. login throughput against the bcrypt bound (cores / one hash's time at the same cost);
 //! 5. `ValidateToken` p99 while 32 logins hash at once;
 //! 6. for the rows of 1 to 3, the CPU time per call of the server process (`srv us`) and of
@@ -236,8 +236,10 @@ where
 /// more of the machine is left to the server. (Its fixed-rate mode sends each 10 ms's calls
 /// in one burst, so it is not used for tails.) None when h2load is not installed.
 ///
-/// Every answer must be `answer` (h2load sees only HTTP statuses, and a gRPC error is an
-/// HTTP 200 too): the DATA bytes it received must be whole copies of that answer's frame.
+/// Every answer must be as long as `answer` (h2load sees only HTTP statuses, and a gRPC
+/// error is an HTTP 200 too): the DATA bytes it received must be a whole number of that
+/// answer's frames, one per finished call. A refusal (`valid: false`) or an error (no
+/// DATA) is shorter than a valid answer, so either fails the run.
 async fn h2load(
     addr: std::net::SocketAddr,
     path: &str,
@@ -245,8 +247,17 @@ async fn h2load(
     answer: &impl prost::Message,
     dur: Duration,
 ) -> Option<(Stats, Duration)> {
-    let dir = std::env::temp_dir().join(format!("sdsim-h2load-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).ok()?;
+    /// Removes the directory however the run ends.
+    struct Scratch(std::path::PathBuf);
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let scratch =
+        Scratch(std::env::temp_dir().join(format!("sdsim-h2load-{}", std::process::id())));
+    let dir = &scratch.0;
+    std::fs::create_dir_all(dir).ok()?;
     // A gRPC frame: not compressed, length, message.
     let body = message.encode_to_vec();
     let mut frame = vec![0u8];
@@ -299,7 +310,6 @@ async fn h2load(
         return None;
     }
     let text = std::fs::read_to_string(&log).ok()?;
-    let _ = std::fs::remove_dir_all(&dir);
     let (mut n, mut e, mut lat) = (0, 0, Vec::new());
     let (mut first, mut last) = (u64::MAX, 0u64);
     for line in text.lines() {
