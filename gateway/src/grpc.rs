@@ -9,7 +9,7 @@
 //!   its channels are released) and closes with 1000 and the caller's reason once the events
 //!   already queued for it are written.
 
-use crate::registry::{Channel, ClientSummary, Registry};
+use crate::registry::{Channel, ClientSummary, Registry, SUBSCRIBE_WAIT};
 use crate::ws::{Deliver, Disconnect, CLOSE_UNREGISTERED};
 use sdsim_actors::error::ServiceError;
 use sdsim_actors::grpc::RpcTimer;
@@ -20,7 +20,6 @@ use sdsim_protocols::proto::common::{HealthCheckRequest, HealthCheckResponse};
 use sdsim_protocols::proto::gateway as pb;
 use sdsim_protocols::proto::gateway::gateway_service_server::GatewayService;
 use std::sync::Arc;
-use std::time::Duration;
 use tonic::{Request, Response, Status};
 
 /// Channels one `RegisterClient` may name.
@@ -29,8 +28,6 @@ pub const MAX_SUBSCRIPTIONS_PER_REQUEST: usize = 64;
 pub const MAX_CHANNEL_LEN: usize = 128;
 /// Longest `UnregisterClient` reason accepted (the close frame carries its first 123 bytes).
 pub const MAX_REASON_CHARS: usize = 256;
-/// How long `RegisterClient` waits for the Redis subscription before answering anyway.
-const SUBSCRIBE_WAIT: Duration = Duration::from_secs(3);
 
 #[derive(Clone)]
 pub struct GatewayGrpc {

@@ -196,6 +196,10 @@ pub struct Attached {
     pub new_here: Vec<String>,
 }
 
+/// How long a new session's answer (`auth_ok`, `RegisterClient`) waits for its channels'
+/// Redis subscription before it is sent anyway.
+pub const SUBSCRIBE_WAIT: Duration = Duration::from_secs(3);
+
 #[derive(Clone, Default)]
 pub struct Registry {
     inner: Arc<RwLock<Inner>>,

@@ -42,7 +42,7 @@
 //! reconnects. Its `stopped` always unregisters it.
 
 use crate::http::GatewayState;
-use crate::registry::{Channel, ClientSummary, Outlet};
+use crate::registry::{Channel, ClientSummary, Outlet, SUBSCRIBE_WAIT};
 use actix::prelude::*;
 use actix_web_actors::ws;
 use sdsim_actors::error::ServiceError;
@@ -354,18 +354,32 @@ impl WsSession {
             disconnect: addr.recipient(),
             backlog: self.backlog.clone(),
         };
-        // The user's first session here makes the registry tell the subscriber.
+        // The user's first session here makes the registry tell the subscriber. `auth_ok`
+        // waits (at most SUBSCRIBE_WAIT) until the user's channel is subscribed on Redis, so
+        // whatever is published once the client holds `auth_ok` reaches it; frames
+        // delivered meanwhile wait in the mailbox and follow `auth_ok`.
         self.state.registry.add(summary, outlet);
         self.auth = Some(Authed {
             user_id: user_id.clone(),
         });
-        self.send(
-            ctx,
-            &ServerFrame::AuthOk {
-                user_id,
-                session_id,
-            },
-        );
+        let registry = self.state.registry.clone();
+        let channels = vec![Channel::User(user_id.clone()).name()];
+        let subscribed = async move { registry.resync(channels, SUBSCRIBE_WAIT).await };
+        ctx.wait(subscribed.into_actor(self).map(|listening, act, ctx| {
+            if !listening {
+                tracing::warn!(
+                    client = %act.id,
+                    "not yet subscribed on Redis; delivery starts when the gateway resubscribes"
+                );
+            }
+            act.send(
+                ctx,
+                &ServerFrame::AuthOk {
+                    user_id,
+                    session_id,
+                },
+            );
+        }));
         let left = expires_at - chrono::Utc::now().timestamp();
         let left = Duration::from_secs(left.max(0) as u64);
         ctx.run_later(left, |act, ctx| {

@@ -168,6 +168,35 @@ async fn assert_alive(ws: &mut Ws) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_published_once_auth_ok_arrives_is_delivered() {
+    let db = TestDb::create().await;
+    let s = Stack::up(&db).await;
+    let mut redis = redis_conn().await;
+    let alice = user(&s, "prompt").await;
+    // Each round is the user's only session on the gateway, so its channel is subscribed
+    // anew (just after the previous round's close unsubscribed it).
+    for round in 0..20 {
+        let mut ws = s.ws().await;
+        ws.authenticate(&alice.token).await;
+        let (_, receivers) = publish(
+            &s,
+            &mut redis,
+            &format!("notifications:user:{}", alice.id),
+            "test.prompt",
+            serde_json::json!({ "round": round }),
+        )
+        .await;
+        assert_eq!(
+            receivers, 1,
+            "round {round}: nobody was subscribed at auth_ok"
+        );
+        let f = ws.frame(WAIT).await;
+        assert_eq!(f["data"]["round"], round, "{f}");
+        ws.socket.close(None).await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registered_channels_reach_exactly_the_sessions_attached_to_them() {
     let db = TestDb::create().await;
     let s = Stack::up(&db).await;
