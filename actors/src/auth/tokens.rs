@@ -229,9 +229,12 @@ fn past(exp: u64, now: u64, leeway: u64) -> bool {
 /// token's text is compared on a hit, so another token never answers for it.
 struct VerifiedTokens {
     keys: std::hash::RandomState,
-    map: Mutex<HashMap<u64, Verified, std::hash::BuildHasherDefault<Prehashed>>>,
+    map: Mutex<VerifiedMap>,
     capacity: usize,
 }
+
+/// Verified tokens by the keyed hash of their text.
+type VerifiedMap = HashMap<u64, Verified, std::hash::BuildHasherDefault<Prehashed>>;
 
 #[derive(Clone)]
 struct Verified {
@@ -268,19 +271,21 @@ impl VerifiedTokens {
         }
     }
 
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<u64, Verified, std::hash::BuildHasherDefault<Prehashed>>>
-    {
+    fn lock(&self) -> std::sync::MutexGuard<'_, VerifiedMap> {
         // The map holds no invariant a panicking holder could break halfway.
         self.map
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn get(&self, token: &str) -> Option<Verified> {
+    /// The map's key for `token`, computed without the lock.
+    fn key(&self, token: &str) -> u64 {
         use std::hash::BuildHasher;
-        let key = self.keys.hash_one(token);
+        self.keys.hash_one(token)
+    }
+
+    fn get(&self, token: &str) -> Option<Verified> {
+        let key = self.key(token);
         self.lock()
             .get(&key)
             .filter(|v| &*v.token == token)
@@ -288,8 +293,7 @@ impl VerifiedTokens {
     }
 
     fn forget(&self, token: &str) {
-        use std::hash::BuildHasher;
-        let key = self.keys.hash_one(token);
+        let key = self.key(token);
         let gone = {
             let mut map = self.lock();
             match map.get(&key) {
@@ -304,11 +308,10 @@ impl VerifiedTokens {
     /// down to half the capacity, so a full map is swept once per `capacity / 2` tokens;
     /// what is dropped is freed after the lock is released.
     fn remember(&self, token: &str, claims: Arc<Claims>, now: u64, leeway: u64) {
-        use std::hash::BuildHasher;
         let (Ok(exp), Ok(nbf)) = (u64::try_from(claims.exp), u64::try_from(claims.nbf)) else {
             return;
         };
-        let key = self.keys.hash_one(token);
+        let key = self.key(token);
         let entry = Verified {
             token: token.into(),
             claims,

@@ -246,7 +246,7 @@ async fn h2load(
     message: &impl prost::Message,
     answer: &impl prost::Message,
     dur: Duration,
-) -> Option<(Stats, Duration)> {
+) -> Option<Stats> {
     /// Removes the directory however the run ends.
     struct Scratch(std::path::PathBuf);
     impl Drop for Scratch {
@@ -265,7 +265,6 @@ async fn h2load(
     frame.extend_from_slice(&body);
     let (data, log) = (dir.join("request"), dir.join("log"));
     std::fs::write(&data, frame).ok()?;
-    let before = children_cpu();
     let out = tokio::process::Command::new("h2load")
         .args(["-c", "4", "-m", "8", "-t", "1"])
         .arg(format!("--duration={}", dur.as_secs().max(1)))
@@ -276,7 +275,6 @@ async fn h2load(
         .arg(format!("http://{addr}{path}"))
         .output()
         .await;
-    let cpu = children_cpu().saturating_sub(before);
     let out = match out {
         Ok(o) if o.status.success() => o,
         Ok(o) => {
@@ -330,7 +328,7 @@ async fn h2load(
         lat.push(Duration::from_micros(us));
     }
     let secs = last.saturating_sub(first) as f64 / 1e6;
-    Some((Stats::merge(vec![(n, e, lat)], secs.max(1e-6)), cpu))
+    Some(Stats::merge(vec![(n, e, lat)], secs.max(1e-6)))
 }
 
 /// Runs `h2load` and prints its row; None (and a hint) when h2load is not installed.
@@ -343,29 +341,24 @@ async fn h2load_row(
     answer: &impl prost::Message,
     dur: Duration,
 ) -> Option<Stats> {
-    let s0 = pid.and_then(|p| cpu_time(Some(p)));
-    let Some((stats, generator)) = h2load(addr, path, message, answer, dur).await else {
+    let (stats, cpu) = metered(pid, children_cpu, h2load(addr, path, message, answer, dur)).await;
+    let Some(stats) = stats else {
         println!("{name:<44} (no figures: h2load is missing or failed, see above)");
         return None;
     };
-    let s1 = pid.and_then(|p| cpu_time(Some(p)));
-    let cpu = Cpu {
-        server: s0.zip(s1).map(|(a, b)| b.saturating_sub(a)),
-        client: generator,
-    };
-    row(name, &stats, Some(&cpu));
+    row(name, &stats, cpu.as_ref());
     Some(stats)
 }
 
-/// CPU time used by this process's children that have ended and been waited for.
-fn children_cpu() -> Duration {
+/// CPU time used by this process's children that have ended and been waited for (h2load).
+fn children_cpu() -> Option<Duration> {
     // SAFETY: getrusage fills the struct it is given.
     let mut u: libc::rusage = unsafe { std::mem::zeroed() };
     if unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut u) } != 0 {
-        return Duration::ZERO;
+        return None;
     }
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(u.ru_utime) + tv(u.ru_stime)
+    Some(tv(u.ru_utime) + tv(u.ru_stime))
 }
 
 async fn channels(addr: std::net::SocketAddr, n: usize) -> Vec<Channel> {
@@ -419,20 +412,22 @@ fn cpu_time(pid: Option<u32>) -> Option<Duration> {
 }
 
 /// CPU time spent during one measurement: by the server process (when it is a child) and
-/// by this process (the generator, and the server too when inline).
+/// by the generator (this process, which also holds the server when inline, or h2load).
 struct Cpu {
     server: Option<Duration>,
     client: Duration,
 }
 
-/// Runs a measurement, noting the CPU time both processes spent on it.
-async fn metered<F: std::future::Future<Output = Stats>>(
+/// Runs a measurement, noting the CPU time spent on it by the server process and by the
+/// generator, whose clock `generator` reads ([`own_cpu`] or [`children_cpu`]).
+async fn metered<T>(
     server: Option<u32>,
-    f: F,
-) -> (Stats, Option<Cpu>) {
-    let before = (server.and_then(|p| cpu_time(Some(p))), cpu_time(None));
-    let stats = f.await;
-    let after = (server.and_then(|p| cpu_time(Some(p))), cpu_time(None));
+    generator: fn() -> Option<Duration>,
+    f: impl std::future::Future<Output = T>,
+) -> (T, Option<Cpu>) {
+    let before = (server.and_then(|p| cpu_time(Some(p))), generator());
+    let out = f.await;
+    let after = (server.and_then(|p| cpu_time(Some(p))), generator());
     let cpu = match (before, after) {
         ((s0, Some(c0)), (s1, Some(c1))) => Some(Cpu {
             server: s0.zip(s1).map(|(a, b)| b.saturating_sub(a)),
@@ -440,7 +435,12 @@ async fn metered<F: std::future::Future<Output = Stats>>(
         }),
         _ => None,
     };
-    (stats, cpu)
+    (out, cpu)
+}
+
+/// CPU time this process has used so far.
+fn own_cpu() -> Option<Duration> {
+    cpu_time(None)
 }
 
 /// The auth service under test, with a database of its own (dropped on `stop`).
@@ -670,7 +670,8 @@ async fn run(addr: std::net::SocketAddr, pid: Option<u32>) {
             }
         }
     };
-    let (health, health_cpu) = metered(pid, closed_loop(32, dur, check(chans.clone()))).await;
+    let (health, health_cpu) =
+        metered(pid, own_cpu, closed_loop(32, dur, check(chans.clone()))).await;
     row(
         "peer: grpc.health.v1 Check, 32 in flight",
         &health,
@@ -678,6 +679,7 @@ async fn run(addr: std::net::SocketAddr, pid: Option<u32>) {
     );
     let (health_fixed, cpu) = metered(
         pid,
+        own_cpu,
         open_loop(rate, dur, Spacing::Fine, check(chans.clone())),
     )
     .await;
@@ -704,6 +706,7 @@ async fn run(addr: std::net::SocketAddr, pid: Option<u32>) {
     };
     let (max, max_cpu) = metered(
         pid,
+        own_cpu,
         closed_loop(32, dur, validate(chans.clone(), token.clone())),
     )
     .await;
@@ -714,6 +717,7 @@ async fn run(addr: std::net::SocketAddr, pid: Option<u32>) {
     );
     let (fixed, cpu) = metered(
         pid,
+        own_cpu,
         open_loop(
             rate,
             dur,
