@@ -7,8 +7,11 @@
 //!    and at the same offered rate as `ValidateToken`;
 //! 2. `ValidateToken`: the highest closed-loop rate, and p50/p99 at a fixed offered rate
 //!    (open loop: calls leave on schedule whatever the answers do, so queueing shows);
-//! 3. both again from h2load, a lighter generator (closed loop, 32 in flight), whose
-//!    answers must all be as long as the one tonic gets (a refusal or an error is shorter);
+//! 3. both again from h2load, a lighter generator (closed loop; `ValidateToken` at 8, 16
+//!    and 32 in flight, for the highest rate whose p99 stays under 1 ms), whose answers must
+//!    all be as long as the one tonic gets (a refusal or an error is shorter), and at the
+//!    fixed rate from a paced open loop on `h2` (paced.rs), whose answers must be tonic's
+//!    byte for byte;
 //! 4. login throughput against the bcrypt bound (cores / one hash's time at the same cost);
 //! 5. `ValidateToken` p99 while 32 logins hash at once;
 //! 6. for the rows of 1 to 3, the CPU time per call of the server process (`srv us`) and of
@@ -19,8 +22,10 @@
 //! Run with `benches/auth/run.sh` (starts PostgreSQL and Redis, installs h2load if needed).
 //! Environment: SDSIM_PG_BASE, REDIS_URL, BENCH_SECONDS (default 5), BENCH_RATE (default 20000),
 //! BCRYPT_COST (default 12), BENCH_CLIENT_THREADS (the generator's runtime, default 2),
-//! BENCH_CHANNELS (HTTP/2 connections to auth, default 4), BENCH_SERVER (`process`, the
-//! default, or `inline`).
+//! BENCH_CHANNELS (HTTP/2 connections to auth, default 4), BENCH_H2_CONNECTIONS (the paced
+//! loop's, default 2), BENCH_SERVER (`process`, the default, or `inline`).
+
+mod paced;
 
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use sdsim_actors::config::{Secret, Settings};
@@ -230,9 +235,43 @@ where
     Stats::merge(vec![(n, e, lat)], start.elapsed().as_secs_f64())
 }
 
+/// One unary gRPC call for the generators that speak HTTP/2 themselves (h2load and the
+/// paced h2 loop): its path, the request as a gRPC frame, and the one answer every call must
+/// get, as a frame too.
+struct Probe {
+    path: &'static str,
+    request: bytes::Bytes,
+    answer: bytes::Bytes,
+}
+
+impl Probe {
+    fn new(
+        path: &'static str,
+        request: &impl prost::Message,
+        answer: &impl prost::Message,
+    ) -> Self {
+        Self {
+            path,
+            request: grpc_frame(request),
+            answer: grpc_frame(answer),
+        }
+    }
+}
+
+/// A gRPC message frame: not compressed, length, message.
+fn grpc_frame(message: &impl prost::Message) -> bytes::Bytes {
+    let body = message.encode_to_vec();
+    let mut out = Vec::with_capacity(5 + body.len());
+    out.push(0u8);
+    out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    out.extend_from_slice(&body);
+    out.into()
+}
+
 /// A second generator: h2load (nghttp2's HTTP/2 load tool, in C) sending the same gRPC
-/// request for `dur`, closed loop: 4 connections with 8 streams each in flight (32, as the
-/// tonic closed loop). It costs a fraction of a tonic client per call, so on two shared cores
+/// request for `dur`, closed loop: 4 connections with `in_flight / 4` streams each in flight
+/// (32 as in the tonic closed loop, and fewer to find the highest rate under a 1 ms p99). It
+/// costs a fraction of a tonic client per call, so on two shared cores
 /// more of the machine is left to the server. (Its fixed-rate mode sends each 10 ms's calls
 /// in one burst, so it is not used for tails.) None when h2load is not installed.
 ///
@@ -240,11 +279,14 @@ where
 /// error is an HTTP 200 too): the DATA bytes it received must be a whole number of that
 /// answer's frames, one per finished call. A refusal (`valid: false`) or an error (no
 /// DATA) is shorter than a valid answer, so either fails the run.
+///
+/// In a closed loop a stall holds back only the calls in flight, so its p99 can hide a stall
+/// that an open loop (calls on schedule) would show in thousands of calls; the `max` it
+/// prints with the curve tells whether one happened.
 async fn h2load(
     addr: std::net::SocketAddr,
-    path: &str,
-    message: &impl prost::Message,
-    answer: &impl prost::Message,
+    probe: &Probe,
+    in_flight: usize,
     dur: Duration,
 ) -> Option<Stats> {
     /// Removes the directory however the run ends.
@@ -258,21 +300,17 @@ async fn h2load(
         Scratch(std::env::temp_dir().join(format!("sdsim-h2load-{}", std::process::id())));
     let dir = &scratch.0;
     std::fs::create_dir_all(dir).ok()?;
-    // A gRPC frame: not compressed, length, message.
-    let body = message.encode_to_vec();
-    let mut frame = vec![0u8];
-    frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
-    frame.extend_from_slice(&body);
     let (data, log) = (dir.join("request"), dir.join("log"));
-    std::fs::write(&data, frame).ok()?;
+    std::fs::write(&data, &probe.request).ok()?;
+    let streams = (in_flight / 4).max(1).to_string();
     let out = tokio::process::Command::new("h2load")
-        .args(["-c", "4", "-m", "8", "-t", "1"])
+        .args(["-c", "4", "-m", &streams, "-t", "1"])
         .arg(format!("--duration={}", dur.as_secs().max(1)))
         .args(["-H", "content-type: application/grpc", "-H", "te: trailers"])
         .arg("-d")
         .arg(&data)
         .arg(format!("--log-file={}", log.display()))
-        .arg(format!("http://{addr}{path}"))
+        .arg(format!("http://{addr}{}", probe.path))
         .output()
         .await;
     let out = match out {
@@ -298,7 +336,7 @@ async fn h2load(
         field("requests:", " succeeded"),
         field("traffic:", ") data"),
     );
-    let frame = 5 + answer.encoded_len() as u64;
+    let frame = probe.answer.len() as u64;
     let whole = match (started, succeeded, data) {
         (Some(st), Some(ok), Some(d)) => d % frame == 0 && (ok..=st).contains(&(d / frame)),
         _ => false,
@@ -336,12 +374,11 @@ async fn h2load_row(
     name: &str,
     pid: Option<u32>,
     addr: std::net::SocketAddr,
-    path: &str,
-    message: &impl prost::Message,
-    answer: &impl prost::Message,
+    probe: &Probe,
+    in_flight: usize,
     dur: Duration,
 ) -> Option<Stats> {
-    let (stats, cpu) = metered(pid, children_cpu, h2load(addr, path, message, answer, dur)).await;
+    let (stats, cpu) = metered(pid, children_cpu, h2load(addr, probe, in_flight, dur)).await;
     let Some(stats) = stats else {
         println!("{name:<44} (no figures: h2load is missing or failed, see above)");
         return None;
@@ -748,31 +785,64 @@ async fn run(addr: std::net::SocketAddr, pid: Option<u32>) {
         .expect("validate")
         .into_inner();
     assert!(validate_answer.valid, "the bench's token is valid");
-    let h2_health = h2load_row(
-        "peer: health, 32 in flight, from h2load",
-        pid,
-        addr,
+    let health_probe = Probe::new(
         "/grpc.health.v1.Health/Check",
         &HealthCheckRequest {
             service: String::new(),
         },
         &health_answer,
-        dur,
-    )
-    .await;
-    let h2_validate = h2load_row(
-        "ValidateToken, 32 in flight, from h2load",
-        pid,
-        addr,
+    );
+    let validate_probe = Probe::new(
         "/auth.AuthService/ValidateToken",
         &ValidateTokenRequest {
             token: token.clone(),
             ..Default::default()
         },
         &validate_answer,
+    );
+    let h2_health = h2load_row(
+        "peer: health, 32 in flight, from h2load",
+        pid,
+        addr,
+        &health_probe,
+        32,
         dur,
     )
     .await;
+    // Rate against tail: the highest rate whose p99 stays under 1 ms.
+    let mut curve = Vec::new();
+    for in_flight in [8, 16, 32] {
+        let name = format!("ValidateToken, {in_flight} in flight, from h2load");
+        if let Some(s) = h2load_row(&name, pid, addr, &validate_probe, in_flight, dur).await {
+            curve.push((in_flight, s));
+        }
+    }
+    // The fixed rate again, from the lean h2 generator (paced.rs): the tail the server gives
+    // at that rate when the generator leaves it most of the two cores.
+    let conns: usize = env_or("BENCH_H2_CONNECTIONS", 2);
+    let mut paced = Vec::new();
+    for (name, probe) in [
+        ("peer: health", &health_probe),
+        ("ValidateToken", &validate_probe),
+    ] {
+        let (s, cpu) = metered(
+            pid,
+            own_cpu,
+            paced::open_loop(addr, probe, rate, dur, conns),
+        )
+        .await;
+        match s {
+            Ok(s) => {
+                row(
+                    &format!("{name} at {rate}/s, from h2 (paced)"),
+                    &s,
+                    cpu.as_ref(),
+                );
+                paced.push(s);
+            }
+            Err(e) => println!("{name} from h2: no figures ({e})"),
+        }
+    }
 
     // The bcrypt bound: one hash at this cost, on this machine, now.
     let t = Instant::now();
@@ -868,7 +938,41 @@ async fn run(addr: std::net::SocketAddr, pid: Option<u32>) {
         fixed.rate(),
         health_fixed.pct(0.99)
     );
-    if let (Some(v), Some(h)) = (&h2_validate, &h2_health) {
+    if let [health, validate] = paced.as_slice() {
+        println!(
+            "ValidateToken p99 at {rate}/s offered from the paced h2 generator: {:.3} ms (achieved {:.0}/s, {} errors; the bare health RPC: {:.3} ms); goal < 1 ms",
+            validate.pct(0.99),
+            validate.rate(),
+            validate.errors,
+            health.pct(0.99)
+        );
+    }
+    let under = curve
+        .iter()
+        .filter(|(_, s)| s.errors == 0 && s.pct(0.99) < 1.0)
+        .max_by(|a, b| a.1.rate().total_cmp(&b.1.rate()));
+    for (in_flight, s) in &curve {
+        println!(
+            "  h2load, {in_flight} in flight: {:.0}/s, p99 {:.3} ms, max {:.3} ms",
+            s.rate(),
+            s.pct(0.99),
+            s.pct(1.0)
+        );
+    }
+    match under {
+        Some((in_flight, s)) => println!(
+            "ValidateToken highest rate with p99 < 1 ms (h2load, closed loop): {:.0}/s at {in_flight} in flight (p99 {:.3} ms); goal >= 20000/s",
+            s.rate(),
+            s.pct(0.99)
+        ),
+        None if curve.is_empty() => {}
+        None => println!(
+            "ValidateToken highest rate with p99 < 1 ms (h2load, closed loop): none of the {} measured; goal >= 20000/s",
+            curve.len()
+        ),
+    }
+    let h2_validate = curve.iter().find(|(n, _)| *n == 32).map(|(_, s)| s);
+    if let (Some(v), Some(h)) = (h2_validate, &h2_health) {
         println!(
             "ValidateToken max rate from h2load: {:.0}/s ({:.2}x the bare health RPC's {:.0}/s); goal >= 20000/s",
             v.rate(),
