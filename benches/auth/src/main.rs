@@ -885,9 +885,11 @@ async fn run(addr: std::net::SocketAddr, pid: Option<u32>) {
         }));
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
+    // Twice as long as the other steps: a stall of the whole process (as low-priority
+    // hashing threads once caused) can take seconds to come round.
     let busy = open_loop(
         2_000,
-        dur,
+        2 * dur,
         Spacing::Batches,
         validate(chans.clone(), token.clone()),
     )
@@ -895,7 +897,7 @@ async fn run(addr: std::net::SocketAddr, pid: Option<u32>) {
     row("ValidateToken at 2000/s, 32 logins hashing", &busy, None);
     let busy_fine = open_loop(
         2_000,
-        dur,
+        2 * dur,
         Spacing::Fine,
         validate(chans.clone(), token.clone()),
     )
@@ -985,8 +987,10 @@ async fn run(addr: std::net::SocketAddr, pid: Option<u32>) {
         logins.rate(), bound, one_hash * 1000.0, 100.0 * logins.rate() / bound
     );
     println!(
-        "ValidateToken p99 while 32 logins hash: {:.3} ms (calls in 1 ms batches), {:.3} ms (calls 100 us apart); goal < 5 ms",
+        "ValidateToken p99 while 32 logins hash: {:.3} ms (calls in 1 ms batches), {:.3} ms (calls 100 us apart); goal < 5 ms; slowest calls {:.1} and {:.1} ms",
         busy.pct(0.99),
-        busy_fine.pct(0.99)
+        busy_fine.pct(0.99),
+        busy.pct(1.0),
+        busy_fine.pct(1.0)
     );
 }
