@@ -271,9 +271,9 @@ fn grpc_frame(message: &impl prost::Message) -> bytes::Bytes {
 /// A second generator: h2load (nghttp2's HTTP/2 load tool, in C) sending the same gRPC
 /// request for `dur`, closed loop: 4 connections with `in_flight / 4` streams each in flight
 /// (32 as in the tonic closed loop, and fewer to find the highest rate under a 1 ms p99). It
-/// costs a fraction of a tonic client per call, so on two shared cores
-/// more of the machine is left to the server. (Its fixed-rate mode sends each 10 ms's calls
-/// in one burst, so it is not used for tails.) None when h2load is not installed.
+/// costs a fraction of a tonic client per call, so on two shared cores more of the machine
+/// is left to the server. (Its fixed-rate mode sends each 10 ms's calls in one burst, so it
+/// is not used for tails.) None when h2load is not installed.
 ///
 /// Every answer must be as long as `answer` (h2load sees only HTTP statuses, and a gRPC
 /// error is an HTTP 200 too): the DATA bytes it received must be a whole number of that
