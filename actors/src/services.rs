@@ -132,11 +132,8 @@ pub fn auth_tree(
         )),
         checks: Default::default(),
         session_checks: shared.metrics.auth_session_checks.clone(),
-        hashing: Arc::new(crate::auth::hasher::Hasher::new(
-            match s.max_concurrent_hashes {
-                0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-                n => n,
-            },
+        hashing: Arc::new(crate::auth::hasher::Hasher::for_machine(
+            s.max_concurrent_hashes,
         )?),
         mail: s.mail.clone(),
     });
