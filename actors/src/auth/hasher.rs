@@ -184,6 +184,8 @@ fn work(shared: &Shared, tier: Tier) {
             continue;
         }
         if q.closed && q.jobs.is_empty() {
+            // A spare that declined the last jobs waits for news of the drained queue.
+            shared.ready.notify_all();
             return;
         }
         q = shared.ready.wait(q).unwrap_or_else(|p| p.into_inner());
@@ -281,6 +283,26 @@ mod tests {
         assert_eq!(spare.1.unwrap(), (own + SPARE_NICE).min(19));
         release.send(()).unwrap();
         assert!(busy.await.unwrap());
+    }
+
+    #[test]
+    fn every_thread_ends_once_the_pool_is_dropped_and_drained() {
+        // A job queued for a free first thread as the pool closes: the spare declines it and
+        // must still hear that the queue has drained.
+        for _ in 0..50 {
+            let h = Hasher::new(2, 1).unwrap();
+            let shared = h.shared.clone();
+            shared.lock().jobs.push_back(Box::new(|| Box::new(|| ())));
+            drop(h);
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            while Arc::strong_count(&shared) > 1 {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "a hashing thread outlived its pool"
+                );
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
     }
 
     #[tokio::test]
