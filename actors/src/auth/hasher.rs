@@ -77,16 +77,17 @@ enum Tier {
 }
 
 impl Hasher {
-    /// The pool for this machine: `threads` in all (0: one per core), of which all but one
-    /// core's worth at normal priority.
+    /// The pool for this machine: `threads` in all (0: one per core), of which at most one
+    /// fewer than the cores (at least one) at normal priority and the rest spare.
     pub fn for_machine(threads: usize) -> Result<Self, String> {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let threads = if threads == 0 { cores } else { threads };
         Self::new(threads, threads.min(cores - 1))
     }
 
-    /// Starts `threads` hashing threads, `first` of them (at least one) at normal priority;
-    /// they end when the `Hasher` is dropped and the jobs already queued are done.
+    /// Starts `threads` hashing threads, `first` of them (at least one) at normal priority.
+    /// They are not joined: once the `Hasher` is dropped they finish the jobs already queued
+    /// and end.
     pub fn new(threads: usize, first: usize) -> Result<Self, String> {
         let threads = threads.max(1);
         let first = first.clamp(1, threads);
@@ -126,18 +127,17 @@ impl Hasher {
     ) -> Result<T, ServiceError> {
         let (otx, orx) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move || {
+            // A caller that has gone (its request cancelled or timed out) costs no hash.
+            if otx.is_closed() {
+                return Box::new(|| ());
+            }
             let out = f();
             Box::new(move || {
                 let _ = otx.send(out);
             })
         });
-        {
-            let mut q = self.shared.lock();
-            if q.closed {
-                return Err(ServiceError::Unavailable("hashing pool stopped".into()));
-            }
-            q.jobs.push_back(job);
-        }
+        // The pool cannot be closed here: that takes dropping it, and `self` borrows it.
+        self.shared.lock().jobs.push_back(job);
         // Every waiting thread looks: a spare must not take the job a free first one will.
         self.shared.ready.notify_all();
         orx.await
@@ -159,11 +159,14 @@ fn work(shared: &Shared, tier: Tier) {
     }
     let mut q = shared.lock();
     loop {
-        let take = match tier {
-            Tier::First => !q.jobs.is_empty(),
-            Tier::Spare => q.jobs.len() > q.free_first,
+        // First threads serve in order; a spare takes the newest job, and only one that no
+        // free first thread will take, so the oldest waits for the faster tier.
+        let job = match tier {
+            Tier::First => q.jobs.pop_front(),
+            Tier::Spare if q.jobs.len() > q.free_first => q.jobs.pop_back(),
+            Tier::Spare => None,
         };
-        if let Some(job) = take.then(|| q.jobs.pop_front()).flatten() {
+        if let Some(job) = job {
             if tier == Tier::First {
                 q.free_first -= 1;
             }
@@ -178,7 +181,9 @@ fn work(shared: &Shared, tier: Tier) {
                 shared.lock().free_first += 1;
             }
             if let Some(deliver) = deliver {
-                deliver();
+                // Dropping an undelivered result runs its destructor here: a thread already
+                // counted free must survive that too.
+                let _ = catch_unwind(AssertUnwindSafe(deliver));
             }
             q = shared.lock();
             continue;
@@ -278,11 +283,60 @@ mod tests {
         let h = Arc::new(Hasher::new(2, 1).unwrap());
         assert_eq!(h.run(nice).await.unwrap().unwrap(), own);
         let (release, busy) = occupy_first(&h).await;
-        let spare = h.run(move || (thread_name(), nice())).await.unwrap();
+        let spare = tokio::time::timeout(
+            Duration::from_secs(5),
+            h.run(move || (thread_name(), nice())),
+        )
+        .await
+        .expect("the spare took the job while the first thread was busy")
+        .unwrap();
         assert_eq!(spare.0, "sdsim-bcrypt-spare-1");
         assert_eq!(spare.1.unwrap(), (own + SPARE_NICE).min(19));
         release.send(()).unwrap();
         assert!(busy.await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_caller_that_has_gone_costs_no_hash() {
+        let h = Arc::new(Hasher::new(1, 1).unwrap());
+        let (release, busy) = occupy_first(&h).await;
+        let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let job = {
+            let ran = ran.clone();
+            move || ran.store(true, std::sync::atomic::Ordering::SeqCst)
+        };
+        // Queued behind the busy thread, then given up on.
+        let gave_up = tokio::time::timeout(Duration::from_millis(20), h.run(job)).await;
+        assert!(gave_up.is_err());
+        release.send(()).unwrap();
+        assert!(busy.await.unwrap());
+        assert_eq!(h.run(|| 1).await.unwrap(), 1); // the queue has moved past it
+        assert!(!ran.load(std::sync::atomic::Ordering::SeqCst));
+    }
+
+    #[test]
+    fn the_oldest_job_waits_for_a_free_first_thread() {
+        for _ in 0..50 {
+            let h = Hasher::new(2, 1).unwrap();
+            let (tx, rx) = std::sync::mpsc::channel();
+            {
+                let mut q = h.shared.lock();
+                for which in ["oldest", "newest"] {
+                    let tx = tx.clone();
+                    q.jobs.push_back(Box::new(move || {
+                        tx.send((which, thread_name())).unwrap();
+                        Box::new(|| ())
+                    }));
+                }
+            }
+            h.shared.ready.notify_all();
+            for _ in 0..2 {
+                let (which, name) = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+                if which == "oldest" {
+                    assert_eq!(name, "sdsim-bcrypt-0");
+                }
+            }
+        }
     }
 
     #[test]
