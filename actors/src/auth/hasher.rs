@@ -4,7 +4,7 @@
 //! Fixed size (one thread per core by default): more hashes at once would not finish sooner.
 //! Two tiers, so that a burst of logins leaves a core to the executor without starving any
 //! login:
-//! - *first* threads, at normal priority: one fewer than the cores (at least one). They take
+//! - *first* threads, at normal priority: at most one fewer than the cores (at least one). They take
 //!   every job they are free for.
 //! - *spare* threads, the rest, [`SPARE_NICE`] nicer than the process on Linux. A spare takes
 //!   a job only when no first thread is free for it, so a lone login hashes at normal
@@ -12,10 +12,11 @@
 //!   thread a spare still gets about a tenth of a core, so its hash ends (up to ten times
 //!   later) however loaded the machine is.
 //!
-//! Why: with every thread at normal priority, validation p99 while 32 logins hash was
-//! 5.4-6.5 ms where one first and one spare thread gave 3.3-5.4 ms (`BENCH_ONLY=hashing
-//! benches/auth/run.sh`, two-core VM, cost 12, 2000 validations/s; spare set at nice 10,
-//! nice 19 or `SCHED_IDLE` alike). No spare is lower than nice 10: a `SCHED_IDLE` thread can
+//! Why: in alternating runs of `BENCH_ONLY=hashing benches/auth/run.sh` (two-core VM, cost
+//! 12, 2000 validations/s while 32 logins hash), validation p99 was 5.3-6.9 ms with every
+//! thread at normal priority and 3.3-6.0 ms (most runs under 5) with one first and one spare
+//! thread, whether the spare ran at nice 10, nice 19 or `SCHED_IDLE`; logins meanwhile ran
+//! at 82% of the bcrypt bound. No spare is lower than nice 10: a `SCHED_IDLE` thread can
 //! wait forever behind other processes, which would hang its login, and with every thread
 //! at `SCHED_IDLE`, nice 19 or nice 10 a login burst stalled the whole process for seconds
 //! on one machine (cause not found; not seen on the next one, with the spare alone lowered).
