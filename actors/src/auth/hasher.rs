@@ -4,8 +4,8 @@
 //! Fixed size (one thread per core by default): more hashes at once would not finish sooner.
 //! Two tiers, so that a burst of logins leaves a core to the executor without starving any
 //! login:
-//! - *first* threads, at normal priority: at most one fewer than the cores (at least one). They take
-//!   every job they are free for.
+//! - *first* threads, at normal priority: at most one fewer than the cores (at least one).
+//!   They take every job they are free for.
 //! - *spare* threads, the rest, [`SPARE_NICE`] nicer than the process on Linux. A spare takes
 //!   a job only when no first thread is free for it, so a lone login hashes at normal
 //!   priority. A waking executor thread preempts a spare at once; against each busy normal
