@@ -20,7 +20,11 @@
 //! 6. for the rows of 1 to 3, the CPU time per call of the server process (`srv us`) and of
 //!    the generator (`gen us`: this process, or h2load), from /proc and getrusage: on a
 //!    shared two-core machine the cost per call moves much less than rates and tails do,
-//!    and the difference between `ValidateToken` and the bare RPC is what validation costs.
+//!    and the difference between `ValidateToken` and the bare RPC is what validation costs;
+//! 7. for every `ValidateToken` row, the server's own account from its `/metrics` (see
+//!    [`Handled`]): the bucket bound of the handler's p99 (`srv p99`, ms) and the session
+//!    checks sent to Redis and PostgreSQL (`checks`). A client p99 far above `srv p99` is
+//!    queueing outside the handler: in the executor, the generator or the machine.
 //!
 //! Run with `benches/auth/run.sh` (starts PostgreSQL and Redis, installs h2load if needed).
 //! Environment: SDSIM_PG_BASE, REDIS_URL, BENCH_SECONDS (default 5), BENCH_RATE (default 20000),
@@ -376,18 +380,22 @@ async fn h2load(
 /// Runs `h2load` and prints its row; None (and a hint) when h2load is not installed.
 async fn h2load_row(
     name: &str,
-    pid: Option<u32>,
-    addr: std::net::SocketAddr,
+    target: &Target,
     probe: &Probe,
     in_flight: usize,
     dur: Duration,
 ) -> Option<Stats> {
-    let (stats, cpu) = metered(pid, children_cpu, h2load(addr, probe, in_flight, dur)).await;
+    let (stats, cost) = metered(
+        target,
+        children_cpu,
+        h2load(target.grpc, probe, in_flight, dur),
+    )
+    .await;
     let Some(stats) = stats else {
         println!("{name:<44} (no figures: h2load is missing or failed, see above)");
         return None;
     };
-    row(name, &stats, cpu.as_ref());
+    row(name, &stats, &cost);
     Some(stats)
 }
 
@@ -417,21 +425,25 @@ async fn channels(addr: std::net::SocketAddr, n: usize) -> Vec<Channel> {
     out
 }
 
-fn row(name: &str, s: &Stats, cpu: Option<&Cpu>) {
+fn row(name: &str, s: &Stats, cost: &Cost) {
     let us = |t: Option<Duration>| match t {
         Some(t) if s.count + s.errors > 0 => {
             format!("{:.1}", t.as_secs_f64() * 1e6 / (s.count + s.errors) as f64)
         }
         _ => "-".into(),
     };
+    let cpu = cost.cpu.as_ref();
+    let handled = cost.handled.as_ref().filter(|h| h.count() > 0);
     println!(
-        "{name:<44} {:>10.0} {:>9.3} {:>9.3} {:>8} {:>9} {:>9}",
+        "{name:<44} {:>10.0} {:>9.3} {:>9.3} {:>8} {:>9} {:>9} {:>9} {:>7}",
         s.rate(),
         s.pct(0.50),
         s.pct(0.99),
         s.errors,
         us(cpu.and_then(|c| c.server)),
         us(cpu.map(|c| c.client)),
+        handled.map_or("-".into(), |h| h.p99_label()),
+        handled.map_or("-".into(), |h| h.checks.to_string()),
     );
 }
 
@@ -459,16 +471,158 @@ struct Cpu {
     client: Duration,
 }
 
+/// The server under test, as the measurements watch it.
+#[derive(Clone, Copy)]
+struct Target {
+    grpc: std::net::SocketAddr,
+    /// Its HTTP port, serving `/metrics`.
+    metrics: std::net::SocketAddr,
+    /// Its process, when it is a child of this one.
+    pid: Option<u32>,
+}
+
+/// What one measurement cost, and what the server itself saw of it.
+#[derive(Default)]
+struct Cost {
+    cpu: Option<Cpu>,
+    handled: Option<Handled>,
+}
+
+/// The `ValidateToken` calls the server handled between two scrapes of its `/metrics`, as
+/// it timed them itself (from the handler's start to its answer: without HTTP/2 framing
+/// and without the wait to be polled), and the session checks they needed (cache misses
+/// and refreshes sent to Redis and PostgreSQL). A client tail far above the handler's is
+/// queueing outside the handler (the executor, the generator, the machine); a handler
+/// tail with many checks is the session cache going to Redis and PostgreSQL.
+struct Handled {
+    /// (upper bound in seconds, calls that took at most that long), ascending, +Inf last.
+    buckets: Vec<(f64, u64)>,
+    checks: u64,
+}
+
+impl Handled {
+    /// Reads the server's `/metrics` (HTTP/1.0, so the body is not chunked).
+    async fn scrape(addr: std::net::SocketAddr) -> Option<Self> {
+        let text = tokio::task::spawn_blocking(move || {
+            use std::io::{Read, Write};
+            let mut c = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+            c.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+            c.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").ok()?;
+            let mut out = String::new();
+            c.read_to_string(&mut out).ok()?;
+            out.starts_with("HTTP/1.")
+                .then(|| out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()))?
+        })
+        .await
+        .ok()??;
+        Self::parse(&text)
+    }
+
+    /// The `ValidateToken` histogram (summed over status codes) and the session checks
+    /// (summed over outcomes) of a Prometheus text exposition.
+    fn parse(text: &str) -> Option<Self> {
+        let mut buckets: Vec<(f64, u64)> = Vec::new();
+        let mut checks = 0;
+        for line in text.lines() {
+            let Some((series, value)) = line.rsplit_once(' ') else {
+                continue;
+            };
+            let Ok(value) = value.parse::<f64>() else {
+                continue;
+            };
+            if series.starts_with("sdsim_auth_session_checks_total{") {
+                checks += value as u64;
+            } else if series.starts_with("sdsim_grpc_server_handled_seconds_bucket{")
+                && series.contains("method=\"ValidateToken\"")
+            {
+                let le = series.split("le=\"").nth(1)?.split('"').next()?;
+                let le = if le == "+Inf" {
+                    f64::INFINITY
+                } else {
+                    le.parse().ok()?
+                };
+                match buckets.iter_mut().find(|(b, _)| *b == le) {
+                    Some((_, n)) => *n += value as u64,
+                    None => buckets.push((le, value as u64)),
+                }
+            }
+        }
+        buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+        Some(Handled { buckets, checks })
+    }
+
+    /// What happened after `before`.
+    fn since(&self, before: &Handled) -> Handled {
+        let earlier = |le: f64| {
+            before
+                .buckets
+                .iter()
+                .find(|(b, _)| *b == le)
+                .map_or(0, |(_, n)| *n)
+        };
+        Handled {
+            buckets: self
+                .buckets
+                .iter()
+                .map(|&(le, n)| (le, n.saturating_sub(earlier(le))))
+                .collect(),
+            checks: self.checks.saturating_sub(before.checks),
+        }
+    }
+
+    /// The calls of both.
+    fn plus(mut self, other: &Handled) -> Handled {
+        for &(le, n) in &other.buckets {
+            match self.buckets.iter_mut().find(|(b, _)| *b == le) {
+                Some((_, m)) => *m += n,
+                None => self.buckets.push((le, n)),
+            }
+        }
+        self.buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+        self.checks += other.checks;
+        self
+    }
+
+    fn count(&self) -> u64 {
+        self.buckets.last().map_or(0, |(_, n)| *n)
+    }
+
+    /// The bound of the bucket that holds the 99th percentile, in ms: "<=0.25" means 99%
+    /// of the calls took at most 0.25 ms in the handler.
+    fn p99_label(&self) -> String {
+        let want = (self.count() as f64 * 0.99).ceil() as u64;
+        let mut below = 0.0;
+        for &(le, n) in &self.buckets {
+            if n >= want {
+                return if le.is_finite() {
+                    format!("<={}", le * 1000.0)
+                } else {
+                    format!(">{}", below * 1000.0)
+                };
+            }
+            below = le;
+        }
+        "-".into()
+    }
+}
+
 /// Runs a measurement, noting the CPU time spent on it by the server process and by the
-/// generator, whose clock `generator` reads ([`own_cpu`] or [`children_cpu`]).
+/// generator, whose clock `generator` reads ([`own_cpu`] or [`children_cpu`]), and what the
+/// server's metrics say it handled meanwhile.
 async fn metered<T>(
-    server: Option<u32>,
+    target: &Target,
     generator: fn() -> Option<Duration>,
     f: impl std::future::Future<Output = T>,
-) -> (T, Option<Cpu>) {
+) -> (T, Cost) {
+    let server = target.pid;
+    let seen = Handled::scrape(target.metrics).await;
     let before = (server.and_then(|p| cpu_time(Some(p))), generator());
     let out = f.await;
     let after = (server.and_then(|p| cpu_time(Some(p))), generator());
+    let handled = match (seen, Handled::scrape(target.metrics).await) {
+        (Some(a), Some(b)) => Some(b.since(&a)),
+        _ => None,
+    };
     let cpu = match (before, after) {
         ((s0, Some(c0)), (s1, Some(c1))) => Some(Cpu {
             server: s0.zip(s1).map(|(a, b)| b.saturating_sub(a)),
@@ -476,7 +630,7 @@ async fn metered<T>(
         }),
         _ => None,
     };
-    (out, cpu)
+    (out, Cost { cpu, handled })
 }
 
 /// CPU time this process has used so far.
@@ -528,6 +682,11 @@ impl BenchServer {
         self.app.addrs(Service::Auth).grpc
     }
 
+    /// The HTTP port serving `/metrics`.
+    fn metrics_addr(&self) -> std::net::SocketAddr {
+        self.app.addrs(Service::Auth).http
+    }
+
     async fn stop(mut self) {
         drop(self.app);
         let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.db))
@@ -551,7 +710,7 @@ fn serve_child() {
         .expect("runtime");
     let server = rt.block_on(BenchServer::start());
     let mut out = std::io::stdout();
-    writeln!(out, "{}", server.addr()).expect("stdout");
+    writeln!(out, "{} {}", server.addr(), server.metrics_addr()).expect("stdout");
     out.flush().expect("stdout");
     let _ = std::io::stdin().read_to_end(&mut Vec::new());
     rt.block_on(server.stop());
@@ -559,7 +718,11 @@ fn serve_child() {
 
 /// Where the server runs.
 enum Server {
-    Child(std::process::Child, std::net::SocketAddr),
+    Child(
+        std::process::Child,
+        std::net::SocketAddr,
+        std::net::SocketAddr,
+    ),
     Inline(Box<BenchServer>),
 }
 
@@ -577,31 +740,41 @@ impl Server {
         std::io::BufReader::new(child.stdout.take().expect("child stdout"))
             .read_line(&mut line)
             .expect("read the server's address");
-        let addr = line
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("the server process printed {line:?}, not an address"));
-        Server::Child(child, addr)
+        let addrs: Vec<std::net::SocketAddr> = line
+            .split_whitespace()
+            .filter_map(|a| a.parse().ok())
+            .collect();
+        let [grpc, http] = addrs[..] else {
+            panic!("the server process printed {line:?}, not its two addresses");
+        };
+        Server::Child(child, grpc, http)
     }
 
     fn addr(&self) -> std::net::SocketAddr {
         match self {
-            Server::Child(_, addr) => *addr,
+            Server::Child(_, addr, _) => *addr,
             Server::Inline(s) => s.addr(),
+        }
+    }
+
+    fn metrics_addr(&self) -> std::net::SocketAddr {
+        match self {
+            Server::Child(_, _, addr) => *addr,
+            Server::Inline(s) => s.metrics_addr(),
         }
     }
 
     /// The server's own process, when it has one.
     fn pid(&self) -> Option<u32> {
         match self {
-            Server::Child(child, _) => Some(child.id()),
+            Server::Child(child, _, _) => Some(child.id()),
             Server::Inline(_) => None,
         }
     }
 
     async fn stop(self) {
         match self {
-            Server::Child(mut child, _) => {
+            Server::Child(mut child, _, _) => {
                 drop(child.stdin.take());
                 let _ = tokio::task::spawn_blocking(move || child.wait()).await;
             }
@@ -637,8 +810,12 @@ fn main() {
     rt.block_on(async move {
         // On a worker, not this thread: calls are then spawned onto the same worker instead
         // of waking another thread for each one.
-        let (addr, pid) = (server.addr(), server.pid());
-        tokio::spawn(run(addr, pid)).await.expect("the benchmark");
+        let target = Target {
+            grpc: server.addr(),
+            metrics: server.metrics_addr(),
+            pid: server.pid(),
+        };
+        tokio::spawn(run(target)).await.expect("the benchmark");
         server.stop().await;
     });
 }
@@ -648,6 +825,7 @@ fn main() {
 /// two alternate, twice each, so that a noisy minute of the machine falls on both. Prints
 /// the rows and returns them (no logins, logins hashing, the logins).
 async fn hashing_rows<F, Fut>(
+    target: &Target,
     chans: &[Channel],
     email: &str,
     password: &str,
@@ -659,8 +837,12 @@ where
     Fut: std::future::Future<Output = bool> + Send + 'static,
 {
     let (mut quiet, mut busy, mut logins) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut quiet_seen, mut busy_seen) = (Vec::new(), Vec::new());
+    let window = || open_loop(2_000, dur, Spacing::Batches, validate.clone());
     for _ in 0..2 {
-        quiet.push(open_loop(2_000, dur, Spacing::Batches, validate.clone()).await);
+        let (stats, cost) = metered(target, own_cpu, window()).await;
+        quiet.push(stats);
+        quiet_seen.push(cost.handled);
         let stop = Arc::new(AtomicBool::new(false));
         let mut hashing = Vec::new();
         let started = Instant::now();
@@ -686,7 +868,9 @@ where
         }
         // Every hashing thread busy before the clock starts.
         tokio::time::sleep(Duration::from_millis(500)).await;
-        busy.push(open_loop(2_000, dur, Spacing::Batches, validate.clone()).await);
+        let (stats, cost) = metered(target, own_cpu, window()).await;
+        busy.push(stats);
+        busy_seen.push(cost.handled);
         stop.store(true, Ordering::Relaxed);
         let mut parts = Vec::new();
         for h in hashing {
@@ -707,15 +891,36 @@ where
         )
     };
     let (quiet, busy) = (parts(quiet), parts(busy));
-    row("peer: ValidateToken at 2000/s, no logins", &quiet, None);
-    row("ValidateToken at 2000/s, 32 logins hashing", &busy, None);
+    // The windows' CPU times are left out: the logins' share would blur them.
+    let seen = |v: Vec<Option<Handled>>| Cost {
+        cpu: None,
+        handled: v
+            .into_iter()
+            .collect::<Option<Vec<_>>>()
+            .and_then(|v| v.into_iter().reduce(|a, b| a.plus(&b))),
+    };
+    row(
+        "peer: ValidateToken at 2000/s, no logins",
+        &quiet,
+        &seen(quiet_seen),
+    );
+    row(
+        "ValidateToken at 2000/s, 32 logins hashing",
+        &busy,
+        &seen(busy_seen),
+    );
     // What the validations cost the logins (spare hashing threads yield to them).
     let logins = parts(logins);
-    row("  the logins meanwhile, 32 in flight", &logins, None);
+    row(
+        "  the logins meanwhile, 32 in flight",
+        &logins,
+        &Cost::default(),
+    );
     (quiet, busy, logins)
 }
 
-async fn run(addr: std::net::SocketAddr, pid: Option<u32>) {
+async fn run(target: Target) {
+    let (addr, pid) = (target.grpc, target.pid);
     let secs: u64 = env_or("BENCH_SECONDS", 5);
     let rate: u64 = env_or("BENCH_RATE", 20_000);
     let cost: u32 = env_or("BCRYPT_COST", 12);
@@ -767,8 +972,16 @@ async fn run(addr: std::net::SocketAddr, pid: Option<u32>) {
         }
     );
     println!(
-        "{:<44} {:>10} {:>9} {:>9} {:>8} {:>9} {:>9}",
-        "measurement", "calls/s", "p50 ms", "p99 ms", "errors", "srv us", "gen us"
+        "{:<44} {:>10} {:>9} {:>9} {:>8} {:>9} {:>9} {:>9} {:>7}",
+        "measurement",
+        "calls/s",
+        "p50 ms",
+        "p99 ms",
+        "errors",
+        "srv us",
+        "gen us",
+        "srv p99",
+        "checks"
     );
 
     let validate = |chans: Vec<Channel>, token: String| {
@@ -790,6 +1003,7 @@ async fn run(addr: std::net::SocketAddr, pid: Option<u32>) {
     // the one to rerun when tuning the bcrypt pool).
     let hashing = || {
         hashing_rows(
+            &target,
             &chans,
             &email,
             &password,
@@ -815,15 +1029,15 @@ async fn run(addr: std::net::SocketAddr, pid: Option<u32>) {
             }
         }
     };
-    let (health, health_cpu) =
-        metered(pid, own_cpu, closed_loop(32, dur, check(chans.clone()))).await;
+    let (health, health_cost) =
+        metered(&target, own_cpu, closed_loop(32, dur, check(chans.clone()))).await;
     row(
         "peer: grpc.health.v1 Check, 32 in flight",
         &health,
-        health_cpu.as_ref(),
+        &health_cost,
     );
-    let (health_fixed, cpu) = metered(
-        pid,
+    let (health_fixed, health_fixed_cost) = metered(
+        &target,
         own_cpu,
         open_loop(rate, dur, Spacing::Fine, check(chans.clone())),
     )
@@ -831,22 +1045,18 @@ async fn run(addr: std::net::SocketAddr, pid: Option<u32>) {
     row(
         &format!("peer: the same at {rate}/s offered"),
         &health_fixed,
-        cpu.as_ref(),
+        &health_fixed_cost,
     );
 
-    let (max, max_cpu) = metered(
-        pid,
+    let (max, max_cost) = metered(
+        &target,
         own_cpu,
         closed_loop(32, dur, validate(chans.clone(), token.clone())),
     )
     .await;
-    row(
-        "ValidateToken, 32 in flight (max rate)",
-        &max,
-        max_cpu.as_ref(),
-    );
-    let (fixed, cpu) = metered(
-        pid,
+    row("ValidateToken, 32 in flight (max rate)", &max, &max_cost);
+    let (fixed, fixed_cost) = metered(
+        &target,
         own_cpu,
         open_loop(
             rate,
@@ -859,7 +1069,7 @@ async fn run(addr: std::net::SocketAddr, pid: Option<u32>) {
     row(
         &format!("ValidateToken at {rate}/s offered"),
         &fixed,
-        cpu.as_ref(),
+        &fixed_cost,
     );
     // The same two calls from a lighter generator, which must get the answers tonic gets.
     let health_answer = HealthClient::new(chans[0].clone())
@@ -895,8 +1105,7 @@ async fn run(addr: std::net::SocketAddr, pid: Option<u32>) {
     );
     let h2_health = h2load_row(
         "peer: health, 32 in flight, from h2load",
-        pid,
-        addr,
+        &target,
         &health_probe,
         32,
         dur,
@@ -906,7 +1115,7 @@ async fn run(addr: std::net::SocketAddr, pid: Option<u32>) {
     let mut curve = Vec::new();
     for in_flight in [8, 16, 32] {
         let name = format!("ValidateToken, {in_flight} in flight, from h2load");
-        if let Some(s) = h2load_row(&name, pid, addr, &validate_probe, in_flight, dur).await {
+        if let Some(s) = h2load_row(&name, &target, &validate_probe, in_flight, dur).await {
             curve.push((in_flight, s));
         }
     }
@@ -918,19 +1127,15 @@ async fn run(addr: std::net::SocketAddr, pid: Option<u32>) {
         ("peer: health", &health_probe),
         ("ValidateToken", &validate_probe),
     ] {
-        let (s, cpu) = metered(
-            pid,
+        let (s, cost) = metered(
+            &target,
             own_cpu,
             paced::open_loop(addr, probe, rate, dur, conns),
         )
         .await;
         match s {
             Ok(s) => {
-                row(
-                    &format!("{name} at {rate}/s, from h2 (paced)"),
-                    &s,
-                    cpu.as_ref(),
-                );
+                row(&format!("{name} at {rate}/s, from h2 (paced)"), &s, &cost);
                 paced.push(s);
             }
             Err(e) => println!("{name} from h2: no figures ({e})"),
@@ -958,7 +1163,11 @@ async fn run(addr: std::net::SocketAddr, pid: Option<u32>) {
         })
         .await
     };
-    row(&format!("Login, {} in flight", 2 * cores), &logins, None);
+    row(
+        &format!("Login, {} in flight", 2 * cores),
+        &logins,
+        &Cost::default(),
+    );
 
     let (quiet, busy, busy_logins) = hashing().await;
 
@@ -978,14 +1187,14 @@ async fn run(addr: std::net::SocketAddr, pid: Option<u32>) {
     let server = |c: &Cpu| c.server;
     let both = |c: &Cpu| Some(c.client + c.server.unwrap_or_default());
     if let (Some(v), Some(h)) = (
-        per_call(&max, &max_cpu, server),
-        per_call(&health, &health_cpu, server),
+        per_call(&max, &max_cost.cpu, server),
+        per_call(&health, &health_cost.cpu, server),
     ) {
         println!(
             "ValidateToken server CPU: {v:.1} us/call against the bare health RPC's {h:.1} us ({:.2}x); both processes: {:.1} us against {:.1} us",
             v / h,
-            per_call(&max, &max_cpu, both).unwrap_or(f64::NAN),
-            per_call(&health, &health_cpu, both).unwrap_or(f64::NAN),
+            per_call(&max, &max_cost.cpu, both).unwrap_or(f64::NAN),
+            per_call(&health, &health_cost.cpu, both).unwrap_or(f64::NAN),
         );
     }
     println!(
@@ -1057,4 +1266,75 @@ fn hashing_summary(quiet: &Stats, busy: &Stats) {
         busy.pct(1.0),
         quiet.pct(1.0)
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Handled;
+    use sdsim_actors::metrics::Metrics;
+
+    /// What the server's registry renders after `validations` (seconds, status code) and
+    /// `checks` (outcome) were recorded, with a Login call that must not count.
+    fn rendered(validations: &[(f64, &str)], checks: &[&str]) -> String {
+        let m = Metrics::new();
+        for (secs, code) in validations {
+            m.grpc_server_seconds
+                .with_label_values(&["auth", "ValidateToken", code])
+                .observe(*secs);
+        }
+        m.grpc_server_seconds
+            .with_label_values(&["auth", "Login", "OK"])
+            .observe(0.3);
+        for outcome in checks {
+            m.auth_session_checks.with_label_values(&[outcome]).inc();
+        }
+        m.render()
+    }
+
+    #[test]
+    fn reads_validations_and_checks_from_the_servers_exposition() {
+        let text = rendered(
+            &[(0.00005, "OK"), (0.0003, "OK"), (0.0003, "Unavailable")],
+            &["live", "live", "error"],
+        );
+        let h = Handled::parse(&text).expect("parsed");
+        assert_eq!(h.count(), 3, "every code counted, Login not: {text}");
+        assert_eq!(h.checks, 3);
+        let at = |le: f64| h.buckets.iter().find(|(b, _)| *b == le).map(|(_, n)| *n);
+        assert_eq!(at(0.0001), Some(1));
+        assert_eq!(at(0.0005), Some(3));
+        assert_eq!(h.buckets.last().map(|(b, _)| *b), Some(f64::INFINITY));
+    }
+
+    #[test]
+    fn the_difference_of_two_scrapes_is_what_happened_between_them() {
+        let before = Handled::parse(&rendered(&[(0.2, "OK")], &["live"])).unwrap();
+        let after = Handled::parse(&rendered(
+            &[(0.2, "OK"), (0.00005, "OK"), (0.00005, "OK")],
+            &["live", "ended"],
+        ))
+        .unwrap();
+        let d = after.since(&before);
+        assert_eq!((d.count(), d.checks), (2, 1));
+        assert_eq!(d.p99_label(), "<=0.1");
+        let both = d.plus(&before);
+        assert_eq!((both.count(), both.checks), (3, 2));
+    }
+
+    #[test]
+    fn p99_names_the_bucket_holding_the_99th_call() {
+        // 98 fast calls and 2 slow ones: the 99th call is slow.
+        let mut calls = vec![(0.00005, "OK"); 98];
+        calls.extend([(0.003, "OK"), (0.003, "OK")]);
+        let h = Handled::parse(&rendered(&calls, &[])).unwrap();
+        assert_eq!(h.p99_label(), "<=5");
+        // 99 fast ones and 1 slow: the 99th is fast.
+        calls.pop();
+        calls.insert(0, (0.00005, "OK"));
+        let h = Handled::parse(&rendered(&calls, &[])).unwrap();
+        assert_eq!(h.p99_label(), "<=0.1");
+        // Past the last finite bound.
+        let h = Handled::parse(&rendered(&[(9.0, "OK")], &[])).unwrap();
+        assert_eq!(h.p99_label(), ">5000");
+    }
 }
