@@ -24,7 +24,8 @@
 //! 7. for every `ValidateToken` row, the server's own account from its `/metrics` (see
 //!    [`Handled`]): the bucket bound of the handler's p99 (`srv p99`, ms) and the session
 //!    checks sent to Redis and PostgreSQL (`checks`). A client p99 far above `srv p99` is
-//!    queueing outside the handler: in the executor, the generator or the machine.
+//!    queueing outside the handler: in the executor, the generator or the machine;
+//! 8. the server process's peak resident memory after all of it (VmHWM).
 //!
 //! Run with `benches/auth/run.sh` (starts PostgreSQL and Redis, installs h2load if needed).
 //! Environment: SDSIM_PG_BASE, REDIS_URL, BENCH_SECONDS (default 5), BENCH_RATE (default 20000),
@@ -1255,6 +1256,19 @@ async fn run(target: Target) {
         100.0 * busy_logins.rate() / bound
     );
     hashing_summary(&quiet, &busy);
+    if let Some(kib) = pid.and_then(peak_memory_kib) {
+        println!(
+            "Server process peak memory (VmHWM, after every row): {:.1} MiB",
+            kib as f64 / 1024.0
+        );
+    }
+}
+
+/// The most resident memory a process has had, from /proc (Linux).
+fn peak_memory_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 fn hashing_summary(quiet: &Stats, busy: &Stats) {
