@@ -37,6 +37,7 @@
 mod paced;
 
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use sdsim::ServiceAddrs;
 use sdsim_actors::config::{Secret, Settings};
 use sdsim_protocols::proto::auth::auth_service_client::AuthServiceClient;
 use sdsim_protocols::proto::auth::{LoginRequest, RegisterRequest, ValidateTokenRequest};
@@ -542,10 +543,7 @@ impl Handled {
                 } else {
                     le.parse().ok()?
                 };
-                match buckets.iter_mut().find(|(b, _)| *b == le) {
-                    Some((_, n)) => *n += value as u64,
-                    None => buckets.push((le, value as u64)),
-                }
+                add(&mut buckets, le, value as u64);
             }
         }
         buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -574,10 +572,7 @@ impl Handled {
     /// The calls of both.
     fn plus(mut self, other: &Handled) -> Handled {
         for &(le, n) in &other.buckets {
-            match self.buckets.iter_mut().find(|(b, _)| *b == le) {
-                Some((_, m)) => *m += n,
-                None => self.buckets.push((le, n)),
-            }
+            add(&mut self.buckets, le, n);
         }
         self.buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
         self.checks += other.checks;
@@ -604,6 +599,14 @@ impl Handled {
             below = le;
         }
         "-".into()
+    }
+}
+
+/// Adds `n` calls to the bucket bounded by `le`, starting it if there is none.
+fn add(buckets: &mut Vec<(f64, u64)>, le: f64, n: u64) {
+    match buckets.iter_mut().find(|(b, _)| *b == le) {
+        Some((_, m)) => *m += n,
+        None => buckets.push((le, n)),
     }
 }
 
@@ -679,13 +682,9 @@ impl BenchServer {
         Self { app, admin, db }
     }
 
-    fn addr(&self) -> std::net::SocketAddr {
-        self.app.addrs(Service::Auth).grpc
-    }
-
-    /// The HTTP port serving `/metrics`.
-    fn metrics_addr(&self) -> std::net::SocketAddr {
-        self.app.addrs(Service::Auth).http
+    /// Its gRPC port, and the HTTP port serving `/metrics`.
+    fn addrs(&self) -> ServiceAddrs {
+        self.app.addrs(Service::Auth)
     }
 
     async fn stop(mut self) {
@@ -711,7 +710,8 @@ fn serve_child() {
         .expect("runtime");
     let server = rt.block_on(BenchServer::start());
     let mut out = std::io::stdout();
-    writeln!(out, "{} {}", server.addr(), server.metrics_addr()).expect("stdout");
+    let addrs = server.addrs();
+    writeln!(out, "{} {}", addrs.grpc, addrs.http).expect("stdout");
     out.flush().expect("stdout");
     let _ = std::io::stdin().read_to_end(&mut Vec::new());
     rt.block_on(server.stop());
@@ -719,11 +719,7 @@ fn serve_child() {
 
 /// Where the server runs.
 enum Server {
-    Child(
-        std::process::Child,
-        std::net::SocketAddr,
-        std::net::SocketAddr,
-    ),
+    Child(std::process::Child, ServiceAddrs),
     Inline(Box<BenchServer>),
 }
 
@@ -748,34 +744,27 @@ impl Server {
         let [grpc, http] = addrs[..] else {
             panic!("the server process printed {line:?}, not its two addresses");
         };
-        Server::Child(child, grpc, http)
+        Server::Child(child, ServiceAddrs { grpc, http })
     }
 
-    fn addr(&self) -> std::net::SocketAddr {
+    fn addrs(&self) -> ServiceAddrs {
         match self {
-            Server::Child(_, addr, _) => *addr,
-            Server::Inline(s) => s.addr(),
-        }
-    }
-
-    fn metrics_addr(&self) -> std::net::SocketAddr {
-        match self {
-            Server::Child(_, _, addr) => *addr,
-            Server::Inline(s) => s.metrics_addr(),
+            Server::Child(_, addrs) => *addrs,
+            Server::Inline(s) => s.addrs(),
         }
     }
 
     /// The server's own process, when it has one.
     fn pid(&self) -> Option<u32> {
         match self {
-            Server::Child(child, _, _) => Some(child.id()),
+            Server::Child(child, _) => Some(child.id()),
             Server::Inline(_) => None,
         }
     }
 
     async fn stop(self) {
         match self {
-            Server::Child(mut child, _, _) => {
+            Server::Child(mut child, _) => {
                 drop(child.stdin.take());
                 let _ = tokio::task::spawn_blocking(move || child.wait()).await;
             }
@@ -811,9 +800,10 @@ fn main() {
     rt.block_on(async move {
         // On a worker, not this thread: calls are then spawned onto the same worker instead
         // of waking another thread for each one.
+        let addrs = server.addrs();
         let target = Target {
-            grpc: server.addr(),
-            metrics: server.metrics_addr(),
+            grpc: addrs.grpc,
+            metrics: addrs.http,
             pid: server.pid(),
         };
         tokio::spawn(run(target)).await.expect("the benchmark");
