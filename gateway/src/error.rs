@@ -4,7 +4,7 @@
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
-use sdsim_actors::error::ServiceError;
+use sdsim_runtime::error::ServiceError;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiError {
@@ -143,6 +143,21 @@ impl From<ServiceError> for ApiError {
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, &code, "internal error")
             }
         }
+    }
+}
+
+/// What a refused token's reason code means, in words (REST errors and WebSocket closes).
+pub fn token_error_message(code: &str) -> &'static str {
+    match code {
+        "token_expired" => "the access token has expired",
+        "token_not_yet_valid" => "the access token is not valid yet",
+        "token_bad_signature" => "the access token's signature is invalid",
+        "token_bad_audience" => "the access token is for another audience",
+        "token_bad_issuer" => "the access token is from another issuer",
+        "token_bad_algorithm" => "the access token uses an algorithm this server does not accept",
+        "token_unknown_key" => "the access token is signed with an unknown key",
+        "token_revoked" | "session_revoked" | "revoked" => "the session of this token has ended",
+        _ => "the access token is invalid",
     }
 }
 

@@ -9,16 +9,15 @@
 //!   its channels are released) and closes with 1000 and the caller's reason once the events
 //!   already queued for it are written.
 
+use crate::outlet::{Deliver, Disconnect, CLOSE_UNREGISTERED};
 use crate::registry::{Channel, ClientSummary, Registry, SUBSCRIBE_WAIT};
-use crate::ws::{Deliver, Disconnect, CLOSE_UNREGISTERED};
-use sdsim_actors::error::ServiceError;
-use sdsim_actors::grpc::RpcTimer;
-use sdsim_actors::health::HealthProbe;
-use sdsim_actors::metrics::Metrics;
 use sdsim_protocols::frames::EventFrame;
 use sdsim_protocols::proto::common::{HealthCheckRequest, HealthCheckResponse};
 use sdsim_protocols::proto::gateway as pb;
 use sdsim_protocols::proto::gateway::gateway_service_server::GatewayService;
+use sdsim_runtime::error::ServiceError;
+use sdsim_runtime::grpc::reply;
+use sdsim_runtime::health::HealthProbe;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
@@ -32,7 +31,6 @@ pub const MAX_REASON_CHARS: usize = 256;
 #[derive(Clone)]
 pub struct GatewayGrpc {
     pub registry: Registry,
-    pub metrics: Arc<Metrics>,
     pub health: HealthProbe,
     pub instance_id: String,
     /// RouteMessage publishes here, so the user's sessions on every gateway get it.
@@ -316,35 +314,31 @@ impl GatewayService for GatewayGrpc {
         &self,
         req: Request<pb::RegisterClientRequest>,
     ) -> Result<Response<pb::RegisterClientResponse>, Status> {
-        let t = RpcTimer::start(&self.metrics, "gateway", "RegisterClient");
         let res = self.register(req.into_inner()).await;
-        t.finish(res)
+        reply(res)
     }
 
     async fn unregister_client(
         &self,
         req: Request<pb::UnregisterClientRequest>,
     ) -> Result<Response<pb::UnregisterClientResponse>, Status> {
-        let t = RpcTimer::start(&self.metrics, "gateway", "UnregisterClient");
         let res = self.unregister(req.into_inner());
-        t.finish(res)
+        reply(res)
     }
 
     async fn route_message(
         &self,
         req: Request<pb::RouteMessageRequest>,
     ) -> Result<Response<pb::RouteMessageResponse>, Status> {
-        let t = RpcTimer::start(&self.metrics, "gateway", "RouteMessage");
         let r = req.into_inner();
         let res = self.route(r).await;
-        t.finish(res)
+        reply(res)
     }
 
     async fn broadcast_message(
         &self,
         req: Request<pb::BroadcastMessageRequest>,
     ) -> Result<Response<pb::BroadcastMessageResponse>, Status> {
-        let t = RpcTimer::start(&self.metrics, "gateway", "BroadcastMessage");
         let r = req.into_inner();
         let channel = if r.channel.is_empty() {
             "system:announcements".to_string()
@@ -359,14 +353,13 @@ impl GatewayService for GatewayGrpc {
                 message: format!("delivered to {n} session(s)"),
             }
         });
-        t.finish(res)
+        reply(res)
     }
 
     async fn get_connected_clients(
         &self,
         req: Request<pb::GetConnectedClientsRequest>,
     ) -> Result<Response<pb::GetConnectedClientsResponse>, Status> {
-        let t = RpcTimer::start(&self.metrics, "gateway", "GetConnectedClients");
         let r = req.into_inner();
         let res = if r.limit < 0 {
             Err(ServiceError::invalid(
@@ -384,14 +377,13 @@ impl GatewayService for GatewayGrpc {
                 total: total as i32,
             })
         };
-        t.finish(res)
+        reply(res)
     }
 
     async fn get_client_info(
         &self,
         req: Request<pb::GetClientInfoRequest>,
     ) -> Result<Response<pb::GetClientInfoResponse>, Status> {
-        let t = RpcTimer::start(&self.metrics, "gateway", "GetClientInfo");
         let r = req.into_inner();
         let res = r
             .client_id
@@ -407,16 +399,15 @@ impl GatewayService for GatewayGrpc {
                     client: None,
                 },
             });
-        t.finish(res)
+        reply(res)
     }
 
     async fn health_check(
         &self,
         _: Request<HealthCheckRequest>,
     ) -> Result<Response<HealthCheckResponse>, Status> {
-        let t = RpcTimer::start(&self.metrics, "gateway", "HealthCheck");
         let res = self.health.check("gateway", true).await;
-        t.finish(Ok(res))
+        reply(Ok(res))
     }
 }
 

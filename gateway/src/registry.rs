@@ -13,13 +13,11 @@
 //! handed to its socket ([`Backlog`]): a session over its limits is evicted here at once (it
 //! receives nothing more) and told to close with 4008.
 
-use crate::subscriber::{NotificationSubscriber, Resync};
-use crate::ws::{Backlog, Deliver, Disconnect};
+use crate::outlet::{Deliver, Disconnect, Offer, Outlet, Resync};
 use actix::Recipient;
 use chrono::{DateTime, Utc};
-use sdsim_actors::error::ServiceError;
-use sdsim_actors::slot::Slot;
 use sdsim_protocols::names::Namespace;
+use sdsim_runtime::error::ServiceError;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, LazyLock, RwLock};
 use std::time::Duration;
@@ -114,36 +112,6 @@ impl Channel {
     }
 }
 
-/// How frames reach one session: its actor, and the count of what it has not yet written.
-#[derive(Clone)]
-pub struct Outlet {
-    pub deliver: Recipient<Deliver>,
-    pub disconnect: Recipient<Disconnect>,
-    pub backlog: Arc<Backlog>,
-}
-
-impl Outlet {
-    /// Queues `frame` unless the session is over its limits; says whether this very frame
-    /// took it over them (the caller then evicts it).
-    fn offer(&self, frame: &Deliver) -> Offer {
-        use crate::ws::Admission;
-        match self.backlog.admit(frame.0.len()) {
-            Admission::Queued => {
-                self.deliver.do_send(frame.clone());
-                Offer::Sent
-            }
-            Admission::Overflowed => Offer::Overflowed,
-            Admission::Refused => Offer::Refused,
-        }
-    }
-}
-
-enum Offer {
-    Sent,
-    Overflowed,
-    Refused,
-}
-
 struct Entry {
     summary: ClientSummary,
     outlet: Outlet,
@@ -203,8 +171,9 @@ pub const SUBSCRIBE_WAIT: Duration = Duration::from_secs(3);
 #[derive(Clone, Default)]
 pub struct Registry {
     inner: Arc<RwLock<Inner>>,
-    /// The live notification subscriber (it puts itself here when it starts).
-    subscriber: Slot<NotificationSubscriber>,
+    /// The live notification subscriber (it puts itself here when it starts). A recipient,
+    /// not an address: the registry knows what it tells, not who listens.
+    subscriber: Arc<RwLock<Option<Recipient<Resync>>>>,
 }
 
 impl Registry {
@@ -213,12 +182,23 @@ impl Registry {
     }
 
     /// Called by the subscriber when it starts and stops.
-    pub fn attach_subscriber(&self, addr: actix::Addr<NotificationSubscriber>) {
-        self.subscriber.set(addr);
+    pub fn attach_subscriber(&self, subscriber: Recipient<Resync>) {
+        if let Ok(mut g) = self.subscriber.write() {
+            *g = Some(subscriber);
+        }
     }
 
-    pub fn detach_subscriber(&self, addr: &actix::Addr<NotificationSubscriber>) {
-        self.subscriber.clear(addr);
+    /// Forgets `subscriber` if it is still the one attached (a newer one may already be).
+    pub fn detach_subscriber(&self, subscriber: &Recipient<Resync>) {
+        if let Ok(mut g) = self.subscriber.write() {
+            if g.as_ref() == Some(subscriber) {
+                *g = None;
+            }
+        }
+    }
+
+    fn subscriber(&self) -> Option<Recipient<Resync>> {
+        self.subscriber.read().ok().and_then(|g| g.clone())
     }
 
     /// Tells the subscriber that these channels may have become needed or unneeded.
@@ -226,7 +206,7 @@ impl Registry {
         if channels.is_empty() {
             return;
         }
-        match self.subscriber.get() {
+        match self.subscriber() {
             Some(sub) => sub.do_send(Resync(channels)),
             None => tracing::debug!("subscriber restarting; it resubscribes from the registry"),
         }
@@ -238,7 +218,7 @@ impl Registry {
         if channels.is_empty() {
             return true;
         }
-        let Some(sub) = self.subscriber.get() else {
+        let Some(sub) = self.subscriber() else {
             return false;
         };
         matches!(
@@ -475,6 +455,7 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::outlet::Backlog;
     use actix::prelude::*;
     use std::sync::Mutex;
 

@@ -14,16 +14,15 @@
 //! published while it was down (pub/sub keeps nothing) and nothing else. Panics are its
 //! supervisor's business.
 
+use crate::outlet::{Deliver, Resync};
 use crate::registry::{Channel, Registry};
-use crate::ws::Deliver;
 use actix::prelude::*;
 use redis::aio::PubSubSink;
-use sdsim_actors::metrics::{channel_family, Metrics};
-use sdsim_actors::slot::Slot;
-use sdsim_actors::supervision::{ChildHandle, ChildLink, ChildSpec, Restart};
 use sdsim_protocols::events::Envelope;
 use sdsim_protocols::frames::EventFrame;
 use sdsim_protocols::names::Namespace;
+use sdsim_runtime::metrics::{channel_family, Metrics};
+use sdsim_runtime::supervision::{ChildHandle, ChildLink, ChildSpec, Restart};
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,19 +30,11 @@ use std::time::Duration;
 /// Longest wait for Redis to confirm a SUBSCRIBE or UNSUBSCRIBE.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// These (relative) channels may have become needed or unneeded: SUBSCRIBE or UNSUBSCRIBE
-/// each so as to match the registry. Answers true when every one of them the registry needs
-/// is subscribed (false while reconnecting or if Redis refused).
-#[derive(Debug, Message)]
-#[rtype(result = "bool")]
-pub struct Resync(pub Vec<String>);
-
 pub struct NotificationSubscriber {
     client: redis::Client,
     registry: Registry,
     ns: Namespace,
     metrics: Arc<Metrics>,
-    slot: Slot<NotificationSubscriber>,
     sink: Option<PubSubSink>,
     /// Relative names of the channels subscribed on the current connection.
     subscribed: HashSet<String>,
@@ -57,7 +48,6 @@ impl NotificationSubscriber {
         registry: Registry,
         ns: Namespace,
         metrics: Arc<Metrics>,
-        slot: Slot<NotificationSubscriber>,
     ) -> ChildSpec {
         ChildSpec::worker("notifications", Restart::Permanent, move |link| {
             let addr = NotificationSubscriber {
@@ -65,7 +55,6 @@ impl NotificationSubscriber {
                 registry: registry.clone(),
                 ns: ns.clone(),
                 metrics: metrics.clone(),
-                slot: slot.clone(),
                 sink: None,
                 subscribed: HashSet::new(),
                 attempts: 0,
@@ -162,17 +151,15 @@ impl Actor for NotificationSubscriber {
     fn started(&mut self, ctx: &mut Context<Self>) {
         // Be reachable first: a change after this arrives as Resync; one before is in the
         // registry that connect() reads.
-        self.slot.set(ctx.address());
-        self.registry.attach_subscriber(ctx.address());
+        self.registry.attach_subscriber(ctx.address().recipient());
         self.connect(ctx);
     }
 
     fn stopped(&mut self, ctx: &mut Context<Self>) {
-        self.slot.clear(&ctx.address());
-        self.registry.detach_subscriber(&ctx.address());
+        self.registry.detach_subscriber(&ctx.address().recipient());
     }
 }
-sdsim_actors::impl_supervised!(NotificationSubscriber);
+sdsim_runtime::impl_supervised!(NotificationSubscriber);
 
 impl StreamHandler<redis::Msg> for NotificationSubscriber {
     fn handle(&mut self, msg: redis::Msg, _: &mut Context<Self>) {

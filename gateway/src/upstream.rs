@@ -1,39 +1,19 @@
 //! The gateway's clients of the backend services, over the process's [`Mesh`]: every call
-//! goes to the least-loaded healthy instance through its pool and circuit breaker, and an
-//! idempotent call that finds its instance gone is retried on another one. While every
+//! goes to the least-loaded healthy instance through its pool and circuit breaker, and a
+//! call that finds its instance gone is retried on another one when the retry rule allows
+//! (`sdsim_protocols::rpc`: never sent, or idempotent). While every
 //! instance of a service is failing, calls are refused at once (503 with Retry-After).
 
-use sdsim_actors::error::ServiceError;
-use sdsim_actors::mesh::{Idempotent, Mesh};
 use sdsim_protocols::proto::auth::auth_service_client::AuthServiceClient;
 use sdsim_protocols::proto::common::{HealthCheckRequest, HealthCheckResponse};
 use sdsim_protocols::proto::project::project_service_client::ProjectServiceClient;
 use sdsim_protocols::proto::simulation::simulation_service_client::SimulationServiceClient;
 use sdsim_protocols::Service;
+use sdsim_runtime::error::ServiceError;
+use sdsim_runtime::mesh::Mesh;
 use std::future::Future;
 use std::time::Duration;
 use tonic::transport::Channel;
-
-/// Auth methods whose repetition is not harmless: they are never retried on another
-/// instance (the first attempt may have done its work before the instance died).
-const AUTH_NOT_IDEMPOTENT: &[&str] = &[
-    "Register",
-    "Login",
-    "RefreshToken",
-    "ChangePassword",
-    "RequestEmailVerification",
-    "VerifyEmail",
-    "RequestPasswordReset",
-    "ResetPassword",
-];
-
-fn idempotent(method: &str) -> Idempotent {
-    if AUTH_NOT_IDEMPOTENT.contains(&method) {
-        Idempotent::No
-    } else {
-        Idempotent::Yes
-    }
-}
 
 #[derive(Clone)]
 pub struct Upstreams {
@@ -70,7 +50,6 @@ impl Upstreams {
         &self,
         service: Service,
         method: &'static str,
-        idempotent: Idempotent,
         client: fn(Channel) -> C,
         mut f: F,
     ) -> Result<T, ServiceError>
@@ -79,7 +58,7 @@ impl Upstreams {
         Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
         self.mesh
-            .call(service, method, idempotent, move |ch| f(client(ch)))
+            .call(service, method, move |ch| f(client(ch)))
             .await
     }
 
@@ -88,8 +67,7 @@ impl Upstreams {
         F: FnMut(AuthServiceClient<Channel>) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
-        let idem = idempotent(method);
-        self.via(Service::Auth, method, idem, AuthServiceClient::new, f)
+        self.via(Service::Auth, method, AuthServiceClient::new, f)
             .await
     }
 
@@ -98,8 +76,7 @@ impl Upstreams {
         F: FnMut(ProjectServiceClient<Channel>) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
-        let idem = Idempotent::Yes;
-        self.via(Service::Project, method, idem, ProjectServiceClient::new, f)
+        self.via(Service::Project, method, ProjectServiceClient::new, f)
             .await
     }
 
@@ -108,15 +85,8 @@ impl Upstreams {
         F: FnMut(SimulationServiceClient<Channel>) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
-        let idem = Idempotent::Yes;
-        self.via(
-            Service::Simulation,
-            method,
-            idem,
-            SimulationServiceClient::new,
-            f,
-        )
-        .await
+        self.via(Service::Simulation, method, SimulationServiceClient::new, f)
+            .await
     }
 
     /// The `HealthCheck` RPC of a backend: the first of its instances to answer within

@@ -11,7 +11,7 @@
 //!    Events arrive as [`Deliver`] messages and go out as text frames. The socket is closed
 //!    with 4009 when the access token expires (the client reconnects with a fresh one), and
 //!    with 1000 and the caller's reason when a backend calls `UnregisterClient`
-//!    ([`CLOSE_UNREGISTERED`]).
+//!    ([`crate::outlet::CLOSE_UNREGISTERED`]).
 //! 3. Throughout: the server pings every `ws_ping_interval_ms`; a client silent for
 //!    `ws_client_timeout_ms` is dropped. `{"type":"ping"}` is answered with a pong frame.
 //!
@@ -41,16 +41,17 @@
 //! Sessions are not supervised: a session lives and dies with its connection, and a client
 //! reconnects. Its `stopped` always unregisters it.
 
-use crate::http::GatewayState;
-use crate::registry::{Channel, ClientSummary, Outlet, SUBSCRIBE_WAIT};
+use crate::error::token_error_message;
+use crate::outlet::{Backlog, Deliver, Disconnect, Outlet};
+use crate::registry::{Channel, ClientSummary, SUBSCRIBE_WAIT};
+use crate::state::GatewayState;
 use actix::prelude::*;
 use actix_web_actors::ws;
-use sdsim_actors::error::ServiceError;
 use sdsim_protocols::frames::{close_codes, ClientFrame, ServerFrame};
 use sdsim_protocols::proto::auth::ValidateTokenRequest;
+use sdsim_runtime::error::ServiceError;
 use std::collections::VecDeque;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
@@ -61,111 +62,8 @@ pub const ENDPOINT_NOTIFICATIONS: &str = "/ws/notifications";
 /// Event bytes handed to the socket per poll of the session, at least one frame.
 pub const FLUSH_BATCH_BYTES: usize = 32 << 10;
 
-/// Close code of a session ended by `UnregisterClient`: 1000 (normal closure) with the
-/// caller's reason. Not a 4000-range code: those say what the *client* must fix (log in, stop
-/// asking, read faster, refresh its token); here a backend ended the session on purpose, and a
-/// client should not reconnect on its own.
-pub const CLOSE_UNREGISTERED: u16 = 1000;
-
 /// Longest close reason a close frame can carry (125-byte control frame, 2 for the code).
 const MAX_CLOSE_REASON: usize = 123;
-
-/// A frame to send to a client, already serialized (shared by every recipient).
-#[derive(Debug, Clone, Message)]
-#[rtype(result = "()")]
-pub struct Deliver(pub Arc<str>);
-
-/// Close the session with `code` and `reason`; with `drain`, after the events already queued
-/// for it are written.
-#[derive(Debug, Clone, Message)]
-#[rtype(result = "()")]
-pub struct Disconnect {
-    pub code: u16,
-    pub reason: String,
-    pub drain: bool,
-}
-
-impl Disconnect {
-    pub fn too_slow() -> Self {
-        Disconnect {
-            code: close_codes::TOO_SLOW,
-            reason: "too slow: events waiting for this client went over the limit".into(),
-            drain: false,
-        }
-    }
-}
-
-/// What [`Backlog::admit`] decided.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Admission {
-    /// Counted; send it.
-    Queued,
-    /// This frame would take the session over its limits: it is now marked too slow.
-    Overflowed,
-    /// The session was already too slow: drop the frame.
-    Refused,
-}
-
-/// Bytes and frames sent to one session and not yet handed to its socket; shared by the
-/// senders (through the registry) and the session actor.
-#[derive(Debug)]
-pub struct Backlog {
-    max_bytes: usize,
-    max_frames: usize,
-    bytes: AtomicUsize,
-    frames: AtomicUsize,
-    overflowed: AtomicBool,
-}
-
-impl Backlog {
-    pub fn new(max_bytes: usize, max_frames: usize) -> Self {
-        Self {
-            max_bytes,
-            max_frames,
-            bytes: AtomicUsize::new(0),
-            frames: AtomicUsize::new(0),
-            overflowed: AtomicBool::new(false),
-        }
-    }
-
-    /// Counts a frame of `len` bytes about to be sent, unless it takes the backlog over the
-    /// limits. A frame to a session with nothing waiting is always admitted, however large.
-    pub fn admit(&self, len: usize) -> Admission {
-        if self.overflowed.load(Ordering::Acquire) {
-            return Admission::Refused;
-        }
-        let before = self.frames.fetch_add(1, Ordering::AcqRel);
-        let bytes = self.bytes.fetch_add(len, Ordering::AcqRel) + len;
-        if before > 0 && (bytes > self.max_bytes || before + 1 > self.max_frames) {
-            self.release(len);
-            if self.overflowed.swap(true, Ordering::AcqRel) {
-                Admission::Refused
-            } else {
-                Admission::Overflowed
-            }
-        } else {
-            Admission::Queued
-        }
-    }
-
-    /// A frame of `len` bytes left the backlog (written, or dropped).
-    pub fn release(&self, len: usize) {
-        self.bytes.fetch_sub(len, Ordering::AcqRel);
-        self.frames.fetch_sub(1, Ordering::AcqRel);
-    }
-
-    pub fn overflowed(&self) -> bool {
-        self.overflowed.load(Ordering::Acquire)
-    }
-
-    /// (bytes, frames) waiting.
-    pub fn pending(&self) -> (usize, usize) {
-        (
-            self.bytes.load(Ordering::Acquire),
-            self.frames.load(Ordering::Acquire),
-        )
-    }
-}
 
 struct Authed {
     user_id: String,
@@ -208,7 +106,7 @@ impl WsSession {
 
     /// Closes with `code` and `reason` (cut to what a close frame carries); once only.
     fn close(
-        metrics: &sdsim_actors::metrics::Metrics,
+        metrics: &sdsim_runtime::metrics::Metrics,
         ctx: &mut ws::WebsocketContext<Self>,
         code: u16,
         reason: &str,
@@ -303,7 +201,7 @@ impl WsSession {
             match res {
                 Ok(v) if v.valid => act.authenticated(v.user_id, v.session_id, v.expires_at, ctx),
                 Ok(v) => {
-                    let reason = crate::http::token_error_message(&v.error);
+                    let reason = token_error_message(&v.error);
                     Self::close(
                         &act.state.metrics,
                         ctx,
@@ -580,38 +478,5 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
                 ctx.stop();
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backlog_admits_up_to_its_limits_then_overflows_once() {
-        let b = Backlog::new(100, 3);
-        // The first frame goes through whatever its size.
-        assert_eq!(b.admit(500), Admission::Queued);
-        assert_eq!(b.pending(), (500, 1));
-        b.release(500);
-        assert_eq!(b.admit(40), Admission::Queued);
-        assert_eq!(b.admit(40), Admission::Queued);
-        assert_eq!(b.admit(40), Admission::Overflowed);
-        assert!(b.overflowed());
-        assert_eq!(b.pending(), (80, 2), "the refused frame is not counted");
-        assert_eq!(b.admit(1), Admission::Refused);
-        b.release(40);
-        b.release(40);
-        assert_eq!(b.pending(), (0, 0));
-        assert_eq!(b.admit(1), Admission::Refused, "too slow stays too slow");
-    }
-
-    #[test]
-    fn backlog_counts_frames_too() {
-        let b = Backlog::new(1 << 20, 3);
-        for _ in 0..3 {
-            assert_eq!(b.admit(1), Admission::Queued);
-        }
-        assert_eq!(b.admit(1), Admission::Overflowed);
     }
 }

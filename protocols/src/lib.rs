@@ -6,12 +6,14 @@
 //! - [`names`]: every Redis channel, key and stream name, defined once.
 //! - [`events`]: the serde types published on Redis (pub/sub payloads).
 //! - [`frames`]: the JSON frames exchanged over the gateway's WebSockets.
+//! - [`rpc`]: every RPC of the contracts and whether it may be retried (idempotency).
 //! - [`ports`]: the default ports of the four services.
 #![forbid(unsafe_code)]
 
 pub mod events;
 pub mod frames;
 pub mod names;
+pub mod rpc;
 
 /// Generated gRPC code, one module per protobuf package.
 pub mod proto {

@@ -6,13 +6,13 @@
 //! same process still call each other over gRPC on loopback, so `sdsim up` runs exactly the
 //! code path of four separate processes.
 
-use sdsim_actors::config::Settings;
-use sdsim_actors::events::connection_manager_on;
-use sdsim_actors::metrics::Metrics;
-use sdsim_actors::services::{self, Shared};
-use sdsim_actors::supervision::{Shutdown, Supervisor, SupervisorSpec, TreeView};
+use crate::settings::Settings;
 use sdsim_protocols::names::Namespace;
 use sdsim_protocols::Service;
+use sdsim_runtime::events::connection_manager_on;
+use sdsim_runtime::metrics::Metrics;
+use sdsim_runtime::service::Shared;
+use sdsim_runtime::supervision::{Shutdown, Supervisor, SupervisorSpec, TreeView};
 use sdsim_schema::migrate::{self, Direction};
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -46,20 +46,14 @@ fn bind(what: &str, addr: SocketAddr) -> Result<TcpListener, String> {
 }
 
 impl Application {
-    /// Binds the listeners of `services` as configured in `settings.listen`.
+    /// Binds the listeners of `services` as configured in each one's `listen` section.
     pub fn bind(settings: Settings, services: &[Service]) -> Result<Self, String> {
-        let l = &settings.listen;
         let mut bound = BTreeMap::new();
         let mut addrs = BTreeMap::new();
         for &s in services {
-            let (g, h) = match s {
-                Service::Gateway => (l.gateway_grpc, l.gateway_http),
-                Service::Auth => (l.auth_grpc, l.auth_http),
-                Service::Project => (l.project_grpc, l.project_http),
-                Service::Simulation => (l.simulation_grpc, l.simulation_http),
-            };
-            let grpc = bind(&format!("listen.{s}_grpc"), g)?;
-            let http = bind(&format!("listen.{s}_http"), h)?;
+            let l = settings.listen(s);
+            let grpc = bind(&format!("{s}.listen.grpc"), l.grpc)?;
+            let http = bind(&format!("{s}.listen.http"), l.http)?;
             let a = ServiceAddrs {
                 grpc: grpc.local_addr().map_err(|e| e.to_string())?,
                 http: http.local_addr().map_err(|e| e.to_string())?,
@@ -97,15 +91,7 @@ impl Application {
         }
         let addr = match self.addrs.get(&service) {
             Some(a) => a.grpc,
-            None => {
-                let l = &self.settings.listen;
-                match service {
-                    Service::Gateway => l.gateway_grpc,
-                    Service::Auth => l.auth_grpc,
-                    Service::Project => l.project_grpc,
-                    Service::Simulation => l.simulation_grpc,
-                }
-            }
+            None => self.settings.listen(service).grpc,
         };
         if addr.port() == 0 {
             return Vec::new(); // not running here and no fixed address: discovery only
@@ -169,10 +155,10 @@ impl Application {
         )
         .await
         .map_err(|e| format!("redis.url: {e}"))?;
-        let instances = sdsim_actors::discovery::View::default();
+        let instances = sdsim_runtime::discovery::View::default();
         let metrics = Metrics::new();
         let refresh = Duration::from_millis(settings.discovery.refresh_ms);
-        let mesh = sdsim_actors::mesh::Mesh::new(
+        let mesh = sdsim_runtime::mesh::Mesh::new(
             &settings.mesh,
             Service::ALL
                 .iter()
@@ -184,7 +170,7 @@ impl Application {
             Some(grpc_handle.clone()),
         )?;
         let shared = Shared {
-            settings: settings.clone(),
+            settings: settings.runtime(),
             instance_id: instance_id.clone(),
             metrics,
             view: TreeView::new(),
@@ -202,8 +188,8 @@ impl Application {
         // first, so the static routes exist before any server answers.
         specs.push(
             shared
-                .spec("mesh", sdsim_actors::supervision::Strategy::OneForOne)
-                .child(sdsim_actors::discovery::Directory::child(
+                .spec("mesh", sdsim_runtime::supervision::Strategy::OneForOne)
+                .child(sdsim_runtime::discovery::Directory::child(
                     shared.redis.clone(),
                     shared.ns.clone(),
                     Service::ALL.iter().map(|s| s.to_string()).collect(),
@@ -215,13 +201,14 @@ impl Application {
         );
         for (service, b) in std::mem::take(&mut self.bound) {
             let spec = match service {
-                Service::Gateway => sdsim_gateway::gateway_tree(&shared, b.grpc, b.http)?,
-                Service::Auth => {
-                    let secret = jwt_secret(&settings);
-                    services::auth_tree(&shared, &secret, b.grpc, b.http)?
+                Service::Gateway => {
+                    sdsim_gateway::tree(&shared, &settings.gateway, b.grpc, b.http)?
                 }
-                Service::Project => services::project_tree(&shared, b.grpc, b.http),
-                Service::Simulation => services::simulation_tree(&shared, b.grpc, b.http),
+                Service::Auth => sdsim_auth::tree(&shared, &settings.auth, b.grpc, b.http)?,
+                Service::Project => sdsim_project::tree(&shared, &settings.project, b.grpc, b.http),
+                Service::Simulation => {
+                    sdsim_simulation::tree(&shared, &settings.simulation, b.grpc, b.http)
+                }
             };
             specs.push(spec);
         }
@@ -281,21 +268,6 @@ impl Drop for BackgroundRuntime {
 
 /// How often the mesh's router brings its targets in line with discovery.
 const ROUTER_INTERVAL: Duration = Duration::from_millis(100);
-
-/// The configured JWT key, or a random one for this process (tokens then die with it).
-fn jwt_secret(settings: &Settings) -> Vec<u8> {
-    let s = settings.auth.jwt_secret.expose();
-    if !s.is_empty() {
-        return s.as_bytes().to_vec();
-    }
-    tracing::warn!(
-        "auth.jwt_secret is not set: using a random key for this process; tokens stop working \
-         when it restarts and other auth instances cannot verify them. Set SDSIM_AUTH__JWT_SECRET."
-    );
-    let mut key = vec![0u8; 48];
-    rand::fill(&mut key[..]);
-    key
-}
 
 /// A set of services running on their own thread and actix `System`; stops when dropped.
 /// This is how tests (and embedders) run sdsim in-process.

@@ -8,7 +8,7 @@ pub mod settings;
 pub use app::{Application, Running, ServiceAddrs};
 
 /// Logs to stderr at the level `SDSIM_LOG` names (an `EnvFilter`: `warn`,
-/// `info,sdsim_actors=debug`, ...), `info` by default. Does nothing if a subscriber is set.
+/// `info,sdsim_auth=debug`, ...), `info` by default. Does nothing if a subscriber is set.
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SDSIM_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));

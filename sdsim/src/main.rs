@@ -142,7 +142,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn migrate_db(settings: &sdsim_actors::config::Settings, down: bool) -> Result<(), String> {
+fn migrate_db(settings: &sdsim::settings::Settings, down: bool) -> Result<(), String> {
     let direction = if down {
         Direction::DownAll
     } else {
@@ -160,18 +160,14 @@ fn migrate_db(settings: &sdsim_actors::config::Settings, down: bool) -> Result<(
     Ok(())
 }
 
-fn grant_role(
-    settings: &sdsim_actors::config::Settings,
-    email: &str,
-    role: &str,
-) -> Result<(), String> {
+fn grant_role(settings: &sdsim::settings::Settings, email: &str, role: &str) -> Result<(), String> {
     use diesel_async::AsyncConnection;
     let url = settings.database.url.expose().to_string();
     actix_rt::System::new().block_on(async move {
         let mut conn = diesel_async::AsyncPgConnection::establish(&url)
             .await
             .map_err(|e| format!("cannot reach the database: {e}"))?;
-        let added = sdsim_actors::auth::store::grant_role_by_email(&mut conn, email, role)
+        let added = sdsim_auth::store::grant_role_by_email(&mut conn, email, role)
             .await
             .map_err(|e| e.to_string())?;
         if added {
@@ -183,21 +179,12 @@ fn grant_role(
     })
 }
 
-fn print_config(settings: &sdsim_actors::config::Settings) {
-    let mut v = serde_json::to_value(settings).unwrap_or_default();
-    for (section, key) in [
-        ("database", "url"),
-        ("redis", "url"),
-        ("auth", "jwt_secret"),
-    ] {
-        if let Some(x) = v.get_mut(section).and_then(|s| s.get_mut(key)) {
-            *x = serde_json::Value::String("***".into());
-        }
-    }
-    println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+/// Secrets print redacted by their type (`sdsim_runtime::config::Secret`).
+fn print_config(settings: &sdsim::settings::Settings) {
+    println!("{}", settings.to_pretty_json());
 }
 
-fn serve(settings: sdsim_actors::config::Settings, services: &[Service]) -> Result<(), String> {
+fn serve(settings: sdsim::settings::Settings, services: &[Service]) -> Result<(), String> {
     let app = Application::bind(settings, services)?;
     for (s, a) in app.addresses() {
         eprintln!("sdsim: {s:<10} gRPC {}  HTTP {}", a.grpc, a.http);

@@ -37,11 +37,12 @@
 mod paced;
 
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use sdsim::settings::Settings;
 use sdsim::ServiceAddrs;
-use sdsim_actors::config::{Secret, Settings};
 use sdsim_protocols::proto::auth::auth_service_client::AuthServiceClient;
 use sdsim_protocols::proto::auth::{LoginRequest, RegisterRequest, ValidateTokenRequest};
 use sdsim_protocols::Service;
+use sdsim_runtime::config::Secret;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -666,8 +667,8 @@ impl BenchServer {
 
         let mut s = Settings::default();
         let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
-        s.listen.auth_grpc = any;
-        s.listen.auth_http = any;
+        s.auth.listen.grpc = any;
+        s.auth.listen.http = any;
         s.database.url = Secret::new(format!("{pg}/{db}"));
         s.database.pool_size = 16;
         s.redis.url = Secret::new(redis);
@@ -1288,7 +1289,7 @@ fn hashing_summary(quiet: &Stats, busy: &Stats) {
 #[cfg(test)]
 mod tests {
     use super::Handled;
-    use sdsim_actors::metrics::Metrics;
+    use sdsim_runtime::metrics::Metrics;
 
     /// What the server's registry renders after `validations` (seconds, status code) and
     /// `checks` (outcome) were recorded, with a Login call that must not count.

@@ -10,11 +10,11 @@
 //! Prints a ratio mesh / bare for each. Both clients run on the same multi-threaded runtime;
 //! the server runs on its own.
 
-use sdsim_actors::config::MeshSettings;
-use sdsim_actors::mesh::{Idempotent, Mesh};
-use sdsim_actors::metrics::Metrics;
-use sdsim_actors::supervision::{Strategy, Supervisor, SupervisorSpec, TreeView};
 use sdsim_protocols::Service;
+use sdsim_runtime::config::MeshSettings;
+use sdsim_runtime::mesh::Mesh;
+use sdsim_runtime::metrics::Metrics;
+use sdsim_runtime::supervision::{Strategy, Supervisor, SupervisorSpec, TreeView};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use tonic::transport::{Channel, Endpoint};
@@ -50,7 +50,7 @@ impl Client {
                     .expect("bare call");
             }
             Client::Mesh(m) => {
-                m.call(Service::Auth, "Check", Idempotent::Yes, |ch| {
+                m.call(Service::Auth, "Check", |ch| {
                     let mut c = HealthClient::new(ch);
                     async move { c.check(request()).await }
                 })
@@ -124,7 +124,7 @@ fn main() {
         let _keep = reporter;
         tonic::transport::Server::builder()
             .add_service(service)
-            .serve_with_incoming(sdsim_actors::server::incoming(listener))
+            .serve_with_incoming(sdsim_runtime::server::incoming(listener))
             .await
             .expect("server");
     });

@@ -1,0 +1,51 @@
+//! The simulation service: its settings, its supervision tree and its gRPC adapter.
+//!
+//! Layout:
+//! - [`grpc`]: the tonic adapter of `simulation.SimulationService`;
+//! - [`SimulationSettings`] (`[simulation]`) and [`tree`].
+#![forbid(unsafe_code)]
+
+pub mod grpc;
+
+use sdsim_protocols::ports;
+use sdsim_protocols::proto::simulation::simulation_service_server::SimulationServiceServer;
+use sdsim_runtime::config::Listen;
+use sdsim_runtime::service::{routes, standard_tree, Shared};
+use sdsim_runtime::supervision::SupervisorSpec;
+use serde::{Deserialize, Serialize};
+use std::net::TcpListener;
+
+/// The simulation service's settings (`[simulation]`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SimulationSettings {
+    /// Where the simulation service listens.
+    pub listen: Listen,
+}
+
+impl Default for SimulationSettings {
+    fn default() -> Self {
+        Self {
+            listen: Listen::local(ports::SIMULATION_GRPC, ports::SIMULATION_HTTP),
+        }
+    }
+}
+
+/// Problems with the simulation settings, each naming the setting.
+pub fn validate(_: &SimulationSettings, _: &mut Vec<String>) {}
+
+/// The simulation service's tree (drawn in ARCHITECTURE.md).
+pub fn tree(
+    shared: &Shared,
+    _settings: &SimulationSettings,
+    grpc: TcpListener,
+    http: TcpListener,
+) -> SupervisorSpec {
+    let adapter = grpc::SimulationGrpc {
+        health: shared.probe(true),
+    };
+    let routes = routes(&["simulation.SimulationService"], move |b| {
+        b.add_service(SimulationServiceServer::new(adapter.clone()));
+    });
+    standard_tree(shared, "simulation", Vec::new(), routes, grpc, http, None)
+}

@@ -1,0 +1,154 @@
+//! What a handler takes from a request besides its body: the bearer token, the client's
+//! origin, and the authenticated user.
+
+use crate::error::{token_error_message, ApiError};
+use crate::rpc;
+use crate::state::GatewayState;
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{web, FromRequest, HttpRequest};
+use futures_util::future::LocalBoxFuture;
+use sdsim_protocols::proto::auth as pb;
+use std::future::{ready, Ready};
+
+/// The bearer token of a request, or a 401 saying what is wrong with the header.
+pub fn bearer_token(req: &HttpRequest) -> Result<Option<String>, ApiError> {
+    let Some(value) = req.headers().get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = value.to_str().map_err(|_| {
+        ApiError::unauthorized(
+            "invalid_authorization",
+            "the Authorization header is not text",
+        )
+    })?;
+    let (scheme, token) = value.trim().split_once(' ').ok_or_else(|| {
+        ApiError::unauthorized(
+            "invalid_authorization",
+            "the Authorization header must be `Bearer <access token>`",
+        )
+    })?;
+    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+        return Err(ApiError::unauthorized(
+            "invalid_authorization",
+            "the Authorization header must be `Bearer <access token>`",
+        ));
+    }
+    Ok(Some(token.trim().to_string()))
+}
+
+/// The bearer token, required.
+pub fn required_token(req: &HttpRequest) -> Result<String, ApiError> {
+    bearer_token(req)?.ok_or_else(|| {
+        ApiError::unauthorized(
+            "missing_token",
+            "this route needs an `Authorization: Bearer <access token>` header",
+        )
+    })
+}
+
+fn state(req: &HttpRequest) -> Result<&web::Data<GatewayState>, ApiError> {
+    req.app_data::<web::Data<GatewayState>>().ok_or_else(|| {
+        ApiError::from(sdsim_runtime::error::ServiceError::Internal(
+            "the gateway state is missing".into(),
+        ))
+    })
+}
+
+/// Where a request comes from: the client's address (the TCP peer, or the first
+/// `X-Forwarded-For` hop when `gateway.trust_forwarded_for` says the gateway sits behind a
+/// trusted load balancer) and its user agent (at most 512 characters).
+#[derive(Debug, Clone)]
+pub struct ClientOrigin {
+    pub ip: String,
+    pub user_agent: String,
+}
+
+impl ClientOrigin {
+    pub fn of(req: &HttpRequest, trust_forwarded_for: bool) -> Self {
+        let forwarded = trust_forwarded_for
+            .then(|| {
+                req.connection_info()
+                    .realip_remote_addr()
+                    .map(str::to_string)
+            })
+            .flatten();
+        let ip = forwarded.unwrap_or_else(|| {
+            req.peer_addr()
+                .map(|a| a.ip().to_string())
+                .unwrap_or_default()
+        });
+        let user_agent = req
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|s| s.chars().take(512).collect())
+            .unwrap_or_default();
+        Self { ip, user_agent }
+    }
+}
+
+impl FromRequest for ClientOrigin {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(state(req).map(|s| Self::of(req, s.settings.trust_forwarded_for)))
+    }
+}
+
+/// The user a request acts for: its bearer token validated through auth (`ValidateToken`),
+/// so the handler holds the user's id, session and permissions. Every protected route takes
+/// one; a missing, malformed, expired or revoked token is a 401 naming why, before the
+/// handler runs. `token` is kept for the auth RPCs that act on the session itself.
+#[derive(Debug, Clone)]
+pub struct AuthUser {
+    pub user_id: String,
+    pub session_id: String,
+    pub email: String,
+    pub is_admin: bool,
+    pub permissions: Vec<String>,
+    pub token: String,
+}
+
+impl AuthUser {
+    /// Validates `token` through auth.
+    pub async fn validate(state: &GatewayState, token: String) -> Result<Self, ApiError> {
+        let up = &state.upstream;
+        let call = pb::ValidateTokenRequest {
+            token: token.clone(),
+            calling_service: "gateway".into(),
+            request_id: String::new(),
+        };
+        let v = rpc!(up, auth, "ValidateToken", validate_token, call).await?;
+        if !v.valid {
+            let code = if v.error.is_empty() {
+                "invalid_token"
+            } else {
+                &v.error
+            };
+            return Err(ApiError::unauthorized(code, token_error_message(code)));
+        }
+        Ok(Self {
+            user_id: v.user_id,
+            session_id: v.session_id,
+            email: v.email,
+            is_admin: v.is_admin,
+            permissions: v.permissions,
+            token,
+        })
+    }
+}
+
+impl FromRequest for AuthUser {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let pre = required_token(req).and_then(|t| Ok((t, state(req)?.clone())));
+        Box::pin(async move {
+            let (token, state) = pre?;
+            Self::validate(&state, token).await
+        })
+    }
+}

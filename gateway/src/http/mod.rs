@@ -1,0 +1,131 @@
+//! The gateway's REST API and WebSocket endpoints on port 8000, a module per area:
+//!
+//! | module | routes |
+//! | --- | --- |
+//! | [`auth`] | `/api/auth/*`: register, login, refresh, logout, profile, password, sessions, e-mail verification, password reset |
+//! | [`admin`] | `/api/admin/*`: users, roles, locks, sessions, the audit log |
+//! | [`websocket`] | `GET /ws/notifications` |
+//! | [`health`] | `GET /health`: every backend, PostgreSQL and Redis; 503 naming what is down |
+//! | (runtime) | `GET /metrics`, `/admin/supervision`, `/admin/instances`, `/admin/mesh` |
+//!
+//! [`extract`] holds what handlers take from a request ([`extract::AuthUser`]: the token
+//! validated through auth, which every protected route takes; [`extract::ClientOrigin`]),
+//! [`views`] the typed JSON answers. Every error is JSON (see [`crate::error`]); unknown
+//! routes and methods too.
+
+pub mod admin;
+pub mod auth;
+pub mod extract;
+pub mod health;
+pub mod views;
+pub mod websocket;
+
+use crate::body::BodyLimit;
+use crate::error::ApiError;
+use crate::state::GatewayState;
+use actix_web::dev::{Service, ServiceResponse};
+use actix_web::http::StatusCode;
+use actix_web::{web, App, HttpRequest, HttpResponse};
+use sdsim_runtime::admin::configure_common;
+use sdsim_runtime::server::HttpFactory;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// The factory of the gateway's HTTP server (called again at each restart).
+pub fn http_factory(state: GatewayState) -> HttpFactory {
+    Arc::new(move |listener| {
+        let state = state.clone();
+        let workers = match state.settings.workers {
+            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            n => n,
+        };
+        let server = actix_web::HttpServer::new(move || app(state.clone()))
+            .workers(workers)
+            // Live WebSocket frames are small and frequent: send each at once, not after
+            // the previous one is acknowledged (Nagle).
+            .tcp_nodelay(true)
+            .disable_signals()
+            .shutdown_timeout(2)
+            .listen(listener)?
+            .run();
+        Ok(server)
+    })
+}
+
+fn app(
+    state: GatewayState,
+) -> App<
+    impl actix_web::dev::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<actix_web::body::BoxBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let metrics = state.metrics.clone();
+    let view = state.view.clone();
+    let fault_injection = state.fault_injection;
+    let instances = state.instances.clone();
+    let mesh = state.upstream.mesh().clone();
+    let limit = BodyLimit(state.settings.max_body_bytes);
+    App::new()
+        .app_data(web::Data::new(state))
+        .app_data(limit)
+        .app_data(web::QueryConfig::default().error_handler(|err, _| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_input",
+                format!("bad query string: {err}"),
+            )
+            .field("query")
+            .into()
+        }))
+        .wrap_fn({
+            let metrics = metrics.clone();
+            move |req, srv| {
+                let start = Instant::now();
+                let method = req.method().to_string();
+                let metrics = metrics.clone();
+                let fut = srv.call(req);
+                async move {
+                    let res = fut.await?;
+                    let route = res
+                        .request()
+                        .match_pattern()
+                        .unwrap_or_else(|| "unmatched".to_string());
+                    metrics
+                        .http_request_seconds
+                        .with_label_values(&[&method, &route, res.status().as_str()])
+                        .observe(start.elapsed().as_secs_f64());
+                    Ok(res)
+                }
+            }
+        })
+        // Each layer of the stack says why it is there: the state and body limit every
+        // handler reads; JSON errors for bad query strings; the latency of every request by
+        // route; then the areas; then the operator endpoints every process has.
+        .configure(auth::configure)
+        .configure(admin::configure)
+        .configure(websocket::configure)
+        .configure(health::configure)
+        .configure(|cfg| configure_common(cfg, metrics, view, instances, mesh, fault_injection))
+        .default_service(web::to(not_found))
+}
+
+/// A resource whose wrong-method answer is a JSON 405.
+pub(crate) fn json_resource(path: &str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(|req: HttpRequest| async move {
+        ApiError::method_not_allowed(req.method().as_str(), req.path()).error_response_json()
+    }))
+}
+
+async fn not_found(req: HttpRequest) -> HttpResponse {
+    ApiError::route_not_found(req.path()).error_response_json()
+}
+
+impl ApiError {
+    fn error_response_json(&self) -> HttpResponse {
+        actix_web::ResponseError::error_response(self)
+    }
+}

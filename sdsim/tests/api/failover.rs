@@ -1,0 +1,300 @@
+//! Two auth instances in their own processes behind a gateway; one is killed with SIGKILL
+//! under steady load. Within 2 s no request fails, the dead instance's breaker is open and
+//! discovery drops it; started again on the same address it is found again and its breaker
+//! closes through half-open.
+
+use crate::helpers::*;
+use sdsim::settings::Settings;
+use sdsim_protocols::Service;
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const PASSWORD: &str = "a long enough password";
+
+fn free_addr() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// `sdsim serve auth` as a process of its own; killed when dropped.
+struct AuthProcess {
+    child: Child,
+    grpc: SocketAddr,
+    http: SocketAddr,
+}
+
+impl AuthProcess {
+    fn spawn(s: &Settings, grpc: SocketAddr, http: SocketAddr, log: &std::path::Path) -> Self {
+        let log = std::fs::File::create(log).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_sdsim"))
+            .args(["serve", "auth"])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("RUST_LOG", "warn")
+            .env("SDSIM_DATABASE__URL", s.database.url.expose())
+            .env("SDSIM_DATABASE__POOL_SIZE", "4")
+            .env("SDSIM_REDIS__URL", s.redis.url.expose())
+            .env("SDSIM_REDIS__PREFIX", &s.redis.prefix)
+            .env("SDSIM_AUTH__JWT_SECRET", s.auth.jwt_secret.expose())
+            .env("SDSIM_AUTH__BCRYPT_COST", s.auth.bcrypt_cost.to_string())
+            .env(
+                "SDSIM_AUTH__MAIL__OUTBOX_DIR",
+                std::env::temp_dir().join("sdsim-failover-outbox"),
+            )
+            .env("SDSIM_AUTH__LISTEN__GRPC", grpc.to_string())
+            .env("SDSIM_AUTH__LISTEN__HTTP", http.to_string())
+            .env("SDSIM_DISCOVERY__TTL_MS", s.discovery.ttl_ms.to_string())
+            .env(
+                "SDSIM_DISCOVERY__HEARTBEAT_MS",
+                s.discovery.heartbeat_ms.to_string(),
+            )
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start sdsim serve auth");
+        Self { child, grpc, http }
+    }
+
+    async fn wait_healthy(&self) {
+        let c = reqwest::Client::new();
+        for _ in 0..200 {
+            if let Ok(r) = c.get(format!("http://{}/health", self.http)).send().await {
+                if r.status() == 200 {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("auth at {} did not become healthy", self.grpc);
+    }
+
+    fn sigkill(&mut self) {
+        self.child.kill().unwrap(); // SIGKILL: no goodbye, no deregistration
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for AuthProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A metric's value on the gateway, summed over the lines that contain every `part`.
+fn metric(m: &str, name: &str, parts: &[&str]) -> f64 {
+    m.lines()
+        .filter(|l| l.starts_with(name) && parts.iter().all(|p| l.contains(p)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_auth_instance_killed_under_load_is_routed_around_and_found_again() {
+    let db = TestDb::create().await;
+    let mut s = settings(&db);
+    s.discovery.ttl_ms = 1_500;
+    s.discovery.heartbeat_ms = 300;
+    s.discovery.refresh_ms = 100;
+    s.mesh.breaker.min_calls = 5;
+    s.mesh.breaker.open_ms = 500;
+    s.mesh.breaker.half_open_calls = 2;
+    let logs =
+        std::env::temp_dir().join(format!("sdsim-failover-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&logs).unwrap();
+
+    // Auth A first (it migrates the database), then B.
+    let a = AuthProcess::spawn(&s, free_addr(), free_addr(), &logs.join("a.log"));
+    a.wait_healthy().await;
+    let (b_grpc, b_http) = (free_addr(), free_addr());
+    let mut b = AuthProcess::spawn(&s, b_grpc, b_http, &logs.join("b.log"));
+    b.wait_healthy().await;
+    // The gateway (with project and simulation) knows auth through discovery only.
+    let gw = Stack::start(
+        s.clone(),
+        &[Service::Gateway, Service::Project, Service::Simulation],
+    );
+    gw.wait_ready().await;
+    let gw_http = gw.running.addrs(Service::Gateway).http;
+    let (a_addr, b_addr) = (a.grpc.to_string(), b_grpc.to_string());
+
+    let email = unique_email("failover");
+    gw.register(&email, PASSWORD).await;
+    let token = gw.login(&email, PASSWORD).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // Steady load: four clients reading the profile (ValidateToken + GetProfile) in a loop.
+    let outcomes: Arc<Mutex<Vec<(Instant, u16)>>> = Arc::default();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut clients = Vec::new();
+    for _ in 0..4 {
+        let (base, token, outcomes, stop) = (
+            gw.base.clone(),
+            token.clone(),
+            outcomes.clone(),
+            stop.clone(),
+        );
+        clients.push(tokio::spawn(async move {
+            let http = reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .unwrap();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let st = match http
+                    .get(format!("{base}/api/auth/profile"))
+                    .bearer_auth(&token)
+                    .send()
+                    .await
+                {
+                    Ok(r) => r.status().as_u16(),
+                    Err(_) => 0,
+                };
+                outcomes.lock().unwrap().push((Instant::now(), st));
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }));
+    }
+    // Both instances take calls.
+    let start = Instant::now();
+    loop {
+        let m = gw.metrics(gw_http).await;
+        let ok = |addr: &str| {
+            metric(
+                &m,
+                "sdsim_circuit_breaker_calls_total",
+                &[&format!("instance=\"{addr}\""), "outcome=\"success\""],
+            )
+        };
+        if ok(&a_addr) > 20.0 && ok(&b_addr) > 20.0 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "both instances never took calls:\n{m}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    b.sigkill();
+    let killed = Instant::now();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    // After at most 2 s, nothing fails (in fact retries on A hide the loss from the start).
+    let failed_late: Vec<(Duration, u16)> = outcomes
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(t, st)| *t > killed + Duration::from_secs(2) && *st != 200)
+        .map(|(t, st)| (t.duration_since(killed), *st))
+        .collect();
+    assert!(
+        failed_late.is_empty(),
+        "requests failed 2 s after the kill: {failed_late:?}"
+    );
+    let served_late = outcomes
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(t, st)| *t > killed + Duration::from_secs(2) && *st == 200)
+        .count();
+    assert!(
+        served_late > 50,
+        "only {served_late} requests in the last second"
+    );
+    let failed_total = outcomes
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(t, st)| *t > killed && *st != 200)
+        .count();
+    eprintln!("requests failed after the kill: {failed_total}");
+
+    // The dead instance's breaker opened, and discovery dropped it (its TTL is 1.5 s).
+    let m = gw.metrics(gw_http).await;
+    assert!(
+        metric(
+            &m,
+            "sdsim_circuit_breaker_transitions_total",
+            &[&format!("instance=\"{b_addr}\""), "to=\"open\""]
+        ) >= 1.0,
+        "{m}"
+    );
+    let mesh: serde_json::Value = gw.get_json(&gw.url("/admin/mesh")).await;
+    let routable: Vec<String> = mesh["services"]["auth"]["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["routable"] == true)
+        .map(|t| t["address"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(routable, vec![a_addr.clone()], "{mesh}");
+    let instances: serde_json::Value = gw.get_json(&gw.url("/admin/instances")).await;
+    let auth_instances = instances["services"]["auth"].as_array().unwrap();
+    assert_eq!(auth_instances.len(), 1, "{instances}");
+    assert_eq!(auth_instances[0]["grpc_addr"], a_addr.as_str());
+
+    // B comes back on the same address: found again, and its breaker closes via half-open.
+    let _b2 = AuthProcess::spawn(&s, b_grpc, b_http, &logs.join("b2.log"));
+    let back = Instant::now();
+    loop {
+        let m = gw.metrics(gw_http).await;
+        let inst = format!("instance=\"{b_addr}\"");
+        let closed = m.lines().any(|l| {
+            l.starts_with("sdsim_circuit_breaker_state") && l.contains(&inst) && l.ends_with(" 0")
+        });
+        let half_open = metric(
+            &m,
+            "sdsim_circuit_breaker_transitions_total",
+            &[&inst, "to=\"half_open\""],
+        );
+        let closed_after = metric(
+            &m,
+            "sdsim_circuit_breaker_transitions_total",
+            &[&inst, "to=\"closed\""],
+        );
+        if closed && half_open >= 1.0 && closed_after >= 1.0 {
+            break;
+        }
+        assert!(
+            back.elapsed() < Duration::from_secs(10),
+            "B's breaker never closed:\n{m}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // And it serves again.
+    let m = gw.metrics(gw_http).await;
+    let before = metric(
+        &m,
+        "sdsim_circuit_breaker_calls_total",
+        &[&format!("instance=\"{b_addr}\""), "outcome=\"success\""],
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let m = gw.metrics(gw_http).await;
+    let after = metric(
+        &m,
+        "sdsim_circuit_breaker_calls_total",
+        &[&format!("instance=\"{b_addr}\""), "outcome=\"success\""],
+    );
+    assert!(after > before, "B takes no calls after coming back");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for c in clients {
+        c.await.unwrap();
+    }
+    let failed_after_recovery = outcomes
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(t, st)| *t > back && *st != 200)
+        .count();
+    assert_eq!(
+        failed_after_recovery, 0,
+        "requests failed while B came back"
+    );
+    let _ = std::fs::remove_dir_all(&logs);
+}

@@ -1,0 +1,19 @@
+//! The black-box tests of sdsim, in one binary (linked once): real PostgreSQL and Redis, the
+//! services started by the same `Application` as `sdsim up`, driven by real HTTP, WebSocket,
+//! gRPC (tonic and Python grpcio) and SMTP peers. One module per area; the shared harness is
+//! in `helpers/` (database, stack, WebSocket, tokens, SMTP).
+
+mod helpers;
+
+mod auth_mail;
+mod auth_sessions;
+mod breaker;
+mod config;
+mod discovery;
+mod failover;
+mod gateway_clients;
+mod grpc_clients;
+mod migrations;
+mod sim_cli;
+mod slice;
+mod sockets;
