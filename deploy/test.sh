@@ -16,5 +16,15 @@ export SDSIM_TEST_PYTHON="$venv/bin/python"
 command -v redis-server >/dev/null || apt_install redis-server
 
 cd "$SDSIM_ROOT"
+# The crate graph is an invariant (ARCHITECTURE.md): the gateway and the mesh bench reach the
+# services over gRPC, never their crates, and only sdsim-simulation has the engine.
+log "crate graph"
+for crate in sdsim-gateway sdsim-bench-mesh sdsim-runtime; do
+    if cargo tree --locked -p "$crate" -e normal --prefix none \
+        | grep -E '^(bcrypt|lettre|zxcvbn|sdsim-engine|sdsim-auth|sdsim-project|sdsim-simulation) '; then
+        echo "$crate must not depend on the crates above (see ARCHITECTURE.md)" >&2
+        exit 1
+    fi
+done
 log "cargo test --workspace"
 cargo test --workspace --locked "$@"

@@ -38,6 +38,17 @@ impl Envelope {
     }
 }
 
+/// An event's payload as the envelope's `data`: every typed event (`LoginEvent`, ...) is
+/// one, so a payload has one definition, its struct.
+pub trait EventData: Serialize {
+    fn data(&self) -> serde_json::Value {
+        // These payloads are plain fields (strings, numbers, times): encoding cannot fail.
+        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+impl<T: Serialize> EventData for T {}
+
 /// Data of `auth.login`, published on `auth:events:login` and on the user's
 /// notification channel at each successful login.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -50,6 +61,35 @@ pub struct LoginEvent {
     /// Where from: the client address the gateway saw, and its user agent.
     pub ip: String,
     pub user_agent: String,
+}
+
+/// Data of `auth.logout`, published on `auth:events:logout` when sessions end (logout,
+/// password change or reset, an admin, a lock).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LogoutEvent {
+    pub user_id: String,
+    pub session_ids: Vec<String>,
+    /// Why: `logout`, `password_changed`, `admin`, ...
+    pub reason: String,
+    pub at: DateTime<Utc>,
+}
+
+/// How a role changed.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RoleChange {
+    Assigned,
+    Removed,
+}
+
+/// Data of `auth.permission_changed`, published on `auth:events:permission_changed` and on
+/// the user's notification channel when a role is assigned or removed.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PermissionChangedEvent {
+    pub user_id: String,
+    pub role: String,
+    pub change: RoleChange,
+    pub at: DateTime<Utc>,
 }
 
 /// Event type names, used both as the envelope `type` and as the WebSocket frame `type`.

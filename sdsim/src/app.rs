@@ -183,52 +183,62 @@ impl Application {
             mesh,
         };
 
-        let mut specs: Vec<SupervisorSpec> = Vec::new();
-        // The process's view of every service's instances, and its routes to them; started
-        // first, so the static routes exist before any server answers.
-        specs.push(
-            shared
-                .spec("mesh", sdsim_runtime::supervision::Strategy::OneForOne)
-                .child(sdsim_runtime::discovery::Directory::child(
-                    shared.redis.clone(),
-                    shared.ns.clone(),
-                    Service::ALL.iter().map(|s| s.to_string()).collect(),
-                    shared.instances.clone(),
-                    shared.metrics.clone(),
-                    refresh,
-                ))
-                .child(shared.mesh.router(ROUTER_INTERVAL)),
-        );
-        for (service, b) in std::mem::take(&mut self.bound) {
-            let spec = match service {
-                Service::Gateway => {
-                    sdsim_gateway::tree(&shared, &settings.gateway, b.grpc, b.http)?
-                }
-                Service::Auth => sdsim_auth::tree(&shared, &settings.auth, b.grpc, b.http)?,
-                Service::Project => sdsim_project::tree(&shared, &settings.project, b.grpc, b.http),
-                Service::Simulation => {
-                    sdsim_simulation::tree(&shared, &settings.simulation, b.grpc, b.http)
-                }
-            };
-            specs.push(spec);
-        }
-
         let (gave_up_tx, mut gave_up_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
-        let roots: Vec<_> = specs
-            .into_iter()
-            .map(|spec| {
-                let name = spec.name.clone();
-                let tx = gave_up_tx.clone();
-                Supervisor::start_root(
-                    spec,
-                    shared.view.clone(),
-                    shared.metrics.clone(),
-                    move || {
-                        let _ = tx.send(name);
-                    },
-                )
-            })
-            .collect();
+        let on_give_up = |name: String| {
+            let tx = gave_up_tx.clone();
+            move || {
+                let _ = tx.send(name);
+            }
+        };
+        // The process's view of every service's instances, and its routes to them; started
+        // first, so the static routes exist before any server answers. Its actors only
+        // reconcile state now and then: the system arbiter is enough.
+        let mesh_spec = shared
+            .spec("mesh", sdsim_runtime::supervision::Strategy::OneForOne)
+            .child(sdsim_runtime::discovery::Directory::child(
+                shared.redis.clone(),
+                shared.ns.clone(),
+                Service::ALL.iter().map(|s| s.to_string()).collect(),
+                shared.instances.clone(),
+                shared.metrics.clone(),
+                refresh,
+            ))
+            .child(shared.mesh.router(ROUTER_INTERVAL));
+        let mut roots = vec![Supervisor::start_root(
+            mesh_spec,
+            shared.view.clone(),
+            shared.metrics.clone(),
+            on_give_up("mesh".into()),
+        )];
+        // Each service's tree runs on an arbiter (thread) of its own, so in `sdsim up` no
+        // service's actor work waits behind another's. The tree is built there too: its
+        // start functions are not Send.
+        let mut arbiters = Vec::new();
+        for (service, b) in std::mem::take(&mut self.bound) {
+            let arbiter = actix_rt::Arbiter::new();
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let (shared, settings) = (shared.clone(), settings.clone());
+            let give_up = on_give_up(service.to_string());
+            let spawned = arbiter.spawn_fn(move || {
+                let root = service_tree(service, &shared, &settings, b).map(|spec| {
+                    Supervisor::start_root(
+                        spec,
+                        shared.view.clone(),
+                        shared.metrics.clone(),
+                        give_up,
+                    )
+                });
+                let _ = tx.send(root);
+            });
+            if !spawned {
+                return Err(format!("cannot start the {service} service's arbiter"));
+            }
+            let root = rx
+                .await
+                .map_err(|_| format!("the {service} service's arbiter stopped while starting"))??;
+            roots.push(root);
+            arbiters.push(arbiter);
+        }
         for (s, a) in &self.addrs {
             tracing::info!(service = %s, grpc = %a.grpc, http = %a.http, instance = %instance_id, "service started");
         }
@@ -249,9 +259,27 @@ impl Application {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
+        for arbiter in arbiters {
+            arbiter.stop();
+        }
         drop(grpc_runtime);
         outcome
     }
+}
+
+/// The supervision tree of `service`, from its own crate.
+fn service_tree(
+    service: Service,
+    shared: &Shared,
+    settings: &Settings,
+    b: Bound,
+) -> Result<SupervisorSpec, String> {
+    Ok(match service {
+        Service::Gateway => sdsim_gateway::tree(shared, &settings.gateway, b.grpc, b.http)?,
+        Service::Auth => sdsim_auth::tree(shared, &settings.auth, b.grpc, b.http)?,
+        Service::Project => sdsim_project::tree(shared, &settings.project, b.grpc, b.http),
+        Service::Simulation => sdsim_simulation::tree(shared, &settings.simulation, b.grpc, b.http),
+    })
 }
 
 /// Dropping a runtime inside another would block: this one lets its threads wind down alone,

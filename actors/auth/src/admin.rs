@@ -3,11 +3,10 @@
 //! token whose user holds the permission (`admin:users`, or `admin:roles` for roles), is
 //! written to the audit log, and role changes publish `auth:events:permission_changed`.
 
-use crate::service::{AuthCore, Origin, Profile};
+use crate::core::{AuthCore, Origin, Profile};
 use crate::store::{self, Audit, AuditRow};
-use actix::Message;
 use chrono::Utc;
-use sdsim_protocols::events::{kinds, Envelope};
+use sdsim_protocols::events::{kinds, Envelope, EventData, PermissionChangedEvent, RoleChange};
 use sdsim_runtime::error::ServiceError;
 use std::sync::Arc;
 use uuid::Uuid;
@@ -53,8 +52,7 @@ pub enum AdminOutcome {
     Audit(Vec<AuditRow>),
 }
 
-#[derive(Debug, Message)]
-#[rtype(result = "Result<AdminOutcome, ServiceError>")]
+#[derive(Debug)]
 pub struct Admin {
     pub access_token: String,
     pub op: AdminOp,
@@ -81,7 +79,7 @@ fn page(limit: i64, field: &str) -> Result<i64, ServiceError> {
 }
 
 impl AuthCore {
-    pub(crate) async fn admin(self: Arc<Self>, m: Admin) -> Result<AdminOutcome, ServiceError> {
+    pub async fn admin(self: Arc<Self>, m: Admin) -> Result<AdminOutcome, ServiceError> {
         let caller = self.clone().validate(&m.access_token).await?;
         let needed = match m.op {
             AdminOp::AddRole { .. } | AdminOp::RemoveRole { .. } => "admin:roles",
@@ -239,12 +237,17 @@ impl AuthCore {
             kinds::AUTH_PERMISSION_CHANGED,
             "auth",
             Some(user_id.to_string()),
-            serde_json::json!({
-                "user_id": user_id.to_string(),
-                "role": role,
-                "change": if event == "role.assigned" { "assigned" } else { "removed" },
-                "at": Utc::now(),
-            }),
+            PermissionChangedEvent {
+                user_id: user_id.to_string(),
+                role: role.to_string(),
+                change: if event == "role.assigned" {
+                    RoleChange::Assigned
+                } else {
+                    RoleChange::Removed
+                },
+                at: Utc::now(),
+            }
+            .data(),
         );
         self.events
             .publish(self.ns.auth_events("permission_changed"), env.clone());

@@ -1,26 +1,26 @@
-//! The tonic adapter of the auth service: proto in, message to the auth actor, proto out.
-//! Proto types stop here; the actor sees domain types.
+//! The tonic adapter of the auth service: proto in, a request run against the auth core on
+//! the calling task (every core; see [`crate::actor`]), proto out. Proto types stop here;
+//! the core sees domain types.
 
+use crate::accounts::{ChangePassword, Login, Refresh, Register, UpdateProfile};
+use crate::actor::{CoreCell, Request as CoreRequest};
 use crate::admin::{Admin, AdminOp, AdminOutcome};
+use crate::core::{LoginOutcome, Origin, Profile};
 use crate::recovery::{RequestReset, RequestVerification, ResetPassword, VerifyEmail};
-use crate::service::{self as svc, AuthActor, Origin, Profile};
+use crate::sessions::{EndSession, GetSession, GetUser, ListSessions, Logout, ValidateToken};
 use sdsim_protocols::proto::auth as pb;
 use sdsim_protocols::proto::auth::auth_service_server::AuthService;
 use sdsim_protocols::proto::common::{HealthCheckRequest, HealthCheckResponse};
 use sdsim_runtime::error::ServiceError;
 use sdsim_runtime::grpc::reply;
 use sdsim_runtime::health::HealthProbe;
-use sdsim_runtime::slot::Slot;
-use std::sync::Arc;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 #[derive(Clone)]
 pub struct AuthGrpc {
-    pub slot: Slot<AuthActor>,
-    /// Token validation, the hot path, is answered from the shared core on the gRPC
-    /// runtime (every core), not through the actor's single thread; it only reads.
-    pub core: Arc<crate::service::AuthCore>,
+    /// The live auth core; every RPC runs against it on the task that received it.
+    pub cell: CoreCell,
     pub health: HealthProbe,
 }
 
@@ -41,7 +41,7 @@ fn profile_pb(p: Profile) -> pb::UserProfile {
     }
 }
 
-fn login_pb(o: svc::LoginOutcome) -> pb::LoginResponse {
+fn login_pb(o: LoginOutcome) -> pb::LoginResponse {
     pb::LoginResponse {
         user: Some(profile_pb(o.profile)),
         access_token: o.access_token,
@@ -86,15 +86,9 @@ impl AuthGrpc {
         .await
     }
 
-    /// Sends `msg` to the auth actor and returns its answer (a restarting actor is
-    /// `Unavailable`).
-    async fn call<M, T>(&self, msg: M) -> Result<T, ServiceError>
-    where
-        M: actix::Message<Result = Result<T, ServiceError>> + Send + 'static,
-        T: Send + 'static,
-        AuthActor: actix::Handler<M>,
-    {
-        svc::call(&self.slot, msg).await?
+    /// Runs `req` against the live core (a restarting service is `Unavailable`).
+    async fn call<R: CoreRequest>(&self, req: R) -> Result<R::Output, ServiceError> {
+        self.cell.call(req).await
     }
 }
 
@@ -106,7 +100,7 @@ impl AuthService for AuthGrpc {
     ) -> Result<Response<pb::RegisterResponse>, Status> {
         let r = req.into_inner();
         let res = self
-            .call(svc::Register {
+            .call(Register {
                 email: r.email,
                 password: r.password,
                 first_name: r.first_name,
@@ -127,7 +121,7 @@ impl AuthService for AuthGrpc {
     ) -> Result<Response<pb::LoginResponse>, Status> {
         let r = req.into_inner();
         let res = self
-            .call(svc::Login {
+            .call(Login {
                 email: r.email,
                 password: r.password,
                 origin: origin(r.ip, r.user_agent),
@@ -143,7 +137,7 @@ impl AuthService for AuthGrpc {
     ) -> Result<Response<pb::LoginResponse>, Status> {
         let r = req.into_inner();
         let res = self
-            .call(svc::Refresh {
+            .call(Refresh {
                 refresh_token: r.refresh_token,
                 origin: origin(r.ip, r.user_agent),
             })
@@ -158,7 +152,7 @@ impl AuthService for AuthGrpc {
     ) -> Result<Response<pb::LogoutResponse>, Status> {
         let r = req.into_inner();
         let res = self
-            .call(svc::Logout {
+            .call(Logout {
                 access_token: r.access_token,
                 all_sessions: r.all_sessions,
             })
@@ -175,7 +169,7 @@ impl AuthService for AuthGrpc {
     ) -> Result<Response<pb::UserProfile>, Status> {
         let r = req.into_inner();
         let res = self
-            .call(svc::UpdateProfile {
+            .call(UpdateProfile {
                 access_token: r.access_token,
                 first_name: r.first_name,
                 last_name: r.last_name,
@@ -192,7 +186,7 @@ impl AuthService for AuthGrpc {
     ) -> Result<Response<pb::ChangePasswordResponse>, Status> {
         let r = req.into_inner();
         let res = self
-            .call(svc::ChangePassword {
+            .call(ChangePassword {
                 access_token: r.access_token,
                 current_password: r.current_password,
                 new_password: r.new_password,
@@ -414,7 +408,7 @@ impl AuthService for AuthGrpc {
     ) -> Result<Response<pb::ListSessionsResponse>, Status> {
         let r = req.into_inner();
         let res = self
-            .call(svc::ListSessions {
+            .call(ListSessions {
                 access_token: r.access_token,
             })
             .await
@@ -442,7 +436,7 @@ impl AuthService for AuthGrpc {
         let r = req.into_inner();
         let res = match uuid_field("session_id", &r.session_id) {
             Ok(session_id) => self
-                .call(svc::EndSession {
+                .call(EndSession {
                     access_token: r.access_token,
                     session_id,
                 })
@@ -460,7 +454,7 @@ impl AuthService for AuthGrpc {
         let r = req.into_inner();
         let res = match uuid_field("user_id", &r.user_id) {
             Ok(user_id) => self
-                .call(svc::GetUser { user_id })
+                .call(GetUser { user_id })
                 .await
                 .map(|(p, _)| profile_pb(p)),
             Err(e) => Err(e),
@@ -475,7 +469,7 @@ impl AuthService for AuthGrpc {
         let r = req.into_inner();
         // An invalid token is an answer (valid = false, with the reason), not an RPC error;
         // only an unavailable dependency is an error.
-        let res = match self.core.clone().validate(&r.token).await {
+        let res = match self.call(ValidateToken { token: r.token }).await {
             Ok(info) => Ok(pb::ValidateTokenResponse {
                 valid: true,
                 user_id: info.user_id.to_string(),
@@ -501,20 +495,21 @@ impl AuthService for AuthGrpc {
         req: Request<pb::GetUserContextRequest>,
     ) -> Result<Response<pb::GetUserContextResponse>, Status> {
         let r = req.into_inner();
-        let res = match uuid_field("user_id", &r.user_id) {
-            Ok(user_id) => self.call(svc::GetUser { user_id }).await.map(|(p, perms)| {
-                pb::GetUserContextResponse {
-                    user_id: p.id.to_string(),
-                    name: format!("{} {}", p.first_name, p.last_name),
-                    email: p.email,
-                    roles: p.roles,
-                    permissions: perms,
-                    is_active: p.is_active,
-                    last_login: p.last_login_at.map(|t| t.timestamp()).unwrap_or(0),
-                }
-            }),
-            Err(e) => Err(e),
-        };
+        let res =
+            match uuid_field("user_id", &r.user_id) {
+                Ok(user_id) => self.call(GetUser { user_id }).await.map(|(p, perms)| {
+                    pb::GetUserContextResponse {
+                        user_id: p.id.to_string(),
+                        name: format!("{} {}", p.first_name, p.last_name),
+                        email: p.email,
+                        roles: p.roles,
+                        permissions: perms,
+                        is_active: p.is_active,
+                        last_login: p.last_login_at.map(|t| t.timestamp()).unwrap_or(0),
+                    }
+                }),
+                Err(e) => Err(e),
+            };
         reply(res)
     }
 
@@ -524,7 +519,7 @@ impl AuthService for AuthGrpc {
     ) -> Result<Response<pb::CheckPermissionResponse>, Status> {
         let r = req.into_inner();
         let res = match uuid_field("user_id", &r.user_id) {
-            Ok(user_id) => match self.call(svc::GetUser { user_id }).await {
+            Ok(user_id) => match self.call(GetUser { user_id }).await {
                 Ok((p, perms)) => {
                     let allowed = p.is_active && perms.iter().any(|x| x == &r.permission);
                     Ok(pb::CheckPermissionResponse {
@@ -555,7 +550,7 @@ impl AuthService for AuthGrpc {
     ) -> Result<Response<pb::ValidateSessionResponse>, Status> {
         let r = req.into_inner();
         let res = match uuid_field("session_id", &r.session_id) {
-            Ok(session_id) => match self.call(svc::GetSession { session_id }).await {
+            Ok(session_id) => match self.call(GetSession { session_id }).await {
                 Ok(s) => {
                     let owner_ok = r.user_id.is_empty() || r.user_id == s.user_id.to_string();
                     Ok(pb::ValidateSessionResponse {
@@ -588,7 +583,7 @@ impl AuthService for AuthGrpc {
     ) -> Result<Response<pb::GetUserPermissionsResponse>, Status> {
         let r = req.into_inner();
         let res = match uuid_field("user_id", &r.user_id) {
-            Ok(user_id) => self.call(svc::GetUser { user_id }).await.map(|(p, perms)| {
+            Ok(user_id) => self.call(GetUser { user_id }).await.map(|(p, perms)| {
                 pb::GetUserPermissionsResponse {
                     user_id: p.id.to_string(),
                     roles: p.roles,
@@ -604,7 +599,7 @@ impl AuthService for AuthGrpc {
         &self,
         _req: Request<HealthCheckRequest>,
     ) -> Result<Response<HealthCheckResponse>, Status> {
-        let serving = self.slot.get().is_some();
+        let serving = self.cell.is_live();
         Ok(Response::new(self.health.check("auth", serving).await))
     }
 }

@@ -5,7 +5,9 @@
 //! - [`validate`]: input checks, each naming its field;
 //! - [`tokens`]: JWT access tokens and hashed refresh tokens;
 //! - [`store`]: auth_schema queries;
-//! - [`service`]: [`service::AuthCore`] (the logic) and the supervised [`service::AuthActor`];
+//! - [`core`]: [`core::AuthCore`], the logic and state, with its operations by concern in
+//!   [`accounts`] and [`sessions`]; [`actor`]: its supervised owner and how requests reach
+//!   it (on every core, not through a mailbox);
 //! - [`cache`]: the in-process validation cache; [`hasher`]: the bcrypt thread pool;
 //! - [`limits`]: Redis rate limits and login lockout;
 //! - [`admin`], [`recovery`]: user administration; e-mail verification and password reset;
@@ -13,14 +15,17 @@
 //! - [`grpc`]: the tonic adapter; [`tree`]: the service's supervision tree.
 #![forbid(unsafe_code)]
 
+pub mod accounts;
+pub mod actor;
 pub mod admin;
 pub mod cache;
+pub mod core;
 pub mod grpc;
 pub mod hasher;
 pub mod limits;
 pub mod mailer;
 pub mod recovery;
-pub mod service;
+pub mod sessions;
 pub mod settings;
 pub mod store;
 pub mod tokens;
@@ -28,8 +33,9 @@ pub mod validate;
 
 pub use settings::AuthSettings;
 
+use crate::actor::{AuthActor, CoreCell};
+use crate::core::AuthCore;
 use crate::grpc::AuthGrpc;
-use crate::service::{AuthActor, AuthCore};
 use crate::tokens::TokenService;
 use sdsim_protocols::proto::auth::auth_service_server::AuthServiceServer;
 use sdsim_runtime::events::{EventBridge, EventSink};
@@ -70,10 +76,9 @@ pub fn tree(
         hashing: Arc::new(hasher::Hasher::for_machine(s.max_concurrent_hashes)?),
         mail: s.mail.clone(),
     });
-    let actor_slot: Slot<AuthActor> = Slot::new();
+    let cell = CoreCell::new();
     let adapter = AuthGrpc {
-        slot: actor_slot.clone(),
-        core: core.clone(),
+        cell: cell.clone(),
         health: shared.probe(true),
     };
     let routes = routes(&["auth.AuthService"], move |b| {
@@ -81,7 +86,7 @@ pub fn tree(
     });
     let children = vec![
         EventBridge::child(shared.redis.clone(), shared.metrics.clone(), bridge_slot),
-        AuthActor::child(core, actor_slot),
+        AuthActor::child(core, cell),
         mailer::MailWorker::child(shared.redis.clone(), shared.ns.clone(), s.mail.clone()),
     ];
     Ok(standard_tree(

@@ -6,10 +6,9 @@
 //! known one (same body, same status, no mail, no timing difference worth measuring: no hash
 //! is computed in either case).
 
-use crate::service::{AuthCore, Origin};
+use crate::core::{AuthCore, Origin};
 use crate::store::{self, Audit};
 use crate::{tokens, validate};
-use actix::Message;
 use chrono::Utc;
 use sdsim_protocols::events::EmailJob;
 use sdsim_runtime::error::ServiceError;
@@ -17,30 +16,26 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 /// Sends a verification link to the token's user. Ok(false) if already verified.
-#[derive(Debug, Message)]
-#[rtype(result = "Result<bool, ServiceError>")]
+#[derive(Debug)]
 pub struct RequestVerification {
     pub access_token: String,
     pub origin: Origin,
 }
 
-#[derive(Debug, Message)]
-#[rtype(result = "Result<(), ServiceError>")]
+#[derive(Debug)]
 pub struct VerifyEmail {
     pub token: String,
 }
 
 /// Always Ok(()) for a well-formed address, whether or not it has an account.
-#[derive(Debug, Message)]
-#[rtype(result = "Result<(), ServiceError>")]
+#[derive(Debug)]
 pub struct RequestReset {
     pub email: String,
     pub origin: Origin,
 }
 
 /// Returns how many sessions ended.
-#[derive(Debug, Message)]
-#[rtype(result = "Result<usize, ServiceError>")]
+#[derive(Debug)]
 pub struct ResetPassword {
     pub token: String,
     pub new_password: String,
@@ -112,7 +107,7 @@ impl AuthCore {
         Ok(())
     }
 
-    pub(crate) async fn request_verification(
+    pub async fn request_verification(
         self: Arc<Self>,
         m: RequestVerification,
     ) -> Result<bool, ServiceError> {
@@ -134,7 +129,7 @@ impl AuthCore {
         Ok(true)
     }
 
-    pub(crate) async fn verify_email(self: Arc<Self>, m: VerifyEmail) -> Result<(), ServiceError> {
+    pub async fn verify_email(self: Arc<Self>, m: VerifyEmail) -> Result<(), ServiceError> {
         token_shape(&m.token)?;
         let mut conn = sdsim_schema::pool::get(&self.pool).await?;
         let user = store::verify_email_with_token(
@@ -156,10 +151,7 @@ impl AuthCore {
         Ok(())
     }
 
-    pub(crate) async fn request_reset(
-        self: Arc<Self>,
-        m: RequestReset,
-    ) -> Result<(), ServiceError> {
+    pub async fn request_reset(self: Arc<Self>, m: RequestReset) -> Result<(), ServiceError> {
         let email = validate::email(&m.email)?;
         let l = &self.limits.config;
         self.limits
@@ -186,10 +178,7 @@ impl AuthCore {
         Ok(())
     }
 
-    pub(crate) async fn reset_password(
-        self: Arc<Self>,
-        m: ResetPassword,
-    ) -> Result<usize, ServiceError> {
+    pub async fn reset_password(self: Arc<Self>, m: ResetPassword) -> Result<usize, ServiceError> {
         token_shape(&m.token)?;
         let field = |e: ServiceError| match e {
             ServiceError::Invalid { message, .. } => ServiceError::invalid(

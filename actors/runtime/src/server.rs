@@ -219,10 +219,14 @@ impl RpcWatch {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<i32>().ok())
             .map_or(tonic::Code::Ok, tonic::Code::from);
+        let code = match code {
+            tonic::Code::Ok => "OK".to_string(),
+            other => format!("{other:?}"),
+        };
         self.timing
             .metrics
             .grpc_server_seconds
-            .with_label_values(&[self.timing.service, &self.method, &format!("{code:?}")])
+            .with_label_values(&[self.timing.service, &self.method, &code])
             .observe(self.start.elapsed().as_secs_f64());
     }
 }

@@ -617,7 +617,10 @@ async fn a_call_that_may_have_reached_a_server_is_retried_elsewhere_only_if_idem
         failing_calls.load(Ordering::SeqCst),
         healthy_calls.load(Ordering::SeqCst),
     );
-    assert_eq!(b, N, "every GetProfile was answered by the healthy instance");
+    assert_eq!(
+        b, N,
+        "every GetProfile was answered by the healthy instance"
+    );
     assert!(a > 0, "the failing instance was never tried");
 }
 

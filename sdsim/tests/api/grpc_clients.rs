@@ -72,3 +72,61 @@ async fn grpcio_calls_health_and_reflection_on_every_grpc_port() {
         assert!(methods.contains(&m), "{methods:?}");
     }
 }
+
+/// The runtime's timing layer times every RPC of every service, those of the project and
+/// simulation services too, though their adapters have no metrics code of their own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_service_s_rpcs_are_timed_by_the_server_layer() {
+    use sdsim_protocols::proto::{auth, gateway, project, simulation};
+    let db = TestDb::create().await;
+    let s = Stack::up(&db).await;
+    let channel = |svc: Service| {
+        tonic::transport::Endpoint::from_shared(format!("http://{}", s.running.addrs(svc).grpc))
+            .unwrap()
+            .connect_lazy()
+    };
+    let mut p =
+        project::project_service_client::ProjectServiceClient::new(channel(Service::Project));
+    let e = p
+        .create_project(project::CreateProjectRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::Unimplemented, "{e:?}");
+    let mut sim = simulation::simulation_service_client::SimulationServiceClient::new(channel(
+        Service::Simulation,
+    ));
+    let e = sim
+        .get_simulation_status(simulation::GetSimulationStatusRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::Unimplemented, "{e:?}");
+    let mut a = auth::auth_service_client::AuthServiceClient::new(channel(Service::Auth));
+    let e = a
+        .login(auth::LoginRequest {
+            email: "nobody".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e:?}");
+    let mut g =
+        gateway::gateway_service_client::GatewayServiceClient::new(channel(Service::Gateway));
+    g.get_connected_clients(gateway::GetConnectedClientsRequest::default())
+        .await
+        .unwrap();
+
+    let m = s.metrics(s.running.addrs(Service::Project).http).await;
+    for (service, method, code) in [
+        ("project", "CreateProject", "Unimplemented"),
+        ("simulation", "GetSimulationStatus", "Unimplemented"),
+        ("auth", "Login", "InvalidArgument"),
+        ("gateway", "GetConnectedClients", "OK"),
+    ] {
+        let series = format!(
+            "sdsim_grpc_server_handled_seconds_count{{code=\"{code}\",method=\"{method}\",service=\"{service}\"}} 1"
+        );
+        assert!(m.contains(&series), "{series} missing from:\n{m}");
+    }
+    // The standard services (health, reflection) are not counted as the service's RPCs.
+    assert!(!m.contains("method=\"Check\""), "{m}");
+}
