@@ -28,9 +28,19 @@ pub mod upstream;
 pub mod ws;
 
 use sdsim_protocols::proto::gateway::gateway_service_server::GatewayServiceServer;
+use sdsim_runtime::probes::ReadyCheck;
 use sdsim_runtime::service::{routes, standard_tree, Shared};
 use sdsim_runtime::supervision::SupervisorSpec;
 use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Close code of the WebSockets of a gateway that is stopping (going away): the client
+/// reconnects, to another instance.
+pub const CLOSE_GOING_AWAY: u16 = 1001;
+
+/// The longest a backend may take to answer a readiness check.
+const READY_DEADLINE: Duration = Duration::from_secs(1);
 
 pub use settings::GatewaySettings;
 pub use upstream::Upstreams;
@@ -46,16 +56,55 @@ pub fn tree(
     let redis_client = redis::Client::open(shared.settings.redis.url.expose())
         .map_err(|e| format!("redis.url: {e}"))?;
     let registry = registry::Registry::new();
+    // Ready when every service the gateway calls has an instance that answers.
+    let ready: ReadyCheck = {
+        let upstream = upstream.clone();
+        Arc::new(move || {
+            let upstream = upstream.clone();
+            Box::pin(async move {
+                let checks = http::health::BACKENDS.map(|s| {
+                    let upstream = upstream.clone();
+                    async move {
+                        match upstream.health(s, READY_DEADLINE).await {
+                            Ok(h) if h.status == "SERVING" => None,
+                            Ok(h) => Some(format!("{s}: {}", h.status)),
+                            Err(e) => Some(format!("{s}: {e}")),
+                        }
+                    }
+                });
+                let failing: Vec<String> = futures_util::future::join_all(checks)
+                    .await
+                    .into_iter()
+                    .flatten()
+                    .collect();
+                if failing.is_empty() {
+                    Ok(())
+                } else {
+                    Err(failing)
+                }
+            })
+        })
+    };
+    // Draining: every WebSocket is told to go (1001) so its client reconnects elsewhere.
+    {
+        let registry = registry.clone();
+        shared.drain.on_drain(move || {
+            let n = registry.close_all(CLOSE_GOING_AWAY, "server shutting down");
+            tracing::info!(sessions = n, "draining: WebSockets closed with 1001");
+        });
+    }
     let state = state::GatewayState {
         upstream,
         registry: registry.clone(),
         settings: g.clone(),
         metrics: shared.metrics.clone(),
         view: shared.view.clone(),
-        probe: shared.probe(true),
+        // The gateway owns no data: PostgreSQL is not its dependency.
+        probe: shared.probe(false),
         instance_id: shared.instance_id.clone(),
         fault_injection: shared.settings.admin.fault_injection,
         instances: shared.instances.clone(),
+        probes: shared.probes("gateway", ready),
     };
     let adapter = grpc::GatewayGrpc {
         registry: registry.clone(),
@@ -80,6 +129,9 @@ pub fn tree(
         routes,
         grpc,
         http,
-        Some(http::http_factory(state)),
+        Some(http::http_factory(
+            state,
+            Duration::from_millis(shared.settings.shutdown.grace_ms),
+        )),
     ))
 }

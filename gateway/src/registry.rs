@@ -227,6 +227,25 @@ impl Registry {
         )
     }
 
+    /// Tells every session to close with `code` and `reason` once the events already queued
+    /// for it are written (draining: 1001, going away, so clients reconnect elsewhere); how
+    /// many were told.
+    pub fn close_all(&self, code: u16, reason: &str) -> usize {
+        let outlets: Vec<Outlet> = self
+            .inner
+            .read()
+            .map(|g| g.clients.values().map(|e| e.outlet.clone()).collect())
+            .unwrap_or_default();
+        for o in &outlets {
+            o.disconnect.do_send(Disconnect {
+                code,
+                reason: reason.to_string(),
+                drain: true,
+            });
+        }
+        outlets.len()
+    }
+
     /// Adds an authenticated session; true when it is the user's first on this instance.
     pub fn add(&self, summary: ClientSummary, outlet: Outlet) -> bool {
         let user = summary.user_id.clone();

@@ -21,4 +21,6 @@ pub struct GatewayState {
     pub instance_id: String,
     pub fault_injection: bool,
     pub instances: View,
+    /// `/livez` and `/readyz`.
+    pub probes: sdsim_runtime::probes::Probes,
 }

@@ -181,6 +181,7 @@ impl Application {
             grpc_runtime: Some(grpc_handle),
             instances,
             mesh,
+            drain: sdsim_runtime::probes::Drain::new(),
         };
 
         let (gave_up_tx, mut gave_up_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
@@ -204,11 +205,14 @@ impl Application {
                 refresh,
             ))
             .child(shared.mesh.router(ROUTER_INTERVAL));
-        let mut roots = vec![Supervisor::start_root(
-            mesh_spec,
-            shared.view.clone(),
-            shared.metrics.clone(),
-            on_give_up("mesh".into()),
+        let mut roots = vec![(
+            None,
+            Supervisor::start_root(
+                mesh_spec,
+                shared.view.clone(),
+                shared.metrics.clone(),
+                on_give_up("mesh".into()),
+            ),
         )];
         // Each service's tree runs on an arbiter (thread) of its own, so in `sdsim up` no
         // service's actor work waits behind another's. The tree is built there too: its
@@ -236,7 +240,7 @@ impl Application {
             let root = rx
                 .await
                 .map_err(|_| format!("the {service} service's arbiter stopped while starting"))??;
-            roots.push(root);
+            roots.push((Some(service), root));
             arbiters.push(arbiter);
         }
         for (s, a) in &self.addrs {
@@ -249,14 +253,36 @@ impl Application {
                 "the {name} supervisor gave up (restart intensity exceeded); see the log"
             )),
         };
+        // Draining: unready at once (load balancers stop sending new work), WebSockets told
+        // to go with 1001; a moment for those close frames and for the next readiness probe;
+        // then the trees stop, servers last-in first-out: in-flight requests finish (at most
+        // the grace time), the registrars leave discovery.
+        let grace = Duration::from_millis(settings.shutdown.grace_ms);
+        tracing::info!(grace_ms = grace.as_millis() as u64, "draining");
+        shared.drain.start();
+        tokio::time::sleep(DRAIN_NOTICE.min(grace)).await;
         tracing::info!("shutting down");
-        for root in roots.iter().rev() {
-            root.do_send(Shutdown);
-        }
-        // Let the servers drain and close their listeners.
-        let deadline = Instant::now() + Duration::from_secs(3);
-        while roots.iter().any(|r| r.connected()) && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        // The gateway first: its in-flight requests still call the services behind it.
+        let deadline = Instant::now() + grace;
+        let (front, back): (Vec<_>, Vec<_>) = roots
+            .into_iter()
+            .partition(|(service, _)| *service == Some(Service::Gateway));
+        for group in [front, back] {
+            let names: Vec<String> = group
+                .iter()
+                .filter_map(|(s, _)| s.map(|s| s.to_string()))
+                .collect();
+            for (_, root) in group.iter().rev() {
+                root.do_send(Shutdown);
+            }
+            // Until every server of the group has finished its in-flight requests.
+            while names
+                .iter()
+                .any(|n| shared.drain.servers(Some(n.as_str())) > 0)
+                && Instant::now() < deadline
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
         for arbiter in arbiters {
@@ -293,6 +319,10 @@ impl Drop for BackgroundRuntime {
         }
     }
 }
+
+/// Between turning unready and stopping the servers: time for WebSocket close frames to go
+/// out and for a load balancer's next readiness probe.
+const DRAIN_NOTICE: Duration = Duration::from_millis(500);
 
 /// How often the mesh's router brings its targets in line with discovery.
 const ROUTER_INTERVAL: Duration = Duration::from_millis(100);

@@ -20,7 +20,7 @@ use sdsim_project::ProjectSettings;
 use sdsim_protocols::Service;
 use sdsim_runtime::config::{
     self as runtime, AdminSettings, DatabaseSettings, DiscoverySettings, Listen, MeshSettings,
-    RedisSettings, RuntimeSettings, SupervisionSettings, UpstreamSettings,
+    RedisSettings, RuntimeSettings, ShutdownSettings, SupervisionSettings, UpstreamSettings,
 };
 use sdsim_simulation::SimulationSettings;
 use serde::{Deserialize, Serialize};
@@ -39,6 +39,7 @@ pub struct Settings {
     pub admin: AdminSettings,
     pub discovery: DiscoverySettings,
     pub mesh: MeshSettings,
+    pub shutdown: ShutdownSettings,
     /// Where the other services are reached (gRPC URLs). Defaults to the listen addresses.
     pub upstream: UpstreamSettings,
     pub gateway: GatewaySettings,
@@ -57,6 +58,7 @@ impl Settings {
             admin: self.admin.clone(),
             discovery: self.discovery.clone(),
             mesh: self.mesh.clone(),
+            shutdown: self.shutdown.clone(),
         }
     }
 

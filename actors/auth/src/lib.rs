@@ -68,6 +68,7 @@ pub fn tree(
             redis: shared.redis.clone(),
             ns: shared.ns.clone(),
             config: s.limits.clone(),
+            local: limits::LocalCounts::default(),
         },
         min_password_score: s.min_password_score,
         validated: cache::ValidationCache::new(Duration::from_millis(s.validation_cache_ms)),

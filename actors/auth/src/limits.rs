@@ -10,20 +10,69 @@
 //!   `login_lockout_seconds`, and locks only the guessing address unless the account-wide
 //!   allowance (distributed guessing) is spent too.
 //!
-//! If Redis is unreachable the limits fail open (logged): a Redis outage must not stop every
-//! login. bcrypt's cost still bounds guessing.
+//! If Redis is unreachable the same windows are counted in this process instead
+//! ([`LocalCounts`], logged): a Redis outage must not stop every login, nor leave guessing
+//! unthrottled. Each auth instance then counts on its own, so behind N instances an address
+//! gets at most N times its allowance until Redis is back; bcrypt's cost bounds the rest.
 
 use crate::settings::AuthLimits;
 use redis::aio::ConnectionManager;
 use sdsim_protocols::names::Namespace;
 use sdsim_runtime::error::ServiceError;
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 #[derive(Clone)]
 pub struct Limits {
     pub redis: ConnectionManager,
     pub ns: Namespace,
     pub config: AuthLimits,
+    /// The windows counted here while Redis is away.
+    pub local: LocalCounts,
+}
+
+/// Keys counted at most in the in-process fallback; past it, expired windows are dropped
+/// first, then the counts start over (a bounded memory beats a perfect count in an outage).
+const LOCAL_MAX_KEYS: usize = 100_000;
+
+/// Fixed windows counted in this process: the fallback while Redis cannot be reached.
+#[derive(Clone, Default)]
+pub struct LocalCounts {
+    windows: Arc<Mutex<HashMap<String, (u64, Instant)>>>,
+}
+
+impl LocalCounts {
+    /// Counts one event of `key` in a window of `window` starting at its first event; the
+    /// count and the time left.
+    fn count(&self, key: &str, window: Duration, now: Instant) -> (u64, Duration) {
+        let Ok(mut w) = self.windows.lock() else {
+            return (0, window);
+        };
+        if w.len() >= LOCAL_MAX_KEYS && !w.contains_key(key) {
+            w.retain(|_, (_, end)| *end > now);
+            if w.len() >= LOCAL_MAX_KEYS {
+                w.clear();
+            }
+        }
+        let entry = w.entry(key.to_string()).or_insert((0, now + window));
+        if entry.1 <= now {
+            *entry = (0, now + window);
+        }
+        entry.0 += 1;
+        (entry.0, entry.1 - now)
+    }
+
+    /// Forgets `pair` and takes one event off `account` (a correct password).
+    fn forgive(&self, pair: &str, account: &str) {
+        if let Ok(mut w) = self.windows.lock() {
+            w.remove(pair);
+            if let Some(e) = w.get_mut(account) {
+                e.0 = e.0.saturating_sub(1);
+            }
+        }
+    }
 }
 
 /// A ticket for a counted login attempt; give it back with [`Limits::login_succeeded`].
@@ -63,8 +112,16 @@ impl Limits {
             }),
             Ok(_) => Ok(()),
             Err(e) => {
-                tracing::warn!(%key, error = %e, "rate limit not counted (Redis); allowing");
-                Ok(())
+                tracing::warn!(%key, error = %e, "rate limit counted in this process (Redis is away)");
+                let window = Duration::from_secs(window_secs.max(1));
+                let (n, left) = self.local.count(key, window, Instant::now());
+                if n > u64::from(limit) {
+                    Err(ServiceError::RateLimited {
+                        retry_after_secs: left.as_secs().max(1),
+                    })
+                } else {
+                    Ok(())
+                }
             }
         }
     }
@@ -116,18 +173,41 @@ impl Limits {
             .query_async(&mut conn)
             .await;
         if let Err(e) = res {
-            tracing::warn!(error = %e, "login failures not reset (Redis)");
+            tracing::warn!(error = %e, "login failures reset in this process only (Redis is away)");
         }
+        // Either way: the attempt may have been counted here while Redis was away.
+        self.local.forgive(&attempt.pair_key, &attempt.account_key);
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn account_digest_is_stable_and_short() {
         let a = super::account_digest("ada@example.com");
         assert_eq!(a, super::account_digest("ada@example.com"));
         assert_ne!(a, super::account_digest("bob@example.com"));
         assert_eq!(a.len(), 24);
+    }
+
+    #[test]
+    fn the_local_fallback_counts_fixed_windows_and_forgives() {
+        let l = LocalCounts::default();
+        let t0 = Instant::now();
+        let w = Duration::from_secs(60);
+        assert_eq!(l.count("a", w, t0).0, 1);
+        assert_eq!(
+            l.count("a", w, t0 + Duration::from_secs(10)),
+            (2, Duration::from_secs(50))
+        );
+        // The window runs from the first event and is not extended.
+        assert_eq!(l.count("a", w, t0 + Duration::from_secs(61)).0, 1);
+        l.count("acct", w, t0);
+        l.count("acct", w, t0);
+        l.forgive("a", "acct");
+        assert_eq!(l.count("a", w, t0).0, 1);
+        assert_eq!(l.count("acct", w, t0).0, 2);
     }
 }

@@ -1,10 +1,12 @@
-//! The HTTP port of a backend service: `/health`, `/metrics`, `/admin/supervision` (the
+//! The HTTP port of a backend service: `/health`, `/livez`, `/readyz` (see
+//! [`crate::probes`]), `/metrics`, `/admin/supervision` (the
 //! process's live supervision tree as JSON), `/admin/instances` (discovery's view),
 //! `/admin/mesh` (pools, breakers and targets of the calls this process makes), and, when `admin.fault_injection` is on,
 //! `POST /admin/supervision/{supervisor}/{child}/crash` to make a supervised actor panic.
 
 use crate::health::HealthProbe;
 use crate::metrics::Metrics;
+use crate::probes::Probes;
 use crate::server::HttpFactory;
 use crate::supervision::TreeView;
 use actix_web::{web, App, HttpResponse};
@@ -19,10 +21,11 @@ pub struct AdminState {
     pub fault_injection: bool,
     pub instances: crate::discovery::View,
     pub mesh: crate::mesh::Mesh,
+    pub probes: Probes,
 }
 
-/// Registers `/metrics` and `/admin/supervision` (and, with `fault_injection`, the crash
-/// endpoint) on any actix-web app.
+/// Registers `/livez`, `/readyz`, `/metrics` and `/admin/supervision` (and, with
+/// `fault_injection`, the crash endpoint) on any actix-web app.
 pub fn configure_common(
     cfg: &mut web::ServiceConfig,
     metrics: Arc<Metrics>,
@@ -30,7 +33,36 @@ pub fn configure_common(
     instances: crate::discovery::View,
     mesh: crate::mesh::Mesh,
     fault_injection: bool,
+    probes: Probes,
 ) {
+    let p = probes.clone();
+    cfg.route(
+        "/livez",
+        web::get().to(move || {
+            let p = p.clone();
+            async move {
+                match p.live() {
+                    Ok(()) => HttpResponse::Ok().json(serde_json::json!({"status": "alive"})),
+                    Err(why) => HttpResponse::ServiceUnavailable()
+                        .json(serde_json::json!({"status": "dead", "detail": why})),
+                }
+            }
+        }),
+    );
+    cfg.route(
+        "/readyz",
+        web::get().to(move || {
+            let p = probes.clone();
+            async move {
+                match p.ready().await {
+                    Ok(()) => HttpResponse::Ok().json(serde_json::json!({"status": "ready"})),
+                    Err(why) => HttpResponse::ServiceUnavailable()
+                        .insert_header(("Retry-After", "1"))
+                        .json(serde_json::json!({"status": "not_ready", "failing": why})),
+                }
+            }
+        }),
+    );
     cfg.route(
         "/admin/mesh",
         web::get().to(move || {
@@ -97,8 +129,13 @@ async fn health(state: web::Data<AdminState>) -> HttpResponse {
             })
         })
         .collect();
+    let all_up = report.dependencies.iter().all(|d| d.healthy);
     let body = serde_json::json!({
-        "status": if report.status == "SERVING" { "ok" } else { "degraded" },
+        "status": match (report.status == "SERVING", all_up) {
+            (true, true) => "ok",
+            (true, false) => "degraded",
+            (false, _) => "down",
+        },
         "service": report.service,
         "instance_id": report.instance_id,
         "version": report.version,
@@ -131,6 +168,7 @@ pub fn http_factory(state: AdminState) -> HttpFactory {
                         s.instances.clone(),
                         s.mesh.clone(),
                         s.fault_injection,
+                        s.probes.clone(),
                     )
                 })
         })

@@ -90,6 +90,21 @@ pub struct RuntimeSettings {
     pub admin: AdminSettings,
     pub discovery: DiscoverySettings,
     pub mesh: MeshSettings,
+    pub shutdown: ShutdownSettings,
+}
+
+/// How a process stops (SIGTERM, Ctrl-C): it turns unready, closes its WebSockets with 1001,
+/// lets in-flight requests finish for at most `grace_ms`, leaves discovery and exits 0.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ShutdownSettings {
+    pub grace_ms: u64,
+}
+
+impl Default for ShutdownSettings {
+    fn default() -> Self {
+        Self { grace_ms: 10_000 }
+    }
 }
 
 /// How this process calls other services: channel pools per target instance and their scaler,

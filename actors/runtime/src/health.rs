@@ -56,10 +56,11 @@ impl HealthProbe {
     }
 
     /// The standard HealthCheck answer: SERVING when the service's actor is up and every
-    /// dependency answers.
+    /// dependency it cannot work without answers. Redis is not one: auth and CRUD keep
+    /// working without it, so its absence is reported (degraded) but not fatal.
     pub async fn check(&self, service: &str, actor_up: bool) -> HealthCheckResponse {
         let deps = self.dependencies().await;
-        let ok = actor_up && deps.iter().all(|d| d.healthy);
+        let ok = actor_up && deps.iter().all(|d| d.healthy || !is_critical(&d.name));
         HealthCheckResponse {
             status: if ok { "SERVING" } else { "NOT_SERVING" }.into(),
             service: service.into(),
@@ -69,6 +70,11 @@ impl HealthProbe {
             dependencies: deps,
         }
     }
+}
+
+/// Whether a service cannot serve without this dependency.
+pub fn is_critical(dependency: &str) -> bool {
+    dependency != "redis"
 }
 
 fn dep(name: &str, start: Instant, res: Result<(), String>) -> DependencyHealth {

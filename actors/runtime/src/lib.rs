@@ -17,7 +17,8 @@
 //! - [`mesh`]: how a process calls other services (pools, scaler, budget, retries).
 //! - [`discovery`]: instance registration in Redis and the live view of instances.
 //! - [`events`]: the event bridge (Redis pub/sub publishing).
-//! - [`health`], [`admin`]: health probes and the admin HTTP endpoints.
+//! - [`health`], [`probes`], [`admin`]: health, liveness and readiness, and the admin HTTP
+//!   endpoints.
 //! - [`grpc`]: the standard health and reflection services.
 #![forbid(unsafe_code)]
 
@@ -31,6 +32,7 @@ pub mod grpc;
 pub mod health;
 pub mod mesh;
 pub mod metrics;
+pub mod probes;
 pub mod server;
 pub mod service;
 pub mod slot;

@@ -5,6 +5,7 @@
 //! in between by another process grabbing it.
 
 use crate::metrics::Metrics;
+use crate::probes::Drain;
 use crate::supervision::{ChildHandle, ChildLink, ChildSpec, Restart, StartError};
 use actix::prelude::*;
 use std::future::Future;
@@ -27,6 +28,7 @@ pub struct GrpcServer {
     listener: TcpListener,
     routes: RouterFactory,
     timing: Timing,
+    drain: Drain,
     runtime: Option<tokio::runtime::Handle>,
     link: ChildLink,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
@@ -39,6 +41,7 @@ impl GrpcServer {
         listener: TcpListener,
         routes: RouterFactory,
         timing: Timing,
+        drain: Drain,
         runtime: Option<tokio::runtime::Handle>,
     ) -> ChildSpec {
         let name = name.to_string();
@@ -51,6 +54,7 @@ impl GrpcServer {
                 listener,
                 routes: routes.clone(),
                 timing: timing.clone(),
+                drain: drain.clone(),
                 runtime: runtime.clone(),
                 link,
                 shutdown: None,
@@ -91,18 +95,22 @@ impl Actor for GrpcServer {
         self.shutdown = Some(tx);
         let routes = (self.routes)();
         let timing = self.timing.clone();
+        // Counted until tonic has finished the requests in flight after its shutdown.
+        let serving = self.drain.serving(self.timing.service);
         // Registered with the reactor of whichever runtime serves it, inside that runtime.
         let serve = async move {
             let listener = tokio::net::TcpListener::from_std(listener)
                 .map_err(|e| format!("cannot use listener: {e}"))?;
-            tonic::transport::Server::builder()
+            let res = tonic::transport::Server::builder()
                 .layer(timing)
                 .add_routes(routes)
                 .serve_with_incoming_shutdown(incoming(listener), async {
                     let _ = rx.await;
                 })
                 .await
-                .map_err(|e| format!("gRPC server error: {e}"))
+                .map_err(|e| format!("gRPC server error: {e}"));
+            drop(serving);
+            res
         };
         tracing::info!(server = %self.name, addr = ?local, "gRPC server listening");
         // Run the server on its own task so it is not tied to this actor's poll loop;
@@ -137,7 +145,7 @@ crate::impl_supervised!(GrpcServer);
 #[derive(Clone)]
 pub struct Timing {
     metrics: Arc<Metrics>,
-    service: &'static str,
+    pub(crate) service: &'static str,
 }
 
 impl Timing {
@@ -271,23 +279,36 @@ pub type HttpFactory =
 /// Serves HTTP with actix-web until stopped.
 pub struct HttpServer {
     name: String,
+    service: String,
     listener: TcpListener,
     factory: HttpFactory,
+    drain: Drain,
     link: ChildLink,
     handle: Option<actix_web::dev::ServerHandle>,
 }
 
 impl HttpServer {
-    pub fn child(name: &str, listener: TcpListener, factory: HttpFactory) -> ChildSpec {
+    /// A permanent child serving `factory`'s app on `listener`, counted in `drain` as a
+    /// server of `service` until its in-flight requests have finished.
+    pub fn child(
+        name: &str,
+        service: &str,
+        listener: TcpListener,
+        factory: HttpFactory,
+        drain: Drain,
+    ) -> ChildSpec {
         let name = name.to_string();
+        let service = service.to_string();
         ChildSpec::worker(name.clone(), Restart::Permanent, move |link| {
             let listener = listener
                 .try_clone()
                 .map_err(|e| StartError(format!("cannot clone listener: {e}")))?;
             let addr = HttpServer {
                 name: name.clone(),
+                service: service.clone(),
                 listener,
                 factory: factory.clone(),
+                drain: drain.clone(),
                 link,
                 handle: None,
             }
@@ -314,8 +335,19 @@ impl Actor for HttpServer {
             Ok(server) => {
                 tracing::info!(server = %self.name, addr = ?local, "HTTP server listening");
                 self.handle = Some(server.handle());
-                ctx.spawn(server.into_actor(self).map(|res, act, ctx| {
-                    if let Err(e) = res {
+                // The server runs on a task of its own, not in this actor's context:
+                // dropping an actix-web `Server` stops its workers at once, cutting the
+                // requests in flight, so it must outlive the actor until its graceful stop
+                // is done. `serving` counts it until then.
+                let serving = self.drain.serving(&self.service);
+                let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+                actix_rt::spawn(async move {
+                    let res = server.await;
+                    drop(serving);
+                    let _ = done_tx.send(res);
+                });
+                ctx.spawn(done_rx.into_actor(self).map(|res, act, ctx| {
+                    if let Ok(Err(e)) = res {
                         act.link.fail(format!("HTTP server error: {e}"));
                     }
                     ctx.stop();
@@ -330,6 +362,8 @@ impl Actor for HttpServer {
 
     fn stopped(&mut self, _: &mut Context<Self>) {
         if let Some(handle) = self.handle.take() {
+            // Graceful: in-flight requests finish (up to the server's shutdown timeout);
+            // the process waits for the server's `serving` before it stops this arbiter.
             actix_rt::spawn(async move { handle.stop(true).await });
         }
     }

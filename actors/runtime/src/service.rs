@@ -33,6 +33,8 @@ pub struct Shared {
     pub instances: crate::discovery::View,
     /// How this process calls other services (pools, breakers, routing).
     pub mesh: crate::mesh::Mesh,
+    /// Set when the process starts stopping: every service turns unready.
+    pub drain: crate::probes::Drain,
 }
 
 impl Shared {
@@ -44,6 +46,28 @@ impl Shared {
             redis: Some(self.redis.clone()),
             timeout: Duration::from_millis(self.settings.redis.timeout_ms.max(100)),
         }
+    }
+
+    /// `/livez` and `/readyz` of `service`, ready when `ready` says so.
+    pub fn probes(
+        &self,
+        service: &'static str,
+        ready: crate::probes::ReadyCheck,
+    ) -> crate::probes::Probes {
+        crate::probes::Probes {
+            service,
+            view: self.view.clone(),
+            drain: self.drain.clone(),
+            ready,
+        }
+    }
+
+    /// The readiness of a service that owns data: PostgreSQL answers.
+    pub fn needs_postgres(&self) -> crate::probes::ReadyCheck {
+        crate::probes::needs_postgres(
+            self.pool.clone(),
+            Duration::from_millis(self.settings.database.acquire_timeout_ms.clamp(100, 2_000)),
+        )
     }
 
     pub fn spec(&self, service: &str, strategy: Strategy) -> SupervisorSpec {
@@ -99,6 +123,7 @@ pub fn admin_state(shared: &Shared, service: &'static str, with_db: bool) -> Adm
         fault_injection: shared.settings.admin.fault_injection,
         instances: shared.instances.clone(),
         mesh: shared.mesh.clone(),
+        probes: shared.probes(service, shared.needs_postgres()),
     }
 }
 
@@ -140,7 +165,14 @@ pub fn standard_tree(
             grpc,
             routes,
             Timing::new(shared.metrics.clone(), service),
+            shared.drain.clone(),
             shared.grpc_runtime.clone(),
         ))
-        .child(HttpServer::child("http", http, http_factory))
+        .child(HttpServer::child(
+            "http",
+            service,
+            http,
+            http_factory,
+            shared.drain.clone(),
+        ))
 }

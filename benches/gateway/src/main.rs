@@ -160,11 +160,12 @@ fn wrk(url: &str, token: &str, seconds: u64, connections: u32, script: Option<&s
     parse_wrk(&text)
 }
 
-/// CPU time (clock ticks) of each thread of `pid`, by thread name.
+/// CPU time (clock ticks) of each thread of `pid`, by `name/tid` (names are cut to 15
+/// characters by the kernel, so several threads can share one).
 fn thread_ticks(pid: u32) -> BTreeMap<String, u64> {
-    let mut by_name = BTreeMap::new();
+    let mut by_thread = BTreeMap::new();
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return by_name;
+        return by_thread;
     };
     for t in tasks.flatten() {
         let Ok(stat) = std::fs::read_to_string(t.path().join("stat")) else {
@@ -173,7 +174,11 @@ fn thread_ticks(pid: u32) -> BTreeMap<String, u64> {
         let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
             continue;
         };
-        let name = stat[open + 1..close].to_string();
+        let name = format!(
+            "{}/{}",
+            &stat[open + 1..close],
+            t.file_name().to_string_lossy()
+        );
         let rest: Vec<&str> = stat[close + 2..].split_whitespace().collect();
         // Fields 14 and 15 of the line (utime, stime) are 11 and 12 after the name.
         let ticks = rest
@@ -184,10 +189,9 @@ fn thread_ticks(pid: u32) -> BTreeMap<String, u64> {
                 .get(12)
                 .and_then(|v| v.parse::<u64>().ok())
                 .unwrap_or(0);
-        // Worker threads share a name stem; keep them apart by tid only in the count.
-        *by_name.entry(name).or_insert(0) += ticks;
+        by_thread.insert(name, ticks);
     }
-    by_name
+    by_thread
 }
 
 fn clock_ticks() -> f64 {
@@ -422,15 +426,15 @@ async fn main() {
     let mut threads: Vec<(String, u64)> = sdsim_threads.into_iter().collect();
     threads.sort_by_key(|t| std::cmp::Reverse(t.1));
     let total: u64 = threads.iter().map(|t| t.1).sum();
-    for (name, t) in threads.iter().take(8) {
+    for (name, t) in threads.iter().take(10) {
         println!(
-            "  {:<18} {:>6.1}%",
+            "  {:<28} {:>6.1}%",
             name,
             *t as f64 / ticks / sdsim_seconds * 100.0
         );
     }
     println!(
-        "  {:<18} {:>6.1}%",
+        "  {:<28} {:>6.1}%",
         "all threads",
         total as f64 / ticks / sdsim_seconds * 100.0
     );
@@ -479,4 +483,6 @@ async fn main() {
     drop(sdsim);
     let _ = std::fs::remove_dir_all(&script_dir);
     psql(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"));
+    // Not dropped here: dropping a runtime inside another blocks.
+    db_runtime.shutdown_background();
 }

@@ -1,4 +1,6 @@
-//! `GET /health`: every backend, PostgreSQL and Redis, in one answer.
+//! `GET /health`: every backend and Redis, in one answer. 200 while the gateway can serve
+//! (every backend answers), `"degraded"` when something it can do without (Redis: live
+//! events) is down; 503 when a backend is down. Load balancers should ask `/readyz`.
 
 use super::json_resource;
 use crate::state::GatewayState;
@@ -14,7 +16,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(json_resource("/health").route(web::get().to(health)));
 }
 
-const BACKENDS: [Service; 3] = [Service::Auth, Service::Project, Service::Simulation];
+/// The services the gateway calls: it is ready when each has an instance that answers.
+pub const BACKENDS: [Service; 3] = [Service::Auth, Service::Project, Service::Simulation];
 /// The longest a backend's health check may take before it counts as down.
 const HEALTH_DEADLINE: Duration = Duration::from_secs(2);
 
@@ -120,8 +123,13 @@ async fn health(state: web::Data<GatewayState>) -> HttpResponse {
             }),
         );
     }
+    let critical_down = down.iter().any(|d| sdsim_runtime::health::is_critical(d));
     let body = HealthBody {
-        status: if down.is_empty() { "ok" } else { "degraded" },
+        status: match (down.is_empty(), critical_down) {
+            (true, _) => "ok",
+            (false, false) => "degraded",
+            (false, true) => "down",
+        },
         service: "gateway",
         instance_id: state.instance_id.clone(),
         version: env!("CARGO_PKG_VERSION"),
@@ -130,7 +138,7 @@ async fn health(state: web::Data<GatewayState>) -> HttpResponse {
         down,
         components,
     };
-    if body.down.is_empty() {
+    if !critical_down {
         HttpResponse::Ok().json(body)
     } else {
         HttpResponse::ServiceUnavailable()

@@ -32,7 +32,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// The factory of the gateway's HTTP server (called again at each restart).
-pub fn http_factory(state: GatewayState) -> HttpFactory {
+/// `grace`: how long in-flight requests may take to finish when it stops.
+pub fn http_factory(state: GatewayState, grace: std::time::Duration) -> HttpFactory {
     Arc::new(move |listener| {
         let state = state.clone();
         let workers = match state.settings.workers {
@@ -45,7 +46,7 @@ pub fn http_factory(state: GatewayState) -> HttpFactory {
             // the previous one is acknowledged (Nagle).
             .tcp_nodelay(true)
             .disable_signals()
-            .shutdown_timeout(2)
+            .shutdown_timeout(grace.as_secs().max(1))
             .listen(listener)?
             .run();
         Ok(server)
@@ -68,6 +69,7 @@ fn app(
     let fault_injection = state.fault_injection;
     let instances = state.instances.clone();
     let mesh = state.upstream.mesh().clone();
+    let probes = state.probes.clone();
     let limit = BodyLimit(state.settings.max_body_bytes);
     App::new()
         .app_data(web::Data::new(state))
@@ -109,7 +111,9 @@ fn app(
         .configure(admin::configure)
         .configure(websocket::configure)
         .configure(health::configure)
-        .configure(|cfg| configure_common(cfg, metrics, view, instances, mesh, fault_injection))
+        .configure(|cfg| {
+            configure_common(cfg, metrics, view, instances, mesh, fault_injection, probes)
+        })
         .default_service(web::to(not_found))
 }
 

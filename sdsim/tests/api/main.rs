@@ -13,6 +13,7 @@ mod discovery;
 mod failover;
 mod gateway_clients;
 mod grpc_clients;
+mod lifecycle;
 mod migrations;
 mod sim_cli;
 mod slice;

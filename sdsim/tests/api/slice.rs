@@ -432,12 +432,20 @@ async fn a_stopped_backend_is_a_quick_503_and_named_by_health() {
     let r = rest.http.get(rest.url("/health")).send().await.unwrap();
     assert_eq!(r.status(), 503);
     let h: serde_json::Value = r.json().await.unwrap();
-    assert_eq!(h["status"], "degraded");
+    assert_eq!(h["status"], "down");
     assert_eq!(h["down"], serde_json::json!(["auth"]), "{h}");
     assert_eq!(h["components"]["auth"]["healthy"], false);
     assert_eq!(h["components"]["project"]["healthy"], true);
-    assert_eq!(h["components"]["postgres"]["healthy"], true);
     assert_eq!(h["components"]["redis"]["healthy"], true);
+    // The gateway owns no data: PostgreSQL is not its dependency.
+    assert!(h["components"].get("postgres").is_none(), "{h}");
+    // And it is not ready: a load balancer sends its traffic elsewhere.
+    let r = rest.http.get(rest.url("/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), 503);
+    let ready: serde_json::Value = r.json().await.unwrap();
+    let failing = ready["failing"].to_string();
+    assert!(failing.contains("auth"), "{ready}");
+    assert!(!failing.contains("project"), "{ready}");
 
     let start = Instant::now();
     let r = rest

@@ -22,6 +22,7 @@
 //! instance that comes back on the same address starts half-open, not trusted blindly.
 
 pub mod budget;
+pub mod outlier;
 pub mod pool;
 pub mod retry;
 pub mod scaler;
@@ -34,6 +35,7 @@ use crate::metrics::Metrics;
 use crate::supervision::{ChildHandle, ChildLink, ChildSpec, Crash, Restart};
 use actix::prelude::*;
 use budget::{Budget, Priority};
+use outlier::Ejection;
 use pool::{NoChannel, Pool};
 use retry::RetryBudget;
 use scaler::{Retire, Rules, Scaler, Stats};
@@ -130,6 +132,8 @@ pub struct Target {
     /// `sdsim_circuit_breaker_calls_total` for this target, looked up once.
     ok_calls: prometheus::IntCounter,
     failed_calls: prometheus::IntCounter,
+    /// Out of rotation after a refused connection (see [`outlier`]).
+    pub ejection: Ejection,
 }
 
 const KEPT_EVENTS: usize = 32;
@@ -199,6 +203,8 @@ impl Target {
             "address": self.address,
             "instance_id": self.instance_id(),
             "routable": routable,
+            "ejected": self.ejection.is_ejected(Instant::now()),
+            "refusals_in_a_row": self.ejection.strikes(),
             "pool": {
                 "channels": self.pool.len(),
                 "in_flight": self.pool.in_flight(),
@@ -297,9 +303,10 @@ pub struct Mesh {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Failure {
     /// The instance, not the request, failed, and the call never reached a server (no
-    /// channel, connection refused): any call may go to another instance, outside the
-    /// retry budget.
+    /// channel): any call may go to another instance, outside the retry budget.
     NotSent,
+    /// As `NotSent`, because the instance refused the connection: it is also ejected.
+    Refused,
     /// The instance failed and the call may have reached it (unavailable, reset,
     /// cancelled): only an idempotent call may go to another instance.
     MaybeSent,
@@ -439,9 +446,18 @@ impl Mesh {
             )));
         }
         let mut open_for: Option<Duration> = None;
+        let now = Instant::now();
+        let untried = |t: &&Arc<Target>| !tried.iter().any(|x| Arc::ptr_eq(x, t));
+        // Ejected instances are skipped while another can take the call; if every one is
+        // ejected, trying one beats refusing outright.
+        let all_ejected = targets
+            .iter()
+            .filter(untried)
+            .all(|t| t.ejection.is_ejected(now));
         let candidates: Vec<&Arc<Target>> = targets
             .iter()
-            .filter(|t| !tried.iter().any(|x| Arc::ptr_eq(x, t)) && !t.pool.is_empty())
+            .filter(|t| untried(t) && !t.pool.is_empty())
+            .filter(|t| all_ejected || !t.ejection.is_ejected(now))
             .filter(|t| match t.breaker.peek() {
                 Ok(()) => true,
                 Err(r) => {
@@ -537,12 +553,25 @@ impl Mesh {
             } else {
                 target.ok_calls.inc();
             }
+            match failure {
+                Failure::Refused => {
+                    let until = target.ejection.eject(Instant::now());
+                    tracing::warn!(
+                        %service,
+                        address = %target.address,
+                        ejected_for_ms = until.saturating_duration_since(Instant::now()).as_millis() as u64,
+                        "instance refused the connection: out of rotation"
+                    );
+                }
+                Failure::Final => target.ejection.reachable(),
+                Failure::NotSent | Failure::MaybeSent => {}
+            }
             let err = match res {
                 Ok(v) => return Ok(v),
                 Err(e) => e,
             };
             let retry = match failure {
-                Failure::NotSent => true,
+                Failure::NotSent | Failure::Refused => true,
                 Failure::MaybeSent => idempotent,
                 Failure::Final => false,
             };
@@ -633,7 +662,7 @@ impl Mesh {
                         let failure = if !transient {
                             Failure::Final
                         } else if refused(&status) {
-                            Failure::NotSent
+                            Failure::Refused
                         } else {
                             Failure::MaybeSent
                         };
@@ -741,6 +770,7 @@ impl Mesh {
                         transitions: Mutex::new(VecDeque::new()),
                         last_state: AtomicI64::new(0),
                         observer: RwLock::new(None),
+                        ejection: Ejection::default(),
                         ok_calls: inner.metrics.breaker_calls.with_label_values(&[
                             service.as_str(),
                             address,
