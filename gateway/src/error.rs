@@ -14,6 +14,8 @@ pub struct ApiError {
     pub field: Option<String>,
     /// Seconds, sent as `Retry-After` (429 and 503).
     pub retry_after: Option<u64>,
+    /// The current version of the resource (412): in the body and as the `ETag`.
+    pub current_version: Option<i32>,
 }
 
 impl ApiError {
@@ -24,6 +26,7 @@ impl ApiError {
             message: message.into(),
             field: None,
             retry_after: None,
+            current_version: None,
         }
     }
 
@@ -60,9 +63,13 @@ impl ApiError {
     }
 
     pub fn body(&self) -> serde_json::Value {
-        serde_json::json!({
-            "error": { "code": self.code, "message": self.message, "field": self.field }
-        })
+        let mut error = serde_json::json!({
+            "code": self.code, "message": self.message, "field": self.field
+        });
+        if let Some(v) = self.current_version {
+            error["current_version"] = v.into();
+        }
+        serde_json::json!({ "error": error })
     }
 }
 
@@ -87,6 +94,9 @@ impl ResponseError for ApiError {
         let mut b = HttpResponse::build(self.status);
         if let Some(s) = self.retry_after {
             b.insert_header((header::RETRY_AFTER, s.to_string()));
+        }
+        if let Some(v) = self.current_version {
+            b.insert_header((header::ETAG, format!("\"{v}\"")));
         }
         if self.status == StatusCode::UNAUTHORIZED {
             b.insert_header((
@@ -132,6 +142,14 @@ impl From<ServiceError> for ApiError {
                 a.code = "circuit_open".into();
                 a.retry_after = Some(retry_after_ms.div_ceil(1000).max(1));
                 a
+            }
+            ServiceError::Stale { current, message } => {
+                let mut a = ApiError::new(StatusCode::PRECONDITION_FAILED, &code, message);
+                a.current_version = Some(current);
+                a
+            }
+            ServiceError::PreconditionRequired(m) => {
+                ApiError::new(StatusCode::PRECONDITION_REQUIRED, &code, m).field("If-Match")
             }
             ServiceError::Unimplemented(m) => ApiError::new(
                 StatusCode::NOT_IMPLEMENTED,

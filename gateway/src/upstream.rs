@@ -15,6 +15,14 @@ use std::future::Future;
 use std::time::Duration;
 use tonic::transport::Channel;
 
+/// A project client that carries designs up to the size every party enforces.
+fn project_client(ch: Channel) -> ProjectServiceClient<Channel> {
+    use sdsim_protocols::limits::MAX_DESIGN_MESSAGE_BYTES;
+    ProjectServiceClient::new(ch)
+        .max_decoding_message_size(MAX_DESIGN_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_DESIGN_MESSAGE_BYTES)
+}
+
 #[derive(Clone)]
 pub struct Upstreams {
     mesh: Mesh,
@@ -76,8 +84,7 @@ impl Upstreams {
         F: FnMut(ProjectServiceClient<Channel>) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
-        self.via(Service::Project, method, ProjectServiceClient::new, f)
-            .await
+        self.via(Service::Project, method, project_client, f).await
     }
 
     pub async fn simulation<T, F, Fut>(&self, method: &'static str, f: F) -> Result<T, ServiceError>

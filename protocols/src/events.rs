@@ -92,12 +92,30 @@ pub struct PermissionChangedEvent {
     pub at: DateTime<Utc>,
 }
 
+/// Data of `project.created`, `project.updated`, `project.deleted`, `project.restored`,
+/// published on `project:events:{created|updated|deleted|restored}`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ProjectEvent {
+    pub project_id: String,
+    pub owner_id: String,
+    /// Who did it.
+    pub actor_id: String,
+    pub name: String,
+    /// The project's version after it.
+    pub version: i32,
+    pub at: DateTime<Utc>,
+}
+
 /// Event type names, used both as the envelope `type` and as the WebSocket frame `type`.
 pub mod kinds {
     pub const AUTH_LOGIN: &str = "auth.login";
     pub const AUTH_LOGOUT: &str = "auth.logout";
     pub const AUTH_PERMISSION_CHANGED: &str = "auth.permission_changed";
     pub const SYSTEM_ANNOUNCEMENT: &str = "system.announcement";
+    pub const PROJECT_CREATED: &str = "project.created";
+    pub const PROJECT_UPDATED: &str = "project.updated";
+    pub const PROJECT_DELETED: &str = "project.deleted";
+    pub const PROJECT_RESTORED: &str = "project.restored";
 }
 
 #[cfg(test)]

@@ -39,6 +39,18 @@ pub mod proto {
         include_bytes!(concat!(env!("OUT_DIR"), "/sdsim_descriptor.bin"));
 }
 
+/// Sizes every party enforces the same way: the gateway's body limit, the gRPC message
+/// limits of the services that carry designs, and their own checks.
+pub mod limits {
+    /// The largest design document (the engine's JSON) a project may hold: room for the
+    /// engine's largest valid design (2,000 components with their settings).
+    pub const MAX_DESIGN_BYTES: usize = 4 << 20;
+    /// The largest layout (positions and drawing state) beside a design.
+    pub const MAX_LAYOUT_BYTES: usize = 1 << 20;
+    /// The largest gRPC message carrying a design: a design, its layout and the rest.
+    pub const MAX_DESIGN_MESSAGE_BYTES: usize = MAX_DESIGN_BYTES + MAX_LAYOUT_BYTES + (256 << 10);
+}
+
 /// Default ports, as fixed by the design brief. Every one is configurable.
 pub mod ports {
     pub const GATEWAY_HTTP: u16 = 8000;

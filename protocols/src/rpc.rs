@@ -83,6 +83,12 @@ pub const RPCS: &[Rpc] = &[
     rpc(Project, "ListTemplates", SAFE),
     rpc(Project, "JoinCollaboration", ONCE),
     rpc(Project, "LeaveCollaboration", SAFE),
+    rpc(Project, "RestoreProject", SAFE),
+    rpc(Project, "PurgeProject", ONCE),
+    rpc(Project, "ListVersions", SAFE),
+    rpc(Project, "GetVersion", SAFE),
+    rpc(Project, "DiffVersions", SAFE),
+    rpc(Project, "RollbackProject", ONCE),
     rpc(Project, "HealthCheck", SAFE),
     // simulation: a start twice is two runs.
     rpc(Simulation, "StartSimulation", ONCE),

@@ -149,6 +149,11 @@ pub mod project_schema {
             version -> Int4,
             created_at -> Timestamptz,
             updated_at -> Timestamptz,
+            tags -> Array<Text>,
+            layout -> Jsonb,
+            deleted_at -> Nullable<Timestamptz>,
+            forked_from -> Nullable<Uuid>,
+            forked_from_version -> Nullable<Int4>,
         }
     }
 
@@ -172,6 +177,9 @@ pub mod project_schema {
             author_id -> Uuid,
             change_summary -> Text,
             created_at -> Timestamptz,
+            layout -> Jsonb,
+            named -> Bool,
+            updated_at -> Timestamptz,
         }
     }
 

@@ -1,10 +1,15 @@
-//! The project service's gRPC adapter. Its full contract is served now;
-//! the RPCs whose logic has not landed yet answer UNIMPLEMENTED with a message saying so,
-//! and HealthCheck reports the real state of the service and its dependencies.
+//! The project service's gRPC adapter: proto in, a call to [`ProjectCore`] on the task that
+//! received it (every core), proto out. Proto types stop here.
 
+use crate::access;
+use crate::core::{self, Caller, Changes, Creation, Listing, ProjectCore, ProjectView};
+use crate::store::{Scope, Sort, TemplateRow, VersionRow};
 use sdsim_protocols::proto::common::{HealthCheckRequest, HealthCheckResponse};
 use sdsim_protocols::proto::project as ppb;
+use sdsim_runtime::error::ServiceError;
+use sdsim_runtime::grpc::reply;
 use sdsim_runtime::health::HealthProbe;
+use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 fn later<T>(what: &str) -> Result<Response<T>, Status> {
@@ -13,43 +18,268 @@ fn later<T>(what: &str) -> Result<Response<T>, Status> {
     )))
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ProjectGrpc {
+    pub core: Arc<ProjectCore>,
     pub health: HealthProbe,
+}
+
+fn ts(t: chrono::DateTime<chrono::Utc>) -> i64 {
+    t.timestamp()
+}
+
+fn project_pb(v: ProjectView) -> ppb::Project {
+    let r = v.row;
+    ppb::Project {
+        project_id: r.id.to_string(),
+        name: r.name,
+        description: r.description,
+        owner_id: r.owner_id.to_string(),
+        tags: r.tags,
+        is_public: r.is_public,
+        version: r.version,
+        design_json: r.configuration.to_string(),
+        layout_json: r.layout.to_string(),
+        problems: v
+            .problems
+            .into_iter()
+            .map(|p| ppb::DesignProblem {
+                path: p.path,
+                message: p.message,
+            })
+            .collect(),
+        access_level: access::level(v.role).into(),
+        created_at: ts(r.created_at),
+        updated_at: ts(r.updated_at),
+        deleted_at: r.deleted_at.map_or(0, ts),
+        template_id: r.template_id.map(|t| t.to_string()).unwrap_or_default(),
+        forked_from: r.forked_from.map(|t| t.to_string()).unwrap_or_default(),
+    }
+}
+
+fn version_pb(v: &VersionRow) -> ppb::VersionInfo {
+    ppb::VersionInfo {
+        version: v.version,
+        author_id: v.author_id.to_string(),
+        message: v.change_summary.clone(),
+        named: v.named,
+        created_at: ts(v.created_at),
+        updated_at: ts(v.updated_at),
+    }
+}
+
+fn template_pb(t: TemplateRow) -> ppb::Template {
+    ppb::Template {
+        template_id: t.slug,
+        name: t.name,
+        description: t.description,
+        category: t.category,
+        is_system: t.is_system,
+        author_id: t.author_id.map(|a| a.to_string()).unwrap_or_default(),
+        configuration_json: t.configuration.to_string(),
+        created_at: ts(t.created_at),
+    }
+}
+
+fn caller_of(c: Option<ppb::Caller>) -> Result<Caller, ServiceError> {
+    let c = c.unwrap_or_default();
+    core::caller(&c.user_id, c.is_admin)
+}
+
+impl ProjectGrpc {
+    async fn run<T>(
+        &self,
+        f: impl std::future::Future<Output = Result<T, ServiceError>>,
+    ) -> Result<Response<T>, Status> {
+        reply(f.await)
+    }
 }
 
 #[tonic::async_trait]
 impl ppb::project_service_server::ProjectService for ProjectGrpc {
     async fn create_project(
         &self,
-        _: Request<ppb::CreateProjectRequest>,
+        req: Request<ppb::CreateProjectRequest>,
     ) -> Result<Response<ppb::CreateProjectResponse>, Status> {
-        later("CreateProject")
+        let r = req.into_inner();
+        self.run(async {
+            let caller = core::caller(&r.user_id, false)?;
+            let v = self
+                .core
+                .create(
+                    caller,
+                    Creation {
+                        name: r.name,
+                        description: r.description,
+                        tags: r.tags,
+                        is_public: r.is_public,
+                        template: r.template_id,
+                        design: r.design_json,
+                        layout: r.layout_json,
+                    },
+                )
+                .await?;
+            let p = project_pb(v);
+            Ok(ppb::CreateProjectResponse {
+                project_id: p.project_id.clone(),
+                name: p.name.clone(),
+                status: "active".into(),
+                created_at: p.created_at,
+                template_used: p.template_id.clone(),
+                project: Some(p),
+            })
+        })
+        .await
     }
+
     async fn get_project(
         &self,
-        _: Request<ppb::GetProjectRequest>,
+        req: Request<ppb::GetProjectRequest>,
     ) -> Result<Response<ppb::GetProjectResponse>, Status> {
-        later("GetProject")
+        let r = req.into_inner();
+        self.run(async {
+            let caller = core::caller(&r.user_id, r.is_admin)?;
+            let p = project_pb(self.core.get(caller, &r.project_id).await?);
+            Ok(ppb::GetProjectResponse {
+                project_id: p.project_id.clone(),
+                name: p.name.clone(),
+                description: p.description.clone(),
+                owner_id: p.owner_id.clone(),
+                configuration: Default::default(),
+                collaborators: Vec::new(),
+                created_at: p.created_at,
+                updated_at: p.updated_at,
+                status: if p.deleted_at > 0 {
+                    "deleted"
+                } else {
+                    "active"
+                }
+                .into(),
+                is_public: p.is_public,
+                version: p.version,
+                project: Some(p),
+            })
+        })
+        .await
     }
+
     async fn update_project(
         &self,
-        _: Request<ppb::UpdateProjectRequest>,
+        req: Request<ppb::UpdateProjectRequest>,
     ) -> Result<Response<ppb::UpdateProjectResponse>, Status> {
-        later("UpdateProject")
+        let r = req.into_inner();
+        self.run(async {
+            let caller = core::caller(&r.user_id, r.is_admin)?;
+            let v = self
+                .core
+                .update(
+                    caller,
+                    &r.project_id,
+                    Changes {
+                        name: r.name,
+                        description: r.description,
+                        tags: r.set_tags.then_some(r.tags),
+                        is_public: r.is_public,
+                        design: r.design_json,
+                        layout: r.layout_json,
+                        expected_version: r.expected_version,
+                        message: r.change_summary,
+                        named: r.named,
+                    },
+                )
+                .await?;
+            let p = project_pb(v);
+            Ok(ppb::UpdateProjectResponse {
+                project_id: p.project_id.clone(),
+                version: p.version,
+                updated_at: p.updated_at,
+                project: Some(p),
+            })
+        })
+        .await
     }
+
     async fn delete_project(
         &self,
-        _: Request<ppb::DeleteProjectRequest>,
+        req: Request<ppb::DeleteProjectRequest>,
     ) -> Result<Response<ppb::DeleteProjectResponse>, Status> {
-        later("DeleteProject")
+        let r = req.into_inner();
+        self.run(async {
+            let caller = core::caller(&r.user_id, r.is_admin)?;
+            let deleted = self.core.delete(caller, &r.project_id).await?;
+            Ok(ppb::DeleteProjectResponse { deleted })
+        })
+        .await
     }
+
     async fn list_projects(
         &self,
-        _: Request<ppb::ListProjectsRequest>,
+        req: Request<ppb::ListProjectsRequest>,
     ) -> Result<Response<ppb::ListProjectsResponse>, Status> {
-        later("ListProjects")
+        let r = req.into_inner();
+        self.run(async {
+            let caller = core::caller(&r.user_id, false)?;
+            let scope = match r.scope.as_str() {
+                "" | "mine" => Scope::Mine,
+                "shared" => Scope::Shared,
+                "public" => Scope::Public,
+                "trash" => Scope::Trash,
+                other => {
+                    return Err(ServiceError::invalid(
+                        "scope",
+                        format!("scope must be mine, shared, public or trash, not {other:?}"),
+                    ))
+                }
+            };
+            let sort = match r.sort.as_str() {
+                "" | "updated" => Sort::Updated,
+                "name" => Sort::Name,
+                other => {
+                    return Err(ServiceError::invalid(
+                        "sort",
+                        format!("sort must be updated or name, not {other:?}"),
+                    ))
+                }
+            };
+            let page = self
+                .core
+                .list(
+                    caller,
+                    Listing {
+                        scope,
+                        search: &r.search,
+                        tag: &r.tag,
+                        sort,
+                        page_size: r.page_size,
+                        token: &r.page_token,
+                    },
+                )
+                .await?;
+            Ok(ppb::ListProjectsResponse {
+                total: page.items.len() as i32,
+                projects: page
+                    .items
+                    .into_iter()
+                    .map(|(row, role)| ppb::ProjectSummary {
+                        project_id: row.id.to_string(),
+                        name: row.name,
+                        description: row.description,
+                        owner_id: row.owner_id.to_string(),
+                        status: row.status,
+                        is_public: row.is_public,
+                        updated_at: ts(row.updated_at),
+                        access_level: access::level(role).into(),
+                        tags: row.tags,
+                        version: row.version,
+                        deleted_at: row.deleted_at.map_or(0, ts),
+                    })
+                    .collect(),
+                next_page_token: page.next,
+            })
+        })
+        .await
     }
+
     async fn share_project(
         &self,
         _: Request<ppb::ShareProjectRequest>,
@@ -62,18 +292,40 @@ impl ppb::project_service_server::ProjectService for ProjectGrpc {
     ) -> Result<Response<ppb::GetProjectPermissionsResponse>, Status> {
         later("GetProjectPermissions")
     }
+
     async fn get_template(
         &self,
-        _: Request<ppb::GetTemplateRequest>,
+        req: Request<ppb::GetTemplateRequest>,
     ) -> Result<Response<ppb::GetTemplateResponse>, Status> {
-        later("GetTemplate")
+        let r = req.into_inner();
+        self.run(async {
+            Ok(ppb::GetTemplateResponse {
+                template: Some(template_pb(self.core.template(&r.template_id).await?)),
+            })
+        })
+        .await
     }
+
     async fn list_templates(
         &self,
-        _: Request<ppb::ListTemplatesRequest>,
+        req: Request<ppb::ListTemplatesRequest>,
     ) -> Result<Response<ppb::ListTemplatesResponse>, Status> {
-        later("ListTemplates")
+        let r = req.into_inner();
+        self.run(async {
+            Ok(ppb::ListTemplatesResponse {
+                templates: self
+                    .core
+                    .templates(&r.category)
+                    .await?
+                    .into_iter()
+                    .map(template_pb)
+                    .collect(),
+                next_page_token: String::new(),
+            })
+        })
+        .await
     }
+
     async fn join_collaboration(
         &self,
         _: Request<ppb::JoinCollaborationRequest>,
@@ -86,6 +338,115 @@ impl ppb::project_service_server::ProjectService for ProjectGrpc {
     ) -> Result<Response<ppb::LeaveCollaborationResponse>, Status> {
         later("LeaveCollaboration")
     }
+
+    async fn restore_project(
+        &self,
+        req: Request<ppb::ProjectRef>,
+    ) -> Result<Response<ppb::ProjectResponse>, Status> {
+        let r = req.into_inner();
+        self.run(async {
+            let caller = caller_of(r.caller)?;
+            let v = self.core.restore(caller, &r.project_id).await?;
+            Ok(ppb::ProjectResponse {
+                project: Some(project_pb(v)),
+            })
+        })
+        .await
+    }
+
+    async fn purge_project(
+        &self,
+        req: Request<ppb::ProjectRef>,
+    ) -> Result<Response<ppb::PurgeProjectResponse>, Status> {
+        let r = req.into_inner();
+        self.run(async {
+            let caller = caller_of(r.caller)?;
+            let purged = self.core.purge(caller, &r.project_id).await?;
+            Ok(ppb::PurgeProjectResponse { purged })
+        })
+        .await
+    }
+
+    async fn list_versions(
+        &self,
+        req: Request<ppb::ListVersionsRequest>,
+    ) -> Result<Response<ppb::ListVersionsResponse>, Status> {
+        let r = req.into_inner();
+        self.run(async {
+            let caller = caller_of(r.caller)?;
+            let (rows, next) = self
+                .core
+                .versions(caller, &r.project_id, r.before_version, r.page_size)
+                .await?;
+            Ok(ppb::ListVersionsResponse {
+                versions: rows.iter().map(version_pb).collect(),
+                next_before_version: next,
+            })
+        })
+        .await
+    }
+
+    async fn get_version(
+        &self,
+        req: Request<ppb::GetVersionRequest>,
+    ) -> Result<Response<ppb::VersionResponse>, Status> {
+        let r = req.into_inner();
+        self.run(async {
+            let caller = caller_of(r.caller)?;
+            let v = self.core.version(caller, &r.project_id, r.version).await?;
+            Ok(ppb::VersionResponse {
+                info: Some(version_pb(&v)),
+                problems: core::problems(&v.configuration)
+                    .into_iter()
+                    .map(|p| ppb::DesignProblem {
+                        path: p.path,
+                        message: p.message,
+                    })
+                    .collect(),
+                design_json: v.configuration.to_string(),
+                layout_json: v.layout.to_string(),
+            })
+        })
+        .await
+    }
+
+    async fn diff_versions(
+        &self,
+        req: Request<ppb::DiffVersionsRequest>,
+    ) -> Result<Response<ppb::DiffVersionsResponse>, Status> {
+        let r = req.into_inner();
+        self.run(async {
+            let caller = caller_of(r.caller)?;
+            let d = self
+                .core
+                .diff(caller, &r.project_id, r.from_version, r.to_version)
+                .await?;
+            Ok(ppb::DiffVersionsResponse {
+                diff_json: serde_json::to_string(&d)
+                    .map_err(|e| ServiceError::Internal(format!("diff: {e}")))?,
+            })
+        })
+        .await
+    }
+
+    async fn rollback_project(
+        &self,
+        req: Request<ppb::RollbackProjectRequest>,
+    ) -> Result<Response<ppb::ProjectResponse>, Status> {
+        let r = req.into_inner();
+        self.run(async {
+            let caller = caller_of(r.caller)?;
+            let v = self
+                .core
+                .rollback(caller, &r.project_id, r.to_version, r.expected_version)
+                .await?;
+            Ok(ppb::ProjectResponse {
+                project: Some(project_pb(v)),
+            })
+        })
+        .await
+    }
+
     async fn health_check(
         &self,
         _: Request<HealthCheckRequest>,

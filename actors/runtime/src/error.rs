@@ -10,6 +10,8 @@ use tonic::{Code, Status};
 pub const CODE_KEY: &str = "x-sdsim-error-code";
 pub const FIELD_KEY: &str = "x-sdsim-error-field";
 pub const RETRY_KEY: &str = "x-sdsim-retry-after";
+/// The current version of a resource a stale write was refused for.
+pub const CURRENT_VERSION_KEY: &str = "x-sdsim-current-version";
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ServiceError {
@@ -42,6 +44,13 @@ pub enum ServiceError {
         message: String,
         retry_after_ms: u64,
     },
+    /// A write based on a version that is no longer the current one (optimistic
+    /// concurrency): nothing was written; `current` is the version to rebase on.
+    #[error("{message}")]
+    Stale { current: i32, message: String },
+    /// A write that must say which version it is based on did not.
+    #[error("{0}")]
+    PreconditionRequired(String),
     #[error("not implemented yet: {0}")]
     Unimplemented(String),
     /// A bug. The message is logged, never sent to clients in full.
@@ -75,6 +84,8 @@ impl ServiceError {
             ServiceError::RateLimited { .. } => "rate_limited",
             ServiceError::Unavailable(_) => "unavailable",
             ServiceError::CircuitOpen { .. } => "circuit_open",
+            ServiceError::Stale { .. } => "version_conflict",
+            ServiceError::PreconditionRequired(_) => "precondition_required",
             ServiceError::Unimplemented(_) => "not_implemented",
             ServiceError::Internal(_) => "internal",
         }
@@ -100,6 +111,9 @@ impl ServiceError {
             ServiceError::Unavailable(_) | ServiceError::CircuitOpen { .. } => {
                 (Code::Unavailable, self.to_string())
             }
+            ServiceError::Stale { .. } | ServiceError::PreconditionRequired(_) => {
+                (Code::FailedPrecondition, self.to_string())
+            }
             ServiceError::Unimplemented(_) => (Code::Unimplemented, self.to_string()),
             ServiceError::Internal(m) => {
                 tracing::error!(error = %m, "internal error");
@@ -120,6 +134,11 @@ impl ServiceError {
             ServiceError::CircuitOpen { retry_after_ms, .. } => Some(retry_after_ms.div_ceil(1000)),
             _ => None,
         };
+        if let ServiceError::Stale { current, .. } = self {
+            if let Ok(v) = MetadataValue::try_from(current.to_string()) {
+                status.metadata_mut().insert(CURRENT_VERSION_KEY, v);
+            }
+        }
         if let Some(secs) = retry_after_secs {
             if let Ok(v) = MetadataValue::try_from(secs.max(1).to_string()) {
                 status.metadata_mut().insert(RETRY_KEY, v);
@@ -160,6 +179,17 @@ impl ServiceError {
                 ServiceError::Unavailable(message)
             }
             Code::Unimplemented => ServiceError::Unimplemented(message),
+            Code::FailedPrecondition if code.as_deref() == Some("precondition_required") => {
+                ServiceError::PreconditionRequired(message)
+            }
+            Code::FailedPrecondition if code.as_deref() == Some("version_conflict") => {
+                ServiceError::Stale {
+                    current: meta(CURRENT_VERSION_KEY)
+                        .and_then(|s| s.parse().ok())
+                        .unwrap_or(0),
+                    message,
+                }
+            }
             _ => ServiceError::Internal(format!("{:?}: {}", status.code(), message)),
         }
     }

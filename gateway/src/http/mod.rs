@@ -4,6 +4,7 @@
 //! | --- | --- |
 //! | [`auth`] | `/api/auth/*`: register, login, refresh, logout, profile, password, sessions, e-mail verification, password reset |
 //! | [`admin`] | `/api/admin/*`: users, roles, locks, sessions, the audit log |
+//! | [`projects`] | `/api/projects/*`, `/api/templates/*`: designs, versions, diffs, trash |
 //! | [`websocket`] | `GET /ws/notifications` |
 //! | [`health`] | `GET /health`: every backend, PostgreSQL and Redis; 503 naming what is down |
 //! | (runtime) | `GET /metrics`, `/admin/supervision`, `/admin/instances`, `/admin/mesh` |
@@ -17,6 +18,7 @@ pub mod admin;
 pub mod auth;
 pub mod extract;
 pub mod health;
+pub mod projects;
 pub mod views;
 pub mod websocket;
 
@@ -109,6 +111,7 @@ fn app(
         // route; then the areas; then the operator endpoints every process has.
         .configure(auth::configure)
         .configure(admin::configure)
+        .configure(projects::configure)
         .configure(websocket::configure)
         .configure(health::configure)
         .configure(|cfg| {

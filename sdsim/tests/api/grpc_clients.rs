@@ -91,7 +91,8 @@ async fn every_service_s_rpcs_are_timed_by_the_server_layer() {
         .create_project(project::CreateProjectRequest::default())
         .await
         .unwrap_err();
-    assert_eq!(e.code(), tonic::Code::Unimplemented, "{e:?}");
+    // No caller: refused, naming the field.
+    assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e:?}");
     let mut sim = simulation::simulation_service_client::SimulationServiceClient::new(channel(
         Service::Simulation,
     ));
@@ -117,7 +118,7 @@ async fn every_service_s_rpcs_are_timed_by_the_server_layer() {
 
     let m = s.metrics(s.running.addrs(Service::Project).http).await;
     for (service, method, code) in [
-        ("project", "CreateProject", "Unimplemented"),
+        ("project", "CreateProject", "InvalidArgument"),
         ("simulation", "GetSimulationStatus", "Unimplemented"),
         ("auth", "Login", "InvalidArgument"),
         ("gateway", "GetConnectedClients", "OK"),

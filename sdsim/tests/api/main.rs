@@ -15,6 +15,7 @@ mod gateway_clients;
 mod grpc_clients;
 mod lifecycle;
 mod migrations;
+mod projects;
 mod sim_cli;
 mod slice;
 mod sockets;

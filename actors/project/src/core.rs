@@ -1,0 +1,840 @@
+//! [`ProjectCore`]: the project service's operations. The gRPC adapter runs them on the
+//! multi-threaded runtime (every core); every multi-row change is one transaction, and
+//! every write to a project locks its row first, so concurrent writes are serialized and
+//! a write based on a stale version is refused with nothing written.
+
+use crate::access::{self, Op, Role};
+use crate::diff::{self, DesignDiff};
+use crate::store::{self, Cursor, ProjectRow, Scope, Sort, TemplateRow, VersionRow};
+use crate::ProjectSettings;
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use diesel_async::AsyncConnection;
+use sdsim_protocols::events::{kinds, Envelope, EventData, ProjectEvent};
+use sdsim_protocols::limits::{MAX_DESIGN_BYTES, MAX_LAYOUT_BYTES};
+use sdsim_protocols::names::Namespace;
+use sdsim_runtime::error::ServiceError;
+use sdsim_runtime::events::EventSink;
+use sdsim_schema::DbPool;
+use serde_json::Value;
+use std::time::Duration;
+use uuid::Uuid;
+
+/// Longest project name, description, tag; most tags.
+pub const MAX_NAME_CHARS: usize = 200;
+pub const MAX_DESCRIPTION_CHARS: usize = 5_000;
+pub const MAX_TAG_CHARS: usize = 40;
+pub const MAX_TAGS: usize = 20;
+/// Largest page of a listing.
+pub const MAX_PAGE: i64 = 100;
+
+/// Who asks (authenticated by the gateway).
+#[derive(Debug, Clone, Copy)]
+pub struct Caller {
+    pub user_id: Uuid,
+    pub is_admin: bool,
+}
+
+/// A project as one person sees it.
+#[derive(Debug, Clone)]
+pub struct ProjectView {
+    pub row: ProjectRow,
+    pub role: Role,
+    /// The engine's validation problems of the design (a draft may have many).
+    pub problems: Vec<engine::Problem>,
+}
+
+use sdsim_engine as engine;
+
+/// What an update changes; `None` leaves a field as it is.
+#[derive(Debug, Default, Clone)]
+pub struct Changes {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub tags: Option<Vec<String>>,
+    pub is_public: Option<bool>,
+    pub design: Option<String>,
+    pub layout: Option<String>,
+    /// The version the client has; required when the design or layout changes.
+    pub expected_version: i32,
+    pub message: String,
+    pub named: bool,
+}
+
+/// A new project.
+#[derive(Debug, Default, Clone)]
+pub struct Creation {
+    pub name: String,
+    pub description: String,
+    pub tags: Vec<String>,
+    pub is_public: bool,
+    /// A template's id or slug.
+    pub template: String,
+    pub design: String,
+    pub layout: String,
+}
+
+/// What a listing asks for.
+pub struct Listing<'a> {
+    pub scope: Scope,
+    pub search: &'a str,
+    pub tag: &'a str,
+    pub sort: Sort,
+    pub page_size: i32,
+    /// Where the previous page ended (empty: the first page).
+    pub token: &'a str,
+}
+
+/// One page of a listing, and where the next starts.
+pub struct Page {
+    pub items: Vec<(ProjectRow, Role)>,
+    pub next: String,
+}
+
+pub struct ProjectCore {
+    pub pool: DbPool,
+    pub settings: ProjectSettings,
+    pub events: EventSink,
+    pub ns: Namespace,
+}
+
+fn name(field: &str, v: &str) -> Result<String, ServiceError> {
+    let t = v.trim();
+    if t.is_empty() {
+        return Err(ServiceError::invalid(
+            field,
+            format!("{field} must not be empty"),
+        ));
+    }
+    if t.chars().count() > MAX_NAME_CHARS {
+        return Err(ServiceError::invalid(
+            field,
+            format!("{field} is longer than {MAX_NAME_CHARS} characters"),
+        ));
+    }
+    if t.chars().any(char::is_control) {
+        return Err(ServiceError::invalid(
+            field,
+            format!("{field} has control characters"),
+        ));
+    }
+    Ok(t.to_string())
+}
+
+fn description(v: &str) -> Result<String, ServiceError> {
+    if v.chars().count() > MAX_DESCRIPTION_CHARS {
+        return Err(ServiceError::invalid(
+            "description",
+            format!("description is longer than {MAX_DESCRIPTION_CHARS} characters"),
+        ));
+    }
+    Ok(v.trim().to_string())
+}
+
+fn tags(v: &[String]) -> Result<Vec<String>, ServiceError> {
+    if v.len() > MAX_TAGS {
+        return Err(ServiceError::invalid(
+            "tags",
+            format!("at most {MAX_TAGS} tags"),
+        ));
+    }
+    let mut out: Vec<String> = Vec::new();
+    for (i, t) in v.iter().enumerate() {
+        let t = t.trim().to_lowercase();
+        let field = format!("tags[{i}]");
+        if t.is_empty() || t.chars().count() > MAX_TAG_CHARS {
+            return Err(ServiceError::invalid(
+                &field,
+                format!("a tag has 1 to {MAX_TAG_CHARS} characters"),
+            ));
+        }
+        if !t
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | ' ' | '.'))
+        {
+            return Err(ServiceError::invalid(
+                &field,
+                "a tag has letters, digits, spaces, '-', '_' and '.' only",
+            ));
+        }
+        if !out.contains(&t) {
+            out.push(t);
+        }
+    }
+    Ok(out)
+}
+
+/// A design document: JSON, within the size limit. Drafts (invalid designs) are stored.
+fn design_doc(json: &str) -> Result<Value, ServiceError> {
+    if json.len() > MAX_DESIGN_BYTES {
+        return Err(ServiceError::invalid(
+            "design",
+            format!(
+                "the design is {} bytes; the limit is {MAX_DESIGN_BYTES}",
+                json.len()
+            ),
+        ));
+    }
+    let v: Value = serde_json::from_str(json)
+        .map_err(|e| ServiceError::invalid("design", format!("the design is not JSON: {e}")))?;
+    if !v.is_object() {
+        return Err(ServiceError::invalid("design", "a design is a JSON object"));
+    }
+    Ok(v)
+}
+
+fn layout_doc(json: &str) -> Result<Value, ServiceError> {
+    if json.trim().is_empty() {
+        return Ok(Value::Object(Default::default()));
+    }
+    if json.len() > MAX_LAYOUT_BYTES {
+        return Err(ServiceError::invalid(
+            "layout",
+            format!(
+                "the layout is {} bytes; the limit is {MAX_LAYOUT_BYTES}",
+                json.len()
+            ),
+        ));
+    }
+    let v: Value = serde_json::from_str(json)
+        .map_err(|e| ServiceError::invalid("layout", format!("the layout is not JSON: {e}")))?;
+    if !v.is_object() {
+        return Err(ServiceError::invalid("layout", "a layout is a JSON object"));
+    }
+    Ok(v)
+}
+
+/// The engine's problems with a design document.
+pub fn problems(design: &Value) -> Vec<engine::Problem> {
+    match engine::validate_json(&design.to_string()) {
+        Ok(_) => Vec::new(),
+        Err(p) => p,
+    }
+}
+
+fn empty_design(name: &str) -> Value {
+    serde_json::json!({"name": name, "duration_s": 60, "components": [], "connections": []})
+}
+
+/// What `caller` is to a project.
+async fn role_of(
+    conn: &mut diesel_async::AsyncPgConnection,
+    row: &ProjectRow,
+    caller: Caller,
+) -> Result<Role, ServiceError> {
+    let role = if row.owner_id == caller.user_id {
+        Role::Owner
+    } else {
+        match store::share_level(conn, row.id, caller.user_id)
+            .await?
+            .as_deref()
+        {
+            Some("editor") => Role::Editor,
+            Some(_) => Role::Viewer,
+            None if caller.is_admin => Role::Admin,
+            None if row.is_public => Role::Public,
+            None => Role::Stranger,
+        }
+    };
+    // In the trash, a project exists for its owner (and admins) only.
+    Ok(match (row.deleted_at.is_some(), role) {
+        (true, Role::Owner | Role::Admin) | (false, _) => role,
+        (true, _) => Role::Stranger,
+    })
+}
+
+fn uuid(field: &str, v: &str) -> Result<Uuid, ServiceError> {
+    v.parse()
+        .map_err(|_| ServiceError::invalid(field, format!("{field} must be a UUID")))
+}
+
+/// Parses a project id; an id that is not a UUID is simply not a project.
+pub fn project_id(v: &str) -> Result<Uuid, ServiceError> {
+    v.parse().map_err(|_| access::not_found(v))
+}
+
+fn encode_cursor(c: &Cursor) -> String {
+    let raw = match c {
+        Cursor::Updated(at, id) => format!("u:{}:{id}", at.timestamp_micros()),
+        Cursor::Name(name, id) => format!("n:{id}:{name}"),
+    };
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
+}
+
+fn decode_cursor(token: &str, sort: Sort) -> Result<Option<Cursor>, ServiceError> {
+    if token.is_empty() {
+        return Ok(None);
+    }
+    let bad = || ServiceError::invalid("page_token", "page_token is not one this API gave");
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or_else(bad)?;
+    match (sort, raw.split_once(':')) {
+        (Sort::Updated, Some(("u", rest))) => {
+            let (micros, id) = rest.split_once(':').ok_or_else(bad)?;
+            let at = micros
+                .parse::<i64>()
+                .ok()
+                .and_then(DateTime::<Utc>::from_timestamp_micros)
+                .ok_or_else(bad)?;
+            Ok(Some(Cursor::Updated(at, id.parse().map_err(|_| bad())?)))
+        }
+        (Sort::Name, Some(("n", rest))) => {
+            let (id, name) = rest.split_once(':').ok_or_else(bad)?;
+            Ok(Some(Cursor::Name(
+                name.to_string(),
+                id.parse().map_err(|_| bad())?,
+            )))
+        }
+        _ => Err(bad()),
+    }
+}
+
+impl ProjectCore {
+    fn publish(&self, kind: &str, event: &str, row: &ProjectRow, actor: Uuid) {
+        let data = ProjectEvent {
+            project_id: row.id.to_string(),
+            owner_id: row.owner_id.to_string(),
+            actor_id: actor.to_string(),
+            name: row.name.clone(),
+            version: row.version,
+            at: Utc::now(),
+        };
+        let env = Envelope::new(kind, "project", Some(row.owner_id.to_string()), data.data());
+        self.events.publish(self.ns.project_events(event), env);
+    }
+
+    fn view(row: ProjectRow, role: Role) -> ProjectView {
+        let problems = problems(&row.configuration);
+        ProjectView {
+            row,
+            role,
+            problems,
+        }
+    }
+
+    pub async fn create(&self, caller: Caller, c: Creation) -> Result<ProjectView, ServiceError> {
+        let project_name = name("name", &c.name)?;
+        let description = description(&c.description)?;
+        let tags = tags(&c.tags)?;
+        let layout = layout_doc(&c.layout)?;
+        let mut conn = sdsim_schema::pool::get(&self.pool).await?;
+        let template: Option<TemplateRow> = if c.template.trim().is_empty() {
+            None
+        } else {
+            Some(
+                store::template(&mut conn, c.template.trim())
+                    .await?
+                    .ok_or_else(|| {
+                        ServiceError::invalid(
+                            "template_id",
+                            format!("no template {:?}", c.template.trim()),
+                        )
+                    })?,
+            )
+        };
+        let design = if !c.design.trim().is_empty() {
+            design_doc(&c.design)?
+        } else if let Some(t) = &template {
+            t.configuration.clone()
+        } else {
+            empty_design(&project_name)
+        };
+        let new = store::NewProject {
+            id: Uuid::new_v4(),
+            owner_id: caller.user_id,
+            name: project_name,
+            description,
+            configuration: design,
+            template_id: template.as_ref().map(|t| t.id),
+            is_public: c.is_public,
+            tags,
+            layout,
+        };
+        let message = match &template {
+            Some(t) => format!("created from the template {}", t.name),
+            None => "created".to_string(),
+        };
+        let row = conn
+            .transaction::<_, ServiceError, _>(async move |conn| {
+                store::insert(conn, new, &message).await
+            })
+            .await?;
+        tracing::info!(project_id = %row.id, owner = %caller.user_id, "project created");
+        self.publish(kinds::PROJECT_CREATED, "created", &row, caller.user_id);
+        Ok(Self::view(row, Role::Owner))
+    }
+
+    /// The project, if `caller` may see it.
+    pub async fn get(&self, caller: Caller, id: &str) -> Result<ProjectView, ServiceError> {
+        let pid = project_id(id)?;
+        let mut conn = sdsim_schema::pool::get(&self.pool).await?;
+        let row = store::get(&mut conn, pid)
+            .await?
+            .ok_or_else(|| access::not_found(id))?;
+        let role = role_of(&mut conn, &row, caller).await?;
+        access::check(role, Op::Read, id)?;
+        Ok(Self::view(row, role))
+    }
+
+    pub async fn update(
+        &self,
+        caller: Caller,
+        id: &str,
+        ch: Changes,
+    ) -> Result<ProjectView, ServiceError> {
+        let pid = project_id(id)?;
+        // Check and parse everything before touching the database.
+        let new_name = ch.name.as_deref().map(|n| name("name", n)).transpose()?;
+        let new_description = ch.description.as_deref().map(description).transpose()?;
+        let new_tags = ch.tags.as_deref().map(tags).transpose()?;
+        let new_design = ch.design.as_deref().map(design_doc).transpose()?;
+        let new_layout = ch.layout.as_deref().map(layout_doc).transpose()?;
+        let drawing = new_design.is_some() || new_layout.is_some();
+        if drawing && ch.expected_version <= 0 {
+            return Err(ServiceError::PreconditionRequired(
+                "a change of the design must say which version it is based on (If-Match)".into(),
+            ));
+        }
+        let settings = self.settings.clone();
+        let id_text = id.to_string();
+        let mut conn = sdsim_schema::pool::get(&self.pool).await?;
+        let row = conn
+            .transaction::<_, ServiceError, _>(async move |conn| {
+                let mut row = store::get_for_update(conn, pid)
+                    .await?
+                    .ok_or_else(|| access::not_found(&id_text))?;
+                let role = role_of(conn, &row, caller).await?;
+                access::check(role, Op::Edit, &id_text)?;
+                if ch.is_public.is_some() {
+                    access::check(role, Op::SetVisibility, &id_text)?;
+                }
+                if row.deleted_at.is_some() {
+                    return Err(ServiceError::Conflict {
+                        code: "in_trash".into(),
+                        field: "project_id".into(),
+                        message: format!("project {id_text} is in the trash; restore it first"),
+                    });
+                }
+                if ch.expected_version > 0 && ch.expected_version != row.version {
+                    return Err(ServiceError::Stale {
+                        current: row.version,
+                        message: format!(
+                            "project {id_text} is at version {}, not {}: someone saved first; \
+                                 nothing was written",
+                            row.version, ch.expected_version
+                        ),
+                    });
+                }
+                if let Some(n) = new_name {
+                    row.name = n;
+                }
+                if let Some(d) = new_description {
+                    row.description = d;
+                }
+                if let Some(t) = new_tags {
+                    row.tags = t;
+                }
+                if let Some(p) = ch.is_public {
+                    row.is_public = p;
+                }
+                let design_changed = new_design.as_ref().is_some_and(|d| *d != row.configuration)
+                    || new_layout.as_ref().is_some_and(|l| *l != row.layout);
+                if let Some(d) = new_design {
+                    row.configuration = d;
+                }
+                if let Some(l) = new_layout {
+                    row.layout = l;
+                }
+                row.version += 1;
+                row.updated_at = Utc::now();
+                if design_changed {
+                    save_version(conn, &settings, &row, caller.user_id, &ch.message, ch.named)
+                        .await?;
+                }
+                store::save(conn, &row).await?;
+                Ok((row, role))
+            })
+            .await;
+        let (row, role) = row?;
+        self.publish(kinds::PROJECT_UPDATED, "updated", &row, caller.user_id);
+        Ok(Self::view(row, role))
+    }
+
+    /// Moves a project to the trash (restorable for `trash_days`).
+    pub async fn delete(&self, caller: Caller, id: &str) -> Result<bool, ServiceError> {
+        let row = self
+            .in_lock(caller, id, Op::Delete, |row| {
+                if row.deleted_at.is_some() {
+                    return Ok(false);
+                }
+                row.deleted_at = Some(Utc::now());
+                row.status = "deleted".into();
+                Ok(true)
+            })
+            .await?;
+        if let (true, r) = &row {
+            self.publish(kinds::PROJECT_DELETED, "deleted", r, caller.user_id);
+        }
+        Ok(row.0)
+    }
+
+    /// Takes a project out of the trash.
+    pub async fn restore(&self, caller: Caller, id: &str) -> Result<ProjectView, ServiceError> {
+        let (_, row) = self
+            .in_lock(caller, id, Op::Delete, |row| {
+                if row.deleted_at.is_none() {
+                    return Err(ServiceError::Conflict {
+                        code: "not_in_trash".into(),
+                        field: "project_id".into(),
+                        message: format!("project {} is not in the trash", row.id),
+                    });
+                }
+                row.deleted_at = None;
+                row.status = "active".into();
+                Ok(true)
+            })
+            .await?;
+        self.publish(kinds::PROJECT_RESTORED, "restored", &row, caller.user_id);
+        let role = if row.owner_id == caller.user_id {
+            Role::Owner
+        } else {
+            Role::Admin
+        };
+        Ok(Self::view(row, role))
+    }
+
+    /// Deletes a project in the trash for good, with its versions and shares.
+    pub async fn purge(&self, caller: Caller, id: &str) -> Result<bool, ServiceError> {
+        let pid = project_id(id)?;
+        let id_text = id.to_string();
+        let mut conn = sdsim_schema::pool::get(&self.pool).await?;
+        conn.transaction::<_, ServiceError, _>(async move |conn| {
+            let row = store::get_for_update(conn, pid)
+                .await?
+                .ok_or_else(|| access::not_found(&id_text))?;
+            let role = role_of(conn, &row, caller).await?;
+            access::check(role, Op::Delete, &id_text)?;
+            if row.deleted_at.is_none() {
+                return Err(ServiceError::Conflict {
+                    code: "not_in_trash".into(),
+                    field: "project_id".into(),
+                    message: format!("project {id_text} is not in the trash; delete it first"),
+                });
+            }
+            store::purge(conn, pid).await
+        })
+        .await
+    }
+
+    /// Runs `change` on the locked row after checking `op`; saves the row when it says so.
+    async fn in_lock(
+        &self,
+        caller: Caller,
+        id: &str,
+        op: Op,
+        change: impl FnOnce(&mut ProjectRow) -> Result<bool, ServiceError> + Send + 'static,
+    ) -> Result<(bool, ProjectRow), ServiceError> {
+        let pid = project_id(id)?;
+        let id_text = id.to_string();
+        let mut conn = sdsim_schema::pool::get(&self.pool).await?;
+        conn.transaction::<_, ServiceError, _>(async move |conn| {
+            let mut row = store::get_for_update(conn, pid)
+                .await?
+                .ok_or_else(|| access::not_found(&id_text))?;
+            let role = role_of(conn, &row, caller).await?;
+            access::check(role, op, &id_text)?;
+            let changed = change(&mut row)?;
+            if changed {
+                row.updated_at = Utc::now();
+                store::save(conn, &row).await?;
+            }
+            Ok((changed, row))
+        })
+        .await
+    }
+
+    pub async fn list(&self, caller: Caller, l: Listing<'_>) -> Result<Page, ServiceError> {
+        let Listing {
+            scope,
+            search,
+            tag,
+            sort,
+            page_size,
+            token,
+        } = l;
+        if search.chars().count() > MAX_NAME_CHARS {
+            return Err(ServiceError::invalid("search", "search is too long"));
+        }
+        let limit = match page_size {
+            0 => 20,
+            n if n < 0 || i64::from(n) > MAX_PAGE => {
+                return Err(ServiceError::invalid(
+                    "page_size",
+                    format!("page_size must be between 1 and {MAX_PAGE}"),
+                ))
+            }
+            n => i64::from(n),
+        };
+        let after = decode_cursor(token, sort)?;
+        let search = Some(search.trim()).filter(|s| !s.is_empty());
+        let tag = Some(tag.trim())
+            .filter(|s| !s.is_empty())
+            .map(str::to_lowercase);
+        let mut conn = sdsim_schema::pool::get(&self.pool).await?;
+        let mut rows = store::list(
+            &mut conn,
+            caller.user_id,
+            scope,
+            search,
+            tag.as_deref(),
+            sort,
+            after,
+            limit + 1,
+        )
+        .await?;
+        let more = rows.len() as i64 > limit;
+        rows.truncate(limit as usize);
+        let next = match (more, rows.last()) {
+            (true, Some((r, _))) => encode_cursor(&match sort {
+                Sort::Updated => Cursor::Updated(r.updated_at, r.id),
+                Sort::Name => Cursor::Name(r.name.clone(), r.id),
+            }),
+            _ => String::new(),
+        };
+        let items = rows
+            .into_iter()
+            .map(|(row, share)| {
+                let role = if row.owner_id == caller.user_id {
+                    Role::Owner
+                } else {
+                    match share.as_deref() {
+                        Some("editor") => Role::Editor,
+                        Some(_) => Role::Viewer,
+                        None => Role::Public,
+                    }
+                };
+                (row, role)
+            })
+            .collect();
+        Ok(Page { items, next })
+    }
+
+    pub async fn versions(
+        &self,
+        caller: Caller,
+        id: &str,
+        before: i32,
+        page_size: i32,
+    ) -> Result<(Vec<VersionRow>, i32), ServiceError> {
+        let view = self.get(caller, id).await?;
+        let limit = match page_size {
+            0 => 50,
+            n if n < 0 || i64::from(n) > MAX_PAGE => {
+                return Err(ServiceError::invalid(
+                    "page_size",
+                    format!("page_size must be between 1 and {MAX_PAGE}"),
+                ))
+            }
+            n => i64::from(n),
+        };
+        let mut conn = sdsim_schema::pool::get(&self.pool).await?;
+        let mut rows = store::versions(
+            &mut conn,
+            view.row.id,
+            (before > 0).then_some(before),
+            limit + 1,
+        )
+        .await?;
+        let more = rows.len() as i64 > limit;
+        rows.truncate(limit as usize);
+        let next = if more {
+            rows.last().map_or(0, |r| r.version)
+        } else {
+            0
+        };
+        Ok((rows, next))
+    }
+
+    pub async fn version(
+        &self,
+        caller: Caller,
+        id: &str,
+        version: i32,
+    ) -> Result<VersionRow, ServiceError> {
+        let view = self.get(caller, id).await?;
+        let mut conn = sdsim_schema::pool::get(&self.pool).await?;
+        store::version(&mut conn, view.row.id, version)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(format!("project {id} has no version {version}")))
+    }
+
+    pub async fn diff(
+        &self,
+        caller: Caller,
+        id: &str,
+        from: i32,
+        to: i32,
+    ) -> Result<DesignDiff, ServiceError> {
+        let a = self.version(caller, id, from).await?;
+        let b = self.version(caller, id, to).await?;
+        Ok(diff::diff(
+            &a.configuration,
+            &a.layout,
+            &b.configuration,
+            &b.layout,
+        ))
+    }
+
+    /// A new version equal to version `to` (history is never rewritten).
+    pub async fn rollback(
+        &self,
+        caller: Caller,
+        id: &str,
+        to: i32,
+        expected_version: i32,
+    ) -> Result<ProjectView, ServiceError> {
+        let old = self.version(caller, id, to).await?;
+        self.update(
+            caller,
+            id,
+            Changes {
+                design: Some(old.configuration.to_string()),
+                layout: Some(old.layout.to_string()),
+                expected_version,
+                message: format!("rolled back to version {to}"),
+                named: true,
+                ..Changes::default()
+            },
+        )
+        .await
+    }
+
+    pub async fn templates(&self, category: &str) -> Result<Vec<TemplateRow>, ServiceError> {
+        let mut conn = sdsim_schema::pool::get(&self.pool).await?;
+        store::templates(&mut conn, Some(category.trim()).filter(|c| !c.is_empty())).await
+    }
+
+    pub async fn template(&self, key: &str) -> Result<TemplateRow, ServiceError> {
+        let mut conn = sdsim_schema::pool::get(&self.pool).await?;
+        store::template(&mut conn, key.trim())
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(format!("no template {key:?}")))
+    }
+
+    /// Brings the system templates in step with the engine's (at start-up).
+    pub async fn sync_templates(&self) -> Result<usize, ServiceError> {
+        let mut conn = sdsim_schema::pool::get(&self.pool).await?;
+        let mut n = 0;
+        for (slug, json) in engine::templates() {
+            let design: Value = serde_json::from_str(json)
+                .map_err(|e| ServiceError::Internal(format!("template {slug}: {e}")))?;
+            let text = |k: &str| {
+                design
+                    .get(k)
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string()
+            };
+            let slug = slug.replace('_', "-");
+            let name = Some(text("name"))
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| slug.clone());
+            let category = template_category(&slug);
+            store::upsert_system_template(
+                &mut conn,
+                &slug,
+                &name,
+                &text("description"),
+                category,
+                &design,
+            )
+            .await?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Empties the trash of projects deleted more than `trash_days` ago.
+    pub async fn purge_expired(&self) -> Result<usize, ServiceError> {
+        let before = Utc::now()
+            - chrono::Duration::from_std(Duration::from_secs(self.settings.trash_days * 86_400))
+                .unwrap_or(chrono::Duration::days(30));
+        let mut conn = sdsim_schema::pool::get(&self.pool).await?;
+        store::purge_trash(&mut conn, before).await
+    }
+}
+
+/// A system template's category, from its name.
+fn template_category(slug: &str) -> &'static str {
+    if slug.contains("chaos") {
+        "resilience"
+    } else if slug.contains("queue") || slug.contains("write") {
+        "data"
+    } else if slug.contains("cdn") || slug.contains("cache") {
+        "performance"
+    } else {
+        "architecture"
+    }
+}
+
+/// Writes the version row of `row`'s new design: an unnamed save by the same person
+/// within `autosave_window_s` of the previous unnamed one replaces it (autosaves do not
+/// bury the history); past `max_versions` the save is refused.
+async fn save_version(
+    conn: &mut diesel_async::AsyncPgConnection,
+    settings: &ProjectSettings,
+    row: &ProjectRow,
+    author: Uuid,
+    message: &str,
+    named: bool,
+) -> Result<(), ServiceError> {
+    if !named {
+        if let Some(last) = store::latest_version(conn, row.id).await? {
+            let window = chrono::Duration::seconds(settings.autosave_window_s as i64);
+            if !last.named && last.author_id == author && Utc::now() - last.updated_at < window {
+                return store::replace_version(
+                    conn,
+                    row.id,
+                    last.version,
+                    row.version,
+                    &row.configuration,
+                    &row.layout,
+                )
+                .await;
+            }
+        }
+    }
+    let count = store::count_versions(conn, row.id).await?;
+    if count >= i64::from(settings.max_versions) {
+        return Err(ServiceError::Conflict {
+            code: "version_limit".into(),
+            field: "design".into(),
+            message: format!(
+                "project {} has {count} versions, the most it may keep; nothing was written",
+                row.id
+            ),
+        });
+    }
+    store::insert_version(
+        conn,
+        row.id,
+        row.version,
+        &row.configuration,
+        &row.layout,
+        author,
+        message,
+        named,
+    )
+    .await
+}
+
+/// A caller from the wire.
+pub fn caller(user_id: &str, is_admin: bool) -> Result<Caller, ServiceError> {
+    Ok(Caller {
+        user_id: uuid("user_id", user_id)?,
+        is_admin,
+    })
+}

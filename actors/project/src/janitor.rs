@@ -1,0 +1,65 @@
+//! The project service's housekeeping actor: at start it brings the system templates in
+//! step with the engine's, then every `purge_interval_s` it purges the projects whose time
+//! in the trash is over. Supervised: a failure is retried at its next tick, a panic
+//! restarts it.
+
+use crate::core::ProjectCore;
+use actix::prelude::*;
+use sdsim_runtime::supervision::{ChildHandle, ChildLink, ChildSpec, Restart};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub struct Janitor {
+    core: Arc<ProjectCore>,
+    _link: ChildLink,
+}
+
+impl Janitor {
+    pub fn child(core: Arc<ProjectCore>) -> ChildSpec {
+        ChildSpec::worker("janitor", Restart::Permanent, move |link| {
+            Ok(ChildHandle::from_addr(
+                Janitor {
+                    core: core.clone(),
+                    _link: link,
+                }
+                .start(),
+            ))
+        })
+    }
+}
+
+impl Actor for Janitor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let core = self.core.clone();
+        ctx.spawn(
+            async move {
+                match core.sync_templates().await {
+                    Ok(n) => {
+                        tracing::info!(templates = n, "system templates in step with the engine")
+                    }
+                    Err(e) => tracing::error!(error = %e, "system templates not synced"),
+                }
+            }
+            .into_actor(self),
+        );
+        let every = Duration::from_secs(self.core.settings.purge_interval_s.max(1));
+        ctx.run_interval(every, |act, ctx| {
+            let core = act.core.clone();
+            ctx.spawn(
+                async move {
+                    match core.purge_expired().await {
+                        Ok(0) => {}
+                        Ok(n) => {
+                            tracing::info!(purged = n, "expired projects purged from the trash")
+                        }
+                        Err(e) => tracing::warn!(error = %e, "trash not emptied; retrying later"),
+                    }
+                }
+                .into_actor(act),
+            );
+        });
+    }
+}
+sdsim_runtime::impl_supervised!(Janitor);

@@ -1,0 +1,462 @@
+//! project_schema queries (diesel-async). Each takes a connection, so a caller can run
+//! several in one transaction: a version is always written with its project row.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use sdsim_runtime::error::ServiceError;
+use sdsim_schema::tables::project_schema::{
+    project_sharing, project_versions, projects, templates,
+};
+use serde_json::Value;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = projects)]
+#[diesel(check_for_backend(diesel::pg::Pg))]
+pub struct ProjectRow {
+    pub id: Uuid,
+    pub owner_id: Uuid,
+    pub name: String,
+    pub description: String,
+    pub configuration: Value,
+    pub template_id: Option<Uuid>,
+    pub is_public: bool,
+    pub status: String,
+    pub version: i32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub tags: Vec<String>,
+    pub layout: Value,
+    pub deleted_at: Option<DateTime<Utc>>,
+    pub forked_from: Option<Uuid>,
+    pub forked_from_version: Option<i32>,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = projects)]
+pub struct NewProject {
+    pub id: Uuid,
+    pub owner_id: Uuid,
+    pub name: String,
+    pub description: String,
+    pub configuration: Value,
+    pub template_id: Option<Uuid>,
+    pub is_public: bool,
+    pub tags: Vec<String>,
+    pub layout: Value,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = project_versions)]
+#[diesel(check_for_backend(diesel::pg::Pg))]
+pub struct VersionRow {
+    pub version: i32,
+    pub configuration: Value,
+    pub author_id: Uuid,
+    pub change_summary: String,
+    pub created_at: DateTime<Utc>,
+    pub layout: Value,
+    pub named: bool,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = templates)]
+#[diesel(check_for_backend(diesel::pg::Pg))]
+pub struct TemplateRow {
+    pub id: Uuid,
+    pub slug: String,
+    pub name: String,
+    pub description: String,
+    pub category: String,
+    pub is_system: bool,
+    pub author_id: Option<Uuid>,
+    pub configuration: Value,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Creates a project and its version 1 (the caller runs this in a transaction).
+pub async fn insert(
+    conn: &mut AsyncPgConnection,
+    p: NewProject,
+    message: &str,
+) -> Result<ProjectRow, ServiceError> {
+    let row: ProjectRow = diesel::insert_into(projects::table)
+        .values(&p)
+        .returning(ProjectRow::as_returning())
+        .get_result(conn)
+        .await?;
+    diesel::insert_into(project_versions::table)
+        .values((
+            project_versions::project_id.eq(row.id),
+            project_versions::version.eq(row.version),
+            project_versions::configuration.eq(&row.configuration),
+            project_versions::layout.eq(&row.layout),
+            project_versions::author_id.eq(row.owner_id),
+            project_versions::change_summary.eq(message),
+            project_versions::named.eq(true),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(row)
+}
+
+pub async fn get(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+) -> Result<Option<ProjectRow>, ServiceError> {
+    Ok(projects::table
+        .find(id)
+        .select(ProjectRow::as_select())
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+/// The row, locked until the transaction ends (writes to one project are serialized).
+pub async fn get_for_update(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+) -> Result<Option<ProjectRow>, ServiceError> {
+    Ok(projects::table
+        .find(id)
+        .select(ProjectRow::as_select())
+        .for_update()
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+/// The access level shared with `user` (`viewer` or `editor`), if any.
+pub async fn share_level(
+    conn: &mut AsyncPgConnection,
+    project: Uuid,
+    user: Uuid,
+) -> Result<Option<String>, ServiceError> {
+    Ok(project_sharing::table
+        .filter(project_sharing::project_id.eq(project))
+        .filter(project_sharing::user_id.eq(user))
+        .select(project_sharing::access_level)
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+/// Writes the project row as `row` says (name, description, tags, visibility, design,
+/// layout, version, updated_at).
+pub async fn save(conn: &mut AsyncPgConnection, row: &ProjectRow) -> Result<(), ServiceError> {
+    diesel::update(projects::table.find(row.id))
+        .set((
+            projects::name.eq(&row.name),
+            projects::description.eq(&row.description),
+            projects::tags.eq(&row.tags),
+            projects::is_public.eq(row.is_public),
+            projects::configuration.eq(&row.configuration),
+            projects::layout.eq(&row.layout),
+            projects::version.eq(row.version),
+            projects::updated_at.eq(row.updated_at),
+            projects::status.eq(&row.status),
+            projects::deleted_at.eq(row.deleted_at),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// The newest version row of a project.
+pub async fn latest_version(
+    conn: &mut AsyncPgConnection,
+    project: Uuid,
+) -> Result<Option<VersionRow>, ServiceError> {
+    Ok(project_versions::table
+        .filter(project_versions::project_id.eq(project))
+        .order(project_versions::version.desc())
+        .select(VersionRow::as_select())
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+pub async fn count_versions(
+    conn: &mut AsyncPgConnection,
+    project: Uuid,
+) -> Result<i64, ServiceError> {
+    Ok(project_versions::table
+        .filter(project_versions::project_id.eq(project))
+        .count()
+        .get_result(conn)
+        .await?)
+}
+
+/// A new version row.
+#[allow(clippy::too_many_arguments)]
+pub async fn insert_version(
+    conn: &mut AsyncPgConnection,
+    project: Uuid,
+    version: i32,
+    design: &Value,
+    layout: &Value,
+    author: Uuid,
+    message: &str,
+    named: bool,
+) -> Result<(), ServiceError> {
+    diesel::insert_into(project_versions::table)
+        .values((
+            project_versions::project_id.eq(project),
+            project_versions::version.eq(version),
+            project_versions::configuration.eq(design),
+            project_versions::layout.eq(layout),
+            project_versions::author_id.eq(author),
+            project_versions::change_summary.eq(message),
+            project_versions::named.eq(named),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// An autosave replaces the previous one: the row of version `old` becomes version `new`.
+pub async fn replace_version(
+    conn: &mut AsyncPgConnection,
+    project: Uuid,
+    old: i32,
+    new: i32,
+    design: &Value,
+    layout: &Value,
+) -> Result<(), ServiceError> {
+    diesel::update(
+        project_versions::table
+            .filter(project_versions::project_id.eq(project))
+            .filter(project_versions::version.eq(old)),
+    )
+    .set((
+        project_versions::version.eq(new),
+        project_versions::configuration.eq(design),
+        project_versions::layout.eq(layout),
+        project_versions::updated_at.eq(Utc::now()),
+    ))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn versions(
+    conn: &mut AsyncPgConnection,
+    project: Uuid,
+    before: Option<i32>,
+    limit: i64,
+) -> Result<Vec<VersionRow>, ServiceError> {
+    let mut q = project_versions::table
+        .filter(project_versions::project_id.eq(project))
+        .into_boxed();
+    if let Some(b) = before {
+        q = q.filter(project_versions::version.lt(b));
+    }
+    Ok(q.order(project_versions::version.desc())
+        .limit(limit)
+        .select(VersionRow::as_select())
+        .load(conn)
+        .await?)
+}
+
+pub async fn version(
+    conn: &mut AsyncPgConnection,
+    project: Uuid,
+    version: i32,
+) -> Result<Option<VersionRow>, ServiceError> {
+    Ok(project_versions::table
+        .filter(project_versions::project_id.eq(project))
+        .filter(project_versions::version.eq(version))
+        .select(VersionRow::as_select())
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+pub async fn purge(conn: &mut AsyncPgConnection, id: Uuid) -> Result<bool, ServiceError> {
+    Ok(diesel::delete(projects::table.find(id))
+        .execute(conn)
+        .await?
+        > 0)
+}
+
+/// Deletes the projects that went to the trash before `before`; how many.
+pub async fn purge_trash(
+    conn: &mut AsyncPgConnection,
+    before: DateTime<Utc>,
+) -> Result<usize, ServiceError> {
+    Ok(
+        diesel::delete(projects::table.filter(projects::deleted_at.lt(before)))
+            .execute(conn)
+            .await?,
+    )
+}
+
+/// Which projects a listing shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    Mine,
+    Shared,
+    Public,
+    Trash,
+}
+
+/// How a listing is ordered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sort {
+    /// Last change first.
+    Updated,
+    /// By name, A to Z.
+    Name,
+}
+
+/// Where the previous page ended: the sort key and the id of its last row.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cursor {
+    Updated(DateTime<Utc>, Uuid),
+    Name(String, Uuid),
+}
+
+/// One page of a listing (rows, and each row's share level for `Shared`).
+#[allow(clippy::too_many_arguments)]
+pub async fn list(
+    conn: &mut AsyncPgConnection,
+    user: Uuid,
+    scope: Scope,
+    search: Option<&str>,
+    tag: Option<&str>,
+    sort: Sort,
+    after: Option<Cursor>,
+    limit: i64,
+) -> Result<Vec<(ProjectRow, Option<String>)>, ServiceError> {
+    let mut q = projects::table
+        .left_join(
+            project_sharing::table.on(project_sharing::project_id
+                .eq(projects::id)
+                .and(project_sharing::user_id.eq(user))),
+        )
+        .into_boxed();
+    q = match scope {
+        Scope::Mine => q
+            .filter(projects::owner_id.eq(user))
+            .filter(projects::deleted_at.is_null()),
+        Scope::Shared => q
+            .filter(project_sharing::user_id.eq(user))
+            .filter(projects::deleted_at.is_null()),
+        Scope::Public => q
+            .filter(projects::is_public.eq(true))
+            .filter(projects::deleted_at.is_null()),
+        Scope::Trash => q
+            .filter(projects::owner_id.eq(user))
+            .filter(projects::deleted_at.is_not_null()),
+    };
+    if let Some(s) = search {
+        let pattern = format!(
+            "%{}%",
+            s.replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        );
+        q = q.filter(
+            projects::name
+                .ilike(pattern)
+                .or(projects::tags.contains(vec![s.to_string()])),
+        );
+    }
+    if let Some(t) = tag {
+        q = q.filter(projects::tags.contains(vec![t.to_string()]));
+    }
+    q = match (sort, after) {
+        (Sort::Updated, Some(Cursor::Updated(at, id))) => q.filter(
+            projects::updated_at
+                .lt(at)
+                .or(projects::updated_at.eq(at).and(projects::id.lt(id))),
+        ),
+        (Sort::Name, Some(Cursor::Name(name, id))) => q.filter(
+            projects::name
+                .gt(name.clone())
+                .or(projects::name.eq(name).and(projects::id.gt(id))),
+        ),
+        _ => q,
+    };
+    q = match sort {
+        Sort::Updated => q.order((projects::updated_at.desc(), projects::id.desc())),
+        Sort::Name => q.order((projects::name.asc(), projects::id.asc())),
+    };
+    Ok(q.limit(limit)
+        .select((
+            ProjectRow::as_select(),
+            project_sharing::access_level.nullable(),
+        ))
+        .load(conn)
+        .await?)
+}
+
+/// Keeps the system templates in step with the engine's: inserts new ones, updates changed
+/// ones (by slug).
+pub async fn upsert_system_template(
+    conn: &mut AsyncPgConnection,
+    slug: &str,
+    name: &str,
+    description: &str,
+    category: &str,
+    design: &Value,
+) -> Result<(), ServiceError> {
+    diesel::insert_into(templates::table)
+        .values((
+            templates::slug.eq(slug),
+            templates::name.eq(name),
+            templates::description.eq(description),
+            templates::category.eq(category),
+            templates::is_system.eq(true),
+            templates::configuration.eq(design),
+        ))
+        .on_conflict(templates::slug)
+        .do_update()
+        .set((
+            templates::name.eq(name),
+            templates::description.eq(description),
+            templates::category.eq(category),
+            templates::configuration.eq(design),
+            templates::updated_at.eq(Utc::now()),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn templates(
+    conn: &mut AsyncPgConnection,
+    category: Option<&str>,
+) -> Result<Vec<TemplateRow>, ServiceError> {
+    let mut q = templates::table.into_boxed();
+    if let Some(c) = category {
+        q = q.filter(templates::category.eq(c.to_string()));
+    }
+    Ok(q.filter(templates::is_system.eq(true))
+        .order((templates::category.asc(), templates::name.asc()))
+        .select(TemplateRow::as_select())
+        .load(conn)
+        .await?)
+}
+
+/// A template by id or slug.
+pub async fn template(
+    conn: &mut AsyncPgConnection,
+    key: &str,
+) -> Result<Option<TemplateRow>, ServiceError> {
+    let q = templates::table.select(TemplateRow::as_select());
+    Ok(match key.parse::<Uuid>() {
+        Ok(id) => q
+            .filter(templates::id.eq(id))
+            .first(conn)
+            .await
+            .optional()?,
+        Err(_) => q
+            .filter(templates::slug.eq(key.to_string()))
+            .first(conn)
+            .await
+            .optional()?,
+    })
+}

@@ -1,0 +1,620 @@
+//! `/api/projects/*` and `/api/templates/*`: designs people save, version and find again.
+//! The gateway authenticates and calls the project service; the rules live there.
+//!
+//! Optimistic concurrency: every answer carrying a project has its version as the `ETag`;
+//! a change of the design or layout must send it back as `If-Match` (428 without it), and a
+//! stale one is refused with 412 and the current version, nothing written.
+
+use super::extract::AuthUser;
+use super::json_resource;
+use crate::body::{ApiJson, BodyLimit};
+use crate::error::ApiError;
+use crate::rpc;
+use crate::state::GatewayState;
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse};
+use sdsim_protocols::limits::MAX_DESIGN_MESSAGE_BYTES;
+use sdsim_protocols::proto::project as pb;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The routes of this area. Bodies that carry a design may be as large as a design.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    let big = BodyLimit(MAX_DESIGN_MESSAGE_BYTES);
+    cfg.service(
+        json_resource("/api/projects")
+            .app_data(big)
+            .route(web::post().to(create))
+            .route(web::get().to(list)),
+    )
+    .service(
+        json_resource("/api/projects/{id}")
+            .app_data(big)
+            .route(web::get().to(get))
+            .route(web::patch().to(update))
+            .route(web::delete().to(delete)),
+    )
+    .service(json_resource("/api/projects/{id}/restore").route(web::post().to(restore)))
+    .service(json_resource("/api/projects/{id}/purge").route(web::post().to(purge)))
+    .service(json_resource("/api/projects/{id}/versions").route(web::get().to(versions)))
+    .service(json_resource("/api/projects/{id}/versions/{version}").route(web::get().to(version)))
+    .service(json_resource("/api/projects/{id}/diff").route(web::get().to(diff)))
+    .service(json_resource("/api/projects/{id}/rollback").route(web::post().to(rollback)))
+    .service(json_resource("/api/templates").route(web::get().to(templates)))
+    .service(json_resource("/api/templates/{id}").route(web::get().to(template)));
+}
+
+fn timestamp(secs: i64) -> Option<String> {
+    super::views::timestamp(secs)
+}
+
+#[derive(Serialize)]
+struct ProblemView {
+    path: String,
+    message: String,
+}
+
+/// A project as the API shows it.
+#[derive(Serialize)]
+struct ProjectView {
+    id: String,
+    name: String,
+    description: String,
+    owner_id: String,
+    tags: Vec<String>,
+    is_public: bool,
+    version: i32,
+    design: Value,
+    layout: Value,
+    /// The engine's problems with the design (a draft may have many); empty when it runs.
+    problems: Vec<ProblemView>,
+    access_level: String,
+    created_at: Option<String>,
+    updated_at: Option<String>,
+    deleted_at: Option<String>,
+    template_id: Option<String>,
+    forked_from: Option<String>,
+}
+
+fn json_of(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or(Value::Null)
+}
+
+fn problems(p: Vec<pb::DesignProblem>) -> Vec<ProblemView> {
+    p.into_iter()
+        .map(|p| ProblemView {
+            path: p.path,
+            message: p.message,
+        })
+        .collect()
+}
+
+impl From<pb::Project> for ProjectView {
+    fn from(p: pb::Project) -> Self {
+        Self {
+            design: json_of(&p.design_json),
+            layout: json_of(&p.layout_json),
+            problems: problems(p.problems),
+            id: p.project_id,
+            name: p.name,
+            description: p.description,
+            owner_id: p.owner_id,
+            tags: p.tags,
+            is_public: p.is_public,
+            version: p.version,
+            access_level: p.access_level,
+            created_at: timestamp(p.created_at),
+            updated_at: timestamp(p.updated_at),
+            deleted_at: timestamp(p.deleted_at),
+            template_id: (!p.template_id.is_empty()).then_some(p.template_id),
+            forked_from: (!p.forked_from.is_empty()).then_some(p.forked_from),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ProjectBody {
+    project: ProjectView,
+}
+
+/// A project answer: the body and its version as the `ETag`.
+fn project_response(status: StatusCode, p: Option<pb::Project>) -> HttpResponse {
+    let p = p.unwrap_or_default();
+    HttpResponse::build(status)
+        .insert_header((header::ETAG, format!("\"{}\"", p.version)))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(ProjectBody { project: p.into() })
+}
+
+fn caller(user: &AuthUser) -> pb::Caller {
+    pb::Caller {
+        user_id: user.user_id.clone(),
+        is_admin: is_admin(user),
+    }
+}
+
+fn is_admin(user: &AuthUser) -> bool {
+    user.is_admin || user.permissions.iter().any(|p| p == "admin:projects")
+}
+
+/// The version an `If-Match` header names (`"7"`, `W/"7"` or `7`); 0 when absent.
+fn if_match(req: &HttpRequest) -> Result<i32, ApiError> {
+    let Some(v) = req.headers().get(header::IF_MATCH) else {
+        return Ok(0);
+    };
+    let text = v.to_str().unwrap_or("").trim();
+    let text = text.strip_prefix("W/").unwrap_or(text).trim_matches('"');
+    text.parse::<i32>().ok().filter(|n| *n > 0).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_if_match",
+            "If-Match must be the project's ETag, as a GET answered it (e.g. \"7\")",
+        )
+        .field("If-Match")
+    })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateBody {
+    name: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    tags: Vec<String>,
+    #[serde(default)]
+    is_public: bool,
+    /// A template's id (from `/api/templates`).
+    #[serde(default)]
+    template_id: Option<String>,
+    /// An engine design to start from (a draft is fine).
+    #[serde(default)]
+    design: Option<Value>,
+    #[serde(default)]
+    layout: Option<Value>,
+}
+
+async fn create(
+    state: web::Data<GatewayState>,
+    user: AuthUser,
+    body: ApiJson<CreateBody>,
+) -> Result<HttpResponse, ApiError> {
+    let b = body.0;
+    let call = pb::CreateProjectRequest {
+        user_id: user.user_id,
+        name: b.name,
+        description: b.description,
+        template_id: b.template_id.unwrap_or_default(),
+        configuration: Default::default(),
+        is_public: b.is_public,
+        design_json: b.design.map(|d| d.to_string()).unwrap_or_default(),
+        layout_json: b.layout.map(|l| l.to_string()).unwrap_or_default(),
+        tags: b.tags,
+    };
+    let up = &state.upstream;
+    let res = rpc!(up, project, "CreateProject", create_project, call).await?;
+    Ok(project_response(StatusCode::CREATED, res.project))
+}
+
+#[derive(Debug, Deserialize)]
+struct ListQuery {
+    #[serde(default)]
+    scope: String,
+    #[serde(default)]
+    search: String,
+    #[serde(default)]
+    tag: String,
+    #[serde(default)]
+    sort: String,
+    #[serde(default)]
+    page_size: i32,
+    #[serde(default)]
+    page_token: String,
+}
+
+#[derive(Serialize)]
+struct Summary {
+    id: String,
+    name: String,
+    description: String,
+    owner_id: String,
+    tags: Vec<String>,
+    is_public: bool,
+    version: i32,
+    access_level: String,
+    updated_at: Option<String>,
+    deleted_at: Option<String>,
+}
+
+#[derive(Serialize)]
+struct ListBody {
+    projects: Vec<Summary>,
+    /// Pass as `page_token` for the next page; absent on the last.
+    next_page_token: Option<String>,
+}
+
+async fn list(
+    state: web::Data<GatewayState>,
+    user: AuthUser,
+    q: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let q = q.into_inner();
+    let call = pb::ListProjectsRequest {
+        user_id: user.user_id,
+        page_size: q.page_size,
+        page_token: q.page_token,
+        include_shared: false,
+        search: q.search,
+        scope: q.scope,
+        tag: q.tag,
+        sort: q.sort,
+    };
+    let up = &state.upstream;
+    let res = rpc!(up, project, "ListProjects", list_projects, call).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(ListBody {
+            projects: res
+                .projects
+                .into_iter()
+                .map(|p| Summary {
+                    id: p.project_id,
+                    name: p.name,
+                    description: p.description,
+                    owner_id: p.owner_id,
+                    tags: p.tags,
+                    is_public: p.is_public,
+                    version: p.version,
+                    access_level: p.access_level,
+                    updated_at: timestamp(p.updated_at),
+                    deleted_at: timestamp(p.deleted_at),
+                })
+                .collect(),
+            next_page_token: (!res.next_page_token.is_empty()).then_some(res.next_page_token),
+        }))
+}
+
+async fn get(
+    state: web::Data<GatewayState>,
+    user: AuthUser,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let call = pb::GetProjectRequest {
+        project_id: path.into_inner(),
+        is_admin: is_admin(&user),
+        user_id: user.user_id,
+        include_configuration: true,
+    };
+    let up = &state.upstream;
+    let res = rpc!(up, project, "GetProject", get_project, call).await?;
+    Ok(project_response(StatusCode::OK, res.project))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateBody {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    tags: Option<Vec<String>>,
+    #[serde(default)]
+    is_public: Option<bool>,
+    #[serde(default)]
+    design: Option<Value>,
+    #[serde(default)]
+    layout: Option<Value>,
+    /// What this save is (shown in the history).
+    #[serde(default)]
+    message: String,
+    /// A named save: never replaced by a later autosave.
+    #[serde(default)]
+    named: bool,
+}
+
+async fn update(
+    state: web::Data<GatewayState>,
+    user: AuthUser,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: ApiJson<UpdateBody>,
+) -> Result<HttpResponse, ApiError> {
+    let expected = if_match(&req)?;
+    let b = body.0;
+    let call = pb::UpdateProjectRequest {
+        project_id: path.into_inner(),
+        is_admin: is_admin(&user),
+        user_id: user.user_id,
+        name: b.name,
+        description: b.description,
+        configuration: Default::default(),
+        is_public: b.is_public,
+        expected_version: expected,
+        change_summary: b.message,
+        design_json: b.design.map(|d| d.to_string()),
+        layout_json: b.layout.map(|l| l.to_string()),
+        set_tags: b.tags.is_some(),
+        tags: b.tags.unwrap_or_default(),
+        named: b.named,
+    };
+    let up = &state.upstream;
+    let res = rpc!(up, project, "UpdateProject", update_project, call).await?;
+    Ok(project_response(StatusCode::OK, res.project))
+}
+
+#[derive(Serialize)]
+struct Deleted {
+    deleted: bool,
+    /// Where it went: it can be restored from the trash until it is purged.
+    in_trash: bool,
+}
+
+async fn delete(
+    state: web::Data<GatewayState>,
+    user: AuthUser,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let call = pb::DeleteProjectRequest {
+        project_id: path.into_inner(),
+        is_admin: is_admin(&user),
+        user_id: user.user_id,
+    };
+    let up = &state.upstream;
+    let res = rpc!(up, project, "DeleteProject", delete_project, call).await?;
+    Ok(HttpResponse::Ok().json(Deleted {
+        deleted: res.deleted,
+        in_trash: true,
+    }))
+}
+
+async fn restore(
+    state: web::Data<GatewayState>,
+    user: AuthUser,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let call = pb::ProjectRef {
+        caller: Some(caller(&user)),
+        project_id: path.into_inner(),
+    };
+    let up = &state.upstream;
+    let res = rpc!(up, project, "RestoreProject", restore_project, call).await?;
+    Ok(project_response(StatusCode::OK, res.project))
+}
+
+#[derive(Serialize)]
+struct Purged {
+    purged: bool,
+}
+
+async fn purge(
+    state: web::Data<GatewayState>,
+    user: AuthUser,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let call = pb::ProjectRef {
+        caller: Some(caller(&user)),
+        project_id: path.into_inner(),
+    };
+    let up = &state.upstream;
+    let res = rpc!(up, project, "PurgeProject", purge_project, call).await?;
+    Ok(HttpResponse::Ok().json(Purged { purged: res.purged }))
+}
+
+#[derive(Serialize)]
+struct VersionView {
+    version: i32,
+    author_id: String,
+    message: String,
+    named: bool,
+    created_at: Option<String>,
+    updated_at: Option<String>,
+}
+
+impl From<pb::VersionInfo> for VersionView {
+    fn from(v: pb::VersionInfo) -> Self {
+        Self {
+            version: v.version,
+            author_id: v.author_id,
+            message: v.message,
+            named: v.named,
+            created_at: timestamp(v.created_at),
+            updated_at: timestamp(v.updated_at),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct VersionsQuery {
+    #[serde(default)]
+    before: i32,
+    #[serde(default)]
+    page_size: i32,
+}
+
+#[derive(Serialize)]
+struct VersionsBody {
+    versions: Vec<VersionView>,
+    /// Pass as `before` for older versions; absent on the last page.
+    next_before: Option<i32>,
+}
+
+async fn versions(
+    state: web::Data<GatewayState>,
+    user: AuthUser,
+    path: web::Path<String>,
+    q: web::Query<VersionsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let call = pb::ListVersionsRequest {
+        caller: Some(caller(&user)),
+        project_id: path.into_inner(),
+        page_size: q.page_size,
+        before_version: q.before,
+    };
+    let up = &state.upstream;
+    let res = rpc!(up, project, "ListVersions", list_versions, call).await?;
+    Ok(HttpResponse::Ok().json(VersionsBody {
+        versions: res.versions.into_iter().map(Into::into).collect(),
+        next_before: (res.next_before_version > 0).then_some(res.next_before_version),
+    }))
+}
+
+#[derive(Serialize)]
+struct VersionBody {
+    version: VersionView,
+    design: Value,
+    layout: Value,
+    problems: Vec<ProblemView>,
+}
+
+async fn version(
+    state: web::Data<GatewayState>,
+    user: AuthUser,
+    path: web::Path<(String, i32)>,
+) -> Result<HttpResponse, ApiError> {
+    let (project_id, version) = path.into_inner();
+    let call = pb::GetVersionRequest {
+        caller: Some(caller(&user)),
+        project_id,
+        version,
+    };
+    let up = &state.upstream;
+    let res = rpc!(up, project, "GetVersion", get_version, call).await?;
+    Ok(HttpResponse::Ok().json(VersionBody {
+        version: res.info.unwrap_or_default().into(),
+        design: json_of(&res.design_json),
+        layout: json_of(&res.layout_json),
+        problems: problems(res.problems),
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+struct DiffQuery {
+    from: i32,
+    to: i32,
+}
+
+async fn diff(
+    state: web::Data<GatewayState>,
+    user: AuthUser,
+    path: web::Path<String>,
+    q: web::Query<DiffQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let call = pb::DiffVersionsRequest {
+        caller: Some(caller(&user)),
+        project_id: path.into_inner(),
+        from_version: q.from,
+        to_version: q.to,
+    };
+    let up = &state.upstream;
+    let res = rpc!(up, project, "DiffVersions", diff_versions, call).await?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .body(format!(
+            "{{\"from\":{},\"to\":{},\"diff\":{}}}",
+            q.from, q.to, res.diff_json
+        )))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RollbackBody {
+    version: i32,
+}
+
+async fn rollback(
+    state: web::Data<GatewayState>,
+    user: AuthUser,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: ApiJson<RollbackBody>,
+) -> Result<HttpResponse, ApiError> {
+    let expected = if_match(&req)?;
+    if expected == 0 {
+        return Err(ApiError::new(
+            StatusCode::PRECONDITION_REQUIRED,
+            "precondition_required",
+            "a rollback must say which version it is based on (If-Match)",
+        )
+        .field("If-Match"));
+    }
+    let call = pb::RollbackProjectRequest {
+        caller: Some(caller(&user)),
+        project_id: path.into_inner(),
+        to_version: body.0.version,
+        expected_version: expected,
+    };
+    let up = &state.upstream;
+    let res = rpc!(up, project, "RollbackProject", rollback_project, call).await?;
+    Ok(project_response(StatusCode::OK, res.project))
+}
+
+#[derive(Serialize)]
+struct TemplateView {
+    id: String,
+    name: String,
+    description: String,
+    category: String,
+    is_system: bool,
+    design: Value,
+}
+
+impl From<pb::Template> for TemplateView {
+    fn from(t: pb::Template) -> Self {
+        Self {
+            design: json_of(&t.configuration_json),
+            id: t.template_id,
+            name: t.name,
+            description: t.description,
+            category: t.category,
+            is_system: t.is_system,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct TemplatesQuery {
+    #[serde(default)]
+    category: String,
+}
+
+#[derive(Serialize)]
+struct TemplatesBody {
+    templates: Vec<TemplateView>,
+}
+
+async fn templates(
+    state: web::Data<GatewayState>,
+    _user: AuthUser,
+    q: web::Query<TemplatesQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let call = pb::ListTemplatesRequest {
+        category: q.into_inner().category,
+        ..Default::default()
+    };
+    let up = &state.upstream;
+    let res = rpc!(up, project, "ListTemplates", list_templates, call).await?;
+    Ok(HttpResponse::Ok().json(TemplatesBody {
+        templates: res.templates.into_iter().map(Into::into).collect(),
+    }))
+}
+
+#[derive(Serialize)]
+struct TemplateBody {
+    template: TemplateView,
+}
+
+async fn template(
+    state: web::Data<GatewayState>,
+    _user: AuthUser,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let call = pb::GetTemplateRequest {
+        template_id: path.into_inner(),
+    };
+    let up = &state.upstream;
+    let res = rpc!(up, project, "GetTemplate", get_template, call).await?;
+    Ok(HttpResponse::Ok().json(TemplateBody {
+        template: res.template.unwrap_or_default().into(),
+    }))
+}

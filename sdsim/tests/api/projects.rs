@@ -1,0 +1,673 @@
+//! Projects through the gateway, against real PostgreSQL and Redis: the life of a project
+//! (template, edits with optimistic concurrency, drafts, versions, diff, rollback, trash,
+//! restore, purge), who sees what, concurrent writers, and bad input.
+
+use crate::helpers::*;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+const PASSWORD: &str = "a long enough password";
+
+/// A user of `s`: their access token.
+async fn user(s: &Stack, tag: &str) -> String {
+    let email = unique_email(tag);
+    s.register(&email, PASSWORD).await;
+    s.login(&email, PASSWORD).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// A request with a JSON body (or none) and optional If-Match: status, ETag, body.
+async fn call(
+    s: &Stack,
+    method: Method,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+    if_match: Option<&str>,
+) -> (u16, Option<String>, Value) {
+    let mut r = s.authed(method, path, token);
+    if let Some(b) = body {
+        r = r.json(&b);
+    }
+    if let Some(m) = if_match {
+        r = r.header("if-match", m);
+    }
+    let r = r.send().await.unwrap();
+    let status = r.status().as_u16();
+    let etag = r
+        .headers()
+        .get("etag")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    (status, etag, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn create(s: &Stack, token: &str, body: Value) -> Value {
+    let (st, etag, b) = call(s, Method::POST, "/api/projects", token, Some(body), None).await;
+    assert_eq!(st, 201, "{b}");
+    assert_eq!(etag.as_deref(), Some("\"1\""));
+    b["project"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_life_of_a_project() {
+    let db = TestDb::create().await;
+    let s = Stack::up(&db).await;
+    let ada = user(&s, "life").await;
+
+    // The system templates are the engine's.
+    let (st, _, t) = call(&s, Method::GET, "/api/templates", &ada, None, None).await;
+    assert_eq!(st, 200, "{t}");
+    let ids: Vec<&str> = t["templates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap())
+        .collect();
+    assert!(ids.contains(&"three-tier-web-app"), "{ids:?}");
+    assert_eq!(ids.len(), 8, "{ids:?}");
+
+    // Create from a template: its design, no problems.
+    let p = create(
+        &s,
+        &ada,
+        json!({"name": "Shop", "tags": ["Retail", "web"], "template_id": "three-tier-web-app"}),
+    )
+    .await;
+    let id = p["id"].as_str().unwrap().to_string();
+    let path = format!("/api/projects/{id}");
+    assert_eq!(p["version"], 1);
+    assert_eq!(p["access_level"], "owner");
+    assert_eq!(p["tags"], json!(["retail", "web"]));
+    assert_eq!(p["problems"], json!([]), "{p}");
+    let design = p["design"].clone();
+    assert!(design["components"].as_array().unwrap().len() > 3);
+
+    // Metadata needs no If-Match; a design change does (428), and a stale one is 412.
+    let (st, etag, b) = call(
+        &s,
+        Method::PATCH,
+        &path,
+        &ada,
+        Some(json!({"name": "Shop v2"})),
+        None,
+    )
+    .await;
+    assert_eq!((st, etag.as_deref()), (200, Some("\"2\"")), "{b}");
+    let mut edited = design.clone();
+    edited["duration_s"] = json!(120);
+    let (st, _, b) = call(
+        &s,
+        Method::PATCH,
+        &path,
+        &ada,
+        Some(json!({"design": edited})),
+        None,
+    )
+    .await;
+    assert_eq!(st, 428, "{b}");
+    assert_eq!(b["error"]["code"], "precondition_required");
+    let (st, etag, b) = call(
+        &s,
+        Method::PATCH,
+        &path,
+        &ada,
+        Some(json!({"design": edited})),
+        Some("\"1\""),
+    )
+    .await;
+    assert_eq!(st, 412, "{b}");
+    assert_eq!(b["error"]["current_version"], 2, "{b}");
+    assert_eq!(etag.as_deref(), Some("\"2\""));
+
+    // A named save with stable ids in the layout, then a rename of a component.
+    let names: Vec<String> = design["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap().to_string())
+        .collect();
+    let ids_of = |names: &[String]| -> Value {
+        json!({"ids": names.iter().enumerate().map(|(i, n)| (n.clone(), json!(format!("c{i}")))).collect::<serde_json::Map<_, _>>()})
+    };
+    let (st, etag, b) = call(
+        &s,
+        Method::PATCH,
+        &path,
+        &ada,
+        Some(json!({"design": edited, "layout": ids_of(&names), "message": "longer run", "named": true})),
+        Some("\"2\""),
+    )
+    .await;
+    assert_eq!((st, etag.as_deref()), (200, Some("\"3\"")), "{b}");
+    let old_name = names[1].clone();
+    let mut renamed = edited.clone();
+    let text = serde_json::to_string(&renamed)
+        .unwrap()
+        .replace(&format!("\"{old_name}\""), "\"front door\"");
+    renamed = serde_json::from_str(&text).unwrap();
+    let mut new_names = names.clone();
+    new_names[1] = "front door".into();
+    let (st, _, b) = call(
+        &s,
+        Method::PATCH,
+        &path,
+        &ada,
+        Some(json!({"design": renamed, "layout": ids_of(&new_names), "named": true, "message": "rename"})),
+        Some("\"3\""),
+    )
+    .await;
+    assert_eq!(st, 200, "{b}");
+    assert_eq!(b["project"]["problems"], json!([]), "{b}");
+    let (st, _, d) = call(
+        &s,
+        Method::GET,
+        &format!("{path}/diff?from=3&to=4"),
+        &ada,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(st, 200, "{d}");
+    assert_eq!(
+        d["diff"]["components"]["renamed"],
+        json!([{"id": "c1", "from": old_name, "to": "front door"}]),
+        "{d}"
+    );
+    assert_eq!(d["diff"]["components"]["added"], json!([]), "{d}");
+    assert_eq!(d["diff"]["components"]["removed"], json!([]), "{d}");
+
+    // A draft: stored with its problems and their paths.
+    let mut draft = renamed.clone();
+    draft["components"].as_array_mut().unwrap().truncate(1);
+    let (st, _, b) = call(
+        &s,
+        Method::PATCH,
+        &path,
+        &ada,
+        Some(json!({"design": draft})),
+        Some("\"4\""),
+    )
+    .await;
+    assert_eq!(st, 200, "{b}");
+    let problems = b["project"]["problems"].as_array().unwrap();
+    assert!(!problems.is_empty(), "{b}");
+    assert!(
+        problems
+            .iter()
+            .all(|p| p["path"].as_str().unwrap().starts_with('$')),
+        "{b}"
+    );
+
+    // History, newest first; then a rollback is a new version equal to the old one.
+    let (st, _, v) = call(
+        &s,
+        Method::GET,
+        &format!("{path}/versions"),
+        &ada,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    let numbers: Vec<i64> = v["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["version"].as_i64().unwrap())
+        .collect();
+    assert_eq!(numbers, vec![5, 4, 3, 1], "{v}");
+    let (st, _, b) = call(
+        &s,
+        Method::POST,
+        &format!("{path}/rollback"),
+        &ada,
+        Some(json!({"version": 3})),
+        Some("\"5\""),
+    )
+    .await;
+    assert_eq!(st, 200, "{b}");
+    assert_eq!(b["project"]["version"], 6);
+    assert_eq!(b["project"]["design"], edited);
+    let (_, _, v3) = call(
+        &s,
+        Method::GET,
+        &format!("{path}/versions/3"),
+        &ada,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(v3["design"], edited);
+    assert_eq!(v3["version"]["message"], "longer run");
+
+    // Found by listing, search and tag.
+    let (_, _, l) = call(
+        &s,
+        Method::GET,
+        "/api/projects?search=shop",
+        &ada,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(l["projects"][0]["id"], id.as_str(), "{l}");
+    let (_, _, l) = call(
+        &s,
+        Method::GET,
+        "/api/projects?tag=retail",
+        &ada,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(l["projects"].as_array().unwrap().len(), 1, "{l}");
+    let (_, _, l) = call(
+        &s,
+        Method::GET,
+        "/api/projects?search=nothing-like-it",
+        &ada,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(l["projects"], json!([]), "{l}");
+
+    // Trash: gone from the list, in the trash, read-only; restored; purged for good.
+    let (st, _, b) = call(&s, Method::DELETE, &path, &ada, None, None).await;
+    assert_eq!((st, &b["deleted"]), (200, &json!(true)), "{b}");
+    let (_, _, l) = call(&s, Method::GET, "/api/projects", &ada, None, None).await;
+    assert_eq!(l["projects"], json!([]), "{l}");
+    let (_, _, l) = call(
+        &s,
+        Method::GET,
+        "/api/projects?scope=trash",
+        &ada,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(l["projects"][0]["id"], id.as_str(), "{l}");
+    let (st, _, b) = call(
+        &s,
+        Method::PATCH,
+        &path,
+        &ada,
+        Some(json!({"name": "x"})),
+        None,
+    )
+    .await;
+    assert_eq!((st, &b["error"]["code"]), (409, &json!("in_trash")), "{b}");
+    let (st, _, b) = call(
+        &s,
+        Method::POST,
+        &format!("{path}/restore"),
+        &ada,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(st, 200, "{b}");
+    assert_eq!(b["project"]["deleted_at"], Value::Null);
+    let (st, _, _) = call(&s, Method::POST, &format!("{path}/purge"), &ada, None, None).await;
+    assert_eq!(st, 409, "purging needs the trash first");
+    call(&s, Method::DELETE, &path, &ada, None, None).await;
+    let (st, _, b) = call(&s, Method::POST, &format!("{path}/purge"), &ada, None, None).await;
+    assert_eq!((st, &b["purged"]), (200, &json!(true)), "{b}");
+    let (st, _, _) = call(&s, Method::GET, &path, &ada, None, None).await;
+    assert_eq!(st, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strangers_see_nothing_and_the_public_only_reads() {
+    let db = TestDb::create().await;
+    let s = Stack::up(&db).await;
+    let (ada, bob) = (user(&s, "owner").await, user(&s, "stranger").await);
+    let p = create(&s, &ada, json!({"name": "Private"})).await;
+    let path = format!("/api/projects/{}", p["id"].as_str().unwrap());
+    for (method, sub, body) in [
+        (Method::GET, "", None),
+        (Method::PATCH, "", Some(json!({"name": "mine now"}))),
+        (Method::DELETE, "", None),
+        (Method::GET, "/versions", None),
+        (Method::POST, "/restore", None),
+    ] {
+        let (st, _, b) = call(
+            &s,
+            method.clone(),
+            &format!("{path}{sub}"),
+            &bob,
+            body,
+            None,
+        )
+        .await;
+        assert_eq!(st, 404, "{method} {sub}: {b}");
+    }
+    // An id that is not a project is the same 404; no token is 401.
+    let (st, _, _) = call(
+        &s,
+        Method::GET,
+        "/api/projects/not-a-uuid",
+        &bob,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(st, 404);
+    let r = s.http.get(s.url(&path)).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    // Public: anyone reads (as a viewer), nobody else writes or deletes.
+    let (st, _, _) = call(
+        &s,
+        Method::PATCH,
+        &path,
+        &ada,
+        Some(json!({"is_public": true})),
+        None,
+    )
+    .await;
+    assert_eq!(st, 200);
+    let (st, _, b) = call(&s, Method::GET, &path, &bob, None, None).await;
+    assert_eq!(
+        (st, &b["project"]["access_level"]),
+        (200, &json!("viewer")),
+        "{b}"
+    );
+    let (st, _, b) = call(
+        &s,
+        Method::PATCH,
+        &path,
+        &bob,
+        Some(json!({"name": "x"})),
+        None,
+    )
+    .await;
+    assert_eq!((st, &b["error"]["code"]), (403, &json!("forbidden")), "{b}");
+    let (st, _, _) = call(&s, Method::DELETE, &path, &bob, None, None).await;
+    assert_eq!(st, 403);
+    let (_, _, l) = call(
+        &s,
+        Method::GET,
+        "/api/projects?scope=public",
+        &bob,
+        None,
+        None,
+    )
+    .await;
+    assert!(
+        l["projects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["id"] == p["id"]),
+        "{l}"
+    );
+    let (_, _, l) = call(&s, Method::GET, "/api/projects", &bob, None, None).await;
+    assert_eq!(l["projects"], json!([]), "not in bob's own projects: {l}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn of_twenty_concurrent_saves_from_one_version_exactly_one_lands() {
+    let db = TestDb::create().await;
+    let s = Stack::up(&db).await;
+    let ada = user(&s, "race").await;
+    let p = create(
+        &s,
+        &ada,
+        json!({"name": "Race", "template_id": "three-tier-web-app"}),
+    )
+    .await;
+    let path = format!("/api/projects/{}", p["id"].as_str().unwrap());
+    let saves = (0..20).map(|i| {
+        let mut d = p["design"].clone();
+        d["duration_s"] = json!(100 + i);
+        let (s, ada, path) = (&s, &ada, &path);
+        async move {
+            call(
+                s,
+                Method::PATCH,
+                path,
+                ada,
+                Some(json!({"design": d, "named": true})),
+                Some("\"1\""),
+            )
+            .await
+        }
+    });
+    let results = futures_util::future::join_all(saves).await;
+    let ok: Vec<&Value> = results
+        .iter()
+        .filter(|r| r.0 == 200)
+        .map(|r| &r.2)
+        .collect();
+    let stale = results.iter().filter(|r| r.0 == 412).count();
+    assert_eq!(
+        (ok.len(), stale),
+        (1, 19),
+        "{:?}",
+        results.iter().map(|r| r.0).collect::<Vec<_>>()
+    );
+    let winner = ok[0]["project"]["design"]["duration_s"].clone();
+    let (_, _, v) = call(
+        &s,
+        Method::GET,
+        &format!("{path}/versions"),
+        &ada,
+        None,
+        None,
+    )
+    .await;
+    let versions = v["versions"].as_array().unwrap();
+    assert_eq!(versions.len(), 2, "{v}");
+    let (_, _, v2) = call(
+        &s,
+        Method::GET,
+        &format!("{path}/versions/2"),
+        &ada,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(v2["design"]["duration_s"], winner);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn autosaves_replace_each_other_and_named_saves_stay() {
+    let db = TestDb::create().await;
+    let s = Stack::up(&db).await;
+    let ada = user(&s, "autosave").await;
+    let p = create(
+        &s,
+        &ada,
+        json!({"name": "Auto", "template_id": "three-tier-web-app"}),
+    )
+    .await;
+    let path = format!("/api/projects/{}", p["id"].as_str().unwrap());
+    let mut version = 1;
+    for (i, named) in [
+        (1, false),
+        (2, false),
+        (3, false),
+        (4, true),
+        (5, false),
+        (6, false),
+    ] {
+        let mut d = p["design"].clone();
+        d["duration_s"] = json!(200 + i);
+        let (st, _, b) = call(
+            &s,
+            Method::PATCH,
+            &path,
+            &ada,
+            Some(json!({"design": d, "named": named})),
+            Some(&format!("\"{version}\"")),
+        )
+        .await;
+        assert_eq!(st, 200, "{b}");
+        version = b["project"]["version"].as_i64().unwrap();
+    }
+    let (_, _, v) = call(
+        &s,
+        Method::GET,
+        &format!("{path}/versions"),
+        &ada,
+        None,
+        None,
+    )
+    .await;
+    let kept: Vec<(i64, bool)> = v["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v["version"].as_i64().unwrap(),
+                v["named"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    // v1 (created), the last of the three autosaves (v4), the named v5, the last autosave (v7).
+    assert_eq!(
+        kept,
+        vec![(7, false), (5, true), (4, false), (1, true)],
+        "{v}"
+    );
+    let (_, _, v4) = call(
+        &s,
+        Method::GET,
+        &format!("{path}/versions/4"),
+        &ada,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(v4["design"]["duration_s"], 203);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_project_input_is_named() {
+    let db = TestDb::create().await;
+    let s = Stack::up(&db).await;
+    let ada = user(&s, "bad").await;
+    for (body, field) in [
+        (json!({"name": "  "}), "name"),
+        (json!({"name": "x".repeat(201)}), "name"),
+        (
+            json!({"name": "a", "tags": (0..21).map(|i| format!("t{i}")).collect::<Vec<_>>()}),
+            "tags",
+        ),
+        (json!({"name": "a", "tags": ["ok", "no/slash"]}), "tags[1]"),
+        (
+            json!({"name": "a", "template_id": "no-such-template"}),
+            "template_id",
+        ),
+        (json!({"name": "a", "design": [1, 2]}), "design"),
+        (json!({"name": "a", "layout": "flat"}), "layout"),
+    ] {
+        let (st, _, b) = call(
+            &s,
+            Method::POST,
+            "/api/projects",
+            &ada,
+            Some(body.clone()),
+            None,
+        )
+        .await;
+        assert_eq!(st, 422, "{body}: {b}");
+        assert_eq!(b["error"]["field"], field, "{body}: {b}");
+    }
+    let (st, _, b) = call(
+        &s,
+        Method::POST,
+        "/api/projects",
+        &ada,
+        Some(json!({"name": "a", "colour": "red"})),
+        None,
+    )
+    .await;
+    assert_eq!(st, 422, "unknown field: {b}");
+    let r = s
+        .authed(Method::POST, "/api/projects", &ada)
+        .header("content-type", "application/json")
+        .body("{\"name\": ")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    // Past the one size limit: 413 naming it.
+    let huge = "x".repeat(sdsim_protocols::limits::MAX_DESIGN_MESSAGE_BYTES + 1);
+    let r = s
+        .authed(Method::POST, "/api/projects", &ada)
+        .json(&json!({"name": "big", "description": huge}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    let p = create(&s, &ada, json!({"name": "ok"})).await;
+    let path = format!("/api/projects/{}", p["id"].as_str().unwrap());
+    let (st, _, b) = call(
+        &s,
+        Method::PATCH,
+        &path,
+        &ada,
+        Some(json!({"design": {}})),
+        Some("seven"),
+    )
+    .await;
+    assert_eq!((st, &b["error"]["field"]), (400, &json!("If-Match")), "{b}");
+    for q in [
+        "page_size=1000",
+        "page_token=garbage",
+        "scope=everything",
+        "sort=size",
+    ] {
+        let (st, _, b) = call(
+            &s,
+            Method::GET,
+            &format!("/api/projects?{q}"),
+            &ada,
+            None,
+            None,
+        )
+        .await;
+        assert_eq!(st, 422, "{q}: {b}");
+    }
+    // Pages do not overlap and end.
+    create(&s, &ada, json!({"name": "ok 2"})).await;
+    create(&s, &ada, json!({"name": "ok 3"})).await;
+    let (_, _, first) = call(
+        &s,
+        Method::GET,
+        "/api/projects?page_size=2&sort=name",
+        &ada,
+        None,
+        None,
+    )
+    .await;
+    let token = first["next_page_token"]
+        .as_str()
+        .expect("a next page")
+        .to_string();
+    let (_, _, second) = call(
+        &s,
+        Method::GET,
+        &format!("/api/projects?page_size=2&sort=name&page_token={token}"),
+        &ada,
+        None,
+        None,
+    )
+    .await;
+    let names = |v: &Value| -> Vec<String> {
+        v["projects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(names(&first), vec!["ok", "ok 2"]);
+    assert_eq!(names(&second), vec!["ok 3"]);
+    assert_eq!(second["next_page_token"], Value::Null);
+}
