@@ -89,6 +89,9 @@ pub const RPCS: &[Rpc] = &[
     rpc(Project, "GetVersion", SAFE),
     rpc(Project, "DiffVersions", SAFE),
     rpc(Project, "RollbackProject", ONCE),
+    rpc(Project, "ForkProject", ONCE),
+    rpc(Project, "ExportProject", SAFE),
+    rpc(Project, "ImportProject", ONCE),
     rpc(Project, "HealthCheck", SAFE),
     // simulation: a start twice is two runs.
     rpc(Simulation, "StartSimulation", ONCE),

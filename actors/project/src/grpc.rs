@@ -447,6 +447,55 @@ impl ppb::project_service_server::ProjectService for ProjectGrpc {
         .await
     }
 
+    async fn fork_project(
+        &self,
+        req: Request<ppb::ForkProjectRequest>,
+    ) -> Result<Response<ppb::ProjectResponse>, Status> {
+        let r = req.into_inner();
+        self.run(async {
+            let caller = caller_of(r.caller)?;
+            let v = self
+                .core
+                .fork(caller, &r.project_id, r.version, &r.name)
+                .await?;
+            Ok(ppb::ProjectResponse {
+                project: Some(project_pb(v)),
+            })
+        })
+        .await
+    }
+
+    async fn export_project(
+        &self,
+        req: Request<ppb::ExportProjectRequest>,
+    ) -> Result<Response<ppb::ExportProjectResponse>, Status> {
+        let r = req.into_inner();
+        self.run(async {
+            let caller = caller_of(r.caller)?;
+            let document_json = self
+                .core
+                .export(caller, &r.project_id, r.include_versions)
+                .await?;
+            Ok(ppb::ExportProjectResponse { document_json })
+        })
+        .await
+    }
+
+    async fn import_project(
+        &self,
+        req: Request<ppb::ImportProjectRequest>,
+    ) -> Result<Response<ppb::ProjectResponse>, Status> {
+        let r = req.into_inner();
+        self.run(async {
+            let caller = caller_of(r.caller)?;
+            let v = self.core.import(caller, &r.document_json, &r.name).await?;
+            Ok(ppb::ProjectResponse {
+                project: Some(project_pb(v)),
+            })
+        })
+        .await
+    }
+
     async fn health_check(
         &self,
         _: Request<HealthCheckRequest>,

@@ -13,6 +13,7 @@
 pub mod access;
 pub mod core;
 pub mod diff;
+pub mod document;
 pub mod grpc;
 pub mod janitor;
 pub mod store;

@@ -45,6 +45,8 @@ pub struct NewProject {
     pub is_public: bool,
     pub tags: Vec<String>,
     pub layout: Value,
+    pub forked_from: Option<Uuid>,
+    pub forked_from_version: Option<i32>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]

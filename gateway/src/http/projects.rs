@@ -22,6 +22,11 @@ use serde_json::Value;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     let big = BodyLimit(MAX_DESIGN_MESSAGE_BYTES);
     cfg.service(
+        json_resource("/api/projects/import")
+            .app_data(big)
+            .route(web::post().to(import)),
+    )
+    .service(
         json_resource("/api/projects")
             .app_data(big)
             .route(web::post().to(create))
@@ -40,6 +45,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(json_resource("/api/projects/{id}/versions/{version}").route(web::get().to(version)))
     .service(json_resource("/api/projects/{id}/diff").route(web::get().to(diff)))
     .service(json_resource("/api/projects/{id}/rollback").route(web::post().to(rollback)))
+    .service(json_resource("/api/projects/{id}/fork").route(web::post().to(fork)))
+    .service(json_resource("/api/projects/{id}/export").route(web::get().to(export)))
     .service(json_resource("/api/templates").route(web::get().to(templates)))
     .service(json_resource("/api/templates/{id}").route(web::get().to(template)));
 }
@@ -617,4 +624,88 @@ async fn template(
     Ok(HttpResponse::Ok().json(TemplateBody {
         template: res.template.unwrap_or_default().into(),
     }))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ForkBody {
+    /// The version to copy; absent: the current design.
+    #[serde(default)]
+    version: i32,
+    #[serde(default)]
+    name: String,
+}
+
+async fn fork(
+    state: web::Data<GatewayState>,
+    user: AuthUser,
+    path: web::Path<String>,
+    body: ApiJson<ForkBody>,
+) -> Result<HttpResponse, ApiError> {
+    let b = body.0;
+    let call = pb::ForkProjectRequest {
+        caller: Some(caller(&user)),
+        project_id: path.into_inner(),
+        version: b.version,
+        name: b.name,
+    };
+    let up = &state.upstream;
+    let res = rpc!(up, project, "ForkProject", fork_project, call).await?;
+    Ok(project_response(StatusCode::CREATED, res.project))
+}
+
+#[derive(Debug, Deserialize)]
+struct ExportQuery {
+    /// With the version history.
+    #[serde(default)]
+    versions: bool,
+}
+
+async fn export(
+    state: web::Data<GatewayState>,
+    user: AuthUser,
+    path: web::Path<String>,
+    q: web::Query<ExportQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let project_id = path.into_inner();
+    let call = pb::ExportProjectRequest {
+        caller: Some(caller(&user)),
+        project_id: project_id.clone(),
+        include_versions: q.versions,
+    };
+    let up = &state.upstream;
+    let res = rpc!(up, project, "ExportProject", export_project, call).await?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"{project_id}.sdsim.json\""),
+        ))
+        .body(res.document_json))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImportBody {
+    /// A project document (from export) or a bare engine design.
+    document: Value,
+    #[serde(default)]
+    name: String,
+}
+
+async fn import(
+    state: web::Data<GatewayState>,
+    user: AuthUser,
+    body: ApiJson<ImportBody>,
+) -> Result<HttpResponse, ApiError> {
+    let b = body.0;
+    let call = pb::ImportProjectRequest {
+        caller: Some(caller(&user)),
+        document_json: b.document.to_string(),
+        name: b.name,
+    };
+    let up = &state.upstream;
+    let res = rpc!(up, project, "ImportProject", import_project, call).await?;
+    Ok(project_response(StatusCode::CREATED, res.project))
 }

@@ -671,3 +671,156 @@ async fn bad_project_input_is_named() {
     assert_eq!(names(&second), vec!["ok 3"]);
     assert_eq!(second["next_page_token"], Value::Null);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fork_export_and_import_round_trip() {
+    let db = TestDb::create().await;
+    let s = Stack::up(&db).await;
+    let (ada, bob) = (user(&s, "exporter").await, user(&s, "forker").await);
+    let p = create(
+        &s,
+        &ada,
+        json!({"name": "Platform", "tags": ["big"], "template_id": "large-platform", "is_public": true,
+               "layout": {"ids": {"a": "c1"}, "positions": {"a": [10, 20]}}}),
+    )
+    .await;
+    let id = p["id"].as_str().unwrap();
+    let path = format!("/api/projects/{id}");
+    let mut d = p["design"].clone();
+    d["duration_s"] = json!(90);
+    let (st, _, _) = call(
+        &s,
+        Method::PATCH,
+        &path,
+        &ada,
+        Some(json!({"design": d, "named": true, "message": "shorter"})),
+        Some("\"1\""),
+    )
+    .await;
+    assert_eq!(st, 200);
+
+    // Export with history, import: the same design and layout, byte for byte, and history.
+    let r = s
+        .authed(Method::GET, &format!("{path}/export?versions=true"), &ada)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .contains("attachment"));
+    let exported = r.text().await.unwrap();
+    let doc: Value = serde_json::from_str(&exported).unwrap();
+    assert_eq!(doc["format"], "sdsim.project");
+    assert_eq!(doc["versions"].as_array().unwrap().len(), 2, "{doc}");
+    let (st, _, b) = call(
+        &s,
+        Method::POST,
+        "/api/projects/import",
+        &ada,
+        Some(json!({"document": doc})),
+        None,
+    )
+    .await;
+    assert_eq!(st, 201, "{b}");
+    let copy = b["project"].clone();
+    assert_eq!(copy["name"], "Platform");
+    assert_eq!(copy["version"], 2, "the history came along");
+    let again = s
+        .authed(
+            Method::GET,
+            &format!(
+                "/api/projects/{}/export?versions=true",
+                copy["id"].as_str().unwrap()
+            ),
+            &ada,
+        )
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let again: Value = serde_json::from_str(&again).unwrap();
+    assert_eq!(
+        again["design"].to_string(),
+        doc["design"].to_string(),
+        "same design, byte for byte"
+    );
+    assert_eq!(again["layout"].to_string(), doc["layout"].to_string());
+    assert_eq!(
+        again["versions"][0]["design"].to_string(),
+        doc["versions"][0]["design"].to_string()
+    );
+    // A bare engine design imports as a new project; junk is named.
+    let bare = json!({"name": "Bare", "duration_s": 10, "components": [{"name": "c", "kind": "client", "traffic": {"type": "open", "rate": 5}}]});
+    let (st, _, b) = call(
+        &s,
+        Method::POST,
+        "/api/projects/import",
+        &bob,
+        Some(json!({"document": bare})),
+        None,
+    )
+    .await;
+    assert_eq!((st, &b["project"]["name"]), (201, &json!("Bare")), "{b}");
+    for (document, field) in [
+        (json!({"format": "zip"}), "document.format"),
+        (json!({"name": "x"}), "document"),
+        (
+            json!({"format": "sdsim.project", "format_version": 1, "name": "x", "design": [1]}),
+            "document.design",
+        ),
+    ] {
+        let (st, _, b) = call(
+            &s,
+            Method::POST,
+            "/api/projects/import",
+            &bob,
+            Some(json!({"document": document})),
+            None,
+        )
+        .await;
+        assert_eq!((st, &b["error"]["field"]), (422, &json!(field)), "{b}");
+    }
+
+    // Bob forks Ada's public project (version 1): his own, private, remembering its source.
+    let (st, _, b) = call(
+        &s,
+        Method::POST,
+        &format!("{path}/fork"),
+        &bob,
+        Some(json!({"version": 1})),
+        None,
+    )
+    .await;
+    assert_eq!(st, 201, "{b}");
+    let f = &b["project"];
+    assert_eq!(f["access_level"], "owner");
+    assert_eq!(f["name"], "Platform (fork)");
+    assert_eq!(f["forked_from"], id);
+    assert_eq!(f["is_public"], false);
+    assert_eq!(f["design"], p["design"], "version 1's design");
+    // A private project cannot be forked by a stranger: it does not exist for them.
+    let (st, _, _) = call(
+        &s,
+        Method::PATCH,
+        &path,
+        &ada,
+        Some(json!({"is_public": false})),
+        None,
+    )
+    .await;
+    assert_eq!(st, 200);
+    let (st, _, _) = call(
+        &s,
+        Method::POST,
+        &format!("{path}/fork"),
+        &bob,
+        Some(json!({})),
+        None,
+    )
+    .await;
+    assert_eq!(st, 404);
+}
