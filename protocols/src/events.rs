@@ -106,6 +106,19 @@ pub struct ProjectEvent {
     pub at: DateTime<Utc>,
 }
 
+/// Data of `project.shared`, sent to the person a project was shared with (on their
+/// notification channel): who shared what, at which level, and where it is.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ProjectShared {
+    pub project_id: String,
+    pub project_name: String,
+    pub by_user_id: String,
+    pub access_level: String,
+    /// Where the project opens (the console's link).
+    pub link: String,
+    pub at: DateTime<Utc>,
+}
+
 /// Event type names, used both as the envelope `type` and as the WebSocket frame `type`.
 pub mod kinds {
     pub const AUTH_LOGIN: &str = "auth.login";
@@ -116,6 +129,7 @@ pub mod kinds {
     pub const PROJECT_UPDATED: &str = "project.updated";
     pub const PROJECT_DELETED: &str = "project.deleted";
     pub const PROJECT_RESTORED: &str = "project.restored";
+    pub const PROJECT_SHARED: &str = "project.shared";
 }
 
 #[cfg(test)]

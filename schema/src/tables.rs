@@ -169,6 +169,17 @@ pub mod project_schema {
     }
 
     diesel::table! {
+        project_schema.project_invitations (id) {
+            id -> Uuid,
+            project_id -> Uuid,
+            email -> Text,
+            access_level -> Text,
+            granted_by -> Uuid,
+            created_at -> Timestamptz,
+        }
+    }
+
+    diesel::table! {
         project_schema.project_versions (id) {
             id -> Uuid,
             project_id -> Uuid,
@@ -197,12 +208,14 @@ pub mod project_schema {
 
     diesel::joinable!(projects -> templates (template_id));
     diesel::joinable!(project_sharing -> projects (project_id));
+    diesel::joinable!(project_invitations -> projects (project_id));
     diesel::joinable!(project_versions -> projects (project_id));
     diesel::joinable!(collaboration_sessions -> projects (project_id));
     diesel::allow_tables_to_appear_in_same_query!(
         templates,
         projects,
         project_sharing,
+        project_invitations,
         project_versions,
         collaboration_sessions
     );

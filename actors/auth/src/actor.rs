@@ -14,7 +14,9 @@ use crate::accounts::{ChangePassword, Login, Refresh, Register, UpdateProfile};
 use crate::admin::{Admin, AdminOutcome};
 use crate::core::{AuthCore, LoginOutcome, Profile, SessionState, SessionView, TokenInfo};
 use crate::recovery::{RequestReset, RequestVerification, ResetPassword, VerifyEmail};
-use crate::sessions::{EndSession, GetSession, GetUser, ListSessions, Logout, ValidateToken};
+use crate::sessions::{
+    EndSession, GetSession, GetUser, ListSessions, Logout, LookupUser, ValidateToken,
+};
 use actix::prelude::*;
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
@@ -103,6 +105,7 @@ requests! {
     EndSession => bool, end_session;
     ValidateToken => TokenInfo, validate_token;
     GetUser => (Profile, Vec<String>), get_user;
+    LookupUser => Option<Profile>, lookup_user;
     GetSession => SessionState, get_session;
     RequestVerification => bool, request_verification;
     VerifyEmail => (), verify_email;

@@ -7,7 +7,9 @@ use crate::actor::{CoreCell, Request as CoreRequest};
 use crate::admin::{Admin, AdminOp, AdminOutcome};
 use crate::core::{LoginOutcome, Origin, Profile};
 use crate::recovery::{RequestReset, RequestVerification, ResetPassword, VerifyEmail};
-use crate::sessions::{EndSession, GetSession, GetUser, ListSessions, Logout, ValidateToken};
+use crate::sessions::{
+    EndSession, GetSession, GetUser, ListSessions, Logout, LookupUser, ValidateToken,
+};
 use sdsim_protocols::proto::auth as pb;
 use sdsim_protocols::proto::auth::auth_service_server::AuthService;
 use sdsim_protocols::proto::common::{HealthCheckRequest, HealthCheckResponse};
@@ -505,11 +507,33 @@ impl AuthService for AuthGrpc {
                         roles: p.roles,
                         permissions: perms,
                         is_active: p.is_active,
+                        is_verified: p.is_verified,
                         last_login: p.last_login_at.map(|t| t.timestamp()).unwrap_or(0),
                     }
                 }),
                 Err(e) => Err(e),
             };
+        reply(res)
+    }
+
+    async fn lookup_user(
+        &self,
+        req: Request<pb::LookupUserRequest>,
+    ) -> Result<Response<pb::LookupUserResponse>, Status> {
+        let r = req.into_inner();
+        let res = self
+            .call(LookupUser { email: r.email })
+            .await
+            .map(|found| match found {
+                Some(p) => pb::LookupUserResponse {
+                    found: true,
+                    user_id: p.id.to_string(),
+                    name: format!("{} {}", p.first_name, p.last_name),
+                    is_verified: p.is_verified,
+                    email: p.email,
+                },
+                None => pb::LookupUserResponse::default(),
+            });
         reply(res)
     }
 

@@ -42,6 +42,12 @@ pub struct GetUser {
     pub user_id: Uuid,
 }
 
+/// The account of an e-mail address, for other services (never exposed to clients).
+#[derive(Debug)]
+pub struct LookupUser {
+    pub email: String,
+}
+
 #[derive(Debug)]
 pub struct GetSession {
     pub session_id: Uuid,
@@ -317,5 +323,25 @@ impl AuthCore {
         m: ValidateToken,
     ) -> Result<TokenInfo, ServiceError> {
         self.validate(&m.token).await
+    }
+
+    /// The account of `email` (normalised as at registration), if any.
+    pub async fn lookup_user(
+        self: Arc<Self>,
+        m: LookupUser,
+    ) -> Result<Option<Profile>, ServiceError> {
+        let email = m.email.trim().to_lowercase();
+        if email.is_empty() || email.len() > 320 {
+            return Err(ServiceError::invalid(
+                "email",
+                "email must be an e-mail address",
+            ));
+        }
+        let mut conn = sdsim_schema::pool::get(&self.pool).await?;
+        let Some(user) = store::user_by_email(&mut conn, &email).await? else {
+            return Ok(None);
+        };
+        let (roles, _) = store::roles_and_permissions(&mut conn, user.id).await?;
+        Ok(Some(Profile::new(user, roles)))
     }
 }

@@ -31,15 +31,18 @@ pub enum Op {
     Delete,
     /// Who has what.
     ReadPermissions,
+    /// Share with people, change or end their access, hand ownership over.
+    Share,
 }
 
 /// `ALLOWED[op][role]`, roles in the order Owner, Editor, Viewer, Public, Admin, Stranger.
-const ALLOWED: [(Op, [bool; 6]); 5] = [
+const ALLOWED: [(Op, [bool; 6]); 6] = [
     (Op::Read, [true, true, true, true, true, false]),
     (Op::Edit, [true, true, false, false, false, false]),
     (Op::SetVisibility, [true, false, false, false, false, false]),
     (Op::Delete, [true, false, false, false, true, false]),
     (Op::ReadPermissions, [true, true, true, false, true, false]),
+    (Op::Share, [true, false, false, false, false, false]),
 ];
 
 fn column(role: Role) -> usize {
@@ -80,6 +83,7 @@ pub fn check(role: Role, op: Op, id: &str) -> Result<(), ServiceError> {
                 Op::SetVisibility => "changing its visibility: only its owner can",
                 Op::Delete => "deleting: only its owner can",
                 Op::ReadPermissions => "seeing who has access",
+                Op::Share => "sharing: only its owner can",
             }
         )));
     }
@@ -108,12 +112,13 @@ mod tests {
     fn the_table_says_who_may_do_what() {
         use Role::*;
         // (op, who may) for every op; everyone else may not.
-        let expect: [(Op, &[Role]); 5] = [
+        let expect: [(Op, &[Role]); 6] = [
             (Op::Read, &[Owner, Editor, Viewer, Public, Admin]),
             (Op::Edit, &[Owner, Editor]),
             (Op::SetVisibility, &[Owner]),
             (Op::Delete, &[Owner, Admin]),
             (Op::ReadPermissions, &[Owner, Editor, Viewer, Admin]),
+            (Op::Share, &[Owner]),
         ];
         for (op, who) in expect {
             for role in [Owner, Editor, Viewer, Public, Admin, Stranger] {

@@ -139,7 +139,18 @@ impl ppb::project_service_server::ProjectService for ProjectGrpc {
         let r = req.into_inner();
         self.run(async {
             let caller = core::caller(&r.user_id, r.is_admin)?;
-            let p = project_pb(self.core.get(caller, &r.project_id).await?);
+            let view = match self.core.get(caller, &r.project_id).await {
+                // Perhaps shared with the caller's address before they had an account.
+                Err(ServiceError::NotFound(m)) => {
+                    if self.core.claim_invitations(caller, &r.email).await? > 0 {
+                        self.core.get(caller, &r.project_id).await?
+                    } else {
+                        return Err(ServiceError::NotFound(m));
+                    }
+                }
+                other => other?,
+            };
+            let p = project_pb(view);
             Ok(ppb::GetProjectResponse {
                 project_id: p.project_id.clone(),
                 name: p.name.clone(),
@@ -219,6 +230,9 @@ impl ppb::project_service_server::ProjectService for ProjectGrpc {
         let r = req.into_inner();
         self.run(async {
             let caller = core::caller(&r.user_id, false)?;
+            if r.scope == "shared" {
+                self.core.claim_invitations(caller, &r.email).await?;
+            }
             let scope = match r.scope.as_str() {
                 "" | "mine" => Scope::Mine,
                 "shared" => Scope::Shared,
@@ -282,15 +296,73 @@ impl ppb::project_service_server::ProjectService for ProjectGrpc {
 
     async fn share_project(
         &self,
-        _: Request<ppb::ShareProjectRequest>,
+        req: Request<ppb::ShareProjectRequest>,
     ) -> Result<Response<ppb::ShareProjectResponse>, Status> {
-        later("ShareProject")
+        let r = req.into_inner();
+        self.run(async {
+            let caller = core::caller(&r.owner_id, r.is_admin)?;
+            let message = self
+                .core
+                .share(
+                    caller,
+                    &r.project_id,
+                    &r.share_with_email,
+                    &r.access_level,
+                    r.revoke,
+                )
+                .await?;
+            Ok(ppb::ShareProjectResponse {
+                shared: !r.revoke,
+                share_id: String::new(),
+                message,
+            })
+        })
+        .await
     }
+
     async fn get_project_permissions(
         &self,
-        _: Request<ppb::GetProjectPermissionsRequest>,
+        req: Request<ppb::GetProjectPermissionsRequest>,
     ) -> Result<Response<ppb::GetProjectPermissionsResponse>, Status> {
-        later("GetProjectPermissions")
+        let r = req.into_inner();
+        self.run(async {
+            let caller = core::caller(&r.user_id, r.is_admin)?;
+            let (role, list) = self.core.permissions(caller, &r.project_id).await?;
+            Ok(ppb::GetProjectPermissionsResponse {
+                project_id: r.project_id.clone(),
+                access_level: access::level(role).into(),
+                permissions: list
+                    .into_iter()
+                    .map(|p| ppb::ProjectPermission {
+                        pending: p.user_id.is_none(),
+                        user_id: p.user_id.map(|u| u.to_string()).unwrap_or_default(),
+                        access_level: p.level,
+                        granted_at: ts(p.granted_at),
+                        granted_by: p.granted_by.map(|u| u.to_string()).unwrap_or_default(),
+                        email: p.email.unwrap_or_default(),
+                    })
+                    .collect(),
+            })
+        })
+        .await
+    }
+
+    async fn transfer_ownership(
+        &self,
+        req: Request<ppb::TransferOwnershipRequest>,
+    ) -> Result<Response<ppb::ProjectResponse>, Status> {
+        let r = req.into_inner();
+        self.run(async {
+            let caller = caller_of(r.caller)?;
+            let v = self
+                .core
+                .transfer(caller, &r.project_id, &r.new_owner_id)
+                .await?;
+            Ok(ppb::ProjectResponse {
+                project: Some(project_pb(v)),
+            })
+        })
+        .await
     }
 
     async fn get_template(

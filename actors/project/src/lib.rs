@@ -44,6 +44,8 @@ pub struct ProjectSettings {
     pub max_versions: u32,
     /// How often the trash is emptied of expired projects.
     pub purge_interval_s: u64,
+    /// Where links in invitation mails and notifications point (the console).
+    pub public_url: String,
 }
 
 impl Default for ProjectSettings {
@@ -54,6 +56,7 @@ impl Default for ProjectSettings {
             autosave_window_s: 300,
             max_versions: 1_000,
             purge_interval_s: 3_600,
+            public_url: "http://127.0.0.1:8000".into(),
         }
     }
 }
@@ -84,7 +87,11 @@ pub fn tree(
         settings: settings.clone(),
         events: EventSink::new(bridge_slot.clone()),
         ns: shared.ns.clone(),
+        mesh: shared.mesh.clone(),
+        redis: shared.redis.clone(),
     });
+    // Sharing asks auth who an address is.
+    shared.mesh.want(sdsim_protocols::Service::Auth);
     let adapter = grpc::ProjectGrpc {
         core: core.clone(),
         health: shared.probe(true),

@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use sdsim_runtime::error::ServiceError;
 use sdsim_schema::tables::project_schema::{
-    project_sharing, project_versions, projects, templates,
+    project_invitations, project_sharing, project_versions, projects, templates,
 };
 use serde_json::Value;
 use uuid::Uuid;
@@ -461,4 +461,174 @@ pub async fn template(
             .await
             .optional()?,
     })
+}
+
+/// Gives `user` `level` on `project` (or changes it).
+pub async fn upsert_share(
+    conn: &mut AsyncPgConnection,
+    project: Uuid,
+    user: Uuid,
+    level: &str,
+    by: Uuid,
+) -> Result<(), ServiceError> {
+    diesel::insert_into(project_sharing::table)
+        .values((
+            project_sharing::project_id.eq(project),
+            project_sharing::user_id.eq(user),
+            project_sharing::access_level.eq(level),
+            project_sharing::granted_by.eq(by),
+        ))
+        .on_conflict((project_sharing::project_id, project_sharing::user_id))
+        .do_update()
+        .set((
+            project_sharing::access_level.eq(level),
+            project_sharing::granted_by.eq(by),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn delete_share(
+    conn: &mut AsyncPgConnection,
+    project: Uuid,
+    user: Uuid,
+) -> Result<bool, ServiceError> {
+    Ok(diesel::delete(
+        project_sharing::table
+            .filter(project_sharing::project_id.eq(project))
+            .filter(project_sharing::user_id.eq(user)),
+    )
+    .execute(conn)
+    .await?
+        > 0)
+}
+
+/// An invitation of `email` (an address with no account) at `level`.
+pub async fn upsert_invitation(
+    conn: &mut AsyncPgConnection,
+    project: Uuid,
+    email: &str,
+    level: &str,
+    by: Uuid,
+) -> Result<(), ServiceError> {
+    diesel::insert_into(project_invitations::table)
+        .values((
+            project_invitations::project_id.eq(project),
+            project_invitations::email.eq(email),
+            project_invitations::access_level.eq(level),
+            project_invitations::granted_by.eq(by),
+        ))
+        .on_conflict((project_invitations::project_id, project_invitations::email))
+        .do_update()
+        .set((
+            project_invitations::access_level.eq(level),
+            project_invitations::granted_by.eq(by),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn delete_invitation(
+    conn: &mut AsyncPgConnection,
+    project: Uuid,
+    email: &str,
+) -> Result<bool, ServiceError> {
+    Ok(diesel::delete(
+        project_invitations::table
+            .filter(project_invitations::project_id.eq(project))
+            .filter(project_invitations::email.eq(email)),
+    )
+    .execute(conn)
+    .await?
+        > 0)
+}
+
+/// (user, level, granted_by, granted_at) of every share of a project.
+pub async fn shares(
+    conn: &mut AsyncPgConnection,
+    project: Uuid,
+) -> Result<Vec<(Uuid, String, Uuid, DateTime<Utc>)>, ServiceError> {
+    Ok(project_sharing::table
+        .filter(project_sharing::project_id.eq(project))
+        .order(project_sharing::created_at.asc())
+        .select((
+            project_sharing::user_id,
+            project_sharing::access_level,
+            project_sharing::granted_by,
+            project_sharing::created_at,
+        ))
+        .load(conn)
+        .await?)
+}
+
+/// (email, level, granted_by, created_at) of every pending invitation of a project.
+pub async fn invitations(
+    conn: &mut AsyncPgConnection,
+    project: Uuid,
+) -> Result<Vec<(String, String, Uuid, DateTime<Utc>)>, ServiceError> {
+    Ok(project_invitations::table
+        .filter(project_invitations::project_id.eq(project))
+        .order(project_invitations::created_at.asc())
+        .select((
+            project_invitations::email,
+            project_invitations::access_level,
+            project_invitations::granted_by,
+            project_invitations::created_at,
+        ))
+        .load(conn)
+        .await?)
+}
+
+/// Turns the invitations of `email` into shares of `user` (one transaction with the
+/// caller's); how many.
+pub async fn claim_invitations(
+    conn: &mut AsyncPgConnection,
+    email: &str,
+    user: Uuid,
+) -> Result<usize, ServiceError> {
+    let pending: Vec<(Uuid, String, Uuid)> = project_invitations::table
+        .filter(project_invitations::email.eq(email))
+        .select((
+            project_invitations::project_id,
+            project_invitations::access_level,
+            project_invitations::granted_by,
+        ))
+        .load(conn)
+        .await?;
+    for (project, level, by) in &pending {
+        upsert_share(conn, *project, user, level, *by).await?;
+    }
+    diesel::delete(project_invitations::table.filter(project_invitations::email.eq(email)))
+        .execute(conn)
+        .await?;
+    Ok(pending.len())
+}
+
+/// Whether any invitation waits for `email`.
+pub async fn has_invitations(
+    conn: &mut AsyncPgConnection,
+    email: &str,
+) -> Result<bool, ServiceError> {
+    Ok(diesel::select(diesel::dsl::exists(
+        project_invitations::table.filter(project_invitations::email.eq(email)),
+    ))
+    .get_result(conn)
+    .await?)
+}
+
+pub async fn set_owner(
+    conn: &mut AsyncPgConnection,
+    project: Uuid,
+    owner: Uuid,
+) -> Result<(), ServiceError> {
+    diesel::update(projects::table.find(project))
+        .set((
+            projects::owner_id.eq(owner),
+            projects::updated_at.eq(Utc::now()),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(())
 }

@@ -46,6 +46,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(json_resource("/api/projects/{id}/diff").route(web::get().to(diff)))
     .service(json_resource("/api/projects/{id}/rollback").route(web::post().to(rollback)))
     .service(json_resource("/api/projects/{id}/fork").route(web::post().to(fork)))
+    .service(
+        json_resource("/api/projects/{id}/shares")
+            .route(web::post().to(share))
+            .route(web::delete().to(unshare)),
+    )
+    .service(json_resource("/api/projects/{id}/permissions").route(web::get().to(permissions)))
+    .service(json_resource("/api/projects/{id}/owner").route(web::post().to(transfer)))
     .service(json_resource("/api/projects/{id}/export").route(web::get().to(export)))
     .service(json_resource("/api/templates").route(web::get().to(templates)))
     .service(json_resource("/api/templates/{id}").route(web::get().to(template)));
@@ -251,6 +258,7 @@ async fn list(
         page_size: q.page_size,
         page_token: q.page_token,
         include_shared: false,
+        email: user.email.clone(),
         search: q.search,
         scope: q.scope,
         tag: q.tag,
@@ -289,6 +297,7 @@ async fn get(
     let call = pb::GetProjectRequest {
         project_id: path.into_inner(),
         is_admin: is_admin(&user),
+        email: user.email.clone(),
         user_id: user.user_id,
         include_configuration: true,
     };
@@ -708,4 +717,142 @@ async fn import(
     let up = &state.upstream;
     let res = rpc!(up, project, "ImportProject", import_project, call).await?;
     Ok(project_response(StatusCode::CREATED, res.project))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ShareBody {
+    email: String,
+    /// `viewer` or `editor`.
+    role: String,
+}
+
+#[derive(Serialize)]
+struct ShareAnswer {
+    message: String,
+}
+
+async fn share(
+    state: web::Data<GatewayState>,
+    user: AuthUser,
+    path: web::Path<String>,
+    body: ApiJson<ShareBody>,
+) -> Result<HttpResponse, ApiError> {
+    let b = body.0;
+    let call = pb::ShareProjectRequest {
+        project_id: path.into_inner(),
+        is_admin: is_admin(&user),
+        owner_id: user.user_id,
+        share_with_user_id: String::new(),
+        share_with_email: b.email,
+        access_level: b.role,
+        revoke: false,
+    };
+    let up = &state.upstream;
+    let res = rpc!(up, project, "ShareProject", share_project, call).await?;
+    Ok(HttpResponse::Ok().json(ShareAnswer {
+        message: res.message,
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+struct UnshareQuery {
+    email: String,
+}
+
+async fn unshare(
+    state: web::Data<GatewayState>,
+    user: AuthUser,
+    path: web::Path<String>,
+    q: web::Query<UnshareQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let call = pb::ShareProjectRequest {
+        project_id: path.into_inner(),
+        is_admin: is_admin(&user),
+        owner_id: user.user_id,
+        share_with_user_id: String::new(),
+        share_with_email: q.into_inner().email,
+        access_level: String::new(),
+        revoke: true,
+    };
+    let up = &state.upstream;
+    let res = rpc!(up, project, "ShareProject", share_project, call).await?;
+    Ok(HttpResponse::Ok().json(ShareAnswer {
+        message: res.message,
+    }))
+}
+
+#[derive(Serialize)]
+struct PermissionView {
+    user_id: Option<String>,
+    email: Option<String>,
+    role: String,
+    pending: bool,
+    granted_by: Option<String>,
+    granted_at: Option<String>,
+}
+
+#[derive(Serialize)]
+struct PermissionsBody {
+    /// The caller's own role.
+    access_level: String,
+    permissions: Vec<PermissionView>,
+}
+
+async fn permissions(
+    state: web::Data<GatewayState>,
+    user: AuthUser,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let call = pb::GetProjectPermissionsRequest {
+        project_id: path.into_inner(),
+        is_admin: is_admin(&user),
+        user_id: user.user_id,
+    };
+    let up = &state.upstream;
+    let res = rpc!(
+        up,
+        project,
+        "GetProjectPermissions",
+        get_project_permissions,
+        call
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(PermissionsBody {
+        access_level: res.access_level,
+        permissions: res
+            .permissions
+            .into_iter()
+            .map(|p| PermissionView {
+                user_id: (!p.user_id.is_empty()).then_some(p.user_id),
+                email: (!p.email.is_empty()).then_some(p.email),
+                role: p.access_level,
+                pending: p.pending,
+                granted_by: (!p.granted_by.is_empty()).then_some(p.granted_by),
+                granted_at: timestamp(p.granted_at),
+            })
+            .collect(),
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TransferBody {
+    user_id: String,
+}
+
+async fn transfer(
+    state: web::Data<GatewayState>,
+    user: AuthUser,
+    path: web::Path<String>,
+    body: ApiJson<TransferBody>,
+) -> Result<HttpResponse, ApiError> {
+    let call = pb::TransferOwnershipRequest {
+        caller: Some(caller(&user)),
+        project_id: path.into_inner(),
+        new_owner_id: body.0.user_id,
+    };
+    let up = &state.upstream;
+    let res = rpc!(up, project, "TransferOwnership", transfer_ownership, call).await?;
+    Ok(project_response(StatusCode::OK, res.project))
 }

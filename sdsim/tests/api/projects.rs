@@ -3,6 +3,7 @@
 //! restore, purge), who sees what, concurrent writers, and bad input.
 
 use crate::helpers::*;
+use diesel_async::AsyncConnection;
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -823,4 +824,404 @@ async fn fork_export_and_import_round_trip() {
     )
     .await;
     assert_eq!(st, 404);
+}
+
+/// The mails in `outbox` sent to `to`, decoded, once at least `n` are there.
+async fn mails_to(outbox: &str, to: &str, n: usize) -> Vec<String> {
+    for _ in 0..100 {
+        let mut found = Vec::new();
+        if let Ok(dir) = std::fs::read_dir(outbox) {
+            for entry in dir.flatten() {
+                let raw = std::fs::read_to_string(entry.path()).unwrap_or_default();
+                if raw.to_lowercase().contains(&format!("to: {to}")) {
+                    found.push(decode_mail(&raw));
+                }
+            }
+        }
+        if found.len() >= n {
+            return found;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("fewer than {n} mails to {to} in {outbox}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sharing_by_e_mail_before_and_after_an_account_exists() {
+    let db = TestDb::create().await;
+    let s = Stack::up(&db).await;
+    let outbox = s.settings.auth.mail.outbox_dir.clone();
+    let ada = user(&s, "sharer").await;
+    let bob_email = unique_email("editor");
+    s.register(&bob_email, PASSWORD).await;
+    let bob = s.login(&bob_email, PASSWORD).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let p = create(
+        &s,
+        &ada,
+        json!({"name": "Shared", "template_id": "three-tier-web-app"}),
+    )
+    .await;
+    let path = format!("/api/projects/{}", p["id"].as_str().unwrap());
+
+    // Bob as editor: he edits, but may not share, delete or publish.
+    let (st, _, known) = call(
+        &s,
+        Method::POST,
+        &format!("{path}/shares"),
+        &ada,
+        Some(json!({"email": bob_email, "role": "editor"})),
+        None,
+    )
+    .await;
+    assert_eq!(st, 200, "{known}");
+    let (st, _, b) = call(&s, Method::GET, &path, &bob, None, None).await;
+    assert_eq!(
+        (st, &b["project"]["access_level"]),
+        (200, &json!("editor")),
+        "{b}"
+    );
+    let (st, _, _) = call(
+        &s,
+        Method::PATCH,
+        &path,
+        &bob,
+        Some(json!({"description": "by bob"})),
+        None,
+    )
+    .await;
+    assert_eq!(st, 200);
+    for (method, sub, body) in [
+        (
+            Method::POST,
+            "/shares",
+            Some(json!({"email": "x@example.com", "role": "viewer"})),
+        ),
+        (Method::DELETE, "", None),
+        (Method::PATCH, "", Some(json!({"is_public": true}))),
+    ] {
+        let (st, _, b) = call(
+            &s,
+            method.clone(),
+            &format!("{path}{sub}"),
+            &bob,
+            body,
+            None,
+        )
+        .await;
+        assert_eq!(st, 403, "{method} {sub}: {b}");
+    }
+    let (_, _, l) = call(
+        &s,
+        Method::GET,
+        "/api/projects?scope=shared",
+        &bob,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(l["projects"][0]["access_level"], "editor", "{l}");
+    // The invitation mail went out.
+    let mail = mails_to(&outbox, &bob_email, 1).await;
+    assert!(
+        mail[0].contains("Shared") && mail[0].contains("/projects/"),
+        "{}",
+        mail[0]
+    );
+
+    // An address with no account gets exactly the same answer, and the share waits.
+    let carol_email = unique_email("later");
+    let (st, _, unknown) = call(
+        &s,
+        Method::POST,
+        &format!("{path}/shares"),
+        &ada,
+        Some(json!({"email": carol_email, "role": "viewer"})),
+        None,
+    )
+    .await;
+    assert_eq!(st, 200);
+    assert_eq!(
+        unknown["message"]
+            .as_str()
+            .unwrap()
+            .replace(&carol_email, "X"),
+        known["message"]
+            .as_str()
+            .unwrap()
+            .replace(&bob_email, "X")
+            .replace("editor", "viewer"),
+    );
+    let (_, _, perms) = call(
+        &s,
+        Method::GET,
+        &format!("{path}/permissions"),
+        &ada,
+        None,
+        None,
+    )
+    .await;
+    let roles: Vec<(String, bool)> = perms["permissions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["role"].as_str().unwrap().to_string(),
+                p["pending"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        roles,
+        vec![
+            ("owner".into(), false),
+            ("editor".into(), false),
+            ("viewer".into(), true)
+        ],
+        "{perms}"
+    );
+    // Bob sees who has access, but not the pending addresses.
+    let (st, _, bp) = call(
+        &s,
+        Method::GET,
+        &format!("{path}/permissions"),
+        &bob,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(st, 200);
+    assert!(!bp.to_string().contains(&carol_email), "{bp}");
+
+    // Carol registers: nothing until her address is verified; then it is hers to see.
+    s.register(&carol_email, PASSWORD).await;
+    let carol = s.login(&carol_email, PASSWORD).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (st, _, _) = call(&s, Method::GET, &path, &carol, None, None).await;
+    assert_eq!(st, 404, "not before her address is verified");
+    let (st, _, _) = call(
+        &s,
+        Method::POST,
+        "/api/auth/verify-email/request",
+        &carol,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(st, 202);
+    let verification = mails_to(&outbox, &carol_email, 2)
+        .await
+        .into_iter()
+        .find(|m| m.contains("verify-email?token="))
+        .expect("a verification mail");
+    let (st, _) = s
+        .post_json(
+            "/api/auth/verify-email",
+            json!({"token": token_in(&verification)}),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let (_, _, l) = call(
+        &s,
+        Method::GET,
+        "/api/projects?scope=shared",
+        &carol,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(l["projects"].as_array().unwrap().len(), 1, "{l}");
+    assert_eq!(l["projects"][0]["access_level"], "viewer");
+
+    // Ownership goes to Bob; Ada stays an editor. Revoking ends access.
+    let bob_id = s.profile(&bob).await.1["user"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (st, _, b) = call(
+        &s,
+        Method::POST,
+        &format!("{path}/owner"),
+        &ada,
+        Some(json!({"user_id": bob_id})),
+        None,
+    )
+    .await;
+    assert_eq!(st, 200, "{b}");
+    let (_, _, b) = call(&s, Method::GET, &path, &ada, None, None).await;
+    assert_eq!(b["project"]["access_level"], "editor");
+    let (st, _, _) = call(
+        &s,
+        Method::DELETE,
+        &format!("{path}/shares?email={carol_email}"),
+        &bob,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(st, 200);
+    let (st, _, _) = call(&s, Method::GET, &path, &carol, None, None).await;
+    assert_eq!(st, 404);
+
+    // Bad input: a role that is not one, not an address, sharing with oneself.
+    for (body, field) in [
+        (json!({"email": carol_email, "role": "admin"}), "role"),
+        (
+            json!({"email": "not an address", "role": "viewer"}),
+            "email",
+        ),
+        (json!({"email": bob_email, "role": "viewer"}), "email"),
+    ] {
+        let (st, _, b) = call(
+            &s,
+            Method::POST,
+            &format!("{path}/shares"),
+            &bob,
+            Some(body.clone()),
+            None,
+        )
+        .await;
+        assert_eq!(
+            (st, &b["error"]["field"]),
+            (422, &json!(field)),
+            "{body}: {b}"
+        );
+    }
+}
+
+/// Every role against every operation, as one table: what each may do, and what the
+/// others get (404 for those who may not see the project, 403 for those who may).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_permission_matrix() {
+    let db = TestDb::create().await;
+    let s = Stack::up(&db).await;
+    // Admins: an account granted the admin role by the operator's bootstrap command.
+    let admin_email = unique_email("admin");
+    s.register(&admin_email, PASSWORD).await;
+    let mut conn = diesel_async::AsyncPgConnection::establish(&db.url)
+        .await
+        .unwrap();
+    sdsim_auth::store::grant_role_by_email(&mut conn, &admin_email, "admin")
+        .await
+        .unwrap();
+    let admin = s.login(&admin_email, PASSWORD).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let owner = user(&s, "m-owner").await;
+    let (editor_email, viewer_email) = (unique_email("m-editor"), unique_email("m-viewer"));
+    s.register(&editor_email, PASSWORD).await;
+    s.register(&viewer_email, PASSWORD).await;
+    let editor = s.login(&editor_email, PASSWORD).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let viewer = s.login(&viewer_email, PASSWORD).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let stranger = user(&s, "m-stranger").await;
+    let who = [
+        ("owner", &owner),
+        ("editor", &editor),
+        ("viewer", &viewer),
+        ("stranger", &stranger),
+        ("admin", &admin),
+    ];
+
+    // (operation, expected status for owner, editor, viewer, stranger, admin)
+    type Op = (&'static str, Method, &'static str, Option<Value>, [u16; 5]);
+    let ops: Vec<Op> = vec![
+        ("read", Method::GET, "", None, [200, 200, 200, 404, 200]),
+        (
+            "versions",
+            Method::GET,
+            "/versions",
+            None,
+            [200, 200, 200, 404, 200],
+        ),
+        (
+            "export",
+            Method::GET,
+            "/export",
+            None,
+            [200, 200, 200, 404, 200],
+        ),
+        (
+            "permissions",
+            Method::GET,
+            "/permissions",
+            None,
+            [200, 200, 200, 404, 200],
+        ),
+        (
+            "fork",
+            Method::POST,
+            "/fork",
+            Some(json!({})),
+            [201, 201, 201, 404, 201],
+        ),
+        (
+            "edit",
+            Method::PATCH,
+            "",
+            Some(json!({"description": "x"})),
+            [200, 200, 403, 404, 403],
+        ),
+        (
+            "publish",
+            Method::PATCH,
+            "",
+            Some(json!({"is_public": false})),
+            [200, 403, 403, 404, 403],
+        ),
+        (
+            "share",
+            Method::POST,
+            "/shares",
+            Some(json!({"email": "z@example.com", "role": "viewer"})),
+            [200, 403, 403, 404, 403],
+        ),
+        (
+            "delete",
+            Method::DELETE,
+            "",
+            None,
+            [200, 403, 403, 404, 200],
+        ),
+    ];
+    for (name, method, sub, body, expected) in ops {
+        for (i, (role, token)) in who.iter().enumerate() {
+            // A fresh project per cell, so that no cell depends on another.
+            let p = create(&s, &owner, json!({"name": format!("{name} by {role}")})).await;
+            let path = format!("/api/projects/{}", p["id"].as_str().unwrap());
+            for (email, level) in [(&editor_email, "editor"), (&viewer_email, "viewer")] {
+                let (st, _, b) = call(
+                    &s,
+                    Method::POST,
+                    &format!("{path}/shares"),
+                    &owner,
+                    Some(json!({"email": email, "role": level})),
+                    None,
+                )
+                .await;
+                assert_eq!(st, 200, "{b}");
+            }
+            let (st, _, b) = call(
+                &s,
+                method.clone(),
+                &format!("{path}{sub}"),
+                token,
+                body.clone(),
+                None,
+            )
+            .await;
+            assert_eq!(st, expected[i], "{role} {name}: {b}");
+        }
+    }
 }
