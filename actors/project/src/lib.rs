@@ -1,8 +1,10 @@
 //! The project service: designs that people save, version and find again.
 //!
 //! Layout:
-//! - [`core`]: [`core::ProjectCore`], the operations (create, read, update with optimistic
-//!   concurrency, trash, versions, diff, rollback, templates, listing);
+//! - [`core`]: [`core::ProjectCore`] and its main operations (create, read, update with
+//!   optimistic concurrency, trash, listing); the others by concern: [`versions`] (history,
+//!   diff, rollback, autosaves), [`copies`] (fork, export, import), [`sharing`] (by e-mail,
+//!   invitations, permissions, ownership), [`templates`] (system templates, trash expiry);
 //! - [`access`]: who may do what, as one table; [`diff`]: the structured diff of two
 //!   versions; [`store`]: project_schema queries;
 //! - [`janitor`]: the supervised actor that keeps the system templates in step with the
@@ -11,12 +13,16 @@
 #![forbid(unsafe_code)]
 
 pub mod access;
+pub mod copies;
 pub mod core;
 pub mod diff;
 pub mod document;
 pub mod grpc;
 pub mod janitor;
+pub mod sharing;
 pub mod store;
+pub mod templates;
+pub mod versions;
 
 use sdsim_protocols::limits::MAX_DESIGN_MESSAGE_BYTES;
 use sdsim_protocols::ports;

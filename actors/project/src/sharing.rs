@@ -1,0 +1,276 @@
+//! Sharing: with people by e-mail (invitations for addresses without an account yet),
+//! who has what, revoking, handing ownership over.
+
+use crate::access::{self, Op, Role};
+use crate::core::{project_id, role_of, uuid, Caller, Permission, ProjectCore, ProjectView};
+use crate::store;
+use chrono::Utc;
+use diesel_async::AsyncConnection;
+use sdsim_protocols::events::{kinds, Envelope, EventData};
+use sdsim_protocols::proto::auth as auth_pb;
+use sdsim_protocols::Service;
+use sdsim_runtime::error::ServiceError;
+use uuid::Uuid;
+
+impl ProjectCore {
+    /// The account of an address, asked of auth (a service-only RPC).
+    async fn lookup(&self, email: &str) -> Result<Option<(Uuid, bool)>, ServiceError> {
+        let req = auth_pb::LookupUserRequest {
+            email: email.to_string(),
+            calling_service: "project".into(),
+        };
+        let r = self
+            .mesh
+            .call(Service::Auth, "LookupUser", |ch| {
+                let req = req.clone();
+                let mut c = auth_pb::auth_service_client::AuthServiceClient::new(ch);
+                async move { c.lookup_user(req).await }
+            })
+            .await?;
+        Ok(match r.found {
+            true => Some((uuid("user_id", &r.user_id)?, r.is_verified)),
+            false => None,
+        })
+    }
+
+    /// Shares project `id` with the person at `email` as `level` (or changes their level),
+    /// or ends their access with `revoke`. The answer is the same whether the address has
+    /// an account or not (no way to learn who is registered): without one, the share waits
+    /// as an invitation and applies once that person has an account with the address
+    /// verified. An invitation mail goes out either way.
+    pub async fn share(
+        &self,
+        caller: Caller,
+        id: &str,
+        email: &str,
+        level: &str,
+        revoke: bool,
+    ) -> Result<String, ServiceError> {
+        let email = email.trim().to_lowercase();
+        if email.len() < 3
+            || email.len() > 320
+            || !email.contains('@')
+            || email.contains(char::is_whitespace)
+        {
+            return Err(ServiceError::invalid(
+                "email",
+                "email must be an e-mail address",
+            ));
+        }
+        if !revoke && !matches!(level, "viewer" | "editor") {
+            return Err(ServiceError::invalid(
+                "role",
+                format!("role must be viewer or editor, not {level:?}"),
+            ));
+        }
+        let view = self.get(caller, id).await?;
+        access::check(view.role, Op::Share, id)?;
+        if view.row.deleted_at.is_some() {
+            return Err(ServiceError::Conflict {
+                code: "in_trash".into(),
+                field: "project_id".into(),
+                message: format!("project {id} is in the trash; restore it first"),
+            });
+        }
+        let account = self.lookup(&email).await?;
+        if account.is_some_and(|(user, _)| user == view.row.owner_id) {
+            return Err(ServiceError::invalid(
+                "email",
+                "you own this project: there is nobody to share it with",
+            ));
+        }
+        let pid = view.row.id;
+        let mut conn = sdsim_schema::pool::get(&self.pool).await?;
+        let level_owned = level.to_string();
+        let email_owned = email.clone();
+        conn.transaction::<_, ServiceError, _>(async move |conn| match (account, revoke) {
+            (Some((user, _)), false) => {
+                store::upsert_share(conn, pid, user, &level_owned, caller.user_id).await
+            }
+            (Some((user, _)), true) => store::delete_share(conn, pid, user).await.map(|_| ()),
+            (None, false) => {
+                store::upsert_invitation(conn, pid, &email_owned, &level_owned, caller.user_id)
+                    .await
+            }
+            (None, true) => store::delete_invitation(conn, pid, &email_owned)
+                .await
+                .map(|_| ()),
+        })
+        .await?;
+        if revoke {
+            return Ok(format!("{email} no longer has access to this project"));
+        }
+        let link = format!(
+            "{}/projects/{pid}",
+            self.settings.public_url.trim_end_matches('/')
+        );
+        self.mail_invitation(&email, &view.row.name, level, &link)
+            .await;
+        if let Some((user, _)) = account {
+            let data = sdsim_protocols::events::ProjectShared {
+                project_id: pid.to_string(),
+                project_name: view.row.name.clone(),
+                by_user_id: caller.user_id.to_string(),
+                access_level: level.to_string(),
+                link,
+                at: Utc::now(),
+            };
+            let env = Envelope::new(
+                kinds::PROJECT_SHARED,
+                "project",
+                Some(user.to_string()),
+                data.data(),
+            );
+            self.events
+                .publish(self.ns.user_notifications(&user.to_string()), env.clone());
+            self.events.publish(self.ns.project_events("shared"), env);
+        }
+        Ok(format!("shared with {email} as {level}"))
+    }
+
+    /// Queues the invitation mail (the auth service's mail worker sends it); a failure is
+    /// logged, not the caller's error: the share itself is done.
+    async fn mail_invitation(&self, to: &str, project: &str, level: &str, link: &str) {
+        let job = sdsim_protocols::events::EmailJob {
+            id: Uuid::new_v4().to_string(),
+            to: to.to_string(),
+            subject: format!("A design was shared with you: {project}"),
+            body: format!(
+                "Someone shared the design \"{project}\" with you on sdsim, as {level}.\n\n\
+                 Open it: {link}\n\nIf you have no account yet, register with this address and \
+                 verify it; the design will be waiting for you.\n"
+            ),
+            kind: "project_invitation".into(),
+            attempts: 0,
+        };
+        let Ok(payload) = serde_json::to_string(&job) else {
+            return;
+        };
+        let mut conn = self.redis.clone();
+        let res: redis::RedisResult<i64> = redis::cmd("LPUSH")
+            .arg(self.ns.async_queue("email"))
+            .arg(payload)
+            .query_async(&mut conn)
+            .await;
+        if let Err(e) = res {
+            tracing::warn!(error = %e, "invitation mail not queued (Redis)");
+        }
+    }
+
+    /// The owner, every share and (for those who may share) every pending invitation.
+    pub async fn permissions(
+        &self,
+        caller: Caller,
+        id: &str,
+    ) -> Result<(Role, Vec<Permission>), ServiceError> {
+        let view = self.get(caller, id).await?;
+        access::check(view.role, Op::ReadPermissions, id)?;
+        let mut conn = sdsim_schema::pool::get(&self.pool).await?;
+        let mut out = vec![Permission {
+            user_id: Some(view.row.owner_id),
+            email: None,
+            level: "owner".into(),
+            granted_by: None,
+            granted_at: view.row.created_at,
+        }];
+        for (user, level, by, at) in store::shares(&mut conn, view.row.id).await? {
+            out.push(Permission {
+                user_id: Some(user),
+                email: None,
+                level,
+                granted_by: Some(by),
+                granted_at: at,
+            });
+        }
+        if access::allowed(view.role, Op::Share) {
+            for (email, level, by, at) in store::invitations(&mut conn, view.row.id).await? {
+                out.push(Permission {
+                    user_id: None,
+                    email: Some(email),
+                    level,
+                    granted_by: Some(by),
+                    granted_at: at,
+                });
+            }
+        }
+        Ok((view.role, out))
+    }
+
+    /// Hands project `id` to `new_owner`, who must have a share of it; the old owner keeps
+    /// editor access.
+    pub async fn transfer(
+        &self,
+        caller: Caller,
+        id: &str,
+        new_owner: &str,
+    ) -> Result<ProjectView, ServiceError> {
+        let new_owner = uuid("new_owner_id", new_owner)?;
+        let pid = project_id(id)?;
+        let id_text = id.to_string();
+        let mut conn = sdsim_schema::pool::get(&self.pool).await?;
+        let row = conn
+            .transaction::<_, ServiceError, _>(async move |conn| {
+                let mut row = store::get_for_update(conn, pid)
+                    .await?
+                    .ok_or_else(|| access::not_found(&id_text))?;
+                let role = role_of(conn, &row, caller).await?;
+                access::check(role, Op::Share, &id_text)?;
+                if new_owner == row.owner_id {
+                    return Err(ServiceError::invalid(
+                        "new_owner_id",
+                        "that person owns it already",
+                    ));
+                }
+                if store::share_level(conn, pid, new_owner).await?.is_none() {
+                    return Err(ServiceError::invalid(
+                        "new_owner_id",
+                        "ownership goes to someone the project is shared with",
+                    ));
+                }
+                store::delete_share(conn, pid, new_owner).await?;
+                store::upsert_share(conn, pid, row.owner_id, "editor", new_owner).await?;
+                store::set_owner(conn, pid, new_owner).await?;
+                row.owner_id = new_owner;
+                Ok(row)
+            })
+            .await?;
+        let role = if caller.user_id == row.owner_id {
+            Role::Owner
+        } else {
+            Role::Editor
+        };
+        self.publish(kinds::PROJECT_UPDATED, "updated", &row, caller.user_id);
+        Ok(Self::view(row, role))
+    }
+
+    /// Invitations waiting for the caller's address become shares once that address is
+    /// verified (asked of auth; only when one is waiting for it).
+    pub async fn claim_invitations(
+        &self,
+        caller: Caller,
+        email: &str,
+    ) -> Result<usize, ServiceError> {
+        let email = email.trim().to_lowercase();
+        if email.is_empty() {
+            return Ok(0);
+        }
+        let mut conn = sdsim_schema::pool::get(&self.pool).await?;
+        if !store::has_invitations(&mut conn, &email).await? {
+            return Ok(0);
+        }
+        match self.lookup(&email).await? {
+            Some((user, true)) if user == caller.user_id => {
+                let n = conn
+                    .transaction::<_, ServiceError, _>(async move |conn| {
+                        store::claim_invitations(conn, &email, user).await
+                    })
+                    .await?;
+                if n > 0 {
+                    tracing::info!(user = %user, invitations = n, "invitations claimed");
+                }
+                Ok(n)
+            }
+            _ => Ok(0),
+        }
+    }
+}
