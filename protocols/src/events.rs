@@ -119,6 +119,29 @@ pub struct ProjectShared {
     pub at: DateTime<Utc>,
 }
 
+/// A notification for a person, queued by any service on `async:notifications:queue` (a
+/// Redis list). The auth service stores it in the person's inbox (so it waits while they
+/// are offline) and publishes it on their notification channel (so it shows at once on
+/// every session they have open), as an envelope whose `type` is `kind`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct NotificationJob {
+    /// Unique id: storing it twice stores it once.
+    pub id: String,
+    pub user_id: String,
+    /// Event type, e.g. `project.shared`.
+    pub kind: String,
+    /// One line for people, e.g. "Ada shared 'Shop' with you".
+    pub title: String,
+    #[serde(default)]
+    pub body: String,
+    /// Where it leads (the console's link).
+    #[serde(default)]
+    pub link: String,
+    /// The typed event's data.
+    #[serde(default)]
+    pub data: serde_json::Value,
+}
+
 /// Event type names, used both as the envelope `type` and as the WebSocket frame `type`.
 pub mod kinds {
     pub const AUTH_LOGIN: &str = "auth.login";

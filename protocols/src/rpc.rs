@@ -59,6 +59,8 @@ pub const RPCS: &[Rpc] = &[
     rpc(Auth, "ValidateToken", SAFE),
     rpc(Auth, "GetUserContext", SAFE),
     rpc(Auth, "LookupUser", SAFE),
+    rpc(Auth, "ListNotifications", SAFE),
+    rpc(Auth, "MarkNotificationsRead", SAFE),
     rpc(Auth, "CheckPermission", SAFE),
     rpc(Auth, "ValidateSession", SAFE),
     rpc(Auth, "GetUserPermissions", SAFE),

@@ -102,6 +102,20 @@ pub mod auth_schema {
         }
     }
 
+    diesel::table! {
+        auth_schema.notifications (id) {
+            id -> Uuid,
+            user_id -> Uuid,
+            kind -> Text,
+            title -> Text,
+            body -> Text,
+            link -> Text,
+            data -> Jsonb,
+            created_at -> Timestamptz,
+            read_at -> Nullable<Timestamptz>,
+        }
+    }
+
     diesel::joinable!(sessions -> users (user_id));
     diesel::joinable!(refresh_token_uses -> sessions (session_id));
     diesel::joinable!(user_roles -> roles (role_id));
@@ -116,7 +130,8 @@ pub mod auth_schema {
         role_permissions,
         refresh_token_uses,
         audit_log,
-        email_tokens
+        email_tokens,
+        notifications
     );
 }
 

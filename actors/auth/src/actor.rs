@@ -13,6 +13,7 @@
 use crate::accounts::{ChangePassword, Login, Refresh, Register, UpdateProfile};
 use crate::admin::{Admin, AdminOutcome};
 use crate::core::{AuthCore, LoginOutcome, Profile, SessionState, SessionView, TokenInfo};
+use crate::inbox::{ListNotifications, MarkRead, Notification};
 use crate::recovery::{RequestReset, RequestVerification, ResetPassword, VerifyEmail};
 use crate::sessions::{
     EndSession, GetSession, GetUser, ListSessions, Logout, LookupUser, ValidateToken,
@@ -112,6 +113,8 @@ requests! {
     RequestReset => (), request_reset;
     ResetPassword => usize, reset_password;
     Admin => AdminOutcome, admin;
+    ListNotifications => (Vec<Notification>, i64), list_notifications;
+    MarkRead => (i64, i64), mark_notifications_read;
 }
 
 /// The supervised owner of the auth core (child `accounts` of the auth tree).

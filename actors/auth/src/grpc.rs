@@ -6,6 +6,7 @@ use crate::accounts::{ChangePassword, Login, Refresh, Register, UpdateProfile};
 use crate::actor::{CoreCell, Request as CoreRequest};
 use crate::admin::{Admin, AdminOp, AdminOutcome};
 use crate::core::{LoginOutcome, Origin, Profile};
+use crate::inbox::{ListNotifications, MarkRead};
 use crate::recovery::{RequestReset, RequestVerification, ResetPassword, VerifyEmail};
 use crate::sessions::{
     EndSession, GetSession, GetUser, ListSessions, Logout, LookupUser, ValidateToken,
@@ -513,6 +514,82 @@ impl AuthService for AuthGrpc {
                 }),
                 Err(e) => Err(e),
             };
+        reply(res)
+    }
+
+    async fn list_notifications(
+        &self,
+        req: Request<pb::ListNotificationsRequest>,
+    ) -> Result<Response<pb::ListNotificationsResponse>, Status> {
+        let r = req.into_inner();
+        let res = async {
+            let user_id = uuid_field("user_id", &r.user_id)?;
+            let before = match r.before_id.as_str() {
+                "" => None,
+                b => Some(uuid_field("before", b)?),
+            };
+            let limit = if r.limit == 0 { 20 } else { i64::from(r.limit) };
+            let (rows, unread) = self
+                .call(ListNotifications {
+                    user_id,
+                    limit,
+                    before,
+                    unread_only: r.unread_only,
+                })
+                .await?;
+            let next = if rows.len() as i64 == limit {
+                rows.last().map(|n| n.id.to_string()).unwrap_or_default()
+            } else {
+                String::new()
+            };
+            Ok(pb::ListNotificationsResponse {
+                notifications: rows
+                    .into_iter()
+                    .map(|n| pb::Notification {
+                        id: n.id.to_string(),
+                        kind: n.kind,
+                        title: n.title,
+                        body: n.body,
+                        link: n.link,
+                        data_json: n.data.to_string(),
+                        created_at: n.created_at.timestamp(),
+                        read_at: n.read_at.map_or(0, |t| t.timestamp()),
+                    })
+                    .collect(),
+                unread_count: unread,
+                next_before_id: next,
+            })
+        }
+        .await;
+        reply(res)
+    }
+
+    async fn mark_notifications_read(
+        &self,
+        req: Request<pb::MarkNotificationsReadRequest>,
+    ) -> Result<Response<pb::MarkNotificationsReadResponse>, Status> {
+        let r = req.into_inner();
+        let res = async {
+            let user_id = uuid_field("user_id", &r.user_id)?;
+            let ids = r
+                .ids
+                .iter()
+                .enumerate()
+                .map(|(i, id)| uuid_field(&format!("ids[{i}]"), id))
+                .collect::<Result<Vec<_>, _>>()?;
+            let (marked, unread) = self
+                .call(MarkRead {
+                    user_id,
+                    ids,
+                    all: r.all,
+                })
+                .await?;
+            Ok(pb::MarkNotificationsReadResponse {
+                marked,
+                unread_count: unread,
+            })
+        }
+        .await;
         reply(res)
     }
 

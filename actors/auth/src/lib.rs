@@ -11,7 +11,8 @@
 //! - [`cache`]: the in-process validation cache; [`hasher`]: the bcrypt thread pool;
 //! - [`limits`]: Redis rate limits and login lockout;
 //! - [`admin`], [`recovery`]: user administration; e-mail verification and password reset;
-//! - [`mailer`]: the mail worker (queue to SMTP or a file outbox);
+//! - [`mailer`]: the mail worker (queue to SMTP or a file outbox); [`inbox`]: the
+//!   notification inbox and its worker (queue to inbox and notification channel);
 //! - [`grpc`]: the tonic adapter; [`tree`]: the service's supervision tree.
 #![forbid(unsafe_code)]
 
@@ -22,6 +23,7 @@ pub mod cache;
 pub mod core;
 pub mod grpc;
 pub mod hasher;
+pub mod inbox;
 pub mod limits;
 pub mod mailer;
 pub mod recovery;
@@ -56,6 +58,7 @@ pub fn tree(
     let secret = jwt_secret(s);
     let dummy_hash = AuthCore::dummy_hash(s.bcrypt_cost)?;
     let bridge_slot: Slot<EventBridge> = Slot::new();
+    let bridge_slot_for_inbox = bridge_slot.clone();
     let core = Arc::new(AuthCore {
         pool: shared.pool.clone(),
         tokens: TokenService::new(s, &secret),
@@ -89,6 +92,12 @@ pub fn tree(
         EventBridge::child(shared.redis.clone(), shared.metrics.clone(), bridge_slot),
         AuthActor::child(core, cell),
         mailer::MailWorker::child(shared.redis.clone(), shared.ns.clone(), s.mail.clone()),
+        inbox::InboxWorker::child(
+            shared.pool.clone(),
+            shared.redis.clone(),
+            shared.ns.clone(),
+            EventSink::new(bridge_slot_for_inbox),
+        ),
     ];
     Ok(standard_tree(
         shared, "auth", children, routes, grpc, http, None,

@@ -112,18 +112,29 @@ impl ProjectCore {
                 project_name: view.row.name.clone(),
                 by_user_id: caller.user_id.to_string(),
                 access_level: level.to_string(),
-                link,
+                link: link.clone(),
                 at: Utc::now(),
             };
-            let env = Envelope::new(
-                kinds::PROJECT_SHARED,
-                "project",
-                Some(user.to_string()),
-                data.data(),
+            self.events.publish(
+                self.ns.project_events("shared"),
+                Envelope::new(
+                    kinds::PROJECT_SHARED,
+                    "project",
+                    Some(user.to_string()),
+                    data.data(),
+                ),
             );
-            self.events
-                .publish(self.ns.user_notifications(&user.to_string()), env.clone());
-            self.events.publish(self.ns.project_events("shared"), env);
+            // To the person: through the inbox, so it waits while they are offline.
+            self.notify(sdsim_protocols::events::NotificationJob {
+                id: Uuid::new_v4().to_string(),
+                user_id: user.to_string(),
+                kind: kinds::PROJECT_SHARED.into(),
+                title: format!("\"{}\" was shared with you as {level}", view.row.name),
+                body: String::new(),
+                link,
+                data: data.data(),
+            })
+            .await;
         }
         Ok(format!("shared with {email} as {level}"))
     }
@@ -271,6 +282,23 @@ impl ProjectCore {
                 Ok(n)
             }
             _ => Ok(0),
+        }
+    }
+
+    /// Queues a notification for the auth service's inbox worker; a failure is logged,
+    /// not the caller's error.
+    pub(crate) async fn notify(&self, job: sdsim_protocols::events::NotificationJob) {
+        let Ok(payload) = serde_json::to_string(&job) else {
+            return;
+        };
+        let mut conn = self.redis.clone();
+        let res: redis::RedisResult<i64> = redis::cmd("LPUSH")
+            .arg(self.ns.async_queue("notifications"))
+            .arg(payload)
+            .query_async(&mut conn)
+            .await;
+        if let Err(e) = res {
+            tracing::warn!(error = %e, "notification not queued (Redis)");
         }
     }
 }

@@ -4,6 +4,7 @@
 //! | --- | --- |
 //! | [`auth`] | `/api/auth/*`: register, login, refresh, logout, profile, password, sessions, e-mail verification, password reset |
 //! | [`admin`] | `/api/admin/*`: users, roles, locks, sessions, the audit log |
+//! | [`notifications`] | `/api/notifications`: the inbox; `/api/notifications/read` |
 //! | [`projects`] | `/api/projects/*`, `/api/templates/*`: designs, versions, diffs, trash |
 //! | [`websocket`] | `GET /ws/notifications` |
 //! | [`health`] | `GET /health`: every backend, PostgreSQL and Redis; 503 naming what is down |
@@ -18,6 +19,7 @@ pub mod admin;
 pub mod auth;
 pub mod extract;
 pub mod health;
+pub mod notifications;
 pub mod projects;
 pub mod views;
 pub mod websocket;
@@ -112,6 +114,7 @@ fn app(
         .configure(auth::configure)
         .configure(admin::configure)
         .configure(projects::configure)
+        .configure(notifications::configure)
         .configure(websocket::configure)
         .configure(health::configure)
         .configure(|cfg| {

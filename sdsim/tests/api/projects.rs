@@ -1225,3 +1225,140 @@ async fn the_permission_matrix() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_share_notifies_at_once_when_online_and_waits_in_the_inbox_when_not() {
+    let db = TestDb::create().await;
+    let s = Stack::up(&db).await;
+    let ada = user(&s, "notifier").await;
+    let bob_email = unique_email("notified");
+    s.register(&bob_email, PASSWORD).await;
+    let bob = s.login(&bob_email, PASSWORD).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let first = create(&s, &ada, json!({"name": "While away"})).await;
+    let second = create(&s, &ada, json!({"name": "While here"})).await;
+
+    // Bob is offline: the notification waits in his inbox.
+    let share = |p: &Value| format!("/api/projects/{}/shares", p["id"].as_str().unwrap());
+    let (st, _, _) = call(
+        &s,
+        Method::POST,
+        &share(&first),
+        &ada,
+        Some(json!({"email": bob_email, "role": "viewer"})),
+        None,
+    )
+    .await;
+    assert_eq!(st, 200);
+    let mut inbox = Value::Null;
+    for _ in 0..100 {
+        inbox = call(&s, Method::GET, "/api/notifications", &bob, None, None)
+            .await
+            .2;
+        if inbox["unread_count"] == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(inbox["unread_count"], 1, "{inbox}");
+    let n = &inbox["notifications"][0];
+    assert_eq!(n["type"], "project.shared");
+    assert!(n["title"].as_str().unwrap().contains("While away"), "{n}");
+    assert!(
+        n["link"]
+            .as_str()
+            .unwrap()
+            .ends_with(first["id"].as_str().unwrap()),
+        "{n}"
+    );
+    assert_eq!(n["read_at"], Value::Null);
+
+    // Online: it arrives on his WebSocket at once, and is in the inbox too.
+    let mut ws = s.ws().await;
+    ws.authenticate(&bob).await;
+    let (st, _, _) = call(
+        &s,
+        Method::POST,
+        &share(&second),
+        &ada,
+        Some(json!({"email": bob_email, "role": "editor"})),
+        None,
+    )
+    .await;
+    assert_eq!(st, 200);
+    let frame = ws.frame(std::time::Duration::from_secs(5)).await;
+    assert_eq!(frame["type"], "project.shared", "{frame}");
+    assert!(
+        frame["data"]["title"]
+            .as_str()
+            .unwrap()
+            .contains("While here"),
+        "{frame}"
+    );
+    let inbox = call(&s, Method::GET, "/api/notifications", &bob, None, None)
+        .await
+        .2;
+    assert_eq!(inbox["unread_count"], 2, "{inbox}");
+
+    // Marked read, one and then all; someone else's ids mark nothing.
+    let id = inbox["notifications"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (st, _, b) = call(
+        &s,
+        Method::POST,
+        "/api/notifications/read",
+        &ada,
+        Some(json!({"ids": [id]})),
+        None,
+    )
+    .await;
+    assert_eq!((st, &b["marked"]), (200, &json!(0)), "{b}");
+    let (_, _, b) = call(
+        &s,
+        Method::POST,
+        "/api/notifications/read",
+        &bob,
+        Some(json!({"ids": [id]})),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (&b["marked"], &b["unread_count"]),
+        (&json!(1), &json!(1)),
+        "{b}"
+    );
+    let (_, _, b) = call(
+        &s,
+        Method::POST,
+        "/api/notifications/read",
+        &bob,
+        Some(json!({"all": true})),
+        None,
+    )
+    .await;
+    assert_eq!(b["unread_count"], 0, "{b}");
+    let (st, _, b) = call(
+        &s,
+        Method::POST,
+        "/api/notifications/read",
+        &bob,
+        Some(json!({"ids": ["nope"]})),
+        None,
+    )
+    .await;
+    assert_eq!((st, &b["error"]["field"]), (422, &json!("ids[0]")), "{b}");
+    let (st, _, _) = call(
+        &s,
+        Method::GET,
+        "/api/notifications?limit=500",
+        &bob,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(st, 422);
+}
