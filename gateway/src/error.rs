@@ -148,6 +148,7 @@ impl From<ServiceError> for ApiError {
                 a.current_version = Some(current);
                 a
             }
+            ServiceError::Gone(m) => ApiError::new(StatusCode::GONE, &code, m),
             ServiceError::PreconditionRequired(m) => {
                 ApiError::new(StatusCode::PRECONDITION_REQUIRED, &code, m).field("If-Match")
             }

@@ -94,6 +94,11 @@ pub const RPCS: &[Rpc] = &[
     rpc(Project, "RollbackProject", ONCE),
     rpc(Project, "ForkProject", ONCE),
     rpc(Project, "TransferOwnership", ONCE),
+    rpc(Project, "CreateShareLink", ONCE),
+    rpc(Project, "ListShareLinks", SAFE),
+    rpc(Project, "RevokeShareLink", SAFE),
+    // Opening to view reads; opening to fork creates a project.
+    rpc(Project, "OpenShareLink", ONCE),
     rpc(Project, "ExportProject", SAFE),
     rpc(Project, "ImportProject", ONCE),
     rpc(Project, "HealthCheck", SAFE),

@@ -195,6 +195,19 @@ pub mod project_schema {
     }
 
     diesel::table! {
+        project_schema.project_links (id) {
+            id -> Uuid,
+            project_id -> Uuid,
+            token_hash -> Text,
+            access -> Text,
+            created_by -> Uuid,
+            created_at -> Timestamptz,
+            expires_at -> Nullable<Timestamptz>,
+            revoked_at -> Nullable<Timestamptz>,
+        }
+    }
+
+    diesel::table! {
         project_schema.project_versions (id) {
             id -> Uuid,
             project_id -> Uuid,
@@ -224,6 +237,7 @@ pub mod project_schema {
     diesel::joinable!(projects -> templates (template_id));
     diesel::joinable!(project_sharing -> projects (project_id));
     diesel::joinable!(project_invitations -> projects (project_id));
+    diesel::joinable!(project_links -> projects (project_id));
     diesel::joinable!(project_versions -> projects (project_id));
     diesel::joinable!(collaboration_sessions -> projects (project_id));
     diesel::allow_tables_to_appear_in_same_query!(
@@ -231,6 +245,7 @@ pub mod project_schema {
         projects,
         project_sharing,
         project_invitations,
+        project_links,
         project_versions,
         collaboration_sessions
     );

@@ -34,8 +34,24 @@ impl ProjectCore {
                 source.row.version,
             )
         };
+        self.fork_of(caller, &source.row, design, layout, at, new_name)
+            .await
+    }
+
+    /// A new project of `caller`'s copying `design` and `layout` (version `at` of
+    /// `source`); the caller's right to it is checked by the caller of this.
+    pub(crate) async fn fork_of(
+        &self,
+        caller: Caller,
+        source: &store::ProjectRow,
+        design: Value,
+        layout: Value,
+        at: i32,
+        new_name: &str,
+    ) -> Result<ProjectView, ServiceError> {
+        let id = source.id.to_string();
         let fork_name = if new_name.trim().is_empty() {
-            let base: String = source.row.name.chars().take(MAX_NAME_CHARS - 7).collect();
+            let base: String = source.name.chars().take(MAX_NAME_CHARS - 7).collect();
             format!("{base} (fork)")
         } else {
             name("name", new_name)?
@@ -44,16 +60,16 @@ impl ProjectCore {
             id: Uuid::new_v4(),
             owner_id: caller.user_id,
             name: fork_name,
-            description: source.row.description.clone(),
+            description: source.description.clone(),
             configuration: design,
-            template_id: source.row.template_id,
+            template_id: source.template_id,
             is_public: false,
-            tags: source.row.tags.clone(),
+            tags: source.tags.clone(),
             layout,
-            forked_from: Some(source.row.id),
+            forked_from: Some(source.id),
             forked_from_version: Some(at),
         };
-        let message = format!("forked from {} (version {at})", source.row.name);
+        let message = format!("forked from {} (version {at})", source.name);
         let mut conn = sdsim_schema::pool::get(&self.pool).await?;
         let row = conn
             .transaction::<_, ServiceError, _>(async move |conn| {

@@ -81,6 +81,18 @@ fn template_pb(t: TemplateRow) -> ppb::Template {
     }
 }
 
+fn link_pb(l: crate::links::Link) -> ppb::ShareLink {
+    ppb::ShareLink {
+        link_id: l.row.id.to_string(),
+        token: l.token.unwrap_or_default(),
+        access: l.row.access,
+        created_at: ts(l.row.created_at),
+        expires_at: l.row.expires_at.map_or(0, ts),
+        revoked: l.row.revoked_at.is_some(),
+        project_id: l.row.project_id.to_string(),
+    }
+}
+
 fn caller_of(c: Option<ppb::Caller>) -> Result<Caller, ServiceError> {
     let c = c.unwrap_or_default();
     core::caller(&c.user_id, c.is_admin)
@@ -561,6 +573,68 @@ impl ppb::project_service_server::ProjectService for ProjectGrpc {
         self.run(async {
             let caller = caller_of(r.caller)?;
             let v = self.core.import(caller, &r.document_json, &r.name).await?;
+            Ok(ppb::ProjectResponse {
+                project: Some(project_pb(v)),
+            })
+        })
+        .await
+    }
+
+    async fn create_share_link(
+        &self,
+        req: Request<ppb::CreateShareLinkRequest>,
+    ) -> Result<Response<ppb::ShareLink>, Status> {
+        let r = req.into_inner();
+        self.run(async {
+            let caller = caller_of(r.caller)?;
+            let link = self
+                .core
+                .create_link(caller, &r.project_id, &r.access, r.expires_in_seconds)
+                .await?;
+            Ok(link_pb(link))
+        })
+        .await
+    }
+
+    async fn list_share_links(
+        &self,
+        req: Request<ppb::ProjectRef>,
+    ) -> Result<Response<ppb::ListShareLinksResponse>, Status> {
+        let r = req.into_inner();
+        self.run(async {
+            let caller = caller_of(r.caller)?;
+            let links = self.core.list_links(caller, &r.project_id).await?;
+            Ok(ppb::ListShareLinksResponse {
+                links: links.into_iter().map(link_pb).collect(),
+            })
+        })
+        .await
+    }
+
+    async fn revoke_share_link(
+        &self,
+        req: Request<ppb::RevokeShareLinkRequest>,
+    ) -> Result<Response<ppb::RevokeShareLinkResponse>, Status> {
+        let r = req.into_inner();
+        self.run(async {
+            let caller = caller_of(r.caller)?;
+            let revoked = self
+                .core
+                .revoke_link(caller, &r.project_id, &r.link_id)
+                .await?;
+            Ok(ppb::RevokeShareLinkResponse { revoked })
+        })
+        .await
+    }
+
+    async fn open_share_link(
+        &self,
+        req: Request<ppb::OpenShareLinkRequest>,
+    ) -> Result<Response<ppb::ProjectResponse>, Status> {
+        let r = req.into_inner();
+        self.run(async {
+            let caller = caller_of(r.caller)?;
+            let v = self.core.open_link(caller, &r.token, r.fork).await?;
             Ok(ppb::ProjectResponse {
                 project: Some(project_pb(v)),
             })

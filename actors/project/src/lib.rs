@@ -19,6 +19,7 @@ pub mod diff;
 pub mod document;
 pub mod grpc;
 pub mod janitor;
+pub mod links;
 pub mod sharing;
 pub mod store;
 pub mod templates;

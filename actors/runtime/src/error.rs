@@ -51,6 +51,9 @@ pub enum ServiceError {
     /// A write that must say which version it is based on did not.
     #[error("{0}")]
     PreconditionRequired(String),
+    /// The thing existed and is gone for good (an expired or revoked link).
+    #[error("{0}")]
+    Gone(String),
     #[error("not implemented yet: {0}")]
     Unimplemented(String),
     /// A bug. The message is logged, never sent to clients in full.
@@ -86,6 +89,7 @@ impl ServiceError {
             ServiceError::CircuitOpen { .. } => "circuit_open",
             ServiceError::Stale { .. } => "version_conflict",
             ServiceError::PreconditionRequired(_) => "precondition_required",
+            ServiceError::Gone(_) => "gone",
             ServiceError::Unimplemented(_) => "not_implemented",
             ServiceError::Internal(_) => "internal",
         }
@@ -111,9 +115,9 @@ impl ServiceError {
             ServiceError::Unavailable(_) | ServiceError::CircuitOpen { .. } => {
                 (Code::Unavailable, self.to_string())
             }
-            ServiceError::Stale { .. } | ServiceError::PreconditionRequired(_) => {
-                (Code::FailedPrecondition, self.to_string())
-            }
+            ServiceError::Stale { .. }
+            | ServiceError::PreconditionRequired(_)
+            | ServiceError::Gone(_) => (Code::FailedPrecondition, self.to_string()),
             ServiceError::Unimplemented(_) => (Code::Unimplemented, self.to_string()),
             ServiceError::Internal(m) => {
                 tracing::error!(error = %m, "internal error");
@@ -181,6 +185,9 @@ impl ServiceError {
             Code::Unimplemented => ServiceError::Unimplemented(message),
             Code::FailedPrecondition if code.as_deref() == Some("precondition_required") => {
                 ServiceError::PreconditionRequired(message)
+            }
+            Code::FailedPrecondition if code.as_deref() == Some("gone") => {
+                ServiceError::Gone(message)
             }
             Code::FailedPrecondition if code.as_deref() == Some("version_conflict") => {
                 ServiceError::Stale {

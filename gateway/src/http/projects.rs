@@ -53,6 +53,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
     .service(json_resource("/api/projects/{id}/permissions").route(web::get().to(permissions)))
     .service(json_resource("/api/projects/{id}/owner").route(web::post().to(transfer)))
+    .service(
+        json_resource("/api/projects/{id}/links")
+            .route(web::post().to(create_link))
+            .route(web::get().to(list_links)),
+    )
+    .service(
+        json_resource("/api/projects/{id}/links/{link_id}").route(web::delete().to(revoke_link)),
+    )
+    .service(json_resource("/api/links/{token}").route(web::get().to(open_link)))
+    .service(json_resource("/api/links/{token}/fork").route(web::post().to(fork_link)))
     .service(json_resource("/api/projects/{id}/export").route(web::get().to(export)))
     .service(json_resource("/api/templates").route(web::get().to(templates)))
     .service(json_resource("/api/templates/{id}").route(web::get().to(template)));
@@ -855,4 +865,138 @@ async fn transfer(
     let up = &state.upstream;
     let res = rpc!(up, project, "TransferOwnership", transfer_ownership, call).await?;
     Ok(project_response(StatusCode::OK, res.project))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LinkBody {
+    /// `view` (open and fork) or `fork` (fork only).
+    access: String,
+    /// Absent or 0: never expires.
+    #[serde(default)]
+    expires_in_seconds: i64,
+}
+
+#[derive(Serialize)]
+struct LinkView {
+    id: String,
+    access: String,
+    /// Only in the answer that created the link: it is not kept in clear.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token: Option<String>,
+    /// The path a signed-in person opens (`GET`) or forks (`POST .../fork`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    path: Option<String>,
+    created_at: Option<String>,
+    expires_at: Option<String>,
+    revoked: bool,
+}
+
+impl From<pb::ShareLink> for LinkView {
+    fn from(l: pb::ShareLink) -> Self {
+        let token = (!l.token.is_empty()).then_some(l.token);
+        Self {
+            path: token.as_ref().map(|t| format!("/api/links/{t}")),
+            token,
+            id: l.link_id,
+            access: l.access,
+            created_at: timestamp(l.created_at),
+            expires_at: timestamp(l.expires_at),
+            revoked: l.revoked,
+        }
+    }
+}
+
+async fn create_link(
+    state: web::Data<GatewayState>,
+    user: AuthUser,
+    path: web::Path<String>,
+    body: ApiJson<LinkBody>,
+) -> Result<HttpResponse, ApiError> {
+    let b = body.0;
+    let call = pb::CreateShareLinkRequest {
+        caller: Some(caller(&user)),
+        project_id: path.into_inner(),
+        access: b.access,
+        expires_in_seconds: b.expires_in_seconds,
+    };
+    let up = &state.upstream;
+    let link = rpc!(up, project, "CreateShareLink", create_share_link, call).await?;
+    Ok(HttpResponse::Created()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(LinkView::from(link)))
+}
+
+#[derive(Serialize)]
+struct LinksBody {
+    links: Vec<LinkView>,
+}
+
+async fn list_links(
+    state: web::Data<GatewayState>,
+    user: AuthUser,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let call = pb::ProjectRef {
+        caller: Some(caller(&user)),
+        project_id: path.into_inner(),
+    };
+    let up = &state.upstream;
+    let res = rpc!(up, project, "ListShareLinks", list_share_links, call).await?;
+    Ok(HttpResponse::Ok().json(LinksBody {
+        links: res.links.into_iter().map(Into::into).collect(),
+    }))
+}
+
+#[derive(Serialize)]
+struct Revoked {
+    revoked: bool,
+}
+
+async fn revoke_link(
+    state: web::Data<GatewayState>,
+    user: AuthUser,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (project_id, link_id) = path.into_inner();
+    let call = pb::RevokeShareLinkRequest {
+        caller: Some(caller(&user)),
+        project_id,
+        link_id,
+    };
+    let up = &state.upstream;
+    let res = rpc!(up, project, "RevokeShareLink", revoke_share_link, call).await?;
+    Ok(HttpResponse::Ok().json(Revoked {
+        revoked: res.revoked,
+    }))
+}
+
+async fn open_link(
+    state: web::Data<GatewayState>,
+    user: AuthUser,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let call = pb::OpenShareLinkRequest {
+        caller: Some(caller(&user)),
+        token: path.into_inner(),
+        fork: false,
+    };
+    let up = &state.upstream;
+    let res = rpc!(up, project, "OpenShareLink", open_share_link, call).await?;
+    Ok(project_response(StatusCode::OK, res.project))
+}
+
+async fn fork_link(
+    state: web::Data<GatewayState>,
+    user: AuthUser,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let call = pb::OpenShareLinkRequest {
+        caller: Some(caller(&user)),
+        token: path.into_inner(),
+        fork: true,
+    };
+    let up = &state.upstream;
+    let res = rpc!(up, project, "OpenShareLink", open_share_link, call).await?;
+    Ok(project_response(StatusCode::CREATED, res.project))
 }

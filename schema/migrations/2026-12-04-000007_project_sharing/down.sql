@@ -1,1 +1,2 @@
+DROP TABLE IF EXISTS project_schema.project_links;
 DROP TABLE IF EXISTS project_schema.project_invitations;

@@ -1362,3 +1362,177 @@ async fn a_share_notifies_at_once_when_online_and_waits_in_the_inbox_when_not() 
     .await;
     assert_eq!(st, 422);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn share_links_open_or_fork_until_revoked_or_expired() {
+    let db = TestDb::create().await;
+    let s = Stack::up(&db).await;
+    let (ada, bob) = (user(&s, "linker").await, user(&s, "holder").await);
+    let p = create(
+        &s,
+        &ada,
+        json!({"name": "Linked", "template_id": "three-tier-web-app"}),
+    )
+    .await;
+    let path = format!("/api/projects/{}", p["id"].as_str().unwrap());
+
+    let (st, _, view) = call(
+        &s,
+        Method::POST,
+        &format!("{path}/links"),
+        &ada,
+        Some(json!({"access": "view"})),
+        None,
+    )
+    .await;
+    assert_eq!(st, 201, "{view}");
+    let token = view["token"].as_str().unwrap().to_string();
+    assert!(token.len() >= 40, "unguessable: {token}");
+    // Bob (no share) opens it: he reads it; the project itself stays closed to him.
+    let (st, _, b) = call(
+        &s,
+        Method::GET,
+        &format!("/api/links/{token}"),
+        &bob,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (st, &b["project"]["access_level"]),
+        (200, &json!("viewer")),
+        "{b}"
+    );
+    assert_eq!(b["project"]["design"], p["design"]);
+    let (st, _, _) = call(&s, Method::GET, &path, &bob, None, None).await;
+    assert_eq!(st, 404);
+    let (st, _, f) = call(
+        &s,
+        Method::POST,
+        &format!("/api/links/{token}/fork"),
+        &bob,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (st, &f["project"]["access_level"]),
+        (201, &json!("owner")),
+        "{f}"
+    );
+
+    // A fork-only link forks but does not open; the list never shows tokens.
+    let (_, _, fork_only) = call(
+        &s,
+        Method::POST,
+        &format!("{path}/links"),
+        &ada,
+        Some(json!({"access": "fork", "expires_in_seconds": 3600})),
+        None,
+    )
+    .await;
+    let ft = fork_only["token"].as_str().unwrap();
+    let (st, _, _) = call(
+        &s,
+        Method::GET,
+        &format!("/api/links/{ft}"),
+        &bob,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(st, 403);
+    let (st, _, _) = call(
+        &s,
+        Method::POST,
+        &format!("/api/links/{ft}/fork"),
+        &bob,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(st, 201);
+    let (_, _, links) = call(&s, Method::GET, &format!("{path}/links"), &ada, None, None).await;
+    assert_eq!(links["links"].as_array().unwrap().len(), 2, "{links}");
+    assert!(!links.to_string().contains(&token), "{links}");
+    let (st, _, _) = call(&s, Method::GET, &format!("{path}/links"), &bob, None, None).await;
+    assert_eq!(st, 404, "only the owner manages links");
+
+    // Revoked: 410, saying so. Unknown: 404. Expired: 410.
+    let (st, _, _) = call(
+        &s,
+        Method::DELETE,
+        &format!("{path}/links/{}", view["id"].as_str().unwrap()),
+        &ada,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(st, 200);
+    let (st, _, b) = call(
+        &s,
+        Method::GET,
+        &format!("/api/links/{token}"),
+        &bob,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(st, 410, "{b}");
+    assert!(
+        b["error"]["message"].as_str().unwrap().contains("revoked"),
+        "{b}"
+    );
+    let (st, _, _) = call(
+        &s,
+        Method::GET,
+        "/api/links/not-a-real-token",
+        &bob,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(st, 404);
+    let (_, _, short) = call(
+        &s,
+        Method::POST,
+        &format!("{path}/links"),
+        &ada,
+        Some(json!({"access": "view", "expires_in_seconds": 1})),
+        None,
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
+    let (st, _, b) = call(
+        &s,
+        Method::GET,
+        &format!("/api/links/{}", short["token"].as_str().unwrap()),
+        &bob,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(st, 410, "{b}");
+    assert!(
+        b["error"]["message"].as_str().unwrap().contains("expired"),
+        "{b}"
+    );
+    for (body, field) in [
+        (json!({"access": "edit"}), "access"),
+        (
+            json!({"access": "view", "expires_in_seconds": -5}),
+            "expires_in_seconds",
+        ),
+    ] {
+        let (st, _, b) = call(
+            &s,
+            Method::POST,
+            &format!("{path}/links"),
+            &ada,
+            Some(body),
+            None,
+        )
+        .await;
+        assert_eq!((st, &b["error"]["field"]), (422, &json!(field)), "{b}");
+    }
+}
