@@ -4,86 +4,11 @@
 //! started again on the same address it is found again and serves.
 
 use crate::helpers::*;
-use sdsim::settings::Settings;
 use sdsim_protocols::Service;
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const PASSWORD: &str = "a long enough password";
-
-fn free_addr() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
-
-/// `sdsim serve auth` as a process of its own; killed when dropped.
-struct AuthProcess {
-    child: Child,
-    grpc: SocketAddr,
-    http: SocketAddr,
-}
-
-impl AuthProcess {
-    fn spawn(s: &Settings, grpc: SocketAddr, http: SocketAddr, log: &std::path::Path) -> Self {
-        let log = std::fs::File::create(log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_sdsim"))
-            .args(["serve", "auth"])
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("RUST_LOG", "warn")
-            .env("SDSIM_DATABASE__URL", s.database.url.expose())
-            .env("SDSIM_DATABASE__POOL_SIZE", "4")
-            .env("SDSIM_REDIS__URL", s.redis.url.expose())
-            .env("SDSIM_REDIS__PREFIX", &s.redis.prefix)
-            .env("SDSIM_AUTH__JWT_SECRET", s.auth.jwt_secret.expose())
-            .env("SDSIM_AUTH__BCRYPT_COST", s.auth.bcrypt_cost.to_string())
-            .env(
-                "SDSIM_AUTH__MAIL__OUTBOX_DIR",
-                std::env::temp_dir().join("sdsim-failover-outbox"),
-            )
-            .env("SDSIM_AUTH__LISTEN__GRPC", grpc.to_string())
-            .env("SDSIM_AUTH__LISTEN__HTTP", http.to_string())
-            .env("SDSIM_DISCOVERY__TTL_MS", s.discovery.ttl_ms.to_string())
-            .env(
-                "SDSIM_DISCOVERY__HEARTBEAT_MS",
-                s.discovery.heartbeat_ms.to_string(),
-            )
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start sdsim serve auth");
-        Self { child, grpc, http }
-    }
-
-    async fn wait_healthy(&self) {
-        let c = reqwest::Client::new();
-        for _ in 0..200 {
-            if let Ok(r) = c.get(format!("http://{}/health", self.http)).send().await {
-                if r.status() == 200 {
-                    return;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("auth at {} did not become healthy", self.grpc);
-    }
-
-    fn sigkill(&mut self) {
-        self.child.kill().unwrap(); // SIGKILL: no goodbye, no deregistration
-        self.child.wait().unwrap();
-    }
-}
-
-impl Drop for AuthProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// A metric's value on the gateway, summed over the lines that contain every `part`.
 fn metric(m: &str, name: &str, parts: &[&str]) -> f64 {
@@ -108,10 +33,10 @@ async fn an_auth_instance_killed_under_load_is_routed_around_and_found_again() {
     std::fs::create_dir_all(&logs).unwrap();
 
     // Auth A first (it migrates the database), then B.
-    let a = AuthProcess::spawn(&s, free_addr(), free_addr(), &logs.join("a.log"));
+    let a = ServiceProcess::spawn("auth", &s, free_addr(), free_addr(), &logs.join("a.log"));
     a.wait_healthy().await;
     let (b_grpc, b_http) = (free_addr(), free_addr());
-    let mut b = AuthProcess::spawn(&s, b_grpc, b_http, &logs.join("b.log"));
+    let mut b = ServiceProcess::spawn("auth", &s, b_grpc, b_http, &logs.join("b.log"));
     b.wait_healthy().await;
     // The gateway (with project and simulation) knows auth through discovery only.
     let gw = Stack::start(
@@ -209,7 +134,7 @@ async fn an_auth_instance_killed_under_load_is_routed_around_and_found_again() {
 
     // B comes back on the same address: found again (discovery), probed once its ejection
     // is over, and it serves again.
-    let _b2 = AuthProcess::spawn(&s, b_grpc, b_http, &logs.join("b2.log"));
+    let _b2 = ServiceProcess::spawn("auth", &s, b_grpc, b_http, &logs.join("b2.log"));
     let back = Instant::now();
     let served = |m: &str| {
         metric(
@@ -310,9 +235,9 @@ async fn with_the_default_settings_killing_one_of_two_auth_instances_fails_no_re
     let logs =
         std::env::temp_dir().join(format!("sdsim-failover-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&logs).unwrap();
-    let a = AuthProcess::spawn(&s, free_addr(), free_addr(), &logs.join("a.log"));
+    let a = ServiceProcess::spawn("auth", &s, free_addr(), free_addr(), &logs.join("a.log"));
     a.wait_healthy().await;
-    let mut b = AuthProcess::spawn(&s, free_addr(), free_addr(), &logs.join("b.log"));
+    let mut b = ServiceProcess::spawn("auth", &s, free_addr(), free_addr(), &logs.join("b.log"));
     b.wait_healthy().await;
     let gw = Stack::start(
         s.clone(),

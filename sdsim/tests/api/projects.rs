@@ -5,6 +5,7 @@
 use crate::helpers::*;
 use diesel_async::AsyncConnection;
 use reqwest::Method;
+use sdsim_protocols::Service;
 use serde_json::{json, Value};
 
 const PASSWORD: &str = "a long enough password";
@@ -1535,4 +1536,189 @@ async fn share_links_open_or_fork_until_revoked_or_expired() {
         .await;
         assert_eq!((st, &b["error"]["field"]), (422, &json!(field)), "{b}");
     }
+}
+
+/// The project process is killed with SIGKILL during a stream of creates and updates;
+/// after it restarts, every write that was answered 2xx is there, and every project is
+/// whole (its current design is its newest version's).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_project_writes_survive_a_sigkill_of_the_project_process() {
+    let db = TestDb::create().await;
+    let s = settings(&db);
+    let logs = std::env::temp_dir().join(format!(
+        "sdsim-project-kill-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::create_dir_all(&logs).unwrap();
+    let (grpc, http) = (free_addr(), free_addr());
+    let mut project = ServiceProcess::spawn("project", &s, grpc, http, &logs.join("p1.log"));
+    project.wait_healthy().await;
+    let mut rest = s.clone();
+    rest.upstream.project = format!("http://{grpc}");
+    let stack = Stack::start(
+        rest,
+        &[Service::Gateway, Service::Auth, Service::Simulation],
+    );
+    stack.wait_ready().await;
+    let ada = user(&stack, "durable").await;
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (base, ada, stop) = (stack.base.clone(), ada.clone(), stop.clone());
+        tokio::spawn(async move {
+            let http = reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(5))
+                .build()
+                .unwrap();
+            // (id, name) created, and (id, version, duration) saved, as acknowledged.
+            let mut created: Vec<(String, String)> = Vec::new();
+            let mut saved: Vec<(String, i64, i64)> = Vec::new();
+            let mut i = 0i64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                i += 1;
+                let name = format!("durable {i}");
+                let design = json!({"name": name, "duration_s": 10 + i, "components": [], "connections": []});
+                if let Ok(r) = http
+                    .post(format!("{base}/api/projects"))
+                    .bearer_auth(&ada)
+                    .json(&json!({"name": name, "design": design}))
+                    .send()
+                    .await
+                {
+                    if r.status() == 201 {
+                        let b: Value = r.json().await.unwrap();
+                        created.push((
+                            b["project"]["id"].as_str().unwrap().to_string(),
+                            name.clone(),
+                        ));
+                    }
+                }
+                // Save a new design on the latest project, based on its current version.
+                if let Some((id, _)) = created.last().cloned() {
+                    if let Ok(r) = http
+                        .get(format!("{base}/api/projects/{id}"))
+                        .bearer_auth(&ada)
+                        .send()
+                        .await
+                    {
+                        if r.status() == 200 {
+                            let b: Value = r.json().await.unwrap();
+                            let v = b["project"]["version"].as_i64().unwrap();
+                            let mut d = b["project"]["design"].clone();
+                            d["duration_s"] = json!(1000 + i);
+                            if let Ok(r) = http
+                                .patch(format!("{base}/api/projects/{id}"))
+                                .bearer_auth(&ada)
+                                .header("if-match", format!("\"{v}\""))
+                                .json(&json!({"design": d, "named": true}))
+                                .send()
+                                .await
+                            {
+                                if r.status() == 200 {
+                                    let b: Value = r.json().await.unwrap();
+                                    saved.push((
+                                        id,
+                                        b["project"]["version"].as_i64().unwrap(),
+                                        1000 + i,
+                                    ));
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            (created, saved)
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+    project.sigkill();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let project = ServiceProcess::spawn("project", &s, grpc, http, &logs.join("p2.log"));
+    project.wait_healthy().await;
+    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (created, saved) = writer.await.unwrap();
+    assert!(
+        created.len() > 5 && saved.len() > 5,
+        "too few writes: {} {}",
+        created.len(),
+        saved.len()
+    );
+
+    for (id, name) in &created {
+        let (st, _, b) = call(
+            &stack,
+            Method::GET,
+            &format!("/api/projects/{id}"),
+            &ada,
+            None,
+            None,
+        )
+        .await;
+        assert_eq!(
+            (st, &b["project"]["name"]),
+            (200, &json!(name)),
+            "acknowledged create {id} lost: {b}"
+        );
+    }
+    for (id, version, duration) in &saved {
+        let (st, _, b) = call(
+            &stack,
+            Method::GET,
+            &format!("/api/projects/{id}/versions/{version}"),
+            &ada,
+            None,
+            None,
+        )
+        .await;
+        assert_eq!(st, 200, "acknowledged save {id} v{version} lost: {b}");
+        assert_eq!(b["design"]["duration_s"], json!(duration));
+    }
+    // Whole: every project's design is its newest version's.
+    let (_, _, l) = call(
+        &stack,
+        Method::GET,
+        "/api/projects?page_size=100",
+        &ada,
+        None,
+        None,
+    )
+    .await;
+    for p in l["projects"].as_array().unwrap() {
+        let id = p["id"].as_str().unwrap();
+        let (_, _, cur) = call(
+            &stack,
+            Method::GET,
+            &format!("/api/projects/{id}"),
+            &ada,
+            None,
+            None,
+        )
+        .await;
+        let (_, _, versions) = call(
+            &stack,
+            Method::GET,
+            &format!("/api/projects/{id}/versions?page_size=1"),
+            &ada,
+            None,
+            None,
+        )
+        .await;
+        let newest = versions["versions"][0]["version"].as_i64().unwrap();
+        let (_, _, v) = call(
+            &stack,
+            Method::GET,
+            &format!("/api/projects/{id}/versions/{newest}"),
+            &ada,
+            None,
+            None,
+        )
+        .await;
+        assert_eq!(
+            v["design"], cur["project"]["design"],
+            "project {id} is not whole"
+        );
+        assert_eq!(newest, cur["project"]["version"].as_i64().unwrap());
+    }
+    let _ = std::fs::remove_dir_all(&logs);
 }

@@ -7,12 +7,14 @@
 #![allow(dead_code)]
 
 mod db;
+mod process;
 mod smtp;
 mod stack;
 mod tokens;
 mod ws;
 
 pub use db::*;
+pub use process::*;
 pub use smtp::*;
 pub use stack::*;
 pub use tokens::*;
