@@ -99,6 +99,8 @@ pub const RPCS: &[Rpc] = &[
     rpc(Project, "RevokeShareLink", SAFE),
     // Opening to view reads; opening to fork creates a project.
     rpc(Project, "OpenShareLink", ONCE),
+    rpc(Project, "ListCollaborators", SAFE),
+    rpc(Project, "GetProjectAnalytics", SAFE),
     rpc(Project, "ExportProject", SAFE),
     rpc(Project, "ImportProject", ONCE),
     rpc(Project, "HealthCheck", SAFE),

@@ -208,6 +208,15 @@ pub mod project_schema {
     }
 
     diesel::table! {
+        project_schema.project_stats (project_id) {
+            project_id -> Uuid,
+            views -> Int8,
+            forks -> Int8,
+            runs -> Int8,
+        }
+    }
+
+    diesel::table! {
         project_schema.project_versions (id) {
             id -> Uuid,
             project_id -> Uuid,
@@ -238,6 +247,7 @@ pub mod project_schema {
     diesel::joinable!(project_sharing -> projects (project_id));
     diesel::joinable!(project_invitations -> projects (project_id));
     diesel::joinable!(project_links -> projects (project_id));
+    diesel::joinable!(project_stats -> projects (project_id));
     diesel::joinable!(project_versions -> projects (project_id));
     diesel::joinable!(collaboration_sessions -> projects (project_id));
     diesel::allow_tables_to_appear_in_same_query!(
@@ -246,6 +256,7 @@ pub mod project_schema {
         project_sharing,
         project_invitations,
         project_links,
+        project_stats,
         project_versions,
         collaboration_sessions
     );

@@ -77,6 +77,7 @@ impl ProjectCore {
             })
             .await?;
         tracing::info!(project_id = %row.id, from = %id, "project forked");
+        self.count(source.id, crate::presence::Count::Fork);
         self.publish(kinds::PROJECT_CREATED, "created", &row, caller.user_id);
         Ok(Self::view(row, Role::Owner))
     }

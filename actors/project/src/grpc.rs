@@ -12,12 +12,6 @@ use sdsim_runtime::health::HealthProbe;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
-fn later<T>(what: &str) -> Result<Response<T>, Status> {
-    Err(Status::unimplemented(format!(
-        "{what} is part of the contract but not implemented yet"
-    )))
-}
-
 #[derive(Clone)]
 pub struct ProjectGrpc {
     pub core: Arc<ProjectCore>,
@@ -162,6 +156,9 @@ impl ppb::project_service_server::ProjectService for ProjectGrpc {
                 }
                 other => other?,
             };
+            if view.role != crate::access::Role::Owner {
+                self.core.count(view.row.id, crate::presence::Count::View);
+            }
             let p = project_pb(view);
             Ok(ppb::GetProjectResponse {
                 project_id: p.project_id.clone(),
@@ -412,15 +409,77 @@ impl ppb::project_service_server::ProjectService for ProjectGrpc {
 
     async fn join_collaboration(
         &self,
-        _: Request<ppb::JoinCollaborationRequest>,
+        req: Request<ppb::JoinCollaborationRequest>,
     ) -> Result<Response<ppb::JoinCollaborationResponse>, Status> {
-        later("JoinCollaboration")
+        let r = req.into_inner();
+        self.run(async {
+            let caller = core::caller(&r.user_id, r.is_admin)?;
+            let (session, present) = self
+                .core
+                .join(caller, &r.project_id, &r.gateway_instance)
+                .await?;
+            Ok(ppb::JoinCollaborationResponse {
+                collaboration_session_id: session.to_string(),
+                active_users: present.iter().map(|u| u.to_string()).collect(),
+                stream_key: self.core.ns.collaboration_stream(&r.project_id),
+                last_offset: String::new(),
+            })
+        })
+        .await
     }
+
     async fn leave_collaboration(
         &self,
-        _: Request<ppb::LeaveCollaborationRequest>,
+        req: Request<ppb::LeaveCollaborationRequest>,
     ) -> Result<Response<ppb::LeaveCollaborationResponse>, Status> {
-        later("LeaveCollaboration")
+        let r = req.into_inner();
+        self.run(async {
+            let caller = core::caller(&r.user_id, false)?;
+            let left = self
+                .core
+                .leave(caller, &r.project_id, &r.collaboration_session_id)
+                .await?;
+            Ok(ppb::LeaveCollaborationResponse { left })
+        })
+        .await
+    }
+
+    async fn list_collaborators(
+        &self,
+        req: Request<ppb::ProjectRef>,
+    ) -> Result<Response<ppb::JoinCollaborationResponse>, Status> {
+        let r = req.into_inner();
+        self.run(async {
+            let caller = caller_of(r.caller)?;
+            let present = self.core.collaborators(caller, &r.project_id).await?;
+            Ok(ppb::JoinCollaborationResponse {
+                collaboration_session_id: String::new(),
+                active_users: present.iter().map(|u| u.to_string()).collect(),
+                stream_key: self.core.ns.collaboration_stream(&r.project_id),
+                last_offset: String::new(),
+            })
+        })
+        .await
+    }
+
+    async fn get_project_analytics(
+        &self,
+        req: Request<ppb::ProjectRef>,
+    ) -> Result<Response<ppb::ProjectAnalytics>, Status> {
+        let r = req.into_inner();
+        self.run(async {
+            let caller = caller_of(r.caller)?;
+            let a = self.core.analytics(caller, &r.project_id).await?;
+            Ok(ppb::ProjectAnalytics {
+                project_id: r.project_id.clone(),
+                views: a.views,
+                forks: a.forks,
+                runs: a.runs,
+                versions: a.versions as i32,
+                collaborators_now: a.collaborators_now as i32,
+            })
+        })
+        .await
     }
 
     async fn restore_project(

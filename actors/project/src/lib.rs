@@ -20,6 +20,7 @@ pub mod document;
 pub mod grpc;
 pub mod janitor;
 pub mod links;
+pub mod presence;
 pub mod sharing;
 pub mod store;
 pub mod templates;

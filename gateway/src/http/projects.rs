@@ -61,6 +61,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         json_resource("/api/projects/{id}/links/{link_id}").route(web::delete().to(revoke_link)),
     )
+    .service(json_resource("/api/projects/{id}/collaboration").route(web::post().to(join)))
+    .service(
+        json_resource("/api/projects/{id}/collaboration/{session_id}")
+            .route(web::delete().to(leave)),
+    )
+    .service(json_resource("/api/projects/{id}/collaborators").route(web::get().to(collaborators)))
+    .service(json_resource("/api/projects/{id}/analytics").route(web::get().to(analytics)))
     .service(json_resource("/api/links/{token}").route(web::get().to(open_link)))
     .service(json_resource("/api/links/{token}/fork").route(web::post().to(fork_link)))
     .service(json_resource("/api/projects/{id}/export").route(web::get().to(export)))
@@ -999,4 +1006,105 @@ async fn fork_link(
     let up = &state.upstream;
     let res = rpc!(up, project, "OpenShareLink", open_share_link, call).await?;
     Ok(project_response(StatusCode::CREATED, res.project))
+}
+
+#[derive(Serialize)]
+struct Presence {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    session_id: Option<String>,
+    /// The people in the project now (user ids).
+    present: Vec<String>,
+}
+
+async fn join(
+    state: web::Data<GatewayState>,
+    user: AuthUser,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let call = pb::JoinCollaborationRequest {
+        project_id: path.into_inner(),
+        is_admin: is_admin(&user),
+        user_id: user.user_id,
+        gateway_instance: state.instance_id.clone(),
+    };
+    let up = &state.upstream;
+    let res = rpc!(up, project, "JoinCollaboration", join_collaboration, call).await?;
+    Ok(HttpResponse::Created().json(Presence {
+        session_id: Some(res.collaboration_session_id),
+        present: res.active_users,
+    }))
+}
+
+#[derive(Serialize)]
+struct Left {
+    left: bool,
+}
+
+async fn leave(
+    state: web::Data<GatewayState>,
+    user: AuthUser,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (project_id, session) = path.into_inner();
+    let call = pb::LeaveCollaborationRequest {
+        project_id,
+        user_id: user.user_id,
+        collaboration_session_id: session,
+    };
+    let up = &state.upstream;
+    let res = rpc!(up, project, "LeaveCollaboration", leave_collaboration, call).await?;
+    Ok(HttpResponse::Ok().json(Left { left: res.left }))
+}
+
+async fn collaborators(
+    state: web::Data<GatewayState>,
+    user: AuthUser,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let call = pb::ProjectRef {
+        caller: Some(caller(&user)),
+        project_id: path.into_inner(),
+    };
+    let up = &state.upstream;
+    let res = rpc!(up, project, "ListCollaborators", list_collaborators, call).await?;
+    Ok(HttpResponse::Ok().json(Presence {
+        session_id: None,
+        present: res.active_users,
+    }))
+}
+
+#[derive(Serialize)]
+struct AnalyticsView {
+    views: i64,
+    forks: i64,
+    runs: i64,
+    versions: i32,
+    collaborators_now: i32,
+}
+
+async fn analytics(
+    state: web::Data<GatewayState>,
+    user: AuthUser,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let call = pb::ProjectRef {
+        caller: Some(caller(&user)),
+        project_id: path.into_inner(),
+    };
+    let up = &state.upstream;
+    let a = rpc!(
+        up,
+        project,
+        "GetProjectAnalytics",
+        get_project_analytics,
+        call
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(AnalyticsView {
+        views: a.views,
+        forks: a.forks,
+        runs: a.runs,
+        versions: a.versions,
+        collaborators_now: a.collaborators_now,
+    }))
 }

@@ -1722,3 +1722,120 @@ async fn acknowledged_project_writes_survive_a_sigkill_of_the_project_process() 
     }
     let _ = std::fs::remove_dir_all(&logs);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_and_counts() {
+    let db = TestDb::create().await;
+    let s = Stack::up(&db).await;
+    let (ada, bob) = (user(&s, "present").await, user(&s, "visitor").await);
+    let p = create(&s, &ada, json!({"name": "Busy", "is_public": true})).await;
+    let path = format!("/api/projects/{}", p["id"].as_str().unwrap());
+    let (st, _, joined) = call(
+        &s,
+        Method::POST,
+        &format!("{path}/collaboration"),
+        &ada,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(st, 201, "{joined}");
+    let (_, _, b) = call(
+        &s,
+        Method::POST,
+        &format!("{path}/collaboration"),
+        &bob,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(b["present"].as_array().unwrap().len(), 2, "{b}");
+    let (_, _, b) = call(
+        &s,
+        Method::GET,
+        &format!("{path}/collaborators"),
+        &ada,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(b["present"].as_array().unwrap().len(), 2, "{b}");
+    let session = joined["session_id"].as_str().unwrap();
+    let (st, _, b) = call(
+        &s,
+        Method::DELETE,
+        &format!("{path}/collaboration/{session}"),
+        &ada,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!((st, &b["left"]), (200, &json!(true)), "{b}");
+    let (_, _, b) = call(
+        &s,
+        Method::DELETE,
+        &format!("{path}/collaboration/{session}"),
+        &ada,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(b["left"], false, "leaving twice changes nothing");
+    let (_, _, b) = call(
+        &s,
+        Method::GET,
+        &format!("{path}/collaborators"),
+        &ada,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(b["present"].as_array().unwrap().len(), 1, "{b}");
+
+    // Views (by others) and forks are counted; analytics are for those who see permissions.
+    for _ in 0..3 {
+        call(&s, Method::GET, &path, &bob, None, None).await;
+    }
+    call(&s, Method::GET, &path, &ada, None, None).await;
+    call(
+        &s,
+        Method::POST,
+        &format!("{path}/fork"),
+        &bob,
+        Some(json!({})),
+        None,
+    )
+    .await;
+    let mut a = Value::Null;
+    for _ in 0..50 {
+        a = call(
+            &s,
+            Method::GET,
+            &format!("{path}/analytics"),
+            &ada,
+            None,
+            None,
+        )
+        .await
+        .2;
+        if a["views"] == 3 && a["forks"] == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        (&a["views"], &a["forks"], &a["versions"]),
+        (&json!(3), &json!(1), &json!(1)),
+        "{a}"
+    );
+    let (st, _, _) = call(
+        &s,
+        Method::GET,
+        &format!("{path}/analytics"),
+        &bob,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(st, 403, "a public reader does not see the counts");
+}
