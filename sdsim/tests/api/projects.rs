@@ -1638,6 +1638,27 @@ async fn acknowledged_project_writes_survive_a_sigkill_of_the_project_process() 
     tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let (created, saved) = writer.await.unwrap();
+    // The gateway's breaker opened while the only instance was gone; wait until it serves
+    // again (half-open, then closed) before reading back.
+    let first = &created[0].0;
+    let back = std::time::Instant::now();
+    while call(
+        &stack,
+        Method::GET,
+        &format!("/api/projects/{first}"),
+        &ada,
+        None,
+        None,
+    )
+    .await
+    .0 != 200
+    {
+        assert!(
+            back.elapsed() < std::time::Duration::from_secs(20),
+            "the project service never came back"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
     assert!(
         created.len() > 5 && saved.len() > 5,
         "too few writes: {} {}",
