@@ -9,7 +9,7 @@
 //!   connections run on a runtime of their own, as sdsim's do.
 
 use actix_web::http::header;
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use actix_web::{web, App, HttpRequest, HttpResponse};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use sdsim_schema::DbPool;
 use serde::{Deserialize, Serialize};
@@ -23,27 +23,28 @@ pub struct Peer {
 }
 
 /// Starts an actix-web server of `$app` (an `App` factory) on 127.0.0.1:0 with one worker
-/// per core, in the background.
+/// per core, in the background: a [`Peer`].
+#[macro_export]
 macro_rules! serve {
     ($app:expr) => {{
         let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
         let addr = listener.local_addr()?;
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let server = HttpServer::new($app)
+        let server = ::actix_web::HttpServer::new($app)
             .workers(workers)
             .tcp_nodelay(true)
             .disable_signals()
             .listen(listener)?
             .run();
         let handle = server.handle();
-        actix_rt::spawn(server);
-        Ok(Peer { addr, handle })
+        ::actix_rt::spawn(server);
+        Ok($crate::peers::Peer { addr, handle })
     }};
 }
 
 /// Answers `body` to any request with an `Authorization` header, 401 without one.
 pub fn bare(body: Arc<Vec<u8>>) -> std::io::Result<Peer> {
-    serve!(move || {
+    crate::serve!(move || {
         let body = body.clone();
         App::new().default_service(web::to(move |req: HttpRequest| {
             let body = body.clone();
@@ -63,6 +64,37 @@ pub fn bare(body: Arc<Vec<u8>>) -> std::io::Result<Peer> {
 #[derive(Debug, Deserialize)]
 struct Claims {
     sub: String,
+}
+
+/// Verifies sdsim's access tokens in-process (HS256, sdsim's issuer and audience), as the
+/// monoliths do.
+#[derive(Clone)]
+pub struct TokenCheck {
+    key: Arc<DecodingKey>,
+    validation: Arc<Validation>,
+}
+
+impl TokenCheck {
+    pub fn new(secret: &str) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_issuer(&["sdsim-auth"]);
+        validation.set_audience(&["sdsim"]);
+        Self {
+            key: Arc::new(DecodingKey::from_secret(secret.as_bytes())),
+            validation: Arc::new(validation),
+        }
+    }
+
+    /// The token's user, or None (answered 401).
+    pub fn user(&self, req: &HttpRequest) -> Option<uuid::Uuid> {
+        let token = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))?;
+        let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation).ok()?;
+        data.claims.sub.parse().ok()
+    }
 }
 
 #[derive(Serialize)]
@@ -106,20 +138,12 @@ fn view(u: sdsim_schema::models::User, roles: Vec<String>) -> UserBody {
 #[derive(Clone)]
 struct Monolith {
     pool: DbPool,
-    key: Arc<DecodingKey>,
-    validation: Arc<Validation>,
+    tokens: TokenCheck,
 }
 
 impl Monolith {
-    /// The token's user, or None (answered 401).
     fn user(&self, req: &HttpRequest) -> Option<uuid::Uuid> {
-        let token = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))?;
-        let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation).ok()?;
-        data.claims.sub.parse().ok()
+        self.tokens.user(req)
     }
 }
 
@@ -178,16 +202,12 @@ pub fn monolith(
 ) -> Result<Peer, String> {
     let pool = sdsim_schema::pool::build(database_url, 16, Duration::from_secs(2), Some(runtime))
         .map_err(|e| e.to_string())?;
-    let mut validation = Validation::new(Algorithm::HS256);
-    validation.set_issuer(&["sdsim-auth"]);
-    validation.set_audience(&["sdsim"]);
     let state = Monolith {
         pool,
-        key: Arc::new(DecodingKey::from_secret(secret.as_bytes())),
-        validation: Arc::new(validation),
+        tokens: TokenCheck::new(secret),
     };
     let serve = || -> std::io::Result<Peer> {
-        serve!(move || {
+        crate::serve!(move || {
             App::new().app_data(web::Data::new(state.clone())).service(
                 web::resource("/api/auth/profile")
                     .route(web::get().to(monolith_get))
