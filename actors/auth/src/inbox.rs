@@ -15,6 +15,7 @@ use sdsim_protocols::events::{Envelope, NotificationJob};
 use sdsim_protocols::names::Namespace;
 use sdsim_runtime::error::ServiceError;
 use sdsim_runtime::events::EventSink;
+use sdsim_runtime::queue;
 use sdsim_runtime::supervision::{ChildHandle, ChildLink, ChildSpec, Restart};
 use sdsim_schema::tables::auth_schema::notifications;
 use sdsim_schema::DbPool;
@@ -229,14 +230,7 @@ impl InboxWorker {
         let processing = ns.async_processing("notifications");
         let fut = async move {
             loop {
-                let raw: Option<String> = match redis::cmd("LMOVE")
-                    .arg(&queue)
-                    .arg(&processing)
-                    .arg("RIGHT")
-                    .arg("LEFT")
-                    .query_async(&mut conn)
-                    .await
-                {
+                let raw = match queue::take(&mut conn, &queue, &processing).await {
                     Ok(r) => r,
                     Err(e) => {
                         tracing::warn!(error = %e, "notification queue unreachable");
@@ -282,12 +276,7 @@ impl InboxWorker {
                         }
                     }
                 }
-                let _: redis::RedisResult<i64> = redis::cmd("LREM")
-                    .arg(&processing)
-                    .arg(1)
-                    .arg(&raw)
-                    .query_async(&mut conn)
-                    .await;
+                queue::done(&mut conn, &processing, &raw).await;
             }
         };
         ctx.spawn(fut.into_actor(self).map(|_, act, _| act.busy = false));
@@ -303,17 +292,7 @@ impl Actor for InboxWorker {
         let queue = self.ns.async_queue("notifications");
         let processing = self.ns.async_processing("notifications");
         ctx.wait(
-            async move {
-                while let Ok(Some(_)) = redis::cmd("LMOVE")
-                    .arg(&processing)
-                    .arg(&queue)
-                    .arg("LEFT")
-                    .arg("RIGHT")
-                    .query_async::<Option<String>>(&mut conn)
-                    .await
-                {}
-            }
-            .into_actor(self),
+            async move { queue::recover(&mut conn, &processing, &queue).await }.into_actor(self),
         );
         ctx.run_interval(POLL, |act, ctx| act.drain(ctx));
     }

@@ -19,6 +19,7 @@ use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, To
 use redis::aio::ConnectionManager;
 use sdsim_protocols::events::EmailJob;
 use sdsim_protocols::names::Namespace;
+use sdsim_runtime::queue;
 use sdsim_runtime::supervision::{ChildHandle, ChildLink, ChildSpec, Restart};
 use std::time::Duration;
 
@@ -110,14 +111,7 @@ impl MailWorker {
                 }
             }
             loop {
-                let raw: Option<String> = match redis::cmd("LMOVE")
-                    .arg(&queue)
-                    .arg(&processing)
-                    .arg("RIGHT")
-                    .arg("LEFT")
-                    .query_async(&mut conn)
-                    .await
-                {
+                let raw = match queue::take(&mut conn, &queue, &processing).await {
                     Ok(r) => r,
                     Err(e) => {
                         tracing::warn!(error = %e, "mail queue unreachable");
@@ -131,12 +125,7 @@ impl MailWorker {
                         .map_err(|e| (Some(job), e)),
                     Err(e) => Err((None, format!("not a mail job: {e}"))),
                 };
-                let _: redis::RedisResult<i64> = redis::cmd("LREM")
-                    .arg(&processing)
-                    .arg(1)
-                    .arg(&raw)
-                    .query_async(&mut conn)
-                    .await;
+                queue::done(&mut conn, &processing, &raw).await;
                 if let Err((job, e)) = outcome {
                     match job {
                         Some(mut job) if job.attempts + 1 < MAX_ATTEMPTS => {
@@ -249,21 +238,7 @@ impl Actor for MailWorker {
         let queue = self.ns.async_queue("email");
         let processing = self.ns.async_processing("email");
         ctx.wait(
-            async move {
-                loop {
-                    let moved: redis::RedisResult<Option<String>> = redis::cmd("LMOVE")
-                        .arg(&processing)
-                        .arg(&queue)
-                        .arg("LEFT")
-                        .arg("RIGHT")
-                        .query_async(&mut conn)
-                        .await;
-                    if !matches!(moved, Ok(Some(_))) {
-                        break;
-                    }
-                }
-            }
-            .into_actor(self),
+            async move { queue::recover(&mut conn, &processing, &queue).await }.into_actor(self),
         );
         ctx.run_interval(POLL, |act, ctx| act.drain(ctx));
     }

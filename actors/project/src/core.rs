@@ -226,6 +226,32 @@ pub fn problems(design: &Value) -> Vec<engine::Problem> {
     }
 }
 
+/// The problems of version `version` of project `id`, whose design is `design`. A
+/// version's design never changes, so the answer is kept (a bounded memo): reads of a
+/// project do not validate its design again.
+pub fn problems_of(id: Uuid, version: i32, design: &Value) -> Vec<engine::Problem> {
+    use std::collections::HashMap;
+    use std::sync::{LazyLock, Mutex};
+    type Memo = Mutex<HashMap<(Uuid, i32), Vec<engine::Problem>>>;
+    static MEMO: LazyLock<Memo> = LazyLock::new(Default::default);
+    const KEPT: usize = 10_000;
+    if let Some(p) = MEMO
+        .lock()
+        .ok()
+        .and_then(|m| m.get(&(id, version)).cloned())
+    {
+        return p;
+    }
+    let p = problems(design);
+    if let Ok(mut m) = MEMO.lock() {
+        if m.len() >= KEPT {
+            m.clear();
+        }
+        m.insert((id, version), p.clone());
+    }
+    p
+}
+
 fn empty_design(name: &str) -> Value {
     serde_json::json!({"name": name, "duration_s": 60, "components": [], "connections": []})
 }
@@ -255,6 +281,23 @@ pub(crate) async fn role_of(
         (true, Role::Owner | Role::Admin) | (false, _) => role,
         (true, _) => Role::Stranger,
     })
+}
+
+/// The project's row, locked until the transaction ends, and `caller`'s role in it, once
+/// `op` is allowed to them.
+pub(crate) async fn lock_checked(
+    conn: &mut diesel_async::AsyncPgConnection,
+    pid: Uuid,
+    id: &str,
+    caller: Caller,
+    op: Op,
+) -> Result<(ProjectRow, Role), ServiceError> {
+    let row = store::get_for_update(conn, pid)
+        .await?
+        .ok_or_else(|| access::not_found(id))?;
+    let role = role_of(conn, &row, caller).await?;
+    access::check(role, op, id)?;
+    Ok((row, role))
 }
 
 pub(crate) fn uuid(field: &str, v: &str) -> Result<Uuid, ServiceError> {
@@ -321,7 +364,7 @@ impl ProjectCore {
     }
 
     pub(crate) fn view(row: ProjectRow, role: Role) -> ProjectView {
-        let problems = problems(&row.configuration);
+        let problems = problems_of(row.id, row.version, &row.configuration);
         ProjectView {
             row,
             role,
@@ -419,11 +462,7 @@ impl ProjectCore {
         let mut conn = sdsim_schema::pool::get(&self.pool).await?;
         let row = conn
             .transaction::<_, ServiceError, _>(async move |conn| {
-                let mut row = store::get_for_update(conn, pid)
-                    .await?
-                    .ok_or_else(|| access::not_found(&id_text))?;
-                let role = role_of(conn, &row, caller).await?;
-                access::check(role, Op::Edit, &id_text)?;
+                let (mut row, role) = lock_checked(conn, pid, &id_text, caller, Op::Edit).await?;
                 if ch.is_public.is_some() {
                     access::check(role, Op::SetVisibility, &id_text)?;
                 }
@@ -528,11 +567,7 @@ impl ProjectCore {
         let id_text = id.to_string();
         let mut conn = sdsim_schema::pool::get(&self.pool).await?;
         conn.transaction::<_, ServiceError, _>(async move |conn| {
-            let row = store::get_for_update(conn, pid)
-                .await?
-                .ok_or_else(|| access::not_found(&id_text))?;
-            let role = role_of(conn, &row, caller).await?;
-            access::check(role, Op::Delete, &id_text)?;
+            let (row, _) = lock_checked(conn, pid, &id_text, caller, Op::Delete).await?;
             if row.deleted_at.is_none() {
                 return Err(ServiceError::Conflict {
                     code: "not_in_trash".into(),
@@ -557,11 +592,7 @@ impl ProjectCore {
         let id_text = id.to_string();
         let mut conn = sdsim_schema::pool::get(&self.pool).await?;
         conn.transaction::<_, ServiceError, _>(async move |conn| {
-            let mut row = store::get_for_update(conn, pid)
-                .await?
-                .ok_or_else(|| access::not_found(&id_text))?;
-            let role = role_of(conn, &row, caller).await?;
-            access::check(role, op, &id_text)?;
+            let (mut row, _) = lock_checked(conn, pid, &id_text, caller, op).await?;
             let changed = change(&mut row)?;
             if changed {
                 row.updated_at = Utc::now();

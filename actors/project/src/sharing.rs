@@ -2,7 +2,7 @@
 //! who has what, revoking, handing ownership over.
 
 use crate::access::{self, Op, Role};
-use crate::core::{project_id, role_of, uuid, Caller, Permission, ProjectCore, ProjectView};
+use crate::core::{lock_checked, project_id, uuid, Caller, Permission, ProjectCore, ProjectView};
 use crate::store;
 use chrono::Utc;
 use diesel_async::AsyncConnection;
@@ -221,11 +221,7 @@ impl ProjectCore {
         let mut conn = sdsim_schema::pool::get(&self.pool).await?;
         let row = conn
             .transaction::<_, ServiceError, _>(async move |conn| {
-                let mut row = store::get_for_update(conn, pid)
-                    .await?
-                    .ok_or_else(|| access::not_found(&id_text))?;
-                let role = role_of(conn, &row, caller).await?;
-                access::check(role, Op::Share, &id_text)?;
+                let (mut row, _) = lock_checked(conn, pid, &id_text, caller, Op::Share).await?;
                 if new_owner == row.owner_id {
                     return Err(ServiceError::invalid(
                         "new_owner_id",

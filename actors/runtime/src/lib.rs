@@ -16,7 +16,8 @@
 //! - [`breaker`]: the circuit breaker (closed, open, half-open) of calls to a service.
 //! - [`mesh`]: how a process calls other services (pools, scaler, budget, retries).
 //! - [`discovery`]: instance registration in Redis and the live view of instances.
-//! - [`events`]: the event bridge (Redis pub/sub publishing).
+//! - [`events`]: the event bridge (Redis pub/sub publishing); [`queue`]: reliable Redis
+//!   work queues.
 //! - [`health`], [`probes`], [`admin`]: health, liveness and readiness, and the admin HTTP
 //!   endpoints.
 //! - [`grpc`]: the standard health and reflection services.
@@ -33,6 +34,7 @@ pub mod health;
 pub mod mesh;
 pub mod metrics;
 pub mod probes;
+pub mod queue;
 pub mod server;
 pub mod service;
 pub mod slot;

@@ -185,11 +185,12 @@ fn peer(database_url: &str, runtime: tokio::runtime::Handle) -> std::io::Result<
     })
 }
 
-/// `rate` GETs or PATCHes a second for `seconds`, each on schedule: (p50, p99) in ms and
-/// the count of answers that were not 2xx.
+/// `rate` GETs or PATCHes a second for `seconds`, each on schedule, round-robin over `urls`
+/// (different projects: updates of one project are serialized by its row lock, as they
+/// must be): (p50, p99) in ms and the count of answers that were not 2xx.
 async fn paced(
     http: &reqwest::Client,
-    url: &str,
+    urls: &[String],
     token: &str,
     patch: bool,
     rate: u64,
@@ -201,7 +202,8 @@ async fn paced(
     let mut tasks = Vec::with_capacity(total as usize);
     for i in 0..total {
         tokio::time::sleep_until(start + every * i as u32).await;
-        let (http, url, token) = (http.clone(), url.to_string(), token.to_string());
+        let url = urls[i as usize % urls.len()].clone();
+        let (http, token) = (http.clone(), token.to_string());
         tasks.push(tokio::spawn(async move {
             let t = Instant::now();
             let req = if patch {
@@ -252,6 +254,7 @@ async fn main() {
     // One project (the same row for both: the same user on the same database) to read
     // and update, and a few to list.
     let mut id = String::new();
+    let mut ids = Vec::new();
     for i in 0..25 {
         let b: Value = http
             .post(format!("{}/api/projects", setup.base))
@@ -264,6 +267,7 @@ async fn main() {
             .await
             .unwrap();
         id = b["project"]["id"].as_str().expect("created").to_string();
+        ids.push(id.clone());
     }
     let check: Value = http
         .get(format!("{peer_base}/api/projects/{id}"))
@@ -333,15 +337,11 @@ async fn main() {
     println!("\nat {rate} requests/s, {seconds} s each (open loop): p50 / p99 ms, failed");
     for (op, patch) in [("get", false), ("update", true)] {
         for (name, base) in [("sdsim", &setup.base), ("peer", &peer_base)] {
-            let (p50, p99, failed) = paced(
-                &http,
-                &format!("{base}/api/projects/{id}"),
-                &token,
-                patch,
-                rate,
-                seconds,
-            )
-            .await;
+            let urls: Vec<String> = ids
+                .iter()
+                .map(|id| format!("{base}/api/projects/{id}"))
+                .collect();
+            let (p50, p99, failed) = paced(&http, &urls, &token, patch, rate, seconds).await;
             println!(
                 "  {op:<7} {name:<6} {p50:>7.2} / {p99:>7.2}{}  {failed}",
                 if name == "sdsim" {

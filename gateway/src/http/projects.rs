@@ -16,6 +16,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use sdsim_protocols::limits::MAX_DESIGN_MESSAGE_BYTES;
 use sdsim_protocols::proto::project as pb;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 /// The routes of this area. Bodies that carry a design may be as large as a design.
@@ -95,8 +96,8 @@ struct ProjectView {
     tags: Vec<String>,
     is_public: bool,
     version: i32,
-    design: Value,
-    layout: Value,
+    design: Box<RawValue>,
+    layout: Box<RawValue>,
     /// The engine's problems with the design (a draft may have many); empty when it runs.
     problems: Vec<ProblemView>,
     access_level: String,
@@ -107,8 +108,12 @@ struct ProjectView {
     forked_from: Option<String>,
 }
 
-fn json_of(text: &str) -> Value {
-    serde_json::from_str(text).unwrap_or(Value::Null)
+/// A JSON document from a service, passed through as it is (a design can be megabytes:
+/// parsing it only to print it again would cost every read).
+fn raw(text: String) -> Box<RawValue> {
+    RawValue::from_string(text)
+        .or_else(|_| RawValue::from_string("null".into()))
+        .expect("null is JSON")
 }
 
 fn problems(p: Vec<pb::DesignProblem>) -> Vec<ProblemView> {
@@ -123,8 +128,8 @@ fn problems(p: Vec<pb::DesignProblem>) -> Vec<ProblemView> {
 impl From<pb::Project> for ProjectView {
     fn from(p: pb::Project) -> Self {
         Self {
-            design: json_of(&p.design_json),
-            layout: json_of(&p.layout_json),
+            design: raw(p.design_json),
+            layout: raw(p.layout_json),
             problems: problems(p.problems),
             id: p.project_id,
             name: p.name,
@@ -495,8 +500,8 @@ async fn versions(
 #[derive(Serialize)]
 struct VersionBody {
     version: VersionView,
-    design: Value,
-    layout: Value,
+    design: Box<RawValue>,
+    layout: Box<RawValue>,
     problems: Vec<ProblemView>,
 }
 
@@ -515,8 +520,8 @@ async fn version(
     let res = rpc!(up, project, "GetVersion", get_version, call).await?;
     Ok(HttpResponse::Ok().json(VersionBody {
         version: res.info.unwrap_or_default().into(),
-        design: json_of(&res.design_json),
-        layout: json_of(&res.layout_json),
+        design: raw(res.design_json),
+        layout: raw(res.layout_json),
         problems: problems(res.problems),
     }))
 }
@@ -589,13 +594,13 @@ struct TemplateView {
     description: String,
     category: String,
     is_system: bool,
-    design: Value,
+    design: Box<RawValue>,
 }
 
 impl From<pb::Template> for TemplateView {
     fn from(t: pb::Template) -> Self {
         Self {
-            design: json_of(&t.configuration_json),
+            design: raw(t.configuration_json),
             id: t.template_id,
             name: t.name,
             description: t.description,

@@ -1,0 +1,43 @@
+//! A reliable Redis work queue (the pattern of Redis's `LMOVE` documentation): a worker
+//! takes a job by moving it to a processing list, and removes it from there only once it
+//! is done, so a worker that dies mid-job loses nothing: the next one to start puts the
+//! unfinished jobs back in the queue first. Used by the mail and notification workers.
+
+use redis::aio::ConnectionManager;
+
+/// Takes the oldest job of `queue` into `processing`; `None` when the queue is empty.
+pub async fn take(
+    conn: &mut ConnectionManager,
+    queue: &str,
+    processing: &str,
+) -> redis::RedisResult<Option<String>> {
+    redis::cmd("LMOVE")
+        .arg(queue)
+        .arg(processing)
+        .arg("RIGHT")
+        .arg("LEFT")
+        .query_async(conn)
+        .await
+}
+
+/// The job `raw` is done: it leaves the processing list.
+pub async fn done(conn: &mut ConnectionManager, processing: &str, raw: &str) {
+    let _: redis::RedisResult<i64> = redis::cmd("LREM")
+        .arg(processing)
+        .arg(1)
+        .arg(raw)
+        .query_async(conn)
+        .await;
+}
+
+/// Puts back in `queue` every job left in `processing` by a worker that died.
+pub async fn recover(conn: &mut ConnectionManager, processing: &str, queue: &str) {
+    while let Ok(Some(_)) = redis::cmd("LMOVE")
+        .arg(processing)
+        .arg(queue)
+        .arg("LEFT")
+        .arg("RIGHT")
+        .query_async::<Option<String>>(conn)
+        .await
+    {}
+}
