@@ -84,6 +84,7 @@ pub const RPCS: &[Rpc] = &[
     rpc(Project, "GetProjectPermissions", SAFE),
     rpc(Project, "GetTemplate", SAFE),
     rpc(Project, "ListTemplates", SAFE),
+    rpc(Project, "SaveAsTemplate", ONCE),
     rpc(Project, "JoinCollaboration", ONCE),
     rpc(Project, "LeaveCollaboration", SAFE),
     rpc(Project, "RestoreProject", SAFE),

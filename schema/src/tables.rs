@@ -148,6 +148,7 @@ pub mod project_schema {
             configuration -> Jsonb,
             created_at -> Timestamptz,
             updated_at -> Timestamptz,
+            is_public -> Bool,
         }
     }
 

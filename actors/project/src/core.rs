@@ -384,6 +384,7 @@ impl ProjectCore {
             Some(
                 store::template(&mut conn, c.template.trim())
                     .await?
+                    .filter(|t| t.is_system || t.is_public || t.author_id == Some(caller.user_id))
                     .ok_or_else(|| {
                         ServiceError::invalid(
                             "template_id",

@@ -72,6 +72,7 @@ fn template_pb(t: TemplateRow) -> ppb::Template {
         author_id: t.author_id.map(|a| a.to_string()).unwrap_or_default(),
         configuration_json: t.configuration.to_string(),
         created_at: ts(t.created_at),
+        is_public: t.is_public,
     }
 }
 
@@ -381,7 +382,11 @@ impl ppb::project_service_server::ProjectService for ProjectGrpc {
         let r = req.into_inner();
         self.run(async {
             Ok(ppb::GetTemplateResponse {
-                template: Some(template_pb(self.core.template(&r.template_id).await?)),
+                template: Some(template_pb(
+                    self.core
+                        .template(&r.template_id, r.user_id.parse().ok())
+                        .await?,
+                )),
             })
         })
         .await
@@ -396,12 +401,37 @@ impl ppb::project_service_server::ProjectService for ProjectGrpc {
             Ok(ppb::ListTemplatesResponse {
                 templates: self
                     .core
-                    .templates(&r.category)
+                    .templates(&r.category, r.user_id.parse().ok())
                     .await?
                     .into_iter()
                     .map(template_pb)
                     .collect(),
                 next_page_token: String::new(),
+            })
+        })
+        .await
+    }
+
+    async fn save_as_template(
+        &self,
+        req: Request<ppb::SaveAsTemplateRequest>,
+    ) -> Result<Response<ppb::GetTemplateResponse>, Status> {
+        let r = req.into_inner();
+        self.run(async {
+            let caller = caller_of(r.caller)?;
+            let t = self
+                .core
+                .save_as_template(
+                    caller,
+                    &r.project_id,
+                    &r.name,
+                    &r.description,
+                    &r.category,
+                    r.is_public,
+                )
+                .await?;
+            Ok(ppb::GetTemplateResponse {
+                template: Some(template_pb(t)),
             })
         })
         .await

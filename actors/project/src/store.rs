@@ -76,6 +76,7 @@ pub struct TemplateRow {
     pub author_id: Option<Uuid>,
     pub configuration: Value,
     pub created_at: DateTime<Utc>,
+    pub is_public: bool,
 }
 
 /// Creates a project and its version 1 (the caller runs this in a transaction).
@@ -428,18 +429,62 @@ pub async fn upsert_system_template(
     Ok(())
 }
 
+/// The templates `user` may use: the system's, their own and everyone's public ones.
 pub async fn templates(
     conn: &mut AsyncPgConnection,
     category: Option<&str>,
+    user: Option<Uuid>,
 ) -> Result<Vec<TemplateRow>, ServiceError> {
     let mut q = templates::table.into_boxed();
     if let Some(c) = category {
         q = q.filter(templates::category.eq(c.to_string()));
     }
-    Ok(q.filter(templates::is_system.eq(true))
-        .order((templates::category.asc(), templates::name.asc()))
-        .select(TemplateRow::as_select())
-        .load(conn)
+    q = match user {
+        Some(u) => q.filter(
+            templates::is_system
+                .eq(true)
+                .or(templates::is_public.eq(true))
+                .or(templates::author_id.eq(u)),
+        ),
+        None => q.filter(
+            templates::is_system
+                .eq(true)
+                .or(templates::is_public.eq(true)),
+        ),
+    };
+    Ok(q.order((
+        templates::is_system.desc(),
+        templates::category.asc(),
+        templates::name.asc(),
+    ))
+    .limit(500)
+    .select(TemplateRow::as_select())
+    .load(conn)
+    .await?)
+}
+
+/// A template of someone's (a project's design saved for reuse).
+#[derive(Debug, Insertable)]
+#[diesel(table_name = templates)]
+pub struct NewTemplate<'a> {
+    pub slug: &'a str,
+    pub name: &'a str,
+    pub description: &'a str,
+    pub category: &'a str,
+    pub is_system: bool,
+    pub author_id: Option<Uuid>,
+    pub is_public: bool,
+    pub configuration: &'a Value,
+}
+
+pub async fn insert_template(
+    conn: &mut AsyncPgConnection,
+    t: NewTemplate<'_>,
+) -> Result<TemplateRow, ServiceError> {
+    Ok(diesel::insert_into(templates::table)
+        .values(&t)
+        .returning(TemplateRow::as_returning())
+        .get_result(conn)
         .await?)
 }
 

@@ -1,24 +1,113 @@
 //! The system templates (the engine's, kept in step at start-up) and the trash's expiry.
 
-use crate::core::ProjectCore;
+use crate::access::{self, Op};
+use crate::core::{self, Caller, ProjectCore};
 use crate::store::{self, TemplateRow};
 use chrono::Utc;
 use sdsim_engine as engine;
 use sdsim_runtime::error::ServiceError;
 use serde_json::Value;
 use std::time::Duration;
+use uuid::Uuid;
 
 impl ProjectCore {
-    pub async fn templates(&self, category: &str) -> Result<Vec<TemplateRow>, ServiceError> {
+    /// The templates `user` may use (system, own, public), by category when one is given.
+    pub async fn templates(
+        &self,
+        category: &str,
+        user: Option<Uuid>,
+    ) -> Result<Vec<TemplateRow>, ServiceError> {
         let mut conn = sdsim_schema::pool::get(&self.pool).await?;
-        store::templates(&mut conn, Some(category.trim()).filter(|c| !c.is_empty())).await
+        store::templates(
+            &mut conn,
+            Some(category.trim()).filter(|c| !c.is_empty()),
+            user,
+        )
+        .await
     }
 
-    pub async fn template(&self, key: &str) -> Result<TemplateRow, ServiceError> {
+    /// A template by id or slug, if `user` may use it (a private one is its author's).
+    pub async fn template(
+        &self,
+        key: &str,
+        user: Option<Uuid>,
+    ) -> Result<TemplateRow, ServiceError> {
         let mut conn = sdsim_schema::pool::get(&self.pool).await?;
         store::template(&mut conn, key.trim())
             .await?
+            .filter(|t| t.is_system || t.is_public || (user.is_some() && t.author_id == user))
             .ok_or_else(|| ServiceError::NotFound(format!("no template {key:?}")))
+    }
+
+    /// Project `id`'s current design as a template of its owner's.
+    pub async fn save_as_template(
+        &self,
+        caller: Caller,
+        id: &str,
+        name: &str,
+        description: &str,
+        category: &str,
+        is_public: bool,
+    ) -> Result<TemplateRow, ServiceError> {
+        let view = self.get(caller, id).await?;
+        access::check(view.role, Op::Share, id)?;
+        let name = if name.trim().is_empty() {
+            view.row.name.clone()
+        } else {
+            core::name("name", name)?
+        };
+        let description = if description.trim().is_empty() {
+            view.row.description.clone()
+        } else {
+            core::description(description)?
+        };
+        let category = match category.trim() {
+            "" => "mine".to_string(),
+            c if c.len() <= 40 && c.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-') => {
+                c.to_lowercase()
+            }
+            _ => {
+                return Err(ServiceError::invalid(
+                    "category",
+                    "a category has at most 40 letters, digits and '-'",
+                ))
+            }
+        };
+        // A slug of its own, unique: the name's words and a short random tail.
+        let stem: String = name
+            .to_lowercase()
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect::<String>()
+            .split('-')
+            .filter(|w| !w.is_empty())
+            .collect::<Vec<_>>()
+            .join("-");
+        let stem: String = stem.chars().take(60).collect();
+        let slug = format!(
+            "{}{}",
+            if stem.is_empty() {
+                "t".to_string()
+            } else {
+                format!("{stem}-")
+            },
+            &Uuid::new_v4().simple().to_string()[..8]
+        );
+        let mut conn = sdsim_schema::pool::get(&self.pool).await?;
+        store::insert_template(
+            &mut conn,
+            store::NewTemplate {
+                slug: &slug,
+                name: &name,
+                description: &description,
+                category: &category,
+                is_system: false,
+                author_id: Some(caller.user_id),
+                is_public,
+                configuration: &view.row.configuration,
+            },
+        )
+        .await
     }
 
     /// Brings the system templates in step with the engine's (at start-up).

@@ -47,6 +47,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(json_resource("/api/projects/{id}/diff").route(web::get().to(diff)))
     .service(json_resource("/api/projects/{id}/rollback").route(web::post().to(rollback)))
     .service(json_resource("/api/projects/{id}/fork").route(web::post().to(fork)))
+    .service(json_resource("/api/projects/{id}/template").route(web::post().to(save_as_template)))
     .service(
         json_resource("/api/projects/{id}/shares")
             .route(web::post().to(share))
@@ -594,6 +595,8 @@ struct TemplateView {
     description: String,
     category: String,
     is_system: bool,
+    is_public: bool,
+    author_id: Option<String>,
     design: Box<RawValue>,
 }
 
@@ -606,6 +609,8 @@ impl From<pb::Template> for TemplateView {
             description: t.description,
             category: t.category,
             is_system: t.is_system,
+            is_public: t.is_public,
+            author_id: (!t.author_id.is_empty()).then_some(t.author_id),
         }
     }
 }
@@ -623,11 +628,12 @@ struct TemplatesBody {
 
 async fn templates(
     state: web::Data<GatewayState>,
-    _user: AuthUser,
+    user: AuthUser,
     q: web::Query<TemplatesQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let call = pb::ListTemplatesRequest {
         category: q.into_inner().category,
+        user_id: user.user_id,
         ..Default::default()
     };
     let up = &state.upstream;
@@ -644,11 +650,12 @@ struct TemplateBody {
 
 async fn template(
     state: web::Data<GatewayState>,
-    _user: AuthUser,
+    user: AuthUser,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let call = pb::GetTemplateRequest {
         template_id: path.into_inner(),
+        user_id: user.user_id,
     };
     let up = &state.upstream;
     let res = rpc!(up, project, "GetTemplate", get_template, call).await?;
@@ -1111,5 +1118,40 @@ async fn analytics(
         runs: a.runs,
         versions: a.versions,
         collaborators_now: a.collaborators_now,
+    }))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewTemplateBody {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    category: String,
+    #[serde(default)]
+    is_public: bool,
+}
+
+async fn save_as_template(
+    state: web::Data<GatewayState>,
+    user: AuthUser,
+    path: web::Path<String>,
+    body: ApiJson<NewTemplateBody>,
+) -> Result<HttpResponse, ApiError> {
+    let b = body.0;
+    let call = pb::SaveAsTemplateRequest {
+        caller: Some(caller(&user)),
+        project_id: path.into_inner(),
+        name: b.name,
+        description: b.description,
+        category: b.category,
+        is_public: b.is_public,
+    };
+    let up = &state.upstream;
+    let res = rpc!(up, project, "SaveAsTemplate", save_as_template, call).await?;
+    Ok(HttpResponse::Created().json(TemplateBody {
+        template: res.template.unwrap_or_default().into(),
     }))
 }

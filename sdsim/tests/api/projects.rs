@@ -1127,76 +1127,111 @@ async fn the_permission_matrix() {
         .unwrap()
         .to_string();
     let stranger = user(&s, "m-stranger").await;
+    // A link holder: a stranger with a view link, who uses it for what a link allows.
+    let holder = user(&s, "m-holder").await;
     let who = [
         ("owner", &owner),
         ("editor", &editor),
         ("viewer", &viewer),
+        ("link holder", &holder),
         ("stranger", &stranger),
         ("admin", &admin),
     ];
 
-    // (operation, expected status for owner, editor, viewer, stranger, admin)
-    type Op = (&'static str, Method, &'static str, Option<Value>, [u16; 5]);
+    // (operation, method, path below the project, body, the path a link holder takes if
+    // the link gives one, expected status for owner, editor, viewer, link holder,
+    // stranger, admin)
+    type Op = (
+        &'static str,
+        Method,
+        &'static str,
+        Option<Value>,
+        Option<&'static str>,
+        [u16; 6],
+    );
     let ops: Vec<Op> = vec![
-        ("read", Method::GET, "", None, [200, 200, 200, 404, 200]),
+        (
+            "read",
+            Method::GET,
+            "",
+            None,
+            Some(""),
+            [200, 200, 200, 200, 404, 200],
+        ),
         (
             "versions",
             Method::GET,
             "/versions",
             None,
-            [200, 200, 200, 404, 200],
+            None,
+            [200, 200, 200, 404, 404, 200],
         ),
         (
             "export",
             Method::GET,
             "/export",
             None,
-            [200, 200, 200, 404, 200],
+            None,
+            [200, 200, 200, 404, 404, 200],
         ),
         (
             "permissions",
             Method::GET,
             "/permissions",
             None,
-            [200, 200, 200, 404, 200],
+            None,
+            [200, 200, 200, 404, 404, 200],
         ),
         (
             "fork",
             Method::POST,
             "/fork",
             Some(json!({})),
-            [201, 201, 201, 404, 201],
+            Some("/fork"),
+            [201, 201, 201, 201, 404, 201],
         ),
         (
             "edit",
             Method::PATCH,
             "",
             Some(json!({"description": "x"})),
-            [200, 200, 403, 404, 403],
+            None,
+            [200, 200, 403, 404, 404, 403],
         ),
         (
             "publish",
             Method::PATCH,
             "",
             Some(json!({"is_public": false})),
-            [200, 403, 403, 404, 403],
+            None,
+            [200, 403, 403, 404, 404, 403],
         ),
         (
             "share",
             Method::POST,
             "/shares",
             Some(json!({"email": "z@example.com", "role": "viewer"})),
-            [200, 403, 403, 404, 403],
+            None,
+            [200, 403, 403, 404, 404, 403],
+        ),
+        (
+            "links",
+            Method::GET,
+            "/links",
+            None,
+            None,
+            [200, 403, 403, 404, 404, 403],
         ),
         (
             "delete",
             Method::DELETE,
             "",
             None,
-            [200, 403, 403, 404, 200],
+            None,
+            [200, 403, 403, 404, 404, 200],
         ),
     ];
-    for (name, method, sub, body, expected) in ops {
+    for (name, method, sub, body, by_link, expected) in ops {
         for (i, (role, token)) in who.iter().enumerate() {
             // A fresh project per cell, so that no cell depends on another.
             let p = create(&s, &owner, json!({"name": format!("{name} by {role}")})).await;
@@ -1213,15 +1248,22 @@ async fn the_permission_matrix() {
                 .await;
                 assert_eq!(st, 200, "{b}");
             }
-            let (st, _, b) = call(
+            let (_, _, link) = call(
                 &s,
-                method.clone(),
-                &format!("{path}{sub}"),
-                token,
-                body.clone(),
+                Method::POST,
+                &format!("{path}/links"),
+                &owner,
+                Some(json!({"access": "view"})),
                 None,
             )
             .await;
+            let target = match (*role, by_link) {
+                ("link holder", Some(rest)) => {
+                    format!("/api/links/{}{rest}", link["token"].as_str().unwrap())
+                }
+                _ => format!("{path}{sub}"),
+            };
+            let (st, _, b) = call(&s, method.clone(), &target, token, body.clone(), None).await;
             assert_eq!(st, expected[i], "{role} {name}: {b}");
         }
     }
@@ -1859,4 +1901,151 @@ async fn presence_and_counts() {
     )
     .await;
     assert_eq!(st, 403, "a public reader does not see the counts");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn projects_saved_as_templates_private_or_public() {
+    let db = TestDb::create().await;
+    let s = Stack::up(&db).await;
+    let (ada, bob) = (user(&s, "templater").await, user(&s, "template-user").await);
+    let p = create(
+        &s,
+        &ada,
+        json!({"name": "House style", "template_id": "cdn-fronted-site"}),
+    )
+    .await;
+    let path = format!("/api/projects/{}", p["id"].as_str().unwrap());
+    let (st, _, private) = call(
+        &s,
+        Method::POST,
+        &format!("{path}/template"),
+        &ada,
+        Some(json!({"category": "house"})),
+        None,
+    )
+    .await;
+    assert_eq!(st, 201, "{private}");
+    let private_id = private["template"]["id"].as_str().unwrap().to_string();
+    assert_eq!(private["template"]["is_system"], false);
+    let (st, _, public) = call(
+        &s,
+        Method::POST,
+        &format!("{path}/template"),
+        &ada,
+        Some(json!({"name": "Shared style", "is_public": true})),
+        None,
+    )
+    .await;
+    assert_eq!(st, 201, "{public}");
+    let public_id = public["template"]["id"].as_str().unwrap().to_string();
+    // Ada sees both; Bob sees the public one only, and cannot use the private one.
+    let ids = |v: &Value| -> Vec<String> {
+        v["templates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (_, _, mine) = call(&s, Method::GET, "/api/templates", &ada, None, None).await;
+    assert!(
+        ids(&mine).contains(&private_id) && ids(&mine).contains(&public_id),
+        "{mine}"
+    );
+    let (_, _, house) = call(
+        &s,
+        Method::GET,
+        "/api/templates?category=house",
+        &ada,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(ids(&house), vec![private_id.clone()], "{house}");
+    let (_, _, theirs) = call(&s, Method::GET, "/api/templates", &bob, None, None).await;
+    assert!(
+        !ids(&theirs).contains(&private_id) && ids(&theirs).contains(&public_id),
+        "{theirs}"
+    );
+    let (st, _, _) = call(
+        &s,
+        Method::GET,
+        &format!("/api/templates/{private_id}"),
+        &bob,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(st, 404);
+    let (st, _, b) = call(
+        &s,
+        Method::POST,
+        "/api/projects",
+        &bob,
+        Some(json!({"name": "x", "template_id": private_id})),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (st, &b["error"]["field"]),
+        (422, &json!("template_id")),
+        "{b}"
+    );
+    let (st, _, b) = call(
+        &s,
+        Method::POST,
+        "/api/projects",
+        &bob,
+        Some(json!({"name": "mine", "template_id": public_id})),
+        None,
+    )
+    .await;
+    assert_eq!(st, 201, "{b}");
+    assert_eq!(b["project"]["design"], p["design"]);
+    // Only the owner makes templates of a project.
+    let (st, _, _) = call(
+        &s,
+        Method::POST,
+        &format!("{path}/template"),
+        &bob,
+        Some(json!({})),
+        None,
+    )
+    .await;
+    assert_eq!(st, 404);
+}
+
+/// The engine's largest valid design (2,000 components) fits the one size limit, through
+/// the gateway and gRPC, and comes back whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_largest_valid_design_fits() {
+    let db = TestDb::create().await;
+    let s = Stack::up(&db).await;
+    let ada = user(&s, "large").await;
+    let mut components =
+        vec![json!({"name": "users", "kind": "client", "traffic": {"type": "open", "rate": 10}})];
+    let mut connections = Vec::new();
+    for i in 1..2000 {
+        components
+            .push(json!({"name": format!("service-{i:04}"), "kind": "web_server", "replicas": 2}));
+        connections.push(
+            json!({"from": "users", "to": format!("service-{i:04}"), "probability": 1.0 / 1999.0}),
+        );
+    }
+    let design = json!({"name": "huge", "duration_s": 1, "components": components, "connections": connections});
+    let size = design.to_string().len();
+    assert!(size < sdsim_protocols::limits::MAX_DESIGN_BYTES, "{size}");
+    let p = create(&s, &ada, json!({"name": "Huge", "design": design})).await;
+    assert_eq!(p["design"]["components"].as_array().unwrap().len(), 2000);
+    let (st, _, b) = call(
+        &s,
+        Method::GET,
+        &format!("/api/projects/{}", p["id"].as_str().unwrap()),
+        &ada,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(st, 200);
+    assert_eq!(b["project"]["design"], p["design"]);
 }
