@@ -164,7 +164,9 @@ async fn main() {
         total as f64 / ticks / sdsim_seconds * 100.0
     );
 
-    // Fresh answers: a change and a revocation are seen by the very next request.
+    // Fresh answers: a change and a revocation are seen by the very next request. First let
+    // the requests wrk left in flight finish: a late PUT of its own would overwrite ours.
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     let put_now = http
         .put(&targets.sdsim)
         .bearer_auth(&token)
