@@ -23,6 +23,14 @@ fn project_client(ch: Channel) -> ProjectServiceClient<Channel> {
         .max_encoding_message_size(MAX_DESIGN_MESSAGE_BYTES)
 }
 
+/// A simulation client that carries designs up to the same size.
+fn simulation_client(ch: Channel) -> SimulationServiceClient<Channel> {
+    use sdsim_protocols::limits::MAX_DESIGN_MESSAGE_BYTES;
+    SimulationServiceClient::new(ch)
+        .max_decoding_message_size(MAX_DESIGN_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_DESIGN_MESSAGE_BYTES)
+}
+
 #[derive(Clone)]
 pub struct Upstreams {
     mesh: Mesh,
@@ -92,7 +100,7 @@ impl Upstreams {
         F: FnMut(SimulationServiceClient<Channel>) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
-        self.via(Service::Simulation, method, SimulationServiceClient::new, f)
+        self.via(Service::Simulation, method, simulation_client, f)
             .await
     }
 

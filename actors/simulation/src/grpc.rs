@@ -2,8 +2,10 @@
 //! the RPCs whose logic has not landed yet answer UNIMPLEMENTED with a message saying so,
 //! and HealthCheck reports the real state of the service and its dependencies.
 
+use crate::validation::Verdict;
 use sdsim_protocols::proto::common::{HealthCheckRequest, HealthCheckResponse};
 use sdsim_protocols::proto::simulation as spb;
+use sdsim_runtime::grpc::reply;
 use sdsim_runtime::health::HealthProbe;
 use tonic::{Request, Response, Status};
 
@@ -58,9 +60,29 @@ impl spb::simulation_service_server::SimulationService for SimulationGrpc {
     }
     async fn validate_configuration(
         &self,
-        _: Request<spb::ValidateConfigurationRequest>,
+        req: Request<spb::ValidateConfigurationRequest>,
     ) -> Result<Response<spb::ValidateConfigurationResponse>, Status> {
-        later("ValidateConfiguration")
+        let r = req.into_inner();
+        reply(crate::validation::validate(r.design_json).await.map(|v| {
+            match v {
+                Verdict::Valid { preview_json } => spb::ValidateConfigurationResponse {
+                    valid: true,
+                    problems: Vec::new(),
+                    preview_json,
+                },
+                Verdict::Invalid(problems) => spb::ValidateConfigurationResponse {
+                    valid: false,
+                    problems: problems
+                        .into_iter()
+                        .map(|p| spb::ValidationProblem {
+                            path: p.path,
+                            message: p.message,
+                        })
+                        .collect(),
+                    preview_json: String::new(),
+                },
+            }
+        }))
     }
     async fn get_simulation_history(
         &self,

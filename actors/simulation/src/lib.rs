@@ -1,12 +1,15 @@
 //! The simulation service: its settings, its supervision tree and its gRPC adapter.
 //!
 //! Layout:
-//! - [`grpc`]: the tonic adapter of `simulation.SimulationService`;
+//! - [`grpc`]: the tonic adapter of `simulation.SimulationService`; [`validation`]: a
+//!   design's problems and its analytic preview;
 //! - [`SimulationSettings`] (`[simulation]`) and [`tree`].
 #![forbid(unsafe_code)]
 
 pub mod grpc;
+pub mod validation;
 
+use sdsim_protocols::limits::MAX_DESIGN_MESSAGE_BYTES;
 use sdsim_protocols::ports;
 use sdsim_protocols::proto::simulation::simulation_service_server::SimulationServiceServer;
 use sdsim_runtime::config::Listen;
@@ -45,7 +48,11 @@ pub fn tree(
         health: shared.probe(true),
     };
     let routes = routes(&["simulation.SimulationService"], move |b| {
-        b.add_service(SimulationServiceServer::new(adapter.clone()));
+        b.add_service(
+            SimulationServiceServer::new(adapter.clone())
+                .max_decoding_message_size(MAX_DESIGN_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_DESIGN_MESSAGE_BYTES),
+        );
     });
     standard_tree(shared, "simulation", Vec::new(), routes, grpc, http, None)
 }

@@ -5,6 +5,7 @@
 //! | [`auth`] | `/api/auth/*`: register, login, refresh, logout, profile, password, sessions, e-mail verification, password reset |
 //! | [`admin`] | `/api/admin/*`: users, roles, locks, sessions, the audit log |
 //! | [`notifications`] | `/api/notifications`: the inbox; `/api/notifications/read` |
+//! | [`simulations`] | `/api/simulations/validate`: a design's problems and analytic preview |
 //! | [`projects`] | `/api/projects/*`, `/api/templates/*`: designs, versions, diffs, trash |
 //! | [`websocket`] | `GET /ws/notifications` |
 //! | [`health`] | `GET /health`: every backend, PostgreSQL and Redis; 503 naming what is down |
@@ -21,6 +22,7 @@ pub mod extract;
 pub mod health;
 pub mod notifications;
 pub mod projects;
+pub mod simulations;
 pub mod views;
 pub mod websocket;
 
@@ -115,6 +117,7 @@ fn app(
         .configure(admin::configure)
         .configure(projects::configure)
         .configure(notifications::configure)
+        .configure(simulations::configure)
         .configure(websocket::configure)
         .configure(health::configure)
         .configure(|cfg| {

@@ -17,5 +17,6 @@ mod lifecycle;
 mod migrations;
 mod projects;
 mod sim_cli;
+mod simulations;
 mod slice;
 mod sockets;
