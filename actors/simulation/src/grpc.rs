@@ -2,11 +2,17 @@
 //! the RPCs whose logic has not landed yet answer UNIMPLEMENTED with a message saying so,
 //! and HealthCheck reports the real state of the service and its dependencies.
 
+use crate::runs::{Runs, Start, Status as RunStatus};
 use crate::validation::Verdict;
+use sdsim_protocols::limits::MAX_DESIGN_MESSAGE_BYTES;
 use sdsim_protocols::proto::common::{HealthCheckRequest, HealthCheckResponse};
 use sdsim_protocols::proto::simulation as spb;
+use sdsim_protocols::Service;
+use sdsim_runtime::error::ServiceError;
 use sdsim_runtime::grpc::reply;
 use sdsim_runtime::health::HealthProbe;
+use sdsim_runtime::mesh::Mesh;
+use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 fn later<T>(what: &str) -> Result<Response<T>, Status> {
@@ -15,37 +21,206 @@ fn later<T>(what: &str) -> Result<Response<T>, Status> {
     )))
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct SimulationGrpc {
     pub health: HealthProbe,
+    pub runs: Arc<Runs>,
+    /// Calls to the project service (the design of a saved project).
+    pub mesh: Mesh,
+}
+
+fn uuid_of(field: &str, v: &str) -> Result<uuid::Uuid, ServiceError> {
+    v.parse()
+        .map_err(|_| ServiceError::invalid(field, format!("{field} must be a UUID")))
+}
+
+fn status_pb(st: RunStatus) -> spb::GetSimulationStatusResponse {
+    let r = st.row;
+    let simulated = st.live.as_ref().map_or(
+        if r.status == "completed" {
+            r.duration_seconds
+        } else {
+            0.0
+        },
+        |p| p.simulated_s,
+    );
+    spb::GetSimulationStatusResponse {
+        simulation_id: r.id.to_string(),
+        status: r.status,
+        progress_percentage: ((simulated / r.duration_seconds.max(1e-9)) * 100.0).clamp(0.0, 100.0)
+            as i32,
+        started_at: r.started_at.map_or(0, |t| t.timestamp()),
+        estimated_completion: 0,
+        active_components: Vec::new(),
+        current_metrics: Default::default(),
+        error: r.error.unwrap_or_default(),
+        simulated_seconds: simulated,
+        duration_seconds: r.duration_seconds,
+        project_id: r.project_id.map(|p| p.to_string()).unwrap_or_default(),
+        completed_at: r.completed_at.map_or(0, |t| t.timestamp()),
+        windows: st.live.map_or(0, |p| p.windows as i64),
+        speed: r.speed,
+        seed: r.seed,
+    }
+}
+
+impl SimulationGrpc {
+    /// The design of version `version` (0: current) of a project `user` may view.
+    async fn project_design(
+        &self,
+        user: &str,
+        project: &str,
+        version: i32,
+    ) -> Result<String, ServiceError> {
+        use sdsim_protocols::proto::project as ppb;
+        let caller = Some(ppb::Caller {
+            user_id: user.to_string(),
+            is_admin: false,
+        });
+        if version > 0 {
+            let req = ppb::GetVersionRequest {
+                caller,
+                project_id: project.to_string(),
+                version,
+            };
+            let v = self
+                .mesh
+                .call(Service::Project, "GetVersion", |ch| {
+                    let req = req.clone();
+                    let mut c = ppb::project_service_client::ProjectServiceClient::new(ch)
+                        .max_decoding_message_size(MAX_DESIGN_MESSAGE_BYTES);
+                    async move { c.get_version(req).await }
+                })
+                .await?;
+            Ok(v.design_json)
+        } else {
+            let req = ppb::GetProjectRequest {
+                project_id: project.to_string(),
+                user_id: user.to_string(),
+                include_configuration: true,
+                is_admin: false,
+                email: String::new(),
+            };
+            let p = self
+                .mesh
+                .call(Service::Project, "GetProject", |ch| {
+                    let req = req.clone();
+                    let mut c = ppb::project_service_client::ProjectServiceClient::new(ch)
+                        .max_decoding_message_size(MAX_DESIGN_MESSAGE_BYTES);
+                    async move { c.get_project(req).await }
+                })
+                .await?;
+            Ok(p.project.map(|p| p.design_json).unwrap_or_default())
+        }
+    }
 }
 
 #[tonic::async_trait]
 impl spb::simulation_service_server::SimulationService for SimulationGrpc {
     async fn start_simulation(
         &self,
-        _: Request<spb::StartSimulationRequest>,
+        req: Request<spb::StartSimulationRequest>,
     ) -> Result<Response<spb::StartSimulationResponse>, Status> {
-        later("StartSimulation")
+        let r = req.into_inner();
+        let res = async {
+            let user = uuid_of("user_id", &r.user_id)?;
+            let (project, design_json) = match (r.project_id.is_empty(), r.design_json.is_empty()) {
+                (false, true) => {
+                    let project = r.project_id.parse().map_err(|_| {
+                        ServiceError::NotFound(format!("no project {}", r.project_id))
+                    })?;
+                    let design = self
+                        .project_design(&r.user_id, &r.project_id, r.project_version)
+                        .await?;
+                    (Some(project), design)
+                }
+                (true, false) => (None, r.design_json),
+                _ => {
+                    return Err(ServiceError::invalid(
+                        "design",
+                        "give either a design or a project_id",
+                    ))
+                }
+            };
+            let row = self
+                .runs
+                .start(Start {
+                    user,
+                    project,
+                    design_json,
+                    seed: r.has_seed.then_some(r.seed),
+                    speed: r.speed,
+                    window_s: (r.window_seconds > 0.0).then_some(r.window_seconds),
+                })
+                .await?;
+            Ok(spb::StartSimulationResponse {
+                simulation_id: row.id.to_string(),
+                status: row.status,
+                started_at: row.started_at.map_or(0, |t| t.timestamp()),
+                websocket_channel: String::new(),
+                estimated_duration: if row.speed > 0.0 {
+                    (row.duration_seconds / row.speed).ceil() as i32
+                } else {
+                    0
+                },
+            })
+        }
+        .await;
+        reply(res)
     }
+
     async fn stop_simulation(
         &self,
-        _: Request<spb::StopSimulationRequest>,
+        req: Request<spb::StopSimulationRequest>,
     ) -> Result<Response<spb::StopSimulationResponse>, Status> {
-        later("StopSimulation")
+        let r = req.into_inner();
+        let res = async {
+            let user = uuid_of("user_id", &r.user_id)?;
+            let row = self.runs.stop(user, &r.simulation_id).await?;
+            Ok(spb::StopSimulationResponse {
+                simulation_id: row.id.to_string(),
+                status: "stopping".into(),
+                stopped_at: chrono::Utc::now().timestamp(),
+            })
+        }
+        .await;
+        reply(res)
     }
+
     async fn get_simulation_status(
         &self,
-        _: Request<spb::GetSimulationStatusRequest>,
+        req: Request<spb::GetSimulationStatusRequest>,
     ) -> Result<Response<spb::GetSimulationStatusResponse>, Status> {
-        later("GetSimulationStatus")
+        let r = req.into_inner();
+        let res = async {
+            let user = uuid_of("user_id", &r.user_id)?;
+            Ok(status_pb(self.runs.status(user, &r.simulation_id).await?))
+        }
+        .await;
+        reply(res)
     }
+
     async fn get_simulation_results(
         &self,
-        _: Request<spb::GetSimulationResultsRequest>,
+        req: Request<spb::GetSimulationResultsRequest>,
     ) -> Result<Response<spb::GetSimulationResultsResponse>, Status> {
-        later("GetSimulationResults")
+        let r = req.into_inner();
+        let res = async {
+            let user = uuid_of("user_id", &r.user_id)?;
+            let (row, summary) = self.runs.results(user, &r.simulation_id).await?;
+            Ok(spb::GetSimulationResultsResponse {
+                simulation_id: row.id.to_string(),
+                status: row.status,
+                components: Vec::new(),
+                end_to_end: None,
+                summary_json: summary.to_string(),
+                completed_at: row.completed_at.map_or(0, |t| t.timestamp()),
+            })
+        }
+        .await;
+        reply(res)
     }
+
     async fn get_live_metrics(
         &self,
         _: Request<spb::GetLiveMetricsRequest>,

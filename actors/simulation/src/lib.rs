@@ -1,12 +1,14 @@
 //! The simulation service: its settings, its supervision tree and its gRPC adapter.
 //!
 //! Layout:
+//! - [`runs`]: runs on threads of their own, paced, stopped, stored;
 //! - [`grpc`]: the tonic adapter of `simulation.SimulationService`; [`validation`]: a
 //!   design's problems and its analytic preview;
 //! - [`SimulationSettings`] (`[simulation]`) and [`tree`].
 #![forbid(unsafe_code)]
 
 pub mod grpc;
+pub mod runs;
 pub mod validation;
 
 use sdsim_protocols::limits::MAX_DESIGN_MESSAGE_BYTES;
@@ -44,9 +46,21 @@ pub fn tree(
     grpc: TcpListener,
     http: TcpListener,
 ) -> SupervisorSpec {
+    let runtime = shared
+        .grpc_runtime
+        .clone()
+        .unwrap_or_else(tokio::runtime::Handle::current);
     let adapter = grpc::SimulationGrpc {
         health: shared.probe(true),
+        runs: std::sync::Arc::new(runs::Runs::new(
+            shared.pool.clone(),
+            runtime,
+            shared.metrics.clone(),
+        )),
+        mesh: shared.mesh.clone(),
     };
+    // Runs of saved projects ask the project service for their design.
+    shared.mesh.want(sdsim_protocols::Service::Project);
     let routes = routes(&["simulation.SimulationService"], move |b| {
         b.add_service(
             SimulationServiceServer::new(adapter.clone())

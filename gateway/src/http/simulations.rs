@@ -1,4 +1,5 @@
-//! `/api/simulations/*`: so far, checking a design before running it.
+//! `/api/simulations/*`: checking a design before running it; starting a run of a design or
+//! of a saved project (at a version), its status, stopping it, its results.
 
 use super::extract::AuthUser;
 use super::json_resource;
@@ -19,7 +20,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         json_resource("/api/simulations/validate")
             .app_data(BodyLimit(MAX_DESIGN_MESSAGE_BYTES))
             .route(web::post().to(validate)),
-    );
+    )
+    .service(
+        json_resource("/api/simulations")
+            .app_data(BodyLimit(MAX_DESIGN_MESSAGE_BYTES))
+            .route(web::post().to(start)),
+    )
+    .service(json_resource("/api/simulations/{id}").route(web::get().to(status)))
+    .service(json_resource("/api/simulations/{id}/stop").route(web::post().to(stop)))
+    .service(json_resource("/api/simulations/{id}/results").route(web::get().to(results)));
 }
 
 #[derive(Debug, Deserialize)]
@@ -76,5 +85,175 @@ async fn validate(
         preview: (!res.preview_json.is_empty())
             .then(|| RawValue::from_string(res.preview_json).ok())
             .flatten(),
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StartBody {
+    /// An engine design to run...
+    #[serde(default)]
+    design: Option<Value>,
+    /// ...or a saved project, at `version` (absent: its current design).
+    #[serde(default)]
+    project_id: Option<String>,
+    #[serde(default)]
+    version: i32,
+    #[serde(default)]
+    seed: Option<u64>,
+    /// Simulated seconds per wall second: 1 is real time; 0 (the default) as fast as it goes.
+    #[serde(default)]
+    speed: f64,
+    #[serde(default)]
+    window_seconds: f64,
+}
+
+#[derive(Serialize)]
+struct RunView {
+    id: String,
+    status: String,
+    project_id: Option<String>,
+    progress: i32,
+    simulated_seconds: f64,
+    duration_seconds: f64,
+    speed: f64,
+    seed: i64,
+    error: Option<String>,
+    started_at: Option<String>,
+    completed_at: Option<String>,
+}
+
+#[derive(Serialize)]
+struct RunBody {
+    simulation: RunView,
+}
+
+fn run_view(s: pb::GetSimulationStatusResponse) -> RunBody {
+    RunBody {
+        simulation: RunView {
+            id: s.simulation_id,
+            status: s.status,
+            project_id: (!s.project_id.is_empty()).then_some(s.project_id),
+            progress: s.progress_percentage,
+            simulated_seconds: s.simulated_seconds,
+            duration_seconds: s.duration_seconds,
+            speed: s.speed,
+            seed: s.seed,
+            error: (!s.error.is_empty()).then_some(s.error),
+            started_at: super::views::timestamp(s.started_at),
+            completed_at: super::views::timestamp(s.completed_at),
+        },
+    }
+}
+
+async fn get_status(
+    state: &GatewayState,
+    user_id: String,
+    id: String,
+) -> Result<pb::GetSimulationStatusResponse, ApiError> {
+    let call = pb::GetSimulationStatusRequest {
+        simulation_id: id,
+        user_id,
+    };
+    let up = &state.upstream;
+    Ok(rpc!(
+        up,
+        simulation,
+        "GetSimulationStatus",
+        get_simulation_status,
+        call
+    )
+    .await?)
+}
+
+async fn start(
+    state: web::Data<GatewayState>,
+    user: AuthUser,
+    body: ApiJson<StartBody>,
+) -> Result<HttpResponse, ApiError> {
+    let b = body.0;
+    let call = pb::StartSimulationRequest {
+        user_id: user.user_id.clone(),
+        project_id: b.project_id.unwrap_or_default(),
+        design_json: b.design.map(|d| d.to_string()).unwrap_or_default(),
+        has_seed: b.seed.is_some(),
+        seed: b.seed.unwrap_or_default(),
+        speed: b.speed,
+        window_seconds: b.window_seconds,
+        project_version: b.version,
+        ..Default::default()
+    };
+    let up = &state.upstream;
+    let started = rpc!(up, simulation, "StartSimulation", start_simulation, call).await?;
+    let s = get_status(&state, user.user_id, started.simulation_id).await?;
+    Ok(HttpResponse::Created().json(run_view(s)))
+}
+
+async fn status(
+    state: web::Data<GatewayState>,
+    user: AuthUser,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let s = get_status(&state, user.user_id, path.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(run_view(s)))
+}
+
+async fn stop(
+    state: web::Data<GatewayState>,
+    user: AuthUser,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let call = pb::StopSimulationRequest {
+        simulation_id: path.into_inner(),
+        user_id: user.user_id,
+        reason: String::new(),
+    };
+    let up = &state.upstream;
+    let res = rpc!(up, simulation, "StopSimulation", stop_simulation, call).await?;
+    Ok(HttpResponse::Accepted().json(Stopping {
+        id: res.simulation_id,
+        status: res.status,
+    }))
+}
+
+#[derive(Serialize)]
+struct Stopping {
+    id: String,
+    /// `stopping`: the run ends at its next window, and its results are kept.
+    status: String,
+}
+
+async fn results(
+    state: web::Data<GatewayState>,
+    user: AuthUser,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let call = pb::GetSimulationResultsRequest {
+        simulation_id: path.into_inner(),
+        user_id: user.user_id,
+    };
+    let up = &state.upstream;
+    let res = rpc!(
+        up,
+        simulation,
+        "GetSimulationResults",
+        get_simulation_results,
+        call
+    )
+    .await?;
+    #[derive(Serialize)]
+    struct ResultsBody {
+        id: String,
+        status: String,
+        completed_at: Option<String>,
+        report: Box<RawValue>,
+    }
+    Ok(HttpResponse::Ok().json(ResultsBody {
+        id: res.simulation_id,
+        status: res.status,
+        completed_at: super::views::timestamp(res.completed_at),
+        report: RawValue::from_string(res.summary_json).map_err(|e| {
+            ApiError::from(sdsim_runtime::error::ServiceError::Internal(e.to_string()))
+        })?,
     }))
 }

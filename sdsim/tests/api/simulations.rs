@@ -69,3 +69,268 @@ async fn a_design_is_checked_and_previewed_before_any_run() {
     let (st, b) = post(json!({})).await;
     assert_eq!(st, 422, "{b}");
 }
+
+async fn signed_in(s: &Stack, tag: &str) -> String {
+    let email = unique_email(tag);
+    s.register(&email, "a long enough password").await;
+    s.login(&email, "a long enough password").await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+async fn req(
+    s: &Stack,
+    method: Method,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut r = s.authed(method, path, token);
+    if let Some(b) = body {
+        r = r.json(&b);
+    }
+    let r = r.send().await.unwrap();
+    let st = r.status().as_u16();
+    (st, r.json().await.unwrap_or_default())
+}
+
+/// Waits until the run leaves `running`; its last status.
+async fn settled(s: &Stack, token: &str, id: &str) -> Value {
+    for _ in 0..300 {
+        let (_, b) = req(
+            s,
+            Method::GET,
+            &format!("/api/simulations/{id}"),
+            token,
+            None,
+        )
+        .await;
+        if b["simulation"]["status"] != "running" {
+            return b["simulation"].clone();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("simulation {id} never settled");
+}
+
+/// The engine run offline as the service runs it: window by window (the design's window,
+/// 1 s by default) with the same seed.
+fn offline_report(design: &Value, seed: u64) -> Value {
+    let d: sdsim_engine::Design = serde_json::from_value(design.clone()).unwrap();
+    let window = d.window_s.unwrap_or(1.0);
+    let mut sim = sdsim_engine::Simulation::new(&d, Some(seed)).unwrap();
+    while !sim.is_finished() {
+        sim.advance(window);
+    }
+    serde_json::to_value(sim.report()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_equals_the_offline_engine_run_of_the_same_design_and_seed() {
+    let db = TestDb::create().await;
+    let s = Stack::up(&db).await;
+    let ada = signed_in(&s, "runner").await;
+    let design: Value =
+        serde_json::from_str(sdsim_engine::template("read_heavy_api_with_cache").unwrap()).unwrap();
+
+    // An inline design, as fast as it goes.
+    let (st, b) = req(
+        &s,
+        Method::POST,
+        "/api/simulations",
+        &ada,
+        Some(json!({"design": design, "seed": 7})),
+    )
+    .await;
+    assert_eq!(st, 201, "{b}");
+    let id = b["simulation"]["id"].as_str().unwrap().to_string();
+    let done = settled(&s, &ada, &id).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["progress"], 100);
+    let (st, r) = req(
+        &s,
+        Method::GET,
+        &format!("/api/simulations/{id}/results"),
+        &ada,
+        None,
+    )
+    .await;
+    assert_eq!(st, 200, "{r}");
+    assert_eq!(
+        r["report"],
+        offline_report(&design, 7),
+        "the service's report is the engine's"
+    );
+
+    // A saved project, at its version 1: the same as the engine on that version's design.
+    let (st, p) = req(
+        &s,
+        Method::POST,
+        "/api/projects",
+        &ada,
+        Some(json!({"name": "Run me", "template_id": "three-tier-web-app"})),
+    )
+    .await;
+    assert_eq!(st, 201, "{p}");
+    let pid = p["project"]["id"].as_str().unwrap();
+    let (st, b) = req(
+        &s,
+        Method::POST,
+        "/api/simulations",
+        &ada,
+        Some(json!({"project_id": pid, "version": 1, "seed": 3})),
+    )
+    .await;
+    assert_eq!(st, 201, "{b}");
+    assert_eq!(b["simulation"]["project_id"], pid);
+    let id = b["simulation"]["id"].as_str().unwrap().to_string();
+    assert_eq!(settled(&s, &ada, &id).await["status"], "completed");
+    let (_, r) = req(
+        &s,
+        Method::GET,
+        &format!("/api/simulations/{id}/results"),
+        &ada,
+        None,
+    )
+    .await;
+    assert_eq!(r["report"], offline_report(&p["project"]["design"], 3));
+
+    // Not theirs: 404, like an unknown run; a project they cannot see: 404.
+    let bob = signed_in(&s, "other").await;
+    let (st, _) = req(
+        &s,
+        Method::GET,
+        &format!("/api/simulations/{id}"),
+        &bob,
+        None,
+    )
+    .await;
+    assert_eq!(st, 404);
+    let (st, _) = req(
+        &s,
+        Method::GET,
+        &format!("/api/simulations/{}", uuid::Uuid::new_v4()),
+        &ada,
+        None,
+    )
+    .await;
+    assert_eq!(st, 404);
+    let (st, _) = req(
+        &s,
+        Method::POST,
+        "/api/simulations",
+        &bob,
+        Some(json!({"project_id": pid})),
+    )
+    .await;
+    assert_eq!(st, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paced_run_stops_when_asked_and_bad_starts_are_named() {
+    let db = TestDb::create().await;
+    let s = Stack::up(&db).await;
+    let ada = signed_in(&s, "stopper").await;
+    let design: Value =
+        serde_json::from_str(sdsim_engine::template("three_tier_web_app").unwrap()).unwrap();
+    // Real time: a 60 s design runs for a minute unless stopped.
+    let (st, b) = req(
+        &s,
+        Method::POST,
+        "/api/simulations",
+        &ada,
+        Some(json!({"design": design, "speed": 1})),
+    )
+    .await;
+    assert_eq!(st, 201, "{b}");
+    let id = b["simulation"]["id"].as_str().unwrap().to_string();
+    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+    let (_, live) = req(
+        &s,
+        Method::GET,
+        &format!("/api/simulations/{id}"),
+        &ada,
+        None,
+    )
+    .await;
+    assert_eq!(live["simulation"]["status"], "running", "{live}");
+    let at = live["simulation"]["simulated_seconds"].as_f64().unwrap();
+    assert!((0.5..10.0).contains(&at), "paced at real time: {live}");
+    let (st, _) = req(
+        &s,
+        Method::POST,
+        &format!("/api/simulations/{id}/stop"),
+        &ada,
+        None,
+    )
+    .await;
+    assert_eq!(st, 202);
+    let done = settled(&s, &ada, &id).await;
+    assert_eq!(done["status"], "stopped", "{done}");
+    let (st, r) = req(
+        &s,
+        Method::GET,
+        &format!("/api/simulations/{id}/results"),
+        &ada,
+        None,
+    )
+    .await;
+    assert_eq!(st, 200, "a stopped run keeps what it simulated");
+    assert!(r["report"]["simulated_s"].as_f64().unwrap() < 60.0, "{r}");
+    let (st, b) = req(
+        &s,
+        Method::POST,
+        &format!("/api/simulations/{id}/stop"),
+        &ada,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (st, &b["error"]["code"]),
+        (409, &json!("not_running")),
+        "{b}"
+    );
+
+    let mut broken = design.clone();
+    broken["components"][0]["kind"] = json!("teleporter");
+    for (body, field) in [
+        (json!({"design": broken}), "design"),
+        (json!({"design": design, "speed": -1}), "speed"),
+        (json!({"design": design, "speed": 1e9}), "speed"),
+        (
+            json!({"design": design, "window_seconds": 99999}),
+            "window_seconds",
+        ),
+        (json!({}), "design"),
+    ] {
+        let (st, b) = req(
+            &s,
+            Method::POST,
+            "/api/simulations",
+            &ada,
+            Some(body.clone()),
+        )
+        .await;
+        assert_eq!(
+            (st, &b["error"]["field"]),
+            (422, &json!(field)),
+            "{body}: {b}"
+        );
+    }
+    let (_, b) = req(
+        &s,
+        Method::POST,
+        "/api/simulations",
+        &ada,
+        Some(json!({"design": broken})),
+    )
+    .await;
+    assert!(
+        b["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("$.components[0]"),
+        "{b}"
+    );
+}

@@ -1,0 +1,333 @@
+//! Runs: one per started simulation, each on a thread of its own (the engine is CPU-bound
+//! and never runs on the async executor), advancing window by window and paced by its
+//! speed. A run that panics is not restarted (a deterministic run would panic again): it
+//! ends as failed with its reason, is counted in `sdsim_supervisor_restarts_total` (under
+//! the supervisor `runs`, reason `panic`), and touches no other run. The state a run needs
+//! to be replayed is its design, seed and options, stored when it starts.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use sdsim_engine as engine;
+use sdsim_runtime::error::ServiceError;
+use sdsim_runtime::metrics::Metrics;
+use sdsim_schema::tables::simulation_schema::{simulation_results, simulations};
+use sdsim_schema::DbPool;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+/// The fastest pace (simulated seconds per wall second); 0 means "as fast as it goes".
+pub const MAX_SPEED: f64 = 10_000.0;
+
+/// How a run is asked for.
+#[derive(Debug, Clone)]
+pub struct Start {
+    pub user: Uuid,
+    pub project: Option<Uuid>,
+    pub design_json: String,
+    pub seed: Option<u64>,
+    pub speed: f64,
+    pub window_s: Option<f64>,
+}
+
+/// Where a live run is.
+#[derive(Debug, Clone, Default)]
+pub struct Progress {
+    pub simulated_s: f64,
+    pub windows: u64,
+}
+
+struct Live {
+    stop: Arc<AtomicBool>,
+    progress: Arc<Mutex<Progress>>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = simulations)]
+#[diesel(check_for_backend(diesel::pg::Pg))]
+pub struct RunRow {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub project_id: Option<Uuid>,
+    pub name: String,
+    pub status: String,
+    pub configuration: Value,
+    pub seed: i64,
+    pub duration_seconds: f64,
+    pub speed: f64,
+    pub progress: f64,
+    pub error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+/// A run as its reader sees it: the stored row and, while it runs, where it is.
+pub struct Status {
+    pub row: RunRow,
+    pub live: Option<Progress>,
+}
+
+/// The runs of this instance.
+pub struct Runs {
+    pub pool: DbPool,
+    /// Where the run threads store their outcome (`block_on` from a plain thread).
+    pub runtime: tokio::runtime::Handle,
+    pub metrics: Arc<Metrics>,
+    live: Mutex<HashMap<Uuid, Live>>,
+}
+
+enum Outcome {
+    Completed(Box<engine::RunReport>),
+    Stopped(Box<engine::RunReport>),
+    Failed(String),
+}
+
+fn pace(window_s: f64, speed: f64, since: Instant, stop: &AtomicBool) {
+    if speed <= 0.0 {
+        return;
+    }
+    let due = Duration::from_secs_f64(window_s / speed);
+    while since.elapsed() < due && !AtomicBool::load(stop, Ordering::Relaxed) {
+        std::thread::sleep((due - since.elapsed()).min(Duration::from_millis(20)));
+    }
+}
+
+impl Runs {
+    pub fn new(pool: DbPool, runtime: tokio::runtime::Handle, metrics: Arc<Metrics>) -> Self {
+        Self {
+            pool,
+            runtime,
+            metrics,
+            live: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Checks and stores a run, then starts it on a thread of its own.
+    pub async fn start(self: &Arc<Self>, s: Start) -> Result<RunRow, ServiceError> {
+        if !(0.0..=MAX_SPEED).contains(&s.speed) || !s.speed.is_finite() {
+            return Err(ServiceError::invalid(
+                "speed",
+                format!("speed must be between 0 (as fast as possible) and {MAX_SPEED}"),
+            ));
+        }
+        if let Some(w) = s.window_s {
+            if !(0.01..=3_600.0).contains(&w) {
+                return Err(ServiceError::invalid(
+                    "window_seconds",
+                    "window_seconds must be between 0.01 and 3600",
+                ));
+            }
+        }
+        let json = s.design_json.clone();
+        let checked = tokio::task::spawn_blocking(move || engine::validate_json(&json))
+            .await
+            .map_err(|e| ServiceError::Internal(format!("validation task: {e}")))?;
+        let design = checked.map_err(|problems| {
+            ServiceError::invalid(
+                "design",
+                format!(
+                    "the design cannot run: {}",
+                    problems
+                        .iter()
+                        .map(|p| format!("{}: {}", p.path, p.message))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ),
+            )
+        })?;
+        let seed = s.seed.or(design.seed).unwrap_or(engine::DEFAULT_SEED);
+        let configuration: Value = serde_json::from_str(&s.design_json)
+            .map_err(|e| ServiceError::invalid("design", e.to_string()))?;
+        let mut conn = sdsim_schema::pool::get(&self.pool).await?;
+        let row: RunRow = diesel::insert_into(simulations::table)
+            .values((
+                simulations::id.eq(Uuid::new_v4()),
+                simulations::user_id.eq(s.user),
+                simulations::project_id.eq(s.project),
+                simulations::name.eq(design.name.clone()),
+                simulations::status.eq("running"),
+                simulations::configuration.eq(&configuration),
+                simulations::seed.eq(seed as i64),
+                simulations::duration_seconds.eq(design.duration_s),
+                simulations::speed.eq(s.speed),
+                simulations::started_at.eq(Some(Utc::now())),
+            ))
+            .returning(RunRow::as_returning())
+            .get_result(&mut conn)
+            .await?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let progress = Arc::new(Mutex::new(Progress::default()));
+        if let Ok(mut l) = self.live.lock() {
+            l.insert(
+                row.id,
+                Live {
+                    stop: stop.clone(),
+                    progress: progress.clone(),
+                },
+            );
+        }
+        let runs = self.clone();
+        let (id, speed) = (row.id, s.speed);
+        let window = s.window_s.or(design.window_s).unwrap_or(1.0);
+        let spawned = std::thread::Builder::new()
+            .name(format!("sdsim-run-{}", &id.simple().to_string()[..8]))
+            .spawn(move || {
+                let started = Instant::now();
+                let outcome = catch_unwind(AssertUnwindSafe(|| {
+                    let mut sim = match engine::Simulation::new(&design, Some(seed)) {
+                        Ok(sim) => sim,
+                        Err(e) => return Outcome::Failed(e.to_string()),
+                    };
+                    let mut windows = 0;
+                    while !sim.is_finished() {
+                        if AtomicBool::load(&stop, Ordering::Relaxed) {
+                            return Outcome::Stopped(Box::new(sim.report()));
+                        }
+                        let t = Instant::now();
+                        let w = sim.advance(window);
+                        windows += 1;
+                        if let Ok(mut p) = progress.lock() {
+                            p.simulated_s = w.end_s;
+                            p.windows = windows;
+                        }
+                        pace(window, speed, t, &stop);
+                    }
+                    Outcome::Completed(Box::new(sim.report()))
+                }))
+                .unwrap_or_else(|panic| {
+                    let what = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "the run panicked".into());
+                    runs.metrics
+                        .supervisor_restarts
+                        .with_label_values(&["simulation", "runs", "run", "panic"])
+                        .inc();
+                    tracing::error!(run = %id, panic = %what, "a run panicked; it ends as failed");
+                    Outcome::Failed(format!("the run failed: {what}"))
+                });
+                let wall = started.elapsed().as_secs_f64();
+                let r = runs.clone();
+                let stored = runs
+                    .runtime
+                    .block_on(async move { r.finish(id, outcome, wall).await });
+                if let Err(e) = stored {
+                    tracing::error!(run = %id, error = %e, "run outcome not stored");
+                }
+                if let Ok(mut l) = runs.live.lock() {
+                    l.remove(&id);
+                }
+            });
+        if let Err(e) = spawned {
+            self.finish(row.id, Outcome::Failed(format!("cannot start: {e}")), 0.0)
+                .await?;
+        }
+        Ok(row)
+    }
+
+    /// Stores how a run ended.
+    async fn finish(&self, id: Uuid, outcome: Outcome, wall_s: f64) -> Result<(), ServiceError> {
+        let mut conn = sdsim_schema::pool::get(&self.pool).await?;
+        let (status, report, error) = match outcome {
+            Outcome::Completed(r) => ("completed", Some(r), None),
+            Outcome::Stopped(r) => ("stopped", Some(r), None),
+            Outcome::Failed(e) => ("failed", None, Some(e)),
+        };
+        diesel::update(simulations::table.find(id))
+            .set((
+                simulations::status.eq(status),
+                simulations::error.eq(error),
+                simulations::progress.eq(if status == "completed" { 1.0 } else { 0.0 }),
+                simulations::completed_at.eq(Some(Utc::now())),
+            ))
+            .execute(&mut conn)
+            .await?;
+        if let Some(report) = report {
+            let summary = serde_json::to_value(&*report)
+                .map_err(|e| ServiceError::Internal(format!("report: {e}")))?;
+            diesel::insert_into(simulation_results::table)
+                .values((
+                    simulation_results::simulation_id.eq(id),
+                    simulation_results::summary.eq(summary),
+                    simulation_results::requests_simulated.eq(report.requests_simulated as i64),
+                    simulation_results::simulated_seconds.eq(report.simulated_s),
+                    simulation_results::wall_seconds.eq(wall_s),
+                ))
+                .on_conflict_do_nothing()
+                .execute(&mut conn)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The run, if `user` started it (else it does not exist for them).
+    pub async fn status(&self, user: Uuid, id: &str) -> Result<Status, ServiceError> {
+        let row = self.owned(user, id).await?;
+        let live = self.live.lock().ok().and_then(|l| {
+            l.get(&row.id)
+                .and_then(|r| r.progress.lock().ok().map(|p| p.clone()))
+        });
+        Ok(Status { row, live })
+    }
+
+    async fn owned(&self, user: Uuid, id: &str) -> Result<RunRow, ServiceError> {
+        let not_found = || ServiceError::NotFound(format!("no simulation {id}"));
+        let run: Uuid = id.parse().map_err(|_| not_found())?;
+        let mut conn = sdsim_schema::pool::get(&self.pool).await?;
+        simulations::table
+            .find(run)
+            .select(RunRow::as_select())
+            .first(&mut conn)
+            .await
+            .optional()?
+            .filter(|r| r.user_id == user)
+            .ok_or_else(not_found)
+    }
+
+    /// Asks a running run to stop; a finished one is a conflict.
+    pub async fn stop(&self, user: Uuid, id: &str) -> Result<RunRow, ServiceError> {
+        let row = self.owned(user, id).await?;
+        let asked = self
+            .live
+            .lock()
+            .ok()
+            .and_then(|l| {
+                l.get(&row.id)
+                    .map(|r| r.stop.store(true, Ordering::Relaxed))
+            })
+            .is_some();
+        if !asked {
+            return Err(ServiceError::Conflict {
+                code: "not_running".into(),
+                field: "simulation_id".into(),
+                message: format!("simulation {id} is not running (it is {})", row.status),
+            });
+        }
+        Ok(row)
+    }
+
+    /// The stored report of a finished run.
+    pub async fn results(&self, user: Uuid, id: &str) -> Result<(RunRow, Value), ServiceError> {
+        let row = self.owned(user, id).await?;
+        let mut conn = sdsim_schema::pool::get(&self.pool).await?;
+        let summary: Option<Value> = simulation_results::table
+            .find(row.id)
+            .select(simulation_results::summary)
+            .first(&mut conn)
+            .await
+            .optional()?;
+        let summary = summary.ok_or_else(|| ServiceError::Conflict {
+            code: "no_results_yet".into(),
+            field: "simulation_id".into(),
+            message: format!("simulation {id} has no results ({})", row.status),
+        })?;
+        Ok((row, summary))
+    }
+}
