@@ -108,6 +108,8 @@ pub const RPCS: &[Rpc] = &[
     // simulation: a start twice is two runs.
     rpc(Simulation, "StartSimulation", ONCE),
     rpc(Simulation, "StopSimulation", ONCE),
+    // Sets a state (paused, running, a speed): the same call twice leaves the same run.
+    rpc(Simulation, "ControlSimulation", SAFE),
     rpc(Simulation, "GetSimulationStatus", SAFE),
     rpc(Simulation, "GetSimulationResults", SAFE),
     rpc(Simulation, "GetLiveMetrics", SAFE),

@@ -2,7 +2,7 @@
 //! the RPCs whose logic has not landed yet answer UNIMPLEMENTED with a message saying so,
 //! and HealthCheck reports the real state of the service and its dependencies.
 
-use crate::runs::{Runs, Start, Status as RunStatus};
+use crate::runs::{Change, Runs, Start, Status as RunStatus};
 use crate::validation::Verdict;
 use sdsim_protocols::limits::MAX_DESIGN_MESSAGE_BYTES;
 use sdsim_protocols::proto::common::{HealthCheckRequest, HealthCheckResponse};
@@ -182,6 +182,31 @@ impl spb::simulation_service_server::SimulationService for SimulationGrpc {
                 status: "stopping".into(),
                 stopped_at: chrono::Utc::now().timestamp(),
             })
+        }
+        .await;
+        reply(res)
+    }
+
+    async fn control_simulation(
+        &self,
+        req: Request<spb::ControlSimulationRequest>,
+    ) -> Result<Response<spb::GetSimulationStatusResponse>, Status> {
+        let r = req.into_inner();
+        let res = async {
+            let user = uuid_of("user_id", &r.user_id)?;
+            let change = match r.action.as_str() {
+                "pause" => Change::Pause,
+                "resume" => Change::Resume,
+                "speed" => Change::Speed(r.speed),
+                other => {
+                    return Err(ServiceError::invalid(
+                        "action",
+                        format!("action must be pause, resume or speed, not {other:?}"),
+                    ))
+                }
+            };
+            self.runs.control(user, &r.simulation_id, change).await?;
+            Ok(status_pb(self.runs.status(user, &r.simulation_id).await?))
         }
         .await;
         reply(res)

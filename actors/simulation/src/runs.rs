@@ -16,7 +16,7 @@ use sdsim_schema::DbPool;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
@@ -42,8 +42,34 @@ pub struct Progress {
     pub windows: u64,
 }
 
+/// What the run's owner may change while it runs; the run thread reads it between windows.
+#[derive(Default)]
+struct Control {
+    stop: AtomicBool,
+    paused: AtomicBool,
+    /// The pace, as `f64` bits.
+    speed: AtomicU64,
+}
+
+impl Control {
+    fn speed(&self) -> f64 {
+        f64::from_bits(AtomicU64::load(&self.speed, Ordering::Relaxed))
+    }
+    fn stopped(&self) -> bool {
+        AtomicBool::load(&self.stop, Ordering::Relaxed)
+    }
+}
+
+/// A change asked of a running run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Change {
+    Pause,
+    Resume,
+    Speed(f64),
+}
+
 struct Live {
-    stop: Arc<AtomicBool>,
+    control: Arc<Control>,
     progress: Arc<Mutex<Progress>>,
 }
 
@@ -88,13 +114,39 @@ enum Outcome {
     Failed(String),
 }
 
-fn pace(window_s: f64, speed: f64, since: Instant, stop: &AtomicBool) {
-    if speed <= 0.0 {
-        return;
+/// Waits until the window is due at the current speed (re-read while waiting, so a new
+/// speed applies at once), and while the run is paused. Stop ends either wait.
+fn pace(window_s: f64, since: Instant, control: &Control) {
+    let tick = Duration::from_millis(20);
+    loop {
+        if control.stopped() {
+            return;
+        }
+        if AtomicBool::load(&control.paused, Ordering::Relaxed) {
+            std::thread::sleep(tick);
+            continue;
+        }
+        let speed = control.speed();
+        if speed <= 0.0 {
+            return;
+        }
+        let due = Duration::from_secs_f64(window_s / speed);
+        let gone = since.elapsed();
+        if gone >= due {
+            return;
+        }
+        std::thread::sleep((due - gone).min(tick));
     }
-    let due = Duration::from_secs_f64(window_s / speed);
-    while since.elapsed() < due && !AtomicBool::load(stop, Ordering::Relaxed) {
-        std::thread::sleep((due - since.elapsed()).min(Duration::from_millis(20)));
+}
+
+fn check_speed(speed: f64) -> Result<(), ServiceError> {
+    if speed.is_finite() && (0.0..=MAX_SPEED).contains(&speed) {
+        Ok(())
+    } else {
+        Err(ServiceError::invalid(
+            "speed",
+            format!("speed must be between 0 (as fast as possible) and {MAX_SPEED}"),
+        ))
     }
 }
 
@@ -110,12 +162,7 @@ impl Runs {
 
     /// Checks and stores a run, then starts it on a thread of its own.
     pub async fn start(self: &Arc<Self>, s: Start) -> Result<RunRow, ServiceError> {
-        if !(0.0..=MAX_SPEED).contains(&s.speed) || !s.speed.is_finite() {
-            return Err(ServiceError::invalid(
-                "speed",
-                format!("speed must be between 0 (as fast as possible) and {MAX_SPEED}"),
-            ));
-        }
+        check_speed(s.speed)?;
         if let Some(w) = s.window_s {
             if !(0.01..=3_600.0).contains(&w) {
                 return Err(ServiceError::invalid(
@@ -161,19 +208,22 @@ impl Runs {
             .returning(RunRow::as_returning())
             .get_result(&mut conn)
             .await?;
-        let stop = Arc::new(AtomicBool::new(false));
+        let control = Arc::new(Control {
+            speed: AtomicU64::new(s.speed.to_bits()),
+            ..Default::default()
+        });
         let progress = Arc::new(Mutex::new(Progress::default()));
         if let Ok(mut l) = self.live.lock() {
             l.insert(
                 row.id,
                 Live {
-                    stop: stop.clone(),
+                    control: control.clone(),
                     progress: progress.clone(),
                 },
             );
         }
         let runs = self.clone();
-        let (id, speed) = (row.id, s.speed);
+        let id = row.id;
         let window = s.window_s.or(design.window_s).unwrap_or(1.0);
         let spawned = std::thread::Builder::new()
             .name(format!("sdsim-run-{}", &id.simple().to_string()[..8]))
@@ -186,7 +236,7 @@ impl Runs {
                     };
                     let mut windows = 0;
                     while !sim.is_finished() {
-                        if AtomicBool::load(&stop, Ordering::Relaxed) {
+                        if control.stopped() {
                             return Outcome::Stopped(Box::new(sim.report()));
                         }
                         let t = Instant::now();
@@ -196,7 +246,7 @@ impl Runs {
                             p.simulated_s = w.end_s;
                             p.windows = windows;
                         }
-                        pace(window, speed, t, &stop);
+                        pace(window, t, &control);
                     }
                     Outcome::Completed(Box::new(sim.report()))
                 }))
@@ -300,7 +350,7 @@ impl Runs {
             .ok()
             .and_then(|l| {
                 l.get(&row.id)
-                    .map(|r| r.stop.store(true, Ordering::Relaxed))
+                    .map(|r| r.control.stop.store(true, Ordering::Relaxed))
             })
             .is_some();
         if !asked {
@@ -311,6 +361,48 @@ impl Runs {
             });
         }
         Ok(row)
+    }
+
+    /// Pauses, resumes or re-paces a running run; the stored row says its state and speed.
+    pub async fn control(&self, user: Uuid, id: &str, change: Change) -> Result<(), ServiceError> {
+        if let Change::Speed(s) = change {
+            check_speed(s)?;
+        }
+        let row = self.owned(user, id).await?;
+        let control = self
+            .live
+            .lock()
+            .ok()
+            .and_then(|l| l.get(&row.id).map(|r| r.control.clone()))
+            .ok_or_else(|| ServiceError::Conflict {
+                code: "not_running".into(),
+                field: "simulation_id".into(),
+                message: format!("simulation {id} is not running (it is {})", row.status),
+            })?;
+        let mut conn = sdsim_schema::pool::get(&self.pool).await?;
+        // The row changes only while the run is live, so its end (which sets the final
+        // status) is never overwritten by a late pause.
+        let live = simulations::table
+            .find(row.id)
+            .filter(simulations::status.eq_any(["running", "paused"]));
+        match change {
+            Change::Pause | Change::Resume => {
+                let paused = change == Change::Pause;
+                control.paused.store(paused, Ordering::Relaxed);
+                diesel::update(live)
+                    .set(simulations::status.eq(if paused { "paused" } else { "running" }))
+                    .execute(&mut conn)
+                    .await?;
+            }
+            Change::Speed(s) => {
+                control.speed.store(s.to_bits(), Ordering::Relaxed);
+                diesel::update(live)
+                    .set(simulations::speed.eq(s))
+                    .execute(&mut conn)
+                    .await?;
+            }
+        }
+        Ok(())
     }
 
     /// The stored report of a finished run.

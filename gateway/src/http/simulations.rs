@@ -28,6 +28,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
     .service(json_resource("/api/simulations/{id}").route(web::get().to(status)))
     .service(json_resource("/api/simulations/{id}/stop").route(web::post().to(stop)))
+    .service(json_resource("/api/simulations/{id}/pause").route(web::post().to(pause)))
+    .service(json_resource("/api/simulations/{id}/resume").route(web::post().to(resume)))
+    .service(json_resource("/api/simulations/{id}/speed").route(web::put().to(speed)))
     .service(json_resource("/api/simulations/{id}/results").route(web::get().to(results)));
 }
 
@@ -214,6 +217,65 @@ async fn stop(
         id: res.simulation_id,
         status: res.status,
     }))
+}
+
+async fn control(
+    state: &GatewayState,
+    user: AuthUser,
+    id: String,
+    action: &str,
+    speed: f64,
+) -> Result<HttpResponse, ApiError> {
+    let call = pb::ControlSimulationRequest {
+        simulation_id: id,
+        user_id: user.user_id,
+        action: action.into(),
+        speed,
+    };
+    let up = &state.upstream;
+    let s = rpc!(
+        up,
+        simulation,
+        "ControlSimulation",
+        control_simulation,
+        call
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(run_view(s)))
+}
+
+/// Holds a running run between windows; its simulated clock stands still.
+async fn pause(
+    state: web::Data<GatewayState>,
+    user: AuthUser,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    control(&state, user, path.into_inner(), "pause", 0.0).await
+}
+
+async fn resume(
+    state: web::Data<GatewayState>,
+    user: AuthUser,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    control(&state, user, path.into_inner(), "resume", 0.0).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SpeedBody {
+    /// Simulated seconds per wall second; 0 is as fast as the engine goes.
+    speed: f64,
+}
+
+/// A new pace, applied from the window under way.
+async fn speed(
+    state: web::Data<GatewayState>,
+    user: AuthUser,
+    path: web::Path<String>,
+    body: ApiJson<SpeedBody>,
+) -> Result<HttpResponse, ApiError> {
+    control(&state, user, path.into_inner(), "speed", body.0.speed).await
 }
 
 #[derive(Serialize)]

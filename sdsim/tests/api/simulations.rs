@@ -334,3 +334,114 @@ async fn a_paced_run_stops_when_asked_and_bad_starts_are_named() {
         "{b}"
     );
 }
+
+/// Pause holds the simulated clock, resume and a new speed carry on, and none of it changes
+/// what the run computes: its report still equals the offline run of the same seed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_pauses_resumes_and_changes_speed_without_changing_its_result() {
+    let db = TestDb::create().await;
+    let s = Stack::up(&db).await;
+    let ada = signed_in(&s, "pacer").await;
+    let eve = signed_in(&s, "pacer-stranger").await;
+    let design: Value =
+        serde_json::from_str(sdsim_engine::template("three_tier_web_app").unwrap()).unwrap();
+    let (st, b) = req(
+        &s,
+        Method::POST,
+        "/api/simulations",
+        &ada,
+        Some(json!({"design": design, "speed": 1, "seed": 11})),
+    )
+    .await;
+    assert_eq!(st, 201, "{b}");
+    let id = b["simulation"]["id"].as_str().unwrap().to_string();
+    let at = |path: &str| format!("/api/simulations/{id}{path}");
+    tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
+
+    let (st, b) = req(&s, Method::POST, &at("/pause"), &ada, None).await;
+    assert_eq!(
+        (st, &b["simulation"]["status"]),
+        (200, &json!("paused")),
+        "{b}"
+    );
+    // A window under way may still land; after that the clock stands still.
+    tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
+    let (_, b1) = req(&s, Method::GET, &at(""), &ada, None).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+    let (_, b2) = req(&s, Method::GET, &at(""), &ada, None).await;
+    assert_eq!(b2["simulation"]["status"], "paused", "{b2}");
+    assert_eq!(
+        b1["simulation"]["simulated_seconds"], b2["simulation"]["simulated_seconds"],
+        "a paused run does not advance"
+    );
+    let held = b2["simulation"]["simulated_seconds"].as_f64().unwrap();
+    assert!(held < 60.0, "{b2}");
+
+    // Someone else's run does not exist for them; bad speeds are named.
+    for path in ["/pause", "/resume"] {
+        let (st, _) = req(&s, Method::POST, &at(path), &eve, None).await;
+        assert_eq!(st, 404, "{path}");
+    }
+    let (st, _) = req(
+        &s,
+        Method::PUT,
+        &at("/speed"),
+        &eve,
+        Some(json!({"speed": 5})),
+    )
+    .await;
+    assert_eq!(st, 404);
+    for body in [json!({"speed": -1}), json!({"speed": 1e9})] {
+        let (st, b) = req(&s, Method::PUT, &at("/speed"), &ada, Some(body.clone())).await;
+        assert_eq!(
+            (st, &b["error"]["field"]),
+            (422, &json!("speed")),
+            "{body}: {b}"
+        );
+    }
+    let (st, b) = req(
+        &s,
+        Method::PUT,
+        &at("/speed"),
+        &ada,
+        Some(json!({"speed": "fast"})),
+    )
+    .await;
+    assert_eq!(st, 422, "{b}");
+
+    let (st, b) = req(&s, Method::POST, &at("/resume"), &ada, None).await;
+    assert_eq!(
+        (st, &b["simulation"]["status"]),
+        (200, &json!("running")),
+        "{b}"
+    );
+    // As fast as it goes: the remaining simulated minute takes far less than a minute.
+    let (st, b) = req(
+        &s,
+        Method::PUT,
+        &at("/speed"),
+        &ada,
+        Some(json!({"speed": 0})),
+    )
+    .await;
+    assert_eq!((st, &b["simulation"]["speed"]), (200, &json!(0.0)), "{b}");
+    let done = settled(&s, &ada, &id).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    let (st, r) = req(&s, Method::GET, &at("/results"), &ada, None).await;
+    assert_eq!(st, 200, "{r}");
+    assert_eq!(r["report"], offline_report(&design, 11));
+
+    // A finished run cannot be paused, resumed or re-paced.
+    for (method, path, body) in [
+        (Method::POST, "/pause", None),
+        (Method::POST, "/resume", None),
+        (Method::PUT, "/speed", Some(json!({"speed": 2}))),
+    ] {
+        let (st, b) = req(&s, method, &at(path), &ada, body).await;
+        assert_eq!(
+            (st, &b["error"]["code"]),
+            (409, &json!("not_running")),
+            "{path}: {b}"
+        );
+    }
+}

@@ -1,0 +1,7 @@
+-- A run may be paused by its owner; it is live (like 'running') until it ends.
+ALTER TABLE simulation_schema.simulations DROP CONSTRAINT simulations_status_check;
+ALTER TABLE simulation_schema.simulations ADD CONSTRAINT simulations_status_check
+    CHECK (status IN ('pending', 'running', 'paused', 'completed', 'failed', 'stopped'));
+DROP INDEX simulation_schema.simulations_running_idx;
+CREATE INDEX simulations_running_idx ON simulation_schema.simulations (status)
+    WHERE status IN ('pending', 'running', 'paused');
