@@ -286,9 +286,41 @@ impl spb::simulation_service_server::SimulationService for SimulationGrpc {
     }
     async fn get_simulation_history(
         &self,
-        _: Request<spb::GetSimulationHistoryRequest>,
+        req: Request<spb::GetSimulationHistoryRequest>,
     ) -> Result<Response<spb::GetSimulationHistoryResponse>, Status> {
-        later("GetSimulationHistory")
+        let r = req.into_inner();
+        let res = async {
+            let user = uuid_of("user_id", &r.user_id)?;
+            let project = if r.project_id.is_empty() {
+                None
+            } else {
+                Some(uuid_of("project_id", &r.project_id)?)
+            };
+            let (rows, next) = self
+                .runs
+                .history(user, project, r.page_size, &r.page_token)
+                .await?;
+            Ok(spb::GetSimulationHistoryResponse {
+                simulations: rows
+                    .into_iter()
+                    .map(|row| spb::SimulationSummary {
+                        simulation_id: row.id.to_string(),
+                        project_id: row.project_id.map(|p| p.to_string()).unwrap_or_default(),
+                        status: row.status,
+                        started_at: row.started_at.map_or(0, |t| t.timestamp()),
+                        completed_at: row.completed_at.map_or(0, |t| t.timestamp()),
+                        duration_seconds: row.duration_seconds.round() as i32,
+                        name: row.name,
+                        created_at: row.created_at.timestamp(),
+                        seed: row.seed,
+                        speed: row.speed,
+                    })
+                    .collect(),
+                next_page_token: next,
+            })
+        }
+        .await;
+        reply(res)
     }
     async fn health_check(
         &self,

@@ -405,6 +405,62 @@ impl Runs {
         Ok(())
     }
 
+    /// The runs `user` started, newest first, of one project or of all; `after` is the
+    /// page token of the previous page (`{created_at µs}_{id}`).
+    pub async fn history(
+        &self,
+        user: Uuid,
+        project: Option<Uuid>,
+        page_size: i32,
+        after: &str,
+    ) -> Result<(Vec<RunRow>, String), ServiceError> {
+        let size = match page_size {
+            0 => 20,
+            n @ 1..=100 => i64::from(n),
+            _ => {
+                return Err(ServiceError::invalid(
+                    "page_size",
+                    "page_size must be between 1 and 100",
+                ))
+            }
+        };
+        let bad_token = || ServiceError::invalid("page_token", "page_token is not one we gave");
+        let mut q = simulations::table
+            .filter(simulations::user_id.eq(user))
+            .select(RunRow::as_select())
+            .order((simulations::created_at.desc(), simulations::id.desc()))
+            .limit(size + 1)
+            .into_boxed();
+        if let Some(p) = project {
+            q = q.filter(simulations::project_id.eq(p));
+        }
+        if !after.is_empty() {
+            let (micros, id) = after.split_once('_').ok_or_else(bad_token)?;
+            let at = micros
+                .parse::<i64>()
+                .ok()
+                .and_then(DateTime::<Utc>::from_timestamp_micros)
+                .ok_or_else(bad_token)?;
+            let id: Uuid = id.parse().map_err(|_| bad_token())?;
+            q = q.filter(
+                simulations::created_at
+                    .lt(at)
+                    .or(simulations::created_at.eq(at).and(simulations::id.lt(id))),
+            );
+        }
+        let mut conn = sdsim_schema::pool::get(&self.pool).await?;
+        let mut rows: Vec<RunRow> = q.load(&mut conn).await?;
+        let next = if rows.len() as i64 > size {
+            rows.truncate(size as usize);
+            rows.last()
+                .map(|r| format!("{}_{}", r.created_at.timestamp_micros(), r.id))
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok((rows, next))
+    }
+
     /// The stored report of a finished run.
     pub async fn results(&self, user: Uuid, id: &str) -> Result<(RunRow, Value), ServiceError> {
         let row = self.owned(user, id).await?;

@@ -24,7 +24,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         json_resource("/api/simulations")
             .app_data(BodyLimit(MAX_DESIGN_MESSAGE_BYTES))
-            .route(web::post().to(start)),
+            .route(web::post().to(start))
+            .route(web::get().to(history)),
     )
     .service(json_resource("/api/simulations/{id}").route(web::get().to(status)))
     .service(json_resource("/api/simulations/{id}/stop").route(web::post().to(stop)))
@@ -276,6 +277,82 @@ async fn speed(
     body: ApiJson<SpeedBody>,
 ) -> Result<HttpResponse, ApiError> {
     control(&state, user, path.into_inner(), "speed", body.0.speed).await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HistoryQuery {
+    #[serde(default)]
+    project_id: String,
+    #[serde(default)]
+    page_size: i32,
+    #[serde(default)]
+    page_token: String,
+}
+
+#[derive(Serialize)]
+struct RunSummary {
+    id: String,
+    name: String,
+    project_id: Option<String>,
+    status: String,
+    duration_seconds: i32,
+    seed: i64,
+    speed: f64,
+    created_at: Option<String>,
+    started_at: Option<String>,
+    completed_at: Option<String>,
+}
+
+#[derive(Serialize)]
+struct HistoryBody {
+    simulations: Vec<RunSummary>,
+    /// Pass as `page_token` for the next page; absent on the last.
+    next_page_token: Option<String>,
+}
+
+/// The runs the caller started, newest first; `project_id` keeps one project's.
+async fn history(
+    state: web::Data<GatewayState>,
+    user: AuthUser,
+    q: web::Query<HistoryQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let q = q.into_inner();
+    let call = pb::GetSimulationHistoryRequest {
+        user_id: user.user_id,
+        project_id: q.project_id,
+        page_size: q.page_size,
+        page_token: q.page_token,
+    };
+    let up = &state.upstream;
+    let res = rpc!(
+        up,
+        simulation,
+        "GetSimulationHistory",
+        get_simulation_history,
+        call
+    )
+    .await?;
+    let ts = super::views::timestamp;
+    Ok(HttpResponse::Ok().json(HistoryBody {
+        simulations: res
+            .simulations
+            .into_iter()
+            .map(|s| RunSummary {
+                id: s.simulation_id,
+                name: s.name,
+                project_id: (!s.project_id.is_empty()).then_some(s.project_id),
+                status: s.status,
+                duration_seconds: s.duration_seconds,
+                seed: s.seed,
+                speed: s.speed,
+                created_at: ts(s.created_at),
+                started_at: ts(s.started_at),
+                completed_at: ts(s.completed_at),
+            })
+            .collect(),
+        next_page_token: (!res.next_page_token.is_empty()).then_some(res.next_page_token),
+    }))
 }
 
 #[derive(Serialize)]

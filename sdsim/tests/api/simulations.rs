@@ -445,3 +445,76 @@ async fn a_run_pauses_resumes_and_changes_speed_without_changing_its_result() {
         );
     }
 }
+
+/// Each user's runs, newest first, in pages that neither overlap nor skip; bad paging is
+/// named; nobody sees anyone else's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_history_is_paged_newest_first_and_private() {
+    let db = TestDb::create().await;
+    let s = Stack::up(&db).await;
+    let ada = signed_in(&s, "historian").await;
+    let eve = signed_in(&s, "historian-stranger").await;
+    let design: Value =
+        serde_json::from_str(sdsim_engine::template("three_tier_web_app").unwrap()).unwrap();
+    let mut started = Vec::new();
+    for seed in [1, 2, 3] {
+        let (st, b) = req(
+            &s,
+            Method::POST,
+            "/api/simulations",
+            &ada,
+            Some(json!({"design": design, "seed": seed})),
+        )
+        .await;
+        assert_eq!(st, 201, "{b}");
+        started.push(b["simulation"]["id"].as_str().unwrap().to_string());
+    }
+    started.reverse();
+    let (st, first) = req(&s, Method::GET, "/api/simulations?page_size=2", &ada, None).await;
+    assert_eq!(st, 200, "{first}");
+    let token = first["next_page_token"].as_str().expect("a next page");
+    let (_, second) = req(
+        &s,
+        Method::GET,
+        &format!("/api/simulations?page_size=2&page_token={token}"),
+        &ada,
+        None,
+    )
+    .await;
+    assert!(second["next_page_token"].is_null(), "{second}");
+    let ids: Vec<String> = [&first, &second]
+        .iter()
+        .flat_map(|p| p["simulations"].as_array().unwrap().clone())
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids, started, "newest first, each once");
+    assert_eq!(first["simulations"][0]["seed"], 3, "{first}");
+
+    let (_, theirs) = req(&s, Method::GET, "/api/simulations", &eve, None).await;
+    assert_eq!(theirs["simulations"], json!([]), "{theirs}");
+    let (_, none) = req(
+        &s,
+        Method::GET,
+        &format!("/api/simulations?project_id={}", uuid::Uuid::new_v4()),
+        &ada,
+        None,
+    )
+    .await;
+    assert_eq!(none["simulations"], json!([]), "{none}");
+    for (q, field) in [
+        ("page_size=1000", "page_size"),
+        ("page_token=garbage", "page_token"),
+        ("project_id=seven", "project_id"),
+        ("colour=red", "query"),
+    ] {
+        let (st, b) = req(
+            &s,
+            Method::GET,
+            &format!("/api/simulations?{q}"),
+            &ada,
+            None,
+        )
+        .await;
+        assert_eq!((st, &b["error"]["field"]), (422, &json!(field)), "{q}: {b}");
+    }
+}
