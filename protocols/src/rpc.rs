@@ -108,6 +108,8 @@ pub const RPCS: &[Rpc] = &[
     // simulation: a start twice is two runs.
     rpc(Simulation, "StartSimulation", ONCE),
     rpc(Simulation, "StopSimulation", ONCE),
+    // A second delete is a 404: the first one's answer would be lost.
+    rpc(Simulation, "DeleteSimulation", ONCE),
     // Sets a state (paused, running, a speed): the same call twice leaves the same run.
     rpc(Simulation, "ControlSimulation", SAFE),
     rpc(Simulation, "GetSimulationStatus", SAFE),

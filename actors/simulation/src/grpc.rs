@@ -187,6 +187,20 @@ impl spb::simulation_service_server::SimulationService for SimulationGrpc {
         reply(res)
     }
 
+    async fn delete_simulation(
+        &self,
+        req: Request<spb::DeleteSimulationRequest>,
+    ) -> Result<Response<spb::DeleteSimulationResponse>, Status> {
+        let r = req.into_inner();
+        let res = async {
+            let user = uuid_of("user_id", &r.user_id)?;
+            self.runs.delete(user, &r.simulation_id).await?;
+            Ok(spb::DeleteSimulationResponse {})
+        }
+        .await;
+        reply(res)
+    }
+
     async fn control_simulation(
         &self,
         req: Request<spb::ControlSimulationRequest>,

@@ -461,6 +461,28 @@ impl Runs {
         Ok((rows, next))
     }
 
+    /// Deletes a finished run and, with it, its results; a live one is a conflict (stop it
+    /// first), so a run's end is never written to a row that is gone.
+    pub async fn delete(&self, user: Uuid, id: &str) -> Result<(), ServiceError> {
+        let row = self.owned(user, id).await?;
+        let mut conn = sdsim_schema::pool::get(&self.pool).await?;
+        let gone = diesel::delete(
+            simulations::table
+                .find(row.id)
+                .filter(simulations::status.ne_all(["pending", "running", "paused"])),
+        )
+        .execute(&mut conn)
+        .await?;
+        if gone == 0 {
+            return Err(ServiceError::Conflict {
+                code: "still_running".into(),
+                field: "simulation_id".into(),
+                message: format!("simulation {id} is {}: stop it first", row.status),
+            });
+        }
+        Ok(())
+    }
+
     /// The stored report of a finished run.
     pub async fn results(&self, user: Uuid, id: &str) -> Result<(RunRow, Value), ServiceError> {
         let row = self.owned(user, id).await?;

@@ -27,7 +27,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::post().to(start))
             .route(web::get().to(history)),
     )
-    .service(json_resource("/api/simulations/{id}").route(web::get().to(status)))
+    .service(
+        json_resource("/api/simulations/{id}")
+            .route(web::get().to(status))
+            .route(web::delete().to(delete)),
+    )
     .service(json_resource("/api/simulations/{id}/stop").route(web::post().to(stop)))
     .service(json_resource("/api/simulations/{id}/pause").route(web::post().to(pause)))
     .service(json_resource("/api/simulations/{id}/resume").route(web::post().to(resume)))
@@ -353,6 +357,21 @@ async fn history(
             .collect(),
         next_page_token: (!res.next_page_token.is_empty()).then_some(res.next_page_token),
     }))
+}
+
+/// A finished run and its results, gone (204); a live one is 409.
+async fn delete(
+    state: web::Data<GatewayState>,
+    user: AuthUser,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let call = pb::DeleteSimulationRequest {
+        simulation_id: path.into_inner(),
+        user_id: user.user_id,
+    };
+    let up = &state.upstream;
+    rpc!(up, simulation, "DeleteSimulation", delete_simulation, call).await?;
+    Ok(HttpResponse::NoContent().finish())
 }
 
 #[derive(Serialize)]

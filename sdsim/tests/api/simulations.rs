@@ -409,6 +409,12 @@ async fn a_run_pauses_resumes_and_changes_speed_without_changing_its_result() {
     .await;
     assert_eq!(st, 422, "{b}");
 
+    let (st, b) = req(&s, Method::DELETE, &at(""), &ada, None).await;
+    assert_eq!(
+        (st, &b["error"]["code"]),
+        (409, &json!("still_running")),
+        "{b}"
+    );
     let (st, b) = req(&s, Method::POST, &at("/resume"), &ada, None).await;
     assert_eq!(
         (st, &b["simulation"]["status"]),
@@ -444,6 +450,18 @@ async fn a_run_pauses_resumes_and_changes_speed_without_changing_its_result() {
             "{path}: {b}"
         );
     }
+
+    // Deleted with its results: only by its owner, and once.
+    let (st, _) = req(&s, Method::DELETE, &at(""), &eve, None).await;
+    assert_eq!(st, 404);
+    let (st, b) = req(&s, Method::DELETE, &at(""), &ada, None).await;
+    assert_eq!(st, 204, "{b}");
+    for path in ["", "/results"] {
+        let (st, _) = req(&s, Method::GET, &at(path), &ada, None).await;
+        assert_eq!(st, 404, "{path}");
+    }
+    let (st, _) = req(&s, Method::DELETE, &at(""), &ada, None).await;
+    assert_eq!(st, 404);
 }
 
 /// Each user's runs, newest first, in pages that neither overlap nor skip; bad paging is
