@@ -381,11 +381,77 @@ struct Stopping {
     status: String,
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResultsQuery {
+    /// `json` (the default) or `csv`.
+    #[serde(default)]
+    format: Option<String>,
+}
+
+/// The columns of a results CSV: one row per component, then `end_to_end`.
+const CSV_COLUMNS: [&str; 14] = [
+    "component",
+    "kind",
+    "arrivals",
+    "completions",
+    "drops",
+    "errors",
+    "timeouts",
+    "throughput",
+    "utilisation",
+    "mean_response_ms",
+    "p50_ms",
+    "p95_ms",
+    "p99_ms",
+    "mean_wait_ms",
+];
+
+/// The report as a table for a spreadsheet; a value the report lacks is an empty cell.
+fn report_csv(report: &serde_json::Value) -> Result<Vec<u8>, ApiError> {
+    let internal = |e: String| ApiError::from(sdsim_runtime::error::ServiceError::Internal(e));
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(CSV_COLUMNS)
+        .map_err(|e| internal(e.to_string()))?;
+    let cell = |row: &serde_json::Value, column: &str| match &row[column] {
+        serde_json::Value::Null => String::new(),
+        serde_json::Value::String(s) => s.clone(),
+        v => v.to_string(),
+    };
+    let empty = Vec::new();
+    let components = report["components"].as_array().unwrap_or(&empty);
+    for c in components {
+        let mut record = vec![cell(c, "name")];
+        record.extend(CSV_COLUMNS[1..].iter().map(|col| cell(c, col)));
+        w.write_record(&record)
+            .map_err(|e| internal(e.to_string()))?;
+    }
+    let e2e = &report["end_to_end"];
+    let mut record = vec!["end_to_end".to_string(), String::new()];
+    record.extend(CSV_COLUMNS[2..].iter().map(|col| cell(e2e, col)));
+    w.write_record(&record)
+        .map_err(|e| internal(e.to_string()))?;
+    w.into_inner().map_err(|e| internal(e.to_string()))
+}
+
 async fn results(
     state: web::Data<GatewayState>,
     user: AuthUser,
     path: web::Path<String>,
+    q: web::Query<ResultsQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    let csv = match q.into_inner().format.as_deref() {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(other) => {
+            return Err(ApiError::new(
+                actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_input",
+                format!("format must be json or csv, not {other:?}"),
+            )
+            .field("format"))
+        }
+    };
     let call = pb::GetSimulationResultsRequest {
         simulation_id: path.into_inner(),
         user_id: user.user_id,
@@ -399,6 +465,21 @@ async fn results(
         call
     )
     .await?;
+    if csv {
+        let report: serde_json::Value = serde_json::from_str(&res.summary_json).map_err(|e| {
+            ApiError::from(sdsim_runtime::error::ServiceError::Internal(e.to_string()))
+        })?;
+        return Ok(HttpResponse::Ok()
+            .content_type("text/csv; charset=utf-8")
+            .insert_header((
+                actix_web::http::header::CONTENT_DISPOSITION,
+                format!(
+                    "attachment; filename=\"simulation-{}.csv\"",
+                    res.simulation_id
+                ),
+            ))
+            .body(report_csv(&report)?));
+    }
     #[derive(Serialize)]
     struct ResultsBody {
         id: String,
@@ -414,4 +495,26 @@ async fn results(
             ApiError::from(sdsim_runtime::error::ServiceError::Internal(e.to_string()))
         })?,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn csv_quotes_what_needs_quoting_and_leaves_missing_cells_empty() {
+        let report = json!({
+            "components": [
+                {"name": "db, \"primary\"", "kind": "database", "arrivals": 3, "p99_ms": null}
+            ],
+            "end_to_end": {"arrivals": 3, "completions": 2}
+        });
+        let text = String::from_utf8(report_csv(&report).unwrap()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert_eq!(lines[0], CSV_COLUMNS.join(","));
+        assert_eq!(lines[1], "\"db, \"\"primary\"\"\",database,3,,,,,,,,,,,");
+        assert_eq!(lines[2], "end_to_end,,3,2,,,,,,,,,,");
+    }
 }

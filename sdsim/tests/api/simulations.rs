@@ -163,6 +163,56 @@ async fn a_run_equals_the_offline_engine_run_of_the_same_design_and_seed() {
         "the service's report is the engine's"
     );
 
+    // The same report as CSV: a header, a row per component, then end to end.
+    let csv = s
+        .authed(
+            Method::GET,
+            &format!("/api/simulations/{id}/results?format=csv"),
+            &ada,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(csv.status().as_u16(), 200);
+    assert!(csv.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/csv"));
+    let text = csv.text().await.unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let report = &r["report"];
+    let comps = report["components"].as_array().unwrap();
+    assert_eq!(lines.len(), comps.len() + 2, "{text}");
+    assert!(
+        lines[0].starts_with("component,kind,arrivals,completions,drops"),
+        "{text}"
+    );
+    assert!(
+        lines[1].starts_with(&format!(
+            "{},{},{},",
+            comps[0]["name"].as_str().unwrap(),
+            comps[0]["kind"].as_str().unwrap(),
+            comps[0]["arrivals"]
+        )),
+        "{text}"
+    );
+    assert!(
+        lines[lines.len() - 1].starts_with(&format!(
+            "end_to_end,,{},{},",
+            report["end_to_end"]["arrivals"], report["end_to_end"]["completions"]
+        )),
+        "{text}"
+    );
+    let (st, b) = req(
+        &s,
+        Method::GET,
+        &format!("/api/simulations/{id}/results?format=xlsx"),
+        &ada,
+        None,
+    )
+    .await;
+    assert_eq!((st, &b["error"]["field"]), (422, &json!("format")), "{b}");
+
     // A saved project, at its version 1: the same as the engine on that version's design.
     let (st, p) = req(
         &s,
