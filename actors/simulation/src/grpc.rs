@@ -2,7 +2,7 @@
 //! the RPCs whose logic has not landed yet answer UNIMPLEMENTED with a message saying so,
 //! and HealthCheck reports the real state of the service and its dependencies.
 
-use crate::runs::{Change, Runs, Start, Status as RunStatus};
+use crate::runs::{Change, RunRow, Runs, Start, Status as RunStatus};
 use crate::validation::Verdict;
 use sdsim_protocols::limits::MAX_DESIGN_MESSAGE_BYTES;
 use sdsim_protocols::proto::common::{HealthCheckRequest, HealthCheckResponse};
@@ -64,7 +64,60 @@ fn status_pb(st: RunStatus) -> spb::GetSimulationStatusResponse {
     }
 }
 
+/// What a caller wants to do with a run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Need {
+    /// Its status and results.
+    Watch,
+    /// Stop, pause, resume, re-pace or delete it.
+    Control,
+}
+
 impl SimulationGrpc {
+    /// The run `id`, if `user` may do `need` with it. Its starter may do anything; for a run
+    /// of a saved project, whoever may view the project may watch it, and the project's owner
+    /// and editors may control it. Not visible: 404; visible but not allowed: 403.
+    async fn authorize(&self, user: &str, id: &str, need: Need) -> Result<RunRow, ServiceError> {
+        use sdsim_protocols::proto::project as ppb;
+        let user = uuid_of("user_id", user)?;
+        let row = self.runs.row(id).await?;
+        if row.user_id == user {
+            return Ok(row);
+        }
+        let not_found = || ServiceError::NotFound(format!("no simulation {id}"));
+        let Some(project) = row.project_id else {
+            return Err(not_found());
+        };
+        let req = ppb::GetProjectPermissionsRequest {
+            project_id: project.to_string(),
+            user_id: user.to_string(),
+            is_admin: false,
+        };
+        let level = match self
+            .mesh
+            .call(Service::Project, "GetProjectPermissions", |ch| {
+                let req = req.clone();
+                let mut c = ppb::project_service_client::ProjectServiceClient::new(ch);
+                async move { c.get_project_permissions(req).await }
+            })
+            .await
+        {
+            Ok(p) => p.access_level,
+            // Visible (a public project) but not shared with them: a reader.
+            Err(ServiceError::Forbidden(_)) => "viewer".into(),
+            Err(ServiceError::NotFound(_)) => return Err(not_found()),
+            Err(e) => return Err(e),
+        };
+        match (level.as_str(), need) {
+            ("owner" | "editor", _) | ("viewer", Need::Watch) => Ok(row),
+            ("viewer", Need::Control) => Err(ServiceError::Forbidden(format!(
+                "only whoever started simulation {id} and the project's owner and editors may \
+                 change it"
+            ))),
+            _ => Err(not_found()),
+        }
+    }
+
     /// The design of version `version` (0: current) of a project `user` may view.
     async fn project_design(
         &self,
@@ -175,8 +228,10 @@ impl spb::simulation_service_server::SimulationService for SimulationGrpc {
     ) -> Result<Response<spb::StopSimulationResponse>, Status> {
         let r = req.into_inner();
         let res = async {
-            let user = uuid_of("user_id", &r.user_id)?;
-            let row = self.runs.stop(user, &r.simulation_id).await?;
+            let row = self
+                .authorize(&r.user_id, &r.simulation_id, Need::Control)
+                .await?;
+            let row = self.runs.stop(row).await?;
             Ok(spb::StopSimulationResponse {
                 simulation_id: row.id.to_string(),
                 status: "stopping".into(),
@@ -193,8 +248,10 @@ impl spb::simulation_service_server::SimulationService for SimulationGrpc {
     ) -> Result<Response<spb::DeleteSimulationResponse>, Status> {
         let r = req.into_inner();
         let res = async {
-            let user = uuid_of("user_id", &r.user_id)?;
-            self.runs.delete(user, &r.simulation_id).await?;
+            let row = self
+                .authorize(&r.user_id, &r.simulation_id, Need::Control)
+                .await?;
+            self.runs.delete(row).await?;
             Ok(spb::DeleteSimulationResponse {})
         }
         .await;
@@ -207,7 +264,9 @@ impl spb::simulation_service_server::SimulationService for SimulationGrpc {
     ) -> Result<Response<spb::GetSimulationStatusResponse>, Status> {
         let r = req.into_inner();
         let res = async {
-            let user = uuid_of("user_id", &r.user_id)?;
+            let row = self
+                .authorize(&r.user_id, &r.simulation_id, Need::Control)
+                .await?;
             let change = match r.action.as_str() {
                 "pause" => Change::Pause,
                 "resume" => Change::Resume,
@@ -219,8 +278,9 @@ impl spb::simulation_service_server::SimulationService for SimulationGrpc {
                     ))
                 }
             };
-            self.runs.control(user, &r.simulation_id, change).await?;
-            Ok(status_pb(self.runs.status(user, &r.simulation_id).await?))
+            self.runs.control(row, change).await?;
+            let row = self.runs.row(&r.simulation_id).await?;
+            Ok(status_pb(self.runs.status(row).await?))
         }
         .await;
         reply(res)
@@ -232,8 +292,10 @@ impl spb::simulation_service_server::SimulationService for SimulationGrpc {
     ) -> Result<Response<spb::GetSimulationStatusResponse>, Status> {
         let r = req.into_inner();
         let res = async {
-            let user = uuid_of("user_id", &r.user_id)?;
-            Ok(status_pb(self.runs.status(user, &r.simulation_id).await?))
+            let row = self
+                .authorize(&r.user_id, &r.simulation_id, Need::Watch)
+                .await?;
+            Ok(status_pb(self.runs.status(row).await?))
         }
         .await;
         reply(res)
@@ -245,8 +307,10 @@ impl spb::simulation_service_server::SimulationService for SimulationGrpc {
     ) -> Result<Response<spb::GetSimulationResultsResponse>, Status> {
         let r = req.into_inner();
         let res = async {
-            let user = uuid_of("user_id", &r.user_id)?;
-            let (row, summary) = self.runs.results(user, &r.simulation_id).await?;
+            let row = self
+                .authorize(&r.user_id, &r.simulation_id, Need::Watch)
+                .await?;
+            let (row, summary) = self.runs.results(row).await?;
             Ok(spb::GetSimulationResultsResponse {
                 simulation_id: row.id.to_string(),
                 status: row.status,

@@ -317,9 +317,8 @@ impl Runs {
         Ok(())
     }
 
-    /// The run, if `user` started it (else it does not exist for them).
-    pub async fn status(&self, user: Uuid, id: &str) -> Result<Status, ServiceError> {
-        let row = self.owned(user, id).await?;
+    /// The run and, while it runs, where it is.
+    pub async fn status(&self, row: RunRow) -> Result<Status, ServiceError> {
         let live = self.live.lock().ok().and_then(|l| {
             l.get(&row.id)
                 .and_then(|r| r.progress.lock().ok().map(|p| p.clone()))
@@ -327,7 +326,8 @@ impl Runs {
         Ok(Status { row, live })
     }
 
-    async fn owned(&self, user: Uuid, id: &str) -> Result<RunRow, ServiceError> {
+    /// The stored run; who may see or change it is the adapter's to decide.
+    pub async fn row(&self, id: &str) -> Result<RunRow, ServiceError> {
         let not_found = || ServiceError::NotFound(format!("no simulation {id}"));
         let run: Uuid = id.parse().map_err(|_| not_found())?;
         let mut conn = sdsim_schema::pool::get(&self.pool).await?;
@@ -337,13 +337,12 @@ impl Runs {
             .first(&mut conn)
             .await
             .optional()?
-            .filter(|r| r.user_id == user)
             .ok_or_else(not_found)
     }
 
     /// Asks a running run to stop; a finished one is a conflict.
-    pub async fn stop(&self, user: Uuid, id: &str) -> Result<RunRow, ServiceError> {
-        let row = self.owned(user, id).await?;
+    pub async fn stop(&self, row: RunRow) -> Result<RunRow, ServiceError> {
+        let id = row.id;
         let asked = self
             .live
             .lock()
@@ -364,11 +363,11 @@ impl Runs {
     }
 
     /// Pauses, resumes or re-paces a running run; the stored row says its state and speed.
-    pub async fn control(&self, user: Uuid, id: &str, change: Change) -> Result<(), ServiceError> {
+    pub async fn control(&self, row: RunRow, change: Change) -> Result<(), ServiceError> {
         if let Change::Speed(s) = change {
             check_speed(s)?;
         }
-        let row = self.owned(user, id).await?;
+        let id = row.id;
         let control = self
             .live
             .lock()
@@ -463,8 +462,8 @@ impl Runs {
 
     /// Deletes a finished run and, with it, its results; a live one is a conflict (stop it
     /// first), so a run's end is never written to a row that is gone.
-    pub async fn delete(&self, user: Uuid, id: &str) -> Result<(), ServiceError> {
-        let row = self.owned(user, id).await?;
+    pub async fn delete(&self, row: RunRow) -> Result<(), ServiceError> {
+        let id = row.id;
         let mut conn = sdsim_schema::pool::get(&self.pool).await?;
         let gone = diesel::delete(
             simulations::table
@@ -484,8 +483,8 @@ impl Runs {
     }
 
     /// The stored report of a finished run.
-    pub async fn results(&self, user: Uuid, id: &str) -> Result<(RunRow, Value), ServiceError> {
-        let row = self.owned(user, id).await?;
+    pub async fn results(&self, row: RunRow) -> Result<(RunRow, Value), ServiceError> {
+        let id = row.id;
         let mut conn = sdsim_schema::pool::get(&self.pool).await?;
         let summary: Option<Value> = simulation_results::table
             .find(row.id)

@@ -586,3 +586,170 @@ async fn run_history_is_paged_newest_first_and_private() {
         assert_eq!((st, &b["error"]["field"]), (422, &json!(field)), "{q}: {b}");
     }
 }
+
+/// Who may do what with a run of a saved project: whoever may view the project watches it;
+/// its starter and the project's owner and editors control it; a reader of a public project
+/// who is not a member is refused (403); someone who cannot see the project sees no run (404).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn who_may_watch_and_control_a_run_of_a_saved_project() {
+    let db = TestDb::create().await;
+    let s = Stack::up(&db).await;
+    let mut tokens = Vec::new();
+    let mut emails = Vec::new();
+    for who in ["r-owner", "r-editor", "r-viewer", "r-reader"] {
+        let email = unique_email(who);
+        s.register(&email, "a long enough password").await;
+        tokens.push(
+            s.login(&email, "a long enough password").await["access_token"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+        emails.push(email);
+    }
+    let (owner, editor, viewer, reader) = (&tokens[0], &tokens[1], &tokens[2], &tokens[3]);
+    let public = new_project(&s, owner, true).await;
+    let private = new_project(&s, owner, false).await;
+    for (email, role) in [(&emails[1], "editor"), (&emails[2], "viewer")] {
+        let (st, b) = req(
+            &s,
+            Method::POST,
+            &format!("/api/projects/{public}/shares"),
+            owner,
+            Some(json!({"email": email, "role": role})),
+        )
+        .await;
+        assert_eq!(st, 200, "{b}");
+    }
+    // Anyone who may view the project may start a run of it; the reader too (it is public).
+    let (st, run) = start_run(&s, viewer, &public).await;
+    assert_eq!(st, 201);
+    assert_eq!(start_run(&s, reader, &private).await.0, 404);
+    let (st, hidden) = start_run(&s, owner, &private).await;
+    assert_eq!(st, 201);
+
+    // (what, method, path below the run, body, expected for owner, editor, viewer (the
+    // starter), reader) on the running run of the public project.
+    type Op = (&'static str, Method, &'static str, Option<Value>, [u16; 4]);
+    let ops: Vec<Op> = vec![
+        ("status", Method::GET, "", None, [200, 200, 200, 200]),
+        ("pause", Method::POST, "/pause", None, [200, 200, 200, 403]),
+        (
+            "resume",
+            Method::POST,
+            "/resume",
+            None,
+            [200, 200, 200, 403],
+        ),
+        (
+            "speed",
+            Method::PUT,
+            "/speed",
+            Some(json!({"speed": 2})),
+            [200, 200, 200, 403],
+        ),
+        (
+            "delete while live",
+            Method::DELETE,
+            "",
+            None,
+            [409, 409, 409, 403],
+        ),
+    ];
+    for (what, method, path, body, expected) in ops {
+        for (i, token) in tokens.iter().enumerate() {
+            let (st, b) = req(
+                &s,
+                method.clone(),
+                &format!("/api/simulations/{run}{path}"),
+                token,
+                body.clone(),
+            )
+            .await;
+            assert_eq!(st, expected[i], "{what} by user {i}: {b}");
+        }
+    }
+    // The private project's run: only its owner's; the others cannot see it.
+    for token in [editor, viewer, reader] {
+        for (method, path) in [(Method::GET, ""), (Method::POST, "/pause")] {
+            let (st, _) = req(
+                &s,
+                method,
+                &format!("/api/simulations/{hidden}{path}"),
+                token,
+                None,
+            )
+            .await;
+            assert_eq!(st, 404, "{path}");
+        }
+    }
+    // An editor stops the viewer's run; the reader may then read its results but not
+    // delete it; the editor may.
+    let (st, _) = req(
+        &s,
+        Method::POST,
+        &format!("/api/simulations/{run}/stop"),
+        editor,
+        None,
+    )
+    .await;
+    assert_eq!(st, 202);
+    let (st, _) = req(
+        &s,
+        Method::POST,
+        &format!("/api/simulations/{hidden}/stop"),
+        owner,
+        None,
+    )
+    .await;
+    assert_eq!(st, 202);
+    let done = settled(&s, viewer, &run).await;
+    assert_eq!(done["status"], "stopped", "{done}");
+    let (st, r) = req(
+        &s,
+        Method::GET,
+        &format!("/api/simulations/{run}/results"),
+        reader,
+        None,
+    )
+    .await;
+    assert_eq!(st, 200, "{r}");
+    let (st, _) = req(
+        &s,
+        Method::DELETE,
+        &format!("/api/simulations/{run}"),
+        reader,
+        None,
+    )
+    .await;
+    assert_eq!(st, 403);
+    let (st, _) = req(
+        &s,
+        Method::DELETE,
+        &format!("/api/simulations/{run}"),
+        editor,
+        None,
+    )
+    .await;
+    assert_eq!(st, 204);
+}
+
+async fn new_project(s: &Stack, owner: &str, public: bool) -> String {
+    let body = json!({"name": "Runs", "template_id": "three-tier-web-app", "is_public": public});
+    let (st, p) = req(s, Method::POST, "/api/projects", owner, Some(body)).await;
+    assert_eq!(st, 201, "{p}");
+    p["project"]["id"].as_str().unwrap().to_string()
+}
+
+/// Starts a real-time run of a saved project; its status and id.
+async fn start_run(s: &Stack, token: &str, project: &str) -> (u16, String) {
+    let body = json!({"project_id": project, "speed": 1});
+    let (st, b) = req(s, Method::POST, "/api/simulations", token, Some(body)).await;
+    (
+        st,
+        b["simulation"]["id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+    )
+}
