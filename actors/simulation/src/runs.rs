@@ -340,25 +340,25 @@ impl Runs {
             .ok_or_else(not_found)
     }
 
-    /// Asks a running run to stop; a finished one is a conflict.
-    pub async fn stop(&self, row: RunRow) -> Result<RunRow, ServiceError> {
-        let id = row.id;
-        let asked = self
-            .live
+    /// The control of a run live on this instance; a run that is not is a conflict.
+    fn live_control(&self, row: &RunRow) -> Result<Arc<Control>, ServiceError> {
+        self.live
             .lock()
             .ok()
-            .and_then(|l| {
-                l.get(&row.id)
-                    .map(|r| r.control.stop.store(true, Ordering::Relaxed))
-            })
-            .is_some();
-        if !asked {
-            return Err(ServiceError::Conflict {
+            .and_then(|l| l.get(&row.id).map(|r| r.control.clone()))
+            .ok_or_else(|| ServiceError::Conflict {
                 code: "not_running".into(),
                 field: "simulation_id".into(),
-                message: format!("simulation {id} is not running (it is {})", row.status),
-            });
-        }
+                message: format!(
+                    "simulation {} is not running (it is {})",
+                    row.id, row.status
+                ),
+            })
+    }
+
+    /// Asks a running run to stop; a finished one is a conflict.
+    pub async fn stop(&self, row: RunRow) -> Result<RunRow, ServiceError> {
+        self.live_control(&row)?.stop.store(true, Ordering::Relaxed);
         Ok(row)
     }
 
@@ -367,17 +367,7 @@ impl Runs {
         if let Change::Speed(s) = change {
             check_speed(s)?;
         }
-        let id = row.id;
-        let control = self
-            .live
-            .lock()
-            .ok()
-            .and_then(|l| l.get(&row.id).map(|r| r.control.clone()))
-            .ok_or_else(|| ServiceError::Conflict {
-                code: "not_running".into(),
-                field: "simulation_id".into(),
-                message: format!("simulation {id} is not running (it is {})", row.status),
-            })?;
+        let control = self.live_control(&row)?;
         let mut conn = sdsim_schema::pool::get(&self.pool).await?;
         // The row changes only while the run is live, so its end (which sets the final
         // status) is never overwritten by a late pause.

@@ -111,10 +111,16 @@ struct ProjectView {
 
 /// A JSON document from a service, passed through as it is (a design can be megabytes:
 /// parsing it only to print it again would cost every read).
+/// An empty document (a list item, a draft without a layout) is `null`; one that is not
+/// JSON (never written by the services) is logged and shown as `null` too.
 fn raw(text: String) -> Box<RawValue> {
-    RawValue::from_string(text)
-        .or_else(|_| RawValue::from_string("null".into()))
-        .expect("null is JSON")
+    if text.is_empty() {
+        return RawValue::NULL.to_owned();
+    }
+    RawValue::from_string(text).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "a service sent a document that is not JSON");
+        RawValue::NULL.to_owned()
+    })
 }
 
 fn problems(p: Vec<pb::DesignProblem>) -> Vec<ProblemView> {
