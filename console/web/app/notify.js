@@ -1,0 +1,108 @@
+// Notifications: the /ws/notifications socket (authenticated by its first frame, reconnected
+// with backoff and a fresh token), toasts for what arrives, the bell's unread count and the inbox.
+import { api, token, refresh, user } from './api.js';
+import { h, toast, fmtDate, errorText, clear } from './ui.js';
+
+let ws = null;
+let stopped = true;
+let retry = 0;
+let retryTimer = null;
+let unread = 0;
+const bellBadges = new Set();
+const CONTROL = new Set(['auth_ok', 'pong', 'error', 'ping']);
+
+function setUnread(n) {
+  unread = Math.max(0, n);
+  for (const b of bellBadges) { b.textContent = unread ? String(unread) : ''; b.hidden = !unread; }
+}
+
+export function bell() {
+  const badge = h('span', { class: 'count', 'aria-label': 'unread notifications' });
+  bellBadges.add(badge);
+  badge.hidden = !unread; badge.textContent = unread ? String(unread) : '';
+  return h('a', { href: '/inbox', class: 'bell', 'aria-label': 'Notifications' },
+    h('svg', { svg: true, viewBox: '0 0 24 24', width: 18, height: 18, 'aria-hidden': 'true' },
+      h('path', { svg: true, d: 'M6 16V11a6 6 0 1 1 12 0v5l2 2H4zM10 20a2 2 0 0 0 4 0', fill: 'none', stroke: 'currentColor', 'stroke-width': 2 })), badge);
+}
+
+async function loadCount() {
+  try { const r = await api('GET', '/api/notifications?limit=1&unread=true'); setUnread(r.unread_count); } catch { /* offline */ }
+}
+
+export function startNotifications() {
+  stopped = false;
+  loadCount();
+  connect();
+}
+
+export function stopNotifications() {
+  stopped = true;
+  clearTimeout(retryTimer);
+  if (ws) { ws.onclose = null; ws.close(1000); ws = null; }
+  setUnread(0);
+}
+
+function connect() {
+  if (stopped || !token()) return;
+  const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
+  const sock = new WebSocket(`${proto}//${location.host}/ws/notifications`);
+  ws = sock;
+  sock.onopen = () => sock.send(JSON.stringify({ type: 'auth', token: token() }));
+  sock.onmessage = (m) => {
+    let f; try { f = JSON.parse(m.data); } catch { return; }
+    if (f.type === 'auth_ok') { retry = 0; return; }
+    if (CONTROL.has(f.type)) return;
+    onEvent(f);
+  };
+  sock.onclose = async (e) => {
+    if (ws !== sock) return;
+    ws = null;
+    if (stopped) return;
+    if (e.code === 4009 || e.code === 4001) { try { await refresh(); } catch { return; } }
+    const delay = Math.min(30000, 500 * 2 ** retry++) * (0.5 + Math.random() / 2);
+    retryTimer = setTimeout(connect, delay);
+  };
+}
+
+function onEvent(f) {
+  const d = f.data || {};
+  const title = d.title || (f.type === 'project.shared' && d.project_name ? `"${d.project_name}" was shared with you as ${d.access_level}` : f.type);
+  const link = d.link ? new URL(d.link, location.href).pathname : null;
+  const t = toast(link ? h('a', { href: link }, 'Open') : '', 'info', { title, ms: 8000 });
+  t.classList.add('notification');
+  setUnread(unread + 1);
+  window.dispatchEvent(new CustomEvent('sdsim:notification', { detail: f }));
+}
+
+export async function inboxView(el) {
+  el.append(h('h1', {}, 'Notifications'));
+  const list = h('ul', { class: 'inbox', 'aria-live': 'polite' });
+  const markAll = h('button', { type: 'button', onclick: async () => {
+    const r = await api('POST', '/api/notifications/read', { all: true }); setUnread(r.unread_count); load();
+  } }, 'Mark all as read');
+  el.append(h('div', { class: 'toolbar' }, markAll), list);
+  async function load() {
+    clear(list);
+    try {
+      const r = await api('GET', '/api/notifications?limit=100');
+      setUnread(r.unread_count);
+      if (!r.notifications.length) list.append(h('li', { class: 'empty' }, 'Nothing here yet.'));
+      for (const n of r.notifications) {
+        const link = n.link ? new URL(n.link, location.href).pathname : null;
+        list.append(h('li', { class: n.read_at ? 'read' : 'unread' },
+          h('div', {}, link ? h('a', { href: link, onclick: () => api('POST', '/api/notifications/read', { ids: [n.id] }).catch(() => {}) }, n.title) : n.title),
+          n.body ? h('p', {}, n.body) : null,
+          h('small', {}, fmtDate(n.created_at)),
+          n.read_at ? null : h('button', { type: 'button', class: 'link', onclick: async () => {
+            const x = await api('POST', '/api/notifications/read', { ids: [n.id] }); setUnread(x.unread_count); load();
+          } }, 'Mark as read')));
+      }
+    } catch (e) { list.append(h('li', { class: 'error' }, errorText(e))); }
+  }
+  const onN = () => load();
+  window.addEventListener('sdsim:notification', onN);
+  await load();
+  return () => window.removeEventListener('sdsim:notification', onN);
+}
+
+export { user };

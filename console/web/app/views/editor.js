@@ -1,0 +1,821 @@
+// The editor: a canvas of components and connections, the palette, the side panel, live
+// validation and the analytic preview, undo/redo, autosave with the 412 conflict screen.
+import { api, ApiError } from '../api.js';
+import { h, s, clear, toast, dialog, confirmDialog, field, errorText, download } from '../ui.js';
+import { KINDS, KIND_IDS, fieldsFor, DISTS, newComponent, iconSvgPath } from '../catalogue.js';
+import { autoLayout, NODE_W, NODE_H } from '../graph.js';
+import { diffDesigns, isEmptyDiff, renderDiff } from '../diff.js';
+import { navigate, guard } from '../main.js';
+import { historyDialog, shareDialog } from './project-dialogs.js';
+
+const VALIDATE_MS = 300;
+const SAVE_MS = 800;
+const clone = (x) => JSON.parse(JSON.stringify(x));
+const newId = () => (crypto.randomUUID ? crypto.randomUUID() : `id-${Date.now()}-${Math.random().toString(36).slice(2)}`);
+
+export async function linkView(el, { token }) {
+  let r;
+  try { r = await api('GET', `/api/links/${encodeURIComponent(token)}`, undefined, { full: true }); } catch (e) {
+    el.append(h('h1', {}, 'This link does not open'), h('p', { class: 'error' }, errorText(e))); return null;
+  }
+  return openEditor(el, r.body.project, { linkToken: token, readOnly: true });
+}
+
+export async function editorView(el, { id }) {
+  let r;
+  try { r = await api('GET', `/api/projects/${encodeURIComponent(id)}`); } catch (e) {
+    el.append(h('h1', {}, 'Project not found'), h('p', { class: 'error' }, errorText(e)), h('a', { href: '/projects' }, 'Back to your projects'));
+    return null;
+  }
+  return openEditor(el, r.project, {});
+}
+
+/** The layout a project keeps beside its design: stable ids by name and positions by id. */
+function normaliseLayout(design, layout) {
+  const l = layout && typeof layout === 'object' && !Array.isArray(layout) ? clone(layout) : {};
+  l.ids = l.ids && typeof l.ids === 'object' ? l.ids : {};
+  l.positions = l.positions && typeof l.positions === 'object' ? l.positions : {};
+  const names = (design.components || []).map((c) => c.name);
+  let changed = false;
+  for (const n of names) if (!l.ids[n]) { l.ids[n] = newId(); changed = true; }
+  for (const n of Object.keys(l.ids)) if (!names.includes(n)) { delete l.ids[n]; changed = true; }
+  const known = {};
+  for (const n of names) if (l.positions[l.ids[n]]) known[n] = l.positions[l.ids[n]];
+  if (Object.keys(known).length < names.length) {
+    const pos = autoLayout(design, known);
+    for (const n of names) if (!l.positions[l.ids[n]]) { l.positions[l.ids[n]] = pos[n]; changed = true; }
+  }
+  return { layout: l, changed };
+}
+
+function normaliseDesign(d) {
+  const design = d && typeof d === 'object' && !Array.isArray(d) ? clone(d) : {};
+  if (!Array.isArray(design.components)) design.components = [];
+  if (!Array.isArray(design.connections)) design.connections = [];
+  return design;
+}
+
+function openEditor(el, project, opts) {
+  document.body.classList.add('editing');
+  const readOnly = opts.readOnly || !['owner', 'editor'].includes(project.access_level);
+  const design0 = normaliseDesign(project.design);
+  const { layout: layout0, changed: layoutNeedsSave } = normaliseLayout(design0, project.layout);
+  const st = {
+    project,
+    version: project.version,
+    doc: { design: design0, layout: layout0 },
+    base: { design: clone(project.design ?? {}), layout: clone(project.layout ?? {}), version: project.version },
+    sel: null,
+    undo: [], redo: [],
+    lastKey: null, lastAt: 0,
+    problems: [], compProblems: new Map(), connProblems: new Map(), globalProblems: [],
+    preview: null,
+    dirty: false, saving: false, conflict: false,
+    view: { x: 0, y: 0, k: 1 },
+    clipboard: null,
+  };
+
+  // ---------- the frame ----------
+  const status = h('span', { class: 'save-status', role: 'status', 'aria-live': 'polite', id: 'save-status' }, readOnly ? 'Read only' : 'Saved');
+  const nameInput = h('input', { class: 'title-input', 'aria-label': 'Project name', value: project.name, readOnly });
+  const btn = (label, onclick, attrs = {}) => h('button', { type: 'button', onclick, ...attrs }, label);
+  const undoBtn = btn('Undo', () => doUndo(), { 'aria-keyshortcuts': 'Control+Z', title: 'Undo (Ctrl+Z)', disabled: true });
+  const redoBtn = btn('Redo', () => doRedo(), { 'aria-keyshortcuts': 'Control+Shift+Z', title: 'Redo (Ctrl+Shift+Z)', disabled: true });
+  const toolbar = h('div', { class: 'editor-toolbar', role: 'toolbar', 'aria-label': 'Project' },
+    h('a', { href: '/projects', class: 'back', 'aria-label': 'Back to projects' }, '←'),
+    h('h1', { class: 'visually-hidden' }, project.name),
+    nameInput, status,
+    h('span', { class: 'spacer' }),
+    readOnly ? null : undoBtn, readOnly ? null : redoBtn,
+    readOnly ? null : btn('Save version', () => namedSave(), { title: 'Save a named version (Ctrl+S)', 'aria-keyshortcuts': 'Control+S' }),
+    opts.linkToken ? null : btn('History', () => openHistory()),
+    project.access_level === 'owner' ? btn('Share', () => shareDialog(project)) : null,
+    btn('Fork', () => fork()),
+    opts.linkToken ? null : btn('Export', () => exportProject()),
+    project.access_level === 'owner' ? btn('Move to trash', () => trash(), { class: 'danger' }) : null);
+  const banner = readOnly ? h('div', { class: 'banner', id: 'readonly-banner', role: 'note' },
+    `Read only: ${opts.linkToken ? 'opened through a link' : `shared with you as ${project.access_level || 'viewer'}`}. Fork it to make your own copy.`) : null;
+
+  const palette = h('aside', { class: 'palette', 'aria-label': 'Components' }, h('h2', {}, 'Components'),
+    h('p', { class: 'muted small' }, readOnly ? 'Read only.' : 'Drag onto the canvas, or press Enter to add.'),
+    h('ul', { class: 'plain' }, KIND_IDS.map((k) => h('li', {}, h('button', {
+      type: 'button', class: 'palette-item', draggable: readOnly ? 'false' : 'true', dataset: { kind: k }, disabled: readOnly,
+      'aria-label': `Add ${KINDS[k].label}`,
+      ondragstart: (e) => { e.dataTransfer.setData('application/x-sdsim-kind', k); e.dataTransfer.setData('text/plain', k); e.dataTransfer.effectAllowed = 'copy'; },
+      onclick: () => addComponent(k, freeSpot()),
+    }, icon(k), h('span', {}, KINDS[k].label))))));
+
+  const svg = s('svg', { class: 'canvas', role: 'application', 'aria-label': 'Design canvas', tabindex: '0' });
+  const defs = s('defs', {}, s('marker', { id: 'arrow', viewBox: '0 0 10 10', refX: '10', refY: '5', markerWidth: '8', markerHeight: '8', orient: 'auto-start-reverse' }, s('path', { d: 'M0 0L10 5L0 10z', class: 'arrowhead' })));
+  const world = s('g', { class: 'world' });
+  const edgesG = s('g', { class: 'edges' });
+  const nodesG = s('g', { class: 'nodes' });
+  const ghost = s('path', { class: 'ghost-edge', d: '' });
+  world.append(edgesG, ghost, nodesG);
+  svg.append(defs, world);
+  const problemsBar = h('div', { class: 'problems-bar', id: 'problems-bar', 'aria-live': 'polite' });
+  const previewBar = h('div', { class: 'preview-bar', id: 'preview-bar' });
+  const canvasWrap = h('section', { class: 'canvas-wrap', 'aria-label': 'Canvas' }, svg, h('div', { class: 'canvas-foot' }, problemsBar, previewBar));
+  const panel = h('aside', { class: 'panel', 'aria-label': 'Properties', id: 'panel' });
+  el.append(h('div', { class: 'editor' }, toolbar, banner, h('div', { class: 'editor-body' }, palette, canvasWrap, panel)));
+
+  function icon(kind, size = 20) {
+    return h('svg', { svg: true, viewBox: '0 0 24 24', width: size, height: size, class: 'icon', 'aria-hidden': 'true' }, h('path', { svg: true, d: iconSvgPath(kind) }));
+  }
+
+  // ---------- model helpers ----------
+  const comps = () => st.doc.design.components;
+  const conns = () => st.doc.design.connections;
+  const comp = (name) => comps().find((c) => c.name === name);
+  const posOf = (name) => st.doc.layout.positions[st.doc.layout.ids[name]] || { x: 40, y: 40 };
+
+  function uniqueName(base) {
+    const names = new Set(comps().map((c) => c.name));
+    for (let i = 1; ; i++) { const n = `${base} ${i}`; if (!names.has(n)) return n; }
+  }
+
+  /** Apply a change: `fn` edits st.doc in place. Coalesces typing into one undo step by key. */
+  function change(fn, { key = null, panel: redrawPanel = true } = {}) {
+    if (readOnly) return;
+    const now = Date.now();
+    if (!(key && key === st.lastKey && now - st.lastAt < 1500)) {
+      st.undo.push(JSON.stringify(st.doc));
+      if (st.undo.length > 200) st.undo.shift();
+      st.redo = [];
+    }
+    st.lastKey = key; st.lastAt = now;
+    fn(st.doc);
+    afterChange(redrawPanel);
+  }
+
+  function afterChange(redrawPanel = true) {
+    st.dirty = true;
+    setStatus();
+    draw();
+    if (redrawPanel) drawPanel();
+    scheduleValidate();
+    scheduleSave();
+  }
+
+  function doUndo() {
+    if (!st.undo.length || readOnly) return;
+    st.redo.push(JSON.stringify(st.doc));
+    st.doc = JSON.parse(st.undo.pop());
+    st.lastKey = null;
+    fixSelection();
+    afterChange();
+  }
+  function doRedo() {
+    if (!st.redo.length || readOnly) return;
+    st.undo.push(JSON.stringify(st.doc));
+    st.doc = JSON.parse(st.redo.pop());
+    st.lastKey = null;
+    fixSelection();
+    afterChange();
+  }
+  function fixSelection() {
+    if (st.sel?.type === 'component' && !comp(st.sel.name)) st.sel = null;
+    if (st.sel?.type === 'connection' && !conns()[st.sel.index]) st.sel = null;
+  }
+
+  function addComponent(kind, at) {
+    const name = uniqueName(kind === 'client' ? 'clients' : KINDS[kind].label.toLowerCase());
+    change((d) => {
+      d.design.components.push(newComponent(kind, name));
+      const id = newId();
+      d.layout.ids[name] = id;
+      d.layout.positions[id] = { x: Math.round(at.x), y: Math.round(at.y) };
+    });
+    select({ type: 'component', name });
+    return name;
+  }
+
+  function freeSpot() {
+    const r = svg.getBoundingClientRect();
+    const c = toWorld(r.left + r.width / 2, r.top + r.height / 2);
+    let p = { x: c.x - NODE_W / 2, y: c.y - NODE_H / 2 };
+    const taken = () => comps().some((x) => { const q = posOf(x.name); return Math.abs(q.x - p.x) < NODE_W && Math.abs(q.y - p.y) < NODE_H; });
+    for (let i = 0; i < 50 && taken(); i++) p = { x: p.x + 24, y: p.y + NODE_H + 16 };
+    return p;
+  }
+
+  function renameComponent(oldName, newName) {
+    newName = newName.trim();
+    if (!newName || newName === oldName) return null;
+    if (comp(newName)) return `another component is named ${newName}`;
+    change((d) => {
+      const c = d.design.components.find((x) => x.name === oldName);
+      c.name = newName;
+      d.layout.ids[newName] = d.layout.ids[oldName];
+      delete d.layout.ids[oldName];
+      for (const e of d.design.connections) { if (e.from === oldName) e.from = newName; if (e.to === oldName) e.to = newName; }
+      for (const x of [...(d.design.chaos || []), ...(d.design.alerts || [])]) for (const k of ['component', 'from', 'to', 'source']) if (x && x[k] === oldName) x[k] = newName;
+    }, { key: `rename:${st.doc.layout.ids[oldName]}`, panel: false });
+    st.sel = { type: 'component', name: newName };
+    draw();
+    return null;
+  }
+
+  function deleteSelection() {
+    if (!st.sel || readOnly) return;
+    if (st.sel.type === 'component') {
+      const name = st.sel.name;
+      change((d) => {
+        d.design.components = d.design.components.filter((c) => c.name !== name);
+        d.design.connections = d.design.connections.filter((e) => e.from !== name && e.to !== name);
+        delete d.layout.positions[d.layout.ids[name]];
+        delete d.layout.ids[name];
+      });
+      toast(`Deleted ${name}`, 'info', { ms: 2500 });
+    } else {
+      const i = st.sel.index;
+      change((d) => { d.design.connections.splice(i, 1); });
+    }
+    st.sel = null;
+    drawPanel(); draw();
+  }
+
+  function connect(from, to) {
+    if (from === to) return;
+    if (conns().some((e) => e.from === from && e.to === to)) { toast(`${from} is already connected to ${to}`, 'info', { ms: 2500 }); return; }
+    change((d) => { d.design.connections.push({ from, to }); });
+    select({ type: 'connection', index: conns().length - 1 });
+  }
+
+  function copySelection() {
+    if (st.sel?.type !== 'component') return;
+    st.clipboard = clone(comp(st.sel.name));
+  }
+  function paste() {
+    if (!st.clipboard || readOnly) return;
+    const c = clone(st.clipboard);
+    const base = c.name.replace(/( copy)?( \d+)?$/, '');
+    c.name = uniqueName(`${base} copy`);
+    const src = comp(st.clipboard.name) ? posOf(st.clipboard.name) : freeSpot();
+    change((d) => {
+      d.design.components.push(c);
+      const id = newId();
+      d.layout.ids[c.name] = id;
+      d.layout.positions[id] = { x: src.x + 30, y: src.y + 30 };
+    });
+    select({ type: 'component', name: c.name });
+  }
+
+  function select(sel) {
+    st.sel = sel;
+    draw();
+    drawPanel();
+  }
+
+  // ---------- drawing ----------
+  function toWorld(cx, cy) {
+    const r = svg.getBoundingClientRect();
+    return { x: (cx - r.left - st.view.x) / st.view.k, y: (cy - r.top - st.view.y) / st.view.k };
+  }
+  function applyView() { world.setAttribute('transform', `translate(${st.view.x},${st.view.y}) scale(${st.view.k})`); }
+
+  function utilClass(u) {
+    if (u === undefined || u === null || !Number.isFinite(u)) return '';
+    if (u >= 1) return 'util-over';
+    if (u >= 0.8) return 'util-high';
+    if (u >= 0.5) return 'util-mid';
+    return 'util-low';
+  }
+
+  function edgePath(a, b) {
+    const x1 = a.x + NODE_W; const y1 = a.y + NODE_H / 2; const x2 = b.x; const y2 = b.y + NODE_H / 2;
+    if (x2 > x1 + 20) { const dx = (x2 - x1) / 2; return `M${x1} ${y1}C${x1 + dx} ${y1} ${x2 - dx} ${y2} ${x2} ${y2}`; }
+    const dx = 60 + Math.abs(x1 - x2) / 4;
+    return `M${x1} ${y1}C${x1 + dx} ${y1} ${x2 - dx} ${y2} ${x2} ${y2}`;
+  }
+
+  function draw() {
+    clear(edgesG); clear(nodesG);
+    const util = new Map((st.preview?.components || []).map((c) => [c.name, c]));
+    conns().forEach((e, i) => {
+      if (!comp(e.from) || !comp(e.to)) return;
+      const d = edgePath(posOf(e.from), posOf(e.to));
+      const probs = st.connProblems.get(i);
+      const selected = st.sel?.type === 'connection' && st.sel.index === i;
+      const g = s('g', { class: `edge${selected ? ' selected' : ''}${probs ? ' has-problem' : ''}`, 'data-from': e.from, 'data-to': e.to, 'data-index': i, tabindex: '0', role: 'button', 'aria-label': `Connection ${e.from} to ${e.to}${probs ? `, ${probs.length} problem(s)` : ''}` });
+      g.append(s('path', { d, class: 'edge-hit' }), s('path', { d, class: 'edge-line', 'marker-end': 'url(#arrow)' }));
+      const label = [e.probability !== undefined ? `p=${e.probability}` : null, e.latency_ms !== undefined ? `${e.latency_ms} ms` : null].filter(Boolean).join(' · ');
+      if (label) { const a = posOf(e.from); const b = posOf(e.to); g.append(s('text', { x: (a.x + NODE_W + b.x) / 2, y: (a.y + b.y + NODE_H) / 2 - 6, class: 'edge-label' }, label)); }
+      if (probs) g.append(s('title', {}, probs.map((p) => p.message).join('\n')));
+      g.addEventListener('pointerdown', (ev) => { ev.stopPropagation(); select({ type: 'connection', index: i }); });
+      g.addEventListener('keydown', (ev) => { if (ev.key === 'Enter' || ev.key === ' ') { ev.preventDefault(); select({ type: 'connection', index: i }); } });
+      edgesG.append(g);
+    });
+    for (const c of comps()) {
+      const p = posOf(c.name);
+      const pv = util.get(c.name);
+      const probs = st.compProblems.get(c.name);
+      const selected = st.sel?.type === 'component' && st.sel.name === c.name;
+      const u = pv ? pv.utilisation : undefined;
+      const g = s('g', {
+        class: `node kind-${c.kind} ${utilClass(u)}${selected ? ' selected' : ''}${probs ? ' has-problem' : ''}`,
+        transform: `translate(${p.x},${p.y})`, 'data-name': c.name, 'data-kind': c.kind, tabindex: '0', role: 'button',
+        'aria-label': `${c.name}, ${KINDS[c.kind]?.label || c.kind}${u !== undefined ? `, predicted utilisation ${Math.round(u * 100)}%` : ''}${probs ? `, ${probs.length} problem(s)` : ''}`,
+        'aria-pressed': selected ? 'true' : 'false',
+      });
+      g.append(s('rect', { class: 'node-box', width: NODE_W, height: NODE_H, rx: 8 }));
+      g.append(s('path', { d: iconSvgPath(c.kind), transform: 'translate(10,10)', class: 'icon' }));
+      const nm = c.name.length > 16 ? `${c.name.slice(0, 15)}…` : c.name;
+      g.append(s('text', { x: 40, y: 24, class: 'node-name' }, nm));
+      g.append(s('text', { x: 40, y: 42, class: 'node-kind' }, u !== undefined ? `${Math.round(u * 100)}% busy` : (KINDS[c.kind]?.label || c.kind)));
+      if (u !== undefined) g.append(s('rect', { class: 'util-bar', x: 0, y: NODE_H - 4, width: Math.min(1, u) * NODE_W, height: 4, rx: 2 }));
+      if (probs) {
+        const badge = s('g', { class: 'problem-badge', transform: `translate(${NODE_W - 4},4)` }, s('circle', { r: 10 }), s('text', { y: 4, 'text-anchor': 'middle' }, String(probs.length)), s('title', {}, probs.map((x) => x.message).join('\n')));
+        g.append(badge);
+      }
+      if (!readOnly) {
+        const port = s('circle', { class: 'port', cx: NODE_W, cy: NODE_H / 2, r: 7, 'aria-hidden': 'true' }, s('title', {}, 'Drag to another component to connect'));
+        port.addEventListener('pointerdown', (ev) => startConnect(ev, c.name));
+        g.append(port);
+      }
+      g.addEventListener('pointerdown', (ev) => startDrag(ev, c.name));
+      g.addEventListener('keydown', (ev) => nodeKey(ev, c.name));
+      g.addEventListener('focus', () => { if (!(st.sel?.type === 'component' && st.sel.name === c.name)) { st.sel = { type: 'component', name: c.name }; drawPanel(); g.classList.add('selected'); for (const o of nodesG.querySelectorAll('.node.selected')) if (o !== g) o.classList.remove('selected'); } });
+      nodesG.append(g);
+    }
+    undoBtn.disabled = !st.undo.length; redoBtn.disabled = !st.redo.length;
+    drawProblemsBar();
+  }
+
+  function nodeKey(ev, name) {
+    if (ev.key === 'Enter') { ev.preventDefault(); select({ type: 'component', name }); panel.querySelector('input')?.focus(); return; }
+    const step = ev.shiftKey ? 50 : 10;
+    const moves = { ArrowLeft: [-step, 0], ArrowRight: [step, 0], ArrowUp: [0, -step], ArrowDown: [0, step] };
+    if (moves[ev.key] && !readOnly) {
+      ev.preventDefault();
+      const [dx, dy] = moves[ev.key];
+      change((d) => { const id = d.layout.ids[name]; const p = d.layout.positions[id]; d.layout.positions[id] = { x: p.x + dx, y: p.y + dy }; }, { key: `move:${name}`, panel: false });
+      svg.querySelector(`.node[data-name="${CSS.escape(name)}"]`)?.focus();
+    }
+  }
+
+  // ---------- pointer interactions ----------
+  let drag = null;
+  function startDrag(ev, name) {
+    if (ev.button !== 0) return;
+    ev.stopPropagation();
+    if (!(st.sel?.type === 'component' && st.sel.name === name)) select({ type: 'component', name });
+    if (readOnly) return;
+    const w = toWorld(ev.clientX, ev.clientY);
+    const p = posOf(name);
+    drag = { kind: 'node', name, dx: w.x - p.x, dy: w.y - p.y, moved: false, before: JSON.stringify(st.doc) };
+    svg.setPointerCapture(ev.pointerId);
+  }
+  function startConnect(ev, name) {
+    if (ev.button !== 0) return;
+    ev.stopPropagation();
+    drag = { kind: 'edge', from: name };
+    svg.setPointerCapture(ev.pointerId);
+  }
+  svg.addEventListener('pointerdown', (ev) => {
+    if (ev.button !== 0) return;
+    drag = { kind: 'pan', sx: ev.clientX, sy: ev.clientY, vx: st.view.x, vy: st.view.y, moved: false };
+    svg.setPointerCapture(ev.pointerId);
+  });
+  svg.addEventListener('pointermove', (ev) => {
+    if (!drag) return;
+    if (drag.kind === 'node') {
+      const w = toWorld(ev.clientX, ev.clientY);
+      const id = st.doc.layout.ids[drag.name];
+      const np = { x: Math.round(w.x - drag.dx), y: Math.round(w.y - drag.dy) };
+      const op = st.doc.layout.positions[id];
+      if (!drag.moved && Math.abs(np.x - op.x) + Math.abs(np.y - op.y) < 3) return;
+      drag.moved = true;
+      st.doc.layout.positions[id] = np;
+      draw();
+    } else if (drag.kind === 'edge') {
+      const w = toWorld(ev.clientX, ev.clientY);
+      const a = posOf(drag.from);
+      ghost.setAttribute('d', `M${a.x + NODE_W} ${a.y + NODE_H / 2}L${w.x} ${w.y}`);
+    } else if (drag.kind === 'pan') {
+      st.view.x = drag.vx + ev.clientX - drag.sx; st.view.y = drag.vy + ev.clientY - drag.sy;
+      drag.moved = true;
+      applyView();
+    }
+  });
+  svg.addEventListener('pointerup', (ev) => {
+    const d = drag; drag = null;
+    if (!d) return;
+    if (d.kind === 'node' && d.moved) {
+      st.undo.push(d.before); st.redo = []; st.lastKey = null;
+      afterChange(false);
+    } else if (d.kind === 'edge') {
+      ghost.setAttribute('d', '');
+      const target = document.elementFromPoint(ev.clientX, ev.clientY)?.closest?.('.node');
+      if (target && target.dataset.name !== d.from) connect(d.from, target.dataset.name);
+    } else if (d.kind === 'pan' && !d.moved) {
+      if (st.sel) select(null);
+    }
+  });
+  svg.addEventListener('wheel', (ev) => {
+    ev.preventDefault();
+    const r = svg.getBoundingClientRect();
+    const k = Math.min(2.5, Math.max(0.2, st.view.k * (ev.deltaY < 0 ? 1.1 : 1 / 1.1)));
+    const mx = ev.clientX - r.left; const my = ev.clientY - r.top;
+    st.view.x = mx - ((mx - st.view.x) * k) / st.view.k; st.view.y = my - ((my - st.view.y) * k) / st.view.k; st.view.k = k;
+    applyView();
+  }, { passive: false });
+  svg.addEventListener('dragover', (ev) => { if (!readOnly) { ev.preventDefault(); ev.dataTransfer.dropEffect = 'copy'; } });
+  svg.addEventListener('drop', (ev) => {
+    ev.preventDefault();
+    const kind = ev.dataTransfer.getData('application/x-sdsim-kind') || ev.dataTransfer.getData('text/plain');
+    if (!KINDS[kind] || readOnly) return;
+    const w = toWorld(ev.clientX, ev.clientY);
+    addComponent(kind, { x: w.x - NODE_W / 2, y: w.y - NODE_H / 2 });
+  });
+
+  function fitView() {
+    const ps = comps().map((c) => posOf(c.name));
+    const r = svg.getBoundingClientRect();
+    if (!ps.length || !r.width) return;
+    const minX = Math.min(...ps.map((p) => p.x)) - 30; const minY = Math.min(...ps.map((p) => p.y)) - 30;
+    const maxX = Math.max(...ps.map((p) => p.x + NODE_W)) + 30; const maxY = Math.max(...ps.map((p) => p.y + NODE_H)) + 30;
+    const k = Math.min(1.2, Math.max(0.3, Math.min(r.width / (maxX - minX), r.height / (maxY - minY))));
+    st.view = { k, x: (r.width - (maxX - minX) * k) / 2 - minX * k, y: (r.height - (maxY - minY) * k) / 2 - minY * k };
+    applyView();
+  }
+
+  // ---------- the side panel ----------
+  function numOrRaw(v) {
+    const t = v.trim();
+    if (t === '') return undefined;
+    const n = Number(t);
+    return Number.isFinite(n) && /^-?[\d.eE+-]+$/.test(t) ? n : t;
+  }
+
+  function setKey(obj, key, value) { if (value === undefined) delete obj[key]; else obj[key] = value; }
+
+  function compInput(name, label, get, set, attrs = {}, hint) {
+    const inp = h('input', { value: get() ?? '', disabled: readOnly, 'data-field': attrs.dataField, placeholder: attrs.placeholder, inputmode: attrs.inputmode, name: attrs.dataField });
+    inp.addEventListener('input', () => change((d) => set(d, inp.value), { key: `${name}:${label}`, panel: false }));
+    return field(label, inp, hint);
+  }
+
+  function problemsList(list) {
+    if (!list || !list.length) return null;
+    return h('ul', { class: 'problems', role: 'alert' }, list.map((p) => h('li', {}, h('code', {}, p.path), ' ', p.message)));
+  }
+
+  function drawPanel() {
+    const focused = document.activeElement && panel.contains(document.activeElement) ? document.activeElement.dataset.field : null;
+    clear(panel);
+    if (st.sel?.type === 'component') componentPanel(comp(st.sel.name));
+    else if (st.sel?.type === 'connection') connectionPanel(st.sel.index);
+    else designPanel();
+    if (focused) panel.querySelector(`[data-field="${focused}"]`)?.focus();
+  }
+
+  function componentPanel(c) {
+    if (!c) { designPanel(); return; }
+    const id = st.doc.layout.ids[c.name];
+    const byId = () => st.doc.design.components.find((x) => st.doc.layout.ids[x.name] === id);
+    const k = KINDS[c.kind] || KINDS.service;
+    panel.append(h('h2', {}, icon(c.kind, 18), ' ', k.label));
+    const nameErr = h('small', { class: 'error', role: 'alert' });
+    const nameInp = h('input', { value: c.name, disabled: readOnly, 'data-field': 'name', name: 'name' });
+    nameInp.addEventListener('input', () => { nameErr.textContent = renameComponent(byId().name, nameInp.value) || (nameInp.value.trim() ? '' : 'a component needs a name'); });
+    panel.append(h('div', { class: 'field' }, h('label', { for: 'comp-name' }, 'Name'), Object.assign(nameInp, { id: 'comp-name' }), nameErr));
+    const kindSel = h('select', { disabled: readOnly, 'data-field': 'kind', name: 'kind' }, KIND_IDS.map((x) => h('option', { value: x, selected: x === c.kind }, KINDS[x].label)));
+    kindSel.addEventListener('change', () => change((d) => {
+      const x = d.design.components.find((y) => d.layout.ids[y.name] === id);
+      x.kind = kindSel.value;
+      if (x.kind === 'client' && !x.traffic) x.traffic = { type: 'open', rate: 100 };
+      if (x.kind !== 'client') delete x.traffic;
+    }));
+    panel.append(field('Kind', kindSel));
+    panel.append(problemsList(st.compProblems.get(c.name)));
+    const pv = (st.preview?.components || []).find((x) => x.name === c.name);
+    if (pv) {
+      panel.append(h('dl', { class: 'figures' },
+        h('dt', {}, 'Predicted utilisation'), h('dd', { class: utilClass(pv.utilisation) }, `${(pv.utilisation * 100).toFixed(1)}%`),
+        h('dt', {}, 'Arrival rate'), h('dd', {}, `${pv.arrival_rate.toFixed(1)} /s`),
+        h('dt', {}, 'Capacity'), h('dd', {}, `${pv.capacity_per_s.toFixed(0)} /s`),
+        pv.response_ms !== undefined && pv.response_ms !== null ? [h('dt', {}, 'Mean response'), h('dd', {}, `${Number(pv.response_ms).toFixed(2)} ms`)] : null));
+    }
+    if (c.kind === 'client') { trafficFields(c, id); } else {
+      panel.append(h('p', { class: 'muted small' }, `Profile: ${k.capacity?.toLocaleString()} req/s at ${k.latency_ms} ms per replica. Empty fields use the profile's defaults.`));
+      for (const f of fieldsFor(c.kind)) {
+        const get = () => byId()?.[f.key];
+        if (f.type === 'enum') {
+          const sel = h('select', { disabled: readOnly, 'data-field': f.key, name: f.key }, h('option', { value: '' }, `default (${f.def})`), f.options.map((o) => h('option', { value: o, selected: get() === o }, o)));
+          sel.addEventListener('change', () => change((d) => setKey(d.design.components.find((y) => d.layout.ids[y.name] === id), f.key, sel.value || undefined)));
+          panel.append(field(f.label, sel));
+        } else {
+          panel.append(compInput(id, f.label, get, (d, v) => setKey(d.design.components.find((y) => d.layout.ids[y.name] === id), f.key, numOrRaw(v)), { dataField: f.key, placeholder: `default: ${f.def}`, inputmode: 'decimal' }));
+        }
+      }
+      serviceTimeFields(c, id);
+    }
+    if (!readOnly) {
+      const others = comps().filter((x) => x.name !== c.name);
+      const target = h('select', { 'data-field': 'connect-to', name: 'connect-to' }, others.map((x) => h('option', { value: x.name }, x.name)));
+      panel.append(h('div', { class: 'field inline' }, h('label', { for: 'connect-to' }, 'Connect to'), Object.assign(target, { id: 'connect-to' }),
+        h('button', { type: 'button', onclick: () => target.value && connect(byId().name, target.value), disabled: !others.length }, 'Connect')));
+      panel.append(h('div', { class: 'actions' },
+        h('button', { type: 'button', onclick: () => { copySelection(); paste(); } }, 'Duplicate'),
+        h('button', { type: 'button', class: 'danger', onclick: deleteSelection }, 'Delete component')));
+    }
+  }
+
+  function serviceTimeFields(c, id) {
+    const k = KINDS[c.kind] || KINDS.service;
+    const cur = () => st.doc.design.components.find((y) => st.doc.layout.ids[y.name] === id);
+    const st0 = c.service_time;
+    const box = h('fieldset', { class: 'group' }, h('legend', {}, 'Service time'));
+    const sel = h('select', { disabled: readOnly, 'data-field': 'dist', name: 'dist' }, h('option', { value: '' }, `default (exponential, ${k.latency_ms} ms)`), DISTS.map((d) => h('option', { value: d, selected: st0?.dist === d }, d)));
+    sel.addEventListener('change', () => change((d) => {
+      const x = d.design.components.find((y) => d.layout.ids[y.name] === id);
+      if (!sel.value) delete x.service_time;
+      else if (sel.value === 'uniform') x.service_time = { dist: 'uniform', min_ms: k.latency_ms / 2, max_ms: k.latency_ms * 1.5 };
+      else x.service_time = { dist: sel.value, mean_ms: x.service_time?.mean_ms ?? k.latency_ms, ...(sel.value === 'lognormal' ? { cv: 1 } : {}), ...(sel.value === 'erlang' ? { k: 2 } : {}) };
+    }));
+    box.append(field('Distribution', sel));
+    const params = { exponential: ['mean_ms'], deterministic: ['mean_ms'], lognormal: ['mean_ms', 'cv'], erlang: ['mean_ms', 'k'], uniform: ['min_ms', 'max_ms'] }[st0?.dist] || [];
+    for (const p of params) box.append(compInput(id, p, () => cur()?.service_time?.[p], (d, v) => setKey(d.design.components.find((y) => d.layout.ids[y.name] === id).service_time, p, numOrRaw(v)), { dataField: `st-${p}` }));
+    panel.append(box);
+  }
+
+  function trafficFields(c, id) {
+    const cur = () => st.doc.design.components.find((y) => st.doc.layout.ids[y.name] === id);
+    const t = c.traffic || {};
+    const box = h('fieldset', { class: 'group' }, h('legend', {}, 'Traffic'));
+    const type = h('select', { disabled: readOnly, 'data-field': 'traffic-type', name: 'traffic-type' }, ['open', 'closed'].map((x) => h('option', { value: x, selected: t.type === x }, x === 'open' ? 'open (arrival rate)' : 'closed (users)')));
+    type.addEventListener('change', () => change((d) => { d.design.components.find((y) => d.layout.ids[y.name] === id).traffic = type.value === 'open' ? { type: 'open', rate: 100 } : { type: 'closed', users: 10, think_time_ms: 100 }; }));
+    box.append(field('Workload', type));
+    const tf = (key, label) => compInput(id, label, () => cur()?.traffic?.[key], (d, v) => setKey(d.design.components.find((y) => d.layout.ids[y.name] === id).traffic, key, numOrRaw(v)), { dataField: `traffic-${key}`, inputmode: 'decimal' });
+    if (t.type === 'closed') { box.append(tf('users', 'Users'), tf('think_time_ms', 'Think time (ms)')); } else {
+      box.append(tf('rate', 'Rate (requests/s)'));
+      const shapes = { constant: [], ramp: ['to_rate', 'start_s', 'end_s'], spike: ['peak_rate', 'at_s', 'duration_s'], wave: ['amplitude', 'period_s'], diurnal: ['amplitude', 'period_s', 'peak_at_s'] };
+      const shape = t.pattern?.shape || 'constant';
+      const ss = h('select', { disabled: readOnly, 'data-field': 'pattern', name: 'pattern' }, Object.keys(shapes).map((x) => h('option', { value: x, selected: x === shape }, x)));
+      ss.addEventListener('change', () => change((d) => {
+        const tr = d.design.components.find((y) => d.layout.ids[y.name] === id).traffic;
+        if (ss.value === 'constant') delete tr.pattern; else tr.pattern = { shape: ss.value };
+      }));
+      box.append(field('Pattern', ss));
+      for (const p of shapes[shape]) box.append(compInput(id, p, () => cur()?.traffic?.pattern?.[p], (d, v) => setKey(d.design.components.find((y) => d.layout.ids[y.name] === id).traffic.pattern, p, numOrRaw(v)), { dataField: `pattern-${p}` }));
+    }
+    panel.append(box);
+  }
+
+  function connectionPanel(i) {
+    const e = conns()[i];
+    if (!e) { designPanel(); return; }
+    panel.append(h('h2', {}, 'Connection'), h('p', {}, `${e.from} → ${e.to}`));
+    panel.append(problemsList(st.connProblems.get(i)));
+    const inp = (key, label, hint) => {
+      const x = h('input', { value: e[key] ?? '', disabled: readOnly, 'data-field': key, name: key, inputmode: 'decimal' });
+      x.addEventListener('input', () => change((d) => setKey(d.design.connections[i], key, numOrRaw(x.value)), { key: `conn${i}:${key}`, panel: false }));
+      return field(label, x, hint);
+    };
+    panel.append(inp('probability', 'Probability', 'With probabilistic routing: all or none of a component\'s connections have one; they sum to 1.'), inp('latency_ms', 'Network latency (ms)'));
+    if (!readOnly) panel.append(h('div', { class: 'actions' }, h('button', { type: 'button', class: 'danger', onclick: deleteSelection }, 'Delete connection')));
+  }
+
+  function designPanel() {
+    const d0 = st.doc.design;
+    panel.append(h('h2', {}, 'Design'));
+    const top = (key, label, hint) => {
+      const x = h('input', { value: d0[key] ?? '', disabled: readOnly, 'data-field': `design-${key}`, name: key });
+      x.addEventListener('input', () => change((d) => setKey(d.design, key, ['name', 'description'].includes(key) ? (x.value === '' ? undefined : x.value) : numOrRaw(x.value)), { key: `design:${key}`, panel: false }));
+      return field(label, x, hint);
+    };
+    panel.append(top('name', 'Design name'), top('description', 'Description'), top('duration_s', 'Duration (simulated s)'), top('seed', 'Seed'), top('window_s', 'Window (s)'), top('max_events', 'Event budget'));
+    const extra = h('textarea', { rows: 6, disabled: readOnly, 'data-field': 'design-extra', spellcheck: 'false' }, JSON.stringify({ chaos: d0.chaos || [], alerts: d0.alerts || [] }, null, 1));
+    const extraErr = h('small', { class: 'error', role: 'alert' });
+    extra.addEventListener('input', () => {
+      let v; try { v = JSON.parse(extra.value); extraErr.textContent = ''; } catch (e) { extraErr.textContent = `not JSON yet: ${e.message}`; return; }
+      change((d) => { setKey(d.design, 'chaos', v.chaos?.length ? v.chaos : undefined); setKey(d.design, 'alerts', v.alerts?.length ? v.alerts : undefined); }, { key: 'design:extra', panel: false });
+    });
+    panel.append(h('div', { class: 'field' }, h('label', { for: 'design-extra' }, 'Chaos and alerts (JSON)'), Object.assign(extra, { id: 'design-extra' }), extraErr));
+    panel.append(problemsList(st.globalProblems));
+    if (st.preview) {
+      const p = st.preview;
+      panel.append(h('h3', {}, 'Analytic preview'), h('dl', { class: 'figures' },
+        h('dt', {}, 'Entry rate'), h('dd', {}, `${(p.entry_rate ?? 0).toFixed(1)} /s`),
+        h('dt', {}, 'End-to-end response'), h('dd', {}, p.end_to_end_response_ms === null || p.end_to_end_response_ms === undefined ? 'unbounded (saturated)' : `${p.end_to_end_response_ms.toFixed(2)} ms`)),
+      p.bottleneck ? h('p', { class: 'small' }, p.bottleneck) : null);
+    }
+    panel.append(h('details', { class: 'shortcuts' }, h('summary', {}, 'Keyboard shortcuts'), h('ul', { class: 'plain small' },
+      h('li', {}, 'Tab: move between components; Enter: edit the focused one'),
+      h('li', {}, 'Arrow keys: move the component (Shift: farther)'),
+      h('li', {}, 'Delete: remove the selection; Ctrl+C / Ctrl+V / Ctrl+D: copy, paste, duplicate'),
+      h('li', {}, 'Ctrl+Z / Ctrl+Shift+Z: undo, redo; Ctrl+S: save a named version'),
+      h('li', {}, 'Escape: select nothing; F: fit the design in view'))));
+  }
+
+  function drawProblemsBar() {
+    const n = st.problems.length;
+    problemsBar.className = `problems-bar ${n ? 'bad' : 'good'}`;
+    problemsBar.textContent = st.validated ? (n ? `${n} problem${n > 1 ? 's' : ''}` : 'Valid design') : 'Checking…';
+    const p = st.preview;
+    previewBar.textContent = p ? (p.saturated?.length ? `Saturated: ${p.saturated.join(', ')}` : p.end_to_end_response_ms != null ? `Predicted response ${p.end_to_end_response_ms.toFixed(1)} ms` : '') : '';
+  }
+
+  // ---------- validation and preview ----------
+  let vTimer = null; let vSeq = 0;
+  function scheduleValidate() { clearTimeout(vTimer); vTimer = setTimeout(validate, VALIDATE_MS); }
+  async function validate() {
+    const seq = ++vSeq;
+    const sent = clone(st.doc.design);
+    let r;
+    try { r = await api('POST', '/api/simulations/validate', { design: sent }); } catch (e) {
+      if (e instanceof ApiError && e.status === 400) r = { problems: [{ path: e.field || '$', message: e.message }], preview: null };
+      else return;
+    }
+    if (seq !== vSeq) return;
+    st.validated = true;
+    st.problems = r.problems || [];
+    st.preview = r.preview || null;
+    st.compProblems = new Map(); st.connProblems = new Map(); st.globalProblems = [];
+    for (const p of st.problems) {
+      let m = /^\$\.components\[(\d+)\]/.exec(p.path);
+      if (m && sent.components[+m[1]]) {
+        const n = sent.components[+m[1]].name;
+        if (!st.compProblems.has(n)) st.compProblems.set(n, []);
+        st.compProblems.get(n).push(p); continue;
+      }
+      m = /^\$\.connections\[(\d+)\]/.exec(p.path);
+      if (m) { const i = +m[1]; if (!st.connProblems.has(i)) st.connProblems.set(i, []); st.connProblems.get(i).push(p); continue; }
+      st.globalProblems.push(p);
+    }
+    draw();
+    // Refresh the problem list and figures of the panel without taking the focus away.
+    const hasFocus = document.activeElement && panel.contains(document.activeElement);
+    if (!hasFocus) drawPanel(); else refreshPanelProblems();
+  }
+  function refreshPanelProblems() {
+    const old = panel.querySelector('.problems');
+    let list = null;
+    if (st.sel?.type === 'component') list = st.compProblems.get(st.sel.name);
+    else if (st.sel?.type === 'connection') list = st.connProblems.get(st.sel.index);
+    else list = st.globalProblems;
+    const neu = problemsList(list);
+    if (old && neu) old.replaceWith(neu); else if (old) old.remove(); else if (neu) panel.querySelector('h2')?.after(neu);
+  }
+
+  // ---------- saving ----------
+  function setStatus(text) {
+    if (readOnly) return;
+    status.textContent = text || (st.conflict ? 'Conflict: not saved' : st.saving ? 'Saving…' : st.dirty ? 'Unsaved changes' : 'Saved');
+    status.dataset.state = st.conflict ? 'conflict' : st.saving ? 'saving' : st.dirty ? 'dirty' : 'saved';
+  }
+  let sTimer = null;
+  function scheduleSave() { clearTimeout(sTimer); sTimer = setTimeout(() => save(), SAVE_MS); }
+  async function save({ named = false, message = '' } = {}) {
+    if (readOnly || st.conflict) return false;
+    if (st.saving) { st.again = true; return false; }
+    clearTimeout(sTimer);
+    st.saving = true; setStatus();
+    const sent = JSON.stringify(st.doc);
+    const doc = JSON.parse(sent);
+    const body = { design: doc.design, layout: doc.layout };
+    if (named) { body.named = true; body.message = message; }
+    try {
+      const r = await api('PATCH', `/api/projects/${project.id}`, body, { headers: { 'If-Match': `"${st.version}"` } });
+      st.version = r.project.version;
+      st.base = { design: doc.design, layout: doc.layout, version: st.version };
+      if (JSON.stringify(st.doc) === sent) st.dirty = false;
+      return true;
+    } catch (e) {
+      if (e instanceof ApiError && e.status === 412) { st.conflict = true; setStatus(); showConflict(); } else { toast(`Not saved: ${errorText(e)}`, 'error'); setStatus('Not saved (will retry)'); scheduleSave(); }
+      return false;
+    } finally {
+      st.saving = false; setStatus();
+      if (st.again) { st.again = false; if (st.dirty) scheduleSave(); }
+    }
+  }
+  async function namedSave() {
+    if (readOnly) return;
+    const message = await dialog('Save a version', (close) => {
+      const inp = h('input', { name: 'message', value: '', autofocus: true, placeholder: 'What changed' });
+      const f = h('form', {}, field('Description', inp), h('div', { class: 'actions' }, h('button', { type: 'button', onclick: () => close(undefined) }, 'Cancel'), h('button', { type: 'submit', class: 'primary' }, 'Save')));
+      f.addEventListener('submit', (e) => { e.preventDefault(); close(inp.value.trim() || 'saved version'); });
+      return f;
+    });
+    if (message === undefined) return;
+    while (st.saving) await new Promise((r) => setTimeout(r, 50));
+    if (await save({ named: true, message })) toast(`Saved version ${st.version}`, 'ok');
+  }
+  async function saveName() {
+    const name = nameInput.value.trim();
+    if (!name || name === project.name || readOnly) return;
+    try {
+      const r = await api('PATCH', `/api/projects/${project.id}`, { name });
+      project.name = r.project.name; st.version = r.project.version;
+      if (!st.dirty) st.base.version = st.version;
+      toast('Renamed the project', 'ok', { ms: 2000 });
+    } catch (e) { toast(errorText(e), 'error'); nameInput.value = project.name; }
+  }
+  nameInput.addEventListener('change', saveName);
+
+  // ---------- the conflict screen ----------
+  async function showConflict() {
+    let theirs;
+    try { theirs = (await api('GET', `/api/projects/${project.id}`)).project; } catch (e) { toast(errorText(e), 'error'); return; }
+    const mine = clone(st.doc);
+    let theirDiff;
+    try { theirDiff = (await api('GET', `/api/projects/${project.id}/diff?from=${st.base.version}&to=${theirs.version}`)).diff; } catch {
+      theirDiff = diffDesigns(st.base.design, st.base.layout, theirs.design, theirs.layout);
+    }
+    const myDiff = diffDesigns(st.base.design, st.base.layout, mine.design, mine.layout);
+    const choice = await dialog('Someone else saved this project', (close) => h('div', { class: 'conflict', id: 'conflict' },
+      h('p', {}, `While you were editing, version ${theirs.version} was saved (you started from version ${st.base.version}). Nothing of yours is lost: choose what to keep.`),
+      h('div', { class: 'grid2' },
+        h('section', {}, h('h3', {}, 'Their changes'), renderDiff(theirDiff, 'Only the name, tags or layout changed.')),
+        h('section', {}, h('h3', {}, 'Your unsaved changes'), renderDiff(myDiff, 'Only positions changed.'))),
+      h('div', { class: 'actions' },
+        h('button', { type: 'button', class: 'primary', onclick: () => close('mine') }, 'Keep mine (save over theirs)'),
+        h('button', { type: 'button', onclick: () => close('theirs') }, 'Take theirs, save mine as a copy'),
+        h('button', { type: 'button', onclick: () => close('download') }, 'Download mine'))), { class: 'wide' });
+    if (choice === 'download' || choice === undefined) {
+      if (choice === 'download') download(`${project.name}-mine.json`, JSON.stringify({ design: mine.design, layout: mine.layout }, null, 2));
+      showConflict(); return;
+    }
+    if (choice === 'mine') {
+      st.version = theirs.version; st.conflict = false; st.dirty = true;
+      if (await save()) toast('Your version is saved; theirs stays in the history', 'ok');
+    } else {
+      try {
+        const copy = await api('POST', '/api/projects', { name: `${project.name} (my copy)`, design: mine.design, layout: mine.layout });
+        toast(h('span', {}, 'Your changes are in ', h('a', { href: `/projects/${copy.project.id}` }, copy.project.name)), 'ok', { ms: 10000 });
+      } catch (e) { download(`${project.name}-mine.json`, JSON.stringify(mine, null, 2)); toast(`Copy failed (${errorText(e)}); downloaded instead`, 'error'); }
+      loadServer(theirs);
+    }
+  }
+
+  function loadServer(p) {
+    const design = normaliseDesign(p.design);
+    st.doc = { design, layout: normaliseLayout(design, p.layout).layout };
+    st.version = p.version;
+    st.base = { design: clone(p.design ?? {}), layout: clone(p.layout ?? {}), version: p.version };
+    st.conflict = false; st.dirty = false; st.undo = []; st.redo = []; st.sel = null;
+    setStatus(); draw(); drawPanel(); scheduleValidate();
+  }
+
+  // ---------- project actions ----------
+  async function openHistory() {
+    while (st.saving) await new Promise((r) => setTimeout(r, 50));
+    if (st.dirty && !readOnly) await save();
+    const r = await historyDialog(project, st.version, { readOnly });
+    if (r && r.project) { loadServer(r.project); toast(`Rolled back: now version ${r.project.version}`, 'ok'); }
+  }
+  async function fork() {
+    try {
+      const path = opts.linkToken ? `/api/links/${encodeURIComponent(opts.linkToken)}/fork` : `/api/projects/${project.id}/fork`;
+      const r = await api('POST', path, opts.linkToken ? undefined : { name: `${project.name} (fork)` });
+      toast(`Forked into ${r.project.name}`, 'ok');
+      navigate(`/projects/${r.project.id}`);
+    } catch (e) { toast(errorText(e), 'error'); }
+  }
+  async function exportProject() {
+    try {
+      const r = await api('GET', `/api/projects/${project.id}/export?versions=true`);
+      download(`${project.name.replace(/[^\w.-]+/g, '_')}.sdsim.json`, JSON.stringify(r, null, 2));
+    } catch (e) { toast(errorText(e), 'error'); }
+  }
+  async function trash() {
+    if (!(await confirmDialog('Move to trash', `Move "${project.name}" to the trash? You can restore it from the Trash tab.`, 'Move to trash'))) return;
+    try { await api('DELETE', `/api/projects/${project.id}`); st.dirty = false; navigate('/projects?tab=trash'); } catch (e) { toast(errorText(e), 'error'); }
+  }
+
+  // ---------- keyboard ----------
+  function onKey(e) {
+    if (document.querySelector('dialog[open]')) return;
+    const inField = e.target.closest && e.target.closest('input, textarea, select');
+    const mod = e.ctrlKey || e.metaKey;
+    if (mod && e.key.toLowerCase() === 's') { e.preventDefault(); namedSave(); return; }
+    if (inField) return;
+    if (mod && e.key.toLowerCase() === 'z') { e.preventDefault(); if (e.shiftKey) doRedo(); else doUndo(); return; }
+    if (mod && e.key.toLowerCase() === 'y') { e.preventDefault(); doRedo(); return; }
+    if (mod && e.key.toLowerCase() === 'c') { copySelection(); return; }
+    if (mod && e.key.toLowerCase() === 'v') { e.preventDefault(); paste(); return; }
+    if (mod && e.key.toLowerCase() === 'd') { e.preventDefault(); copySelection(); paste(); return; }
+    if (e.key === 'Delete' || e.key === 'Backspace') { if (st.sel) { e.preventDefault(); deleteSelection(); } return; }
+    if (e.key === 'Escape') { select(null); return; }
+    if (e.key === 'f' && !mod) fitView();
+  }
+  document.addEventListener('keydown', onKey);
+  const beforeUnload = (e) => { if (st.dirty && !readOnly) { save(); e.preventDefault(); e.returnValue = ''; } };
+  window.addEventListener('beforeunload', beforeUnload);
+  guard.leave = () => { if (st.dirty && !readOnly) save(); return true; };
+
+  // ---------- start ----------
+  draw(); drawPanel();
+  requestAnimationFrame(fitView);
+  scheduleValidate();
+  if (layoutNeedsSave && !readOnly) { st.dirty = true; setStatus(); scheduleSave(); }
+  el.querySelector('.editor').dataset.ready = '1';
+  return () => {
+    document.removeEventListener('keydown', onKey);
+    window.removeEventListener('beforeunload', beforeUnload);
+    guard.leave = null;
+    clearTimeout(vTimer);
+    if (st.dirty && !readOnly && !st.conflict) { clearTimeout(sTimer); save(); } else clearTimeout(sTimer);
+  };
+}
