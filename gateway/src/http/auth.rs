@@ -1,5 +1,6 @@
 //! `/api/auth/*`: accounts, logins, sessions, profile, e-mail verification, password reset.
 
+use super::console;
 use super::extract::{AuthUser, ClientOrigin};
 use super::json_resource;
 use super::views::{
@@ -87,6 +88,7 @@ struct LoginBody {
 
 async fn login(
     state: web::Data<GatewayState>,
+    req: HttpRequest,
     origin: ClientOrigin,
     body: ApiJson<LoginBody>,
 ) -> Result<HttpResponse, ApiError> {
@@ -99,7 +101,7 @@ async fn login(
     };
     let up = &state.upstream;
     let res = rpc!(up, auth, "Login", login, call).await?;
-    Ok(private(SessionBody::from(res)))
+    Ok(session_answer(&req, SessionBody::from(res)))
 }
 
 async fn profile(state: web::Data<GatewayState>, user: AuthUser) -> Result<HttpResponse, ApiError> {
@@ -278,17 +280,56 @@ struct RefreshBody {
 
 async fn refresh(
     state: web::Data<GatewayState>,
+    req: HttpRequest,
     origin: ClientOrigin,
-    body: ApiJson<RefreshBody>,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    // The console sends no body: its refresh token is the cookie (see `console_cookie`).
+    let refresh_token = if console::is_console(&req) && !has_body(&req) {
+        console::refresh_cookie(&req).ok_or_else(|| {
+            ApiError::unauthorized(
+                "missing_token",
+                "no console session: the sdsim_refresh cookie is missing (log in again)",
+            )
+        })?
+    } else {
+        let mut p = payload.into_inner();
+        <ApiJson<RefreshBody> as actix_web::FromRequest>::from_request(&req, &mut p)
+            .await?
+            .0
+            .refresh_token
+    };
     let call = pb::RefreshTokenRequest {
-        refresh_token: body.0.refresh_token,
+        refresh_token,
         ip: origin.ip,
         user_agent: origin.user_agent,
     };
     let up = &state.upstream;
     let res = rpc!(up, auth, "RefreshToken", refresh_token, call).await?;
-    Ok(private(SessionBody::from(res)))
+    Ok(session_answer(&req, SessionBody::from(res)))
+}
+
+/// A new session's answer: the JSON body for API clients; for the console, the refresh token
+/// moves out of the body into its httpOnly cookie.
+fn session_answer(req: &HttpRequest, mut body: SessionBody) -> HttpResponse {
+    if !console::is_console(req) {
+        return private(body);
+    }
+    let cookie = console::set_refresh_cookie(req, &body.refresh_token);
+    body.refresh_token = String::new();
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::SET_COOKIE, cookie))
+        .json(body)
+}
+
+/// Whether a request carries a body.
+fn has_body(req: &HttpRequest) -> bool {
+    req.headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim() != "0")
+        || req.headers().contains_key(header::TRANSFER_ENCODING)
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -304,13 +345,7 @@ async fn logout(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     // The body is optional: no body means "this session".
-    let has_body = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v != "0")
-        || req.headers().contains_key(header::TRANSFER_ENCODING);
-    let body = if has_body {
+    let body = if has_body(&req) {
         let mut p = payload.into_inner();
         <ApiJson<LogoutBody> as actix_web::FromRequest>::from_request(&req, &mut p)
             .await?
@@ -324,7 +359,11 @@ async fn logout(
         all_sessions: body.all_sessions,
     };
     let res = rpc!(up, auth, "Logout", logout, call).await?;
-    Ok(HttpResponse::Ok().json(SessionsEnded {
+    let mut answer = HttpResponse::Ok();
+    if console::is_console(&req) {
+        answer.insert_header((header::SET_COOKIE, console::clear_refresh_cookie(&req)));
+    }
+    Ok(answer.json(SessionsEnded {
         sessions_ended: res.sessions_ended.into(),
     }))
 }

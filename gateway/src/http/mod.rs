@@ -8,6 +8,7 @@
 //! | [`simulations`] | `/api/simulations/validate`: a design's problems and analytic preview |
 //! | [`projects`] | `/api/projects/*`, `/api/templates/*`: designs, versions, diffs, trash |
 //! | [`websocket`] | `GET /ws/notifications` |
+//! | [`console`] | `/` and every other path: the web page (embedded assets), never under `/api/` |
 //! | [`health`] | `GET /health`: every backend, PostgreSQL and Redis; 503 naming what is down |
 //! | (runtime) | `GET /metrics`, `/admin/supervision`, `/admin/instances`, `/admin/mesh` |
 //!
@@ -18,6 +19,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod console;
 pub mod extract;
 pub mod health;
 pub mod notifications;
@@ -123,6 +125,8 @@ fn app(
         .configure(|cfg| {
             configure_common(cfg, metrics, view, instances, mesh, fault_injection, probes)
         })
+        // Last: every path no route above matched (the page, or a JSON 404 under the API).
+        .configure(console::configure)
         .default_service(web::to(not_found))
 }
 
@@ -133,7 +137,7 @@ pub(crate) fn json_resource(path: &str) -> actix_web::Resource {
     }))
 }
 
-async fn not_found(req: HttpRequest) -> HttpResponse {
+pub(crate) async fn not_found(req: HttpRequest) -> HttpResponse {
     ApiError::route_not_found(req.path()).error_response_json()
 }
 

@@ -64,6 +64,8 @@ impl UserBody {
 pub struct SessionBody {
     pub user: UserView,
     pub access_token: String,
+    /// Empty (left out) for the console, which gets it as an httpOnly cookie.
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub refresh_token: String,
     pub token_type: &'static str,
     pub expires_in: i64,

@@ -9,6 +9,7 @@ mod auth_mail;
 mod auth_sessions;
 mod breaker;
 mod config;
+mod console;
 mod discovery;
 mod failover;
 mod gateway_clients;
