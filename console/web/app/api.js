@@ -48,7 +48,12 @@ let refreshing = null;
 /** A new access token from the refresh cookie; one request at a time. */
 export function refresh() {
   if (!refreshing) {
-    refreshing = raw('POST', '/api/auth/refresh', undefined, {}, false)
+    // Refresh tokens rotate, and using one twice ends the session (reuse detection): tabs of
+    // this page share the cookie, so they take turns through a Web Lock. The cookie is read
+    // when the request leaves, so each tab sends the one the previous refresh set.
+    const call = () => raw('POST', '/api/auth/refresh', undefined, {}, false);
+    const run = navigator.locks ? navigator.locks.request('sdsim-refresh', call) : call();
+    refreshing = run
       .then(({ body }) => { setSession(body); return true; })
       .finally(() => { refreshing = null; });
   }

@@ -50,13 +50,14 @@ function connect() {
   sock.onopen = () => sock.send(JSON.stringify({ type: 'auth', token: token() }));
   sock.onmessage = (m) => {
     let f; try { f = JSON.parse(m.data); } catch { return; }
-    if (f.type === 'auth_ok') { retry = 0; return; }
+    if (f.type === 'auth_ok') { retry = 0; document.body.dataset.ws = 'open'; return; }
     if (CONTROL.has(f.type)) return;
     onEvent(f);
   };
   sock.onclose = async (e) => {
     if (ws !== sock) return;
     ws = null;
+    delete document.body.dataset.ws;
     if (stopped) return;
     if (e.code === 4009 || e.code === 4001) { try { await refresh(); } catch { return; } }
     const delay = Math.min(30000, 500 * 2 ** retry++) * (0.5 + Math.random() / 2);

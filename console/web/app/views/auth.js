@@ -40,9 +40,15 @@ export function registerView(el) {
       email: email.value.trim(), password: password.value, first_name: first.value.trim(), last_name: last.value.trim(),
       company: company.value.trim() || undefined,
     });
+    // Registering does not mail by itself: sign in and ask for the verification link.
+    let sent = false;
+    try {
+      await auth.login(email.value.trim(), password.value);
+      sent = (await api('POST', '/api/auth/verify-email/request')).sent;
+    } catch { /* the account exists; the person can log in and ask again from the profile */ }
     el.replaceChildren(h('section', { class: 'card narrow', id: 'registered' }, h('h1', {}, 'Check your e-mail'),
-      h('p', {}, `We sent a link to ${email.value.trim()}. Follow it to verify your address, then log in.`),
-      h('p', {}, h('a', { href: '/login' }, 'Log in'))));
+      h('p', {}, sent ? `We sent a link to ${email.value.trim()}. Follow it to verify your address.` : 'Your account is ready. Log in, then ask for the verification link from your profile.'),
+      h('p', {}, auth.user() ? h('a', { href: '/projects' }, 'Go to your projects') : h('a', { href: '/login' }, 'Log in'))));
   }, [h('p', {}, 'Already have an account? ', h('a', { href: '/login' }, 'Log in'))]));
 }
 
@@ -99,7 +105,7 @@ export async function profileView(el) {
     auth.setUser(r.user);
     toast('Profile saved', 'ok');
   }, u.is_verified ? [] : [h('button', { type: 'button', onclick: async () => {
-    try { await api('POST', '/api/auth/verify-email/request', {}); toast('Verification e-mail sent', 'ok'); } catch (e) { toast(errorText(e), 'error'); }
+    try { await api('POST', '/api/auth/verify-email/request'); toast('Verification e-mail sent', 'ok'); } catch (e) { toast(errorText(e), 'error'); }
   } }, 'Send the verification e-mail again')]));
   const cur = h('input', { type: 'password', name: 'current_password', required: true, autocomplete: 'current-password' });
   const nw = h('input', { type: 'password', name: 'new_password', required: true, autocomplete: 'new-password' });

@@ -675,12 +675,18 @@ function openEditor(el, project, opts) {
     const sent = JSON.stringify(st.doc);
     const doc = JSON.parse(sent);
     const body = { design: doc.design, layout: doc.layout };
-    if (named) { body.named = true; body.message = message; }
+    if (named) {
+      body.named = true; body.message = message;
+      // The service writes a version only when the design or layout changed; a named save
+      // of an unchanged design must still leave a version, so the layout notes the save.
+      body.layout = { ...body.layout, named_save: { message, at: new Date().toISOString() } };
+    }
     try {
       const r = await api('PATCH', `/api/projects/${project.id}`, body, { headers: { 'If-Match': `"${st.version}"` } });
       st.version = r.project.version;
-      st.base = { design: doc.design, layout: doc.layout, version: st.version };
-      if (JSON.stringify(st.doc) === sent) st.dirty = false;
+      if (named) st.doc.layout.named_save = body.layout.named_save;
+      st.base = { design: doc.design, layout: body.layout, version: st.version };
+      if (JSON.stringify({ ...st.doc, layout: { ...st.doc.layout, named_save: undefined } }) === JSON.stringify({ ...JSON.parse(sent), layout: { ...JSON.parse(sent).layout, named_save: undefined } })) st.dirty = false;
       return true;
     } catch (e) {
       if (e instanceof ApiError && e.status === 412) { st.conflict = true; setStatus(); showConflict(); } else { toast(`Not saved: ${errorText(e)}`, 'error'); setStatus('Not saved (will retry)'); scheduleSave(); }

@@ -68,7 +68,7 @@ export function shareDialog(project) {
     const links = h('ul', { class: 'plain links', 'aria-label': 'Links' });
     const email = h('input', { type: 'email', name: 'share-email', required: true, autocomplete: 'off' });
     const role = h('select', { name: 'share-role' }, h('option', { value: 'viewer' }, 'can view'), h('option', { value: 'editor' }, 'can edit'));
-    const msg = h('p', { role: 'status', class: 'small' });
+    const msg = h('p', { role: 'status', class: 'small share-message' });
     const form = h('form', { class: 'share-form' }, field('E-mail', email), field('Access', role), h('button', { type: 'submit', class: 'primary' }, 'Share'));
     form.addEventListener('submit', async (e) => {
       e.preventDefault();
@@ -79,7 +79,8 @@ export function shareDialog(project) {
       try {
         const r = await api('GET', `/api/projects/${project.id}/permissions`);
         for (const p of r.permissions) {
-          people.append(h('li', {}, `${p.email || p.user_id} · ${p.role}${p.pending ? ' (invited)' : ''} `, p.role === 'owner' ? null : h('button', { type: 'button', class: 'link', onclick: async () => {
+          const who = p.email || (p.role === 'owner' ? 'you (owner)' : `account ${p.user_id}`);
+          people.append(h('li', {}, `${who} · ${p.role}${p.pending ? ' (invited)' : ''} `, p.role === 'owner' || !p.email ? null : h('button', { type: 'button', class: 'link', onclick: async () => {
             try { await api('DELETE', `/api/projects/${project.id}/shares?email=${encodeURIComponent(p.email || '')}`); loadPeople(); } catch (x) { msg.textContent = errorText(x); }
           } }, 'Remove')));
         }
