@@ -441,6 +441,7 @@ function openEditor(el, project, opts) {
   }
 
   // ---------- the side panel ----------
+  const put = (...xs) => panel.append(...xs.flat().filter((x) => x !== null && x !== undefined && x !== false));
   function numOrRaw(v) {
     const t = v.trim();
     if (t === '') return undefined;
@@ -475,11 +476,11 @@ function openEditor(el, project, opts) {
     const id = st.doc.layout.ids[c.name];
     const byId = () => st.doc.design.components.find((x) => st.doc.layout.ids[x.name] === id);
     const k = KINDS[c.kind] || KINDS.service;
-    panel.append(h('h2', {}, icon(c.kind, 18), ' ', k.label));
+    put(h('h2', {}, icon(c.kind, 18), ' ', k.label));
     const nameErr = h('small', { class: 'error', role: 'alert' });
     const nameInp = h('input', { value: c.name, disabled: readOnly, 'data-field': 'name', name: 'name' });
     nameInp.addEventListener('input', () => { nameErr.textContent = renameComponent(byId().name, nameInp.value) || (nameInp.value.trim() ? '' : 'a component needs a name'); });
-    panel.append(h('div', { class: 'field' }, h('label', { for: 'comp-name' }, 'Name'), Object.assign(nameInp, { id: 'comp-name' }), nameErr));
+    put(h('div', { class: 'field' }, h('label', { for: 'comp-name' }, 'Name'), Object.assign(nameInp, { id: 'comp-name' }), nameErr));
     const kindSel = h('select', { disabled: readOnly, 'data-field': 'kind', name: 'kind' }, KIND_IDS.map((x) => h('option', { value: x, selected: x === c.kind }, KINDS[x].label)));
     kindSel.addEventListener('change', () => change((d) => {
       const x = d.design.components.find((y) => d.layout.ids[y.name] === id);
@@ -487,26 +488,26 @@ function openEditor(el, project, opts) {
       if (x.kind === 'client' && !x.traffic) x.traffic = { type: 'open', rate: 100 };
       if (x.kind !== 'client') delete x.traffic;
     }));
-    panel.append(field('Kind', kindSel));
-    panel.append(problemsList(st.compProblems.get(c.name)));
+    put(field('Kind', kindSel));
+    put(problemsList(st.compProblems.get(c.name)));
     const pv = (st.preview?.components || []).find((x) => x.name === c.name);
     if (pv) {
-      panel.append(h('dl', { class: 'figures' },
+      put(h('dl', { class: 'figures' },
         h('dt', {}, 'Predicted utilisation'), h('dd', { class: utilClass(pv.utilisation) }, `${(pv.utilisation * 100).toFixed(1)}%`),
         h('dt', {}, 'Arrival rate'), h('dd', {}, `${pv.arrival_rate.toFixed(1)} /s`),
         h('dt', {}, 'Capacity'), h('dd', {}, `${pv.capacity_per_s.toFixed(0)} /s`),
         pv.response_ms !== undefined && pv.response_ms !== null ? [h('dt', {}, 'Mean response'), h('dd', {}, `${Number(pv.response_ms).toFixed(2)} ms`)] : null));
     }
     if (c.kind === 'client') { trafficFields(c, id); } else {
-      panel.append(h('p', { class: 'muted small' }, `Profile: ${k.capacity?.toLocaleString()} req/s at ${k.latency_ms} ms per replica. Empty fields use the profile's defaults.`));
+      put(h('p', { class: 'muted small' }, `Profile: ${k.capacity?.toLocaleString()} req/s at ${k.latency_ms} ms per replica. Empty fields use the profile's defaults.`));
       for (const f of fieldsFor(c.kind)) {
         const get = () => byId()?.[f.key];
         if (f.type === 'enum') {
           const sel = h('select', { disabled: readOnly, 'data-field': f.key, name: f.key }, h('option', { value: '' }, `default (${f.def})`), f.options.map((o) => h('option', { value: o, selected: get() === o }, o)));
           sel.addEventListener('change', () => change((d) => setKey(d.design.components.find((y) => d.layout.ids[y.name] === id), f.key, sel.value || undefined)));
-          panel.append(field(f.label, sel));
+          put(field(f.label, sel));
         } else {
-          panel.append(compInput(id, f.label, get, (d, v) => setKey(d.design.components.find((y) => d.layout.ids[y.name] === id), f.key, numOrRaw(v)), { dataField: f.key, placeholder: `default: ${f.def}`, inputmode: 'decimal' }));
+          put(compInput(id, f.label, get, (d, v) => setKey(d.design.components.find((y) => d.layout.ids[y.name] === id), f.key, numOrRaw(v)), { dataField: f.key, placeholder: `default: ${f.def}`, inputmode: 'decimal' }));
         }
       }
       serviceTimeFields(c, id);
@@ -514,9 +515,9 @@ function openEditor(el, project, opts) {
     if (!readOnly) {
       const others = comps().filter((x) => x.name !== c.name);
       const target = h('select', { 'data-field': 'connect-to', name: 'connect-to' }, others.map((x) => h('option', { value: x.name }, x.name)));
-      panel.append(h('div', { class: 'field inline' }, h('label', { for: 'connect-to' }, 'Connect to'), Object.assign(target, { id: 'connect-to' }),
+      put(h('div', { class: 'field inline' }, h('label', { for: 'connect-to' }, 'Connect to'), Object.assign(target, { id: 'connect-to' }),
         h('button', { type: 'button', onclick: () => target.value && connect(byId().name, target.value), disabled: !others.length }, 'Connect')));
-      panel.append(h('div', { class: 'actions' },
+      put(h('div', { class: 'actions' },
         h('button', { type: 'button', onclick: () => { copySelection(); paste(); } }, 'Duplicate'),
         h('button', { type: 'button', class: 'danger', onclick: deleteSelection }, 'Delete component')));
     }
@@ -537,7 +538,7 @@ function openEditor(el, project, opts) {
     box.append(field('Distribution', sel));
     const params = { exponential: ['mean_ms'], deterministic: ['mean_ms'], lognormal: ['mean_ms', 'cv'], erlang: ['mean_ms', 'k'], uniform: ['min_ms', 'max_ms'] }[st0?.dist] || [];
     for (const p of params) box.append(compInput(id, p, () => cur()?.service_time?.[p], (d, v) => setKey(d.design.components.find((y) => d.layout.ids[y.name] === id).service_time, p, numOrRaw(v)), { dataField: `st-${p}` }));
-    panel.append(box);
+    put(box);
   }
 
   function trafficFields(c, id) {
@@ -560,48 +561,48 @@ function openEditor(el, project, opts) {
       box.append(field('Pattern', ss));
       for (const p of shapes[shape]) box.append(compInput(id, p, () => cur()?.traffic?.pattern?.[p], (d, v) => setKey(d.design.components.find((y) => d.layout.ids[y.name] === id).traffic.pattern, p, numOrRaw(v)), { dataField: `pattern-${p}` }));
     }
-    panel.append(box);
+    put(box);
   }
 
   function connectionPanel(i) {
     const e = conns()[i];
     if (!e) { designPanel(); return; }
-    panel.append(h('h2', {}, 'Connection'), h('p', {}, `${e.from} → ${e.to}`));
-    panel.append(problemsList(st.connProblems.get(i)));
+    put(h('h2', {}, 'Connection'), h('p', {}, `${e.from} → ${e.to}`));
+    put(problemsList(st.connProblems.get(i)));
     const inp = (key, label, hint) => {
       const x = h('input', { value: e[key] ?? '', disabled: readOnly, 'data-field': key, name: key, inputmode: 'decimal' });
       x.addEventListener('input', () => change((d) => setKey(d.design.connections[i], key, numOrRaw(x.value)), { key: `conn${i}:${key}`, panel: false }));
       return field(label, x, hint);
     };
-    panel.append(inp('probability', 'Probability', 'With probabilistic routing: all or none of a component\'s connections have one; they sum to 1.'), inp('latency_ms', 'Network latency (ms)'));
-    if (!readOnly) panel.append(h('div', { class: 'actions' }, h('button', { type: 'button', class: 'danger', onclick: deleteSelection }, 'Delete connection')));
+    put(inp('probability', 'Probability', 'With probabilistic routing: all or none of a component\'s connections have one; they sum to 1.'), inp('latency_ms', 'Network latency (ms)'));
+    if (!readOnly) put(h('div', { class: 'actions' }, h('button', { type: 'button', class: 'danger', onclick: deleteSelection }, 'Delete connection')));
   }
 
   function designPanel() {
     const d0 = st.doc.design;
-    panel.append(h('h2', {}, 'Design'));
+    put(h('h2', {}, 'Design'));
     const top = (key, label, hint) => {
       const x = h('input', { value: d0[key] ?? '', disabled: readOnly, 'data-field': `design-${key}`, name: key });
       x.addEventListener('input', () => change((d) => setKey(d.design, key, ['name', 'description'].includes(key) ? (x.value === '' ? undefined : x.value) : numOrRaw(x.value)), { key: `design:${key}`, panel: false }));
       return field(label, x, hint);
     };
-    panel.append(top('name', 'Design name'), top('description', 'Description'), top('duration_s', 'Duration (simulated s)'), top('seed', 'Seed'), top('window_s', 'Window (s)'), top('max_events', 'Event budget'));
+    put(top('name', 'Design name'), top('description', 'Description'), top('duration_s', 'Duration (simulated s)'), top('seed', 'Seed'), top('window_s', 'Window (s)'), top('max_events', 'Event budget'));
     const extra = h('textarea', { rows: 6, disabled: readOnly, 'data-field': 'design-extra', spellcheck: 'false' }, JSON.stringify({ chaos: d0.chaos || [], alerts: d0.alerts || [] }, null, 1));
     const extraErr = h('small', { class: 'error', role: 'alert' });
     extra.addEventListener('input', () => {
       let v; try { v = JSON.parse(extra.value); extraErr.textContent = ''; } catch (e) { extraErr.textContent = `not JSON yet: ${e.message}`; return; }
       change((d) => { setKey(d.design, 'chaos', v.chaos?.length ? v.chaos : undefined); setKey(d.design, 'alerts', v.alerts?.length ? v.alerts : undefined); }, { key: 'design:extra', panel: false });
     });
-    panel.append(h('div', { class: 'field' }, h('label', { for: 'design-extra' }, 'Chaos and alerts (JSON)'), Object.assign(extra, { id: 'design-extra' }), extraErr));
-    panel.append(problemsList(st.globalProblems));
+    put(h('div', { class: 'field' }, h('label', { for: 'design-extra' }, 'Chaos and alerts (JSON)'), Object.assign(extra, { id: 'design-extra' }), extraErr));
+    put(problemsList(st.globalProblems));
     if (st.preview) {
       const p = st.preview;
-      panel.append(h('h3', {}, 'Analytic preview'), h('dl', { class: 'figures' },
+      put(h('h3', {}, 'Analytic preview'), h('dl', { class: 'figures' },
         h('dt', {}, 'Entry rate'), h('dd', {}, `${(p.entry_rate ?? 0).toFixed(1)} /s`),
         h('dt', {}, 'End-to-end response'), h('dd', {}, p.end_to_end_response_ms === null || p.end_to_end_response_ms === undefined ? 'unbounded (saturated)' : `${p.end_to_end_response_ms.toFixed(2)} ms`)),
       p.bottleneck ? h('p', { class: 'small' }, p.bottleneck) : null);
     }
-    panel.append(h('details', { class: 'shortcuts' }, h('summary', {}, 'Keyboard shortcuts'), h('ul', { class: 'plain small' },
+    put(h('details', { class: 'shortcuts' }, h('summary', {}, 'Keyboard shortcuts'), h('ul', { class: 'plain small' },
       h('li', {}, 'Tab: move between components; Enter: edit the focused one'),
       h('li', {}, 'Arrow keys: move the component (Shift: farther)'),
       h('li', {}, 'Delete: remove the selection; Ctrl+C / Ctrl+V / Ctrl+D: copy, paste, duplicate'),

@@ -48,7 +48,7 @@ export function historyDialog(project, currentVersion, { readOnly = false } = {}
     api('GET', `/api/projects/${project.id}/versions?page_size=100`).then((r) => {
       versions = r.versions;
       for (const v of versions) {
-        const opt = () => h('option', { value: v.version }, `v${v.version}${v.named ? ` · ${v.message}` : ''}`);
+        const opt = () => h('option', { value: v.version }, `v${v.version}${v.named ? ` · ${v.message.length > 30 ? `${v.message.slice(0, 29)}…` : v.message}` : ''}`);
         fromSel.append(opt()); toSel.append(opt());
         list.append(h('li', { dataset: { version: v.version } }, h('button', { type: 'button', class: 'link', onclick: () => show(v) },
           h('strong', {}, `Version ${v.version}`), v.named ? h('span', { class: 'badge' }, 'named') : h('span', { class: 'badge muted' }, 'autosave'), ' ',

@@ -93,7 +93,7 @@ export async function newProjectDialog() {
         clear(preview);
         if (t.design) preview.append(miniature(t.design, 460, 240));
         preview.append(h('h3', {}, t.name), h('p', { class: 'small' }, t.description || ''),
-          t.design ? h('p', { class: 'small muted' }, `${(t.design.components || []).length} components, ${(t.design.connections || []).length} connections, ${t.design.duration_s ?? '?'} s`) : null);
+          t.design ? h('p', { class: 'small muted' }, `${(t.design.components || []).length} components, ${(t.design.connections || []).length} connections, ${t.design.duration_s ?? '?'} s`) : '');
       });
       list.append(h('label', { for: radio.id, class: 'template' }, radio, h('span', {}, t.name, t.category ? h('small', {}, ` ${t.category}`) : null)));
     }
