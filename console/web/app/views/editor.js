@@ -612,7 +612,7 @@ function openEditor(el, project, opts) {
 
   function drawProblemsBar() {
     const n = st.problems.length;
-    problemsBar.className = `problems-bar ${n ? 'bad' : 'good'}`;
+    problemsBar.className = `problems-bar ${st.validated ? (n ? 'bad' : 'good') : 'pending'}`;
     problemsBar.textContent = st.validated ? (n ? `${n} problem${n > 1 ? 's' : ''}` : 'Valid design') : 'Checking…';
     const p = st.preview;
     previewBar.textContent = p ? (p.saturated?.length ? `Saturated: ${p.saturated.join(', ')}` : p.end_to_end_response_ms != null ? `Predicted response ${p.end_to_end_response_ms.toFixed(1)} ms` : '') : '';
@@ -815,7 +815,7 @@ function openEditor(el, project, opts) {
   // ---------- start ----------
   draw(); drawPanel();
   requestAnimationFrame(fitView);
-  scheduleValidate();
+  validate();
   if (layoutNeedsSave && !readOnly) { st.dirty = true; setStatus(); scheduleSave(); }
   el.querySelector('.editor').dataset.ready = '1';
   return () => {
