@@ -78,3 +78,87 @@ export function renderDiff(d, emptyText = 'No changes.') {
   if (!items.length) return h('p', { class: 'muted diff' }, emptyText);
   return h('ul', { class: 'diff' }, items);
 }
+
+/**
+ * A three-way merge of two designs edited from the same base: theirs, plus what mine changed
+ * since the base. Components are known by their layout ids (so renames merge), connections
+ * by their ends' ids, and each setting merges on its own: a setting only one side changed
+ * takes that side's value. Where both changed the same setting differently, mine wins and the
+ * clash is listed, so the person can see what was overruled.
+ */
+export function mergeDesigns(base, mine, theirs) {
+  const clashes = [];
+  const idMap = (doc) => {
+    const ids = idsOf(doc.layout);
+    const m = new Map();
+    for (const c of (doc.design?.components || [])) if (c && typeof c.name === 'string') m.set(ids[c.name] || `name:${c.name}`, c);
+    return m;
+  };
+  const B = idMap(base); const M = idMap(mine); const T = idMap(theirs);
+  const merge3 = (b, m, t, what) => {
+    const out = {};
+    const keys = new Set([...Object.keys(b || {}), ...Object.keys(m || {}), ...Object.keys(t || {})]);
+    for (const k of keys) {
+      const bv = b?.[k]; const mv = m?.[k]; const tv = t?.[k];
+      let v;
+      if (eq(mv, bv)) v = tv; else if (eq(tv, bv) || eq(mv, tv)) v = mv; else { v = mv; clashes.push(`${what}: ${k}`); }
+      if (v !== undefined) out[k] = v;
+    }
+    return out;
+  };
+  const merged = new Map();
+  const order = [...T.keys(), ...[...M.keys()].filter((k) => !T.has(k))];
+  for (const id of order) {
+    const b = B.get(id); const m = M.get(id); const t = T.get(id);
+    if (!b) { merged.set(id, clone(t || m)); continue; }
+    if (!m && !t) continue;
+    if (!m) { if (!eq(t, b)) { clashes.push(`${t.name}: you removed it, they changed it`); } else continue; merged.set(id, clone(t)); continue; }
+    if (!t) { if (!eq(m, b)) { clashes.push(`${m.name}: they removed it, you changed it`); merged.set(id, clone(m)); } continue; }
+    merged.set(id, merge3(b, m, t, m.name));
+  }
+  // Names must stay unique: a clash of names keeps theirs and renames mine.
+  const seen = new Set();
+  for (const c of merged.values()) {
+    if (seen.has(c.name)) { const n = `${c.name} (mine)`; clashes.push(`${c.name}: both sides have a component of this name`); c.name = n; }
+    seen.add(c.name);
+  }
+  const nameOf = new Map([...merged.entries()].map(([id, c]) => [id, c.name]));
+  const edgeMap = (doc) => {
+    const ids = idsOf(doc.layout);
+    const m = new Map();
+    for (const e of (doc.design?.connections || [])) {
+      if (!e || typeof e.from !== 'string' || typeof e.to !== 'string') continue;
+      m.set(`${ids[e.from] || `name:${e.from}`}\u0000${ids[e.to] || `name:${e.to}`}`, e);
+    }
+    return m;
+  };
+  const EB = edgeMap(base); const EM = edgeMap(mine); const ET = edgeMap(theirs);
+  const connections = [];
+  for (const key of [...ET.keys(), ...[...EM.keys()].filter((k) => !ET.has(k))]) {
+    const b = EB.get(key); const m = EM.get(key); const t = ET.get(key);
+    let e;
+    if (!b) e = clone(t || m);
+    else if (!m && !t) continue;
+    else if (!m) { if (eq(t, b)) continue; e = clone(t); }
+    else if (!t) { if (eq(m, b)) continue; e = clone(m); }
+    else e = merge3(b, m, t, `${m.from} → ${m.to}`);
+    const [fromId, toId] = key.split('\u0000');
+    if (!nameOf.has(fromId) || !nameOf.has(toId)) continue;
+    e.from = nameOf.get(fromId); e.to = nameOf.get(toId);
+    connections.push(e);
+  }
+  const top = (d) => { const x = { ...(d || {}) }; delete x.components; delete x.connections; return x; };
+  const design = { ...merge3(top(base.design), top(mine.design), top(theirs.design), 'design'), components: [...merged.values()], connections };
+  const pos = (doc) => (doc.layout && doc.layout.positions) || {};
+  const positions = {};
+  for (const id of merged.keys()) {
+    const p = eq(pos(mine)[id], pos(base)[id]) ? (pos(theirs)[id] || pos(mine)[id]) : pos(mine)[id];
+    if (p) positions[id] = p;
+  }
+  const ids = {};
+  for (const [id, c] of merged) if (!id.startsWith('name:')) ids[c.name] = id;
+  const layout = { ...(theirs.layout || {}), ids, positions };
+  return { design, layout, clashes };
+}
+
+const clone = (x) => (x === undefined ? x : JSON.parse(JSON.stringify(x)));

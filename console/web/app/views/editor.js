@@ -4,7 +4,7 @@ import { api, ApiError } from '../api.js';
 import { h, s, clear, toast, dialog, confirmDialog, field, errorText, download } from '../ui.js';
 import { KINDS, KIND_IDS, fieldsFor, DISTS, newComponent, iconSvgPath } from '../catalogue.js';
 import { autoLayout, NODE_W, NODE_H } from '../graph.js';
-import { diffDesigns, isEmptyDiff, renderDiff } from '../diff.js';
+import { diffDesigns, renderDiff, mergeDesigns } from '../diff.js';
 import { navigate, guard } from '../main.js';
 import { historyDialog, shareDialog } from './project-dialogs.js';
 
@@ -731,18 +731,33 @@ function openEditor(el, project, opts) {
       theirDiff = diffDesigns(st.base.design, st.base.layout, theirs.design, theirs.layout);
     }
     const myDiff = diffDesigns(st.base.design, st.base.layout, mine.design, mine.layout);
+    const merged = mergeDesigns({ design: normaliseDesign(st.base.design), layout: st.base.layout || {} }, mine, { design: normaliseDesign(theirs.design), layout: theirs.layout || {} });
     const choice = await dialog('Someone else saved this project', (close) => h('div', { class: 'conflict', id: 'conflict' },
       h('p', {}, `While you were editing, version ${theirs.version} was saved (you started from version ${st.base.version}). Nothing of yours is lost: choose what to keep.`),
       h('div', { class: 'grid2' },
         h('section', {}, h('h3', {}, 'Their changes'), renderDiff(theirDiff, 'Only the name, tags or layout changed.')),
         h('section', {}, h('h3', {}, 'Your unsaved changes'), renderDiff(myDiff, 'Only positions changed.'))),
+      merged.clashes.length ? h('div', { class: 'clashes' }, h('p', {}, 'Merging keeps your value where you both changed the same thing:'),
+        h('ul', {}, merged.clashes.map((c) => h('li', {}, c)))) : h('p', { class: 'small' }, 'Your changes and theirs touch different things: merging keeps both.'),
       h('div', { class: 'actions' },
-        h('button', { type: 'button', class: 'primary', onclick: () => close('mine') }, 'Keep mine (save over theirs)'),
+        h('button', { type: 'button', class: 'primary', onclick: () => close('merge') }, 'Merge: theirs plus my changes'),
+        h('button', { type: 'button', onclick: () => close('mine') }, 'Keep mine (save over theirs)'),
         h('button', { type: 'button', onclick: () => close('theirs') }, 'Take theirs, save mine as a copy'),
         h('button', { type: 'button', onclick: () => close('download') }, 'Download mine'))), { class: 'wide' });
     if (choice === 'download' || choice === undefined) {
       if (choice === 'download') download(`${project.name}-mine.json`, JSON.stringify({ design: mine.design, layout: mine.layout }, null, 2));
       showConflict(); return;
+    }
+    if (choice === 'merge') {
+      st.undo.push(JSON.stringify(mine)); st.redo = []; st.lastKey = null;
+      const design = normaliseDesign(merged.design);
+      st.doc = { design, layout: normaliseLayout(design, merged.layout).layout };
+      st.version = theirs.version;
+      st.base = { design: clone(theirs.design ?? {}), layout: clone(theirs.layout ?? {}), version: theirs.version };
+      st.conflict = false; st.dirty = true;
+      fixSelection(); draw(); drawPanel(); scheduleValidate();
+      if (await save()) toast('Merged: their changes and yours are saved', 'ok');
+      return;
     }
     if (choice === 'mine') {
       st.version = theirs.version; st.conflict = false; st.dirty = true;
