@@ -41,6 +41,10 @@ export SDSIM_REDIS__PREFIX="console-test-$$-$(date +%s):"
 export SDSIM_AUTH__JWT_SECRET="$(head -c 48 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 48)"
 export SDSIM_AUTH__BCRYPT_COST=4
 export SDSIM_AUTH__MIN_PASSWORD_SCORE=0
+# Every test signs up from 127.0.0.1: lift the per-address limits the tests would meet.
+export SDSIM_AUTH__LIMITS__REGISTER_PER_IP_PER_HOUR=10000
+export SDSIM_AUTH__LIMITS__MAIL_PER_IP_PER_HOUR=10000
+export SDSIM_AUTH__LIMITS__LOGIN_PER_IP_PER_MINUTE=10000
 export SDSIM_AUTH__MAIL__TRANSPORT=file
 export SDSIM_AUTH__MAIL__OUTBOX_DIR="$work/outbox"
 export SDSIM_GATEWAY__LISTEN__HTTP="127.0.0.1:${ports[0]}"

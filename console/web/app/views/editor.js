@@ -4,7 +4,7 @@ import { api, ApiError } from '../api.js';
 import { h, s, clear, toast, dialog, confirmDialog, field, errorText, download } from '../ui.js';
 import { KINDS, KIND_IDS, fieldsFor, DISTS, newComponent, iconSvgPath } from '../catalogue.js';
 import { autoLayout, NODE_W, NODE_H } from '../graph.js';
-import { diffDesigns, renderDiff, mergeDesigns } from '../diff.js';
+import { diffDesigns, renderDiff, mergeDesigns, isEmptyDiff } from '../diff.js';
 import { navigate, guard } from '../main.js';
 import { historyDialog, shareDialog } from './project-dialogs.js';
 
@@ -712,10 +712,14 @@ function openEditor(el, project, opts) {
   async function saveName() {
     const name = nameInput.value.trim();
     if (!name || name === project.name || readOnly) return;
+    while (st.saving) await new Promise((r) => setTimeout(r, 50));
+    if (st.dirty && !st.conflict) await save();
     try {
-      const r = await api('PATCH', `/api/projects/${project.id}`, { name });
-      project.name = r.project.name; st.version = r.project.version;
-      if (!st.dirty) st.base.version = st.version;
+      // With the version this page holds, so a rename never slips between a save and the next.
+      const r = await api('PATCH', `/api/projects/${project.id}`, { name }, { headers: { 'If-Match': `"${st.version}"` } });
+      project.name = r.project.name;
+      if (st.base.version === st.version) st.base.version = r.project.version;
+      st.version = r.project.version;
       toast('Renamed the project', 'ok', { ms: 2000 });
     } catch (e) { toast(errorText(e), 'error'); nameInput.value = project.name; }
   }
@@ -732,6 +736,13 @@ function openEditor(el, project, opts) {
     }
     const myDiff = diffDesigns(st.base.design, st.base.layout, mine.design, mine.layout);
     const merged = mergeDesigns({ design: normaliseDesign(st.base.design), layout: st.base.layout || {} }, mine, { design: normaliseDesign(theirs.design), layout: theirs.layout || {} });
+    if (isEmptyDiff(theirDiff) && !merged.clashes.length) {
+      // They changed only what this page does not edit as a design (the name, tags, where
+      // components sit): take both without asking.
+      applyMerge(merged, theirs, mine);
+      if (await save()) toast('Someone saved meanwhile (not the design): merged with yours', 'info');
+      return;
+    }
     const choice = await dialog('Someone else saved this project', (close) => h('div', { class: 'conflict', id: 'conflict' },
       h('p', {}, `While you were editing, version ${theirs.version} was saved (you started from version ${st.base.version}). Nothing of yours is lost: choose what to keep.`),
       h('div', { class: 'grid2' },
@@ -749,13 +760,7 @@ function openEditor(el, project, opts) {
       showConflict(); return;
     }
     if (choice === 'merge') {
-      st.undo.push(JSON.stringify(mine)); st.redo = []; st.lastKey = null;
-      const design = normaliseDesign(merged.design);
-      st.doc = { design, layout: normaliseLayout(design, merged.layout).layout };
-      st.version = theirs.version;
-      st.base = { design: clone(theirs.design ?? {}), layout: clone(theirs.layout ?? {}), version: theirs.version };
-      st.conflict = false; st.dirty = true;
-      fixSelection(); draw(); drawPanel(); scheduleValidate();
+      applyMerge(merged, theirs, mine);
       if (await save()) toast('Merged: their changes and yours are saved', 'ok');
       return;
     }
@@ -769,6 +774,16 @@ function openEditor(el, project, opts) {
       } catch (e) { download(`${project.name}-mine.json`, JSON.stringify(mine, null, 2)); toast(`Copy failed (${errorText(e)}); downloaded instead`, 'error'); }
       loadServer(theirs);
     }
+  }
+
+  function applyMerge(merged, theirs, mine) {
+    st.undo.push(JSON.stringify(mine)); st.redo = []; st.lastKey = null;
+    const design = normaliseDesign(merged.design);
+    st.doc = { design, layout: normaliseLayout(design, merged.layout).layout };
+    st.version = theirs.version;
+    st.base = { design: clone(theirs.design ?? {}), layout: clone(theirs.layout ?? {}), version: theirs.version };
+    st.conflict = false; st.dirty = true;
+    fixSelection(); draw(); drawPanel(); scheduleValidate();
   }
 
   function loadServer(p) {

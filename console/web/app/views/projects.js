@@ -73,7 +73,11 @@ export async function projectsView(el, _p, q) {
       h('p', { class: 'meta small' }, `v${p.version} · ${p.access_level}${p.is_public ? ' · public' : ''} · ${fmtDate(p.deleted_at || p.updated_at)}`),
       h('div', { class: 'actions' }, actions));
   }
+  // Something shared with this person while they look at the list: show it.
+  const onNote = () => { if (tab === 'shared') load(); };
+  window.addEventListener('sdsim:notification', onNote);
   load();
+  return () => window.removeEventListener('sdsim:notification', onNote);
 }
 
 export async function newProjectDialog() {
