@@ -65,10 +65,10 @@ log "sdsim up on 127.0.0.1:${ports[0]}"
 "$bin" up >"$work/sdsim.log" 2>&1 &
 pid=$!
 base="http://127.0.0.1:${ports[0]}"
+ready() { "$venv/bin/python" -c "import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)" "$base/readyz" 2>/dev/null; }
 for _ in $(seq 1 300); do
     kill -0 "$pid" 2>/dev/null || die "sdsim up exited early"
-    if curl -fsS "$base/readyz" >/dev/null 2>&1; then break; fi
+    if ready; then break; fi
     sleep 0.2
 done
-curl -fsS "$base/readyz" >/dev/null || die "sdsim did not become ready"
-
+ready || die "sdsim did not become ready"

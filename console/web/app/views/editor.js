@@ -115,7 +115,11 @@ function openEditor(el, project, opts) {
   svg.append(defs, world);
   const problemsBar = h('div', { class: 'problems-bar', id: 'problems-bar', 'aria-live': 'polite' });
   const previewBar = h('div', { class: 'preview-bar', id: 'preview-bar' });
-  const canvasWrap = h('section', { class: 'canvas-wrap', 'aria-label': 'Canvas' }, svg, h('div', { class: 'canvas-foot' }, problemsBar, previewBar));
+  const zoomBar = h('div', { class: 'zoom', role: 'group', 'aria-label': 'Zoom' },
+    h('button', { type: 'button', 'aria-label': 'Zoom in', title: 'Zoom in (+)', onclick: () => zoomBy(1.25) }, '+'),
+    h('button', { type: 'button', 'aria-label': 'Zoom out', title: 'Zoom out (−)', onclick: () => zoomBy(0.8) }, '−'),
+    h('button', { type: 'button', 'aria-label': 'Fit the design in view', title: 'Fit (F)', onclick: () => fitView() }, 'Fit'));
+  const canvasWrap = h('section', { class: 'canvas-wrap', 'aria-label': 'Canvas' }, svg, zoomBar, h('div', { class: 'canvas-foot' }, problemsBar, previewBar));
   const panel = h('aside', { class: 'panel', 'aria-label': 'Properties', id: 'panel' });
   el.append(h('div', { class: 'editor' }, toolbar, banner, h('div', { class: 'editor-body' }, palette, canvasWrap, panel)));
 
@@ -415,10 +419,7 @@ function openEditor(el, project, opts) {
   svg.addEventListener('wheel', (ev) => {
     ev.preventDefault();
     const r = svg.getBoundingClientRect();
-    const k = Math.min(2.5, Math.max(0.2, st.view.k * (ev.deltaY < 0 ? 1.1 : 1 / 1.1)));
-    const mx = ev.clientX - r.left; const my = ev.clientY - r.top;
-    st.view.x = mx - ((mx - st.view.x) * k) / st.view.k; st.view.y = my - ((my - st.view.y) * k) / st.view.k; st.view.k = k;
-    applyView();
+    zoomBy(ev.deltaY < 0 ? 1.1 : 1 / 1.1, ev.clientX - r.left, ev.clientY - r.top);
   }, { passive: false });
   svg.addEventListener('dragover', (ev) => { if (!readOnly) { ev.preventDefault(); ev.dataTransfer.dropEffect = 'copy'; } });
   svg.addEventListener('drop', (ev) => {
@@ -428,6 +429,14 @@ function openEditor(el, project, opts) {
     const w = toWorld(ev.clientX, ev.clientY);
     addComponent(kind, { x: w.x - NODE_W / 2, y: w.y - NODE_H / 2 });
   });
+
+  function zoomBy(f, cx, cy) {
+    const r = svg.getBoundingClientRect();
+    const k = Math.min(2.5, Math.max(0.2, st.view.k * f));
+    const mx = cx ?? r.width / 2; const my = cy ?? r.height / 2;
+    st.view.x = mx - ((mx - st.view.x) * k) / st.view.k; st.view.y = my - ((my - st.view.y) * k) / st.view.k; st.view.k = k;
+    applyView();
+  }
 
   function fitView() {
     const ps = comps().map((c) => posOf(c.name));
@@ -607,7 +616,7 @@ function openEditor(el, project, opts) {
       h('li', {}, 'Arrow keys: move the component (Shift: farther)'),
       h('li', {}, 'Delete: remove the selection; Ctrl+C / Ctrl+V / Ctrl+D: copy, paste, duplicate'),
       h('li', {}, 'Ctrl+Z / Ctrl+Shift+Z: undo, redo; Ctrl+S: save a named version'),
-      h('li', {}, 'Escape: select nothing; F: fit the design in view'))));
+      h('li', {}, 'Escape: select nothing; F: fit the design in view; + and −: zoom'))));
   }
 
   function drawProblemsBar() {
@@ -836,6 +845,8 @@ function openEditor(el, project, opts) {
     if (e.key === 'Delete' || e.key === 'Backspace') { if (st.sel) { e.preventDefault(); deleteSelection(); } return; }
     if (e.key === 'Escape') { select(null); return; }
     if (e.key === 'f' && !mod) fitView();
+    if ((e.key === '+' || e.key === '=') && !mod) zoomBy(1.25);
+    if (e.key === '-' && !mod) zoomBy(0.8);
   }
   document.addEventListener('keydown', onKey);
   const beforeUnload = (e) => { if (st.dirty && !readOnly) { save(); e.preventDefault(); e.returnValue = ''; } };
