@@ -147,7 +147,37 @@ def test_a_share_link_opens_read_only_and_forks(carol, browser):
     ctx.close()
 
 
+def test_conflict_take_theirs_keeps_mine_as_a_copy(carol):
+    page = carol
+    page.goto(state["url"])
+    expect(node(page, "redis cache 1")).to_be_visible()
+    other = page.context.new_page()
+    other.goto(state["url"])
+    expect(node(other, "redis cache 1")).to_be_visible()
+    node(other, "redis cache 1").locator(".node-box").click()
+    other.locator('#panel input[data-field="hit_ratio"]').fill("0.5")
+    wait_saved(other)
+    other.close()
+    node(page, "redis cache 1").locator(".node-box").click()
+    page.locator('#panel input[data-field="hit_ratio"]').fill("0.7")
+    conflict = page.locator("#conflict")
+    expect(conflict).to_contain_text("redis cache 1: hit_ratio")  # both changed it: a clash
+    page.get_by_role("button", name="Take theirs, save mine as a copy").click()
+    expect(page.locator('#panel input[data-field="hit_ratio"]')).to_have_count(0)  # reloaded theirs
+    node(page, "redis cache 1").locator(".node-box").click()
+    expect(page.locator('#panel input[data-field="hit_ratio"]')).to_have_value("0.5")
+    copy = page.locator(".toast a", has_text="(my copy)")
+    expect(copy).to_be_visible()
+    copy.click()
+    page.wait_for_url(re.compile(r".*/projects/[0-9a-f-]{36}$"))
+    assert page.url != state["url"]
+    node(page, "redis cache 1").locator(".node-box").click()
+    expect(page.locator('#panel input[data-field="hit_ratio"]')).to_have_value("0.7")
+    shot(page, "conflict-mine-as-copy")
+
+
 def test_profile_and_password_reset(carol, browser):
+    # Last: a reset ends every session of the account, this page's too.
     page = carol
     page.goto("/profile")
     page.get_by_label("First name").fill("Caroline")

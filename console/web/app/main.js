@@ -85,8 +85,11 @@ auth.onSession((u) => {
   topbar();
   const id = u && u.id;
   if (id !== lastUser) {
+    const ended = lastUser && !id;
     lastUser = id;
     if (id) startNotifications(); else stopNotifications();
+    // The session ended under the page (logged out elsewhere, expired): back to signing in.
+    if (ended && document.body.dataset.ready) render();
   }
 });
 
