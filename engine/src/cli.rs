@@ -6,6 +6,7 @@
 //!
 //! ```text
 //! sdsim sim run <design.json> [--seed N] [--json]   -> run_file(path, seed, json)
+//!   ... [--windows [--window-seconds W]]              -> run_file_with(.., Some(W))
 //! sdsim sim validate <design.json> [--json]         -> validate_file(path, json)
 //! ```
 //!
@@ -242,7 +243,28 @@ pub fn validate_file(path: &Path, json: bool) -> Result<String, CliError> {
 /// requests simulated and the wall time. With `json`, the [`crate::RunReport`] as JSON
 /// plus `wall_time_s` and `requests_per_wall_s`.
 pub fn run_file(path: &Path, seed: Option<u64>, json: bool) -> Result<String, CliError> {
+    run_file_with(path, seed, json, None)
+}
+
+/// `sdsim sim run ... --windows [--window-seconds W]`: as [`run_file`], advancing window by
+/// window (`W`, else the design's `window_s`, else 1 s) as the simulation service does, and
+/// printing every window: with `json`, the report gets a `windows` array of the engine's
+/// [`crate::WindowMetrics`], exactly as a live run streams them; in text, one line each.
+pub fn run_file_with(
+    path: &Path,
+    seed: Option<u64>,
+    json: bool,
+    windows: Option<Option<f64>>,
+) -> Result<String, CliError> {
     let design = load_design(path)?;
+    if let Some(Some(w)) = windows {
+        if !(0.01..=3_600.0).contains(&w) {
+            return Err(CliError::Usage(
+                "--window-seconds must be between 0.01 and 3600".into(),
+            ));
+        }
+    }
+    let window_s = windows.map(|w| w.or(design.window_s).unwrap_or(1.0));
     let started = Instant::now();
     let mut sim = Simulation::new(&design, seed).map_err(|e| match e {
         EngineError::Invalid(problems) => CliError::Invalid {
@@ -251,7 +273,15 @@ pub fn run_file(path: &Path, seed: Option<u64>, json: bool) -> Result<String, Cl
         },
         e => CliError::Engine(e),
     })?;
-    sim.run_to_end();
+    let mut series = Vec::new();
+    match window_s {
+        Some(w) => {
+            while !sim.is_finished() {
+                series.push(sim.advance(w));
+            }
+        }
+        None => sim.run_to_end(),
+    }
     let report = sim.report();
     let wall = started.elapsed().as_secs_f64();
     let requests = report.requests_simulated();
@@ -266,11 +296,33 @@ pub fn run_file(path: &Path, seed: Option<u64>, json: bool) -> Result<String, Cl
         if let Value::Object(map) = &mut doc {
             map.insert("wall_time_s".into(), json!(wall));
             map.insert("requests_per_wall_s".into(), json!(rate));
+            if window_s.is_some() {
+                let series = serde_json::to_value(&series).map_err(|e| {
+                    CliError::Engine(EngineError::Internal(format!("windows: {e}")))
+                })?;
+                map.insert("windows".into(), series);
+            }
         }
         return Ok(pretty(&doc));
     }
+    let mut lines = String::new();
+    for w in &series {
+        let e = &w.end_to_end;
+        let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
+        lines.push_str(&format!(
+            "window {:>5} {:>9.2}-{:<9.2}s  {:>10.1} req/s  p50 {:>8} ms  p99 {:>8} ms  drops {:>6}  errors {:>6}\n",
+            w.index,
+            w.start_s,
+            w.end_s,
+            e.throughput,
+            ms(e.p50_ms),
+            ms(e.p99_ms),
+            e.drops,
+            e.errors
+        ));
+    }
     Ok(format!(
-        "{report}simulated {requests} requests ({} events, {:.1} s of simulated time) in {wall:.3} s of wall time: {} requests/s\n",
+        "{lines}{report}simulated {requests} requests ({} events, {:.1} s of simulated time) in {wall:.3} s of wall time: {} requests/s\n",
         report.events,
         report.simulated_s,
         thousands(rate)

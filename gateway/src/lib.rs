@@ -11,12 +11,15 @@
 //!   to the subscriber (imports none of the modules below).
 //! - [`ws`]: the WebSocket session actor; [`registry`]: sessions by user and channel;
 //!   [`subscriber`]: the Redis pub/sub subscriber, reached through a `Recipient<Resync>`.
+//! - [`feeds`]: live runs to their `/ws/simulation/{id}` watchers (one Redis stream reader
+//!   per watched run).
 //! - [`upstream`]: typed clients of the backends over the mesh; [`grpc`]: the
 //!   `GatewayService` adapter.
 #![forbid(unsafe_code)]
 
 pub mod body;
 pub mod error;
+pub mod feeds;
 pub mod grpc;
 pub mod http;
 pub mod outlet;
@@ -85,17 +88,30 @@ pub fn tree(
             })
         })
     };
+    let feeds = feeds::Feeds::new(
+        redis_client.clone(),
+        shared.redis.clone(),
+        shared.ns.clone(),
+        upstream.clone(),
+        shared
+            .grpc_runtime
+            .clone()
+            .unwrap_or_else(tokio::runtime::Handle::current),
+    );
     // Draining: every WebSocket is told to go (1001) so its client reconnects elsewhere.
     {
         let registry = registry.clone();
+        let feeds = feeds.clone();
         shared.drain.on_drain(move || {
-            let n = registry.close_all(CLOSE_GOING_AWAY, "server shutting down");
+            let n = registry.close_all(CLOSE_GOING_AWAY, "server shutting down")
+                + feeds.close_all(CLOSE_GOING_AWAY, "server shutting down");
             tracing::info!(sessions = n, "draining: WebSockets closed with 1001");
         });
     }
     let state = state::GatewayState {
         upstream,
         registry: registry.clone(),
+        feeds,
         settings: g.clone(),
         metrics: shared.metrics.clone(),
         view: shared.view.clone(),

@@ -106,6 +106,11 @@ impl Backlog {
         self.overflowed.load(Ordering::Acquire)
     }
 
+    /// (bytes, frames) allowed.
+    pub fn limits(&self) -> (usize, usize) {
+        (self.max_bytes, self.max_frames)
+    }
+
     /// (bytes, frames) waiting.
     pub fn pending(&self) -> (usize, usize) {
         (

@@ -14,6 +14,7 @@ use std::sync::Arc;
 pub struct GatewayState {
     pub upstream: Upstreams,
     pub registry: Registry,
+    pub feeds: crate::feeds::Feeds,
     pub settings: GatewaySettings,
     pub metrics: Arc<Metrics>,
     pub view: TreeView,

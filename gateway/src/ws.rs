@@ -58,6 +58,25 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 pub const ENDPOINT_NOTIFICATIONS: &str = "/ws/notifications";
+pub const ENDPOINT_SIMULATION: &str = "/ws/simulation";
+
+/// What a session is for.
+#[derive(Debug, Clone)]
+pub enum Endpoint {
+    /// `/ws/notifications`: the user's events.
+    Notifications,
+    /// `/ws/simulation/{id}`: one run's windows, after offset `since` (see [`crate::feeds`]).
+    Simulation { run: String, since: Option<String> },
+}
+
+impl Endpoint {
+    fn label(&self) -> &'static str {
+        match self {
+            Endpoint::Notifications => ENDPOINT_NOTIFICATIONS,
+            Endpoint::Simulation { .. } => ENDPOINT_SIMULATION,
+        }
+    }
+}
 
 /// Event bytes handed to the socket per poll of the session, at least one frame.
 pub const FLUSH_BATCH_BYTES: usize = 32 << 10;
@@ -71,6 +90,9 @@ struct Authed {
 
 pub struct WsSession {
     id: Uuid,
+    endpoint: Endpoint,
+    /// The run this session watches, once it does.
+    watching: Option<Uuid>,
     state: GatewayState,
     remote_addr: String,
     header_token: Option<String>,
@@ -85,13 +107,20 @@ pub struct WsSession {
 }
 
 impl WsSession {
-    pub fn new(state: GatewayState, remote_addr: String, header_token: Option<String>) -> Self {
+    pub fn new(
+        state: GatewayState,
+        endpoint: Endpoint,
+        remote_addr: String,
+        header_token: Option<String>,
+    ) -> Self {
         let backlog = Arc::new(Backlog::new(
             state.settings.ws_max_pending_bytes,
             state.settings.ws_max_pending_frames,
         ));
         Self {
             id: Uuid::new_v4(),
+            endpoint,
+            watching: None,
             state,
             remote_addr,
             header_token,
@@ -234,6 +263,20 @@ impl WsSession {
         expires_at: i64,
         ctx: &mut ws::WebsocketContext<Self>,
     ) {
+        let left = expires_at - chrono::Utc::now().timestamp();
+        let left = Duration::from_secs(left.max(0) as u64);
+        ctx.run_later(left, |act, ctx| {
+            Self::close(
+                &act.state.metrics,
+                ctx,
+                close_codes::TOKEN_EXPIRED,
+                "access token expired; reconnect with a fresh token",
+            );
+        });
+        if let Endpoint::Simulation { run, since } = self.endpoint.clone() {
+            self.watch(user_id, session_id, run, since, ctx);
+            return;
+        }
         let summary = ClientSummary {
             client_id: self.id,
             user_id: user_id.clone(),
@@ -278,16 +321,97 @@ impl WsSession {
                 },
             );
         }));
-        let left = expires_at - chrono::Utc::now().timestamp();
-        let left = Duration::from_secs(left.max(0) as u64);
-        ctx.run_later(left, |act, ctx| {
-            Self::close(
+    }
+
+    /// `/ws/simulation/{id}`: a run the user may view is watched from after `since`; any
+    /// other run, known or not, closes with 4004.
+    fn watch(
+        &mut self,
+        user_id: String,
+        session_id: String,
+        run: String,
+        since: Option<String>,
+        ctx: &mut ws::WebsocketContext<Self>,
+    ) {
+        let since = match crate::feeds::parse_since(since.as_deref().unwrap_or_default()) {
+            Ok(n) => n,
+            Err(message) => {
+                // 1008: policy violation (a malformed request).
+                Self::close(&self.state.metrics, ctx, 1008, &message);
+                return;
+            }
+        };
+        self.auth = Some(Authed {
+            user_id: user_id.clone(),
+        });
+        let upstream = self.state.upstream.clone();
+        let call = sdsim_protocols::proto::simulation::GetSimulationStatusRequest {
+            simulation_id: run.clone(),
+            user_id: user_id.clone(),
+        };
+        let fut = async move {
+            crate::rpc!(
+                upstream,
+                simulation,
+                "GetSimulationStatus",
+                get_simulation_status,
+                call
+            )
+            .await
+        };
+        ctx.wait(fut.into_actor(self).map(move |res, act, ctx| match res {
+            Ok(status) => {
+                let Ok(id) = status.simulation_id.parse::<Uuid>() else {
+                    Self::close(&act.state.metrics, ctx, 1011, "bad simulation id");
+                    return;
+                };
+                act.send(
+                    ctx,
+                    &ServerFrame::AuthOk {
+                        user_id: user_id.clone(),
+                        session_id,
+                    },
+                );
+                act.watching = Some(id);
+                let addr = ctx.address();
+                act.state.feeds.watch(
+                    id,
+                    since,
+                    crate::feeds::Watcher {
+                        id: act.id,
+                        user_id,
+                        outlet: Outlet {
+                            deliver: addr.clone().recipient(),
+                            disconnect: addr.recipient(),
+                            backlog: act.backlog.clone(),
+                        },
+                    },
+                );
+            }
+            Err(
+                ServiceError::NotFound(_)
+                | ServiceError::Forbidden(_)
+                | ServiceError::Invalid { .. },
+            ) => Self::close(
                 &act.state.metrics,
                 ctx,
-                close_codes::TOKEN_EXPIRED,
-                "access token expired; reconnect with a fresh token",
-            );
-        });
+                close_codes::NOT_FOUND,
+                &format!("no simulation {run}"),
+            ),
+            Err(ServiceError::Unavailable(m)) => {
+                tracing::warn!(error = %m, "watch: simulation service unavailable");
+                Self::close(
+                    &act.state.metrics,
+                    ctx,
+                    1013,
+                    "simulation service unavailable; retry",
+                );
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "watch: the run's status failed");
+                Self::close(&act.state.metrics, ctx, 1011, "cannot watch this run now");
+            }
+        }));
     }
 
     fn on_text(&mut self, text: &str, ctx: &mut ws::WebsocketContext<Self>) {
@@ -301,7 +425,12 @@ impl WsSession {
                     message: "this connection is already authenticated".into(),
                 },
             ),
-            (Ok(ClientFrame::Auth { token }), false) => {
+            (Ok(ClientFrame::Auth { token, since }), false) => {
+                if let (Endpoint::Simulation { since: at, .. }, Some(since)) =
+                    (&mut self.endpoint, since)
+                {
+                    *at = Some(since);
+                }
                 if !self.authenticating {
                     self.authenticate(token, ctx);
                 }
@@ -330,7 +459,7 @@ impl Actor for WsSession {
         self.state
             .metrics
             .ws_sessions
-            .with_label_values(&[ENDPOINT_NOTIFICATIONS])
+            .with_label_values(&[self.endpoint.label()])
             .inc();
         let g = &self.state.settings;
         let timeout = Duration::from_millis(g.ws_client_timeout_ms);
@@ -377,10 +506,17 @@ impl Actor for WsSession {
         self.state
             .metrics
             .ws_sessions
-            .with_label_values(&[ENDPOINT_NOTIFICATIONS])
+            .with_label_values(&[self.endpoint.label()])
             .dec();
-        // Releases the channels only this session needed (the registry tells the subscriber).
-        self.state.registry.remove(self.id);
+        match (&self.endpoint, self.watching) {
+            (Endpoint::Simulation { .. }, Some(run)) => self.state.feeds.leave(run, self.id),
+            (Endpoint::Simulation { .. }, None) => {}
+            // Releases the channels only this session needed (the registry tells the
+            // subscriber).
+            (Endpoint::Notifications, _) => {
+                self.state.registry.remove(self.id);
+            }
+        }
     }
 }
 

@@ -7,7 +7,12 @@ use serde::{Deserialize, Serialize};
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClientFrame {
     /// Must be the first frame unless an `Authorization` header was sent.
-    Auth { token: String },
+    Auth {
+        token: String,
+        /// Resume after this offset (a stream's entry id), on `/ws/simulation/{id}`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        since: Option<String>,
+    },
     /// Application-level ping; answered with `pong`.
     Ping {
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -40,10 +45,18 @@ pub enum ServerFrame {
     Error { code: String, message: String },
 }
 
+/// The `data` of a run's end frame (`simulation.completed|failed|stopped`): the same whether
+/// it comes live from the stream or is rebuilt from the stored run.
+pub fn run_end_data(status: &str, error: Option<&str>, windows: u64) -> serde_json::Value {
+    serde_json::json!({ "status": status, "error": error, "windows": windows })
+}
+
 /// WebSocket close codes in the 4000 range, saying why the server closed.
 pub mod close_codes {
     pub const UNAUTHENTICATED: u16 = 4001;
     pub const FORBIDDEN: u16 = 4003;
+    /// Unknown, or not visible to this user (the same code for both).
+    pub const NOT_FOUND: u16 = 4004;
     pub const TOO_SLOW: u16 = 4008;
     pub const TOKEN_EXPIRED: u16 = 4009;
 }
@@ -58,7 +71,17 @@ mod tests {
         assert_eq!(
             f,
             ClientFrame::Auth {
-                token: "abc".into()
+                token: "abc".into(),
+                since: None
+            }
+        );
+        let f: ClientFrame =
+            serde_json::from_str(r#"{"type":"auth","token":"abc","since":"7-0"}"#).unwrap();
+        assert_eq!(
+            f,
+            ClientFrame::Auth {
+                token: "abc".into(),
+                since: Some("7-0".into())
             }
         );
     }

@@ -316,6 +316,14 @@ pub mod simulation_schema {
     }
 
     diesel::table! {
+        simulation_schema.simulation_windows (simulation_id, window_index) {
+            simulation_id -> Uuid,
+            window_index -> Int8,
+            data -> Text,
+        }
+    }
+
+    diesel::table! {
         simulation_schema.simulation_analytics (id) {
             id -> Uuid,
             simulation_id -> Uuid,
@@ -339,12 +347,14 @@ pub mod simulation_schema {
 
     diesel::joinable!(simulation_results -> simulations (simulation_id));
     diesel::joinable!(performance_metrics -> simulations (simulation_id));
+    diesel::joinable!(simulation_windows -> simulations (simulation_id));
     diesel::joinable!(simulation_analytics -> simulations (simulation_id));
     diesel::joinable!(simulation_history -> simulations (simulation_id));
     diesel::allow_tables_to_appear_in_same_query!(
         simulations,
         simulation_results,
         performance_metrics,
+        simulation_windows,
         simulation_analytics,
         simulation_history
     );

@@ -71,6 +71,12 @@ enum SimCommand {
         /// Print the full report as JSON.
         #[arg(long)]
         json: bool,
+        /// Also print every window, as a live run streams them (`windows` in the JSON).
+        #[arg(long)]
+        windows: bool,
+        /// Window length in simulated seconds (default: the design's, else 1).
+        #[arg(long, requires = "windows")]
+        window_seconds: Option<f64>,
     },
     /// Validate a design: every problem, each with its JSON path.
     Validate {
@@ -83,9 +89,21 @@ enum SimCommand {
 /// `sdsim sim ...`: the text goes to stdout, problems to stderr (or stdout with --json).
 fn sim(cmd: SimCommand) -> ExitCode {
     let (res, json) = match cmd {
-        SimCommand::Run { design, seed, json } => {
-            (sdsim_engine::cli::run_file(&design, seed, json), json)
-        }
+        SimCommand::Run {
+            design,
+            seed,
+            json,
+            windows,
+            window_seconds,
+        } => (
+            sdsim_engine::cli::run_file_with(
+                &design,
+                seed,
+                json,
+                windows.then_some(window_seconds),
+            ),
+            json,
+        ),
         SimCommand::Validate { design, json } => {
             (sdsim_engine::cli::validate_file(&design, json), json)
         }

@@ -326,9 +326,74 @@ impl spb::simulation_service_server::SimulationService for SimulationGrpc {
 
     async fn get_live_metrics(
         &self,
-        _: Request<spb::GetLiveMetricsRequest>,
+        req: Request<spb::GetLiveMetricsRequest>,
     ) -> Result<Response<spb::GetLiveMetricsResponse>, Status> {
-        later("GetLiveMetrics")
+        let r = req.into_inner();
+        let res = async {
+            let row = self
+                .authorize(&r.user_id, &r.simulation_id, Need::Watch)
+                .await?;
+            let id = row.id.to_string();
+            let status = self.runs.status(row).await?;
+            let (simulated_time, windows, json) = match status.live {
+                Some(p) => (p.simulated_s, p.windows, p.last.map(|j| j.to_string())),
+                None => {
+                    // Finished (or live elsewhere): the latest stored window.
+                    let (_, stored) = self.runs.windows(&status.row, 0, 1).await?;
+                    let last = match stored.checked_sub(1) {
+                        Some(i) => self.runs.windows(&status.row, i, 1).await?.0,
+                        None => Vec::new(),
+                    };
+                    let json = last.into_iter().next().map(|(_, d)| d);
+                    let end = json
+                        .as_deref()
+                        .and_then(|j| serde_json::from_str::<serde_json::Value>(j).ok())
+                        .and_then(|v| v["end_s"].as_f64())
+                        .unwrap_or(0.0);
+                    (end, stored, json)
+                }
+            };
+            let Some(window_json) = json else {
+                return Err(ServiceError::Conflict {
+                    code: "no_window_yet".into(),
+                    field: "simulation_id".into(),
+                    message: format!("simulation {id} has no window yet"),
+                });
+            };
+            Ok(spb::GetLiveMetricsResponse {
+                simulation_id: id,
+                simulated_time,
+                metrics: Default::default(),
+                window_json,
+                offset: crate::stream::entry_id(windows.saturating_sub(1)),
+            })
+        }
+        .await;
+        reply(res)
+    }
+
+    async fn get_simulation_windows(
+        &self,
+        req: Request<spb::GetSimulationWindowsRequest>,
+    ) -> Result<Response<spb::GetSimulationWindowsResponse>, Status> {
+        let r = req.into_inner();
+        let res = async {
+            let row = self
+                .authorize(&r.user_id, &r.simulation_id, Need::Watch)
+                .await?;
+            let (windows, stored) = self.runs.windows(&row, r.from_index, r.limit).await?;
+            Ok(spb::GetSimulationWindowsResponse {
+                windows: windows
+                    .into_iter()
+                    .map(|(index, window_json)| spb::StoredWindow { index, window_json })
+                    .collect(),
+                status: row.status,
+                stored_windows: stored,
+                error: row.error.unwrap_or_default(),
+            })
+        }
+        .await;
+        reply(res)
     }
     async fn get_performance_analysis(
         &self,

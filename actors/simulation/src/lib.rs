@@ -1,7 +1,8 @@
 //! The simulation service: its settings, its supervision tree and its gRPC adapter.
 //!
 //! Layout:
-//! - [`runs`]: runs on threads of their own, paced, stopped, stored;
+//! - [`runs`]: runs on threads of their own, paced, stopped, stored; [`stream`]: each run's
+//!   publisher (its windows to the Redis stream and PostgreSQL, then its end);
 //! - [`grpc`]: the tonic adapter of `simulation.SimulationService`; [`validation`]: a
 //!   design's problems and its analytic preview;
 //! - [`SimulationSettings`] (`[simulation]`) and [`tree`].
@@ -9,6 +10,7 @@
 
 pub mod grpc;
 pub mod runs;
+pub mod stream;
 pub mod validation;
 
 use sdsim_protocols::limits::MAX_DESIGN_MESSAGE_BYTES;
@@ -26,23 +28,42 @@ use std::net::TcpListener;
 pub struct SimulationSettings {
     /// Where the simulation service listens.
     pub listen: Listen,
+    /// Entries a run's live stream keeps at least (it is trimmed only past stored windows).
+    pub stream_maxlen: u64,
+    /// How long a finished run's stream stays in Redis (watchers then read stored windows).
+    pub stream_ttl_seconds: u64,
+    /// How often a running run's new windows are written to PostgreSQL.
+    pub store_every_ms: u64,
 }
 
 impl Default for SimulationSettings {
     fn default() -> Self {
         Self {
             listen: Listen::local(ports::SIMULATION_GRPC, ports::SIMULATION_HTTP),
+            stream_maxlen: 1_000,
+            stream_ttl_seconds: 3_600,
+            store_every_ms: 500,
         }
     }
 }
 
 /// Problems with the simulation settings, each naming the setting.
-pub fn validate(_: &SimulationSettings, _: &mut Vec<String>) {}
+pub fn validate(s: &SimulationSettings, errors: &mut Vec<String>) {
+    if s.stream_maxlen < 10 {
+        errors.push("simulation.stream_maxlen must be at least 10".into());
+    }
+    if s.stream_ttl_seconds == 0 {
+        errors.push("simulation.stream_ttl_seconds must be at least 1".into());
+    }
+    if !(10..=60_000).contains(&s.store_every_ms) {
+        errors.push("simulation.store_every_ms must be between 10 and 60000".into());
+    }
+}
 
 /// The simulation service's tree (drawn in ARCHITECTURE.md).
 pub fn tree(
     shared: &Shared,
-    _settings: &SimulationSettings,
+    settings: &SimulationSettings,
     grpc: TcpListener,
     http: TcpListener,
 ) -> SupervisorSpec {
@@ -54,8 +75,17 @@ pub fn tree(
         health: shared.probe(true),
         runs: std::sync::Arc::new(runs::Runs::new(
             shared.pool.clone(),
-            runtime,
-            shared.metrics.clone(),
+            runs::RunsDeps {
+                runtime,
+                metrics: shared.metrics.clone(),
+                redis: shared.redis.clone(),
+                ns: shared.ns.clone(),
+                limits: stream::StreamLimits {
+                    maxlen: settings.stream_maxlen,
+                    ttl_s: settings.stream_ttl_seconds,
+                    store_every: std::time::Duration::from_millis(settings.store_every_ms),
+                },
+            },
         )),
         mesh: shared.mesh.clone(),
     };

@@ -21,6 +21,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
+use crate::stream::{Feed, StreamLimits};
+use sdsim_protocols::names::Namespace;
+
 /// The fastest pace (simulated seconds per wall second); 0 means "as fast as it goes".
 pub const MAX_SPEED: f64 = 10_000.0;
 
@@ -40,6 +43,8 @@ pub struct Start {
 pub struct Progress {
     pub simulated_s: f64,
     pub windows: u64,
+    /// The latest window, as streamed.
+    pub last: Option<Arc<str>>,
 }
 
 /// What the run's owner may change while it runs; the run thread reads it between windows.
@@ -102,16 +107,31 @@ pub struct Status {
 /// The runs of this instance.
 pub struct Runs {
     pub pool: DbPool,
-    /// Where the run threads store their outcome (`block_on` from a plain thread).
+    /// Where the runs' publishers run.
     pub runtime: tokio::runtime::Handle,
     pub metrics: Arc<Metrics>,
+    pub redis: redis::aio::ConnectionManager,
+    pub ns: Namespace,
+    pub limits: StreamLimits,
     live: Mutex<HashMap<Uuid, Live>>,
 }
 
-enum Outcome {
+/// How a run ended.
+pub enum Outcome {
     Completed(Box<engine::RunReport>),
     Stopped(Box<engine::RunReport>),
     Failed(String),
+}
+
+impl Outcome {
+    /// The stored status and error.
+    pub fn status(&self) -> (&'static str, Option<String>) {
+        match self {
+            Outcome::Completed(_) => ("completed", None),
+            Outcome::Stopped(_) => ("stopped", None),
+            Outcome::Failed(e) => ("failed", Some(e.clone())),
+        }
+    }
 }
 
 /// Waits until the window is due at the current speed (re-read while waiting, so a new
@@ -150,13 +170,32 @@ fn check_speed(speed: f64) -> Result<(), ServiceError> {
     }
 }
 
+/// What a run needs besides its database.
+pub struct RunsDeps {
+    pub runtime: tokio::runtime::Handle,
+    pub metrics: Arc<Metrics>,
+    pub redis: redis::aio::ConnectionManager,
+    pub ns: Namespace,
+    pub limits: StreamLimits,
+}
+
 impl Runs {
-    pub fn new(pool: DbPool, runtime: tokio::runtime::Handle, metrics: Arc<Metrics>) -> Self {
+    pub fn new(pool: DbPool, d: RunsDeps) -> Self {
         Self {
             pool,
-            runtime,
-            metrics,
+            runtime: d.runtime,
+            metrics: d.metrics,
+            redis: d.redis,
+            ns: d.ns,
+            limits: d.limits,
             live: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The run is over and its end stored: it is no longer live here.
+    pub fn forget(&self, id: Uuid) {
+        if let Ok(mut l) = self.live.lock() {
+            l.remove(&id);
         }
     }
 
@@ -222,9 +261,14 @@ impl Runs {
                 },
             );
         }
-        let runs = self.clone();
         let id = row.id;
+        let (feed, rx) = tokio::sync::mpsc::unbounded_channel();
+        self.runtime
+            .spawn(crate::stream::publish(self.clone(), id, rx));
+        self.announce(&row).await;
+        let runs = self.clone();
         let window = s.window_s.or(design.window_s).unwrap_or(1.0);
+        let end_feed = feed.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("sdsim-run-{}", &id.simple().to_string()[..8]))
             .spawn(move || {
@@ -234,18 +278,25 @@ impl Runs {
                         Ok(sim) => sim,
                         Err(e) => return Outcome::Failed(e.to_string()),
                     };
-                    let mut windows = 0;
                     while !sim.is_finished() {
                         if control.stopped() {
                             return Outcome::Stopped(Box::new(sim.report()));
                         }
                         let t = Instant::now();
                         let w = sim.advance(window);
-                        windows += 1;
+                        let json: Arc<str> = match serde_json::to_string(&w) {
+                            Ok(j) => j.into(),
+                            Err(e) => return Outcome::Failed(format!("window {}: {e}", w.index)),
+                        };
                         if let Ok(mut p) = progress.lock() {
                             p.simulated_s = w.end_s;
-                            p.windows = windows;
+                            p.windows = w.index + 1;
+                            p.last = Some(json.clone());
                         }
+                        let _ = feed.send(Feed::Window {
+                            index: w.index,
+                            json,
+                        });
                         pace(window, t, &control);
                     }
                     Outcome::Completed(Box::new(sim.report()))
@@ -263,41 +314,60 @@ impl Runs {
                     tracing::error!(run = %id, panic = %what, "a run panicked; it ends as failed");
                     Outcome::Failed(format!("the run failed: {what}"))
                 });
-                let wall = started.elapsed().as_secs_f64();
-                let r = runs.clone();
-                let stored = runs
-                    .runtime
-                    .block_on(async move { r.finish(id, outcome, wall).await });
-                if let Err(e) = stored {
-                    tracing::error!(run = %id, error = %e, "run outcome not stored");
-                }
-                if let Ok(mut l) = runs.live.lock() {
-                    l.remove(&id);
-                }
+                let wall_s = started.elapsed().as_secs_f64();
+                // The publisher stores the outcome after the last window.
+                let _ = feed.send(Feed::End { outcome, wall_s });
             });
         if let Err(e) = spawned {
-            self.finish(row.id, Outcome::Failed(format!("cannot start: {e}")), 0.0)
-                .await?;
+            let _ = end_feed.send(Feed::End {
+                outcome: Outcome::Failed(format!("cannot start: {e}")),
+                wall_s: 0.0,
+            });
         }
         Ok(row)
     }
 
-    /// Stores how a run ended.
-    async fn finish(&self, id: Uuid, outcome: Outcome, wall_s: f64) -> Result<(), ServiceError> {
+    /// `simulation:events:started`, for whoever listens (best effort).
+    async fn announce(&self, row: &RunRow) {
+        let event = serde_json::json!({
+            "simulation_id": row.id.to_string(),
+            "user_id": row.user_id.to_string(),
+            "project_id": row.project_id.map(|p| p.to_string()),
+            "status": "started",
+        });
+        let mut conn = self.redis.clone();
+        let sent: redis::RedisResult<i64> = redis::cmd("PUBLISH")
+            .arg(self.ns.simulation_events("started"))
+            .arg(event.to_string())
+            .query_async(&mut conn)
+            .await;
+        if let Err(e) = sent {
+            tracing::debug!(run = %row.id, error = %e, "started event not published");
+        }
+    }
+
+    /// Stores how a run ended; answers who started it and of which project.
+    pub async fn finish(
+        &self,
+        id: Uuid,
+        outcome: Outcome,
+        wall_s: f64,
+    ) -> Result<(Uuid, Option<Uuid>), ServiceError> {
         let mut conn = sdsim_schema::pool::get(&self.pool).await?;
         let (status, report, error) = match outcome {
             Outcome::Completed(r) => ("completed", Some(r), None),
             Outcome::Stopped(r) => ("stopped", Some(r), None),
             Outcome::Failed(e) => ("failed", None, Some(e)),
         };
-        diesel::update(simulations::table.find(id))
+        let owner: (Uuid, Option<Uuid>) = diesel::update(simulations::table.find(id))
             .set((
                 simulations::status.eq(status),
                 simulations::error.eq(error),
                 simulations::progress.eq(if status == "completed" { 1.0 } else { 0.0 }),
                 simulations::completed_at.eq(Some(Utc::now())),
             ))
-            .execute(&mut conn)
+            .returning((simulations::user_id, simulations::project_id))
+            .get_result(&mut conn)
             .await?;
         if let Some(report) = report {
             let summary = serde_json::to_value(&*report)
@@ -314,7 +384,7 @@ impl Runs {
                 .execute(&mut conn)
                 .await?;
         }
-        Ok(())
+        Ok(owner)
     }
 
     /// The run and, while it runs, where it is.
@@ -470,6 +540,40 @@ impl Runs {
             });
         }
         Ok(())
+    }
+
+    /// Up to `limit` stored windows of a run from window `from` on, and how many it has
+    /// stored in all.
+    pub async fn windows(
+        &self,
+        row: &RunRow,
+        from: u64,
+        limit: u32,
+    ) -> Result<(Vec<(u64, String)>, u64), ServiceError> {
+        use sdsim_schema::tables::simulation_schema::simulation_windows as w;
+        let limit = match limit {
+            0 => 500,
+            n => i64::from(n.min(500)),
+        };
+        let from = i64::try_from(from).unwrap_or(i64::MAX);
+        let mut conn = sdsim_schema::pool::get(&self.pool).await?;
+        let rows: Vec<(i64, String)> = w::table
+            .filter(w::simulation_id.eq(row.id))
+            .filter(w::window_index.ge(from))
+            .order(w::window_index.asc())
+            .limit(limit)
+            .select((w::window_index, w::data))
+            .load(&mut conn)
+            .await?;
+        let stored: Option<i64> = w::table
+            .filter(w::simulation_id.eq(row.id))
+            .select(diesel::dsl::max(w::window_index))
+            .first(&mut conn)
+            .await?;
+        Ok((
+            rows.into_iter().map(|(i, d)| (i as u64, d)).collect(),
+            stored.map_or(0, |m| m as u64 + 1),
+        ))
     }
 
     /// The stored report of a finished run.

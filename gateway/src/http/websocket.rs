@@ -1,17 +1,39 @@
-//! The WebSocket endpoints' upgrade: `GET /ws/notifications` (the session itself is the
-//! [`crate::ws::WsSession`] actor).
+//! The WebSocket endpoints' upgrade: `GET /ws/notifications` and `GET /ws/simulation/{id}`
+//! (`?since=<offset>` to resume); the session itself is the [`crate::ws::WsSession`] actor.
 
 use super::extract::{bearer_token, ClientOrigin};
 use super::json_resource;
 use crate::error::ApiError;
 use crate::state::GatewayState;
-use crate::ws::WsSession;
+use crate::ws::{Endpoint, WsSession};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 /// The routes of this area.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(json_resource("/ws/notifications").route(web::get().to(notifications)));
+    cfg.service(json_resource("/ws/notifications").route(web::get().to(notifications)))
+        .service(json_resource("/ws/simulation/{id}").route(web::get().to(simulation)));
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct WatchQuery {
+    #[serde(default)]
+    since: Option<String>,
+}
+
+async fn simulation(
+    state: web::Data<GatewayState>,
+    req: HttpRequest,
+    origin: ClientOrigin,
+    path: web::Path<String>,
+    query: web::Query<WatchQuery>,
+    stream: web::Payload,
+) -> Result<HttpResponse, actix_web::Error> {
+    let endpoint = Endpoint::Simulation {
+        run: path.into_inner(),
+        since: query.into_inner().since,
+    };
+    upgrade(state, req, origin, endpoint, stream)
 }
 
 async fn notifications(
@@ -20,9 +42,19 @@ async fn notifications(
     origin: ClientOrigin,
     stream: web::Payload,
 ) -> Result<HttpResponse, actix_web::Error> {
+    upgrade(state, req, origin, Endpoint::Notifications, stream)
+}
+
+fn upgrade(
+    state: web::Data<GatewayState>,
+    req: HttpRequest,
+    origin: ClientOrigin,
+    endpoint: Endpoint,
+    stream: web::Payload,
+) -> Result<HttpResponse, actix_web::Error> {
     // A malformed header is refused before the upgrade, with JSON like every REST error.
     let token = bearer_token(&req)?;
-    let session = WsSession::new(state.get_ref().clone(), origin.ip, token);
+    let session = WsSession::new(state.get_ref().clone(), endpoint, origin.ip, token);
     actix_web_actors::ws::start(session, &req, stream).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,

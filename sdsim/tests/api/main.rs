@@ -15,6 +15,7 @@ mod failover;
 mod gateway_clients;
 mod grpc_clients;
 mod lifecycle;
+mod live;
 mod migrations;
 mod projects;
 mod sim_cli;

@@ -1,0 +1,237 @@
+//! A run's live output: every window XADDed to `simulation:stream:{id}` as the run produces
+//! it, stored in `simulation_windows`, and the run's end after the last window.
+//!
+//! The run thread hands each window (already JSON) to the run's publisher task, which owns
+//! the order of everything a watcher sees:
+//! 1. windows go to the stream at once (pipelined when several are waiting), with explicit
+//!    entry ids `{index + 1}-0`: an offset *is* a window number, so a watcher's `since` maps
+//!    onto the stored windows exactly, and a second writer of the same window is refused by
+//!    Redis (ids only grow);
+//! 2. every `store_every_ms` (and at the end) the windows not yet stored are written to
+//!    PostgreSQL; only then may the stream be trimmed, and only past stored windows
+//!    (`XTRIM MINID`, keeping at least `stream_maxlen` entries);
+//! 3. at the end: the last windows stored, the outcome stored (the run's row and report),
+//!    then the end entry (`simulation.completed|failed|stopped`) after the last window, the
+//!    `simulation:events:{status}` event, and the stream's expiry (`stream_ttl_seconds`).
+//!
+//! Redis being down costs watchers their live view (logged), never the run or its windows:
+//! a watcher that reconnects reads what the stream lacks from PostgreSQL.
+
+use crate::runs::{Outcome, Runs};
+use diesel::ExpressionMethods;
+use diesel_async::RunQueryDsl;
+use sdsim_protocols::frames::run_end_data;
+use sdsim_schema::tables::simulation_schema::simulation_windows;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+/// What a run thread tells its publisher.
+pub enum Feed {
+    Window { index: u64, json: Arc<str> },
+    End { outcome: Outcome, wall_s: f64 },
+}
+
+/// The stream entry id of window `index` (0-based).
+pub fn entry_id(index: u64) -> String {
+    format!("{}-0", index + 1)
+}
+
+/// How the publisher stores and trims (from `[simulation]`).
+#[derive(Debug, Clone, Copy)]
+pub struct StreamLimits {
+    pub maxlen: u64,
+    pub ttl_s: u64,
+    pub store_every: Duration,
+}
+
+struct Publisher {
+    runs: Arc<Runs>,
+    id: Uuid,
+    key: String,
+    /// Windows streamed and not yet stored.
+    unstored: Vec<(u64, Arc<str>)>,
+    /// Windows stored so far (all of indexes `0..stored`).
+    stored: u64,
+    /// Windows streamed so far.
+    streamed: u64,
+    last_store: Instant,
+}
+
+/// The publisher of run `id`: runs until the run's end is published.
+pub async fn publish(runs: Arc<Runs>, id: Uuid, mut rx: mpsc::UnboundedReceiver<Feed>) {
+    let key = runs.ns.simulation_stream(&id.to_string());
+    let limits = runs.limits;
+    let mut p = Publisher {
+        runs,
+        id,
+        key,
+        unstored: Vec::new(),
+        stored: 0,
+        streamed: 0,
+        last_store: Instant::now(),
+    };
+    loop {
+        let first = match tokio::time::timeout(limits.store_every, rx.recv()).await {
+            Ok(Some(f)) => f,
+            // The run thread is gone without its end: it cannot happen (its end is sent
+            // after catch_unwind), but a run must never stay "running".
+            Ok(None) => Feed::End {
+                outcome: Outcome::Failed("the run ended without its outcome".into()),
+                wall_s: 0.0,
+            },
+            Err(_) => {
+                p.store(limits).await;
+                continue;
+            }
+        };
+        let mut batch = vec![first];
+        while let Ok(f) = rx.try_recv() {
+            batch.push(f);
+        }
+        let mut end = None;
+        let mut windows = Vec::with_capacity(batch.len());
+        for f in batch {
+            match f {
+                Feed::Window { index, json } => windows.push((index, json)),
+                Feed::End { outcome, wall_s } => end = Some((outcome, wall_s)),
+            }
+        }
+        p.stream(&windows).await;
+        p.unstored.extend(windows);
+        if let Some((outcome, wall_s)) = end {
+            p.end(outcome, wall_s, limits).await;
+            return;
+        }
+        if p.last_store.elapsed() >= limits.store_every {
+            p.store(limits).await;
+        }
+    }
+}
+
+impl Publisher {
+    async fn stream(&mut self, windows: &[(u64, Arc<str>)]) {
+        if windows.is_empty() {
+            return;
+        }
+        let mut pipe = redis::pipe();
+        for (index, json) in windows {
+            pipe.cmd("XADD")
+                .arg(&self.key)
+                .arg(entry_id(*index))
+                .arg("type")
+                .arg("simulation.window")
+                .arg("data")
+                .arg(&**json)
+                .ignore();
+        }
+        let mut conn = self.runs.redis.clone();
+        if let Err(e) = pipe.query_async::<()>(&mut conn).await {
+            tracing::warn!(run = %self.id, error = %e, "windows not streamed (watchers resume from the stored ones)");
+        }
+        self.streamed = windows.last().map_or(self.streamed, |(i, _)| i + 1);
+    }
+
+    /// Stores the windows not yet stored, then trims the stream past them.
+    async fn store(&mut self, limits: StreamLimits) {
+        self.last_store = Instant::now();
+        if self.unstored.is_empty() {
+            return;
+        }
+        let rows: Vec<_> = self
+            .unstored
+            .iter()
+            .map(|(index, json)| {
+                (
+                    simulation_windows::simulation_id.eq(self.id),
+                    simulation_windows::window_index.eq(*index as i64),
+                    simulation_windows::data.eq(json.to_string()),
+                )
+            })
+            .collect();
+        let written = async {
+            let mut conn = sdsim_schema::pool::get(&self.runs.pool).await?;
+            for chunk in rows.chunks(1_000) {
+                diesel::insert_into(simulation_windows::table)
+                    .values(chunk)
+                    .on_conflict_do_nothing()
+                    .execute(&mut conn)
+                    .await?;
+            }
+            Ok::<_, sdsim_runtime::error::ServiceError>(())
+        }
+        .await;
+        if let Err(e) = written {
+            // Kept for the next attempt; the stream is not trimmed past them meanwhile.
+            tracing::warn!(run = %self.id, error = %e, "windows not stored yet");
+            return;
+        }
+        self.stored = self.unstored.last().map_or(self.stored, |(i, _)| i + 1);
+        self.unstored.clear();
+        // Entries below MINID go: never one not stored, never the newest `maxlen`.
+        let keep_from = (self.streamed + 1).saturating_sub(limits.maxlen).max(1);
+        let min_id = keep_from.min(self.stored + 1);
+        if min_id > 1 {
+            let mut conn = self.runs.redis.clone();
+            let trimmed: redis::RedisResult<i64> = redis::cmd("XTRIM")
+                .arg(&self.key)
+                .arg("MINID")
+                .arg(format!("{min_id}-0"))
+                .query_async(&mut conn)
+                .await;
+            if let Err(e) = trimmed {
+                tracing::debug!(run = %self.id, error = %e, "stream not trimmed");
+            }
+        }
+    }
+
+    async fn end(mut self, outcome: Outcome, wall_s: f64, limits: StreamLimits) {
+        // Every window stored before the outcome, so a finished run's windows are complete.
+        for _ in 0..5 {
+            self.store(limits).await;
+            if self.unstored.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let (status, error) = outcome.status();
+        let user_project = self.runs.finish(self.id, outcome, wall_s).await;
+        if let Err(e) = &user_project {
+            tracing::error!(run = %self.id, error = %e, "run outcome not stored");
+        }
+        self.runs.forget(self.id);
+        let data = run_end_data(status, error.as_deref(), self.streamed);
+        let mut conn = self.runs.redis.clone();
+        let mut pipe = redis::pipe();
+        pipe.cmd("XADD")
+            .arg(&self.key)
+            .arg(entry_id(self.streamed))
+            .arg("type")
+            .arg(format!("simulation.{status}"))
+            .arg("data")
+            .arg(data.to_string())
+            .ignore()
+            .cmd("EXPIRE")
+            .arg(&self.key)
+            .arg(limits.ttl_s.max(1))
+            .ignore();
+        if let Ok((user, project)) = user_project {
+            let event = serde_json::json!({
+                "simulation_id": self.id.to_string(),
+                "user_id": user.to_string(),
+                "project_id": project.map(|p| p.to_string()),
+                "status": status,
+                "error": error,
+                "windows": self.streamed,
+            });
+            pipe.cmd("PUBLISH")
+                .arg(self.runs.ns.simulation_events(status))
+                .arg(event.to_string())
+                .ignore();
+        }
+        if let Err(e) = pipe.query_async::<()>(&mut conn).await {
+            tracing::warn!(run = %self.id, error = %e, "run end not streamed");
+        }
+    }
+}

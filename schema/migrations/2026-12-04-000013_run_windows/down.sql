@@ -1,0 +1,1 @@
+DROP TABLE simulation_schema.simulation_windows;

@@ -1,0 +1,275 @@
+//! Live runs on `/ws/simulation/{id}`: every window once to every watcher, on any gateway
+//! instance, equal to the offline run's windows; resumed with `since`, also once the
+//! stream has expired; strangers and unknown runs closed with 4004; a slow watcher cut off
+//! (4008) while the others keep receiving.
+
+use crate::helpers::*;
+use reqwest::Method;
+use sdsim_protocols::Service;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+const PASSWORD: &str = "a long enough password";
+
+async fn signed_in(s: &Stack, tag: &str) -> String {
+    let email = unique_email(tag);
+    s.register(&email, PASSWORD).await;
+    s.login(&email, PASSWORD).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// A short design: `duration` simulated seconds in windows of `window` seconds.
+fn design(duration: f64, window: f64) -> Value {
+    let mut d: Value =
+        serde_json::from_str(sdsim_engine::template("read_heavy_api_with_cache").unwrap()).unwrap();
+    d["duration_s"] = json!(duration);
+    d["window_s"] = json!(window);
+    d
+}
+
+async fn start(s: &Stack, token: &str, design: &Value, seed: u64, speed: f64) -> String {
+    let r = s
+        .authed(Method::POST, "/api/simulations", token)
+        .json(&json!({"design": design, "seed": seed, "speed": speed}))
+        .send()
+        .await
+        .unwrap();
+    let st = r.status().as_u16();
+    let b: Value = r.json().await.unwrap();
+    assert_eq!(st, 201, "{b}");
+    b["simulation"]["id"].as_str().unwrap().to_string()
+}
+
+async fn watch(ws_base: &str, run: &str, token: &str, since: Option<&str>) -> Ws {
+    let url = match since {
+        Some(s) => format!("{ws_base}/ws/simulation/{run}?since={s}"),
+        None => format!("{ws_base}/ws/simulation/{run}"),
+    };
+    let (socket, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("WebSocket connect");
+    let mut ws = Ws { socket };
+    ws.authenticate(token).await;
+    ws
+}
+
+/// Every frame until the server closes; the close code.
+async fn drain(ws: &mut Ws, within: Duration) -> (Vec<Value>, Option<u16>) {
+    let mut frames = Vec::new();
+    loop {
+        match ws.next(within).await {
+            Next::Frame(f) => frames.push(f),
+            Next::Closed(code, _) => return (frames, code),
+            Next::Timeout => panic!("no end after {} frames", frames.len()),
+        }
+    }
+}
+
+/// The windows `sdsim sim run --windows --json` prints for the design and seed.
+fn offline_windows(design: &Value, seed: u64) -> Vec<Value> {
+    let path =
+        std::env::temp_dir().join(format!("sdsim-live-{}.json", uuid::Uuid::new_v4().simple()));
+    std::fs::write(&path, design.to_string()).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sdsim"))
+        .args(["sim", "run", "--json", "--windows", "--seed"])
+        .arg(seed.to_string())
+        .arg(&path)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&path);
+    assert!(out.status.success(), "{out:?}");
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    doc["windows"].as_array().unwrap().clone()
+}
+
+/// Asserts `frames` are windows `from..=to` in order, once each, then the end.
+fn assert_windows(frames: &[Value], from: u64, to: u64, offline: &[Value], run: &str) {
+    let (end, windows) = frames.split_last().expect("frames");
+    assert_eq!(windows.len() as u64, to + 1 - from, "window count");
+    for (f, n) in windows.iter().zip(from..) {
+        assert_eq!(f["type"], "simulation.window", "{f}");
+        assert_eq!(f["channel"], format!("simulation:stream:{run}"));
+        assert_eq!(
+            f["offset"],
+            format!("{n}-0"),
+            "offsets in order, none missed"
+        );
+        assert_eq!(
+            f["data"],
+            offline[(n - 1) as usize],
+            "window {n} equals the offline one"
+        );
+    }
+    assert_eq!(end["type"], "simulation.completed", "{end}");
+    assert_eq!(end["offset"], format!("{}-0", offline.len() + 1));
+    assert_eq!(end["data"]["windows"], offline.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watchers_on_two_gateways_see_every_window_once_and_resume_with_since() {
+    let db = TestDb::create().await;
+    let mut settings = settings(&db);
+    // Finished streams expire fast here, so the resume from stored windows is seen.
+    settings.simulation.stream_ttl_seconds = 2;
+    settings.simulation.stream_maxlen = 10;
+    settings.simulation.store_every_ms = 50;
+    let s = Stack::start(settings.clone(), &Service::ALL);
+    s.wait_ready().await;
+    // A second gateway instance over the same PostgreSQL, Redis and backends.
+    let mut second = settings.clone();
+    *second.listen_mut(Service::Gateway) = sdsim_runtime::config::Listen::any();
+    let g2 = Stack::start(second, &[Service::Gateway]);
+    g2.wait_ready().await;
+
+    let ada = signed_in(&s, "watcher").await;
+    let (seed, d) = (11, design(30.0, 0.5));
+    let offline = offline_windows(&d, seed);
+    assert_eq!(offline.len(), 60);
+    // 60 windows at 10x: about 3 s.
+    let run = start(&s, &ada, &d, seed, 10.0).await;
+
+    let mut a = watch(&s.ws_base, &run, &ada, None).await;
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    // Joins mid-run on the other instance: the windows so far, then the live ones.
+    let mut b = watch(&g2.ws_base, &run, &ada, None).await;
+    let ((fa, ca), (fb, cb)) = tokio::join!(
+        drain(&mut a, Duration::from_secs(30)),
+        drain(&mut b, Duration::from_secs(30))
+    );
+    assert_eq!(
+        (ca, cb),
+        (Some(1000), Some(1000)),
+        "closed once the run ended"
+    );
+    assert_windows(&fa, 1, 60, &offline, &run);
+    assert_windows(&fb, 1, 60, &offline, &run);
+
+    // Resuming after offset 41: exactly windows 42.., from the stream (only 10 entries kept
+    // live: the rest comes from the stored windows).
+    let mut c = watch(&g2.ws_base, &run, &ada, Some("41-0")).await;
+    let (fc, _) = drain(&mut c, Duration::from_secs(10)).await;
+    assert_windows(&fc, 42, 60, &offline, &run);
+    let mut c = watch(&s.ws_base, &run, &ada, Some("7-0")).await;
+    let (fc7, _) = drain(&mut c, Duration::from_secs(10)).await;
+    assert_windows(&fc7, 8, 60, &offline, &run);
+    assert_eq!(fc7[41 - 7..], fa[41..], "the same bytes as the live frames");
+
+    // Once the stream has expired, the same from PostgreSQL, the `since` in the auth frame.
+    let mut redis = redis::Client::open(redis_url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let key = format!("{}simulation:stream:{run}", settings.redis.prefix);
+    let mut gone = false;
+    for _ in 0..100 {
+        let exists: i64 = redis::cmd("EXISTS")
+            .arg(&key)
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+        if exists == 0 {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(gone, "the finished run's stream expires");
+    let (socket, _) =
+        tokio_tungstenite::connect_async(format!("{}/ws/simulation/{run}", s.ws_base))
+            .await
+            .unwrap();
+    let mut d = Ws { socket };
+    d.send(json!({"type": "auth", "token": ada, "since": "41-0"}))
+        .await;
+    assert_eq!(d.frame(Duration::from_secs(5)).await["type"], "auth_ok");
+    let (fd, code) = drain(&mut d, Duration::from_secs(10)).await;
+    assert_eq!(code, Some(1000));
+    assert_eq!(
+        fd, fc,
+        "after expiry: the same frames, from the stored windows"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strangers_and_unknown_runs_get_4004_and_a_slow_watcher_is_cut_off_alone() {
+    let db = TestDb::create().await;
+    let mut settings = settings(&db);
+    // Room for a reader that keeps up with a run at full speed, not for one that stopped.
+    settings.gateway.ws_max_pending_frames = 1_024;
+    settings.gateway.ws_max_pending_bytes = 2 << 20;
+    let s = Stack::start(settings, &Service::ALL);
+    s.wait_ready().await;
+    let ada = signed_in(&s, "owner").await;
+    let eve = signed_in(&s, "stranger").await;
+    // Long enough to flood a socket: 8,000 windows of about 2 KB.
+    let d = design(400.0, 0.05);
+    let run = start(&s, &ada, &d, 5, 1.0).await;
+
+    // Someone else's run, an unknown one and a malformed id look the same: 4004.
+    for (id, token) in [
+        (run.as_str(), eve.as_str()),
+        ("5f0c6c3e-1d7b-4b8e-9a57-3d2f7c1e9b11", ada.as_str()),
+        ("not-a-run", ada.as_str()),
+    ] {
+        let (socket, _) =
+            tokio_tungstenite::connect_async(format!("{}/ws/simulation/{id}", s.ws_base))
+                .await
+                .unwrap();
+        let mut w = Ws { socket };
+        w.send(json!({"type": "auth", "token": token})).await;
+        w.expect_close(4004, Duration::from_secs(5)).await;
+    }
+    // A since that is no offset: 1008 naming it.
+    let (socket, _) = tokio_tungstenite::connect_async(format!(
+        "{}/ws/simulation/{run}?since=yesterday",
+        s.ws_base
+    ))
+    .await
+    .unwrap();
+    let mut w = Ws { socket };
+    w.send(json!({"type": "auth", "token": ada})).await;
+    let reason = w.expect_close(1008, Duration::from_secs(5)).await;
+    assert!(reason.contains("since"), "{reason}");
+
+    // Two watchers join; one stops reading. Then the run goes as fast as it can.
+    let mut fast = watch(&s.ws_base, &run, &ada, None).await;
+    let mut slow = {
+        // A small receive buffer, so the kernel does not hold the whole run for it.
+        let addr: std::net::SocketAddr = s.base.trim_start_matches("http://").parse().unwrap();
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.set_recv_buffer_size(4096).unwrap();
+        let tcp = sock.connect(addr).await.unwrap();
+        let (socket, _) = tokio_tungstenite::client_async(
+            format!("{}/ws/simulation/{run}", s.ws_base),
+            tokio_tungstenite::MaybeTlsStream::Plain(tcp),
+        )
+        .await
+        .unwrap();
+        let mut w = Ws { socket };
+        w.authenticate(&ada).await;
+        w
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let r = s
+        .authed(Method::PUT, &format!("/api/simulations/{run}/speed"), &ada)
+        .json(&json!({"speed": 0}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let (frames, code) = drain(&mut fast, Duration::from_secs(60)).await;
+    assert_eq!(code, Some(1000), "the reader gets to the end");
+    let (last, windows) = frames.split_last().unwrap();
+    assert_eq!(last["type"], "simulation.completed");
+    assert_eq!(windows.len(), 8_000, "every window, none dropped");
+    for (f, n) in windows.iter().zip(1..) {
+        assert_eq!(f["offset"], format!("{n}-0"));
+    }
+    // The one that did not read was cut off with 4008 somewhere before the end.
+    let (got, code) = drain(&mut slow, Duration::from_secs(30)).await;
+    assert_eq!(code, Some(4008), "after {} frames", got.len());
+    assert!(got.len() < 8_000, "{}", got.len());
+}
