@@ -172,6 +172,12 @@ def test_shared_read_only_with_a_second_user(alice, browser):
     expect(bob.locator('#panel input[data-field="name"]')).to_be_disabled()
     expect(bob.get_by_role("button", name="Undo")).to_have_count(0)
     shot(bob, "bob-read-only")
+    bob.goto("/inbox")
+    expect(bob.locator(".inbox li.unread")).to_contain_text(f"Shop {RUN}")
+    bob.get_by_role("button", name="Mark all as read").click()
+    expect(bob.locator(".inbox li.unread")).to_have_count(0)
+    expect(bob.locator(".bell .count")).to_be_hidden()
+    shot(bob, "bob-inbox")
     ctx.close()
     assert not errors, f"errors in Bob's page: {errors}"
 

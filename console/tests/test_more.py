@@ -127,6 +127,8 @@ def test_a_share_link_opens_read_only_and_forks(carol, browser):
     page = carol
     page.goto(state["url"])
     page.get_by_role("button", name="Share").click()
+    page.get_by_label(re.compile("^Public")).check()
+    expect(page.locator("dialog[open] .share-message")).to_contain_text("gallery")
     page.get_by_role("button", name="Create a link").click()
     url = page.locator("dialog[open] .link-url").input_value()
     assert "/links/" in url
@@ -139,6 +141,9 @@ def test_a_share_link_opens_read_only_and_forks(carol, browser):
     expect(dave.locator("#readonly-banner")).to_contain_text("link")
     expect(node(dave, "redis cache 1")).to_be_visible()
     shot(dave, "link-read-only")
+    dave.goto("/projects?tab=public")
+    expect(dave.locator(".card.project", has_text=f"Empty {RUN}")).to_be_visible()
+    dave.goto(url)
     dave.get_by_role("button", name="Fork").click()
     dave.wait_for_url(re.compile(r".*/projects/[0-9a-f-]{36}$"))
     expect(dave.locator("#readonly-banner")).to_have_count(0)

@@ -89,7 +89,11 @@ function openEditor(el, project, opts) {
     readOnly ? null : undoBtn, readOnly ? null : redoBtn,
     readOnly ? null : btn('Save version', () => namedSave(), { title: 'Save a named version (Ctrl+S)', 'aria-keyshortcuts': 'Control+S' }),
     opts.linkToken ? null : btn('History', () => openHistory()),
-    project.access_level === 'owner' ? btn('Share', () => shareDialog(project)) : null,
+    project.access_level === 'owner' ? btn('Share', () => shareDialog(project, (v) => {
+      // Visibility is not the design: follow the new version so the next save is not a conflict.
+      if (st.base.version === st.version) st.base.version = v;
+      st.version = v;
+    })) : null,
     btn('Fork', () => fork()),
     opts.linkToken ? null : btn('Export', () => exportProject()),
     project.access_level === 'owner' ? btn('Move to trash', () => trash(), { class: 'danger' }) : null);

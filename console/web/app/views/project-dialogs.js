@@ -62,7 +62,7 @@ export function historyDialog(project, currentVersion, { readOnly = false } = {}
   }, { class: 'wide' });
 }
 
-export function shareDialog(project) {
+export function shareDialog(project, onVersion) {
   return dialog(`Share "${project.name}"`, () => {
     const people = h('ul', { class: 'plain people', 'aria-label': 'People with access' });
     const links = h('ul', { class: 'plain links', 'aria-label': 'Links' });
@@ -110,7 +110,18 @@ export function shareDialog(project) {
       } catch (x) { msg.textContent = errorText(x); }
     } }, 'Create a link');
     loadPeople(); loadLinks();
-    return h('div', { class: 'share' }, h('h3', {}, 'People'), form, msg, people,
+    const pub = h('input', { type: 'checkbox', id: 'share-public', checked: !!project.is_public });
+    pub.addEventListener('change', async () => {
+      try {
+        const r = await api('PATCH', `/api/projects/${project.id}`, { is_public: pub.checked });
+        project.is_public = r.project.is_public;
+        if (onVersion) onVersion(r.project.version);
+        msg.textContent = project.is_public ? 'Public: it is in the gallery.' : 'No longer public.';
+      } catch (x) { pub.checked = !pub.checked; msg.textContent = errorText(x); }
+    });
+    return h('div', { class: 'share' },
+      h('div', { class: 'field inline' }, pub, h('label', { for: 'share-public' }, 'Public: anyone signed in finds it in the gallery, can view and fork it')),
+      h('h3', {}, 'People'), form, msg, people,
       h('h3', {}, 'Links'), h('div', { class: 'field inline' }, h('label', { for: 'link-access' }, 'Anyone signed in with the link can'), Object.assign(access, { id: 'link-access' }), makeLink), newLink, links);
   });
 }
