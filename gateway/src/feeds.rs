@@ -40,11 +40,12 @@ const PAGE: usize = 256;
 /// How long one XREAD blocks before the feed looks around.
 const BLOCK_MS: u64 = 5_000;
 
-/// One watcher of a run: its session, and who it is.
+/// One watcher of a run: its session, who it is, and the run's project (if saved).
 #[derive(Clone)]
 pub struct Watcher {
     pub id: Uuid,
     pub user_id: String,
+    pub project_id: Option<String>,
     pub outlet: Outlet,
 }
 
@@ -66,8 +67,9 @@ struct Inner {
     upstream: Upstreams,
     runtime: tokio::runtime::Handle,
     feeds: Mutex<HashMap<Uuid, mpsc::UnboundedSender<Cmd>>>,
-    /// Every watcher, by run (to close them all when the gateway drains).
-    watchers: Mutex<HashMap<Uuid, Outlet>>,
+    /// Every watcher and its run (to close them when the gateway drains, or when their
+    /// access to the run's project ends).
+    watchers: Mutex<HashMap<Uuid, (Uuid, Watcher)>>,
 }
 
 /// An entry of a run's stream, ready to send.
@@ -120,6 +122,27 @@ fn entry_of(run: &Uuid, id: &redis::streams::StreamId) -> Option<Entry> {
 }
 
 impl Feeds {
+    /// Listens for the ends of people's access to projects (`project:events:unshared`,
+    /// `project:events:deleted`), for as long as the process runs: each watcher of a run of
+    /// that project is asked about again, and closed with 4004 if it may no longer see it.
+    pub fn watch_access(&self) {
+        let inner = self.inner.clone();
+        self.inner.runtime.spawn(async move {
+            let mut attempts = 0u32;
+            loop {
+                match inner.clone().access_events().await {
+                    Ok(()) => attempts = 0,
+                    Err(e) => {
+                        attempts = attempts.saturating_add(1);
+                        tracing::warn!(error = %e, "access events: Redis unreachable; retrying");
+                    }
+                }
+                let delay = (100u64 << attempts.min(6)).min(5_000);
+                tokio::time::sleep(Duration::from_millis(delay)).await;
+            }
+        });
+    }
+
     pub fn new(
         client: redis::Client,
         redis: redis::aio::ConnectionManager,
@@ -143,7 +166,7 @@ impl Feeds {
     /// Starts sending run `run` to `watcher` from after entry `since` (0: from the start).
     pub fn watch(&self, run: Uuid, since: u64, watcher: Watcher) {
         if let Ok(mut w) = self.inner.watchers.lock() {
-            w.insert(watcher.id, watcher.outlet.clone());
+            w.insert(watcher.id, (run, watcher.clone()));
         }
         let inner = self.inner.clone();
         self.inner.runtime.spawn(async move {
@@ -172,7 +195,7 @@ impl Feeds {
             .inner
             .watchers
             .lock()
-            .map(|w| w.values().cloned().collect())
+            .map(|w| w.values().map(|(_, w)| w.outlet.clone()).collect())
             .unwrap_or_default();
         for o in &outlets {
             o.disconnect.do_send(Disconnect {
@@ -217,6 +240,83 @@ fn finished(w: &Watcher) {
 }
 
 impl Inner {
+    /// One subscription's life: until the connection drops.
+    async fn access_events(self: Arc<Self>) -> Result<(), String> {
+        use futures_util::StreamExt;
+        let mut pubsub = self
+            .client
+            .get_async_pubsub()
+            .await
+            .map_err(|e| e.to_string())?;
+        pubsub
+            .subscribe(&[
+                self.ns.project_events("unshared"),
+                self.ns.project_events("deleted"),
+            ])
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut messages = pubsub.on_message();
+        while let Some(msg) = messages.next().await {
+            let Ok(payload) = msg.get_payload::<String>() else {
+                continue;
+            };
+            let Ok(event) = serde_json::from_str::<sdsim_protocols::events::Envelope>(&payload)
+            else {
+                continue;
+            };
+            let Some(project) = event.data["project_id"].as_str() else {
+                continue;
+            };
+            // Unshared: that person; deleted: everyone but its owner may have lost it.
+            let user = event.data["user_id"].as_str().map(str::to_string);
+            let affected: Vec<(Uuid, Watcher)> = self
+                .watchers
+                .lock()
+                .map(|w| {
+                    w.values()
+                        .filter(|(_, w)| w.project_id.as_deref() == Some(project))
+                        .filter(|(_, w)| user.as_ref().is_none_or(|u| *u == w.user_id))
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_default();
+            for (run, w) in affected {
+                let inner = self.clone();
+                self.runtime
+                    .spawn(async move { inner.recheck(run, w).await });
+            }
+        }
+        Ok(())
+    }
+
+    /// Closes `w` with 4004 if it may no longer view `run`.
+    async fn recheck(&self, run: Uuid, w: Watcher) {
+        let up = &self.upstream;
+        let call = spb::GetSimulationStatusRequest {
+            simulation_id: run.to_string(),
+            user_id: w.user_id.clone(),
+        };
+        match crate::rpc!(
+            up,
+            simulation,
+            "GetSimulationStatus",
+            get_simulation_status,
+            call
+        )
+        .await
+        {
+            Err(ServiceError::NotFound(_) | ServiceError::Forbidden(_)) => {
+                w.outlet.disconnect.do_send(Disconnect {
+                    code: sdsim_protocols::frames::close_codes::NOT_FOUND,
+                    reason: format!("no simulation {run}"),
+                    drain: false,
+                });
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(run = %run, error = %e, "watcher's access not rechecked"),
+        }
+    }
+
     fn key(&self, run: &Uuid) -> String {
         self.ns.simulation_stream(&run.to_string())
     }

@@ -98,6 +98,7 @@ pub fn tree(
             .clone()
             .unwrap_or_else(tokio::runtime::Handle::current),
     );
+    feeds.watch_access();
     // Draining: every WebSocket is told to go (1001) so its client reconnects elsewhere.
     {
         let registry = registry.clone();

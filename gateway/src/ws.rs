@@ -380,6 +380,8 @@ impl WsSession {
                     crate::feeds::Watcher {
                         id: act.id,
                         user_id,
+                        project_id: (!status.project_id.is_empty())
+                            .then(|| status.project_id.clone()),
                         outlet: Outlet {
                             deliver: addr.clone().recipient(),
                             disconnect: addr.recipient(),

@@ -153,6 +153,9 @@ pub mod kinds {
     pub const PROJECT_DELETED: &str = "project.deleted";
     pub const PROJECT_RESTORED: &str = "project.restored";
     pub const PROJECT_SHARED: &str = "project.shared";
+    /// Someone's share of a project ended (`data`: `project_id`, `user_id`), on
+    /// `project:events:unshared`: their live views of it close.
+    pub const PROJECT_UNSHARED: &str = "project.unshared";
 }
 
 #[cfg(test)]

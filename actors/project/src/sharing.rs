@@ -98,6 +98,21 @@ impl ProjectCore {
         })
         .await?;
         if revoke {
+            if let Some((user, _)) = account {
+                // Their open views of the project (live runs) close at once.
+                self.events.publish(
+                    self.ns.project_events("unshared"),
+                    Envelope::new(
+                        kinds::PROJECT_UNSHARED,
+                        "project",
+                        Some(user.to_string()),
+                        serde_json::json!({
+                            "project_id": pid.to_string(),
+                            "user_id": user.to_string(),
+                        }),
+                    ),
+                );
+            }
             return Ok(format!("{email} no longer has access to this project"));
         }
         let link = format!(

@@ -273,3 +273,111 @@ async fn strangers_and_unknown_runs_get_4004_and_a_slow_watcher_is_cut_off_alone
     assert_eq!(code, Some(4008), "after {} frames", got.len());
     assert!(got.len() < 8_000, "{}", got.len());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoking_a_share_closes_that_persons_watch_of_the_projects_runs() {
+    let db = TestDb::create().await;
+    let s = Stack::up(&db).await;
+    let owner = signed_in(&s, "owner").await;
+    let (viewer_email, other_email) = (unique_email("viewer"), unique_email("other"));
+    let mut tokens = Vec::new();
+    for email in [&viewer_email, &other_email] {
+        s.register(email, PASSWORD).await;
+        tokens.push(
+            s.login(email, PASSWORD).await["access_token"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    let (viewer, other) = (&tokens[0], &tokens[1]);
+    let r = s
+        .authed(Method::POST, "/api/projects", &owner)
+        .json(&json!({"name": "Watched", "template_id": "three-tier-web-app"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let project = r.json::<Value>().await.unwrap()["project"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for email in [&viewer_email, &other_email] {
+        let r = s
+            .authed(
+                Method::POST,
+                &format!("/api/projects/{project}/shares"),
+                &owner,
+            )
+            .json(&json!({"email": email, "role": "viewer"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    // A real-time run of the saved project, watched by both viewers.
+    let r = s
+        .authed(Method::POST, "/api/simulations", &owner)
+        .json(&json!({"project_id": project, "speed": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let run = r.json::<Value>().await.unwrap()["simulation"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut v = watch(&s.ws_base, &run, viewer, None).await;
+    let mut o = watch(&s.ws_base, &run, other, None).await;
+    assert_eq!(
+        v.frame(Duration::from_secs(5)).await["type"],
+        "simulation.window"
+    );
+
+    let r = s
+        .authed(
+            Method::DELETE,
+            &format!("/api/projects/{project}/shares?email={viewer_email}"),
+            &owner,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // Their watch closes with 4004 (after the frames already on their way).
+    let closed = loop {
+        match v.next(Duration::from_secs(5)).await {
+            Next::Frame(f) => assert_eq!(f["type"], "simulation.window"),
+            Next::Closed(code, _) => break code,
+            Next::Timeout => panic!("the revoked watch stayed open"),
+        }
+    };
+    assert_eq!(closed, Some(4004));
+    // And a new one is refused; the other viewer keeps watching.
+    let (socket, _) =
+        tokio_tungstenite::connect_async(format!("{}/ws/simulation/{run}", s.ws_base))
+            .await
+            .unwrap();
+    let mut again = Ws { socket };
+    again.send(json!({"type": "auth", "token": viewer})).await;
+    again.expect_close(4004, Duration::from_secs(5)).await;
+    for _ in 0..2 {
+        assert_eq!(
+            o.frame(Duration::from_secs(5)).await["type"],
+            "simulation.window"
+        );
+    }
+    let r = s
+        .authed(
+            Method::POST,
+            &format!("/api/simulations/{run}/stop"),
+            &owner,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202, "stopping is asked for");
+    let (frames, code) = drain(&mut o, Duration::from_secs(10)).await;
+    assert_eq!(code, Some(1000));
+    assert_eq!(frames.last().unwrap()["type"], "simulation.stopped");
+}
