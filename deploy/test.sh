@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: starts PostgreSQL and Redis if needed (as deploy/run.sh does), prepares
 # the Python environment of the off-the-shelf gRPC client check, then `cargo test` over the
-# whole workspace. Each test creates its own database and Redis prefix and drops them.
+# whole workspace, then the console's browser tests (console/tests/run.sh: Chromium from apt,
+# Playwright from PyPI). Each test creates its own database and Redis prefix and drops them.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 sdsim_services
@@ -28,3 +29,6 @@ for crate in sdsim-gateway sdsim-bench-mesh sdsim-runtime; do
 done
 log "cargo test --workspace"
 cargo test --workspace --locked "$@"
+# The console in a real Chromium, against the debug binary `cargo test` just built.
+log "console: browser tests"
+bash "$SDSIM_ROOT/console/tests/run.sh" "${CARGO_TARGET_DIR:-$SDSIM_ROOT/target}/debug/sdsim"
