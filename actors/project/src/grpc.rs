@@ -311,16 +311,21 @@ impl ppb::project_service_server::ProjectService for ProjectGrpc {
         let r = req.into_inner();
         self.run(async {
             let caller = core::caller(&r.owner_id, r.is_admin)?;
-            let message = self
-                .core
-                .share(
-                    caller,
-                    &r.project_id,
-                    &r.share_with_email,
-                    &r.access_level,
-                    r.revoke,
-                )
-                .await?;
+            let message = if r.revoke && r.share_with_email.is_empty() {
+                self.core
+                    .unshare_user(caller, &r.project_id, &r.share_with_user_id)
+                    .await?
+            } else {
+                self.core
+                    .share(
+                        caller,
+                        &r.project_id,
+                        &r.share_with_email,
+                        &r.access_level,
+                        r.revoke,
+                    )
+                    .await?
+            };
             Ok(ppb::ShareProjectResponse {
                 shared: !r.revoke,
                 share_id: String::new(),

@@ -33,6 +33,43 @@ impl ProjectCore {
         })
     }
 
+    /// Ends the share of project `id` with the account `user` (an accepted share, as the
+    /// permissions list gives it: by account, not address).
+    pub async fn unshare_user(
+        &self,
+        caller: Caller,
+        id: &str,
+        user: &str,
+    ) -> Result<String, ServiceError> {
+        let user = uuid("user_id", user)?;
+        let view = self.get(caller, id).await?;
+        access::check(view.role, Op::Share, id)?;
+        let mut conn = sdsim_schema::pool::get(&self.pool).await?;
+        if !store::delete_share(&mut conn, view.row.id, user).await? {
+            return Err(ServiceError::NotFound(format!(
+                "project {id} is not shared with user {user}"
+            )));
+        }
+        self.unshared(view.row.id, user);
+        Ok(format!("user {user} no longer has access to this project"))
+    }
+
+    /// `project:events:unshared`: the person's open views of the project (live runs) close.
+    fn unshared(&self, project: Uuid, user: Uuid) {
+        self.events.publish(
+            self.ns.project_events("unshared"),
+            Envelope::new(
+                kinds::PROJECT_UNSHARED,
+                "project",
+                Some(user.to_string()),
+                serde_json::json!({
+                    "project_id": project.to_string(),
+                    "user_id": user.to_string(),
+                }),
+            ),
+        );
+    }
+
     /// Shares project `id` with the person at `email` as `level` (or changes their level),
     /// or ends their access with `revoke`. The answer is the same whether the address has
     /// an account or not (no way to learn who is registered): without one, the share waits
@@ -99,19 +136,7 @@ impl ProjectCore {
         .await?;
         if revoke {
             if let Some((user, _)) = account {
-                // Their open views of the project (live runs) close at once.
-                self.events.publish(
-                    self.ns.project_events("unshared"),
-                    Envelope::new(
-                        kinds::PROJECT_UNSHARED,
-                        "project",
-                        Some(user.to_string()),
-                        serde_json::json!({
-                            "project_id": pid.to_string(),
-                            "user_id": user.to_string(),
-                        }),
-                    ),
-                );
+                self.unshared(pid, user);
             }
             return Ok(format!("{email} no longer has access to this project"));
         }

@@ -113,7 +113,7 @@ struct ProjectView {
 /// parsing it only to print it again would cost every read).
 /// An empty document (a list item, a draft without a layout) is `null`; one that is not
 /// JSON (never written by the services) is logged and shown as `null` too.
-fn raw(text: String) -> Box<RawValue> {
+pub(super) fn raw(text: String) -> Box<RawValue> {
     if text.is_empty() {
         return RawValue::NULL.to_owned();
     }
@@ -790,9 +790,14 @@ async fn share(
     }))
 }
 
+/// Whose share ends: `email` (a person or an invitation), or `user_id` (an accepted share,
+/// as the permissions list names it).
 #[derive(Debug, Deserialize)]
 struct UnshareQuery {
-    email: String,
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    user_id: Option<String>,
 }
 
 async fn unshare(
@@ -801,12 +806,30 @@ async fn unshare(
     path: web::Path<String>,
     q: web::Query<UnshareQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    let (email, user_id) = match q.into_inner() {
+        UnshareQuery {
+            email: Some(e),
+            user_id: None,
+        } => (e, String::new()),
+        UnshareQuery {
+            email: None,
+            user_id: Some(u),
+        } => (String::new(), u),
+        _ => {
+            return Err(ApiError::new(
+                actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_input",
+                "say whose share ends: ?email=<address> or ?user_id=<account id>, one of them",
+            )
+            .field("email"))
+        }
+    };
     let call = pb::ShareProjectRequest {
         project_id: path.into_inner(),
         is_admin: is_admin(&user),
         owner_id: user.user_id,
-        share_with_user_id: String::new(),
-        share_with_email: q.into_inner().email,
+        share_with_user_id: user_id,
+        share_with_email: email,
         access_level: String::new(),
         revoke: true,
     };

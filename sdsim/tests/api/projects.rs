@@ -1068,6 +1068,30 @@ async fn sharing_by_e_mail_before_and_after_an_account_exists() {
     assert_eq!(st, 200);
     let (st, _, _) = call(&s, Method::GET, &path, &carol, None, None).await;
     assert_eq!(st, 404);
+    // An accepted share can also end by account, as the permissions list names it; Ada
+    // (not the owner any more) may not end shares, and a query must say whose.
+    let ada_id = s.profile(&ada).await.1["user"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let unshare = format!("{path}/shares?user_id={ada_id}");
+    for (who, query, status) in [
+        (&ada, unshare.clone(), 403),
+        (&bob, format!("{path}/shares"), 422),
+        (
+            &bob,
+            format!("{path}/shares?user_id={ada_id}&email={carol_email}"),
+            422,
+        ),
+        (&bob, format!("{path}/shares?user_id=nope"), 422),
+        (&bob, unshare.clone(), 200),
+        (&bob, unshare.clone(), 404),
+    ] {
+        let (st, _, b) = call(&s, Method::DELETE, &query, who, None, None).await;
+        assert_eq!(st, status, "{query}: {b}");
+    }
+    let (st, _, _) = call(&s, Method::GET, &path, &ada, None, None).await;
+    assert_eq!(st, 404, "Ada's access ended");
 
     // Bad input: a role that is not one, not an address, sharing with oneself.
     for (body, field) in [

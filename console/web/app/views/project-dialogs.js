@@ -81,7 +81,7 @@ export function shareDialog(project, onVersion) {
         for (const p of r.permissions) {
           const who = p.email || (p.role === 'owner' ? 'you (owner)' : `account ${p.user_id}`);
           people.append(h('li', {}, `${who} · ${p.role}${p.pending ? ' (invited)' : ''} `, p.role === 'owner' || !p.email ? null : h('button', { type: 'button', class: 'link', onclick: async () => {
-            try { await api('DELETE', `/api/projects/${project.id}/shares?email=${encodeURIComponent(p.email || '')}`); loadPeople(); } catch (x) { msg.textContent = errorText(x); }
+            try { await api('DELETE', `/api/projects/${project.id}/shares?` + (p.email ? `email=${encodeURIComponent(p.email)}` : `user_id=${encodeURIComponent(p.user_id)}`)); loadPeople(); } catch (x) { msg.textContent = errorText(x); }
           } }, 'Remove')));
         }
       } catch (x) { people.append(h('li', { class: 'error' }, errorText(x))); }
