@@ -43,11 +43,12 @@ pub use analysis::preview::{analytic_preview, Preview, PreviewComponent};
 pub use analysis::Analysis;
 pub use error::EngineError;
 pub use metrics::{AlertEvent, ComponentWindow, EndToEndWindow, WindowMetrics};
+pub use model::Chaos;
 pub use model::Design;
 pub use report::{ComponentSummary, EndToEndSummary, RunReport};
 pub use sim::{Simulation, DEFAULT_SEED};
 pub use templates::{template, templates};
-pub use validate::{validate, validate_json, Problem};
+pub use validate::{validate, validate_injection, validate_json, Problem};
 
 /// Runs `design` to its duration; `seed` overrides the design's own seed.
 pub fn run_design(design: &Design, seed: Option<u64>) -> Result<RunReport, EngineError> {

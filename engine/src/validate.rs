@@ -936,3 +936,35 @@ pub(crate) fn peak_rate(rate: f64, pattern: &Pattern) -> f64 {
         }
     }
 }
+
+/// Checks one chaos entry to inject into a running simulation of `design` (see
+/// [`crate::Simulation::inject`]) as the design's own chaos would be checked; each problem's
+/// path is relative to the entry (`$.duration_s`, `$.component`).
+pub fn validate_injection(
+    design: &Design,
+    chaos: &crate::model::Chaos,
+) -> Result<(), Vec<Problem>> {
+    let mut d = design.clone();
+    let n = d.chaos.len();
+    d.chaos.push(chaos.clone());
+    let prefix = format!("$.chaos[{n}]");
+    match validate(&d) {
+        Ok(()) => Ok(()),
+        Err(problems) => {
+            let mine: Vec<Problem> = problems
+                .into_iter()
+                .filter_map(|p| {
+                    p.path.strip_prefix(&prefix).map(|rest| Problem {
+                        path: format!("${rest}"),
+                        message: p.message,
+                    })
+                })
+                .collect();
+            if mine.is_empty() {
+                Ok(())
+            } else {
+                Err(mine)
+            }
+        }
+    }
+}

@@ -115,6 +115,7 @@ pub const RPCS: &[Rpc] = &[
     rpc(Simulation, "GetSimulationStatus", SAFE),
     rpc(Simulation, "GetSimulationResults", SAFE),
     rpc(Simulation, "GetLiveMetrics", SAFE),
+    rpc(Simulation, "InjectChaos", ONCE),
     rpc(Simulation, "GetSimulationWindows", SAFE),
     rpc(Simulation, "GetPerformanceAnalysis", SAFE),
     rpc(Simulation, "ValidateConfiguration", SAFE),

@@ -280,6 +280,8 @@ pub mod simulation_schema {
             created_at -> Timestamptz,
             started_at -> Nullable<Timestamptz>,
             completed_at -> Nullable<Timestamptz>,
+            window_seconds -> Float8,
+            injections -> Jsonb,
         }
     }
 

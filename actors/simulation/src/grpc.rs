@@ -61,6 +61,23 @@ fn status_pb(st: RunStatus) -> spb::GetSimulationStatusResponse {
         windows: st.live.map_or(0, |p| p.windows as i64),
         speed: r.speed,
         seed: r.seed,
+        injections_json: r.injections.to_string(),
+        window_seconds: r.window_seconds,
+    }
+}
+
+/// The answer to a started run.
+fn started(row: RunRow) -> spb::StartSimulationResponse {
+    spb::StartSimulationResponse {
+        simulation_id: row.id.to_string(),
+        status: row.status,
+        started_at: row.started_at.map_or(0, |t| t.timestamp()),
+        websocket_channel: format!("simulation:stream:{}", row.id),
+        estimated_duration: if row.speed > 0.0 {
+            (row.duration_seconds / row.speed).ceil() as i32
+        } else {
+            0
+        },
     }
 }
 
@@ -177,6 +194,17 @@ impl spb::simulation_service_server::SimulationService for SimulationGrpc {
         let r = req.into_inner();
         let res = async {
             let user = uuid_of("user_id", &r.user_id)?;
+            if !r.replay_of.is_empty() {
+                // A replay: anyone who may watch the run may replay it.
+                let original = self
+                    .authorize(&r.user_id, &r.replay_of, Need::Watch)
+                    .await?;
+                let row = self
+                    .runs
+                    .start(Runs::replay_of(&original, user, r.speed)?)
+                    .await?;
+                return Ok(started(row));
+            }
             let (project, design_json) = match (r.project_id.is_empty(), r.design_json.is_empty()) {
                 (false, true) => {
                     let project = r.project_id.parse().map_err(|_| {
@@ -204,18 +232,29 @@ impl spb::simulation_service_server::SimulationService for SimulationGrpc {
                     seed: r.has_seed.then_some(r.seed),
                     speed: r.speed,
                     window_s: (r.window_seconds > 0.0).then_some(r.window_seconds),
+                    scheduled: Vec::new(),
                 })
                 .await?;
-            Ok(spb::StartSimulationResponse {
-                simulation_id: row.id.to_string(),
-                status: row.status,
-                started_at: row.started_at.map_or(0, |t| t.timestamp()),
-                websocket_channel: String::new(),
-                estimated_duration: if row.speed > 0.0 {
-                    (row.duration_seconds / row.speed).ceil() as i32
-                } else {
-                    0
-                },
+            Ok(started(row))
+        }
+        .await;
+        reply(res)
+    }
+
+    async fn inject_chaos(
+        &self,
+        req: Request<spb::InjectChaosRequest>,
+    ) -> Result<Response<spb::InjectChaosResponse>, Status> {
+        let r = req.into_inner();
+        let res = async {
+            let row = self
+                .authorize(&r.user_id, &r.simulation_id, Need::Control)
+                .await?;
+            let (at_s, applied) = self.runs.inject(row, &r.chaos_json).await?;
+            Ok(spb::InjectChaosResponse {
+                applied_json: serde_json::to_string(&applied)
+                    .map_err(|e| ServiceError::Internal(format!("chaos: {e}")))?,
+                at_s,
             })
         }
         .await;

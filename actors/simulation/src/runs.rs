@@ -36,7 +36,15 @@ pub struct Start {
     pub seed: Option<u64>,
     pub speed: f64,
     pub window_s: Option<f64>,
+    /// Chaos to apply at simulated times (a replay's injections), in order.
+    pub scheduled: Vec<(f64, engine::Chaos)>,
 }
+
+/// A chaos entry asked of a running run, and where its time and applied form go.
+type Injection = (
+    engine::Chaos,
+    tokio::sync::oneshot::Sender<Result<(f64, engine::Chaos), String>>,
+);
 
 /// Where a live run is.
 #[derive(Debug, Clone, Default)]
@@ -54,6 +62,8 @@ struct Control {
     paused: AtomicBool,
     /// The pace, as `f64` bits.
     speed: AtomicU64,
+    /// Chaos to inject at the next window boundary (at once while paused).
+    inject: Mutex<Vec<Injection>>,
 }
 
 impl Control {
@@ -96,6 +106,8 @@ pub struct RunRow {
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub completed_at: Option<DateTime<Utc>>,
+    pub window_seconds: f64,
+    pub injections: Value,
 }
 
 /// A run as its reader sees it: the stored row and, while it runs, where it is.
@@ -136,9 +148,10 @@ impl Outcome {
 
 /// Waits until the window is due at the current speed (re-read while waiting, so a new
 /// speed applies at once), and while the run is paused. Stop ends either wait.
-fn pace(window_s: f64, since: Instant, control: &Control) {
+fn pace(window_s: f64, since: Instant, control: &Control, between: &mut dyn FnMut()) {
     let tick = Duration::from_millis(20);
     loop {
+        between();
         if control.stopped() {
             return;
         }
@@ -156,6 +169,20 @@ fn pace(window_s: f64, since: Instant, control: &Control) {
             return;
         }
         std::thread::sleep((due - gone).min(tick));
+    }
+}
+
+/// Sets the `at_s` of the kinds that have one.
+fn set_at(c: &mut engine::Chaos, t: f64) {
+    use engine::Chaos as C;
+    match c {
+        C::Crash { at_s, .. }
+        | C::Latency { at_s, .. }
+        | C::Errors { at_s, .. }
+        | C::Partition { at_s, .. }
+        | C::TrafficSpike { at_s, .. }
+        | C::CacheMissStorm { at_s, .. } => *at_s = t,
+        C::RandomCrash { .. } => {}
     }
 }
 
@@ -228,6 +255,9 @@ impl Runs {
             )
         })?;
         let seed = s.seed.or(design.seed).unwrap_or(engine::DEFAULT_SEED);
+        let window = s.window_s.or(design.window_s).unwrap_or(1.0);
+        let mut scheduled = s.scheduled.clone();
+        scheduled.reverse(); // popped from the end, earliest first
         let configuration: Value = serde_json::from_str(&s.design_json)
             .map_err(|e| ServiceError::invalid("design", e.to_string()))?;
         let mut conn = sdsim_schema::pool::get(&self.pool).await?;
@@ -242,6 +272,7 @@ impl Runs {
                 simulations::seed.eq(seed as i64),
                 simulations::duration_seconds.eq(design.duration_s),
                 simulations::speed.eq(s.speed),
+                simulations::window_seconds.eq(window),
                 simulations::started_at.eq(Some(Utc::now())),
             ))
             .returning(RunRow::as_returning())
@@ -267,7 +298,6 @@ impl Runs {
             .spawn(crate::stream::publish(self.clone(), id, rx));
         self.announce(&row).await;
         let runs = self.clone();
-        let window = s.window_s.or(design.window_s).unwrap_or(1.0);
         let end_feed = feed.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("sdsim-run-{}", &id.simple().to_string()[..8]))
@@ -278,10 +308,38 @@ impl Runs {
                         Ok(sim) => sim,
                         Err(e) => return Outcome::Failed(e.to_string()),
                     };
+                    // Between two windows: the replay's chaos due now, then what was asked.
+                    let mut between = |sim: &mut engine::Simulation| {
+                        while scheduled.last().is_some_and(|(at, _)| *at <= sim.now()) {
+                            if let Some((_, c)) = scheduled.pop() {
+                                let at_s = sim.now();
+                                if let Ok(chaos) = sim.inject(c) {
+                                    let _ = feed.send(Feed::Chaos { at_s, chaos });
+                                }
+                            }
+                        }
+                        let asked: Vec<Injection> = control
+                            .inject
+                            .lock()
+                            .map(|mut q| std::mem::take(&mut *q))
+                            .unwrap_or_default();
+                        for (c, reply) in asked {
+                            let at_s = sim.now();
+                            let applied = sim.inject(c).map_err(|e| e.to_string());
+                            if let Ok(chaos) = &applied {
+                                let _ = feed.send(Feed::Chaos {
+                                    at_s,
+                                    chaos: chaos.clone(),
+                                });
+                            }
+                            let _ = reply.send(applied.map(|c| (at_s, c)));
+                        }
+                    };
                     while !sim.is_finished() {
                         if control.stopped() {
                             return Outcome::Stopped(Box::new(sim.report()));
                         }
+                        between(&mut sim);
                         let t = Instant::now();
                         let w = sim.advance(window);
                         let json: Arc<str> = match serde_json::to_string(&w) {
@@ -297,7 +355,7 @@ impl Runs {
                             index: w.index,
                             json,
                         });
-                        pace(window, t, &control);
+                        pace(window, t, &control, &mut || between(&mut sim));
                     }
                     Outcome::Completed(Box::new(sim.report()))
                 }))
@@ -462,6 +520,89 @@ impl Runs {
             }
         }
         Ok(())
+    }
+
+    /// Injects `chaos` (one entry of the engine's `chaos`, `at_s` optional) into a running
+    /// run at its current simulated time; answers the time and the entry as applied.
+    pub async fn inject(
+        &self,
+        row: RunRow,
+        chaos: &str,
+    ) -> Result<(f64, engine::Chaos), ServiceError> {
+        let control = self.live_control(&row)?;
+        let mut entry: Value = serde_json::from_str(chaos)
+            .map_err(|e| ServiceError::invalid("chaos", format!("not JSON: {e}")))?;
+        let Some(fields) = entry.as_object_mut() else {
+            return Err(ServiceError::invalid(
+                "chaos",
+                "a chaos entry is a JSON object",
+            ));
+        };
+        if fields.get("type").and_then(Value::as_str) != Some("random_crash") {
+            fields.entry("at_s").or_insert(Value::from(0.0));
+        }
+        let entry: engine::Chaos = serde_json::from_value(entry).map_err(|e| {
+            ServiceError::invalid("chaos", format!("not a chaos entry the engine knows: {e}"))
+        })?;
+        let design: engine::Design = serde_json::from_value(row.configuration.clone())
+            .map_err(|e| ServiceError::Internal(format!("stored design: {e}")))?;
+        let mut timed = entry.clone();
+        // Checked as at the run's start; the engine moves it to the current time.
+        set_at(&mut timed, 0.0);
+        engine::validate_injection(&design, &timed).map_err(|problems| {
+            let p = &problems[0];
+            ServiceError::invalid(
+                &format!("chaos{}", p.path.trim_start_matches('$')),
+                problems
+                    .iter()
+                    .map(|p| format!("{}: {}", p.path, p.message))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )
+        })?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        control
+            .inject
+            .lock()
+            .map_err(|_| ServiceError::Internal("the run's control is poisoned".into()))?
+            .push((entry, tx));
+        match tokio::time::timeout(Duration::from_secs(10), rx).await {
+            Ok(Ok(Ok(applied))) => Ok(applied),
+            Ok(Ok(Err(e))) => Err(ServiceError::invalid("chaos", e)),
+            // The run ended before its next window boundary.
+            Ok(Err(_)) | Err(_) => Err(ServiceError::Conflict {
+                code: "not_running".into(),
+                field: "simulation_id".into(),
+                message: format!("simulation {} ended before the chaos applied", row.id),
+            }),
+        }
+    }
+
+    /// What replaying `row` needs: its design, seed, window and injections.
+    pub fn replay_of(row: &RunRow, user: Uuid, speed: f64) -> Result<Start, ServiceError> {
+        let scheduled = row
+            .injections
+            .as_array()
+            .map(|list| {
+                list.iter()
+                    .map(|i| {
+                        let at = i["at_s"].as_f64().unwrap_or(0.0);
+                        serde_json::from_value(i["chaos"].clone()).map(|c| (at, c))
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .transpose()
+            .map_err(|e| ServiceError::Internal(format!("stored injections: {e}")))?
+            .unwrap_or_default();
+        Ok(Start {
+            user,
+            project: row.project_id,
+            design_json: row.configuration.to_string(),
+            seed: Some(row.seed as u64),
+            speed,
+            window_s: Some(row.window_seconds),
+            scheduled,
+        })
     }
 
     /// The runs `user` started, newest first, of one project or of all; `after` is the

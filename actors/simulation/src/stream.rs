@@ -18,7 +18,8 @@
 //! a watcher that reconnects reads what the stream lacks from PostgreSQL.
 
 use crate::runs::{Outcome, Runs};
-use diesel::ExpressionMethods;
+use diesel::PgJsonbExpressionMethods;
+use diesel::{ExpressionMethods, QueryDsl};
 use diesel_async::RunQueryDsl;
 use sdsim_protocols::frames::run_end_data;
 use sdsim_schema::tables::simulation_schema::simulation_windows;
@@ -29,8 +30,19 @@ use uuid::Uuid;
 
 /// What a run thread tells its publisher.
 pub enum Feed {
-    Window { index: u64, json: Arc<str> },
-    End { outcome: Outcome, wall_s: f64 },
+    Window {
+        index: u64,
+        json: Arc<str>,
+    },
+    /// Chaos applied at `at_s`: stored before any later window is streamed.
+    Chaos {
+        at_s: f64,
+        chaos: sdsim_engine::Chaos,
+    },
+    End {
+        outcome: Outcome,
+        wall_s: f64,
+    },
 }
 
 /// The stream entry id of window `index` (0-based).
@@ -90,20 +102,26 @@ pub async fn publish(runs: Arc<Runs>, id: Uuid, mut rx: mpsc::UnboundedReceiver<
         while let Ok(f) = rx.try_recv() {
             batch.push(f);
         }
-        let mut end = None;
         let mut windows = Vec::with_capacity(batch.len());
         for f in batch {
             match f {
                 Feed::Window { index, json } => windows.push((index, json)),
-                Feed::End { outcome, wall_s } => end = Some((outcome, wall_s)),
+                Feed::Chaos { at_s, chaos } => {
+                    // The windows before it go out; none after it before it is stored.
+                    p.stream(&windows).await;
+                    p.unstored.append(&mut windows);
+                    p.record_chaos(at_s, &chaos).await;
+                }
+                Feed::End { outcome, wall_s } => {
+                    p.stream(&windows).await;
+                    p.unstored.append(&mut windows);
+                    p.end(outcome, wall_s, limits).await;
+                    return;
+                }
             }
         }
         p.stream(&windows).await;
         p.unstored.extend(windows);
-        if let Some((outcome, wall_s)) = end {
-            p.end(outcome, wall_s, limits).await;
-            return;
-        }
         if p.last_store.elapsed() >= limits.store_every {
             p.store(limits).await;
         }
@@ -131,6 +149,30 @@ impl Publisher {
             tracing::warn!(run = %self.id, error = %e, "windows not streamed (watchers resume from the stored ones)");
         }
         self.streamed = windows.last().map_or(self.streamed, |(i, _)| i + 1);
+    }
+
+    /// Appends an injection to the run's row (retried until stored: a replay needs it).
+    async fn record_chaos(&mut self, at_s: f64, chaos: &sdsim_engine::Chaos) {
+        use sdsim_schema::tables::simulation_schema::simulations;
+        let entry = serde_json::json!([{ "at_s": at_s, "chaos": chaos }]);
+        for attempt in 0u32.. {
+            let stored = async {
+                let mut conn = sdsim_schema::pool::get(&self.runs.pool).await?;
+                diesel::update(simulations::table.find(self.id))
+                    .set(simulations::injections.eq(simulations::injections.concat(&entry)))
+                    .execute(&mut conn)
+                    .await?;
+                Ok::<_, sdsim_runtime::error::ServiceError>(())
+            }
+            .await;
+            match stored {
+                Ok(()) => return,
+                Err(e) => {
+                    tracing::warn!(run = %self.id, error = %e, attempt, "injection not stored yet; the run's windows wait");
+                    tokio::time::sleep(Duration::from_millis(200 << attempt.min(5))).await;
+                }
+            }
+        }
     }
 
     /// Stores the windows not yet stored, then trims the stream past them.

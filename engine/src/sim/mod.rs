@@ -15,10 +15,11 @@ mod sampler;
 use crate::error::EngineError;
 use crate::limits::{DEFAULT_MAX_EVENTS, MAX_WINDOWS, MAX_WINDOW_CELLS};
 use crate::metrics::{AlertEvent, ComponentWindow, EndToEndWindow, WindowMetrics};
-use crate::model::{AlertMetric, AlertRule, Design};
+use crate::model::{AlertMetric, AlertRule, Chaos, Design};
 use crate::report::RunReport;
 use crate::rng::Rng;
 use crate::validate::validate;
+use std::collections::BTreeMap;
 
 pub(crate) use acc::Acc;
 use events::{Ev, EventQueue};
@@ -215,6 +216,77 @@ impl Simulation {
             self.now = target;
         }
         self.close_window()
+    }
+
+    /// Injects `chaos` now, into the running simulation: its `at_s` (for the kinds that have
+    /// one) becomes [`Simulation::now`], and its effects are scheduled as if the design had
+    /// held it (a random crash draws its first failures from the run's generator now). The
+    /// entry as applied is returned. Deterministic: the same entries injected at the same
+    /// simulated times of runs of the same design and seed give the same runs. Check the
+    /// entry first with [`crate::validate_injection`]; an entry aimed at no component is
+    /// refused here too.
+    pub fn inject(&mut self, mut chaos: Chaos) -> Result<Chaos, EngineError> {
+        use crate::model::Chaos as C;
+        let now = self.now;
+        match &mut chaos {
+            C::Crash { at_s, .. }
+            | C::Latency { at_s, .. }
+            | C::Errors { at_s, .. }
+            | C::Partition { at_s, .. }
+            | C::TrafficSpike { at_s, .. }
+            | C::CacheMissStorm { at_s, .. } => *at_s = now,
+            C::RandomCrash { .. } => {}
+        }
+        let names: BTreeMap<&str, u32> = self
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.name.as_str(), i as u32))
+            .collect();
+        let targets: Vec<&str> = match &chaos {
+            C::Crash { component, .. }
+            | C::RandomCrash { component, .. }
+            | C::Latency { component, .. }
+            | C::Errors { component, .. }
+            | C::CacheMissStorm { component, .. } => vec![component],
+            C::Partition { from, to, .. } => vec![from, to],
+            C::TrafficSpike { source, .. } => source.iter().map(String::as_str).collect(),
+        };
+        if let Some(missing) = targets.iter().find(|t| !names.contains_key(*t)) {
+            return Err(EngineError::Invalid(vec![crate::validate::Problem {
+                path: "$".into(),
+                message: format!("no component is named '{missing}'"),
+            }]));
+        }
+        let node_of = |name: &str| names.get(name).copied();
+        let (mut actions, mut crashes) = (Vec::new(), Vec::new());
+        network::compile_chaos(&chaos, &node_of, &mut actions, &mut crashes);
+        drop(names);
+        for (t, action) in actions {
+            let k = self.actions.len() as u32;
+            self.actions.push((t, action));
+            if t <= self.end {
+                self.q.push(t.max(now), Ev::Chaos { action: k });
+            }
+        }
+        for rc in crashes {
+            let k = self.random_crashes.len() as u32;
+            let (node, mtbf) = (rc.node as usize, rc.mtbf);
+            self.random_crashes.push(rc);
+            let Some(n) = self.nodes.get(node) else {
+                continue;
+            };
+            for st in n.first_station..n.first_station + n.replicas {
+                if let Some(slot) = self.crash_of_station.get_mut(st as usize) {
+                    *slot = Some(k);
+                    let t = now + self.rng.exp(mtbf);
+                    if t <= self.end {
+                        self.q.push(t, Ev::Fail { station: st });
+                    }
+                }
+            }
+        }
+        Ok(chaos)
     }
 
     /// Runs to the end of the design's duration in windows of the design's `window_s`.

@@ -240,145 +240,7 @@ pub(crate) fn compile(d: &Design) -> Result<Compiled, EngineError> {
     let mut random_crashes = Vec::new();
     let node_of = |name: &str| index.get(name).copied();
     for c in &d.chaos {
-        match c {
-            Chaos::Crash {
-                component,
-                replica,
-                at_s,
-                duration_s,
-            } => {
-                if let Some(node) = node_of(component) {
-                    actions.push((
-                        *at_s,
-                        Action::Crash {
-                            node,
-                            replica: *replica,
-                            up: false,
-                        },
-                    ));
-                    if let Some(dur) = duration_s {
-                        actions.push((
-                            at_s + dur,
-                            Action::Crash {
-                                node,
-                                replica: *replica,
-                                up: true,
-                            },
-                        ));
-                    }
-                }
-            }
-            Chaos::RandomCrash {
-                component,
-                mtbf_s,
-                mttr_s,
-            } => {
-                if let Some(node) = node_of(component) {
-                    random_crashes.push(RandomCrash {
-                        node,
-                        mtbf: *mtbf_s,
-                        mttr: *mttr_s,
-                    });
-                }
-            }
-            Chaos::Latency {
-                component,
-                at_s,
-                duration_s,
-                extra_ms,
-            } => {
-                if let Some(node) = node_of(component) {
-                    let extra = extra_ms / 1000.0;
-                    actions.push((*at_s, Action::Latency { node, extra }));
-                    actions.push((
-                        at_s + duration_s,
-                        Action::Latency {
-                            node,
-                            extra: -extra,
-                        },
-                    ));
-                }
-            }
-            Chaos::Errors {
-                component,
-                at_s,
-                duration_s,
-                probability,
-            } => {
-                if let Some(node) = node_of(component) {
-                    actions.push((
-                        *at_s,
-                        Action::Errors {
-                            node,
-                            p: *probability,
-                        },
-                    ));
-                    actions.push((
-                        at_s + duration_s,
-                        Action::Errors {
-                            node,
-                            p: -probability,
-                        },
-                    ));
-                }
-            }
-            Chaos::Partition {
-                from,
-                to,
-                at_s,
-                duration_s,
-            } => {
-                if let (Some(a), Some(b)) = (node_of(from), node_of(to)) {
-                    actions.push((*at_s, Action::Partition { a, b, cut: true }));
-                    actions.push((at_s + duration_s, Action::Partition { a, b, cut: false }));
-                }
-            }
-            Chaos::TrafficSpike {
-                source,
-                at_s,
-                duration_s,
-                multiplier,
-            } => {
-                let src = match source {
-                    Some(s) => match node_of(s) {
-                        Some(n) => Some(n),
-                        None => continue,
-                    },
-                    None => None,
-                };
-                actions.push((
-                    *at_s,
-                    Action::Spike {
-                        source: src,
-                        factor: *multiplier,
-                    },
-                ));
-                actions.push((
-                    at_s + duration_s,
-                    Action::Spike {
-                        source: src,
-                        factor: 1.0 / multiplier,
-                    },
-                ));
-            }
-            Chaos::CacheMissStorm {
-                component,
-                at_s,
-                duration_s,
-                hit_ratio,
-            } => {
-                if let Some(node) = node_of(component) {
-                    actions.push((
-                        *at_s,
-                        Action::Storm {
-                            node,
-                            hit: Some(*hit_ratio),
-                        },
-                    ));
-                    actions.push((at_s + duration_s, Action::Storm { node, hit: None }));
-                }
-            }
-        }
+        compile_chaos(c, &node_of, &mut actions, &mut random_crashes);
     }
     let mut crash_of_station = vec![None; stations.len()];
     for (k, rc) in random_crashes.iter().enumerate() {
@@ -398,4 +260,153 @@ pub(crate) fn compile(d: &Design) -> Result<Compiled, EngineError> {
         random_crashes,
         crash_of_station,
     })
+}
+
+/// Turns one chaos entry into timed actions (and random crashes); an entry aimed at no
+/// component compiles to nothing (validation reports it).
+pub(crate) fn compile_chaos(
+    c: &Chaos,
+    node_of: &dyn Fn(&str) -> Option<u32>,
+    actions: &mut Vec<(f64, Action)>,
+    random_crashes: &mut Vec<RandomCrash>,
+) {
+    match c {
+        Chaos::Crash {
+            component,
+            replica,
+            at_s,
+            duration_s,
+        } => {
+            if let Some(node) = node_of(component) {
+                actions.push((
+                    *at_s,
+                    Action::Crash {
+                        node,
+                        replica: *replica,
+                        up: false,
+                    },
+                ));
+                if let Some(dur) = duration_s {
+                    actions.push((
+                        at_s + dur,
+                        Action::Crash {
+                            node,
+                            replica: *replica,
+                            up: true,
+                        },
+                    ));
+                }
+            }
+        }
+        Chaos::RandomCrash {
+            component,
+            mtbf_s,
+            mttr_s,
+        } => {
+            if let Some(node) = node_of(component) {
+                random_crashes.push(RandomCrash {
+                    node,
+                    mtbf: *mtbf_s,
+                    mttr: *mttr_s,
+                });
+            }
+        }
+        Chaos::Latency {
+            component,
+            at_s,
+            duration_s,
+            extra_ms,
+        } => {
+            if let Some(node) = node_of(component) {
+                let extra = extra_ms / 1000.0;
+                actions.push((*at_s, Action::Latency { node, extra }));
+                actions.push((
+                    at_s + duration_s,
+                    Action::Latency {
+                        node,
+                        extra: -extra,
+                    },
+                ));
+            }
+        }
+        Chaos::Errors {
+            component,
+            at_s,
+            duration_s,
+            probability,
+        } => {
+            if let Some(node) = node_of(component) {
+                actions.push((
+                    *at_s,
+                    Action::Errors {
+                        node,
+                        p: *probability,
+                    },
+                ));
+                actions.push((
+                    at_s + duration_s,
+                    Action::Errors {
+                        node,
+                        p: -probability,
+                    },
+                ));
+            }
+        }
+        Chaos::Partition {
+            from,
+            to,
+            at_s,
+            duration_s,
+        } => {
+            if let (Some(a), Some(b)) = (node_of(from), node_of(to)) {
+                actions.push((*at_s, Action::Partition { a, b, cut: true }));
+                actions.push((at_s + duration_s, Action::Partition { a, b, cut: false }));
+            }
+        }
+        Chaos::TrafficSpike {
+            source,
+            at_s,
+            duration_s,
+            multiplier,
+        } => {
+            let src = match source {
+                Some(s) => match node_of(s) {
+                    Some(n) => Some(n),
+                    None => return,
+                },
+                None => None,
+            };
+            actions.push((
+                *at_s,
+                Action::Spike {
+                    source: src,
+                    factor: *multiplier,
+                },
+            ));
+            actions.push((
+                at_s + duration_s,
+                Action::Spike {
+                    source: src,
+                    factor: 1.0 / multiplier,
+                },
+            ));
+        }
+        Chaos::CacheMissStorm {
+            component,
+            at_s,
+            duration_s,
+            hit_ratio,
+        } => {
+            if let Some(node) = node_of(component) {
+                actions.push((
+                    *at_s,
+                    Action::Storm {
+                        node,
+                        hit: Some(*hit_ratio),
+                    },
+                ));
+                actions.push((at_s + duration_s, Action::Storm { node, hit: None }));
+            }
+        }
+    }
 }

@@ -36,6 +36,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(json_resource("/api/simulations/{id}/pause").route(web::post().to(pause)))
     .service(json_resource("/api/simulations/{id}/resume").route(web::post().to(resume)))
     .service(json_resource("/api/simulations/{id}/speed").route(web::put().to(speed)))
+    .service(json_resource("/api/simulations/{id}/chaos").route(web::post().to(chaos)))
     .service(json_resource("/api/simulations/{id}/results").route(web::get().to(results)));
 }
 
@@ -114,6 +115,9 @@ struct StartBody {
     speed: f64,
     #[serde(default)]
     window_seconds: f64,
+    /// ...or an earlier run to replay: its design, seed, window and chaos injections.
+    #[serde(default)]
+    replay_of: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -129,6 +133,9 @@ struct RunView {
     error: Option<String>,
     started_at: Option<String>,
     completed_at: Option<String>,
+    window_seconds: f64,
+    /// The chaos injected while it ran: `[{"at_s", "chaos"}]`, in order.
+    chaos: Box<RawValue>,
 }
 
 #[derive(Serialize)]
@@ -150,6 +157,8 @@ fn run_view(s: pb::GetSimulationStatusResponse) -> RunBody {
             error: (!s.error.is_empty()).then_some(s.error),
             started_at: super::views::timestamp(s.started_at),
             completed_at: super::views::timestamp(s.completed_at),
+            window_seconds: s.window_seconds,
+            chaos: super::projects::raw(s.injections_json),
         },
     }
 }
@@ -180,8 +189,17 @@ async fn start(
     body: ApiJson<StartBody>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.0;
+    if b.replay_of.is_some() && (b.design.is_some() || b.project_id.is_some()) {
+        return Err(ApiError::new(
+            actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_input",
+            "a replay runs the design of the run it replays: give replay_of alone, without design or project_id",
+        )
+        .field("replay_of"));
+    }
     let call = pb::StartSimulationRequest {
         user_id: user.user_id.clone(),
+        replay_of: b.replay_of.unwrap_or_default(),
         project_id: b.project_id.unwrap_or_default(),
         design_json: b.design.map(|d| d.to_string()).unwrap_or_default(),
         has_seed: b.seed.is_some(),
@@ -247,6 +265,35 @@ async fn control(
     )
     .await?;
     Ok(HttpResponse::Ok().json(run_view(s)))
+}
+
+#[derive(Serialize)]
+struct Injected {
+    /// The simulated time it applied at.
+    at_s: f64,
+    /// The entry as applied.
+    chaos: Box<RawValue>,
+}
+
+/// Injects one chaos entry (the engine's `chaos` format; `at_s` may be left out) into a
+/// running run at its current simulated time.
+async fn chaos(
+    state: web::Data<GatewayState>,
+    user: AuthUser,
+    path: web::Path<String>,
+    body: ApiJson<Value>,
+) -> Result<HttpResponse, ApiError> {
+    let call = pb::InjectChaosRequest {
+        simulation_id: path.into_inner(),
+        user_id: user.user_id,
+        chaos_json: body.0.to_string(),
+    };
+    let up = &state.upstream;
+    let res = rpc!(up, simulation, "InjectChaos", inject_chaos, call).await?;
+    Ok(HttpResponse::Ok().json(Injected {
+        at_s: res.at_s,
+        chaos: super::projects::raw(res.applied_json),
+    }))
 }
 
 /// Holds a running run between windows; its simulated clock stands still.

@@ -8,6 +8,7 @@ mod helpers;
 mod auth_mail;
 mod auth_sessions;
 mod breaker;
+mod chaos;
 mod config;
 mod console;
 mod discovery;

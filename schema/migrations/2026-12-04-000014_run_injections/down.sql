@@ -1,0 +1,1 @@
+ALTER TABLE simulation_schema.simulations DROP COLUMN injections, DROP COLUMN window_seconds;

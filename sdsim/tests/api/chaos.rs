@@ -1,0 +1,206 @@
+//! Chaos injected into a running run through REST, stored with the run, and a replay of the
+//! run (same design, seed, window and injections at the same simulated times) giving the
+//! identical report.
+
+use crate::helpers::*;
+use reqwest::Method;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+async fn call(
+    s: &Stack,
+    method: Method,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut r = s.authed(method, path, token);
+    if let Some(b) = body {
+        r = r.json(&b);
+    }
+    let r = r.send().await.unwrap();
+    let st = r.status().as_u16();
+    (st, r.json().await.unwrap_or_default())
+}
+
+async fn signed_in(s: &Stack, tag: &str) -> String {
+    let email = unique_email(tag);
+    s.register(&email, "a long enough password").await;
+    s.login(&email, "a long enough password").await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+async fn settled(s: &Stack, token: &str, id: &str) -> Value {
+    for _ in 0..600 {
+        let (_, b) = call(
+            s,
+            Method::GET,
+            &format!("/api/simulations/{id}"),
+            token,
+            None,
+        )
+        .await;
+        if !matches!(
+            b["simulation"]["status"].as_str(),
+            Some("running" | "paused")
+        ) {
+            return b["simulation"].clone();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("simulation {id} never settled");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_injected_live_is_stored_and_a_replay_gives_the_identical_report() {
+    let db = TestDb::create().await;
+    let s = Stack::up(&db).await;
+    let ada = signed_in(&s, "chaos").await;
+    let eve = signed_in(&s, "stranger").await;
+    let mut design: Value =
+        serde_json::from_str(sdsim_engine::template("read_heavy_api_with_cache").unwrap()).unwrap();
+    design["duration_s"] = json!(30);
+    let (st, b) = call(
+        &s,
+        Method::POST,
+        "/api/simulations",
+        &ada,
+        Some(json!({"design": design, "seed": 4, "speed": 10, "window_seconds": 0.5})),
+    )
+    .await;
+    assert_eq!(st, 201, "{b}");
+    let id = b["simulation"]["id"].as_str().unwrap().to_string();
+    let chaos = format!("/api/simulations/{id}/chaos");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+
+    // Bad entries name what is wrong; a stranger does not see the run.
+    for (body, field) in [
+        (
+            json!({"type": "crash", "component": "nowhere"}),
+            "chaos.component",
+        ),
+        (
+            json!({"type": "latency", "component": "api", "duration_s": -1, "extra_ms": 5}),
+            "chaos.duration_s",
+        ),
+        (json!({"type": "teleport", "component": "api"}), "chaos"),
+        (json!("crash"), ""),
+    ] {
+        let (st, b) = call(&s, Method::POST, &chaos, &ada, Some(body.clone())).await;
+        let named = b["error"]["field"].as_str().unwrap_or_default();
+        assert_eq!((st, named), (422, field), "{body}: {b}");
+        assert!(b["error"]["message"].is_string(), "{b}");
+    }
+    let crash = json!({"type": "crash", "component": "database", "duration_s": 3});
+    let (st, _) = call(&s, Method::POST, &chaos, &eve, Some(crash.clone())).await;
+    assert_eq!(st, 404);
+
+    // Two injections, one while paused (it applies at once, at the paused time).
+    let (st, first) = call(&s, Method::POST, &chaos, &ada, Some(crash.clone())).await;
+    assert_eq!(st, 200, "{first}");
+    let at = first["at_s"].as_f64().unwrap();
+    assert!(at > 0.0 && at < 30.0, "{first}");
+    assert_eq!(
+        (at * 2.0).fract(),
+        0.0,
+        "applied at a window boundary: {first}"
+    );
+    assert_eq!(first["chaos"]["at_s"], json!(at));
+    let pause = format!("/api/simulations/{id}/pause");
+    assert_eq!(call(&s, Method::POST, &pause, &ada, None).await.0, 200);
+    let spike = json!({"type": "traffic_spike", "duration_s": 2, "multiplier": 3});
+    let (st, second) = call(&s, Method::POST, &chaos, &ada, Some(spike)).await;
+    assert_eq!(st, 200, "{second}");
+    assert!(second["at_s"].as_f64().unwrap() >= at);
+    let resume = format!("/api/simulations/{id}/resume");
+    assert_eq!(call(&s, Method::POST, &resume, &ada, None).await.0, 200);
+
+    let run = settled(&s, &ada, &id).await;
+    assert_eq!(run["status"], "completed", "{run}");
+    let injected = run["chaos"].as_array().unwrap();
+    assert_eq!(injected.len(), 2, "{run}");
+    assert_eq!(injected[0]["at_s"], json!(at));
+    assert_eq!(injected[0]["chaos"], first["chaos"]);
+    assert_eq!(injected[1]["chaos"], second["chaos"]);
+    // Chaos on a finished run is a conflict.
+    let (st, _) = call(&s, Method::POST, &chaos, &ada, Some(crash.clone())).await;
+    assert_eq!(st, 409);
+
+    let (_, original) = call(
+        &s,
+        Method::GET,
+        &format!("/api/simulations/{id}/results"),
+        &ada,
+        None,
+    )
+    .await;
+    // The chaos changed the run: the same design and seed without it differ.
+    let d: sdsim_engine::Design = serde_json::from_value(design.clone()).unwrap();
+    let mut calm = sdsim_engine::Simulation::new(&d, Some(4)).unwrap();
+    while !calm.is_finished() {
+        calm.advance(0.5);
+    }
+    let calm = serde_json::to_value(calm.report()).unwrap();
+    assert_eq!(calm["seed"], original["report"]["seed"]);
+    assert_ne!(
+        calm, original["report"],
+        "the injected chaos shows in the report"
+    );
+
+    // The replay, as fast as it goes: the identical report, and the same injections.
+    let (st, b) = call(
+        &s,
+        Method::POST,
+        "/api/simulations",
+        &ada,
+        Some(json!({"replay_of": id, "speed": 0})),
+    )
+    .await;
+    assert_eq!(st, 201, "{b}");
+    let replay = b["simulation"]["id"].as_str().unwrap().to_string();
+    let again = settled(&s, &ada, &replay).await;
+    assert_eq!(again["status"], "completed");
+    assert_eq!(again["chaos"], run["chaos"]);
+    assert_eq!(
+        (again["seed"].clone(), again["window_seconds"].clone()),
+        (json!(4), json!(0.5))
+    );
+    let (_, replayed) = call(
+        &s,
+        Method::GET,
+        &format!("/api/simulations/{replay}/results"),
+        &ada,
+        None,
+    )
+    .await;
+    assert_eq!(
+        replayed["report"], original["report"],
+        "byte for byte the same run"
+    );
+
+    // A replay names nothing else; a stranger cannot replay what they cannot see.
+    let (st, b) = call(
+        &s,
+        Method::POST,
+        "/api/simulations",
+        &ada,
+        Some(json!({"replay_of": id, "design": design})),
+    )
+    .await;
+    assert_eq!(
+        (st, &b["error"]["field"]),
+        (422, &json!("replay_of")),
+        "{b}"
+    );
+    let (st, _) = call(
+        &s,
+        Method::POST,
+        "/api/simulations",
+        &eve,
+        Some(json!({"replay_of": id})),
+    )
+    .await;
+    assert_eq!(st, 404);
+}
