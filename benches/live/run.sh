@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Live runs' figures (issue 21), printed, nothing asserted: (1) XADD -> WebSocket watcher
+# latency with 1, 100 and 1,000 watchers of one run, against Redis's own XADD -> XREAD floor
+# measured meanwhile; (2) how many real-time runs (10 windows/s each) one instance carries,
+# and the windows/s streamed end to end. See bench.py for the method.
+#
+#   benches/live/run.sh [path to a release sdsim binary]
+#
+# Default binary: ${CARGO_TARGET_DIR:-<repo>/target}/release/sdsim (cargo build --release -p sdsim).
+# Starts `sdsim up` on free loopback ports with a fresh database and its own Redis prefix (as
+# console/tests/stack.sh does), and removes the stack, the database and the prefix's keys at
+# the end. Tuning (environment): LIVE_WATCHERS (1,100,1000), LIVE_PROCS (4 watcher
+# processes), LIVE_SECONDS (15 per watcher count), LIVE_RUNS (10,50,100,200,400,800),
+# LIVE_RUN_SECONDS (12 per K), LIVE_LAG_LIMIT (1.0 s), LIVE_DESIGN (a design JSON; default
+# engine/templates/read_heavy_api_with_cache.json).
+source "$(dirname "${BASH_SOURCE[0]}")/../../deploy/lib.sh"
+
+bin="${1:-${CARGO_TARGET_DIR:-$SDSIM_ROOT/target}/release/sdsim}"
+[ -x "$bin" ] || die "no sdsim binary at $bin: build one with \`cargo build --release -p sdsim\` or pass its path"
+bin="$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")"
+
+sdsim_services
+command -v redis-cli >/dev/null || apt_install redis-tools
+venv="${SDSIM_LIVE_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/sdsim/live-venv}"
+ensure_venv "$venv" "$SDSIM_ROOT/benches/live/requirements.txt"
+
+# 1,000 watchers are 1,000 sockets in the gateway (and as many here): lift the soft limit of
+# open files to the hard one for this shell and what it starts (sdsim does not raise its own).
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+[ "$(ulimit -n)" = unlimited ] || [ "$(ulimit -n)" -ge 4096 ] \
+    || log "warning: only $(ulimit -n) open files allowed; 1,000 watchers may fail"
+
+work="$(mktemp -d /tmp/sdsim-live-bench.XXXXXX)"
+db="sdsim_live_bench_$(date +%s)_$$"
+prefix="live-bench-$$-$(date +%s):"
+pid=""
+
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    if [ -n "${bench_pid:-}" ] && kill -0 "$bench_pid" 2>/dev/null; then
+        kill -TERM "$bench_pid" 2>/dev/null || true
+        wait "$bench_pid" 2>/dev/null || true
+    fi
+    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+        kill -TERM "$pid" 2>/dev/null || true
+        for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    psql "$SDSIM_PG_BASE/postgres" -qc "drop database if exists \"$db\" with (force)" >/dev/null 2>&1 || true
+    redis-cli -u "$REDIS_URL" --scan --pattern "${prefix}*" 2>/dev/null \
+        | xargs -r -n 500 redis-cli -u "$REDIS_URL" unlink >/dev/null 2>&1 || true
+    if [ "$rc" != 0 ] && [ -f "$work/sdsim.log" ]; then
+        log "the stack's last log lines:"; tail -n 40 "$work/sdsim.log" >&2 || true
+    fi
+    rm -rf "$work"
+    exit "$rc"
+}
+trap cleanup EXIT INT TERM
+
+# Ten free loopback ports, one per listener.
+mapfile -t ports < <("$venv/bin/python" - <<'PY'
+import socket
+socks = []
+for _ in range(10):
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); socks.append(s)
+for s in socks: print(s.getsockname()[1])
+for s in socks: s.close()
+PY
+)
+
+psql "$SDSIM_PG_BASE/postgres" -qc "create database \"$db\"" >/dev/null
+export DATABASE_URL="$SDSIM_PG_BASE/$db"
+export SDSIM_REDIS__PREFIX="$prefix"
+export SDSIM_AUTH__JWT_SECRET="$(head -c 48 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 48)"
+export SDSIM_AUTH__BCRYPT_COST=4
+export SDSIM_AUTH__MIN_PASSWORD_SCORE=0
+# Everything comes from 127.0.0.1: lift the per-address limits.
+export SDSIM_AUTH__LIMITS__REGISTER_PER_IP_PER_HOUR=10000
+export SDSIM_AUTH__LIMITS__MAIL_PER_IP_PER_HOUR=10000
+export SDSIM_AUTH__LIMITS__LOGIN_PER_IP_PER_MINUTE=10000
+export SDSIM_AUTH__MAIL__TRANSPORT=file
+export SDSIM_AUTH__MAIL__OUTBOX_DIR="$work/outbox"
+export SDSIM_GATEWAY__LISTEN__HTTP="127.0.0.1:${ports[0]}"
+export SDSIM_GATEWAY__LISTEN__GRPC="127.0.0.1:${ports[1]}"
+export SDSIM_AUTH__LISTEN__GRPC="127.0.0.1:${ports[2]}"
+export SDSIM_AUTH__LISTEN__HTTP="127.0.0.1:${ports[3]}"
+export SDSIM_PROJECT__LISTEN__GRPC="127.0.0.1:${ports[4]}"
+export SDSIM_PROJECT__LISTEN__HTTP="127.0.0.1:${ports[5]}"
+export SDSIM_SIMULATION__LISTEN__GRPC="127.0.0.1:${ports[6]}"
+export SDSIM_SIMULATION__LISTEN__HTTP="127.0.0.1:${ports[7]}"
+export SDSIM_AUTH__MAIL__PUBLIC_URL="http://127.0.0.1:${ports[0]}"
+export SDSIM_PROJECT__PUBLIC_URL="http://127.0.0.1:${ports[0]}"
+mkdir -p "$work/outbox"
+
+log "sdsim migrate on $db"
+"$bin" migrate >"$work/migrate.log" 2>&1 || { cat "$work/migrate.log" >&2; die "migrate failed"; }
+log "sdsim up on 127.0.0.1:${ports[0]} (Redis prefix $prefix)"
+"$bin" up >"$work/sdsim.log" 2>&1 &
+pid=$!
+base="http://127.0.0.1:${ports[0]}"
+ready() { "$venv/bin/python" -c "import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)" "$base/readyz" 2>/dev/null; }
+for _ in $(seq 1 300); do
+    kill -0 "$pid" 2>/dev/null || die "sdsim up exited early"
+    if ready; then break; fi
+    sleep 0.2
+done
+ready || die "sdsim did not become ready"
+log "open files: sdsim $(awk '/Max open files/ {print $4}' "/proc/$pid/limits"), this shell $(ulimit -n)"
+
+LIVE_BASE="$base" LIVE_REDIS_URL="$REDIS_URL" LIVE_PREFIX="$prefix" LIVE_SDSIM_PID="$pid" \
+LIVE_WORK="$work" \
+LIVE_DESIGN="${LIVE_DESIGN:-$SDSIM_ROOT/engine/templates/read_heavy_api_with_cache.json}" \
+    "$venv/bin/python" "$SDSIM_ROOT/benches/live/bench.py" &
+bench_pid=$!
+wait "$bench_pid"
