@@ -116,6 +116,7 @@ pub const RPCS: &[Rpc] = &[
     rpc(Simulation, "GetSimulationResults", SAFE),
     rpc(Simulation, "GetLiveMetrics", SAFE),
     rpc(Simulation, "InjectChaos", ONCE),
+    rpc(Simulation, "CompareSimulations", SAFE),
     rpc(Simulation, "GetSimulationWindows", SAFE),
     rpc(Simulation, "GetPerformanceAnalysis", SAFE),
     rpc(Simulation, "ValidateConfiguration", SAFE),

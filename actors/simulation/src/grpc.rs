@@ -241,6 +241,40 @@ impl spb::simulation_service_server::SimulationService for SimulationGrpc {
         reply(res)
     }
 
+    async fn compare_simulations(
+        &self,
+        req: Request<spb::CompareSimulationsRequest>,
+    ) -> Result<Response<spb::CompareSimulationsResponse>, Status> {
+        let r = req.into_inner();
+        let res = async {
+            let a = self
+                .authorize(&r.user_id, &r.simulation_a, Need::Watch)
+                .await?;
+            let b = self
+                .authorize(&r.user_id, &r.simulation_b, Need::Watch)
+                .await?;
+            let summary = |row: &RunRow| {
+                serde_json::json!({
+                    "id": row.id.to_string(),
+                    "name": row.name,
+                    "project_id": row.project_id.map(|p| p.to_string()),
+                    "seed": row.seed,
+                    "status": row.status,
+                    "created_at": row.created_at.to_rfc3339(),
+                })
+            };
+            let (sa, sb) = (summary(&a), summary(&b));
+            let (_, ra) = self.runs.results(a).await?;
+            let (_, rb) = self.runs.results(b).await?;
+            let comparison = crate::compare::compare(sa, &ra, sb, &rb);
+            Ok(spb::CompareSimulationsResponse {
+                comparison_json: comparison.to_string(),
+            })
+        }
+        .await;
+        reply(res)
+    }
+
     async fn inject_chaos(
         &self,
         req: Request<spb::InjectChaosRequest>,

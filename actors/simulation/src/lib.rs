@@ -8,6 +8,7 @@
 //! - [`SimulationSettings`] (`[simulation]`) and [`tree`].
 #![forbid(unsafe_code)]
 
+pub mod compare;
 pub mod grpc;
 pub mod runs;
 pub mod stream;

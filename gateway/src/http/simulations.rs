@@ -27,6 +27,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::post().to(start))
             .route(web::get().to(history)),
     )
+    .service(json_resource("/api/simulations/compare").route(web::get().to(compare)))
     .service(
         json_resource("/api/simulations/{id}")
             .route(web::get().to(status))
@@ -294,6 +295,39 @@ async fn chaos(
         at_s: res.at_s,
         chaos: super::projects::raw(res.applied_json),
     }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CompareQuery {
+    a: String,
+    b: String,
+}
+
+/// Two finished runs side by side (`?a=<run>&b=<run>`): per component and end to end.
+async fn compare(
+    state: web::Data<GatewayState>,
+    user: AuthUser,
+    q: web::Query<CompareQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let q = q.into_inner();
+    let call = pb::CompareSimulationsRequest {
+        user_id: user.user_id,
+        simulation_a: q.a,
+        simulation_b: q.b,
+    };
+    let up = &state.upstream;
+    let res = rpc!(
+        up,
+        simulation,
+        "CompareSimulations",
+        compare_simulations,
+        call
+    )
+    .await?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .body(res.comparison_json))
 }
 
 /// Holds a running run between windows; its simulated clock stands still.

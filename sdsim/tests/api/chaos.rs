@@ -180,6 +180,58 @@ async fn chaos_injected_live_is_stored_and_a_replay_gives_the_identical_report()
         "byte for byte the same run"
     );
 
+    // Compared side by side: the replay changes nothing; the same design and seed without
+    // the chaos differ, in words.
+    let compare = |a: &str, b: &str| format!("/api/simulations/compare?a={a}&b={b}");
+    let (st, same) = call(&s, Method::GET, &compare(&id, &replay), &ada, None).await;
+    assert_eq!(st, 200, "{same}");
+    assert_eq!(same["summary"], json!(["no figure changed by 5% or more"]));
+    assert_eq!(same["same_seed"], true);
+    assert_eq!(same["end_to_end"]["p99_ms"]["change"], json!(0.0));
+    let (st, b) = call(
+        &s,
+        Method::POST,
+        "/api/simulations",
+        &ada,
+        Some(json!({"design": design, "seed": 4, "speed": 0, "window_seconds": 0.5})),
+    )
+    .await;
+    assert_eq!(st, 201, "{b}");
+    let calm_run = b["simulation"]["id"].as_str().unwrap().to_string();
+    settled(&s, &ada, &calm_run).await;
+    let (st, diff) = call(&s, Method::GET, &compare(&calm_run, &id), &ada, None).await;
+    assert_eq!(st, 200, "{diff}");
+    let words = diff["summary"].to_string();
+    assert!(!words.contains("no figure changed"), "{diff}");
+    assert!(diff["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["name"] == "database" && c["in"] == "both"));
+    // Someone else's run, an unknown one, a missing one: 404, 404, 422.
+    assert_eq!(
+        call(&s, Method::GET, &compare(&id, &replay), &eve, None)
+            .await
+            .0,
+        404
+    );
+    let unknown = "5f0c6c3e-1d7b-4b8e-9a57-3d2f7c1e9b11";
+    assert_eq!(
+        call(&s, Method::GET, &compare(&id, unknown), &ada, None)
+            .await
+            .0,
+        404
+    );
+    let (st, _) = call(
+        &s,
+        Method::GET,
+        &format!("/api/simulations/compare?a={id}"),
+        &ada,
+        None,
+    )
+    .await;
+    assert_eq!(st, 422);
+
     // A replay names nothing else; a stranger cannot replay what they cannot see.
     let (st, b) = call(
         &s,
