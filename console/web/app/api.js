@@ -82,16 +82,18 @@ async function raw(method, path, body, extraHeaders = {}, auth = true) {
   let json = null;
   if (text) { try { json = JSON.parse(text); } catch { json = { text }; } }
   if (!res.ok) throw new ApiError(res.status, json, res.headers);
-  return { body: json, headers: res.headers, status: res.status };
+  return { body: json, text, headers: res.headers, status: res.status };
 }
 
 /**
  * An API call. A 401 with a session (an expired token) refreshes once and retries.
- * Returns the parsed body; `full: true` returns {body, headers, status}.
+ * Returns the parsed body; `full: true` returns {body, text, headers, status}; `text: true`
+ * the body as text (CSV).
  */
 export async function api(method, path, body, opts = {}) {
   try {
     const r = await raw(method, path, body, opts.headers);
+    if (opts.text) return r.text;
     return opts.full ? r : r.body;
   } catch (e) {
     if (e instanceof ApiError && e.status === 401 && accessToken && !opts.retried) {

@@ -7,6 +7,8 @@ import { autoLayout, NODE_W, NODE_H } from '../graph.js';
 import { diffDesigns, renderDiff, mergeDesigns, isEmptyDiff } from '../diff.js';
 import { navigate, guard } from '../main.js';
 import { historyDialog, shareDialog } from './project-dialogs.js';
+import { runDock } from './run.js';
+import { fmt } from '../charts.js';
 
 const VALIDATE_MS = 300;
 const SAVE_MS = 800;
@@ -21,13 +23,13 @@ export async function linkView(el, { token }) {
   return openEditor(el, r.body.project, { linkToken: token, readOnly: true });
 }
 
-export async function editorView(el, { id }) {
+export async function editorView(el, { id }, query) {
   let r;
   try { r = await api('GET', `/api/projects/${encodeURIComponent(id)}`); } catch (e) {
     el.append(h('h1', {}, 'Project not found'), h('p', { class: 'error' }, errorText(e)), h('a', { href: '/projects' }, 'Back to your projects'));
     return null;
   }
-  return openEditor(el, r.project, {});
+  return openEditor(el, r.project, { run: query?.get('run') || null });
 }
 
 /** The layout a project keeps beside its design: stable ids by name and positions by id. */
@@ -94,6 +96,7 @@ function openEditor(el, project, opts) {
       if (st.base.version === st.version) st.base.version = v;
       st.version = v;
     })) : null,
+    opts.linkToken ? null : btn('Run', () => dock.show('live'), { id: 'open-run', class: 'primary', title: 'Run the saved design and watch it live' }),
     btn('Fork', () => fork()),
     opts.linkToken ? null : btn('Export', () => exportProject()),
     project.access_level === 'owner' ? btn('Move to trash', () => trash(), { class: 'danger' }) : null);
@@ -110,7 +113,7 @@ function openEditor(el, project, opts) {
     }, icon(k), h('span', {}, KINDS[k].label))))));
 
   const svg = s('svg', { class: 'canvas', role: 'application', 'aria-label': 'Design canvas', tabindex: '0' });
-  const defs = s('defs', {}, s('marker', { id: 'arrow', viewBox: '0 0 10 10', refX: '10', refY: '5', markerWidth: '8', markerHeight: '8', orient: 'auto-start-reverse' }, s('path', { d: 'M0 0L10 5L0 10z', class: 'arrowhead' })));
+  const defs = s('defs', {}, s('marker', { id: 'arrow', viewBox: '0 0 10 10', refX: '10', refY: '5', markerWidth: '14', markerHeight: '14', markerUnits: 'userSpaceOnUse', orient: 'auto-start-reverse' }, s('path', { d: 'M0 0L10 5L0 10z', class: 'arrowhead' })));
   const world = s('g', { class: 'world' });
   const edgesG = s('g', { class: 'edges' });
   const nodesG = s('g', { class: 'nodes' });
@@ -125,7 +128,25 @@ function openEditor(el, project, opts) {
     h('button', { type: 'button', 'aria-label': 'Fit the design in view', title: 'Fit (F)', onclick: () => fitView() }, 'Fit'));
   const canvasWrap = h('section', { class: 'canvas-wrap', 'aria-label': 'Canvas' }, svg, zoomBar, h('div', { class: 'canvas-foot' }, problemsBar, previewBar));
   const panel = h('aside', { class: 'panel', 'aria-label': 'Properties', id: 'panel' });
-  el.append(h('div', { class: 'editor' }, toolbar, banner, h('div', { class: 'editor-body' }, palette, canvasWrap, panel)));
+  const dock = opts.linkToken ? null : runDock({
+    project,
+    components: () => comps().map((c) => ({ name: c.name, kind: c.kind })),
+    design: () => st.doc.design,
+    initialRun: opts.run,
+    beforeStart: async () => {
+      // A run runs the saved design: save what is on screen first, and run that version.
+      if (!readOnly) {
+        while (st.saving) await new Promise((r) => setTimeout(r, 50));
+        if (st.dirty && !st.conflict) await save();
+        if (st.dirty) throw new Error('the design is not saved yet');
+      }
+      return st.version;
+    },
+    onPaint: (live) => { st.live = live; paintLive(); },
+    onScope: (name) => { if (name) select({ type: 'component', name }); },
+    onToggle: () => requestAnimationFrame(fitView),
+  });
+  el.append(h('div', { class: 'editor' }, toolbar, banner, h('div', { class: 'editor-body' }, palette, canvasWrap, panel), dock ? dock.el : null));
 
   function icon(kind, size = 20) {
     return h('svg', { svg: true, viewBox: '0 0 24 24', width: size, height: size, class: 'icon', 'aria-hidden': 'true' }, h('path', { svg: true, d: iconSvgPath(kind) }));
@@ -273,6 +294,7 @@ function openEditor(el, project, opts) {
     st.sel = sel;
     draw();
     drawPanel();
+    if (dock) dock.setScope(sel?.type === 'component' ? sel.name : null);
   }
 
   // ---------- drawing ----------
@@ -331,7 +353,7 @@ function openEditor(el, project, opts) {
       const nm = c.name.length > 16 ? `${c.name.slice(0, 15)}…` : c.name;
       g.append(s('text', { x: 40, y: 24, class: 'node-name' }, nm));
       g.append(s('text', { x: 40, y: 42, class: 'node-kind' }, u !== undefined ? `${Math.round(u * 100)}% busy` : (KINDS[c.kind]?.label || c.kind)));
-      if (u !== undefined) g.append(s('rect', { class: 'util-bar', x: 0, y: NODE_H - 4, width: Math.min(1, u) * NODE_W, height: 4, rx: 2 }));
+      g.append(s('rect', { class: 'util-bar', x: 0, y: NODE_H - 4, width: u !== undefined ? Math.min(1, u) * NODE_W : 0, height: 4, rx: 2 }));
       if (probs) {
         const badge = s('g', { class: 'problem-badge', transform: `translate(${NODE_W - 4},4)` }, s('circle', { r: 10 }), s('text', { y: 4, 'text-anchor': 'middle' }, String(probs.length)), s('title', {}, probs.map((x) => x.message).join('\n')));
         g.append(badge);
@@ -343,11 +365,61 @@ function openEditor(el, project, opts) {
       }
       g.addEventListener('pointerdown', (ev) => startDrag(ev, c.name));
       g.addEventListener('keydown', (ev) => nodeKey(ev, c.name));
-      g.addEventListener('focus', () => { if (!(st.sel?.type === 'component' && st.sel.name === c.name)) { st.sel = { type: 'component', name: c.name }; drawPanel(); g.classList.add('selected'); for (const o of nodesG.querySelectorAll('.node.selected')) if (o !== g) o.classList.remove('selected'); } });
+      g.addEventListener('focus', () => { if (!(st.sel?.type === 'component' && st.sel.name === c.name)) { st.sel = { type: 'component', name: c.name }; drawPanel(); g.classList.add('selected'); for (const o of nodesG.querySelectorAll('.node.selected')) if (o !== g) o.classList.remove('selected'); if (dock) dock.setScope(c.name); } });
       nodesG.append(g);
     }
     undoBtn.disabled = !st.undo.length; redoBtn.disabled = !st.redo.length;
     drawProblemsBar();
+    if (st.live) paintLive();
+  }
+
+  /**
+   * A run's window on the canvas, in place (no redraw: ten windows a second on 63
+   * components): each component coloured by its utilisation, red when it fails requests or
+   * is down, its busy share and throughput written under its name; each connection as wide
+   * as its flow, moving while requests flow. `st.live` null: back to the analytic preview.
+   */
+  function paintLive() {
+    const live = st.live;
+    const util = live ? null : new Map((st.preview?.components || []).map((c) => [c.name, c]));
+    svg.classList.toggle('live', !!live);
+    for (const g of nodesG.children) {
+      const name = g.dataset.name; const kind = g.dataset.kind;
+      const kindText = g.querySelector('.node-kind'); const bar = g.querySelector('.util-bar');
+      let u; let text; let down = false; let failing = false;
+      if (live) {
+        const m = live.byName.get(name);
+        if (kind === 'client') { text = live.e2e ? `${fmt((live.e2e.arrivals || 0) / live.dt)}/s sent` : ''; } else if (m) {
+          u = m.utilisation || 0;
+          down = m.replicas_up === 0;
+          failing = (m.errors || 0) + (m.drops || 0) > 0.01 * Math.max(1, m.arrivals || 0);
+          text = down ? 'DOWN' : `${Math.round(u * 100)}% · ${fmt(m.throughput)}/s${failing ? ` · ${fmt(((m.errors || 0) + (m.drops || 0)) / live.dt)} err/s` : ''}`;
+        }
+        g.dataset.util = u === undefined ? '' : u.toFixed(3);
+      } else {
+        const pv = util.get(name);
+        u = pv ? pv.utilisation : undefined;
+        text = u !== undefined ? `${Math.round(u * 100)}% busy` : (KINDS[kind]?.label || kind);
+        delete g.dataset.util;
+      }
+      for (const c of ['util-low', 'util-mid', 'util-high', 'util-over']) g.classList.remove(c);
+      const uc = utilClass(failing || down ? 1 : u);
+      if (uc) g.classList.add(uc);
+      g.classList.toggle('failing', failing); g.classList.toggle('down', down);
+      if (kindText && text !== undefined) kindText.textContent = text;
+      if (bar) bar.setAttribute('width', u !== undefined ? Math.min(1, u) * NODE_W : 0);
+    }
+    const flows = live?.flows;
+    let top = 0;
+    if (flows) for (const v of flows.values()) if (v > top) top = v;
+    for (const g of edgesG.children) {
+      const line = g.querySelector('.edge-line');
+      const f = flows ? flows.get(Number(g.dataset.index)) || 0 : null;
+      if (f === null || !top) { line.style.strokeWidth = ''; g.classList.remove('flowing'); delete g.dataset.flow; continue; }
+      line.style.strokeWidth = `${(1.5 + 6 * Math.sqrt(f / top)).toFixed(2)}px`;
+      g.classList.toggle('flowing', f > 0);
+      g.dataset.flow = f.toFixed(1);
+    }
   }
 
   function nodeKey(ev, name) {
@@ -868,6 +940,7 @@ function openEditor(el, project, opts) {
     window.removeEventListener('beforeunload', beforeUnload);
     guard.leave = null;
     clearTimeout(vTimer);
+    if (dock) dock.destroy();
     if (st.dirty && !readOnly && !st.conflict) { clearTimeout(sTimer); save(); } else clearTimeout(sTimer);
   };
 }
