@@ -110,6 +110,9 @@ export function lineChart({ id, title, unit = '', series, onHover }) {
       spotsG.append(s('circle', { cx: sx(a.t), cy: sy(a.v), r: 4, fill: 'none', stroke: '#b42318', 'stroke-width': 1.6, class: 'anomaly' }, s('title', {}, a.label)));
     }
     el.dataset.points = String(data.length);
+    const tops = {};
+    for (const x of series) tops[x.key] = data.reduce((m, p) => (Number.isFinite(p[x.key]) && p[x.key] > m ? p[x.key] : m), 0);
+    el.dataset.max = JSON.stringify(tops);
     const last = data[data.length - 1];
     latest.textContent = last ? series.map((x) => fmt(last[x.key], unit)).join(' / ') : '';
   }

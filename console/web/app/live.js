@@ -19,6 +19,12 @@ export class RunStream {
     this.retry = 0;
     this.timer = null;
     this.reconnects = 0;
+    // A page that goes offline has a dead socket even before the browser says so: drop it,
+    // and reconnect as soon as the network is back.
+    this.onOffline = () => { if (this.ws) this.drop(); };
+    this.onOnline = () => { if (!this.done && !this.ws) { clearTimeout(this.timer); this.retry = 0; this.connect(); } };
+    window.addEventListener('offline', this.onOffline);
+    window.addEventListener('online', this.onOnline);
     this.connect();
   }
 
@@ -43,34 +49,49 @@ export class RunStream {
       if (f.type && f.type.startsWith('simulation.')) {
         this.offset = f.offset || this.offset;
         this.done = true;
+        this.unlisten();
         this.h.onEnd?.(f.type.slice('simulation.'.length), f.data || {});
         this.h.onState?.('ended');
       }
     };
-    sock.onclose = async (e) => {
-      if (this.ws !== sock) return;
-      this.ws = null;
-      if (this.done) return;
-      if (e.code === 4004 || e.code === 1008) {
-        this.done = true;
-        this.h.onState?.('failed', e.code === 4004 ? 'This run is not visible to you (or no longer exists).' : e.reason);
-        return;
-      }
-      this.reconnects++;
-      this.h.onState?.('reconnecting');
-      if (e.code === 4009 || e.code === 4001) { try { await refresh(); } catch { /* the retry tells */ } }
-      // 4008 (too slow), 1001 (server going away), a dropped network: back soon, from the
-      // last offset.
-      const delay = Math.min(5000, 200 * 2 ** this.retry++) * (0.75 + Math.random() / 4);
-      this.timer = setTimeout(() => this.connect(), delay);
-    };
+    sock.onclose = (e) => { if (this.ws === sock) { this.ws = null; this.lost(e.code, e.reason); } };
+  }
+
+  async lost(code, reason) {
+    if (this.done) return;
+    if (code === 4004 || code === 1008) {
+      this.done = true;
+      this.unlisten();
+      this.h.onState?.('failed', code === 4004 ? 'This run is not visible to you (or no longer exists).' : reason);
+      return;
+    }
+    this.reconnects++;
+    this.h.onState?.('reconnecting');
+    if (code === 4009 || code === 4001) { try { await refresh(); } catch { /* the retry tells */ } }
+    // 4008 (too slow), 1001 (server going away), a dropped network: back soon, from the
+    // last offset.
+    if (!navigator.onLine) return; // the online event reconnects
+    const delay = Math.min(5000, 200 * 2 ** this.retry++) * (0.75 + Math.random() / 4);
+    this.timer = setTimeout(() => this.connect(), delay);
   }
 
   /** Drops the socket as a lost connection would (the stream reconnects by itself). */
-  drop() { if (this.ws) this.ws.close(4000, 'dropped by the page'); }
+  drop() {
+    const sock = this.ws;
+    if (!sock) return;
+    this.ws = null;
+    sock.close(4000, 'dropped by the page');
+    this.lost(4000);
+  }
+
+  unlisten() {
+    window.removeEventListener('offline', this.onOffline);
+    window.removeEventListener('online', this.onOnline);
+  }
 
   close() {
     this.done = true;
+    this.unlisten();
     clearTimeout(this.timer);
     if (this.ws) { const w = this.ws; this.ws = null; w.close(1000); }
   }

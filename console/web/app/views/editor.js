@@ -393,7 +393,7 @@ function openEditor(el, project, opts) {
           u = m.utilisation || 0;
           down = m.replicas_up === 0;
           failing = (m.errors || 0) + (m.drops || 0) > 0.01 * Math.max(1, m.arrivals || 0);
-          text = down ? 'DOWN' : `${Math.round(u * 100)}% · ${fmt(m.throughput)}/s${failing ? ` · ${fmt(((m.errors || 0) + (m.drops || 0)) / live.dt)} err/s` : ''}`;
+          text = down ? 'DOWN' : failing ? `${Math.round(u * 100)}% · ${fmt(((m.errors || 0) + (m.drops || 0)) / live.dt)} failed/s` : `${Math.round(u * 100)}% · ${fmt(m.throughput)}/s`;
         }
         g.dataset.util = u === undefined ? '' : u.toFixed(3);
       } else {

@@ -103,7 +103,7 @@ export function compareReports(a, b) {
 export function runDock({ project, components, design, beforeStart, onPaint, onScope, onToggle, initialRun }) {
   const st = {
     run: null, windows: [], stream: null, results: null, scope: null, ended: false,
-    events: [], gaps: 0, conn: 'idle', poll: null, tab: 'live', raf: 0, fresh: 0, hoverT: null,
+    events: [], gaps: 0, conn: 'idle', poll: null, tab: 'live', raf: 0, fresh: 0, hoverT: null, toasted: new Map(),
   };
   const stats = { received: 0, painted: 0, latencies: [], frames: 0 };
   window.sdsimDebug = { ...(window.sdsimDebug || {}), dropLive: () => st.stream?.drop(), liveStats: () => ({ ...stats, latencies: [...stats.latencies] }) };
@@ -311,7 +311,7 @@ export function runDock({ project, components, design, beforeStart, onPaint, onS
       onState: (s, detail) => { st.conn = s; if (s === 'failed') toast(detail || 'The run\'s stream closed', 'error'); setControls(); },
     });
     clearInterval(st.poll);
-    st.poll = setInterval(() => { if (isLive()) api('GET', `/api/simulations/${run.id}`).then((r) => mergeRun(r.simulation)).catch(() => {}); }, 3000);
+    st.poll = setInterval(() => { if (isLive() && navigator.onLine) api('GET', `/api/simulations/${run.id}`).then((r) => mergeRun(r.simulation)).catch(() => {}); }, 3000);
   }
 
   function reset() {
@@ -334,7 +334,9 @@ export function runDock({ project, components, design, beforeStart, onPaint, onS
     st.pending.push(performance.now());
     for (const a of w.alerts || []) {
       st.events.push({ t: a.at_s, kind: 'alert', text: `alert “${a.rule}” ${a.state}${a.component ? ` on ${a.component}` : ''} (${fmt(a.value)})`, state: a.state });
-      if (isLive() && st.fresh) toast(`Alert “${a.rule}” ${a.state}${a.component ? ` on ${a.component}` : ''}: ${fmt(a.value)}`, a.state === 'firing' ? 'error' : 'ok', { ms: 4000 });
+      const key = `${a.rule}|${a.component}|${a.state}`;
+      const now = performance.now();
+      if (isLive() && st.fresh && !(st.toasted.get(key) > now - 3000) && st.toasted.set(key, now)) toast(`Alert “${a.rule}” ${a.state}${a.component ? ` on ${a.component}` : ''}: ${fmt(a.value)}`, a.state === 'firing' ? 'error' : 'ok', { ms: 4000 });
     }
     if ((w.alerts || []).length) { refreshMarks(); drawTimeline(); }
     if (!st.raf) st.raf = requestAnimationFrame(paint);
