@@ -142,6 +142,9 @@ def test_a_lost_network_resumes_the_stream_without_a_gap(dave):
     # And once more, the socket dropped under the page (as a server restart would).
     if dock_data(page)["connection"] == "live":
         page.evaluate("window.sdsimDebug.dropLive()")
+        # The rest at 100x.
+        page.locator("#run-speed").select_option("100")
+        expect(page.locator("#run-status")).to_contain_text(re.compile(r"100x|completed"))
     wait_status(page, "completed", 40_000)
     d = dock_data(page)
     assert int(d["reconnects"]) >= 1
@@ -244,3 +247,18 @@ def test_history_lists_the_runs_and_reopens_one(dave):
     page.locator("#run-tab-results").click()
     expect(page.locator("#bottlenecks .bottleneck").first).to_be_visible()
     shot(page, "run-reopened")
+
+
+def test_stop_a_run_at_real_time(dave):
+    page = dave
+    page.locator("#run-tab-live").click()
+    page.locator("#run-speed").select_option("1")
+    page.locator("#run-start").click()
+    expect(dock(page)).not_to_have_attribute("data-run-id", state["first_run"])
+    wait_status(page, "running", 10_000)
+    page.wait_for_function("() => document.querySelector('#run-dock').dataset.windows >= 1")
+    page.locator("#run-stop").click()
+    wait_status(page, "stopped", 15_000)
+    expect(page.locator("#run-stop")).to_be_disabled()
+    expect(page.locator("#run-start")).to_be_enabled()
+    shot(page, "run-stopped")

@@ -16,7 +16,7 @@ export function niceMax(v) {
   return 10 * p;
 }
 
-/** 1234 as 1.23k, 0.5 as 0.5; a unit after it. */
+/** 1234 as 1.2k, 45.0 as 45, 0.5 as 0.5; a unit after it. */
 export function fmt(v, unit = '') {
   if (v === null || v === undefined || !Number.isFinite(v)) return '–';
   const a = Math.abs(v);
@@ -26,6 +26,7 @@ export function fmt(v, unit = '') {
   else if (a >= 100 || a === 0) t = v.toFixed(0);
   else if (a >= 10) t = v.toFixed(1);
   else t = v.toFixed(a >= 1 ? 2 : 3).replace(/\.?0+$/, '') || '0';
+  t = t.replace(/\.0(?=[kM]?$)/, '');
   return unit ? `${t}${unit === '%' ? '' : ' '}${unit}` : t;
 }
 
@@ -39,7 +40,7 @@ export function lineChart({ id, title, unit = '', series, onHover }) {
   let data = []; let xMax = 1; let marks = []; let spots = []; let dirty = true;
   const svg = s('svg', { viewBox: `0 0 ${W} ${H}`, class: 'chart-svg', role: 'img', 'aria-label': title, 'font-family': FONT });
   const grid = s('g', {}); const marksG = s('g', {}); const lines = s('g', {}); const spotsG = s('g', {}); const cursor = s('line', { y1: PAD.t, y2: H - PAD.b, stroke: '#94a3b8', 'stroke-width': 1, visibility: 'hidden' });
-  const paths = series.map((x) => s('path', { d: '', fill: 'none', stroke: x.color, 'stroke-width': 1.6, 'stroke-linejoin': 'round', 'data-series': x.key }));
+  const paths = series.map((x) => s('path', { d: '', fill: 'none', stroke: x.color, 'stroke-width': 1.6, 'stroke-linejoin': 'round', 'stroke-linecap': 'round', 'data-series': x.key }));
   lines.append(...paths);
   svg.append(s('rect', { x: 0, y: 0, width: W, height: H, fill: '#ffffff' }), grid, marksG, lines, spotsG, cursor);
   const latest = h('span', { class: 'chart-latest' });
@@ -75,7 +76,8 @@ export function lineChart({ id, title, unit = '', series, onHover }) {
     // Past two points per pixel column, keep each column's first, min and max (the shape).
     const cols = (W - PAD.l - PAD.r) * 2;
     series.forEach((x, i) => {
-      let d = ''; let pen = false;
+      let d = ''; let pen = false; let run = 0;
+      const lift = () => { if (run === 1) d += 'h0.5'; run = 0; pen = false; };
       const step = data.length > cols ? data.length / cols : 1;
       for (let j = 0; j < data.length; j += step) {
         const lo = Math.floor(j); const hi = Math.min(data.length, Math.floor(j + step));
@@ -87,11 +89,12 @@ export function lineChart({ id, title, unit = '', series, onHover }) {
         }
         for (const k of pick) {
           const p = data[k]; const v = p[x.key];
-          if (v === null || v === undefined || !Number.isFinite(v)) { pen = false; continue; }
+          if (v === null || v === undefined || !Number.isFinite(v)) { lift(); continue; }
           d += `${pen ? 'L' : 'M'}${sx(p.t).toFixed(1)} ${sy(v).toFixed(1)}`;
-          pen = true;
+          pen = true; run++;
         }
       }
+      lift();
       paths[i].setAttribute('d', d);
     });
     clear(marksG);

@@ -409,6 +409,7 @@ function openEditor(el, project, opts) {
       if (kindText && text !== undefined) kindText.textContent = text;
       if (bar) bar.setAttribute('width', u !== undefined ? Math.min(1, u) * NODE_W : 0);
     }
+    liveFigures();
     const flows = live?.flows;
     let top = 0;
     if (flows) for (const v of flows.values()) if (v > top) top = v;
@@ -432,6 +433,19 @@ function openEditor(el, project, opts) {
       change((d) => { const id = d.layout.ids[name]; const p = d.layout.positions[id]; d.layout.positions[id] = { x: p.x + dx, y: p.y + dy }; }, { key: `move:${name}`, panel: false });
       svg.querySelector(`.node[data-name="${CSS.escape(name)}"]`)?.focus();
     }
+  }
+
+  /** The selected component's figures in the window on the canvas (a run is open). */
+  function liveFigures() {
+    const box = panel.querySelector('#live-figures');
+    if (!box) return;
+    const m = st.live && st.sel?.type === 'component' ? st.live.byName.get(st.sel.name) : null;
+    if (!m) { clear(box); return; }
+    const dt = st.live.dt;
+    const rows = [['Utilisation', `${fmt((m.utilisation || 0) * 100)}%`], ['Throughput', `${fmt(m.throughput)} /s`],
+      ['p50 / p95 / p99', `${fmt(m.p50_ms)} / ${fmt(m.p95_ms)} / ${fmt(m.p99_ms)} ms`], ['Errors, drops', `${fmt((m.errors || 0) / dt)} /s, ${fmt((m.drops || 0) / dt)} /s`],
+      ['Queue', fmt(m.queue_length)], ['Replicas up', fmt(m.replicas_up)]];
+    clear(box).append(h('h3', {}, `Run, at ${fmt(st.live.at)} s`), h('dl', { class: 'figures' }, rows.map(([k, v]) => [h('dt', {}, k), h('dd', {}, v)])));
   }
 
   // ---------- pointer interactions ----------
@@ -553,6 +567,7 @@ function openEditor(el, project, opts) {
     if (st.sel?.type === 'component') componentPanel(comp(st.sel.name));
     else if (st.sel?.type === 'connection') connectionPanel(st.sel.index);
     else designPanel();
+    liveFigures();
     if (focused) panel.querySelector(`[data-field="${focused}"]`)?.focus();
   }
 
@@ -583,6 +598,7 @@ function openEditor(el, project, opts) {
         h('dt', {}, 'Capacity'), h('dd', {}, `${pv.capacity_per_s.toFixed(0)} /s`),
         pv.response_ms !== undefined && pv.response_ms !== null ? [h('dt', {}, 'Mean response'), h('dd', {}, `${Number(pv.response_ms).toFixed(2)} ms`)] : null));
     }
+    if (dock) put(h('div', { id: 'live-figures', class: 'live-figures', 'aria-live': 'off' }));
     if (c.kind === 'client') { trafficFields(c, id); } else {
       put(h('p', { class: 'muted small' }, `Profile: ${k.capacity?.toLocaleString()} req/s at ${k.latency_ms} ms per replica. Empty fields use the profile's defaults.`));
       for (const f of fieldsFor(c.kind)) {

@@ -58,18 +58,53 @@ export function edgeFlows(design, byName, dt, e2e) {
   return flows;
 }
 
-/** The values the charts draw for one window: end to end (scope null) or one component. */
-function pointOf(w, scope) {
-  const dt = (w.end_s - w.start_s) || 1;
-  if (!scope) {
-    const e = w.end_to_end || {};
-    let busiest = 0;
-    for (const c of w.components || []) if ((c.utilisation || 0) > busiest) busiest = c.utilisation;
-    return { t: w.end_s, arr: (e.arrivals || 0) / dt, thr: e.throughput, p50: e.p50_ms, p95: e.p95_ms, p99: e.p99_ms, err: (e.errors || 0) / dt, drop: (e.drops || 0) / dt, tmo: (e.timeouts || 0) / dt, util: busiest * 100, q: e.in_flight };
+// A run keeps every window for its charts (the scope can change at any time): compactly, one
+// Float32Array of these fields per window, component after component (NaN for none).
+const FIELDS = ['arrivals', 'completions', 'drops', 'errors', 'timeouts', 'utilisation', 'queue_length', 'mean_queue_length', 'throughput', 'p50_ms', 'p95_ms', 'p99_ms', 'replicas_up', 'mean_response_ms'];
+const F = FIELDS.length;
+const FI = Object.fromEntries(FIELDS.map((f, i) => [f, i]));
+
+/** Windows stored compactly, with the names of their components. */
+export class WindowStore {
+  constructor() { this.names = []; this.index = new Map(); this.list = []; }
+  get length() { return this.list.length; }
+  last() { return this.list[this.list.length - 1]; }
+  add(w) {
+    const comps = w.components || [];
+    for (const c of comps) if (!this.index.has(c.name)) { this.index.set(c.name, this.names.length); this.names.push(c.name); }
+    const vals = new Float32Array(this.names.length * F).fill(NaN);
+    for (const c of comps) {
+      const o = this.index.get(c.name) * F;
+      for (let k = 0; k < F; k++) { const v = c[FIELDS[k]]; if (v !== null && v !== undefined) vals[o + k] = v; }
+    }
+    this.list.push({ index: w.index, start_s: w.start_s, end_s: w.end_s, e2e: w.end_to_end || {}, vals });
   }
-  const c = (w.components || []).find((x) => x.name === scope);
-  if (!c) return { t: w.end_s };
-  return { t: w.end_s, arr: (c.arrivals || 0) / dt, thr: c.throughput, p50: c.p50_ms, p95: c.p95_ms, p99: c.p99_ms, err: (c.errors || 0) / dt, drop: (c.drops || 0) / dt, tmo: (c.timeouts || 0) / dt, util: (c.utilisation || 0) * 100, q: c.queue_length, mq: c.mean_queue_length };
+  /** One component's figures in window `w`, as an object (null when it has none). */
+  comp(w, name) {
+    const i = this.index.get(name);
+    if (i === undefined || (i + 1) * F > w.vals.length) return null;
+    const o = i * F; const out = {};
+    for (let k = 0; k < F; k++) { const v = w.vals[o + k]; out[FIELDS[k]] = Number.isNaN(v) ? null : v; }
+    return out;
+  }
+  byName(w) {
+    const m = new Map();
+    for (const n of this.names) { const c = this.comp(w, n); if (c) m.set(n, c); }
+    return m;
+  }
+  /** The values the charts draw for window `w`: end to end (scope null) or one component. */
+  point(w, scope) {
+    const dt = (w.end_s - w.start_s) || 1;
+    if (!scope) {
+      const e = w.e2e;
+      let busiest = 0;
+      for (let o = FI.utilisation; o < w.vals.length; o += F) if (w.vals[o] > busiest) busiest = w.vals[o];
+      return { t: w.end_s, arr: (e.arrivals || 0) / dt, thr: e.throughput, p50: e.p50_ms, p95: e.p95_ms, p99: e.p99_ms, err: (e.errors || 0) / dt, drop: (e.drops || 0) / dt, tmo: (e.timeouts || 0) / dt, util: busiest * 100, q: e.in_flight };
+    }
+    const c = this.comp(w, scope);
+    if (!c) return { t: w.end_s };
+    return { t: w.end_s, arr: (c.arrivals || 0) / dt, thr: c.throughput, p50: c.p50_ms, p95: c.p95_ms, p99: c.p99_ms, err: (c.errors || 0) / dt, drop: (c.drops || 0) / dt, tmo: (c.timeouts || 0) / dt, util: (c.utilisation || 0) * 100, q: c.queue_length, mq: c.mean_queue_length };
+  }
 }
 
 /** A comparison of two reports in the shape of GET /api/simulations/compare (its fallback). */
@@ -102,7 +137,7 @@ export function compareReports(a, b) {
 
 export function runDock({ project, components, design, beforeStart, onPaint, onScope, onToggle, initialRun }) {
   const st = {
-    run: null, windows: [], stream: null, results: null, scope: null, ended: false,
+    run: null, windows: new WindowStore(), stream: null, results: null, scope: null, ended: false,
     events: [], gaps: 0, conn: 'idle', poll: null, tab: 'live', raf: 0, fresh: 0, hoverT: null, toasted: new Map(),
   };
   const stats = { received: 0, painted: 0, latencies: [], frames: 0 };
@@ -247,10 +282,10 @@ export function runDock({ project, components, design, beforeStart, onPaint, onS
     el.dataset.gaps = String(st.gaps);
     el.dataset.connection = st.conn;
     el.dataset.reconnects = String(st.stream ? st.stream.reconnects : 0);
-    el.dataset.lastIndex = st.windows.length ? String(st.windows[st.windows.length - 1].index) : '';
+    el.dataset.lastIndex = st.windows.length ? String(st.windows.last().index) : '';
     const r = st.run;
     if (!r) { statusEl.textContent = 'No run yet'; progress.value = 0; return; }
-    const last = st.windows[st.windows.length - 1];
+    const last = st.windows.last();
     const simulated = Math.max(last ? last.end_s : 0, st.ended ? 0 : 0);
     const pct = r.duration_seconds ? Math.min(100, (simulated / r.duration_seconds) * 100) : r.progress || 0;
     progress.value = st.ended && r.status === 'completed' ? 100 : pct;
@@ -317,7 +352,7 @@ export function runDock({ project, components, design, beforeStart, onPaint, onS
   function reset() {
     st.stream?.close(); st.stream = null;
     clearInterval(st.poll);
-    st.run = null; st.windows = []; st.results = null; st.ended = false; st.events = []; st.gaps = 0; st.conn = 'idle';
+    st.run = null; st.windows = new WindowStore(); st.results = null; st.ended = false; st.events = []; st.gaps = 0; st.conn = 'idle';
     stats.received = 0; stats.painted = 0; stats.latencies = []; stats.frames = 0; st.pending = [];
     bottleneckLine.textContent = '';
     clear(resultsTab).append(h('p', { class: 'muted' }, 'The results show here when the run ends.'));
@@ -327,9 +362,9 @@ export function runDock({ project, components, design, beforeStart, onPaint, onS
   // ---------- windows ----------
   st.pending = [];
   function onWindow(w) {
-    const prev = st.windows[st.windows.length - 1];
+    const prev = st.windows.last();
     if (prev ? w.index !== prev.index + 1 : w.index !== 0) st.gaps++;
-    st.windows.push(w);
+    st.windows.add(w);
     stats.received++;
     st.pending.push(performance.now());
     for (const a of w.alerts || []) {
@@ -342,7 +377,7 @@ export function runDock({ project, components, design, beforeStart, onPaint, onS
     if (!st.raf) st.raf = requestAnimationFrame(paint);
   }
 
-  function xMax() { return Math.max(st.run?.duration_seconds || 0, st.windows.length ? st.windows[st.windows.length - 1].end_s : 1); }
+  function xMax() { return Math.max(st.run?.duration_seconds || 0, st.windows.length ? st.windows.last().end_s : 1); }
 
   function paint() {
     st.raf = 0;
@@ -352,20 +387,21 @@ export function runDock({ project, components, design, beforeStart, onPaint, onS
     stats.frames++;
     const added = st.pending.length;
     st.pending = [];
-    const ws = st.windows;
+    const store = st.windows; const ws = store.list;
     const max = xMax();
+    const have = charts[0].data.length;
+    const pts = have + added === ws.length ? ws.slice(have).map((w) => store.point(w, st.scope)) : null;
     for (const c of charts) {
-      const have = c.data.length;
-      if (have + added === ws.length) for (let i = have; i < ws.length; i++) c.push(pointOf(ws[i], st.scope), max);
-      else c.setData(ws.map((w) => pointOf(w, st.scope)), max);
+      if (pts && c.data.length === have) for (const p of pts) c.push(p, max);
+      else c.setData(ws.map((w) => store.point(w, st.scope)), max);
       c.render();
     }
-    if (st.hoverT === null) paintCanvas(ws[ws.length - 1]);
+    if (st.hoverT === null) paintCanvas(store.last());
     setControls();
   }
 
   function rebuildCharts() {
-    const pts = st.windows.map((w) => pointOf(w, st.scope));
+    const pts = st.windows.list.map((w) => st.windows.point(w, st.scope));
     for (const c of charts) c.setData(pts.slice(), xMax());
     anomalyPoints(); refreshMarks();
     for (const c of charts) c.render();
@@ -373,14 +409,14 @@ export function runDock({ project, components, design, beforeStart, onPaint, onS
 
   function paintCanvas(w) {
     if (!w) { onPaint(null); return; }
-    const byName = new Map((w.components || []).map((c) => [c.name, c]));
+    const byName = st.windows.byName(w);
     const dt = (w.end_s - w.start_s) || 1;
-    onPaint({ byName, dt, e2e: w.end_to_end, flows: edgeFlows(design(), byName, dt, w.end_to_end), at: w.end_s });
+    onPaint({ byName, dt, e2e: w.e2e, flows: edgeFlows(design(), byName, dt, w.e2e), at: w.end_s });
   }
   function hover(t) {
     st.hoverT = t;
-    if (t === null) { paintCanvas(st.windows[st.windows.length - 1]); return; }
-    const w = st.windows.find((x) => x.end_s >= t);
+    if (t === null) { paintCanvas(st.windows.last()); return; }
+    const w = st.windows.list.find((x) => x.end_s >= t);
     if (w) paintCanvas(w);
   }
 
