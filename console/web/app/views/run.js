@@ -140,8 +140,8 @@ export function runDock({ project, components, design, beforeStart, onPaint, onS
     run: null, windows: new WindowStore(), stream: null, results: null, scope: null, ended: false,
     events: [], gaps: 0, conn: 'idle', poll: null, tab: 'live', raf: 0, fresh: 0, hoverT: null, toasted: new Map(),
   };
-  const stats = { received: 0, painted: 0, latencies: [], frames: 0 };
-  window.sdsimDebug = { ...(window.sdsimDebug || {}), dropLive: () => st.stream?.drop(), liveStats: () => ({ ...stats, latencies: [...stats.latencies] }) };
+  const stats = { received: 0, painted: 0, latencies: [], frameLatencies: [], work: [], frames: 0 };
+  window.sdsimDebug = { ...(window.sdsimDebug || {}), dropLive: () => st.stream?.drop(), liveStats: () => ({ ...stats, latencies: [...stats.latencies], frameLatencies: [...stats.frameLatencies], work: [...stats.work], reconnects: st.stream ? st.stream.reconnects : 0, gaps: st.gaps }) };
 
   // ---------- the frame ----------
   const el = h('section', { class: 'run-dock', id: 'run-dock', 'aria-label': 'Run', hidden: true });
@@ -194,11 +194,12 @@ export function runDock({ project, components, design, beforeStart, onPaint, onS
     st.tab = k;
     for (const [x, b] of Object.entries(tabBtns)) b.setAttribute('aria-selected', String(x === k));
     liveTab.hidden = k !== 'live'; resultsTab.hidden = k !== 'results'; historyTab.hidden = k !== 'history';
+    if (k === 'live') for (const c of charts) c.render();
     if (k === 'history') loadHistory();
   }
   function show(tab) {
     const was = el.hidden;
-    el.hidden = false; if (tab) showTab(tab); scopeOptions(); chaosFieldsDraw();
+    el.hidden = false; showTab(tab || st.tab); scopeOptions(); chaosFieldsDraw();
     if (was) onToggle?.(true);
   }
   function hide() { el.hidden = true; onPaint(null); onToggle?.(false); }
@@ -353,7 +354,7 @@ export function runDock({ project, components, design, beforeStart, onPaint, onS
     st.stream?.close(); st.stream = null;
     clearInterval(st.poll);
     st.run = null; st.windows = new WindowStore(); st.results = null; st.ended = false; st.events = []; st.gaps = 0; st.conn = 'idle';
-    stats.received = 0; stats.painted = 0; stats.latencies = []; stats.frames = 0; st.pending = [];
+    stats.received = 0; stats.painted = 0; stats.latencies = []; stats.frameLatencies = []; stats.work = []; stats.frames = 0; st.pending = [];
     bottleneckLine.textContent = '';
     clear(resultsTab).append(h('p', { class: 'muted' }, 'The results show here when the run ends.'));
     for (const c of charts) { c.setPoints([]); c.setMarks([]); }
@@ -381,11 +382,9 @@ export function runDock({ project, components, design, beforeStart, onPaint, onS
 
   function paint() {
     st.raf = 0;
-    const now = performance.now();
-    for (const t of st.pending) stats.latencies.push(now - t);
-    stats.painted += st.pending.length;
-    stats.frames++;
-    const added = st.pending.length;
+    const began = performance.now();
+    const arrived = st.pending;
+    const added = arrived.length;
     st.pending = [];
     const store = st.windows; const ws = store.list;
     const max = xMax();
@@ -394,10 +393,19 @@ export function runDock({ project, components, design, beforeStart, onPaint, onS
     for (const c of charts) {
       if (pts && c.data.length === have) for (const p of pts) c.push(p, max);
       else c.setData(ws.map((w) => store.point(w, st.scope)), max);
-      c.render();
+      if (!liveTab.hidden && !el.hidden) c.render(); // else when shown
     }
     if (st.hoverT === null) paintCanvas(store.last());
     setControls();
+    // Figures for the bench: from each window's arrival to the DOM holding it, and to the
+    // start of the next frame (the one that shows it painted).
+    const done = performance.now();
+    for (const x of arrived) stats.latencies.push(done - x);
+    stats.painted += added;
+    stats.frames++;
+    stats.work.push(done - began);
+    const fl = stats.frameLatencies;
+    if (added) requestAnimationFrame(() => { const now = performance.now(); for (const x of arrived) fl.push(now - x); });
   }
 
   function rebuildCharts() {
