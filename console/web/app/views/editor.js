@@ -928,7 +928,7 @@ function openEditor(el, project, opts) {
     const inField = e.target.closest && e.target.closest('input, textarea, select');
     const mod = e.ctrlKey || e.metaKey;
     if (mod && e.key.toLowerCase() === 's') { e.preventDefault(); namedSave(); return; }
-    if (inField) return;
+    if (inField || (e.target.closest && e.target.closest('#run-dock'))) return;
     if (mod && e.key.toLowerCase() === 'z') { e.preventDefault(); if (e.shiftKey) doRedo(); else doUndo(); return; }
     if (mod && e.key.toLowerCase() === 'y') { e.preventDefault(); doRedo(); return; }
     if (mod && e.key.toLowerCase() === 'c') { copySelection(); return; }

@@ -156,7 +156,7 @@ export function runDock({ project, components, design, beforeStart, onPaint, onS
   const connEl = h('span', { class: 'run-conn', id: 'run-conn' });
   const tabBtns = {};
   const tabs = h('div', { class: 'tabs', role: 'tablist' }, [['live', 'Live'], ['results', 'Results'], ['history', 'History']].map(([k, l]) => {
-    tabBtns[k] = h('button', { type: 'button', role: 'tab', id: `run-tab-${k}`, 'aria-selected': k === 'live' ? 'true' : 'false', onclick: () => showTab(k) }, l);
+    tabBtns[k] = h('button', { type: 'button', role: 'tab', id: `run-tab-${k}`, 'aria-controls': `run-${k}`, 'aria-selected': k === 'live' ? 'true' : 'false', onclick: () => showTab(k) }, l);
     return tabBtns[k];
   }));
   const closeBtn = h('button', { type: 'button', class: 'icon-btn', 'aria-label': 'Close the run panel', onclick: () => hide() }, '×');
@@ -165,7 +165,7 @@ export function runDock({ project, components, design, beforeStart, onPaint, onS
     startBtn, pauseBtn, resumeBtn, stopBtn, progress, statusEl, connEl, h('span', { class: 'spacer' }), closeBtn));
 
   // live tab: chaos switches, the scope, the charts, the timeline
-  const liveTab = h('div', { class: 'run-tab', id: 'run-live' });
+  const liveTab = h('div', { class: 'run-tab', id: 'run-live', role: 'tabpanel', 'aria-labelledby': 'run-tab-live' });
   const chaosType = h('select', { id: 'chaos-type', 'aria-label': 'Chaos', onchange: () => chaosFieldsDraw() }, Object.entries(CHAOS).map(([k, v]) => h('option', { value: k }, v.label)));
   const chaosFields = h('span', { class: 'chaos-fields' });
   const chaosBtn = h('button', { type: 'button', id: 'chaos-inject', onclick: () => inject(), disabled: true }, 'Inject');
@@ -186,8 +186,8 @@ export function runDock({ project, components, design, beforeStart, onPaint, onS
     h('div', { class: 'charts-head' }, h('label', { class: 'inline' }, 'Charts of ', scopeSel), bottleneckLine),
     h('div', { class: 'charts' }, charts.map((c) => c.el)),
     h('details', { class: 'timeline-box', open: true }, h('summary', {}, 'Timeline: chaos and alerts'), timeline));
-  const resultsTab = h('div', { class: 'run-tab', id: 'run-results', hidden: true }, h('p', { class: 'muted' }, 'The results show here when a run ends.'));
-  const historyTab = h('div', { class: 'run-tab', id: 'run-history', hidden: true });
+  const resultsTab = h('div', { class: 'run-tab', id: 'run-results', role: 'tabpanel', 'aria-labelledby': 'run-tab-results', hidden: true }, h('p', { class: 'muted' }, 'The results show here when a run ends.'));
+  const historyTab = h('div', { class: 'run-tab', id: 'run-history', role: 'tabpanel', 'aria-labelledby': 'run-tab-history', hidden: true });
   el.append(liveTab, resultsTab, historyTab);
 
   function showTab(k) {
@@ -200,9 +200,17 @@ export function runDock({ project, components, design, beforeStart, onPaint, onS
   function show(tab) {
     const was = el.hidden;
     el.hidden = false; showTab(tab || st.tab); scopeOptions(); chaosFieldsDraw();
-    if (was) onToggle?.(true);
+    if (was) {
+      onToggle?.(true);
+      if (st.windows.length) paintCanvas(st.windows.last());
+      if (st.run) { const u = new URL(location.href); u.searchParams.set('run', st.run.id); history.replaceState(history.state, '', u.pathname + u.search); }
+    }
   }
-  function hide() { el.hidden = true; onPaint(null); onToggle?.(false); }
+  function hide() {
+    el.hidden = true; onPaint(null); onToggle?.(false);
+    const u = new URL(location.href);
+    if (u.searchParams.has('run')) { u.searchParams.delete('run'); history.replaceState(history.state, '', u.pathname + u.search); }
+  }
 
   // ---------- scope and chaos forms ----------
   function names() { return components().map((c) => c.name); }
@@ -548,7 +556,7 @@ export function runDock({ project, components, design, beforeStart, onPaint, onS
 
   async function compare(otherId, out) {
     clear(out).append(h('p', { class: 'loading' }, 'Comparing…'));
-    // a: the earlier run, b: this one.
+    // a: the other run, b: this one.
     let cmp; let local = false;
     try {
       cmp = await api('GET', `/api/simulations/compare?a=${encodeURIComponent(otherId)}&b=${encodeURIComponent(st.run.id)}`);
@@ -567,13 +575,13 @@ export function runDock({ project, components, design, beforeStart, onPaint, onS
       return h('tr', { class: cls }, h('td', {}, name), h('td', {}, fmt(m.a)), h('td', {}, fmt(m.b)),
         h('td', {}, m.change === null ? '–' : `${m.change > 0 ? '+' : ''}${fmt(m.change)}`), h('td', {}, m.ratio ? `×${m.ratio.toFixed(2)}` : '–'));
     };
-    out.append(h('table', { class: 'table compare-table' }, h('thead', {}, h('tr', {}, ['End to end', 'earlier', 'this run', 'change', 'ratio'].map((x) => h('th', {}, x)))),
+    out.append(h('table', { class: 'table compare-table' }, h('thead', {}, h('tr', {}, ['End to end', 'other run', 'this run', 'change', 'ratio'].map((x) => h('th', {}, x)))),
       h('tbody', {}, Object.entries(cmp.end_to_end || {}).map(([k, m]) => row(k, m, k !== 'throughput')))));
     const comps = (cmp.components || []).filter((c) => c.in !== 'both' || Object.values(c.metrics || {}).some((m) => m.ratio && Math.abs(m.ratio - 1) > 0.05));
     if (comps.length) {
-      out.append(h('table', { class: 'table compare-table' }, h('thead', {}, h('tr', {}, ['Component', 'earlier', 'this run', 'change', 'ratio'].map((x) => h('th', {}, x)))),
+      out.append(h('table', { class: 'table compare-table' }, h('thead', {}, h('tr', {}, ['Component', 'other run', 'this run', 'change', 'ratio'].map((x) => h('th', {}, x)))),
         h('tbody', {}, comps.map((c) => c.in !== 'both'
-          ? h('tr', {}, h('td', {}, c.name), h('td', { colspan: 4 }, c.in === 'a' ? 'only in the earlier run' : 'only in this run'))
+          ? h('tr', {}, h('td', {}, c.name), h('td', { colspan: 4 }, c.in === 'a' ? 'only in the other run' : 'only in this run'))
           : Object.entries(c.metrics).filter(([, m]) => m.ratio && Math.abs(m.ratio - 1) > 0.05).map(([k, m]) => row(`${c.name} · ${k}`, m, k !== 'throughput'))))));
     }
     if (local) out.append(h('p', { class: 'muted small' }, 'Compared in the page (this server has no comparison route).'));
