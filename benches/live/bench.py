@@ -9,7 +9,7 @@ against a fresh `sdsim up`; see that script for the environment it passes.
     gateway's feed) gives each window's reference arrival; a watcher's latency is
     (its arrival - the direct reader's arrival) + the floor. The first term is the gateway's
     share.
-(2) Runs one instance carries at real time (speed 1, 10 windows/s each): K runs at once for
+(2) Runs one instance carries at real time (speed 1, 10 windows/s each; LIVE_WINDOW): K runs at once for
     growing K, each watched by one WebSocket watcher; per K the windows/s XADDed (from the
     streams' last entry ids) and received by the watchers, the lag of each run behind its
     wall-clock schedule, and CPU. Stops after the first K whose lag p99 passes the limit.
@@ -44,10 +44,12 @@ WORK = os.environ.get("LIVE_WORK", "/tmp")
 WATCHERS = [int(x) for x in os.environ.get("LIVE_WATCHERS", "1,100,1000").split(",") if x]
 PROCS = int(os.environ.get("LIVE_PROCS", "4"))
 SECONDS = float(os.environ.get("LIVE_SECONDS", "15"))
-RUNS = [int(x) for x in os.environ.get("LIVE_RUNS", "10,50,100,200,400,800").split(",") if x]
+RUNS = [int(x) for x in os.environ.get("LIVE_RUNS", "10,50,100,125,150,200,300,400,600,800").split(",")
+        if x]
+RATE = float(os.environ["LIVE_RATE"]) if os.environ.get("LIVE_RATE") else None
 RUN_SECONDS = float(os.environ.get("LIVE_RUN_SECONDS", "12"))
 LAG_LIMIT = float(os.environ.get("LIVE_LAG_LIMIT", "1.0"))
-WINDOW = 0.1
+WINDOW = float(os.environ.get("LIVE_WINDOW", "0.1"))
 PASSWORD = "a long enough password for the bench"
 
 
@@ -94,7 +96,16 @@ def design(duration_s):
     with open(DESIGN) as f:
         d = json.load(f)
     d["duration_s"] = duration_s
+    if RATE is not None:
+        for c in d["components"]:
+            if c.get("kind") == "client" and "rate" in c.get("traffic", {}):
+                c["traffic"]["rate"] = RATE
     return d
+
+
+def offered_rate():
+    return sum(c.get("traffic", {}).get("rate", 0) for c in design(1)["components"]
+               if c.get("kind") == "client")
 
 
 def start_run(token, d, seed):
@@ -108,7 +119,10 @@ def start_run(token, d, seed):
 
 
 def stop_run(token, run):
-    st, _ = http("POST", f"/api/simulations/{run}/stop", {}, token)
+    try:
+        st, _ = http("POST", f"/api/simulations/{run}/stop", {}, token)
+    except OSError:
+        return -1
     return st
 
 
@@ -272,6 +286,7 @@ class Watcher(asyncio.Protocol):
         self.partial = None
         self.transport = None
         self.lost = False
+        self.busy = 0.0  # seconds spent in data_received
 
     def flush(self):
         for d in self.ws.data_to_send():
@@ -309,6 +324,7 @@ class Watcher(asyncio.Protocol):
             elif op is Opcode.CLOSE:
                 self.close_code = self.ws.close_code
         self.flush()
+        self.busy += time.monotonic() - now
 
     def _frame(self, head, now):
         i = head.find(b'"offset":"')
@@ -351,14 +367,14 @@ def watch_worker(args, ready, stop, results):
 
 async def _watch(args, ready, stop, results):
     """args: index, host, port, token, redis url, [(run id, count), ...], live since?"""
-    idx, host, port, token, redis_url, plan, live_since = args
+    idx, host, port, token, redis_url, plan, live_since, auth_s, parallel = args
     import redis.asyncio as aredis
 
     loop = asyncio.get_running_loop()
     r = aredis.Redis.from_url(redis_url)
     watchers = []
     errors = []
-    sem = asyncio.Semaphore(32)
+    sem = asyncio.Semaphore(parallel)
 
     async def open_one(run):
         async with sem:
@@ -371,7 +387,7 @@ async def _watch(args, ready, stop, results):
                     since = entry_number(last[0][0]) if last else 0
                 w = Watcher(host, port, run, token, since)
                 await loop.create_connection(lambda: w, host, port)
-                await asyncio.wait_for(w.authed, 30)
+                await asyncio.wait_for(w.authed, auth_s)
                 watchers.append(w)
             except Exception as e:  # noqa: BLE001
                 errors.append(f"{type(e).__name__}: {e}")
@@ -382,7 +398,7 @@ async def _watch(args, ready, stop, results):
     ready.put((idx, len(watchers), errors[:3], len(errors)))
     while not stop.is_set():
         await asyncio.sleep(0.05)
-    res = [(w.run, w.arrivals, w.close_code) for w in watchers]
+    res = [(w.run, w.arrivals, w.close_code, w.busy) for w in watchers]
     for w in watchers:
         w.close()
     await asyncio.sleep(0.2)
@@ -393,7 +409,7 @@ async def _watch(args, ready, stop, results):
 class Crowd:
     """Watcher processes; `plan` is [(run id, watchers)], spread over the processes."""
 
-    def __init__(self, ctx, token, plan, procs, live_since):
+    def __init__(self, ctx, token, plan, procs, live_since, auth_s=30.0, parallel=32):
         u = urllib.parse.urlparse(BASE)
         flat = [run for run, n in plan for _ in range(n)]
         procs = max(1, min(procs, len(flat)))
@@ -404,7 +420,8 @@ class Crowd:
             counts = {}
             for run in share:
                 counts[run] = counts.get(run, 0) + 1
-            args = (i, u.hostname, u.port, token, REDIS_URL, list(counts.items()), live_since)
+            args = (i, u.hostname, u.port, token, REDIS_URL, list(counts.items()), live_since,
+                    auth_s, parallel)
             p = ctx.Process(target=watch_worker, args=(args, self.ready, self.stop, self.results),
                             daemon=True)
             p.start()
@@ -445,7 +462,8 @@ class Crowd:
 
 
 def latency(ctx, token, r, cpu):
-    out("== (1) XADD -> WebSocket watcher latency, one run (speed 1, a window every 0.1 s) ==")
+    out(f"== (1) XADD -> WebSocket watcher latency, one run (speed 1, a window every {WINDOW:g} s)"
+        " ==")
     stop = ctx.Event()
     run, _, _ = start_run(token, design(3600), 1)
     key = stream_key(run)
@@ -469,7 +487,8 @@ def latency(ctx, token, r, cpu):
                                daemon=True))
     for p in helpers[1:]:
         p.start()
-    out(f"run {run}: windows of {size} bytes; floor: a scratch stream, same size, 10 XADD/s")
+    out(f"run {run}: windows of {size} bytes; floor: a scratch stream, same size, an XADD every "
+        f"{WINDOW:g} s")
     rows = []
     try:
         for n in WATCHERS:
@@ -493,7 +512,10 @@ def latency(ctx, token, r, cpu):
             measured = [num for num, t in direct.items() if t_a <= t <= t_b]
             lo, hi = (min(measured), max(measured)) if measured else (1, 0)
             share, slowest, missing, codes = [], {}, 0, {}
-            for _, arrivals, code in got:
+            busy = sum(g[3] for g in got)
+            frames = sum(len(g[1]) for g in got)
+            per_proc = -(-n // procs)
+            for _, arrivals, code, _ in got:
                 codes[code] = codes.get(code, 0) + 1
                 seen = {}
                 for num, t in arrivals:
@@ -513,6 +535,10 @@ def latency(ctx, token, r, cpu):
                 f"windows {lo}..{hi} ({hi - lo + 1}) measured over {SECONDS:.0f} s; "
                 f"missing {missing}; closes seen {codes}")
             out(f"   CPU while measured: {cpu_line(c)}")
+            cost = busy / frames if frames else float("nan")
+            out(f"   client: {cost * 1e6:.0f} us of Python per frame received; with {per_proc} "
+                f"watcher(s) a process, the last of them waits ~{per_proc * cost * 1000:.1f} ms for "
+                f"the others (client skew, in the share below)")
             report(share, list(slowest.values()), floor)
     finally:
         stop_run(token, run)
@@ -524,14 +550,16 @@ def latency(ctx, token, r, cpu):
     out("             XADD->watcher = floor + share (p50 with p50, p99 with p99)")
     out(f"  {'watchers':>8} {'floor p50':>9} {'floor p99':>9} {'share p50':>9} {'share p99':>9} "
         f"{'total p50':>9} {'total p99':>9} {'ratio p50':>9} {'ratio p99':>9} "
-        f"{'all-got p99':>11} {'sdsim CPU':>9}")
+        f"{'all-got p99':>11} {'sdsim CPU':>9} {'machine':>8}")
     for n, _, _, _, share, slow, floor, _, c, _ in rows:
         f50, f99, s50, s99 = pct(floor, 50), pct(floor, 99), pct(share, 50), pct(share, 99)
         out(f"  {n:>8} {ms(f50):>9} {ms(f99):>9} {ms(s50):>9} {ms(s99):>9} "
             f"{ms(f50 + s50):>9} {ms(f99 + s99):>9} {(f50 + s50) / f50:9.1f} "
-            f"{(f99 + s99) / f99:9.1f} {ms(f99 + pct(slow, 99)):>11} {c['sdsim'] * 100:8.0f}%")
+            f"{(f99 + s99) / f99:9.1f} {ms(f99 + pct(slow, 99)):>11} {c['sdsim'] * 100:8.0f}% "
+            f"{c['machine'] * 100:7.0f}%")
     out("  all-got p99: floor p99 + p99 over windows of the time until the last watcher had it.")
-    out("  Seed 004's target: under 16 ms from the simulation to the browser.")
+    out("  Seed 004's target: under 16 ms from the simulation to the browser. machine: CPU of"
+        f" everything on the machine, of {os.cpu_count() * 100}%.")
     return rows
 
 
@@ -561,10 +589,11 @@ def last_numbers(r, runs):
 
 def capacity(ctx, token, r, cpu):
     out("")
-    out("== (2) runs at real time on one instance: speed 1, window 0.1 s (10 windows/s each), "
+    out(f"== (2) runs at real time on one instance: speed 1, window {WINDOW:g} s "
+        f"({1 / WINDOW:g} windows/s each), "
         "one WebSocket watcher per run ==")
-    out("   a run's lag = wall time since its start was asked - 0.1 s x (windows streamed - 1):"
-        " 0 to 0.1 s on schedule,")
+    out(f"   a run's lag = wall time since its start was asked - {WINDOW:g} s x (windows streamed"
+        f" - 1): 0 to {WINDOW:g} s on schedule,")
     out("   at most the start's answer time too high (printed); at the watchers the same with each"
         " window's arrival.")
     out(f"   Measured for {RUN_SECONDS:.0f} s after a 2 s warm-up; stops after the first K with"
@@ -593,7 +622,9 @@ def capacity(ctx, token, r, cpu):
         try:
             if errs:
                 out(f"-- K={k}: {len(errs)} starts failed, e.g. {errs[0]}")
-            crowd = Crowd(ctx, token, [(run, 1) for run in runs], PROCS, live_since=False)
+            # A watcher not in within 10 s counts as failed (the gateway is starved).
+            crowd = Crowd(ctx, token, [(run, 1) for run in runs], PROCS, live_since=False,
+                          auth_s=10.0, parallel=64)
             connected, failed, _ = crowd.wait_ready()
             time.sleep(2.0)
             a, c0 = last_numbers(r, runs), cpu.sample()
@@ -607,14 +638,15 @@ def capacity(ctx, token, r, cpu):
             if crowd is not None:
                 crowd.stop.set()
             with concurrent.futures.ThreadPoolExecutor(8) as pool:
-                list(pool.map(lambda run: stop_run(token, run), runs))
+                stop_codes = list(pool.map(lambda run: stop_run(token, run), runs))
+            t_stop = time.monotonic()
         dt = t1 - t0
         streamed = sum(b[run][0] - a[run][0] for run in runs) / dt
         per_run = [(b[run][0] - a[run][0]) / dt for run in runs]
         lag = [(t1 - t_start[run]) - WINDOW * (b[run][0] - 1) for run in runs]
-        received = sum(1 for _, arr, _ in got for _, t in arr if t0 <= t <= t1) / dt
+        received = sum(1 for _, arr, _, _ in got for _, t in arr if t0 <= t <= t1) / dt
         e2e_lag = []
-        for run, arr, _ in got:
+        for run, arr, _, _ in got:
             for num, t in arr:
                 if t0 <= t <= t1:
                     e2e_lag.append((t - t_start[run]) - WINDOW * (num - 1))
@@ -624,13 +656,17 @@ def capacity(ctx, token, r, cpu):
         out(f"-- K={k}: {len(runs)} started in {started_in:.1f} s (answers p50 "
             f"{pct(answer, 50) * 1000:.0f} ms, max {max(answer, default=0) * 1000:.0f} ms), {connected} watchers "
             f"({failed} failed), {ended} ended early")
-        out(f"   streamed {streamed:7.0f} windows/s (ideal {10 * len(runs)}), received by watchers "
+        out(f"   streamed {streamed:7.0f} windows/s (ideal {len(runs) / WINDOW:.0f}), received by "
+            f"watchers "
             f"{received:7.0f}/s; per run min {min(per_run):.2f}/s median "
             f"{statistics.median(per_run):.2f}/s")
         out(f"   lag p50 {pct(lag, 50):.3f} s p99 {pct(lag, 99):.3f} s max {max(lag):.3f} s; "
             f"at the watchers p50 {pct(e2e_lag, 50):.3f} s p99 {pct(e2e_lag, 99):.3f} s")
         out(f"   CPU: {cpu_line(c)}")
-        wait_ended(r, runs)
+        left = wait_ended(r, runs)
+        refused = sum(1 for c in stop_codes if c != 202)
+        out(f"   stopped: {len(runs) - left} ended {time.monotonic() - t_stop:.1f} s after the stops"
+            f" were sent ({refused} stops not accepted{', ' + str(left) + ' not ended' if left else ''})")
         if pct(lag, 99) > LAG_LIMIT or errs:
             break
     out("")
@@ -638,21 +674,21 @@ def capacity(ctx, token, r, cpu):
     out(f"  {'runs':>5} {'windows/s':>9} {'ideal':>6} {'to watchers/s':>13} {'lag p50 s':>9} "
         f"{'lag p99 s':>9} {'sdsim CPU':>9} {'run thr.':>8} {'redis':>6} {'machine':>8}")
     for k, n, streamed, received, per_run, lag, e2e, c in rows:
-        out(f"  {n:>5} {streamed:9.0f} {10 * n:6d} {received:13.0f} {pct(lag, 50):9.3f} "
+        out(f"  {n:>5} {streamed:9.0f} {n / WINDOW:6.0f} {received:13.0f} {pct(lag, 50):9.3f} "
             f"{pct(lag, 99):9.3f} {c['sdsim'] * 100:8.0f}% {c['runs'] * 100:7.0f}% "
             f"{c['redis'] * 100:5.0f}% {c['machine'] * 100:7.0f}%")
     return rows
 
 
 def wait_ended(r, runs, timeout=60):
+    """Waits for the runs' end entries; answers how many did not end in time."""
     end = time.monotonic() + timeout
-    while time.monotonic() < end:
+    while True:
         left = [run for run, (_, kind) in last_numbers(r, runs).items()
                 if kind in ("", "simulation.window")]
-        if not left:
-            return
+        if not left or time.monotonic() > end:
+            return len(left)
         time.sleep(0.5)
-    out(f"   ({len(left)} runs still not ended after {timeout} s)")
 
 
 def main():
@@ -663,7 +699,7 @@ def main():
     cpu = Cpu(r)
     out(f"sdsim live bench: {os.cpu_count()} cores shared by the server (sdsim up, PostgreSQL, "
         f"Redis) and this client ({PROCS} watcher processes + helpers); design "
-        f"{os.path.basename(DESIGN)}")
+        f"{os.path.basename(DESIGN)} ({offered_rate():g} requests/s simulated per run)")
     a = cpu.sample()
     time.sleep(2.0)
     idle = cpu.between(a, cpu.sample())

@@ -10,9 +10,11 @@
 # Starts `sdsim up` on free loopback ports with a fresh database and its own Redis prefix (as
 # console/tests/stack.sh does), and removes the stack, the database and the prefix's keys at
 # the end. Tuning (environment): LIVE_WATCHERS (1,100,1000), LIVE_PROCS (4 watcher
-# processes), LIVE_SECONDS (15 per watcher count), LIVE_RUNS (10,50,100,200,400,800),
+# processes), LIVE_SECONDS (15 per watcher count),
+# LIVE_RUNS (10,50,100,125,150,200,300,400,600,800),
 # LIVE_RUN_SECONDS (12 per K), LIVE_LAG_LIMIT (1.0 s), LIVE_DESIGN (a design JSON; default
-# engine/templates/read_heavy_api_with_cache.json).
+# engine/templates/read_heavy_api_with_cache.json), LIVE_RATE (its clients' requests/s instead
+# of the design's: the engine's cost per run), LIVE_KEEP_LOG (copy sdsim's log there).
 source "$(dirname "${BASH_SOURCE[0]}")/../../deploy/lib.sh"
 
 bin="${1:-${CARGO_TARGET_DIR:-$SDSIM_ROOT/target}/release/sdsim}"
@@ -50,6 +52,13 @@ cleanup() {
     psql "$SDSIM_PG_BASE/postgres" -qc "drop database if exists \"$db\" with (force)" >/dev/null 2>&1 || true
     redis-cli -u "$REDIS_URL" --scan --pattern "${prefix}*" 2>/dev/null \
         | xargs -r -n 500 redis-cli -u "$REDIS_URL" unlink >/dev/null 2>&1 || true
+    if [ -f "$work/sdsim.log" ]; then
+        local warn
+        warn="$(sed 's/\x1b\[[0-9;]*m//g' "$work/sdsim.log" | grep -E ' (WARN|ERROR) ' || true)"
+        log "sdsim's log: $(printf '%s' "$warn" | grep -c . || true) warnings and errors"
+        printf '%s\n' "$warn" | sed -E 's/^[^ ]+ +//' | cut -c1-220 | sort | uniq -c | sort -rn | head -n 8 >&2 || true
+        if [ -n "${LIVE_KEEP_LOG:-}" ]; then cp "$work/sdsim.log" "$LIVE_KEEP_LOG"; fi
+    fi
     if [ "$rc" != 0 ] && [ -f "$work/sdsim.log" ]; then
         log "the stack's last log lines:"; tail -n 40 "$work/sdsim.log" >&2 || true
     fi
