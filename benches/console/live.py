@@ -65,6 +65,8 @@ def main():
         page.wait_for_selector("#run-dock[data-status=completed]", timeout=(DURATION / 10 + 60) * 1000)
         page.wait_for_timeout(300)
         s = page.evaluate("window.sdsimDebug.liveStats()")
+        if os.environ.get("SDSIM_CONSOLE_BENCH_SHOT"):
+            page.screenshot(path=os.environ["SDSIM_CONSOLE_BENCH_SHOT"])
         browser.close()
 
     dom, frame = s["latencies"], s["frameLatencies"]

@@ -247,6 +247,11 @@ def test_history_lists_the_runs_and_reopens_one(dave):
     page.locator("#run-tab-results").click()
     expect(page.locator("#bottlenecks .bottleneck").first).to_be_visible()
     shot(page, "run-reopened")
+    # An anomaly of the report, ringed on its component's chart.
+    page.locator("#anomalies .anomaly-link").first.click()
+    expect(page.locator("#run-live")).to_be_visible()
+    expect(page.locator(".charts .anomaly").first).to_be_attached()
+    shot(page, "run-anomaly-marked")
 
 
 def test_stop_a_run_at_real_time(dave):

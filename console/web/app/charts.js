@@ -61,7 +61,8 @@ export function lineChart({ id, title, unit = '', series, onHover }) {
     dirty = false;
     let top = 0;
     for (const p of data) for (const x of series) { const v = p[x.key]; if (v !== null && v !== undefined && Number.isFinite(v) && v > top) top = v; }
-    for (const a of spots) if (Number.isFinite(a.v) && a.v > top) top = a.v;
+    // A point without a value sits on its series at its time.
+    const at = (a) => { if (Number.isFinite(a.v)) return a.v; const p = data.find((q) => Math.abs(q.t - a.t) < 1e-6); return p && Number.isFinite(p[a.key]) ? p[a.key] : a.fallback; };
     yMax = unit === '%' ? Math.max(100, niceMax(top)) : niceMax(top * 1.05);
     clear(grid);
     for (const f of [0, 0.5, 1]) {
@@ -109,8 +110,9 @@ export function lineChart({ id, title, unit = '', series, onHover }) {
     clear(spotsG);
     for (const a of spots) {
       const x = series.find((q) => q.key === a.key);
-      if (!x || !Number.isFinite(a.v)) continue;
-      spotsG.append(s('circle', { cx: sx(a.t), cy: sy(a.v), r: 4, fill: 'none', stroke: '#b42318', 'stroke-width': 1.6, class: 'anomaly' }, s('title', {}, a.label)));
+      const v = at(a);
+      if (!x || !Number.isFinite(v)) continue;
+      spotsG.append(s('circle', { cx: sx(a.t), cy: sy(v), r: 4, fill: 'none', stroke: '#b42318', 'stroke-width': 1.6, class: 'anomaly' }, s('title', {}, a.label)));
     }
     el.dataset.points = String(data.length);
     const tops = {};

@@ -20,6 +20,8 @@ const CHAOS = {
 };
 const CACHE_KINDS = new Set(['redis', 'cdn']);
 const COLORS = { a: '#2563eb', b: '#d97706', c: '#dc2626', d: '#7c3aed' };
+/** The report names the whole system "end to end"; the charts' scope for it is null. */
+const scopeOf = (component) => (!component || component === 'end to end' ? null : component);
 
 /** Who a chaos entry aims at, in words. */
 export function chaosText(c) {
@@ -166,7 +168,7 @@ export function runDock({ project, components, design, beforeStart, onPaint, onS
 
   // live tab: chaos switches, the scope, the charts, the timeline
   const liveTab = h('div', { class: 'run-tab', id: 'run-live', role: 'tabpanel', 'aria-labelledby': 'run-tab-live' });
-  const chaosType = h('select', { id: 'chaos-type', 'aria-label': 'Chaos', onchange: () => chaosFieldsDraw() }, Object.entries(CHAOS).map(([k, v]) => h('option', { value: k }, v.label)));
+  const chaosType = h('select', { id: 'chaos-type', 'aria-label': 'Chaos', onchange: () => { chaosErr.textContent = ''; chaosFieldsDraw(); } }, Object.entries(CHAOS).map(([k, v]) => h('option', { value: k }, v.label)));
   const chaosFields = h('span', { class: 'chaos-fields' });
   const chaosBtn = h('button', { type: 'button', id: 'chaos-inject', onclick: () => inject(), disabled: true }, 'Inject');
   const chaosErr = h('small', { class: 'error', role: 'alert', id: 'chaos-error' });
@@ -456,13 +458,15 @@ export function runDock({ project, components, design, beforeStart, onPaint, onS
     if (!items.length) timeline.append(h('li', { class: 'muted' }, 'Nothing yet: chaos you inject and alerts that fire show here.'));
     for (const e of items) timeline.append(h('li', { class: `ev-${e.kind}`, 'data-kind': e.kind }, h('span', { class: 'at' }, `${fmt(e.t)} s`), ' ', e.kind === 'chaos' ? 'chaos: ' : '', e.text));
   }
-  const ANOMALY_CHART = { p50_ms: ['chart-latency', 'p50'], p95_ms: ['chart-latency', 'p95'], p99_ms: ['chart-latency', 'p99'], throughput: ['chart-throughput', 'thr'], queue_length: ['chart-queue', 'q'], utilisation: ['chart-utilisation', 'util', 100] };
+  // Each anomaly's metric on the charts: the ring sits on that chart's series at its time
+  // (the engine's queue_length series is a component's mean queue, or the requests in flight).
+  const ANOMALY_CHART = { p50_ms: ['chart-latency', 'p50'], p95_ms: ['chart-latency', 'p95'], p99_ms: ['chart-latency', 'p99'], throughput: ['chart-throughput', 'thr'], queue_length: ['chart-queue', 'q'], utilisation: ['chart-utilisation', 'util'], error_rate: ['chart-errors', 'err'] };
   function anomalyPoints() {
     const list = st.results?.report?.analysis?.anomalies || [];
     for (const c of charts) {
       const id = c.el.dataset.chart;
-      c.setPoints(list.filter((a) => (a.component || null) === st.scope && ANOMALY_CHART[a.metric]?.[0] === id)
-        .map((a) => ({ t: a.at_s, key: ANOMALY_CHART[a.metric][1], v: a.value * (ANOMALY_CHART[a.metric][2] || 1), label: `anomaly (${a.method}, score ${fmt(a.score)}) at ${fmt(a.at_s)} s: ${a.metric} = ${fmt(a.value)}` })));
+      c.setPoints(list.filter((a) => scopeOf(a.component) === st.scope && ANOMALY_CHART[a.metric]?.[0] === id)
+        .map((a) => ({ t: a.at_s, key: a.metric === 'queue_length' && st.scope ? 'mq' : ANOMALY_CHART[a.metric][1], fallback: a.metric === 'utilisation' ? a.value * 100 : a.value, label: `anomaly (${a.method}, score ${fmt(a.score)}) at ${fmt(a.at_s)} s: ${a.metric} = ${fmt(a.value)}` })));
     }
   }
 
@@ -521,8 +525,11 @@ export function runDock({ project, components, design, beforeStart, onPaint, onS
           h('td', {}, f.saturation_load_factor ? `×${f.saturation_load_factor.toFixed(1)}` : '–'), h('td', {}, f.time_to_saturation_s != null ? `${fmt(f.time_to_saturation_s)} s` : '–'))))) : h('p', { class: 'muted' }, 'None.')));
     const anoms = an.anomalies || [];
     cols.append(h('section', { id: 'anomalies' }, h('h4', {}, `Anomalies (${anoms.length})`, h('small', { class: 'muted' }, ' marked on the charts')),
-      anoms.length ? h('ul', { class: 'plain small' }, anoms.slice(0, 40).map((a) => h('li', {}, h('button', { type: 'button', class: 'link', onclick: () => { setScope(a.component || null, true); showTab('live'); } }, `${fmt(a.at_s)} s · ${a.component || 'end to end'}`),
+      anoms.length ? h('ul', { class: 'plain small' }, [...anoms].sort((x, y) => x.at_s - y.at_s).slice(0, 60).map((a) => h('li', {}, h('button', { type: 'button', class: 'link', class: 'anomaly-link', onclick: () => { setScope(scopeOf(a.component), true); showTab('live'); } }, `${fmt(a.at_s)} s · ${a.component || 'end to end'}`),
         ` ${a.metric} = ${fmt(a.value)} (${a.method}, score ${fmt(a.score)})`))) : h('p', { class: 'muted' }, 'None.')));
+    const trends = an.trends || [];
+    if (trends.length) cols.append(h('section', { id: 'trends' }, h('h4', {}, 'Trends'), h('ul', { class: 'plain small' }, trends.map((x) => h('li', {},
+      `${x.component} · ${x.metric} ${x.direction} (${x.slope_per_s > 0 ? '+' : ''}${fmt(x.slope_per_s)} per s, r² ${x.r_squared.toFixed(2)})`)))));
     const alerts = an.alerts || [];
     if (alerts.length) cols.append(h('section', {}, h('h4', {}, 'Alerts'), h('ul', { class: 'plain small' }, alerts.map((a) => h('li', {}, `${fmt(a.at_s)} s · “${a.rule}” ${a.state} (${fmt(a.value)})`)))));
     resultsTab.append(h('section', {}, h('h4', {}, 'Components'), h('table', { class: 'table', id: 'components-table' },
