@@ -15,12 +15,6 @@ use sdsim_runtime::mesh::Mesh;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
-fn later<T>(what: &str) -> Result<Response<T>, Status> {
-    Err(Status::unimplemented(format!(
-        "{what} is part of the contract but not implemented yet"
-    )))
-}
-
 #[derive(Clone)]
 pub struct SimulationGrpc {
     pub health: HealthProbe,
@@ -95,7 +89,6 @@ impl SimulationGrpc {
     /// of a saved project, whoever may view the project may watch it, and the project's owner
     /// and editors may control it. Not visible: 404; visible but not allowed: 403.
     async fn authorize(&self, user: &str, id: &str, need: Need) -> Result<RunRow, ServiceError> {
-        use sdsim_protocols::proto::project as ppb;
         let user = uuid_of("user_id", user)?;
         let row = self.runs.row(id).await?;
         if row.user_id == user {
@@ -105,25 +98,9 @@ impl SimulationGrpc {
         let Some(project) = row.project_id else {
             return Err(not_found());
         };
-        let req = ppb::GetProjectPermissionsRequest {
-            project_id: project.to_string(),
-            user_id: user.to_string(),
-            is_admin: false,
-        };
-        let level = match self
-            .mesh
-            .call(Service::Project, "GetProjectPermissions", |ch| {
-                let req = req.clone();
-                let mut c = ppb::project_service_client::ProjectServiceClient::new(ch);
-                async move { c.get_project_permissions(req).await }
-            })
-            .await
-        {
-            Ok(p) => p.access_level,
-            // Visible (a public project) but not shared with them: a reader.
-            Err(ServiceError::Forbidden(_)) => "viewer".into(),
+        let level = match self.project_level(user, project).await {
             Err(ServiceError::NotFound(_)) => return Err(not_found()),
-            Err(e) => return Err(e),
+            other => other?,
         };
         match (level.as_str(), need) {
             ("owner" | "editor", _) | ("viewer", Need::Watch) => Ok(row),
@@ -132,6 +109,35 @@ impl SimulationGrpc {
                  change it"
             ))),
             _ => Err(not_found()),
+        }
+    }
+
+    /// What `user` may do with `project`: owner, editor, viewer (a public project they are
+    /// not shared counts as viewer); NotFound when they may not see it.
+    async fn project_level(
+        &self,
+        user: uuid::Uuid,
+        project: uuid::Uuid,
+    ) -> Result<String, ServiceError> {
+        use sdsim_protocols::proto::project as ppb;
+        let req = ppb::GetProjectPermissionsRequest {
+            project_id: project.to_string(),
+            user_id: user.to_string(),
+            is_admin: false,
+        };
+        match self
+            .mesh
+            .call(Service::Project, "GetProjectPermissions", |ch| {
+                let req = req.clone();
+                let mut c = ppb::project_service_client::ProjectServiceClient::new(ch);
+                async move { c.get_project_permissions(req).await }
+            })
+            .await
+        {
+            Ok(p) => Ok(p.access_level),
+            // Visible (a public project) but not shared with them: a reader.
+            Err(ServiceError::Forbidden(_)) => Ok("viewer".into()),
+            Err(e) => Err(e),
         }
     }
 
@@ -470,9 +476,58 @@ impl spb::simulation_service_server::SimulationService for SimulationGrpc {
     }
     async fn get_performance_analysis(
         &self,
-        _: Request<spb::GetPerformanceAnalysisRequest>,
+        req: Request<spb::GetPerformanceAnalysisRequest>,
     ) -> Result<Response<spb::GetPerformanceAnalysisResponse>, Status> {
-        later("GetPerformanceAnalysis")
+        let r = req.into_inner();
+        let res = async {
+            let row = self
+                .authorize(&r.user_id, &r.simulation_id, Need::Watch)
+                .await?;
+            let id = row.id.to_string();
+            let (_, report) = self.runs.results(row).await?;
+            let analysis = &report["analysis"];
+            let utilisation = |name: &str| {
+                report["components"]
+                    .as_array()
+                    .and_then(|l| l.iter().find(|c| c["name"] == name))
+                    .and_then(|c| c["utilisation"].as_f64())
+                    .unwrap_or(0.0)
+            };
+            let saturation = |name: &str| {
+                analysis["forecasts"]
+                    .as_array()
+                    .and_then(|l| l.iter().find(|f| f["component"] == name))
+                    .and_then(|f| f["saturation_load_factor"].as_f64())
+                    .unwrap_or(0.0)
+            };
+            let bottlenecks: Vec<spb::Bottleneck> = analysis["bottlenecks"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|b| {
+                    let name = b["component"].as_str().unwrap_or_default();
+                    spb::Bottleneck {
+                        component_id: name.to_string(),
+                        description: b["message"].as_str().unwrap_or_default().to_string(),
+                        recommendation: b["suggestion"].as_str().unwrap_or_default().to_string(),
+                        utilization: utilisation(name),
+                        saturation_load: saturation(name),
+                    }
+                })
+                .collect();
+            Ok(spb::GetPerformanceAnalysisResponse {
+                simulation_id: id,
+                recommendations: bottlenecks
+                    .iter()
+                    .map(|b| b.recommendation.clone())
+                    .filter(|r| !r.is_empty())
+                    .collect(),
+                bottlenecks,
+                analysis_json: analysis.to_string(),
+            })
+        }
+        .await;
+        reply(res)
     }
     async fn validate_configuration(
         &self,
@@ -512,9 +567,26 @@ impl spb::simulation_service_server::SimulationService for SimulationGrpc {
             } else {
                 Some(uuid_of("project_id", &r.project_id)?)
             };
+            // A project's runs, whoever started them, for anyone who may view it; else the
+            // caller's own runs.
+            let starter = match project {
+                Some(p) => {
+                    let level = self.project_level(user, p).await.map_err(|e| match e {
+                        ServiceError::NotFound(_) => {
+                            ServiceError::NotFound(format!("no project {p}"))
+                        }
+                        e => e,
+                    })?;
+                    if !matches!(level.as_str(), "owner" | "editor" | "viewer") {
+                        return Err(ServiceError::NotFound(format!("no project {p}")));
+                    }
+                    None
+                }
+                None => Some(user),
+            };
             let (rows, next) = self
                 .runs
-                .history(user, project, r.page_size, &r.page_token)
+                .history(starter, project, r.page_size, &r.page_token)
                 .await?;
             Ok(spb::GetSimulationHistoryResponse {
                 simulations: rows

@@ -11,7 +11,9 @@ use diesel_async::RunQueryDsl;
 use sdsim_engine as engine;
 use sdsim_runtime::error::ServiceError;
 use sdsim_runtime::metrics::Metrics;
-use sdsim_schema::tables::simulation_schema::{simulation_results, simulations};
+use sdsim_schema::tables::simulation_schema::{
+    simulation_analytics, simulation_history, simulation_results, simulations,
+};
 use sdsim_schema::DbPool;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -441,8 +443,51 @@ impl Runs {
                 .on_conflict_do_nothing()
                 .execute(&mut conn)
                 .await?;
+            // The analysis, a row per finding, for queries across runs.
+            let analysis = serde_json::to_value(&report.analysis)
+                .map_err(|e| ServiceError::Internal(format!("analysis: {e}")))?;
+            let mut rows = Vec::new();
+            for (key, kind) in [
+                ("bottlenecks", "bottleneck"),
+                ("anomalies", "anomaly"),
+                ("forecasts", "forecast"),
+                ("alerts", "alert"),
+            ] {
+                for finding in analysis[key].as_array().into_iter().flatten() {
+                    rows.push((
+                        simulation_analytics::simulation_id.eq(id),
+                        simulation_analytics::kind.eq(kind),
+                        simulation_analytics::component_id
+                            .eq(finding["component"].as_str().map(str::to_string)),
+                        simulation_analytics::payload.eq(finding.clone()),
+                    ));
+                }
+            }
+            for chunk in rows.chunks(1_000) {
+                diesel::insert_into(simulation_analytics::table)
+                    .values(chunk)
+                    .execute(&mut conn)
+                    .await?;
+            }
         }
+        // The starter's history.
+        diesel::insert_into(simulation_history::table)
+            .values((
+                simulation_history::user_id.eq(owner.0),
+                simulation_history::simulation_id.eq(id),
+                simulation_history::action.eq(status),
+                simulation_history::detail.eq(serde_json::json!({ "wall_seconds": wall_s })),
+            ))
+            .execute(&mut conn)
+            .await?;
         Ok(owner)
+    }
+
+    /// The analysis of a finished run (bottlenecks in words with what to change, anomalies,
+    /// forecasts, the alert log), from its report.
+    pub async fn analysis(&self, row: RunRow) -> Result<Value, ServiceError> {
+        let (_, summary) = self.results(row).await?;
+        Ok(summary["analysis"].clone())
     }
 
     /// The run and, while it runs, where it is.
@@ -605,11 +650,12 @@ impl Runs {
         })
     }
 
-    /// The runs `user` started, newest first, of one project or of all; `after` is the
-    /// page token of the previous page (`{created_at µs}_{id}`).
+    /// Runs newest first: those `user` started (of one project or of all), or every run of
+    /// `project` when `user` is None; `after` is the page token of the previous page
+    /// (`{created_at µs}_{id}`).
     pub async fn history(
         &self,
-        user: Uuid,
+        user: Option<Uuid>,
         project: Option<Uuid>,
         page_size: i32,
         after: &str,
@@ -626,11 +672,13 @@ impl Runs {
         };
         let bad_token = || ServiceError::invalid("page_token", "page_token is not one we gave");
         let mut q = simulations::table
-            .filter(simulations::user_id.eq(user))
             .select(RunRow::as_select())
             .order((simulations::created_at.desc(), simulations::id.desc()))
             .limit(size + 1)
             .into_boxed();
+        if let Some(u) = user {
+            q = q.filter(simulations::user_id.eq(u));
+        }
         if let Some(p) = project {
             q = q.filter(simulations::project_id.eq(p));
         }

@@ -259,6 +259,35 @@ impl Publisher {
             .arg(limits.ttl_s.max(1))
             .ignore();
         if let Ok((user, project)) = user_project {
+            // The starter hears of the end in their inbox (stored once, by its id).
+            let link = match project {
+                Some(p) => format!("/projects/{p}/runs/{}", self.id),
+                None => format!("/runs/{}", self.id),
+            };
+            let job = sdsim_protocols::events::NotificationJob {
+                // Derived from the run: whoever publishes its end, it is one notification.
+                id: Uuid::new_v5(&self.id, b"run-ended").to_string(),
+                user_id: user.to_string(),
+                kind: format!("simulation.{status}"),
+                title: match status {
+                    "completed" => "Your simulation run finished".into(),
+                    "stopped" => "Your simulation run was stopped".into(),
+                    _ => "Your simulation run failed".into(),
+                },
+                body: error.clone().unwrap_or_default(),
+                link,
+                data: serde_json::json!({
+                    "simulation_id": self.id.to_string(),
+                    "project_id": project.map(|p| p.to_string()),
+                    "status": status,
+                }),
+            };
+            if let Ok(payload) = serde_json::to_string(&job) {
+                pipe.cmd("LPUSH")
+                    .arg(self.runs.ns.async_queue("notifications"))
+                    .arg(payload)
+                    .ignore();
+            }
             let event = serde_json::json!({
                 "simulation_id": self.id.to_string(),
                 "user_id": user.to_string(),

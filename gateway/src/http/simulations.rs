@@ -38,6 +38,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(json_resource("/api/simulations/{id}/resume").route(web::post().to(resume)))
     .service(json_resource("/api/simulations/{id}/speed").route(web::put().to(speed)))
     .service(json_resource("/api/simulations/{id}/chaos").route(web::post().to(chaos)))
+    .service(json_resource("/api/simulations/{id}/analysis").route(web::get().to(analysis)))
     .service(json_resource("/api/simulations/{id}/results").route(web::get().to(results)));
 }
 
@@ -294,6 +295,62 @@ async fn chaos(
     Ok(HttpResponse::Ok().json(Injected {
         at_s: res.at_s,
         chaos: super::projects::raw(res.applied_json),
+    }))
+}
+
+#[derive(Serialize)]
+struct BottleneckView {
+    component: String,
+    description: String,
+    recommendation: String,
+    utilisation: f64,
+    /// How many times today's load the component takes before it saturates.
+    saturation_load: f64,
+}
+
+#[derive(Serialize)]
+struct AnalysisBody {
+    id: String,
+    bottlenecks: Vec<BottleneckView>,
+    recommendations: Vec<String>,
+    /// The engine's whole analysis: bottlenecks, anomalies, forecasts, alerts.
+    analysis: Box<RawValue>,
+}
+
+/// A finished run's analysis: where it saturates and what to change.
+async fn analysis(
+    state: web::Data<GatewayState>,
+    user: AuthUser,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let call = pb::GetPerformanceAnalysisRequest {
+        simulation_id: path.into_inner(),
+        user_id: user.user_id,
+    };
+    let up = &state.upstream;
+    let res = rpc!(
+        up,
+        simulation,
+        "GetPerformanceAnalysis",
+        get_performance_analysis,
+        call
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(AnalysisBody {
+        id: res.simulation_id,
+        bottlenecks: res
+            .bottlenecks
+            .into_iter()
+            .map(|b| BottleneckView {
+                component: b.component_id,
+                description: b.description,
+                recommendation: b.recommendation,
+                utilisation: b.utilization,
+                saturation_load: b.saturation_load,
+            })
+            .collect(),
+        recommendations: res.recommendations,
+        analysis: super::projects::raw(res.analysis_json),
     }))
 }
 

@@ -180,6 +180,55 @@ async fn chaos_injected_live_is_stored_and_a_replay_gives_the_identical_report()
         "byte for byte the same run"
     );
 
+    // The analysis in words; the starter was told of the end in their inbox.
+    let (st, analysis) = call(
+        &s,
+        Method::GET,
+        &format!("/api/simulations/{id}/analysis"),
+        &ada,
+        None,
+    )
+    .await;
+    assert_eq!(st, 200, "{analysis}");
+    let first_bottleneck = &analysis["bottlenecks"][0];
+    assert!(
+        first_bottleneck["description"]
+            .as_str()
+            .is_some_and(|d| !d.is_empty()),
+        "{analysis}"
+    );
+    assert_eq!(
+        analysis["analysis"]["bottlenecks"][0]["message"],
+        first_bottleneck["description"]
+    );
+    assert_eq!(
+        call(
+            &s,
+            Method::GET,
+            &format!("/api/simulations/{id}/analysis"),
+            &eve,
+            None
+        )
+        .await
+        .0,
+        404
+    );
+    let mut told = Value::Null;
+    for _ in 0..100 {
+        let (_, inbox) = call(&s, Method::GET, "/api/notifications", &ada, None).await;
+        if let Some(n) = inbox["notifications"].as_array().and_then(|l| {
+            l.iter()
+                .find(|n| n["data"]["simulation_id"] == json!(id))
+                .cloned()
+        }) {
+            told = n;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(told["type"], "simulation.completed", "{told}");
+    assert_eq!(told["link"], format!("/runs/{id}"));
+
     // Compared side by side: the replay changes nothing; the same design and seed without
     // the chaos differ, in words.
     let compare = |a: &str, b: &str| format!("/api/simulations/compare?a={a}&b={b}");

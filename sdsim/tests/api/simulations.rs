@@ -560,7 +560,7 @@ async fn run_history_is_paged_newest_first_and_private() {
 
     let (_, theirs) = req(&s, Method::GET, "/api/simulations", &eve, None).await;
     assert_eq!(theirs["simulations"], json!([]), "{theirs}");
-    let (_, none) = req(
+    let (st, none) = req(
         &s,
         Method::GET,
         &format!("/api/simulations?project_id={}", uuid::Uuid::new_v4()),
@@ -568,7 +568,7 @@ async fn run_history_is_paged_newest_first_and_private() {
         None,
     )
     .await;
-    assert_eq!(none["simulations"], json!([]), "{none}");
+    assert_eq!(st, 404, "an unknown project: {none}");
     for (q, field) in [
         ("page_size=1000", "page_size"),
         ("page_token=garbage", "page_token"),
@@ -714,6 +714,35 @@ async fn who_may_watch_and_control_a_run_of_a_saved_project() {
     )
     .await;
     assert_eq!(st, 200, "{r}");
+    // A project's run history is everyone's who may view it, whoever started the runs; a
+    // project someone cannot see has none for them.
+    for who in [owner, editor, viewer, reader] {
+        let (st, h) = req(
+            &s,
+            Method::GET,
+            &format!("/api/simulations?project_id={public}"),
+            who,
+            None,
+        )
+        .await;
+        assert_eq!(st, 200, "{h}");
+        let ids: Vec<&str> = h["simulations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, [run.as_str()], "{h}");
+    }
+    let (st, _) = req(
+        &s,
+        Method::GET,
+        &format!("/api/simulations?project_id={private}"),
+        reader,
+        None,
+    )
+    .await;
+    assert_eq!(st, 404);
     let (st, _) = req(
         &s,
         Method::DELETE,
