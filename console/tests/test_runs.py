@@ -215,6 +215,8 @@ def test_a_smaller_database_saturates_and_compares_worse(dave):
     sel.select_option(state["first_run"])
     page.locator("#compare-go").click()
     out = page.locator("#compare-result")
+    # From GET /api/simulations/compare, or computed in the page where the route is missing.
+    expect(out).to_have_attribute("data-source", re.compile("server|page"))
     table = out.locator(".compare-table").first
     expect(table).to_be_visible()
     # The end-to-end p99 got worse than in the first run.

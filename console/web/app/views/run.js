@@ -20,6 +20,7 @@ const CHAOS = {
 };
 const CACHE_KINDS = new Set(['redis', 'cdn']);
 const COLORS = { a: '#2563eb', b: '#d97706', c: '#dc2626', d: '#7c3aed' };
+const HIGHER_BETTER = new Set(['throughput', 'completions']);
 /** The report names the whole system "end to end"; the charts' scope for it is null. */
 const scopeOf = (component) => (!component || component === 'end to end' ? null : component);
 
@@ -583,13 +584,13 @@ export function runDock({ project, components, design, beforeStart, onPaint, onS
         h('td', {}, m.change === null ? '–' : `${m.change > 0 ? '+' : ''}${fmt(m.change)}`), h('td', {}, m.ratio ? `×${m.ratio.toFixed(2)}` : '–'));
     };
     out.append(h('table', { class: 'table compare-table' }, h('thead', {}, h('tr', {}, ['End to end', 'other run', 'this run', 'change', 'ratio'].map((x) => h('th', {}, x)))),
-      h('tbody', {}, Object.entries(cmp.end_to_end || {}).map(([k, m]) => row(k, m, k !== 'throughput')))));
+      h('tbody', {}, Object.entries(cmp.end_to_end || {}).map(([k, m]) => row(k, m, !HIGHER_BETTER.has(k))))));
     const comps = (cmp.components || []).filter((c) => c.in !== 'both' || Object.values(c.metrics || {}).some((m) => m.ratio && Math.abs(m.ratio - 1) > 0.05));
     if (comps.length) {
       out.append(h('table', { class: 'table compare-table' }, h('thead', {}, h('tr', {}, ['Component', 'other run', 'this run', 'change', 'ratio'].map((x) => h('th', {}, x)))),
         h('tbody', {}, comps.map((c) => c.in !== 'both'
           ? h('tr', {}, h('td', {}, c.name), h('td', { colspan: 4 }, c.in === 'a' ? 'only in the other run' : 'only in this run'))
-          : Object.entries(c.metrics).filter(([, m]) => m.ratio && Math.abs(m.ratio - 1) > 0.05).map(([k, m]) => row(`${c.name} · ${k}`, m, k !== 'throughput'))))));
+          : Object.entries(c.metrics).filter(([, m]) => m.ratio && Math.abs(m.ratio - 1) > 0.05).map(([k, m]) => row(`${c.name} · ${k}`, m, !HIGHER_BETTER.has(k)))))));
     }
     if (local) out.append(h('p', { class: 'muted small' }, 'Compared in the page (this server has no comparison route).'));
   }
