@@ -14,7 +14,8 @@
 # LIVE_RUNS (10,50,100,125,150,200,300,400,600,800),
 # LIVE_RUN_SECONDS (12 per K), LIVE_LAG_LIMIT (1.0 s), LIVE_DESIGN (a design JSON; default
 # engine/templates/read_heavy_api_with_cache.json), LIVE_RATE (its clients' requests/s instead
-# of the design's: the engine's cost per run), LIVE_KEEP_LOG (copy sdsim's log there).
+# of the design's: the engine's cost per run), LIVE_KEEP_LOG (copy sdsim's log there),
+# LIVE_QUIET_WAIT (30: seconds to wait before each step for other work on the machine to calm).
 source "$(dirname "${BASH_SOURCE[0]}")/../../deploy/lib.sh"
 
 bin="${1:-${CARGO_TARGET_DIR:-$SDSIM_ROOT/target}/release/sdsim}"
