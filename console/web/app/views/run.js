@@ -163,6 +163,21 @@ export function runDock({ project, components, design, beforeStart, onPaint, onS
     return tabBtns[k];
   }));
   const closeBtn = h('button', { type: 'button', class: 'icon-btn', 'aria-label': 'Close the run panel', onclick: () => hide() }, '×');
+  // The dock's height: drag its top edge, or focus it and use the arrow keys.
+  const grip = h('div', { class: 'run-grip', role: 'separator', 'aria-orientation': 'horizontal', 'aria-label': 'Resize the run panel', tabindex: '0' });
+  const setHeight = (px) => { const max = window.innerHeight - 160; el.style.height = `${Math.max(180, Math.min(max, px))}px`; onToggle?.(true); };
+  grip.addEventListener('pointerdown', (e) => {
+    const y0 = e.clientY; const h0 = el.getBoundingClientRect().height;
+    grip.setPointerCapture(e.pointerId);
+    const move = (ev) => { el.style.height = `${Math.max(180, Math.min(window.innerHeight - 160, h0 + y0 - ev.clientY))}px`; };
+    const up = () => { grip.removeEventListener('pointermove', move); grip.removeEventListener('pointerup', up); onToggle?.(true); };
+    grip.addEventListener('pointermove', move); grip.addEventListener('pointerup', up);
+  });
+  grip.addEventListener('keydown', (e) => {
+    const d = { ArrowUp: 40, ArrowDown: -40 }[e.key];
+    if (d) { e.preventDefault(); setHeight(el.getBoundingClientRect().height + d); }
+  });
+  el.append(grip);
   el.append(h('div', { class: 'run-bar' }, tabs,
     h('label', { class: 'inline' }, 'Speed ', speedSel), h('label', { class: 'inline' }, 'Seed ', seedInp),
     startBtn, pauseBtn, resumeBtn, stopBtn, progress, statusEl, connEl, h('span', { class: 'spacer' }), closeBtn));
