@@ -25,6 +25,17 @@ export class RunStream {
     this.onOnline = () => { if (!this.done && !this.ws) { clearTimeout(this.timer); this.retry = 0; this.connect(); } };
     window.addEventListener('offline', this.onOffline);
     window.addEventListener('online', this.onOnline);
+    // A socket can also die silently (a paused run sends nothing): after 15 s without a
+    // frame the page pings ({"type":"ping"}, answered with a pong frame), and drops the
+    // socket if 10 s more pass without one.
+    this.heard = performance.now(); this.pinged = 0;
+    this.watchdog = setInterval(() => {
+      const sock = this.ws;
+      if (!sock || sock.readyState !== WebSocket.OPEN) return;
+      const now = performance.now();
+      if (this.pinged && now - this.pinged > 10000) { this.drop(); return; }
+      if (!this.pinged && now - this.heard > 15000) { this.pinged = now; sock.send(JSON.stringify({ type: 'ping', id: String(Math.round(now)) })); }
+    }, 2500);
     this.connect();
   }
 
@@ -34,9 +45,10 @@ export class RunStream {
     const sock = new WebSocket(`${proto}//${location.host}/ws/simulation/${encodeURIComponent(this.id)}`);
     this.ws = sock;
     this.h.onState?.(this.reconnects ? 'reconnecting' : 'connecting');
-    sock.onopen = () => sock.send(JSON.stringify({ type: 'auth', token: token(), since: this.offset }));
+    sock.onopen = () => { this.heard = performance.now(); this.pinged = 0; sock.send(JSON.stringify({ type: 'auth', token: token(), since: this.offset })); };
     sock.onmessage = (m) => {
       if (this.ws !== sock) return;
+      this.heard = performance.now(); this.pinged = 0;
       let f; try { f = JSON.parse(m.data); } catch { return; }
       if (f.type === 'auth_ok') { this.retry = 0; this.h.onState?.('live'); return; }
       if (f.type === 'simulation.window') {
@@ -85,6 +97,7 @@ export class RunStream {
   }
 
   unlisten() {
+    clearInterval(this.watchdog);
     window.removeEventListener('offline', this.onOffline);
     window.removeEventListener('online', this.onOnline);
   }

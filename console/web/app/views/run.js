@@ -611,21 +611,32 @@ export function runDock({ project, components, design, beforeStart, onPaint, onS
   }
 
   // ---------- history ----------
+  const runsPage = (token) => api('GET', `/api/simulations?project_id=${encodeURIComponent(project.id)}&page_size=50${token ? `&page_token=${encodeURIComponent(token)}` : ''}`);
+  function runRow(x) {
+    return h('tr', { 'data-run': x.id, class: st.run?.id === x.id ? 'current' : '' },
+      h('td', {}, fmtDate(x.started_at || x.created_at)), h('td', {}, h('span', { class: `badge st-${x.status}` }, x.status)),
+      h('td', {}, x.speed ? `${x.speed}x` : 'max'), h('td', {}, String(x.seed)), h('td', {}, `${x.duration_seconds} s`),
+      h('td', { class: 'row-actions' },
+        h('button', { type: 'button', class: 'link', onclick: () => open(x.id) }, st.run?.id === x.id ? 'Reopen' : 'Open'),
+        h('button', { type: 'button', class: 'link', onclick: () => replay(x.id) }, 'Replay'),
+        LIVE.has(x.status) ? null : h('button', { type: 'button', class: 'link danger', onclick: () => del(x.id) }, 'Delete')));
+  }
   async function loadHistory() {
     clear(historyTab).append(h('p', { class: 'loading' }, 'Loading the runs…'));
     let r;
-    try { r = await api('GET', `/api/simulations?project_id=${encodeURIComponent(project.id)}&page_size=50`); } catch (e) { clear(historyTab).append(h('p', { class: 'error' }, errorText(e))); return; }
+    try { r = await runsPage(); } catch (e) { clear(historyTab).append(h('p', { class: 'error' }, errorText(e))); return; }
     clear(historyTab);
     if (!r.simulations.length) { historyTab.append(h('p', { class: 'empty' }, 'No runs of this project yet.')); return; }
+    const body = h('tbody', {}, r.simulations.map(runRow));
     historyTab.append(h('table', { class: 'table runs', id: 'runs' },
-      h('thead', {}, h('tr', {}, ['Started', 'Status', 'Speed', 'Seed', 'Simulated', ''].map((x) => h('th', {}, x)))),
-      h('tbody', {}, r.simulations.map((x) => h('tr', { 'data-run': x.id, class: st.run?.id === x.id ? 'current' : '' },
-        h('td', {}, fmtDate(x.started_at || x.created_at)), h('td', {}, h('span', { class: `badge st-${x.status}` }, x.status)),
-        h('td', {}, x.speed ? `${x.speed}x` : 'max'), h('td', {}, String(x.seed)), h('td', {}, `${x.duration_seconds} s`),
-        h('td', { class: 'row-actions' },
-          h('button', { type: 'button', class: 'link', onclick: () => open(x.id) }, st.run?.id === x.id ? 'Reopen' : 'Open'),
-          h('button', { type: 'button', class: 'link', onclick: () => replay(x.id) }, 'Replay'),
-          LIVE.has(x.status) ? null : h('button', { type: 'button', class: 'link danger', onclick: () => del(x.id) }, 'Delete')))))));
+      h('thead', {}, h('tr', {}, ['Started', 'Status', 'Speed', 'Seed', 'Simulated', ''].map((x) => h('th', {}, x)))), body));
+    let next = r.next_page_token;
+    const more = h('button', { type: 'button', id: 'runs-more', hidden: !next, onclick: async () => {
+      more.disabled = true;
+      try { const p = await runsPage(next); body.append(...p.simulations.map(runRow)); next = p.next_page_token; } catch (e) { toast(errorText(e), 'error'); }
+      more.disabled = false; more.hidden = !next;
+    } }, 'More runs');
+    historyTab.append(more);
   }
   async function replay(id) {
     try { const r = await api('POST', '/api/simulations', { replay_of: id, speed: Number(speedSel.value) }); open(r.simulation, { fresh: true }); } catch (e) { toast(errorText(e), 'error'); }
