@@ -179,6 +179,7 @@ function openEditor(el, project, opts) {
 
   function afterChange(redrawPanel = true) {
     st.dirty = true;
+    if (dock && dock.visible) dock.refreshNames();
     setStatus();
     draw();
     if (redrawPanel) drawPanel();

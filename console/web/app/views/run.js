@@ -149,7 +149,7 @@ export function runDock({ project, components, design, beforeStart, onPaint, onS
   // ---------- the frame ----------
   const el = h('section', { class: 'run-dock', id: 'run-dock', 'aria-label': 'Run', hidden: true });
   const speedSel = h('select', { id: 'run-speed', 'aria-label': 'Speed', onchange: () => changeSpeed() }, SPEEDS.map(([v, l]) => h('option', { value: v, selected: v === '10' }, l)));
-  const seedInp = h('input', { id: 'run-seed', 'aria-label': 'Seed', placeholder: 'random', inputmode: 'numeric', class: 'seed' });
+  const seedInp = h('input', { id: 'run-seed', 'aria-label': 'Seed', placeholder: "the design's", inputmode: 'numeric', class: 'seed' });
   const startBtn = h('button', { type: 'button', class: 'primary', id: 'run-start', onclick: () => start() }, '▶ Run');
   const pauseBtn = h('button', { type: 'button', id: 'run-pause', onclick: () => control('pause'), disabled: true }, 'Pause');
   const resumeBtn = h('button', { type: 'button', id: 'run-resume', onclick: () => control('resume'), disabled: true }, 'Resume');
@@ -313,7 +313,7 @@ export function runDock({ project, components, design, beforeStart, onPaint, onS
     const r = st.run;
     if (!r) { statusEl.textContent = 'No run yet'; progress.value = 0; return; }
     const last = st.windows.last();
-    const simulated = Math.max(last ? last.end_s : 0, st.ended ? 0 : 0);
+    const simulated = last ? last.end_s : (r.simulated_seconds || 0);
     const pct = r.duration_seconds ? Math.min(100, (simulated / r.duration_seconds) * 100) : r.progress || 0;
     progress.value = st.ended && r.status === 'completed' ? 100 : pct;
     statusEl.textContent = `${r.status} · ${fmt(simulated)} of ${fmt(r.duration_seconds)} simulated s · ${r.speed ? `${r.speed}x` : 'max speed'} · seed ${r.seed}`;
@@ -327,6 +327,7 @@ export function runDock({ project, components, design, beforeStart, onPaint, onS
       const body = { project_id: project.id, speed: Number(speedSel.value) };
       if (version) body.version = version;
       const seed = seedInp.value.trim();
+      if (seed && !/^\d{1,15}$/.test(seed)) { toast('The seed is a whole number (or empty: the design\'s own)', 'error'); return; }
       if (seed) body.seed = Number(seed);
       const r = await api('POST', '/api/simulations', body);
       open(r.simulation, { fresh: true });
@@ -653,7 +654,14 @@ export function runDock({ project, components, design, beforeStart, onPaint, onS
     el,
     show, hide,
     setScope: (n) => setScope(n),
-    refreshNames: () => { scopeOptions(); },
+    /** The design's components changed (added, renamed, removed, another kind). */
+    refreshNames: () => {
+      const sig = components().map((c) => `${c.name}\u0000${c.kind}`).join('\u0001');
+      if (sig === st.namesSig) return;
+      st.namesSig = sig;
+      if (st.scope && !names().includes(st.scope)) setScope(null);
+      scopeOptions(); chaosFieldsDraw();
+    },
     get visible() { return !el.hidden; },
     destroy() { reset(); cancelAnimationFrame(st.raf); delete window.sdsimDebug; },
   };
