@@ -57,6 +57,7 @@ fn status_pb(st: RunStatus) -> spb::GetSimulationStatusResponse {
         seed: r.seed,
         injections_json: r.injections.to_string(),
         window_seconds: r.window_seconds,
+        queue_position: st.queue_position.map_or(0, |p| p as i32),
     }
 }
 

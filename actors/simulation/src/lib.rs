@@ -35,6 +35,12 @@ pub struct SimulationSettings {
     pub stream_ttl_seconds: u64,
     /// How often a running run's new windows are written to PostgreSQL.
     pub store_every_ms: u64,
+    /// Runs a user may have going at once (pending, running or paused), across every
+    /// instance; one more is refused with 429.
+    pub max_runs_per_user: u32,
+    /// Runs this instance simulates at once; more wait in its queue (their status says
+    /// where).
+    pub max_running: usize,
 }
 
 impl Default for SimulationSettings {
@@ -44,6 +50,8 @@ impl Default for SimulationSettings {
             stream_maxlen: 1_000,
             stream_ttl_seconds: 3_600,
             store_every_ms: 500,
+            max_runs_per_user: 10,
+            max_running: 64,
         }
     }
 }
@@ -55,6 +63,12 @@ pub fn validate(s: &SimulationSettings, errors: &mut Vec<String>) {
     }
     if s.stream_ttl_seconds == 0 {
         errors.push("simulation.stream_ttl_seconds must be at least 1".into());
+    }
+    if s.max_runs_per_user == 0 {
+        errors.push("simulation.max_runs_per_user must be at least 1".into());
+    }
+    if s.max_running == 0 {
+        errors.push("simulation.max_running must be at least 1".into());
     }
     if !(10..=60_000).contains(&s.store_every_ms) {
         errors.push("simulation.store_every_ms must be between 10 and 60000".into());
@@ -81,6 +95,10 @@ pub fn tree(
                 metrics: shared.metrics.clone(),
                 redis: shared.redis.clone(),
                 ns: shared.ns.clone(),
+                caps: runs::Caps {
+                    per_user: settings.max_runs_per_user,
+                    running: settings.max_running,
+                },
                 limits: stream::StreamLimits {
                     maxlen: settings.stream_maxlen,
                     ttl_s: settings.stream_ttl_seconds,

@@ -16,9 +16,9 @@ use sdsim_schema::tables::simulation_schema::{
 };
 use sdsim_schema::DbPool;
 use serde_json::Value;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
@@ -116,6 +116,8 @@ pub struct RunRow {
 pub struct Status {
     pub row: RunRow,
     pub live: Option<Progress>,
+    /// Its place in this instance's queue, while it waits.
+    pub queue_position: Option<usize>,
 }
 
 /// The runs of this instance.
@@ -127,7 +129,31 @@ pub struct Runs {
     pub redis: redis::aio::ConnectionManager,
     pub ns: Namespace,
     pub limits: StreamLimits,
+    pub caps: Caps,
     live: Mutex<HashMap<Uuid, Live>>,
+    /// Runs stored as pending, waiting for a place on this instance, oldest first.
+    queue: Mutex<VecDeque<(Uuid, Ready)>>,
+    /// Places taken (runs live here, or about to start).
+    active: AtomicUsize,
+}
+
+/// Admission: how many runs may go at once.
+#[derive(Debug, Clone, Copy)]
+pub struct Caps {
+    /// Per user, across every instance (pending, running or paused); beyond: 429.
+    pub per_user: u32,
+    /// On this instance; beyond, a run waits in the queue.
+    pub running: usize,
+}
+
+/// A run checked and stored, ready to start.
+struct Ready {
+    design: engine::Design,
+    seed: u64,
+    window: f64,
+    speed: f64,
+    /// Reversed: the earliest at the end.
+    scheduled: Vec<(f64, engine::Chaos)>,
 }
 
 /// How a run ended.
@@ -206,6 +232,7 @@ pub struct RunsDeps {
     pub redis: redis::aio::ConnectionManager,
     pub ns: Namespace,
     pub limits: StreamLimits,
+    pub caps: Caps,
 }
 
 impl Runs {
@@ -217,7 +244,10 @@ impl Runs {
             redis: d.redis,
             ns: d.ns,
             limits: d.limits,
+            caps: d.caps,
             live: Mutex::new(HashMap::new()),
+            queue: Mutex::new(VecDeque::new()),
+            active: AtomicUsize::new(0),
         }
     }
 
@@ -262,26 +292,183 @@ impl Runs {
         scheduled.reverse(); // popped from the end, earliest first
         let configuration: Value = serde_json::from_str(&s.design_json)
             .map_err(|e| ServiceError::invalid("design", e.to_string()))?;
+        let ready = Ready {
+            design,
+            seed,
+            window,
+            speed: s.speed,
+            scheduled,
+        };
+        // A place on this instance now, or the queue.
+        let placed = self.reserve();
+        let stored = self.insert(&s, &ready, configuration, placed).await;
+        let row = match stored {
+            Ok(row) => row,
+            Err(e) => {
+                if placed {
+                    self.active.fetch_sub(1, Ordering::AcqRel);
+                }
+                return Err(e);
+            }
+        };
+        if placed {
+            self.launch(row.clone(), ready);
+        } else if let Ok(mut q) = self.queue.lock() {
+            q.push_back((row.id, ready));
+        }
+        Ok(row)
+    }
+
+    /// Takes a place for a run on this instance, if one is free.
+    fn reserve(&self) -> bool {
+        let cap = self.caps.running.max(1);
+        let queued = self.queue.lock().map_or(0, |q| q.len());
+        queued == 0
+            && self
+                .active
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                    (n < cap).then_some(n + 1)
+                })
+                .is_ok()
+    }
+
+    /// Stores a new run, running or queued; refuses it (429) when its starter already has
+    /// `max_running_per_user` runs going, counted across every instance (under a lock per
+    /// user, so two starts at once cannot both take the last place).
+    async fn insert(
+        &self,
+        s: &Start,
+        ready: &Ready,
+        configuration: Value,
+        running: bool,
+    ) -> Result<RunRow, ServiceError> {
+        use diesel_async::AsyncConnection;
+        let cap = i64::from(self.caps.per_user);
+        let user = s.user;
+        let values = (
+            simulations::id.eq(Uuid::new_v4()),
+            simulations::user_id.eq(s.user),
+            simulations::project_id.eq(s.project),
+            simulations::name.eq(ready.design.name.clone()),
+            simulations::status.eq(if running { "running" } else { "pending" }),
+            simulations::configuration.eq(configuration),
+            simulations::seed.eq(ready.seed as i64),
+            simulations::duration_seconds.eq(ready.design.duration_s),
+            simulations::speed.eq(ready.speed),
+            simulations::window_seconds.eq(ready.window),
+            simulations::started_at.eq(running.then(Utc::now)),
+        );
         let mut conn = sdsim_schema::pool::get(&self.pool).await?;
-        let row: RunRow = diesel::insert_into(simulations::table)
-            .values((
-                simulations::id.eq(Uuid::new_v4()),
-                simulations::user_id.eq(s.user),
-                simulations::project_id.eq(s.project),
-                simulations::name.eq(design.name.clone()),
-                simulations::status.eq("running"),
-                simulations::configuration.eq(&configuration),
-                simulations::seed.eq(seed as i64),
-                simulations::duration_seconds.eq(design.duration_s),
-                simulations::speed.eq(s.speed),
-                simulations::window_seconds.eq(window),
-                simulations::started_at.eq(Some(Utc::now())),
-            ))
-            .returning(RunRow::as_returning())
-            .get_result(&mut conn)
-            .await?;
+        conn.transaction::<_, ServiceError, _>(async move |conn| {
+            diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 20))")
+                .bind::<diesel::sql_types::Text, _>(user.to_string())
+                .execute(conn)
+                .await?;
+            let going: i64 = simulations::table
+                .filter(simulations::user_id.eq(user))
+                .filter(simulations::status.eq_any(["pending", "running", "paused"]))
+                .count()
+                .get_result(conn)
+                .await?;
+            if going >= cap {
+                return Err(ServiceError::RateLimited {
+                    retry_after_secs: 10,
+                });
+            }
+            Ok(diesel::insert_into(simulations::table)
+                .values(values)
+                .returning(RunRow::as_returning())
+                .get_result(conn)
+                .await?)
+        })
+        .await
+    }
+
+    /// Where a queued run of this instance is in the queue (1: next).
+    pub fn position(&self, id: Uuid) -> Option<usize> {
+        self.queue
+            .lock()
+            .ok()
+            .and_then(|q| q.iter().position(|(r, _)| *r == id))
+            .map(|p| p + 1)
+    }
+
+    /// A run's place is free (it ended): the next queued run starts in it.
+    pub async fn release(self: &Arc<Self>, id: Uuid) {
+        self.forget(id);
+        self.active.fetch_sub(1, Ordering::AcqRel);
+        loop {
+            let next = {
+                let Ok(mut q) = self.queue.lock() else {
+                    return;
+                };
+                if q.is_empty() {
+                    return;
+                }
+                let cap = self.caps.running.max(1);
+                if self
+                    .active
+                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                        (n < cap).then_some(n + 1)
+                    })
+                    .is_err()
+                {
+                    return;
+                }
+                q.pop_front()
+            };
+            let Some((run, ready)) = next else {
+                return;
+            };
+            match self.started(run).await {
+                Ok(Some(row)) => {
+                    self.launch(row, ready);
+                    return;
+                }
+                // Stopped (or deleted) while it waited: the place goes to the next one.
+                Ok(None) => {
+                    self.active.fetch_sub(1, Ordering::AcqRel);
+                }
+                Err(e) => {
+                    tracing::error!(run = %run, error = %e, "a queued run could not start");
+                    self.active.fetch_sub(1, Ordering::AcqRel);
+                    let _ = self
+                        .finish(run, Outcome::Failed(format!("could not start: {e}")), 0.0)
+                        .await;
+                }
+            }
+        }
+    }
+
+    /// Marks a queued run as running; None when it is no longer pending.
+    async fn started(&self, run: Uuid) -> Result<Option<RunRow>, ServiceError> {
+        let mut conn = sdsim_schema::pool::get(&self.pool).await?;
+        Ok(diesel::update(
+            simulations::table
+                .find(run)
+                .filter(simulations::status.eq("pending")),
+        )
+        .set((
+            simulations::status.eq("running"),
+            simulations::started_at.eq(Some(Utc::now())),
+        ))
+        .returning(RunRow::as_returning())
+        .get_result(&mut conn)
+        .await
+        .optional()?)
+    }
+
+    /// Starts a stored run on a thread of its own, with its publisher.
+    fn launch(self: &Arc<Self>, row: RunRow, ready: Ready) {
+        let Ready {
+            design,
+            seed,
+            window,
+            speed,
+            mut scheduled,
+        } = ready;
         let control = Arc::new(Control {
-            speed: AtomicU64::new(s.speed.to_bits()),
+            speed: AtomicU64::new(speed.to_bits()),
             ..Default::default()
         });
         let progress = Arc::new(Mutex::new(Progress::default()));
@@ -297,8 +484,7 @@ impl Runs {
         let id = row.id;
         let (feed, rx) = tokio::sync::mpsc::unbounded_channel();
         self.runtime
-            .spawn(crate::stream::publish(self.clone(), id, rx));
-        self.announce(&row).await;
+            .spawn(crate::stream::publish(self.clone(), row.clone(), rx));
         let runs = self.clone();
         let end_feed = feed.clone();
         let spawned = std::thread::Builder::new()
@@ -375,6 +561,11 @@ impl Runs {
                     Outcome::Failed(format!("the run failed: {what}"))
                 });
                 let wall_s = started.elapsed().as_secs_f64();
+                // Injections asked too late are refused now (their senders dropped), not
+                // left waiting for a boundary that will not come.
+                if let Ok(mut late) = control.inject.lock() {
+                    late.clear();
+                }
                 // The publisher stores the outcome after the last window.
                 let _ = feed.send(Feed::End { outcome, wall_s });
             });
@@ -384,11 +575,10 @@ impl Runs {
                 wall_s: 0.0,
             });
         }
-        Ok(row)
     }
 
     /// `simulation:events:started`, for whoever listens (best effort).
-    async fn announce(&self, row: &RunRow) {
+    pub async fn announce(&self, row: &RunRow) {
         let event = serde_json::json!({
             "simulation_id": row.id.to_string(),
             "user_id": row.user_id.to_string(),
@@ -496,7 +686,12 @@ impl Runs {
             l.get(&row.id)
                 .and_then(|r| r.progress.lock().ok().map(|p| p.clone()))
         });
-        Ok(Status { row, live })
+        let queue_position = self.position(row.id);
+        Ok(Status {
+            row,
+            live,
+            queue_position,
+        })
     }
 
     /// The stored run; who may see or change it is the adapter's to decide.
@@ -515,10 +710,14 @@ impl Runs {
 
     /// The control of a run live on this instance; a run that is not is a conflict.
     fn live_control(&self, row: &RunRow) -> Result<Arc<Control>, ServiceError> {
+        // The stored status is the truth once the run has ended (its live entry goes a
+        // moment after the outcome is stored).
+        let live = matches!(row.status.as_str(), "running" | "paused");
         self.live
             .lock()
             .ok()
             .and_then(|l| l.get(&row.id).map(|r| r.control.clone()))
+            .filter(|_| live)
             .ok_or_else(|| ServiceError::Conflict {
                 code: "not_running".into(),
                 field: "simulation_id".into(),
@@ -529,8 +728,27 @@ impl Runs {
             })
     }
 
-    /// Asks a running run to stop; a finished one is a conflict.
+    /// Asks a running run to stop (a queued one ends at once); a finished one is a conflict.
     pub async fn stop(&self, row: RunRow) -> Result<RunRow, ServiceError> {
+        let queued = self.queue.lock().ok().and_then(|mut q| {
+            let at = q.iter().position(|(r, _)| *r == row.id)?;
+            q.remove(at)
+        });
+        if queued.is_some() {
+            let mut conn = sdsim_schema::pool::get(&self.pool).await?;
+            diesel::update(
+                simulations::table
+                    .find(row.id)
+                    .filter(simulations::status.eq("pending")),
+            )
+            .set((
+                simulations::status.eq("stopped"),
+                simulations::completed_at.eq(Some(Utc::now())),
+            ))
+            .execute(&mut conn)
+            .await?;
+            return Ok(row);
+        }
         self.live_control(&row)?.stop.store(true, Ordering::Relaxed);
         Ok(row)
     }

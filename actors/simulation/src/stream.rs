@@ -17,7 +17,7 @@
 //! Redis being down costs watchers their live view (logged), never the run or its windows:
 //! a watcher that reconnects reads what the stream lacks from PostgreSQL.
 
-use crate::runs::{Outcome, Runs};
+use crate::runs::{Outcome, RunRow, Runs};
 use diesel::PgJsonbExpressionMethods;
 use diesel::{ExpressionMethods, QueryDsl};
 use diesel_async::RunQueryDsl;
@@ -72,7 +72,9 @@ struct Publisher {
 }
 
 /// The publisher of run `id`: runs until the run's end is published.
-pub async fn publish(runs: Arc<Runs>, id: Uuid, mut rx: mpsc::UnboundedReceiver<Feed>) {
+pub async fn publish(runs: Arc<Runs>, row: RunRow, mut rx: mpsc::UnboundedReceiver<Feed>) {
+    let id = row.id;
+    runs.announce(&row).await;
     let key = runs.ns.simulation_stream(&id.to_string());
     let limits = runs.limits;
     let mut p = Publisher {
@@ -242,7 +244,7 @@ impl Publisher {
         if let Err(e) = &user_project {
             tracing::error!(run = %self.id, error = %e, "run outcome not stored");
         }
-        self.runs.forget(self.id);
+        self.runs.release(self.id).await;
         let data = run_end_data(status, error.as_deref(), self.streamed);
         let mut conn = self.runs.redis.clone();
         let mut pipe = redis::pipe();

@@ -136,6 +136,9 @@ struct RunView {
     started_at: Option<String>,
     completed_at: Option<String>,
     window_seconds: f64,
+    /// While it waits for a place (`pending`): its place in the queue, 1 being next.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    queue_position: Option<i32>,
     /// The chaos injected while it ran: `[{"at_s", "chaos"}]`, in order.
     chaos: Box<RawValue>,
 }
@@ -160,6 +163,7 @@ fn run_view(s: pb::GetSimulationStatusResponse) -> RunBody {
             started_at: super::views::timestamp(s.started_at),
             completed_at: super::views::timestamp(s.completed_at),
             window_seconds: s.window_seconds,
+            queue_position: (s.queue_position > 0).then_some(s.queue_position),
             chaos: super::projects::raw(s.injections_json),
         },
     }

@@ -5,6 +5,7 @@
 
 mod helpers;
 
+mod admission;
 mod auth_mail;
 mod auth_sessions;
 mod breaker;
