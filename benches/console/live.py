@@ -1,7 +1,8 @@
 """Prints how fast the console paints a live run (figures, not assertions): the 63-component
 `large_platform` template streaming ten windows a second (1 s windows at 10x), watched in the
-editor's run dock; from each window's arrival on the socket to the DOM holding it and to the
-next frame (the one showing it painted), p50 and p95, and the share of windows painted.
+editor's run dock; from each window's arrival on the socket to the DOM holding it, to the end
+of the rendering of the frame that paints it, and to the start of the next frame (an upper
+bound), p50 and p95, and the share of windows painted.
 
 Goal (issue 23): p95 under 50 ms and none dropped."""
 
@@ -69,13 +70,15 @@ def main():
             page.screenshot(path=os.environ["SDSIM_CONSOLE_BENCH_SHOT"])
         browser.close()
 
-    dom, frame = s["latencies"], s["frameLatencies"]
+    dom, painted, frame = s["latencies"], s["paintLatencies"], s["frameLatencies"]
     print(f"large_platform: {n} components, {DURATION} windows of 1 s at 10x (ten windows a second), in the editor's run dock")
     print(f"  windows received {s['received']}, painted {s['painted']} ({100 * s['painted'] / max(1, s['received']):.0f}%), "
           f"in {s['frames']} frames; expected {DURATION}; reconnects {s['reconnects']}, gaps {s['gaps']}")
     print(f"  arrival to DOM updated:    p50 {pct(dom, 50):.1f} ms, p95 {pct(dom, 95):.1f} ms, max {max(dom):.1f} ms")
-    print(f"  arrival to the next frame: p50 {pct(frame, 50):.1f} ms, p95 {pct(frame, 95):.1f} ms, max {max(frame):.1f} ms"
-          f" (mean {statistics.mean(frame):.1f})")
+    print(f"  arrival to the frame painted (a task after its rendering): p50 {pct(painted, 50):.1f} ms, "
+          f"p95 {pct(painted, 95):.1f} ms, max {max(painted):.1f} ms (mean {statistics.mean(painted):.1f})")
+    print(f"  arrival to the start of the next frame (upper bound): p50 {pct(frame, 50):.1f} ms, p95 {pct(frame, 95):.1f} ms, "
+          f"max {max(frame):.1f} ms")
     work = s["work"]
     print(f"  the page's work per painted frame (charts, canvas, panel): p50 {pct(work, 50):.1f} ms, p95 {pct(work, 95):.1f} ms")
     print("goal: p95 under 50 ms, none dropped")

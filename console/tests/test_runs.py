@@ -102,6 +102,9 @@ def test_pause_crash_while_paused_and_resume(dave):
     page.locator("#run-pause").click()
     wait_status(page, "paused", 5_000)
     expect(page.locator("#run-resume")).to_be_enabled()
+    # The flow stands still while paused (and moves again once resumed).
+    expect(page.locator("svg.canvas .edge.moving")).to_have_count(0)
+    expect(page.locator("svg.canvas .edge.flowing").first).to_be_attached()
     time.sleep(0.4)
     held = dock_data(page)["windows"]
     time.sleep(1.0)
@@ -118,6 +121,7 @@ def test_pause_crash_while_paused_and_resume(dave):
     shot(page, "run-paused-crash-injected")
     page.locator("#run-resume").click()
     wait_status(page, "running", 5_000)
+    expect(page.locator("svg.canvas .edge.moving").first).to_be_attached()
     # The database goes down: red on the canvas, its error chart rises.
     expect(node(page, "database")).to_have_class(re.compile(r"\bdown\b"), timeout=10_000)
     expect(node(page, "database")).to_have_class(re.compile(r"util-over"))

@@ -37,7 +37,10 @@ export function fmt(v, unit = '') {
  * anomaly points: [{t, key, v, label}].
  */
 export function lineChart({ id, title, unit = '', series, onHover }) {
-  let data = []; let xMax = 1; let marks = []; let spots = []; let dirty = true;
+  let data = []; let xMax = 1; let marks = []; let spots = []; let dirty = true; let marksDirty = true; let spotsDirty = true;
+  // Each series' largest value so far (null: to count again).
+  let tops = null;
+  const grow = (p) => { for (const x of series) { const v = p[x.key]; if (Number.isFinite(v) && v > tops[x.key]) tops[x.key] = v; } };
   const svg = s('svg', { viewBox: `0 0 ${W} ${H}`, class: 'chart-svg', role: 'img', 'aria-label': title, 'font-family': FONT });
   const grid = s('g', {}); const marksG = s('g', {}); const lines = s('g', {}); const spotsG = s('g', {}); const cursor = s('line', { y1: PAD.t, y2: H - PAD.b, stroke: '#94a3b8', 'stroke-width': 1, visibility: 'hidden' });
   const paths = series.map((x) => s('path', { d: '', fill: 'none', stroke: x.color, 'stroke-width': 1.6, 'stroke-linejoin': 'round', 'stroke-linecap': 'round', 'data-series': x.key }));
@@ -56,15 +59,9 @@ export function lineChart({ id, title, unit = '', series, onHover }) {
   let yMax = 1;
   const sy = (v) => H - PAD.b - (v / yMax) * (H - PAD.t - PAD.b);
 
-  function render() {
-    if (!dirty) return;
-    dirty = false;
-    let top = 0;
-    for (const p of data) for (const x of series) { const v = p[x.key]; if (v !== null && v !== undefined && Number.isFinite(v) && v > top) top = v; }
-    // A point without a value sits on its series at its time.
-    const at = (a) => { if (Number.isFinite(a.v)) return a.v; const p = data.find((q) => Math.abs(q.t - a.t) < 1e-6); return p && Number.isFinite(p[a.key]) ? p[a.key] : a.fallback; };
-    yMax = unit === '%' ? Math.max(100, niceMax(top)) : niceMax(top * 1.05);
+  function drawAxes(axes) {
     clear(grid);
+    grid.dataset.axes = axes;
     for (const f of [0, 0.5, 1]) {
       const y = sy(yMax * f);
       grid.append(s('line', { x1: PAD.l, x2: W - PAD.r, y1: y, y2: y, stroke: f ? '#e5e7eb' : '#9ca3af', 'stroke-width': 1 }),
@@ -74,6 +71,20 @@ export function lineChart({ id, title, unit = '', series, onHover }) {
       const t = xMax * f;
       grid.append(s('text', { x: sx(t), y: H - 5, 'text-anchor': f === 0 ? 'start' : f === 1 ? 'end' : 'middle', 'font-size': 9, fill: '#6b7280' }, `${fmt(t)} s`));
     }
+  }
+
+  function render() {
+    if (!dirty) return;
+    dirty = false;
+    if (!tops) { tops = {}; for (const x of series) tops[x.key] = 0; for (const p of data) grow(p); }
+    const top = Math.max(0, ...Object.values(tops));
+    // A point without a value sits on its series at its time.
+    const at = (a) => { if (Number.isFinite(a.v)) return a.v; const p = data.find((q) => Math.abs(q.t - a.t) < 1e-6); return p && Number.isFinite(p[a.key]) ? p[a.key] : a.fallback; };
+    yMax = unit === '%' ? Math.max(100, niceMax(top)) : niceMax(top * 1.05);
+    // The axes change only with their bounds.
+    const axes = `${yMax}|${xMax}`;
+    const moved = grid.dataset.axes !== axes;
+    if (moved) drawAxes(axes);
     // Past two points per pixel column, keep each column's first, min and max (the shape).
     const cols = (W - PAD.l - PAD.r) * 2;
     series.forEach((x, i) => {
@@ -98,6 +109,16 @@ export function lineChart({ id, title, unit = '', series, onHover }) {
       lift();
       paths[i].setAttribute('d', d);
     });
+    if (moved || marksDirty) drawMarks();
+    if (moved || spotsDirty) drawSpots(at);
+    marksDirty = false; spotsDirty = false;
+    el.dataset.points = String(data.length);
+    el.dataset.max = JSON.stringify(tops);
+    const last = data[data.length - 1];
+    latest.textContent = last ? series.map((x) => fmt(last[x.key], unit)).join(' / ') : '';
+  }
+
+  function drawMarks() {
     clear(marksG);
     for (const m of marks) {
       const x1 = sx(Math.min(m.t, xMax));
@@ -107,19 +128,16 @@ export function lineChart({ id, title, unit = '', series, onHover }) {
       marksG.append(s('line', { x1, x2: x1, y1: PAD.t, y2: H - PAD.b, stroke: m.color, 'stroke-width': 1.2, 'stroke-dasharray': '3 2', class: `mark mark-${m.kind || 'x'}`, 'data-at': m.t }, s('title', {}, m.label)));
       marksG.append(s('text', { x: x1 + 2, y: PAD.t + 8, 'font-size': 8, fill: m.color }, m.short || ''));
     }
+  }
+
+  function drawSpots(at) {
     clear(spotsG);
     for (const a of spots) {
       const x = series.find((q) => q.key === a.key);
       const v = at(a);
       if (!x || !Number.isFinite(v)) continue;
-      spotsG.append(s('circle', { cx: sx(a.t), cy: sy(v), r: 4, fill: 'none', stroke: '#b42318', 'stroke-width': 1.6, class: 'anomaly' }, s('title', {}, a.label)));
+      spotsG.append(s('circle', { cx: sx(a.t), cy: Math.max(PAD.t, sy(v)), r: 4, fill: 'none', stroke: '#b42318', 'stroke-width': 1.6, class: 'anomaly' }, s('title', {}, a.label)));
     }
-    el.dataset.points = String(data.length);
-    const tops = {};
-    for (const x of series) tops[x.key] = data.reduce((m, p) => (Number.isFinite(p[x.key]) && p[x.key] > m ? p[x.key] : m), 0);
-    el.dataset.max = JSON.stringify(tops);
-    const last = data[data.length - 1];
-    latest.textContent = last ? series.map((x) => fmt(last[x.key], unit)).join(' / ') : '';
   }
 
   svg.addEventListener('pointermove', (e) => {
@@ -162,10 +180,10 @@ export function lineChart({ id, title, unit = '', series, onHover }) {
 
   return {
     el,
-    setData(points, max) { data = points; xMax = Math.max(1e-9, max || 1); dirty = true; },
-    push(p, max) { data.push(p); if (max) xMax = max; dirty = true; },
-    setMarks(m) { marks = m; dirty = true; },
-    setPoints(p) { spots = p; dirty = true; },
+    setData(points, max) { data = points; tops = null; xMax = Math.max(1e-9, max || 1); dirty = true; spotsDirty = true; },
+    push(p, max) { data.push(p); if (tops) grow(p); if (max) xMax = max; dirty = true; },
+    setMarks(m) { marks = m; dirty = true; marksDirty = true; },
+    setPoints(p) { spots = p; dirty = true; spotsDirty = true; },
     render, svgText, png,
     get data() { return data; },
   };

@@ -378,7 +378,7 @@ function openEditor(el, project, opts) {
    * A run's window on the canvas, in place (no redraw: ten windows a second on 63
    * components): each component coloured by its utilisation, red when it fails requests or
    * is down, its busy share and throughput written under its name; each connection as wide
-   * as its flow, moving while requests flow. `st.live` null: back to the analytic preview.
+   * as its flow, moving while the run runs. `st.live` null: back to the analytic preview.
    */
   function paintLive() {
     const live = st.live;
@@ -403,23 +403,35 @@ function openEditor(el, project, opts) {
         text = u !== undefined ? `${Math.round(u * 100)}% busy` : (KINDS[kind]?.label || kind);
         delete g.dataset.util;
       }
-      for (const c of ['util-low', 'util-mid', 'util-high', 'util-over']) g.classList.remove(c);
+      // Only what changed (ten windows a second: every untouched node is style and layout saved).
       const uc = utilClass(failing || down ? 1 : u);
-      if (uc) g.classList.add(uc);
-      g.classList.toggle('failing', failing); g.classList.toggle('down', down);
-      if (kindText && text !== undefined) kindText.textContent = text;
-      if (bar) bar.setAttribute('width', u !== undefined ? Math.min(1, u) * NODE_W : 0);
+      if (g.dataset.uc !== uc) {
+        if (g.dataset.uc) g.classList.remove(g.dataset.uc);
+        else for (const c of ['util-low', 'util-mid', 'util-high', 'util-over']) g.classList.remove(c);
+        if (uc) g.classList.add(uc);
+        g.dataset.uc = uc;
+      }
+      if (g.classList.contains('failing') !== failing) g.classList.toggle('failing', failing);
+      if (g.classList.contains('down') !== down) g.classList.toggle('down', down);
+      if (kindText && text !== undefined && kindText.textContent !== text) kindText.textContent = text;
+      const bw = String(u !== undefined ? Math.round(Math.min(1, u) * NODE_W) : 0);
+      if (bar && bar.getAttribute('width') !== bw) bar.setAttribute('width', bw);
     }
     liveFigures();
     const flows = live?.flows;
     let top = 0;
     if (flows) for (const v of flows.values()) if (v > top) top = v;
+    // At most 24 connections move (the busiest): a large design's canvas stays cheap to paint.
+    const moveFrom = flows && flows.size > 24 ? [...flows.values()].sort((a, b) => b - a)[23] : 0;
     for (const g of edgesG.children) {
       const line = g.querySelector('.edge-line');
       const f = flows ? flows.get(Number(g.dataset.index)) || 0 : null;
-      if (f === null || !top) { line.style.strokeWidth = ''; g.classList.remove('flowing'); delete g.dataset.flow; continue; }
-      line.style.strokeWidth = `${(1.5 + 6 * Math.sqrt(f / top)).toFixed(2)}px`;
-      g.classList.toggle('flowing', f > 0);
+      if (f === null || !top) { line.style.strokeWidth = ''; g.classList.remove('flowing', 'moving'); delete g.dataset.flow; continue; }
+      const sw = `${Math.round((1.5 + 6 * Math.sqrt(f / top)) * 2) / 2}px`; // half pixels: fewer repaints
+      if (line.style.strokeWidth !== sw) line.style.strokeWidth = sw;
+      if (g.classList.contains('flowing') !== f > 0) g.classList.toggle('flowing', f > 0);
+      const mv = f > 0 && f >= moveFrom && !!live.moving;
+      if (g.classList.contains('moving') !== mv) g.classList.toggle('moving', mv);
       g.dataset.flow = f.toFixed(1);
     }
   }

@@ -143,8 +143,8 @@ export function runDock({ project, components, design, beforeStart, onPaint, onS
     run: null, windows: new WindowStore(), stream: null, results: null, scope: null, ended: false,
     events: [], gaps: 0, conn: 'idle', poll: null, tab: 'live', raf: 0, fresh: 0, hoverT: null, toasted: new Map(),
   };
-  const stats = { received: 0, painted: 0, latencies: [], frameLatencies: [], work: [], frames: 0 };
-  window.sdsimDebug = { ...(window.sdsimDebug || {}), dropLive: () => st.stream?.drop(), liveStats: () => ({ ...stats, latencies: [...stats.latencies], frameLatencies: [...stats.frameLatencies], work: [...stats.work], reconnects: st.stream ? st.stream.reconnects : 0, gaps: st.gaps }) };
+  const stats = { received: 0, painted: 0, latencies: [], paintLatencies: [], frameLatencies: [], work: [], frames: 0 };
+  window.sdsimDebug = { ...(window.sdsimDebug || {}), dropLive: () => st.stream?.drop(), liveStats: () => ({ ...stats, latencies: [...stats.latencies], paintLatencies: [...stats.paintLatencies], frameLatencies: [...stats.frameLatencies], work: [...stats.work], reconnects: st.stream ? st.stream.reconnects : 0, gaps: st.gaps }) };
 
   // ---------- the frame ----------
   const el = h('section', { class: 'run-dock', id: 'run-dock', 'aria-label': 'Run', hidden: true });
@@ -194,7 +194,7 @@ export function runDock({ project, components, design, beforeStart, onPaint, onS
     { id: 'chart-latency', title: 'Latency', unit: 'ms', series: [{ key: 'p50', label: 'p50', color: COLORS.a }, { key: 'p95', label: 'p95', color: COLORS.b }, { key: 'p99', label: 'p99', color: COLORS.c }] },
     { id: 'chart-errors', title: 'Errors and drops', unit: '/s', series: [{ key: 'err', label: 'errors', color: COLORS.c }, { key: 'drop', label: 'drops', color: COLORS.b }, { key: 'tmo', label: 'timeouts', color: COLORS.d }] },
     { id: 'chart-utilisation', title: 'Utilisation', unit: '%', series: [{ key: 'util', label: 'busy', color: COLORS.d }] },
-    { id: 'chart-queue', title: 'Queue', unit: '', series: [{ key: 'q', label: 'queue', color: COLORS.a }, { key: 'mq', label: 'mean', color: '#94a3b8' }] },
+    { id: 'chart-queue', title: 'Queue (end to end: in flight)', unit: '', series: [{ key: 'q', label: 'queue', color: COLORS.a }, { key: 'mq', label: 'mean', color: '#94a3b8' }] },
   ];
   const charts = chartDefs.map((d) => lineChart({ ...d, onHover: (t) => hover(t) }));
   const timeline = h('ol', { class: 'timeline', id: 'run-timeline', 'aria-label': 'Timeline' });
@@ -295,6 +295,8 @@ export function runDock({ project, components, design, beforeStart, onPaint, onS
 
   // ---------- starting and controlling ----------
   const isLive = () => st.run && !st.ended && LIVE.has(st.run.status);
+  /** Flow moves on the canvas only while the run runs (not paused, not over). */
+  const moving = () => !!(isLive() && st.run.status === 'running' && st.hoverT === null);
   function setControls() {
     const live = isLive();
     startBtn.disabled = live;
@@ -319,6 +321,7 @@ export function runDock({ project, components, design, beforeStart, onPaint, onS
     statusEl.textContent = `${r.status} · ${fmt(simulated)} of ${fmt(r.duration_seconds)} simulated s · ${r.speed ? `${r.speed}x` : 'max speed'} · seed ${r.seed}`;
     connEl.textContent = { live: '● live', reconnecting: '◌ reconnecting…', connecting: '◌ connecting…', ended: '', failed: '✕ not connected', idle: '' }[st.conn] || '';
     connEl.dataset.state = st.conn;
+    if (st.moving !== moving() && st.windows.length && !el.hidden && st.hoverT === null) paintCanvas(st.windows.last());
   }
 
   async function start() {
@@ -381,7 +384,7 @@ export function runDock({ project, components, design, beforeStart, onPaint, onS
     st.stream?.close(); st.stream = null;
     clearInterval(st.poll);
     st.run = null; st.windows = new WindowStore(); st.results = null; st.ended = false; st.events = []; st.gaps = 0; st.conn = 'idle';
-    stats.received = 0; stats.painted = 0; stats.latencies = []; stats.frameLatencies = []; stats.work = []; stats.frames = 0; st.pending = [];
+    stats.received = 0; stats.painted = 0; stats.latencies = []; stats.paintLatencies = []; stats.frameLatencies = []; stats.work = []; stats.frames = 0; st.pending = [];
     bottleneckLine.textContent = '';
     clear(resultsTab).append(h('p', { class: 'muted' }, 'The results show here when the run ends.'));
     for (const c of charts) { c.setPoints([]); c.setMarks([]); }
@@ -431,8 +434,15 @@ export function runDock({ project, components, design, beforeStart, onPaint, onS
     stats.painted += added;
     stats.frames++;
     stats.work.push(done - began);
-    const fl = stats.frameLatencies;
-    if (added) requestAnimationFrame(() => { const now = performance.now(); for (const x of arrived) fl.push(now - x); });
+    // After this frame's rendering (style, layout, paint): a task posted from the frame's
+    // callback runs once the frame is rendered. And the start of the next frame, an upper bound.
+    const pl = stats.paintLatencies; const fl = stats.frameLatencies;
+    if (added) {
+      const ch = new MessageChannel();
+      ch.port1.onmessage = () => { const now = performance.now(); for (const x of arrived) pl.push(now - x); ch.port1.close(); };
+      ch.port2.postMessage(0);
+      requestAnimationFrame(() => { const now = performance.now(); for (const x of arrived) fl.push(now - x); });
+    }
   }
 
   function rebuildCharts() {
@@ -446,7 +456,8 @@ export function runDock({ project, components, design, beforeStart, onPaint, onS
     if (!w) { onPaint(null); return; }
     const byName = st.windows.byName(w);
     const dt = (w.end_s - w.start_s) || 1;
-    onPaint({ byName, dt, e2e: w.e2e, flows: edgeFlows(design(), byName, dt, w.e2e), at: w.end_s });
+    st.moving = moving();
+    onPaint({ byName, dt, e2e: w.e2e, flows: edgeFlows(design(), byName, dt, w.e2e), at: w.end_s, moving: st.moving });
   }
   function hover(t) {
     st.hoverT = t;
