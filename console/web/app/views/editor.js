@@ -7,7 +7,6 @@ import { autoLayout, NODE_W, NODE_H } from '../graph.js';
 import { diffDesigns, renderDiff, mergeDesigns, isEmptyDiff } from '../diff.js';
 import { navigate, guard } from '../main.js';
 import { historyDialog, shareDialog } from './project-dialogs.js';
-import { runDock } from './run.js';
 import { fmt } from '../charts.js';
 
 const VALIDATE_MS = 300;
@@ -96,7 +95,7 @@ function openEditor(el, project, opts) {
       if (st.base.version === st.version) st.base.version = v;
       st.version = v;
     })) : null,
-    opts.linkToken ? null : btn('Run', () => dock.show('live'), { id: 'open-run', class: 'primary', title: 'Run the saved design and watch it live' }),
+    opts.linkToken ? null : btn('Run', () => ensureDock().then((d) => d && d.show('live')), { id: 'open-run', class: 'primary', title: 'Run the saved design and watch it live' }),
     btn('Fork', () => fork()),
     opts.linkToken ? null : btn('Export', () => exportProject()),
     project.access_level === 'owner' ? btn('Move to trash', () => trash(), { class: 'danger' }) : null);
@@ -128,25 +127,39 @@ function openEditor(el, project, opts) {
     h('button', { type: 'button', 'aria-label': 'Fit the design in view', title: 'Fit (F)', onclick: () => fitView() }, 'Fit'));
   const canvasWrap = h('section', { class: 'canvas-wrap', 'aria-label': 'Canvas' }, svg, zoomBar, h('div', { class: 'canvas-foot' }, problemsBar, previewBar));
   const panel = h('aside', { class: 'panel', 'aria-label': 'Properties', id: 'panel' });
-  const dock = opts.linkToken ? null : runDock({
-    project,
-    components: () => comps().map((c) => ({ name: c.name, kind: c.kind })),
-    design: () => st.doc.design,
-    initialRun: opts.run,
-    beforeStart: async () => {
-      // A run runs the saved design: save what is on screen first, and run that version.
-      if (!readOnly) {
-        while (st.saving) await new Promise((r) => setTimeout(r, 50));
-        if (st.dirty && !st.conflict) await save();
-        if (st.dirty) throw new Error('the design is not saved yet');
-      }
-      return st.version;
-    },
-    onPaint: (live) => { st.live = live; paintLive(); },
-    onScope: (name) => { if (name) select({ type: 'component', name }); },
-    onToggle: () => requestAnimationFrame(fitView),
-  });
-  el.append(h('div', { class: 'editor' }, toolbar, banner, h('div', { class: 'editor-body' }, palette, canvasWrap, panel), dock ? dock.el : null));
+  // The run dock (views/run.js, with the charts and the stream) loads when first needed.
+  let dock = null; let dockLoading = null; let closed = false;
+  const editorEl = h('div', { class: 'editor' }, toolbar, banner, h('div', { class: 'editor-body' }, palette, canvasWrap, panel));
+  el.append(editorEl);
+  function ensureDock() {
+    if (opts.linkToken) return Promise.resolve(null);
+    if (!dockLoading) dockLoading = import('./run.js').then(({ runDock }) => {
+      if (closed) return null;
+      dock = runDock({
+        project,
+        components: () => comps().map((c) => ({ name: c.name, kind: c.kind })),
+        design: () => st.doc.design,
+        initialRun: opts.run,
+        beforeStart: async () => {
+          // A run runs the saved design: save what is on screen first, and run that version.
+          if (!readOnly) {
+            while (st.saving) await new Promise((r) => setTimeout(r, 50));
+            if (st.dirty && !st.conflict) await save();
+            if (st.dirty) throw new Error('the design is not saved yet');
+          }
+          return st.version;
+        },
+        onPaint: (live) => { st.live = live; paintLive(); },
+        onScope: (name) => { if (name) select({ type: 'component', name }); },
+        onToggle: () => requestAnimationFrame(fitView),
+      });
+      editorEl.append(dock.el);
+      dock.setScope(st.sel?.type === 'component' ? st.sel.name : null);
+      return dock;
+    });
+    return dockLoading;
+  }
+  if (opts.run) ensureDock();
 
   function icon(kind, size = 20) {
     return h('svg', { svg: true, viewBox: '0 0 24 24', width: size, height: size, class: 'icon', 'aria-hidden': 'true' }, h('path', { svg: true, d: iconSvgPath(kind) }));
@@ -611,7 +624,7 @@ function openEditor(el, project, opts) {
         h('dt', {}, 'Capacity'), h('dd', {}, `${pv.capacity_per_s.toFixed(0)} /s`),
         pv.response_ms !== undefined && pv.response_ms !== null ? [h('dt', {}, 'Mean response'), h('dd', {}, `${Number(pv.response_ms).toFixed(2)} ms`)] : null));
     }
-    if (dock) put(h('div', { id: 'live-figures', class: 'live-figures', 'aria-live': 'off' }));
+    if (!opts.linkToken) put(h('div', { id: 'live-figures', class: 'live-figures', 'aria-live': 'off' }));
     if (c.kind === 'client') { trafficFields(c, id); } else {
       put(h('p', { class: 'muted small' }, `Profile: ${k.capacity?.toLocaleString()} req/s at ${k.latency_ms} ms per replica. Empty fields use the profile's defaults.`));
       for (const f of fieldsFor(c.kind)) {
@@ -969,6 +982,7 @@ function openEditor(el, project, opts) {
     window.removeEventListener('beforeunload', beforeUnload);
     guard.leave = null;
     clearTimeout(vTimer);
+    closed = true;
     if (dock) dock.destroy();
     if (st.dirty && !readOnly && !st.conflict) { clearTimeout(sTimer); save(); } else clearTimeout(sTimer);
   };
