@@ -114,11 +114,18 @@ def test_pause_crash_while_paused_and_resume(dave):
     expect(page.locator("#run-scope")).to_have_value("database")
     page.locator("#chaos-type").select_option("crash")
     expect(page.locator('.chaos-fields [data-chaos="component"]')).to_have_value("database")
+    # A second tab watches the same run (its address names it).
+    watcher = page.context.new_page()
+    watcher.goto(page.url)
+    expect(watcher.locator("#run-dock")).to_have_attribute("data-status", "paused", timeout=10_000)
     page.locator('.chaos-fields [data-chaos="duration_s"]').fill("30")
     page.locator("#chaos-inject").click()
     expect(page.locator("#run-timeline li[data-kind=chaos]")).to_contain_text("crash · database for 30 s")
     expect(page.locator("#chart-errors .mark-chaos").first).to_be_attached()
     shot(page, "run-paused-crash-injected")
+    # The other watcher learns of it from the run (re-read every few seconds).
+    expect(watcher.locator("#run-timeline li[data-kind=chaos]")).to_contain_text("crash · database", timeout=8_000)
+    watcher.close()
     page.locator("#run-resume").click()
     wait_status(page, "running", 5_000)
     expect(page.locator("svg.canvas .edge.moving").first).to_be_attached()
