@@ -71,8 +71,8 @@ with open(os.path.join(ROOT, "engine/templates/read_heavy_api_with_cache.json"))
 WINDOWS = 40
 design["duration_s"] = WINDOWS
 design["window_s"] = 1
-# 40 simulated seconds at 6 per wall second: about 7 s of live windows.
-st, h, b = request("POST", "/api/simulations", {"design": design, "seed": 7, "speed": 6}, token=token)
+# 40 simulated seconds at 4 per wall second: about 10 s of live windows.
+st, h, b = request("POST", "/api/simulations", {"design": design, "seed": 7, "speed": 4}, token=token)
 check(st == 201, f"start run: {st} {b!r}")
 run = json.loads(b)["simulation"]["id"]
 

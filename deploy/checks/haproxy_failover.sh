@@ -22,6 +22,7 @@ work="$(mktemp -d /tmp/sdsim-haproxy-check.XXXXXX)"
 db="sdsim_haproxy_$(date +%s)_$$"
 prefix="haproxy-check-$$-$(date +%s):"
 cluster=""
+limited=""
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
@@ -31,6 +32,7 @@ cleanup() {
         for _ in $(seq 1 200); do kill -0 "$cluster" 2>/dev/null || break; sleep 0.1; done
         kill -KILL "$cluster" 2>/dev/null || true
     fi
+    [ -n "$limited" ] && kill -TERM "$limited" 2>/dev/null || true
     # Anything of ours still running (cluster.sh kills them; this is the safety net).
     for f in "$work"/cluster/*.pid; do
         [ -f "$f" ] && kill -KILL "$(cat "$f")" 2>/dev/null || true
@@ -104,4 +106,36 @@ curl -sf -o /dev/null "http://127.0.0.1:${ports[2]}/metrics" || die "HAProxy's o
 
 "$venv/bin/python" "$SDSIM_ROOT/deploy/checks/failover.py" "https://127.0.0.1:$https" "$work/cluster" \
     "127.0.0.1:${ports[3]},127.0.0.1:${ports[5]},127.0.0.1:${ports[7]}"
-log "haproxy failover: ok"
+
+# The per-address limits, on a second HAProxy with low ones over the same gateways (5 new
+# connections and 10 requests per 10 s from one address).
+mapfile -t lp < <("$venv/bin/python" -c '
+import socket
+s = [socket.socket() for _ in range(3)]
+[x.bind(("127.0.0.1", 0)) for x in s]
+[print(x.getsockname()[1]) for x in s]')
+SDSIM_HAPROXY_HTTPS="127.0.0.1:${lp[0]}" SDSIM_HAPROXY_HTTP="127.0.0.1:${lp[1]}" \
+    SDSIM_HAPROXY_STATS="127.0.0.1:${lp[2]}" SDSIM_GATEWAY_1="127.0.0.1:${ports[3]}" \
+    SDSIM_GATEWAY_2="127.0.0.1:${ports[5]}" SDSIM_GATEWAY_3="127.0.0.1:${ports[7]}" \
+    SDSIM_HAPROXY_CONN_RATE=5 SDSIM_HAPROXY_REQ_RATE=10 \
+    haproxy -db -f "$SDSIM_ROOT/deploy/haproxy/haproxy.cfg" >"$work/haproxy-limits.log" 2>&1 &
+limited=$!
+for _ in $(seq 1 50); do curl -sf -o /dev/null "http://127.0.0.1:${lp[2]}/metrics" && break; sleep 0.1; done
+count() { tr ' ' '\n' <<<"$2" | grep -c "^$1\$" || true; }
+# One connection, 14 requests (curl reuses it for every URL): the 11th on are 429s.
+urls=()
+for _ in $(seq 1 14); do urls+=(-o /dev/null "https://127.0.0.1:${lp[0]}/livez"); done
+codes="$(curl -ks -w '%{http_code} ' "${urls[@]}" || true)"
+log "14 requests on one connection, limit 10 per 10 s: $codes"
+[ "$(count 200 "$codes")" = 10 ] && [ "$(count 429 "$codes")" = 4 ] || die "request rate limit: $codes"
+# Then 8 new connections: 4 more are accepted (5 in 10 s), the others refused at once.
+codes=""
+for _ in $(seq 1 8); do
+    codes="$codes $(curl -ks -o /dev/null -w '%{http_code}' "https://127.0.0.1:${lp[0]}/livez" || true)"
+done
+log "8 more connections, limit 5 per 10 s:$codes"
+[ "$(count 000 "$codes")" = 4 ] || die "connection rate limit: $codes"
+kill -TERM "$limited" 2>/dev/null || true
+wait "$limited" 2>/dev/null || true
+limited=""
+log "haproxy failover and limits: ok"
