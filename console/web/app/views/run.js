@@ -367,7 +367,11 @@ export function runDock({ project, components, design, beforeStart, onPaint, onS
     }
     reset();
     st.run = run; st.fresh = fresh;
-    if (run.speed !== undefined) speedSel.value = String(SPEEDS.some(([v]) => Number(v) === run.speed) ? run.speed : 10);
+    if (run.speed !== undefined) {
+      // A pace the list lacks (started elsewhere): listed for this run.
+      if (![...speedSel.options].some((o) => Number(o.value) === run.speed)) speedSel.append(h('option', { value: String(run.speed) }, `${run.speed}x`));
+      speedSel.value = [...speedSel.options].find((o) => Number(o.value) === run.speed).value;
+    }
     const u = new URL(location.href); u.searchParams.set('run', run.id); history.replaceState(history.state, '', u.pathname + u.search);
     show('live');
     setControls(); refreshMarks(); drawTimeline(); rebuildCharts();
