@@ -146,6 +146,7 @@ def test_a_lost_network_resumes_the_stream_without_a_gap(dave):
     ctx.set_offline(True)
     expect(dock(page)).to_have_attribute("data-connection", "reconnecting", timeout=5_000)
     expect(page.locator("#run-conn")).to_contain_text("reconnecting")
+    expect(page.locator("svg.canvas .edge.moving")).to_have_count(0)
     shot(page, "run-offline")
     time.sleep(1.5)  # the run goes on meanwhile
     ctx.set_offline(False)

@@ -295,8 +295,9 @@ export function runDock({ project, components, design, beforeStart, onPaint, onS
 
   // ---------- starting and controlling ----------
   const isLive = () => st.run && !st.ended && LIVE.has(st.run.status);
-  /** Flow moves on the canvas only while the run runs (not paused, not over). */
-  const moving = () => !!(isLive() && st.run.status === 'running' && st.hoverT === null);
+  /** Flow moves on the canvas only while the run runs and the page hears it (not paused, not
+   * over, not reconnecting). */
+  const moving = () => !!(isLive() && st.run.status === 'running' && st.conn === 'live' && st.hoverT === null);
   function setControls() {
     const live = isLive();
     startBtn.disabled = live;
@@ -659,7 +660,14 @@ export function runDock({ project, components, design, beforeStart, onPaint, onS
   }
   async function del(id) {
     if (!(await confirmDialog('Delete the run', 'Delete this run and its results?', 'Delete'))) return;
-    try { await api('DELETE', `/api/simulations/${id}`); if (st.run?.id === id) { reset(); setControls(); onPaint(null); } loadHistory(); } catch (e) { toast(errorText(e), 'error'); }
+    try {
+      await api('DELETE', `/api/simulations/${id}`);
+      if (st.run?.id === id) {
+        reset(); setControls(); onPaint(null);
+        const u = new URL(location.href); u.searchParams.delete('run'); history.replaceState(history.state, '', u.pathname + u.search);
+      }
+      loadHistory();
+    } catch (e) { toast(errorText(e), 'error'); }
   }
 
   // ---------- start ----------
