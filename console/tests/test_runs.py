@@ -281,3 +281,12 @@ def test_stop_a_run_at_real_time(dave):
     expect(page.locator("#run-stop")).to_be_disabled()
     expect(page.locator("#run-start")).to_be_enabled()
     shot(page, "run-stopped")
+    # A finished run can be deleted from the history.
+    stopped = dock_data(page)["runId"]
+    page.locator("#run-tab-history").click()
+    expect(page.locator("#runs tbody tr")).to_have_count(3)
+    page.locator(f'#runs tr[data-run="{stopped}"]').get_by_role("button", name="Delete").click()
+    page.locator("dialog[open]").get_by_role("button", name="Delete").click()
+    expect(page.locator("#runs tbody tr")).to_have_count(2)
+    expect(page.locator(f'#runs tr[data-run="{stopped}"]')).to_have_count(0)
+    assert "run=" not in page.url
