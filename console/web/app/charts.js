@@ -154,22 +154,34 @@ export function lineChart({ id, title, unit = '', series, onHover }) {
   });
   svg.addEventListener('pointerleave', () => { cursor.setAttribute('visibility', 'hidden'); dirty = true; render(); if (onHover) onHover(null); });
 
+  /** The chart as a standalone SVG file: a header with its title and legend above the plot. */
   function svgText() {
     render();
-    const c = svg.cloneNode(true);
-    c.removeAttribute('class');
-    c.setAttribute('width', W * 2); c.setAttribute('height', H * 2);
-    c.insertBefore(s('title', {}, title), c.firstChild);
-    return `<?xml version="1.0" encoding="UTF-8"?>\n${new XMLSerializer().serializeToString(c)}`;
+    const HEAD = 22;
+    const head = unit ? `${title} (${unit})` : title;
+    const out = s('svg', { viewBox: `0 0 ${W} ${H + HEAD}`, width: W * 2, height: (H + HEAD) * 2, 'font-family': FONT });
+    out.append(s('title', {}, title), s('rect', { x: 0, y: 0, width: W, height: H + HEAD, fill: '#ffffff' }),
+      s('text', { x: 6, y: 14, 'font-size': 11, 'font-weight': 700, fill: '#1b1f24' }, head));
+    let x = 16 + head.length * 6.6;
+    for (const q of series) {
+      out.append(s('line', { x1: x, x2: x + 10, y1: 10, y2: 10, stroke: q.color, 'stroke-width': 2 }),
+        s('text', { x: x + 13, y: 13, 'font-size': 9, fill: '#5b6470' }, q.label));
+      x += 20 + q.label.length * 5.2;
+    }
+    const plot = s('g', { transform: `translate(0,${HEAD})` });
+    for (const n of svg.childNodes) if (n !== cursor) plot.append(n.cloneNode(true));
+    out.append(plot);
+    return `<?xml version="1.0" encoding="UTF-8"?>\n${new XMLSerializer().serializeToString(out)}`;
   }
 
   function png(scale = 3) {
     const url = `data:image/svg+xml;charset=utf-8,${encodeURIComponent(svgText())}`;
+    const HH = H + 22;
     return new Promise((resolve, reject) => {
       const img = new Image();
       img.onload = () => {
         const cv = document.createElement('canvas');
-        cv.width = W * scale; cv.height = H * scale;
+        cv.width = W * scale; cv.height = HH * scale;
         cv.getContext('2d').drawImage(img, 0, 0, cv.width, cv.height);
         cv.toBlob((b) => (b ? resolve(b) : reject(new Error('no PNG'))), 'image/png');
       };
