@@ -99,6 +99,10 @@ pub fn tree(
             .unwrap_or_else(tokio::runtime::Handle::current),
     );
     feeds.watch_access();
+    // The close codes operators alert on exist from the start, at zero.
+    for code in ["1000", "1001", "1011", "4001", "4004", "4008", "4009"] {
+        shared.metrics.ws_closed.with_label_values(&[code]);
+    }
     // Draining: every WebSocket is told to go (1001) so its client reconnects elsewhere.
     {
         let registry = registry.clone();

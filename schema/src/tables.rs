@@ -282,6 +282,8 @@ pub mod simulation_schema {
             completed_at -> Nullable<Timestamptz>,
             window_seconds -> Float8,
             injections -> Jsonb,
+            owner_instance -> Nullable<Text>,
+            lease_until -> Nullable<Timestamptz>,
         }
     }
 

@@ -137,6 +137,9 @@ async fn a_pool_grows_within_500_ms_of_the_trigger_and_shrinks_after_the_cooldow
     let (addr, _server) = health_server().await;
     let s = MeshSettings {
         scale_down_cooldown_ms: 300,
+        // This test is about the rate trigger: a slow call on a loaded machine (CI shares
+        // two cores) must not grow the pool through the latency trigger instead.
+        scale_up_latency_ms: 10_000.0,
         ..settings()
     };
     let statics = BTreeMap::from([(Service::Auth, vec![format!("http://{addr}")])]);

@@ -3,6 +3,7 @@
 //! Layout:
 //! - [`runs`]: runs on threads of their own, paced, stopped, stored; [`stream`]: each run's
 //!   publisher (its windows to the Redis stream and PostgreSQL, then its end);
+//! - [`keeper`]: the supervised housekeeping actor (leases, expired runs, retention);
 //! - [`grpc`]: the tonic adapter of `simulation.SimulationService`; [`validation`]: a
 //!   design's problems and its analytic preview;
 //! - [`SimulationSettings`] (`[simulation]`) and [`tree`].
@@ -10,6 +11,7 @@
 
 pub mod compare;
 pub mod grpc;
+pub mod keeper;
 pub mod runs;
 pub mod stream;
 pub mod validation;
@@ -41,6 +43,12 @@ pub struct SimulationSettings {
     /// Runs this instance simulates at once; more wait in its queue (their status says
     /// where).
     pub max_running: usize,
+    /// How long a run's lease lasts unless its instance renews it (every third of it); a run
+    /// whose lease runs out (its process stopped) ends as failed.
+    pub lease_ms: u64,
+    /// Finished runs (with their windows and results) are deleted this many days after they
+    /// ended; 0 keeps them.
+    pub retention_days: u32,
 }
 
 impl Default for SimulationSettings {
@@ -52,6 +60,8 @@ impl Default for SimulationSettings {
             store_every_ms: 500,
             max_runs_per_user: 10,
             max_running: 64,
+            lease_ms: 5_000,
+            retention_days: 90,
         }
     }
 }
@@ -66,6 +76,9 @@ pub fn validate(s: &SimulationSettings, errors: &mut Vec<String>) {
     }
     if s.max_runs_per_user == 0 {
         errors.push("simulation.max_runs_per_user must be at least 1".into());
+    }
+    if !(300..=600_000).contains(&s.lease_ms) {
+        errors.push("simulation.lease_ms must be between 300 and 600000".into());
     }
     if s.max_running == 0 {
         errors.push("simulation.max_running must be at least 1".into());
@@ -86,28 +99,37 @@ pub fn tree(
         .grpc_runtime
         .clone()
         .unwrap_or_else(tokio::runtime::Handle::current);
+    let runs = std::sync::Arc::new(runs::Runs::new(
+        shared.pool.clone(),
+        runs::RunsDeps {
+            instance_id: shared.instance_id.clone(),
+            lease_ms: settings.lease_ms,
+            retention_days: settings.retention_days,
+            runtime,
+            metrics: shared.metrics.clone(),
+            redis: shared.redis.clone(),
+            ns: shared.ns.clone(),
+            caps: runs::Caps {
+                per_user: settings.max_runs_per_user,
+                running: settings.max_running,
+            },
+            limits: stream::StreamLimits {
+                maxlen: settings.stream_maxlen,
+                ttl_s: settings.stream_ttl_seconds,
+                store_every: std::time::Duration::from_millis(settings.store_every_ms),
+            },
+        },
+    ));
     let adapter = grpc::SimulationGrpc {
         health: shared.probe(true),
-        runs: std::sync::Arc::new(runs::Runs::new(
-            shared.pool.clone(),
-            runs::RunsDeps {
-                runtime,
-                metrics: shared.metrics.clone(),
-                redis: shared.redis.clone(),
-                ns: shared.ns.clone(),
-                caps: runs::Caps {
-                    per_user: settings.max_runs_per_user,
-                    running: settings.max_running,
-                },
-                limits: stream::StreamLimits {
-                    maxlen: settings.stream_maxlen,
-                    ttl_s: settings.stream_ttl_seconds,
-                    store_every: std::time::Duration::from_millis(settings.store_every_ms),
-                },
-            },
-        )),
+        runs: runs.clone(),
         mesh: shared.mesh.clone(),
     };
+    // A panicking run is counted here (see `runs`): the series exists from the start.
+    shared
+        .metrics
+        .supervisor_restarts
+        .with_label_values(&["simulation", "runs", "run", "panic"]);
     // Runs of saved projects ask the project service for their design.
     shared.mesh.want(sdsim_protocols::Service::Project);
     let routes = routes(&["simulation.SimulationService"], move |b| {
@@ -117,5 +139,13 @@ pub fn tree(
                 .max_encoding_message_size(MAX_DESIGN_MESSAGE_BYTES),
         );
     });
-    standard_tree(shared, "simulation", Vec::new(), routes, grpc, http, None)
+    standard_tree(
+        shared,
+        "simulation",
+        vec![keeper::Keeper::child(runs)],
+        routes,
+        grpc,
+        http,
+        None,
+    )
 }

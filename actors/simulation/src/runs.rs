@@ -130,6 +130,12 @@ pub struct Runs {
     pub ns: Namespace,
     pub limits: StreamLimits,
     pub caps: Caps,
+    /// This process's id in the mesh: the owner of the runs it leases.
+    pub instance_id: String,
+    /// How long a lease lasts unless renewed.
+    pub lease_ms: u64,
+    /// Finished runs are deleted this many days after they ended (0: kept).
+    pub retention_days: u32,
     live: Mutex<HashMap<Uuid, Live>>,
     /// Runs stored as pending, waiting for a place on this instance, oldest first.
     queue: Mutex<VecDeque<(Uuid, Ready)>>,
@@ -227,6 +233,9 @@ fn check_speed(speed: f64) -> Result<(), ServiceError> {
 
 /// What a run needs besides its database.
 pub struct RunsDeps {
+    pub instance_id: String,
+    pub lease_ms: u64,
+    pub retention_days: u32,
     pub runtime: tokio::runtime::Handle,
     pub metrics: Arc<Metrics>,
     pub redis: redis::aio::ConnectionManager,
@@ -245,10 +254,77 @@ impl Runs {
             ns: d.ns,
             limits: d.limits,
             caps: d.caps,
+            instance_id: d.instance_id,
+            lease_ms: d.lease_ms,
+            retention_days: d.retention_days,
             live: Mutex::new(HashMap::new()),
             queue: Mutex::new(VecDeque::new()),
             active: AtomicUsize::new(0),
         }
+    }
+
+    fn lease(&self) -> chrono::Duration {
+        chrono::Duration::milliseconds(self.lease_ms as i64)
+    }
+
+    /// Renews the leases of this instance's live runs; answers how many it holds.
+    pub async fn renew(&self) -> Result<usize, ServiceError> {
+        let mut conn = sdsim_schema::pool::get(&self.pool).await?;
+        Ok(diesel::update(
+            simulations::table
+                .filter(simulations::owner_instance.eq(&self.instance_id))
+                .filter(simulations::status.eq_any(["pending", "running", "paused"])),
+        )
+        .set(simulations::lease_until.eq(Some(Utc::now() + self.lease())))
+        .execute(&mut conn)
+        .await?)
+    }
+
+    /// Ends as failed every live run whose lease ran out (its process stopped): its stream
+    /// gets its end, its starter hears of it. Answers the runs ended.
+    pub async fn sweep(&self) -> Result<Vec<Uuid>, ServiceError> {
+        let mut conn = sdsim_schema::pool::get(&self.pool).await?;
+        let reason =
+            "its simulation instance stopped before the run ended; replay it to run it again";
+        let ended: Vec<(Uuid, Uuid, Option<Uuid>)> = diesel::update(
+            simulations::table
+                .filter(simulations::status.eq_any(["pending", "running", "paused"]))
+                .filter(simulations::lease_until.lt(Utc::now())),
+        )
+        .set((
+            simulations::status.eq("failed"),
+            simulations::error.eq(Some(reason)),
+            simulations::completed_at.eq(Some(Utc::now())),
+        ))
+        .returning((
+            simulations::id,
+            simulations::user_id,
+            simulations::project_id,
+        ))
+        .get_results(&mut conn)
+        .await?;
+        for (id, user, project) in &ended {
+            tracing::warn!(run = %id, "lease expired: the run ends as failed");
+            crate::stream::end_orphan(self, *id, *user, *project, reason).await;
+        }
+        Ok(ended.into_iter().map(|(id, _, _)| id).collect())
+    }
+
+    /// Deletes finished runs (and with them their windows, results and analysis) that ended
+    /// more than `retention_days` ago.
+    pub async fn purge_expired(&self) -> Result<usize, ServiceError> {
+        if self.retention_days == 0 {
+            return Ok(0);
+        }
+        let before = Utc::now() - chrono::Duration::days(i64::from(self.retention_days));
+        let mut conn = sdsim_schema::pool::get(&self.pool).await?;
+        Ok(diesel::delete(
+            simulations::table
+                .filter(simulations::status.ne_all(["pending", "running", "paused"]))
+                .filter(simulations::completed_at.lt(before)),
+        )
+        .execute(&mut conn)
+        .await?)
     }
 
     /// The run is over and its end stored: it is no longer live here.
@@ -357,6 +433,8 @@ impl Runs {
             simulations::speed.eq(ready.speed),
             simulations::window_seconds.eq(ready.window),
             simulations::started_at.eq(running.then(Utc::now)),
+            simulations::owner_instance.eq(Some(self.instance_id.clone())),
+            simulations::lease_until.eq(Some(Utc::now() + self.lease())),
         );
         let mut conn = sdsim_schema::pool::get(&self.pool).await?;
         conn.transaction::<_, ServiceError, _>(async move |conn| {
@@ -609,16 +687,31 @@ impl Runs {
             Outcome::Stopped(r) => ("stopped", Some(r), None),
             Outcome::Failed(e) => ("failed", None, Some(e)),
         };
-        let owner: (Uuid, Option<Uuid>) = diesel::update(simulations::table.find(id))
-            .set((
-                simulations::status.eq(status),
-                simulations::error.eq(error),
-                simulations::progress.eq(if status == "completed" { 1.0 } else { 0.0 }),
-                simulations::completed_at.eq(Some(Utc::now())),
-            ))
-            .returning((simulations::user_id, simulations::project_id))
-            .get_result(&mut conn)
-            .await?;
+        // Only a run still live and ours ends here (fencing: a run whose lease expired was
+        // already ended by the sweep, and its late outcome is not written over that).
+        let owner: Option<(Uuid, Option<Uuid>)> = diesel::update(
+            simulations::table
+                .find(id)
+                .filter(simulations::status.eq_any(["pending", "running", "paused"]))
+                .filter(simulations::owner_instance.eq(&self.instance_id)),
+        )
+        .set((
+            simulations::status.eq(status),
+            simulations::error.eq(error),
+            simulations::progress.eq(if status == "completed" { 1.0 } else { 0.0 }),
+            simulations::completed_at.eq(Some(Utc::now())),
+        ))
+        .returning((simulations::user_id, simulations::project_id))
+        .get_result(&mut conn)
+        .await
+        .optional()?;
+        let Some(owner) = owner else {
+            return Err(ServiceError::Conflict {
+                code: "not_ours".into(),
+                field: "simulation_id".into(),
+                message: format!("simulation {id} is no longer this instance's to end"),
+            });
+        };
         if let Some(report) = report {
             let summary = serde_json::to_value(&*report)
                 .map_err(|e| ServiceError::Internal(format!("report: {e}")))?;

@@ -241,70 +241,129 @@ impl Publisher {
         }
         let (status, error) = outcome.status();
         let user_project = self.runs.finish(self.id, outcome, wall_s).await;
-        if let Err(e) = &user_project {
-            tracing::error!(run = %self.id, error = %e, "run outcome not stored");
-        }
         self.runs.release(self.id).await;
-        let data = run_end_data(status, error.as_deref(), self.streamed);
-        let mut conn = self.runs.redis.clone();
-        let mut pipe = redis::pipe();
-        pipe.cmd("XADD")
-            .arg(&self.key)
-            .arg(entry_id(self.streamed))
-            .arg("type")
-            .arg(format!("simulation.{status}"))
-            .arg("data")
-            .arg(data.to_string())
-            .ignore()
-            .cmd("EXPIRE")
-            .arg(&self.key)
-            .arg(limits.ttl_s.max(1))
-            .ignore();
-        if let Ok((user, project)) = user_project {
-            // The starter hears of the end in their inbox (stored once, by its id).
-            let link = match project {
-                Some(p) => format!("/projects/{p}/runs/{}", self.id),
-                None => format!("/runs/{}", self.id),
-            };
-            let job = sdsim_protocols::events::NotificationJob {
-                // Derived from the run: whoever publishes its end, it is one notification.
-                id: Uuid::new_v5(&self.id, b"run-ended").to_string(),
-                user_id: user.to_string(),
-                kind: format!("simulation.{status}"),
-                title: match status {
-                    "completed" => "Your simulation run finished".into(),
-                    "stopped" => "Your simulation run was stopped".into(),
-                    _ => "Your simulation run failed".into(),
-                },
-                body: error.clone().unwrap_or_default(),
-                link,
-                data: serde_json::json!({
-                    "simulation_id": self.id.to_string(),
-                    "project_id": project.map(|p| p.to_string()),
-                    "status": status,
-                }),
-            };
-            if let Ok(payload) = serde_json::to_string(&job) {
-                pipe.cmd("LPUSH")
-                    .arg(self.runs.ns.async_queue("notifications"))
-                    .arg(payload)
-                    .ignore();
+        match user_project {
+            Ok((user, project)) => {
+                let end = End {
+                    id: self.id,
+                    user,
+                    project,
+                    status,
+                    error: error.as_deref(),
+                    windows: self.streamed,
+                };
+                publish_end(&self.runs, &end).await;
             }
-            let event = serde_json::json!({
-                "simulation_id": self.id.to_string(),
-                "user_id": user.to_string(),
-                "project_id": project.map(|p| p.to_string()),
-                "status": status,
-                "error": error,
-                "windows": self.streamed,
-            });
-            pipe.cmd("PUBLISH")
-                .arg(self.runs.ns.simulation_events(status))
-                .arg(event.to_string())
-                .ignore();
-        }
-        if let Err(e) = pipe.query_async::<()>(&mut conn).await {
-            tracing::warn!(run = %self.id, error = %e, "run end not streamed");
+            // Ended by the sweep meanwhile (its lease ran out): that end was published.
+            Err(e) => tracing::error!(run = %self.id, error = %e, "run outcome not stored"),
         }
     }
+}
+
+/// A run's end, as its stream, its starter and `simulation:events:*` hear of it.
+struct End<'a> {
+    id: Uuid,
+    user: Uuid,
+    project: Option<Uuid>,
+    status: &'static str,
+    error: Option<&'a str>,
+    windows: u64,
+}
+
+/// The end entry after the last window, the stream's expiry, the starter's notification
+/// (stored once, by an id derived from the run) and the lifecycle event.
+async fn publish_end(runs: &Runs, e: &End<'_>) {
+    let key = runs.ns.simulation_stream(&e.id.to_string());
+    let data = run_end_data(e.status, e.error, e.windows);
+    let mut conn = runs.redis.clone();
+    let mut pipe = redis::pipe();
+    pipe.cmd("XADD")
+        .arg(&key)
+        .arg(entry_id(e.windows))
+        .arg("type")
+        .arg(format!("simulation.{}", e.status))
+        .arg("data")
+        .arg(data.to_string())
+        .ignore()
+        .cmd("EXPIRE")
+        .arg(&key)
+        .arg(runs.limits.ttl_s.max(1))
+        .ignore();
+    let link = match e.project {
+        Some(p) => format!("/projects/{p}/runs/{}", e.id),
+        None => format!("/runs/{}", e.id),
+    };
+    let job = sdsim_protocols::events::NotificationJob {
+        id: Uuid::new_v5(&e.id, b"run-ended").to_string(),
+        user_id: e.user.to_string(),
+        kind: format!("simulation.{}", e.status),
+        title: match e.status {
+            "completed" => "Your simulation run finished".into(),
+            "stopped" => "Your simulation run was stopped".into(),
+            _ => "Your simulation run failed".into(),
+        },
+        body: e.error.unwrap_or_default().to_string(),
+        link,
+        data: serde_json::json!({
+            "simulation_id": e.id.to_string(),
+            "project_id": e.project.map(|p| p.to_string()),
+            "status": e.status,
+        }),
+    };
+    if let Ok(payload) = serde_json::to_string(&job) {
+        pipe.cmd("LPUSH")
+            .arg(runs.ns.async_queue("notifications"))
+            .arg(payload)
+            .ignore();
+    }
+    let event = serde_json::json!({
+        "simulation_id": e.id.to_string(),
+        "user_id": e.user.to_string(),
+        "project_id": e.project.map(|p| p.to_string()),
+        "status": e.status,
+        "error": e.error,
+        "windows": e.windows,
+    });
+    pipe.cmd("PUBLISH")
+        .arg(runs.ns.simulation_events(e.status))
+        .arg(event.to_string())
+        .ignore();
+    if let Err(err) = pipe.query_async::<()>(&mut conn).await {
+        tracing::warn!(run = %e.id, error = %err, "run end not streamed");
+    }
+}
+
+/// The end of a run whose process stopped (found by the lease sweep): after the last
+/// window its stream holds, as failed with `reason`.
+pub async fn end_orphan(runs: &Runs, id: Uuid, user: Uuid, project: Option<Uuid>, reason: &str) {
+    let key = runs.ns.simulation_stream(&id.to_string());
+    let mut conn = runs.redis.clone();
+    let last: redis::RedisResult<redis::streams::StreamRangeReply> = redis::cmd("XREVRANGE")
+        .arg(&key)
+        .arg("+")
+        .arg("-")
+        .arg("COUNT")
+        .arg(1)
+        .query_async(&mut conn)
+        .await;
+    let last = last.ok().and_then(|r| r.ids.into_iter().next());
+    if last
+        .as_ref()
+        .and_then(|l| l.get::<String>("type"))
+        .is_some_and(|t| t != "simulation.window")
+    {
+        return; // its end is already there
+    }
+    let windows = last
+        .and_then(|l| l.id.split('-').next().and_then(|n| n.parse().ok()))
+        .unwrap_or(0);
+    let end = End {
+        id,
+        user,
+        project,
+        status: "failed",
+        error: Some(reason),
+        windows,
+    };
+    publish_end(runs, &end).await;
 }

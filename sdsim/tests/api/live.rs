@@ -381,3 +381,75 @@ async fn revoking_a_share_closes_that_persons_watch_of_the_projects_runs() {
     assert_eq!(code, Some(1000));
     assert_eq!(frames.last().unwrap()["type"], "simulation.stopped");
 }
+
+/// The process running a run is killed (SIGKILL): once its lease runs out, another
+/// simulation instance ends the run as failed, with the reason, and its watchers get that
+/// end after every window they had, each once. No run stays "running" forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_whose_process_dies_ends_as_failed_for_its_watchers() {
+    let db = TestDb::create().await;
+    let settings = settings(&db);
+    let logs = std::env::temp_dir().join(format!("sdsim-lease-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&logs).unwrap();
+    let lease = [("SDSIM_SIMULATION__LEASE_MS", "600")];
+    let mut first = ServiceProcess::spawn_with(
+        "simulation",
+        &settings,
+        free_addr(),
+        free_addr(),
+        &logs.join("first.log"),
+        &lease,
+    );
+    first.wait_healthy().await;
+    let s = Stack::start(
+        settings.clone(),
+        &[Service::Gateway, Service::Auth, Service::Project],
+    );
+    s.wait_ready().await;
+    let ada = signed_in(&s, "orphan").await;
+    let run = start(&s, &ada, &design(600.0, 0.5), 3, 5.0).await;
+    let mut w = watch(&s.ws_base, &run, &ada, None).await;
+    let mut got = Vec::new();
+    while got.len() < 5 {
+        got.push(w.frame(Duration::from_secs(10)).await);
+    }
+    first.sigkill();
+    let killed = std::time::Instant::now();
+
+    let second = ServiceProcess::spawn_with(
+        "simulation",
+        &settings,
+        free_addr(),
+        free_addr(),
+        &logs.join("second.log"),
+        &lease,
+    );
+    second.wait_healthy().await;
+    let (rest, code) = drain(&mut w, Duration::from_secs(20)).await;
+    got.extend(rest);
+    assert_eq!(code, Some(1000));
+    let (end, windows) = got.split_last().unwrap();
+    for (f, n) in windows.iter().zip(1..) {
+        assert_eq!(f["offset"], format!("{n}-0"), "every window once, in order");
+    }
+    assert_eq!(end["type"], "simulation.failed", "{end}");
+    assert_eq!(end["offset"], format!("{}-0", windows.len() + 1));
+    assert!(
+        end["data"]["error"].as_str().unwrap().contains("stopped"),
+        "{end}"
+    );
+    assert!(
+        killed.elapsed() < Duration::from_secs(15),
+        "ended in {:?}",
+        killed.elapsed()
+    );
+    let r = s
+        .authed(Method::GET, &format!("/api/simulations/{run}"), &ada)
+        .send()
+        .await
+        .unwrap();
+    let b: Value = r.json().await.unwrap();
+    assert_eq!(b["simulation"]["status"], "failed", "{b}");
+    drop(second);
+    let _ = std::fs::remove_dir_all(&logs);
+}

@@ -489,6 +489,19 @@ async fn a_panicking_actor_is_restarted_and_counted() {
     let mut ws = s.ws().await;
     ws.authenticate(token).await;
 
+    // Before any restart, the counters operators alert on already exist, at zero (so
+    // `rate()` and `absent()` over them mean what they say).
+    let sim_http = s.running.addrs(Service::Simulation).http;
+    for (http, line) in [
+        (gw_http, "sdsim_supervisor_restarts_total{child=\"notifications\",reason=\"panic\",service=\"gateway\",supervisor=\"gateway\"} 0"),
+        (auth_http, "sdsim_supervisor_restarts_total{child=\"accounts\",reason=\"panic\",service=\"auth\",supervisor=\"auth\"} 0"),
+        (sim_http, "sdsim_supervisor_restarts_total{child=\"run\",reason=\"panic\",service=\"simulation\",supervisor=\"runs\"} 0"),
+        (gw_http, "sdsim_websocket_closed_total{code=\"4008\"} 0"),
+    ] {
+        let text = s.metrics(http).await;
+        assert!(text.contains(line), "{line} missing from {http}/metrics");
+    }
+
     // Crash the gateway's Redis subscriber and auth's accounts actor.
     for (http, sup, child) in [
         (gw_http, "gateway", "notifications"),

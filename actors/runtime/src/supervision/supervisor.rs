@@ -192,6 +192,18 @@ impl Actor for Supervisor {
         self.view
             .register_control(&self.name, ctx.address().recipient());
         tracing::debug!(supervisor = %self.name, children = self.children.len(), "supervisor started");
+        // Every child's restart counters exist from the start, at zero, so `rate()` and
+        // `absent()` over them mean what they say before the first restart.
+        for child in &self.children {
+            for reason in ["normal", "failure", "panic", "sibling_restart"] {
+                self.metrics.supervisor_restarts.with_label_values(&[
+                    &self.service,
+                    &self.name,
+                    &child.spec.id,
+                    reason,
+                ]);
+            }
+        }
         for idx in 0..self.children.len() {
             self.start_one(idx, ctx);
         }

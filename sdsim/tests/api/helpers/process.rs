@@ -27,6 +27,18 @@ impl ServiceProcess {
         http: SocketAddr,
         log: &std::path::Path,
     ) -> Self {
+        Self::spawn_with(service, s, grpc, http, log, &[])
+    }
+
+    /// As [`ServiceProcess::spawn`], with more `SDSIM_*` settings.
+    pub fn spawn_with(
+        service: &str,
+        s: &Settings,
+        grpc: SocketAddr,
+        http: SocketAddr,
+        log: &std::path::Path,
+        extra: &[(&str, &str)],
+    ) -> Self {
         let log = std::fs::File::create(log).unwrap();
         let upper = service.to_uppercase();
         let child = Command::new(env!("CARGO_BIN_EXE_sdsim"))
@@ -51,6 +63,7 @@ impl ServiceProcess {
                 "SDSIM_DISCOVERY__HEARTBEAT_MS",
                 s.discovery.heartbeat_ms.to_string(),
             )
+            .envs(extra.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
