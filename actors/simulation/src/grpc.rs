@@ -21,7 +21,16 @@ pub struct SimulationGrpc {
     pub runs: Arc<Runs>,
     /// Calls to the project service (the design of a saved project).
     pub mesh: Mesh,
+    /// The live instances (a run's owner, to forward its controls to).
+    pub instances: sdsim_runtime::discovery::View,
+    /// Channels to the other simulation instances, by address.
+    pub peers: Arc<std::sync::Mutex<std::collections::HashMap<String, tonic::transport::Channel>>>,
 }
+
+/// Marks a control call forwarded to a run's owner (forwarded once, never again).
+const FORWARDED: &str = "x-sdsim-forwarded";
+
+type Peer = spb::simulation_service_client::SimulationServiceClient<tonic::transport::Channel>;
 
 fn uuid_of(field: &str, v: &str) -> Result<uuid::Uuid, ServiceError> {
     v.parse()
@@ -61,6 +70,20 @@ fn status_pb(st: RunStatus) -> spb::GetSimulationStatusResponse {
     }
 }
 
+/// `msg` as a call forwarded to a run's owner.
+fn forward<T>(msg: T) -> Request<T> {
+    let mut req = Request::new(msg);
+    req.metadata_mut()
+        .insert(FORWARDED, tonic::metadata::MetadataValue::from_static("1"));
+    req
+}
+
+/// A forwarded call's answer, as this instance's.
+fn forwarded<T>(res: Result<Response<T>, Status>) -> Result<T, ServiceError> {
+    res.map(Response::into_inner)
+        .map_err(|s| ServiceError::from_status(&s))
+}
+
 /// The answer to a started run.
 fn started(row: RunRow) -> spb::StartSimulationResponse {
     spb::StartSimulationResponse {
@@ -86,6 +109,47 @@ enum Need {
 }
 
 impl SimulationGrpc {
+    /// The client of the instance that runs `row`, when that is another live instance and
+    /// this call was not already forwarded: stop, pause, resume, speed and chaos act on the
+    /// run's thread, which only its owner has.
+    fn owner_elsewhere(&self, row: &RunRow, forwarded: bool) -> Option<Peer> {
+        if forwarded
+            || self.runs.is_local(row.id)
+            || !matches!(row.status.as_str(), "pending" | "running" | "paused")
+        {
+            return None;
+        }
+        let owner = row.owner_instance.as_deref()?;
+        if owner == self.runs.instance_id {
+            return None;
+        }
+        let addr = self
+            .instances
+            .instances("simulation")
+            .into_iter()
+            .find(|i| i.instance_id == owner)?
+            .grpc_addr;
+        let uri = if addr.contains("://") {
+            addr
+        } else {
+            format!("http://{addr}")
+        };
+        let mut peers = self.peers.lock().ok()?;
+        let channel = match peers.get(&uri) {
+            Some(c) => c.clone(),
+            None => {
+                let c = tonic::transport::Endpoint::from_shared(uri.clone())
+                    .ok()?
+                    .connect_timeout(std::time::Duration::from_secs(2))
+                    .timeout(std::time::Duration::from_secs(15))
+                    .connect_lazy();
+                peers.insert(uri, c.clone());
+                c
+            }
+        };
+        Some(spb::simulation_service_client::SimulationServiceClient::new(channel))
+    }
+
     /// The run `id`, if `user` may do `need` with it. Its starter may do anything; for a run
     /// of a saved project, whoever may view the project may watch it, and the project's owner
     /// and editors may control it. Not visible: 404; visible but not allowed: 403.
@@ -286,11 +350,15 @@ impl spb::simulation_service_server::SimulationService for SimulationGrpc {
         &self,
         req: Request<spb::InjectChaosRequest>,
     ) -> Result<Response<spb::InjectChaosResponse>, Status> {
+        let was_forwarded = req.metadata().contains_key(FORWARDED);
         let r = req.into_inner();
         let res = async {
             let row = self
                 .authorize(&r.user_id, &r.simulation_id, Need::Control)
                 .await?;
+            if let Some(mut owner) = self.owner_elsewhere(&row, was_forwarded) {
+                return forwarded(owner.inject_chaos(forward(r.clone())).await);
+            }
             let (at_s, applied) = self.runs.inject(row, &r.chaos_json).await?;
             Ok(spb::InjectChaosResponse {
                 applied_json: serde_json::to_string(&applied)
@@ -306,11 +374,15 @@ impl spb::simulation_service_server::SimulationService for SimulationGrpc {
         &self,
         req: Request<spb::StopSimulationRequest>,
     ) -> Result<Response<spb::StopSimulationResponse>, Status> {
+        let was_forwarded = req.metadata().contains_key(FORWARDED);
         let r = req.into_inner();
         let res = async {
             let row = self
                 .authorize(&r.user_id, &r.simulation_id, Need::Control)
                 .await?;
+            if let Some(mut owner) = self.owner_elsewhere(&row, was_forwarded) {
+                return forwarded(owner.stop_simulation(forward(r.clone())).await);
+            }
             let row = self.runs.stop(row).await?;
             Ok(spb::StopSimulationResponse {
                 simulation_id: row.id.to_string(),
@@ -342,11 +414,15 @@ impl spb::simulation_service_server::SimulationService for SimulationGrpc {
         &self,
         req: Request<spb::ControlSimulationRequest>,
     ) -> Result<Response<spb::GetSimulationStatusResponse>, Status> {
+        let was_forwarded = req.metadata().contains_key(FORWARDED);
         let r = req.into_inner();
         let res = async {
             let row = self
                 .authorize(&r.user_id, &r.simulation_id, Need::Control)
                 .await?;
+            if let Some(mut owner) = self.owner_elsewhere(&row, was_forwarded) {
+                return forwarded(owner.control_simulation(forward(r.clone())).await);
+            }
             let change = match r.action.as_str() {
                 "pause" => Change::Pause,
                 "resume" => Change::Resume,

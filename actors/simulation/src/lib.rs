@@ -124,6 +124,8 @@ pub fn tree(
         health: shared.probe(true),
         runs: runs.clone(),
         mesh: shared.mesh.clone(),
+        instances: shared.instances.clone(),
+        peers: Default::default(),
     };
     // A panicking run is counted here (see `runs`): the series exists from the start.
     shared

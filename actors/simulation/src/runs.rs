@@ -110,6 +110,8 @@ pub struct RunRow {
     pub completed_at: Option<DateTime<Utc>>,
     pub window_seconds: f64,
     pub injections: Value,
+    pub owner_instance: Option<String>,
+    pub lease_until: Option<DateTime<Utc>>,
 }
 
 /// A run as its reader sees it: the stored row and, while it runs, where it is.
@@ -325,6 +327,11 @@ impl Runs {
         )
         .execute(&mut conn)
         .await?)
+    }
+
+    /// Whether the run is live (or queued) on this instance.
+    pub fn is_local(&self, id: Uuid) -> bool {
+        self.live.lock().is_ok_and(|l| l.contains_key(&id)) || self.position(id).is_some()
     }
 
     /// The run is over and its end stored: it is no longer live here.
@@ -780,6 +787,18 @@ impl Runs {
                 .and_then(|r| r.progress.lock().ok().map(|p| p.clone()))
         });
         let queue_position = self.position(row.id);
+        // Live on another instance: where it is, from the windows stored so far.
+        let live = match live {
+            None if matches!(row.status.as_str(), "running" | "paused") => {
+                let (_, stored) = self.windows(&row, u64::MAX, 1).await?;
+                Some(Progress {
+                    simulated_s: (stored as f64 * row.window_seconds).min(row.duration_seconds),
+                    windows: stored,
+                    last: None,
+                })
+            }
+            live => live,
+        };
         Ok(Status {
             row,
             live,

@@ -163,3 +163,116 @@ async fn runs_beyond_a_users_cap_are_refused_and_beyond_the_instances_wait_in_li
     .await;
     assert_eq!(st, 202);
 }
+
+#[derive(diesel::QueryableByName)]
+struct Owner {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    owner: String,
+}
+
+/// With two simulation instances, a run lives on one; stop, pause, resume, speed and chaos
+/// reach it whichever instance the gateway calls (the others forward to its owner), and its
+/// status says where it is from either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn controls_reach_a_run_whichever_instance_gets_them() {
+    use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+    let db = TestDb::create().await;
+    let settings = settings(&db);
+    let s = Stack::start(settings.clone(), &Service::ALL);
+    s.wait_ready().await;
+    let logs = std::env::temp_dir().join(format!("sdsim-fwd-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&logs).unwrap();
+    let other = ServiceProcess::spawn(
+        "simulation",
+        &settings,
+        free_addr(),
+        free_addr(),
+        &logs.join("b.log"),
+    );
+    other.wait_healthy().await;
+    // Both instances known to the gateway.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let ada = signed_in(&s, "fwd").await;
+    let design: Value =
+        serde_json::from_str(sdsim_engine::template("three_tier_web_app").unwrap()).unwrap();
+    let mut pg = AsyncPgConnection::establish(&db.url).await.unwrap();
+    let mut runs = Vec::new();
+    let mut owners = std::collections::BTreeSet::new();
+    for _ in 0..8 {
+        let (st, b, _) = call(
+            &s,
+            Method::POST,
+            "/api/simulations",
+            &ada,
+            Some(json!({"design": design, "speed": 1})),
+        )
+        .await;
+        assert_eq!(st, 201, "{b}");
+        let id = b["simulation"]["id"].as_str().unwrap().to_string();
+        let o: Vec<Owner> = diesel::sql_query(format!(
+            "SELECT owner_instance AS owner FROM simulation_schema.simulations WHERE id = '{id}'"
+        ))
+        .load(&mut pg)
+        .await
+        .unwrap();
+        owners.insert(o[0].owner.clone());
+        runs.push(id);
+    }
+    assert_eq!(
+        owners.len(),
+        2,
+        "the runs spread over both instances: {owners:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    for id in &runs {
+        let path = |p: &str| format!("/api/simulations/{id}{p}");
+        let (st, b, _) = call(&s, Method::POST, &path("/pause"), &ada, None).await;
+        assert_eq!(
+            (st, &b["simulation"]["status"]),
+            (200, &json!("paused")),
+            "{id}: {b}"
+        );
+        assert!(
+            b["simulation"]["simulated_seconds"].as_f64().unwrap() > 0.0,
+            "{b}"
+        );
+        let crash = json!({"type": "crash", "component": "database", "duration_s": 1});
+        let (st, b, _) = call(&s, Method::POST, &path("/chaos"), &ada, Some(crash)).await;
+        assert_eq!(st, 200, "{id}: {b}");
+        let (st, b, _) = call(
+            &s,
+            Method::PUT,
+            &path("/speed"),
+            &ada,
+            Some(json!({"speed": 2})),
+        )
+        .await;
+        assert_eq!(
+            (st, &b["simulation"]["speed"]),
+            (200, &json!(2.0)),
+            "{id}: {b}"
+        );
+        let (st, b, _) = call(&s, Method::POST, &path("/resume"), &ada, None).await;
+        assert_eq!(
+            (st, &b["simulation"]["status"]),
+            (200, &json!("running")),
+            "{id}: {b}"
+        );
+        let (st, b, _) = call(&s, Method::POST, &path("/stop"), &ada, None).await;
+        assert_eq!(st, 202, "{id}: {b}");
+    }
+    for id in &runs {
+        let mut now = Value::Null;
+        for _ in 0..100 {
+            now = status(&s, &ada, id).await;
+            if now["status"] == "stopped" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(now["status"], "stopped", "{now}");
+        assert_eq!(now["chaos"].as_array().unwrap().len(), 1, "{now}");
+    }
+    drop(other);
+    let _ = std::fs::remove_dir_all(&logs);
+}
