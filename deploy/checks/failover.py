@@ -11,6 +11,7 @@ once, then the end frame and close 1000. Prints the figures as one JSON line at 
 
 import json
 import os
+import re
 import signal
 import ssl
 import sys
@@ -33,11 +34,11 @@ LOAD_THREADS = int(os.environ.get("FAILOVER_THREADS", "6"))
 PASSWORD = "a long enough password"
 
 
-def request(method, path, body=None, token=None, conn=None, timeout=5):
+def request(method, path, body=None, token=None, conn=None, timeout=5, headers=None):
     own = conn is None
     if own:
         conn = http.client.HTTPSConnection(HOST, int(PORT), context=CTX, timeout=timeout)
-    headers = {"content-type": "application/json"}
+    headers = {"content-type": "application/json", **(headers or {})}
     if token:
         headers["authorization"] = "Bearer " + token
     try:
@@ -65,6 +66,25 @@ check(h.get("strict-transport-security", "").startswith("max-age="), f"HSTS miss
 st, h, b = request("POST", "/api/auth/login", {"email": email, "password": PASSWORD})
 check(st == 200, f"login: {st} {b!r}")
 token = json.loads(b)["access_token"]
+
+# X-Forwarded-For: a client's own value is replaced by HAProxy with the address it saw (the
+# gateways trust the header: gateway.trust_forwarded_for). Directly on a gateway, a forged
+# header would be believed, which is why gateways must be reachable from HAProxy only.
+st, h, b = request("POST", "/api/auth/login", {"email": email, "password": PASSWORD},
+                   headers={"X-Forwarded-For": "203.0.113.66"})
+check(st == 200, f"login with a forged X-Forwarded-For: {st} {b!r}")
+c = http.client.HTTPConnection(GATEWAYS[1], timeout=5)
+c.request("POST", "/api/auth/login", body=json.dumps({"email": email, "password": PASSWORD}),
+          headers={"content-type": "application/json", "X-Forwarded-For": "198.51.100.77"})
+check(c.getresponse().status == 200, "direct login")
+c.close()
+st, h, b = request("GET", "/api/auth/sessions", token=token)
+check(st == 200, f"sessions: {st} {b!r}")
+ips = json.dumps(json.loads(b))
+check("203.0.113.66" not in ips, f"HAProxy let a forged X-Forwarded-For through: {ips}")
+check("198.51.100.77" in ips, f"the gateway did not take X-Forwarded-For: {ips}")
+check("127.0.0.1" in ips, f"no session from HAProxy's view of the client: {ips}")
+print("X-Forwarded-For: set by HAProxy (a forged one replaced), taken by the gateway", flush=True)
 
 with open(os.path.join(ROOT, "engine/templates/read_heavy_api_with_cache.json")) as f:
     design = json.load(f)
@@ -190,6 +210,28 @@ pid, name = gateway_pid(victim)
 windows_before = len(ws_state["offsets"])
 t_kill = time.monotonic()
 os.kill(pid, signal.SIGKILL)
+
+
+def marked_down():
+    """Seconds until HAProxy's exporter says the killed gateway is DOWN."""
+    stats = re.search(r"haproxy_stats=(\S+)", open(os.path.join(CLUSTER_DIR, "ports.env")).read()).group(1)
+    while time.monotonic() - t_kill < 10:
+        try:
+            c = http.client.HTTPConnection(stats, timeout=1)
+            c.request("GET", "/metrics")
+            text = c.getresponse().read().decode()
+            c.close()
+            if f'haproxy_server_status{{proxy="gateways",server="{name}",state="DOWN"}} 1' in text:
+                down["s"] = time.monotonic() - t_kill
+                return
+        except OSError:
+            pass
+        time.sleep(0.05)
+
+
+down = {"s": None}
+downer = threading.Thread(target=marked_down, daemon=True)
+downer.start()
 print(f"killed {name} ({victim}, pid {pid}) with SIGKILL after {windows_before} windows", flush=True)
 time.sleep(4)
 stop.set()
@@ -228,7 +270,9 @@ figures = {
     "ws_connects": ws_state["connects"],
     "ws_lost_close_code": ws_state.get("lost_code"),
     "ws_reconnect_s": round(ws_state["reconnect_s"] or 0, 3),
+    "haproxy_marked_down_s": round(down["s"], 3) if down["s"] is not None else None,
 }
 print("figures " + json.dumps(figures), flush=True)
+check(down["s"] is not None and down["s"] < 2.0, f"HAProxy did not mark the gateway down within 2 s")
 check(failure_window < 2.0, f"REST failures went on {failure_window:.2f} s after the kill")
 print("ok: failures stopped within 2 s; the watcher resumed on another gateway, every window once")
