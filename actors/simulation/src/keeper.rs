@@ -1,7 +1,8 @@
 //! The simulation service's housekeeping actor (`runs` in its tree): every third of a lease
-//! it renews the leases of this instance's live runs and ends as failed the runs whose lease
-//! ran out (their process stopped: no run stays "running" forever); every hour it deletes
-//! the finished runs past `simulation.retention_days`. Supervised: a failure is retried at
+//! it renews the leases of this instance's live runs and takes over the runs whose lease
+//! ran out (their process stopped): each goes on here from its last streamed window, or
+//! ends as failed if it cannot (no run stays "running" forever); every hour it deletes the
+//! finished runs past `simulation.retention_days`. Supervised: a failure is retried at
 //! its next tick, a panic restarts it.
 
 use crate::runs::Runs;
@@ -47,8 +48,8 @@ impl Actor for Keeper {
                         if let Err(e) = runs.renew().await {
                             tracing::warn!(error = %e, "run leases not renewed");
                         }
-                        if let Err(e) = runs.sweep().await {
-                            tracing::warn!(error = %e, "expired run leases not swept");
+                        if let Err(e) = runs.take_over().await {
+                            tracing::warn!(error = %e, "runs of stopped instances not taken over");
                         }
                     });
                     let _ = work.await;

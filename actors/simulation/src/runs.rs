@@ -162,6 +162,20 @@ struct Ready {
     speed: f64,
     /// Reversed: the earliest at the end.
     scheduled: Vec<(f64, engine::Chaos)>,
+    /// Taken over from a dead instance: windows already streamed (re-simulated, not
+    /// streamed again), of which the first `stored` are in PostgreSQL; and whether it was
+    /// paused.
+    resume: Resume,
+}
+
+/// Where a run taken over picks up.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Resume {
+    pub streamed: u64,
+    pub stored: u64,
+    pub paused: bool,
+    /// A takeover: its chaos and start are already recorded.
+    pub taken_over: bool,
 }
 
 /// How a run ended.
@@ -206,6 +220,11 @@ fn pace(window_s: f64, since: Instant, control: &Control, between: &mut dyn FnMu
         }
         std::thread::sleep((due - gone).min(tick));
     }
+}
+
+/// Windows a run has simulated so far.
+fn progress_windows(p: &Mutex<Progress>) -> u64 {
+    p.lock().map_or(0, |p| p.windows)
 }
 
 /// Sets the `at_s` of the kinds that have one.
@@ -269,47 +288,127 @@ impl Runs {
         chrono::Duration::milliseconds(self.lease_ms as i64)
     }
 
-    /// Renews the leases of this instance's live runs; answers how many it holds.
+    /// Renews the leases of this instance's live runs; a run it no longer holds (its lease
+    /// ran out while this process was stalled, and another instance took it over) stops
+    /// here at once, writing nothing more. Answers how many it holds.
     pub async fn renew(&self) -> Result<usize, ServiceError> {
         let mut conn = sdsim_schema::pool::get(&self.pool).await?;
-        Ok(diesel::update(
+        let held: Vec<Uuid> = diesel::update(
             simulations::table
                 .filter(simulations::owner_instance.eq(&self.instance_id))
                 .filter(simulations::status.eq_any(["pending", "running", "paused"])),
         )
         .set(simulations::lease_until.eq(Some(Utc::now() + self.lease())))
-        .execute(&mut conn)
-        .await?)
-    }
-
-    /// Ends as failed every live run whose lease ran out (its process stopped): its stream
-    /// gets its end, its starter hears of it. Answers the runs ended.
-    pub async fn sweep(&self) -> Result<Vec<Uuid>, ServiceError> {
-        let mut conn = sdsim_schema::pool::get(&self.pool).await?;
-        let reason =
-            "its simulation instance stopped before the run ended; replay it to run it again";
-        let ended: Vec<(Uuid, Uuid, Option<Uuid>)> = diesel::update(
-            simulations::table
-                .filter(simulations::status.eq_any(["pending", "running", "paused"]))
-                .filter(simulations::lease_until.lt(Utc::now())),
-        )
-        .set((
-            simulations::status.eq("failed"),
-            simulations::error.eq(Some(reason)),
-            simulations::completed_at.eq(Some(Utc::now())),
-        ))
-        .returning((
-            simulations::id,
-            simulations::user_id,
-            simulations::project_id,
-        ))
+        .returning(simulations::id)
         .get_results(&mut conn)
         .await?;
-        for (id, user, project) in &ended {
-            tracing::warn!(run = %id, "lease expired: the run ends as failed");
-            crate::stream::end_orphan(self, *id, *user, *project, reason).await;
+        let lost: Vec<Arc<Control>> = self
+            .live
+            .lock()
+            .map(|l| {
+                l.iter()
+                    .filter(|(id, _)| !held.contains(id))
+                    .map(|(_, r)| r.control.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        for control in lost {
+            control.stop.store(true, Ordering::Relaxed);
         }
-        Ok(ended.into_iter().map(|(id, _, _)| id).collect())
+        Ok(held.len())
+    }
+
+    /// Takes over the live runs whose lease ran out (their process died): each goes on
+    /// here from its last streamed window (see [`Resume`]); a queued one joins this
+    /// instance's queue. Answers how many it took.
+    pub async fn take_over(self: &Arc<Self>) -> Result<usize, ServiceError> {
+        #[derive(diesel::QueryableByName)]
+        struct Claimed {
+            #[diesel(sql_type = diesel::sql_types::Uuid)]
+            id: Uuid,
+        }
+        let mut conn = sdsim_schema::pool::get(&self.pool).await?;
+        let claimed: Vec<Claimed> = diesel::sql_query(
+            "UPDATE simulation_schema.simulations \
+             SET owner_instance = $1, lease_until = now() + make_interval(secs => $2) \
+             WHERE id IN (SELECT id FROM simulation_schema.simulations \
+                          WHERE status IN ('pending', 'running', 'paused') \
+                            AND lease_until < now() \
+                          ORDER BY lease_until LIMIT 16 FOR UPDATE SKIP LOCKED) \
+             RETURNING id",
+        )
+        .bind::<diesel::sql_types::Text, _>(&self.instance_id)
+        .bind::<diesel::sql_types::Double, _>(self.lease_ms as f64 / 1000.0)
+        .load(&mut conn)
+        .await?;
+        drop(conn);
+        let n = claimed.len();
+        for c in claimed {
+            let row = self.row(&c.id.to_string()).await?;
+            tracing::warn!(run = %row.id, "lease expired: this instance takes the run over");
+            self.resume(row).await;
+        }
+        Ok(n)
+    }
+
+    /// Goes on with a run taken over; one that cannot (its design no longer runs) ends as
+    /// failed with the reason.
+    async fn resume(self: &Arc<Self>, row: RunRow) {
+        let ready = async {
+            let start = Self::replay_of(&row, row.user_id, row.speed)?;
+            let design = engine::validate_json(&start.design_json).map_err(|problems| {
+                ServiceError::invalid(
+                    "design",
+                    problems
+                        .iter()
+                        .map(|p| format!("{}: {}", p.path, p.message))
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                )
+            })?;
+            let (_, stored) = self.windows(&row, u64::MAX, 1).await?;
+            let streamed = crate::stream::last_window(self, row.id).await.max(stored);
+            let mut scheduled = start.scheduled;
+            scheduled.reverse();
+            Ok::<_, ServiceError>(Ready {
+                design,
+                seed: row.seed as u64,
+                window: row.window_seconds,
+                speed: row.speed,
+                scheduled,
+                resume: Resume {
+                    streamed,
+                    stored,
+                    paused: row.status == "paused",
+                    taken_over: true,
+                },
+            })
+        }
+        .await;
+        match ready {
+            Ok(ready) if row.status == "pending" => {
+                if let Ok(mut q) = self.queue.lock() {
+                    q.push_back((row.id, ready));
+                }
+            }
+            Ok(ready) => {
+                self.active.fetch_add(1, Ordering::AcqRel);
+                self.launch(row, ready);
+            }
+            Err(e) => {
+                let reason =
+                    format!("the run could not be resumed after its instance stopped: {e}");
+                tracing::error!(run = %row.id, %reason);
+                if self
+                    .finish(row.id, Outcome::Failed(reason.clone()), 0.0)
+                    .await
+                    .is_ok()
+                {
+                    crate::stream::end_orphan(self, row.id, row.user_id, row.project_id, &reason)
+                        .await;
+                }
+            }
+        }
     }
 
     /// Deletes finished runs (and with them their windows, results and analysis) that ended
@@ -381,6 +480,7 @@ impl Runs {
             window,
             speed: s.speed,
             scheduled,
+            resume: Resume::default(),
         };
         // A place on this instance now, or the queue.
         let placed = self.reserve();
@@ -551,9 +651,11 @@ impl Runs {
             window,
             speed,
             mut scheduled,
+            resume,
         } = ready;
         let control = Arc::new(Control {
             speed: AtomicU64::new(speed.to_bits()),
+            paused: AtomicBool::new(resume.paused),
             ..Default::default()
         });
         let progress = Arc::new(Mutex::new(Progress::default()));
@@ -568,8 +670,12 @@ impl Runs {
         }
         let id = row.id;
         let (feed, rx) = tokio::sync::mpsc::unbounded_channel();
-        self.runtime
-            .spawn(crate::stream::publish(self.clone(), row.clone(), rx));
+        self.runtime.spawn(crate::stream::publish(
+            self.clone(),
+            row.clone(),
+            rx,
+            resume,
+        ));
         let runs = self.clone();
         let end_feed = feed.clone();
         let spawned = std::thread::Builder::new()
@@ -581,16 +687,49 @@ impl Runs {
                         Ok(sim) => sim,
                         Err(e) => return Outcome::Failed(e.to_string()),
                     };
-                    // Between two windows: the replay's chaos due now, then what was asked.
-                    let mut between = |sim: &mut engine::Simulation| {
-                        while scheduled.last().is_some_and(|(at, _)| *at <= sim.now()) {
-                            if let Some((_, c)) = scheduled.pop() {
-                                let at_s = sim.now();
-                                if let Ok(chaos) = sim.inject(c) {
-                                    let _ = feed.send(Feed::Chaos { at_s, chaos });
+                    // The chaos of a replay (or of a run taken over) due now.
+                    let due =
+                        |sim: &mut engine::Simulation,
+                         scheduled: &mut Vec<(f64, engine::Chaos)>,
+                         feed: &tokio::sync::mpsc::UnboundedSender<Feed>| {
+                            while scheduled.last().is_some_and(|(at, _)| *at <= sim.now()) {
+                                if let Some((_, c)) = scheduled.pop() {
+                                    let at_s = sim.now();
+                                    if let Ok(chaos) = sim.inject(c) {
+                                        if !resume.taken_over {
+                                            let _ = feed.send(Feed::Chaos { at_s, chaos });
+                                        }
+                                    }
+                                }
+                            }
+                        };
+                    // Taken over: the windows already streamed again, fast and unpaced, the
+                    // same byte for byte (same seed, same chaos at the same times); those
+                    // PostgreSQL lacks are stored, none is streamed twice.
+                    while !sim.is_finished() && progress_windows(&progress) < resume.streamed {
+                        due(&mut sim, &mut scheduled, &feed);
+                        let w = sim.advance(window);
+                        if w.index >= resume.stored {
+                            match serde_json::to_string(&w) {
+                                Ok(j) => {
+                                    let _ = feed.send(Feed::Restored {
+                                        index: w.index,
+                                        json: j.into(),
+                                    });
+                                }
+                                Err(e) => {
+                                    return Outcome::Failed(format!("window {}: {e}", w.index))
                                 }
                             }
                         }
+                        if let Ok(mut p) = progress.lock() {
+                            p.simulated_s = w.end_s;
+                            p.windows = w.index + 1;
+                        }
+                    }
+                    // Between two windows: the chaos due now, then what was asked.
+                    let mut between = |sim: &mut engine::Simulation| {
+                        due(sim, &mut scheduled, &feed);
                         let asked: Vec<Injection> = control
                             .inject
                             .lock()

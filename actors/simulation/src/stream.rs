@@ -34,6 +34,12 @@ pub enum Feed {
         index: u64,
         json: Arc<str>,
     },
+    /// A window re-simulated after a takeover, already streamed by the instance that died
+    /// but not yet stored: stored, not streamed again.
+    Restored {
+        index: u64,
+        json: Arc<str>,
+    },
     /// Chaos applied at `at_s`: stored before any later window is streamed.
     Chaos {
         at_s: f64,
@@ -72,9 +78,16 @@ struct Publisher {
 }
 
 /// The publisher of run `id`: runs until the run's end is published.
-pub async fn publish(runs: Arc<Runs>, row: RunRow, mut rx: mpsc::UnboundedReceiver<Feed>) {
+pub async fn publish(
+    runs: Arc<Runs>,
+    row: RunRow,
+    mut rx: mpsc::UnboundedReceiver<Feed>,
+    resume: crate::runs::Resume,
+) {
     let id = row.id;
-    runs.announce(&row).await;
+    if !resume.taken_over {
+        runs.announce(&row).await;
+    }
     let key = runs.ns.simulation_stream(&id.to_string());
     let limits = runs.limits;
     let mut p = Publisher {
@@ -82,8 +95,8 @@ pub async fn publish(runs: Arc<Runs>, row: RunRow, mut rx: mpsc::UnboundedReceiv
         id,
         key,
         unstored: Vec::new(),
-        stored: 0,
-        streamed: 0,
+        stored: resume.stored,
+        streamed: resume.streamed,
         last_store: Instant::now(),
     };
     loop {
@@ -108,6 +121,7 @@ pub async fn publish(runs: Arc<Runs>, row: RunRow, mut rx: mpsc::UnboundedReceiv
         for f in batch {
             match f {
                 Feed::Window { index, json } => windows.push((index, json)),
+                Feed::Restored { index, json } => p.unstored.push((index, json)),
                 Feed::Chaos { at_s, chaos } => {
                     // The windows before it go out; none after it before it is stored.
                     p.stream(&windows).await;
@@ -331,6 +345,25 @@ async fn publish_end(runs: &Runs, e: &End<'_>) {
     if let Err(err) = pipe.query_async::<()>(&mut conn).await {
         tracing::warn!(run = %e.id, error = %err, "run end not streamed");
     }
+}
+
+/// The number of the last window run `id`'s stream holds (0: none, or no stream).
+pub async fn last_window(runs: &Runs, id: Uuid) -> u64 {
+    let key = runs.ns.simulation_stream(&id.to_string());
+    let mut conn = runs.redis.clone();
+    let last: redis::RedisResult<redis::streams::StreamRangeReply> = redis::cmd("XREVRANGE")
+        .arg(&key)
+        .arg("+")
+        .arg("-")
+        .arg("COUNT")
+        .arg(1)
+        .query_async(&mut conn)
+        .await;
+    last.ok()
+        .and_then(|r| r.ids.into_iter().next())
+        .filter(|l| l.get::<String>("type").as_deref() == Some("simulation.window"))
+        .and_then(|l| l.id.split('-').next().and_then(|n| n.parse().ok()))
+        .unwrap_or(0)
 }
 
 /// The end of a run whose process stopped (found by the lease sweep): after the last

@@ -382,74 +382,135 @@ async fn revoking_a_share_closes_that_persons_watch_of_the_projects_runs() {
     assert_eq!(frames.last().unwrap()["type"], "simulation.stopped");
 }
 
-/// The process running a run is killed (SIGKILL): once its lease runs out, another
-/// simulation instance ends the run as failed, with the reason, and its watchers get that
-/// end after every window they had, each once. No run stays "running" forever.
+#[derive(diesel::QueryableByName)]
+struct Owner {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    owner: String,
+}
+
+/// The process running a watched run (with chaos injected into it) is killed with SIGKILL:
+/// the other simulation instance takes the run over once its lease runs out, re-simulates
+/// it to the last window streamed and goes on; the watcher sees every window once, and the
+/// report equals, byte for byte, that of a replay that never stopped.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_run_whose_process_dies_ends_as_failed_for_its_watchers() {
+async fn a_run_whose_process_dies_goes_on_on_another_instance() {
+    use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
     let db = TestDb::create().await;
     let settings = settings(&db);
     let logs = std::env::temp_dir().join(format!("sdsim-lease-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&logs).unwrap();
     let lease = [("SDSIM_SIMULATION__LEASE_MS", "600")];
-    let mut first = ServiceProcess::spawn_with(
-        "simulation",
-        &settings,
-        free_addr(),
-        free_addr(),
-        &logs.join("first.log"),
-        &lease,
-    );
-    first.wait_healthy().await;
+    let mut sims: Vec<ServiceProcess> = ["a", "b"]
+        .iter()
+        .map(|n| {
+            ServiceProcess::spawn_with(
+                "simulation",
+                &settings,
+                free_addr(),
+                free_addr(),
+                &logs.join(format!("{n}.log")),
+                &lease,
+            )
+        })
+        .collect();
+    for p in &sims {
+        p.wait_healthy().await;
+    }
     let s = Stack::start(
         settings.clone(),
         &[Service::Gateway, Service::Auth, Service::Project],
     );
     s.wait_ready().await;
-    let ada = signed_in(&s, "orphan").await;
-    let run = start(&s, &ada, &design(600.0, 0.5), 3, 5.0).await;
+    let ada = signed_in(&s, "survivor").await;
+    // 120 windows at 10x: about 6 s.
+    let run = start(&s, &ada, &design(60.0, 0.5), 3, 10.0).await;
     let mut w = watch(&s.ws_base, &run, &ada, None).await;
-    let mut got = Vec::new();
-    while got.len() < 5 {
-        got.push(w.frame(Duration::from_secs(10)).await);
-    }
-    first.sigkill();
-    let killed = std::time::Instant::now();
-
-    let second = ServiceProcess::spawn_with(
-        "simulation",
-        &settings,
-        free_addr(),
-        free_addr(),
-        &logs.join("second.log"),
-        &lease,
-    );
-    second.wait_healthy().await;
-    let (rest, code) = drain(&mut w, Duration::from_secs(20)).await;
-    got.extend(rest);
-    assert_eq!(code, Some(1000));
-    let (end, windows) = got.split_last().unwrap();
-    for (f, n) in windows.iter().zip(1..) {
-        assert_eq!(f["offset"], format!("{n}-0"), "every window once, in order");
-    }
-    assert_eq!(end["type"], "simulation.failed", "{end}");
-    assert_eq!(end["offset"], format!("{}-0", windows.len() + 1));
-    assert!(
-        end["data"]["error"].as_str().unwrap().contains("stopped"),
-        "{end}"
-    );
-    assert!(
-        killed.elapsed() < Duration::from_secs(15),
-        "ended in {:?}",
-        killed.elapsed()
-    );
+    let crash = json!({"type": "crash", "component": "database", "duration_s": 4});
     let r = s
-        .authed(Method::GET, &format!("/api/simulations/{run}"), &ada)
+        .authed(Method::POST, &format!("/api/simulations/{run}/chaos"), &ada)
+        .json(&crash)
         .send()
         .await
         .unwrap();
-    let b: Value = r.json().await.unwrap();
-    assert_eq!(b["simulation"]["status"], "failed", "{b}");
-    drop(second);
+    assert_eq!(r.status(), 200);
+    let mut got = Vec::new();
+    while got.len() < 30 {
+        got.push(w.frame(Duration::from_secs(10)).await);
+    }
+    // Kill the instance that runs it.
+    let mut pg = AsyncPgConnection::establish(&db.url).await.unwrap();
+    let owner: Vec<Owner> = diesel::sql_query(format!(
+        "SELECT owner_instance AS owner FROM simulation_schema.simulations WHERE id = '{run}'"
+    ))
+    .load(&mut pg)
+    .await
+    .unwrap();
+    let mut owner_of = Vec::new();
+    for p in &sims {
+        let me: Value = s
+            .http
+            .get(format!("http://{}/health", p.http))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        owner_of.push(me["instance_id"] == json!(owner[0].owner));
+    }
+    let victim = owner_of
+        .iter()
+        .position(|o| *o)
+        .expect("one of the two runs it");
+    sims[victim].sigkill();
+    let killed = std::time::Instant::now();
+
+    let (rest, code) = drain(&mut w, Duration::from_secs(30)).await;
+    got.extend(rest);
+    assert_eq!(code, Some(1000));
+    let (end, windows) = got.split_last().unwrap();
+    assert_eq!(end["type"], "simulation.completed", "{end}");
+    assert_eq!(windows.len(), 120, "every window");
+    for (f, n) in windows.iter().zip(1..) {
+        assert_eq!(f["offset"], format!("{n}-0"), "every window once, in order");
+    }
+    assert!(
+        killed.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        killed.elapsed()
+    );
+
+    // A replay that never stopped: the same windows, the same report, byte for byte.
+    let r = s
+        .authed(Method::POST, "/api/simulations", &ada)
+        .json(&json!({"replay_of": run, "speed": 0}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let replay = r.json::<Value>().await.unwrap()["simulation"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut rw = watch(&s.ws_base, &replay, &ada, None).await;
+    let (again, _) = drain(&mut rw, Duration::from_secs(30)).await;
+    let data = |frames: &[Value]| frames.iter().map(|f| f["data"].clone()).collect::<Vec<_>>();
+    assert_eq!(data(&again[..120]), data(windows), "the same windows");
+    let report = |id: String| {
+        let req = s.authed(Method::GET, &format!("/api/simulations/{id}/results"), &ada);
+        async move { req.send().await.unwrap().text().await.unwrap() }
+    };
+    let (a, b) = (report(run.clone()).await, report(replay.clone()).await);
+    let (a, b): (Value, Value) = (
+        serde_json::from_str(&a).unwrap(),
+        serde_json::from_str(&b).unwrap(),
+    );
+    assert_eq!(a["status"], "completed");
+    assert_eq!(
+        a["report"].to_string(),
+        b["report"].to_string(),
+        "byte for byte"
+    );
+    drop(sims);
     let _ = std::fs::remove_dir_all(&logs);
 }
