@@ -11,8 +11,10 @@ against a fresh `sdsim up`; see that script for the environment it passes.
     share.
 (2) Runs one instance carries at real time (speed 1, 10 windows/s each; LIVE_WINDOW): K runs at once for
     growing K, each watched by one WebSocket watcher; per K the windows/s XADDed (from the
-    streams' last entry ids) and received by the watchers, the lag of each run behind its
-    wall-clock schedule, and CPU. Stops after the first K whose lag p99 passes the limit.
+    streams' last entry ids) and received by the watchers, how far windows are behind their
+    wall-clock schedule (at the watchers, in the streams, in the run threads), the longest gap
+    between two windows at a watcher, sdsim's warnings meanwhile, and CPU. Stops after the
+    first K whose lag p99 at the watchers passes the limit.
 
 Watchers are raw asyncio protocols around websockets' Sans-I/O ClientProtocol, spread over
 several processes; a frame's arrival is stamped in data_received, before any parsing. All
@@ -51,6 +53,7 @@ RUN_SECONDS = float(os.environ.get("LIVE_RUN_SECONDS", "12"))
 LAG_LIMIT = float(os.environ.get("LIVE_LAG_LIMIT", "1.0"))
 WINDOW = float(os.environ.get("LIVE_WINDOW", "0.1"))
 QUIET_WAIT = float(os.environ.get("LIVE_QUIET_WAIT", "30"))
+LOG = os.environ.get("LIVE_LOG", "")
 PASSWORD = "a long enough password for the bench"
 
 
@@ -644,12 +647,14 @@ def capacity(ctx, token, r, cpu):
     out(f"== (2) runs at real time on one instance: speed 1, window {WINDOW:g} s "
         f"({1 / WINDOW:g} windows/s each), "
         "one WebSocket watcher per run ==")
-    out(f"   a run's lag = wall time since its start was asked - {WINDOW:g} s x (windows streamed"
-        f" - 1): 0 to {WINDOW:g} s on schedule,")
-    out("   at most the start's answer time too high (printed); at the watchers the same with each"
-        " window's arrival.")
+    out(f"   lag = wall time since the run's start was asked - {WINDOW:g} s x (window number - 1),"
+        f" 0 to {WINDOW:g} s on schedule")
+    out("   (at most the start's answer time too high, printed): at the watchers for every window"
+        " as it arrives; of")
+    out("   the streams from their last entry at the end; of the run threads from their simulated"
+        " seconds (GET status).")
     out(f"   Measured for {RUN_SECONDS:.0f} s after a 2 s warm-up; stops after the first K with"
-        f" lag p99 > {LAG_LIMIT} s.")
+        f" lag p99 at the watchers > {LAG_LIMIT} s.")
     rows = []
     d = design(3600)
     for k in RUNS:
@@ -681,13 +686,18 @@ def capacity(ctx, token, r, cpu):
                           auth_s=10.0, parallel=64)
             connected, failed, _ = crowd.wait_ready()
             time.sleep(2.0)
-            a, c0 = last_numbers(r, runs), cpu.sample()
+            log0 = log_size()
+            a = last_numbers(r, runs)
             t0 = time.monotonic()
+            c0 = cpu.sample()
             time.sleep(RUN_SECONDS)
-            b, c1 = last_numbers(r, runs), cpu.sample()
+            b = last_numbers(r, runs)
             t1 = time.monotonic()
+            c1 = cpu.sample()
+            threads = run_thread_lags(token, runs, t_start)
             got = crowd.finish()
             crowd = None
+            warnings = log_warnings(log0)
         finally:
             if crowd is not None:
                 crowd.stop.set()
@@ -699,41 +709,98 @@ def capacity(ctx, token, r, cpu):
         per_run = [(b[run][0] - a[run][0]) / dt for run in runs]
         lag = [(t1 - t_start[run]) - WINDOW * (b[run][0] - 1) for run in runs]
         received = sum(1 for _, arr, _, _ in got for _, t in arr if t0 <= t <= t1) / dt
-        e2e_lag = []
+        e2e_lag, gaps = [], []
         for run, arr, _, _ in got:
-            for num, t in arr:
-                if t0 <= t <= t1:
-                    e2e_lag.append((t - t_start[run]) - WINDOW * (num - 1))
+            inside = [(num, t) for num, t in arr if t0 <= t <= t1]
+            for num, t in inside:
+                e2e_lag.append((t - t_start[run]) - WINDOW * (num - 1))
+            if len(inside) > 1:
+                gaps.append(max(y[1] - x[1] for x, y in zip(inside, inside[1:])))
         ended = sum(1 for run in runs if b[run][1] not in ("", "simulation.window"))
         c = cpu.between(c0, c1)
-        rows.append((k, len(runs), streamed, received, per_run, lag, e2e_lag, c))
+        behind = e2e_lag if e2e_lag else lag
+        rows.append((k, len(runs), streamed, received, per_run, lag, e2e_lag, c, threads, gaps))
         out(f"-- K={k}: {len(runs)} started in {started_in:.1f} s (answers p50 "
-            f"{pct(answer, 50) * 1000:.0f} ms, max {max(answer, default=0) * 1000:.0f} ms), {connected} watchers "
-            f"({failed} failed), {ended} ended early")
+            f"{pct(answer, 50) * 1000:.0f} ms, max {max(answer, default=0) * 1000:.0f} ms), "
+            f"{connected} watchers ({failed} failed), {ended} ended early")
         out(f"   streamed {streamed:7.0f} windows/s (ideal {len(runs) / WINDOW:.0f}), received by "
-            f"watchers "
-            f"{received:7.0f}/s; per run min {min(per_run):.2f}/s median "
+            f"watchers {received:7.0f}/s; per run min {min(per_run):.2f}/s median "
             f"{statistics.median(per_run):.2f}/s")
-        out(f"   lag p50 {pct(lag, 50):.3f} s p99 {pct(lag, 99):.3f} s max {max(lag):.3f} s; "
-            f"at the watchers p50 {pct(e2e_lag, 50):.3f} s p99 {pct(e2e_lag, 99):.3f} s")
+        out(f"   lag, s: at the watchers (every window) p50 {pct(e2e_lag, 50):.3f} p99 "
+            f"{pct(e2e_lag, 99):.3f} max {max(e2e_lag, default=float('nan')):.3f}; of the streams at "
+            f"the end p50 {pct(lag, 50):.3f} p99 {pct(lag, 99):.3f}; of the run threads (status) "
+            f"p50 {pct(threads, 50):.3f} p99 {pct(threads, 99):.3f}")
+        out(f"   longest gap between two windows at a watcher: p50 {pct(gaps, 50):.3f} s, "
+            f"p99 {pct(gaps, 99):.3f} s (on schedule: {WINDOW:g} s)")
+        out(f"   sdsim's warnings meanwhile: {warnings}")
         out(f"   CPU: {cpu_line(c)}")
         left = wait_ended(r, runs)
-        refused = sum(1 for c in stop_codes if c != 202)
+        refused = sum(1 for code in stop_codes if code != 202)
         out(f"   stopped: {len(runs) - left} ended {time.monotonic() - t_stop:.1f} s after the stops"
-            f" were sent ({refused} stops not accepted{', ' + str(left) + ' not ended' if left else ''})")
-        if pct(lag, 99) > LAG_LIMIT or errs:
+            f" were sent ({refused} stops not accepted"
+            f"{', ' + str(left) + ' not ended' if left else ''})")
+        if pct(behind, 99) > LAG_LIMIT or errs:
             break
     out("")
-    out("summary (2):")
-    out(f"  {'runs':>5} {'windows/s':>9} {'ideal':>6} {'to watchers/s':>13} {'lag p50 s':>9} "
-        f"{'lag p99 s':>9} {'sdsim CPU':>9} {'run thr.':>8} {'PG':>5} {'redis':>6} "
+    out("summary (2): lag in s at the watchers (every window received while measured); CPU in %"
+        " of one core")
+    out(f"  {'runs':>5} {'windows/s':>9} {'ideal':>6} {'to watchers/s':>13} {'lag p50':>7} "
+        f"{'lag p99':>7} {'gap p99':>7} {'sdsim':>6} {'runs':>5} {'PG':>5} {'redis':>6} "
         f"{'client':>6} {'other':>6}")
-    for k, n, streamed, received, per_run, lag, e2e, c in rows:
-        out(f"  {n:>5} {streamed:9.0f} {n / WINDOW:6.0f} {received:13.0f} {pct(lag, 50):9.3f} "
-            f"{pct(lag, 99):9.3f} {c['sdsim'] * 100:8.0f}% {c['runs'] * 100:7.0f}% "
-            f"{c['postgres'] * 100:4.0f}% {c['redis'] * 100:5.0f}% {c['client'] * 100:5.0f}% "
-            f"{c['other'] * 100:5.0f}%")
+    for k, n, streamed, received, per_run, lag, e2e, c, threads, gaps in rows:
+        out(f"  {n:>5} {streamed:9.0f} {n / WINDOW:6.0f} {received:13.0f} {pct(e2e, 50):7.3f} "
+            f"{pct(e2e, 99):7.3f} {pct(gaps, 99):7.3f} {c['sdsim'] * 100:5.0f}% "
+            f"{c['runs'] * 100:4.0f}% {c['postgres'] * 100:4.0f}% {c['redis'] * 100:5.0f}% "
+            f"{c['client'] * 100:5.0f}% {c['other'] * 100:5.0f}%")
     return rows
+
+
+def run_thread_lags(token, runs, t_start):
+    """How far each run's own clock (GET status: simulated seconds) is behind real time."""
+    def one(run):
+        try:
+            st, b = http("GET", f"/api/simulations/{run}", token=token, timeout=10)
+        except OSError:
+            return None
+        t = time.monotonic()
+        if st != 200:
+            return None
+        return (t - t_start[run]) - (b["simulation"]["simulated_seconds"] - WINDOW)
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        return [x for x in pool.map(one, runs) if x is not None]
+
+
+def log_size():
+    try:
+        return os.path.getsize(LOG)
+    except OSError:
+        return 0
+
+
+def log_warnings(since):
+    """sdsim's warnings and errors written since offset `since` of its log, by kind."""
+    try:
+        with open(LOG, "rb") as f:
+            f.seek(since)
+            text = f.read().decode(errors="replace")
+    except OSError:
+        return "(no log)"
+    kinds = {}
+    for line in text.splitlines():
+        if " WARN " not in line and " ERROR " not in line and "WARN\x1b" not in line \
+                and "ERROR\x1b" not in line:
+            continue
+        if "no connection within" in line:
+            k = "PostgreSQL pool waits"
+        elif "timed out" in line:
+            k = "Redis timeouts"
+        else:
+            k = "other"
+        kinds[k] = kinds.get(k, 0) + 1
+    if not kinds:
+        return "none"
+    return ", ".join(f"{v} {k}" for k, v in sorted(kinds.items()))
 
 
 def wait_ended(r, runs, timeout=60):

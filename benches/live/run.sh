@@ -119,7 +119,7 @@ ready || die "sdsim did not become ready"
 log "open files: sdsim $(awk '/Max open files/ {print $4}' "/proc/$pid/limits"), this shell $(ulimit -n)"
 
 LIVE_BASE="$base" LIVE_REDIS_URL="$REDIS_URL" LIVE_PREFIX="$prefix" LIVE_SDSIM_PID="$pid" \
-LIVE_WORK="$work" \
+LIVE_WORK="$work" LIVE_LOG="$work/sdsim.log" \
 LIVE_DESIGN="${LIVE_DESIGN:-$SDSIM_ROOT/engine/templates/read_heavy_api_with_cache.json}" \
     "$venv/bin/python" "$SDSIM_ROOT/benches/live/bench.py" &
 bench_pid=$!
