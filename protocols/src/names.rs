@@ -66,6 +66,10 @@ impl Namespace {
     pub fn simulation_stream(&self, simulation_id: &str) -> String {
         self.name(format_args!("simulation:stream:{simulation_id}"))
     }
+    /// The instance that may write run `simulation_id`'s stream (its fencing token).
+    pub fn simulation_owner(&self, simulation_id: &str) -> String {
+        self.name(format_args!("simulation:owner:{simulation_id}"))
+    }
     /// Real-time collaboration edits of one project (a Redis Stream).
     pub fn collaboration_stream(&self, project_id: &str) -> String {
         self.name(format_args!("collaboration:stream:{project_id}"))

@@ -44,7 +44,7 @@ pub struct SimulationSettings {
     /// where).
     pub max_running: usize,
     /// How long a run's lease lasts unless its instance renews it (every third of it); a run
-    /// whose lease runs out (its process stopped) ends as failed.
+    /// whose lease runs out (its process stopped) is taken over by another instance.
     pub lease_ms: u64,
     /// Finished runs (with their windows and results) are deleted this many days after they
     /// ended; 0 keeps them.
@@ -60,7 +60,7 @@ impl Default for SimulationSettings {
             store_every_ms: 500,
             max_runs_per_user: 10,
             max_running: 64,
-            lease_ms: 5_000,
+            lease_ms: 1_500,
             retention_days: 90,
         }
     }

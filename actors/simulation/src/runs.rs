@@ -428,6 +428,18 @@ impl Runs {
         .await?)
     }
 
+    /// Run `id` is no longer this instance's (taken over): it stops here, writing nothing.
+    pub fn lost(&self, id: Uuid) {
+        if let Some(c) = self
+            .live
+            .lock()
+            .ok()
+            .and_then(|l| l.get(&id).map(|r| r.control.clone()))
+        {
+            c.stop.store(true, Ordering::Relaxed);
+        }
+    }
+
     /// Whether the run is live (or queued) on this instance.
     pub fn is_local(&self, id: Uuid) -> bool {
         self.live.lock().is_ok_and(|l| l.contains_key(&id)) || self.position(id).is_some()

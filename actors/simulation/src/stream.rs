@@ -75,6 +75,8 @@ struct Publisher {
     /// Windows streamed so far.
     streamed: u64,
     last_store: Instant,
+    /// Another instance owns the run now: nothing more is streamed.
+    fenced: bool,
 }
 
 /// The publisher of run `id`: runs until the run's end is published.
@@ -85,6 +87,8 @@ pub async fn publish(
     resume: crate::runs::Resume,
 ) {
     let id = row.id;
+    // This instance writes the stream from now on (a stalled former owner is fenced out).
+    own(&runs, id).await;
     if !resume.taken_over {
         runs.announce(&row).await;
     }
@@ -97,6 +101,7 @@ pub async fn publish(
         unstored: Vec::new(),
         stored: resume.stored,
         streamed: resume.streamed,
+        fenced: false,
         last_store: Instant::now(),
     };
     loop {
@@ -144,25 +149,64 @@ pub async fn publish(
     }
 }
 
+/// XADDs windows only while this instance owns the run (KEYS[2] holds the owner's id):
+/// a holder whose run was taken over while it stalled publishes nothing more. An entry
+/// whose id is taken (a window already there) is skipped. Answers the windows added, or
+/// -1 when fenced out.
+const FENCED_XADD: &str = r"
+local owner = redis.call('GET', KEYS[2])
+if owner and owner ~= ARGV[1] then return -1 end
+if not owner then redis.call('SET', KEYS[2], ARGV[1], 'EX', 86400) end
+local n = 0
+for i = 2, #ARGV, 2 do
+  local ok = redis.pcall('XADD', KEYS[1], ARGV[i], 'type', 'simulation.window', 'by', ARGV[1], 'data', ARGV[i + 1])
+  if type(ok) == 'string' then n = n + 1 end
+end
+return n
+";
+
+/// Makes this instance the one that may write run `id`'s stream (at its start, or when it
+/// takes it over).
+pub async fn own(runs: &Runs, id: Uuid) {
+    let mut conn = runs.redis.clone();
+    let set: redis::RedisResult<()> = redis::cmd("SET")
+        .arg(runs.ns.simulation_owner(&id.to_string()))
+        .arg(&runs.instance_id)
+        .arg("EX")
+        .arg(86_400)
+        .query_async(&mut conn)
+        .await;
+    if let Err(e) = set {
+        tracing::warn!(run = %id, error = %e, "run owner not set in Redis");
+    }
+}
+
 impl Publisher {
     async fn stream(&mut self, windows: &[(u64, Arc<str>)]) {
-        if windows.is_empty() {
+        if windows.is_empty() || self.fenced {
             return;
         }
-        let mut pipe = redis::pipe();
+        let mut script = redis::cmd("EVAL");
+        script
+            .arg(FENCED_XADD)
+            .arg(2)
+            .arg(&self.key)
+            .arg(self.runs.ns.simulation_owner(&self.id.to_string()))
+            .arg(&self.runs.instance_id);
         for (index, json) in windows {
-            pipe.cmd("XADD")
-                .arg(&self.key)
-                .arg(entry_id(*index))
-                .arg("type")
-                .arg("simulation.window")
-                .arg("data")
-                .arg(&**json)
-                .ignore();
+            script.arg(entry_id(*index)).arg(&**json);
         }
         let mut conn = self.runs.redis.clone();
-        if let Err(e) = pipe.query_async::<()>(&mut conn).await {
-            tracing::warn!(run = %self.id, error = %e, "windows not streamed (watchers resume from the stored ones)");
+        match script.query_async::<i64>(&mut conn).await {
+            Ok(-1) => {
+                tracing::warn!(run = %self.id, "another instance took this run over: it stops here");
+                self.fenced = true;
+                self.runs.lost(self.id);
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(run = %self.id, error = %e, "windows not streamed (watchers resume from the stored ones)")
+            }
         }
         self.streamed = windows.last().map_or(self.streamed, |(i, _)| i + 1);
     }
@@ -301,6 +345,10 @@ async fn publish_end(runs: &Runs, e: &End<'_>) {
         .ignore()
         .cmd("EXPIRE")
         .arg(&key)
+        .arg(runs.limits.ttl_s.max(1))
+        .ignore()
+        .cmd("EXPIRE")
+        .arg(runs.ns.simulation_owner(&e.id.to_string()))
         .arg(runs.limits.ttl_s.max(1))
         .ignore();
     let link = match e.project {

@@ -514,3 +514,147 @@ async fn a_run_whose_process_dies_goes_on_on_another_instance() {
     drop(sims);
     let _ = std::fs::remove_dir_all(&logs);
 }
+
+/// The stream entries of run `id` and who wrote each.
+async fn writers(prefix: &str, id: &str) -> Vec<(u64, String)> {
+    let mut redis = redis::Client::open(redis_url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let r: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+        .arg(format!("{prefix}simulation:stream:{id}"))
+        .arg("-")
+        .arg("+")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    r.ids
+        .iter()
+        .filter(|e| e.get::<String>("type").as_deref() == Some("simulation.window"))
+        .map(|e| {
+            (
+                e.id.split('-').next().unwrap().parse().unwrap(),
+                e.get::<String>("by").unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+/// A holder stalled past its lease (SIGSTOP) loses its run to the other instance and, once
+/// it runs again (SIGCONT), publishes not a single window more; and a lone instance killed
+/// and started again (a new process) goes on with the runs it had.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_holder_is_fenced_out_and_a_restarted_instance_resumes() {
+    use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+    let db = TestDb::create().await;
+    let settings = settings(&db);
+    let logs = std::env::temp_dir().join(format!("sdsim-fence-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&logs).unwrap();
+    let lease = [("SDSIM_SIMULATION__LEASE_MS", "600")];
+    let spawn = |name: &str| {
+        ServiceProcess::spawn_with(
+            "simulation",
+            &settings,
+            free_addr(),
+            free_addr(),
+            &logs.join(format!("{name}.log")),
+            &lease,
+        )
+    };
+    let mut sims = vec![spawn("a"), spawn("b")];
+    for p in &sims {
+        p.wait_healthy().await;
+    }
+    let s = Stack::start(
+        settings.clone(),
+        &[Service::Gateway, Service::Auth, Service::Project],
+    );
+    s.wait_ready().await;
+    let ada = signed_in(&s, "stalled").await;
+    let mut pg = AsyncPgConnection::establish(&db.url).await.unwrap();
+    let owner_of = |run: String| {
+        diesel::sql_query(format!(
+            "SELECT owner_instance AS owner FROM simulation_schema.simulations WHERE id = '{run}'"
+        ))
+    };
+    let instance_of = |p: &ServiceProcess| {
+        let url = format!("http://{}/health", p.http);
+        let http = s.http.clone();
+        async move {
+            let v: Value = http.get(url).send().await.unwrap().json().await.unwrap();
+            v["instance_id"].as_str().unwrap().to_string()
+        }
+    };
+
+    let run = start(&s, &ada, &design(60.0, 0.5), 8, 10.0).await;
+    let mut w = watch(&s.ws_base, &run, &ada, None).await;
+    let mut got = Vec::new();
+    while got.len() < 20 {
+        got.push(w.frame(Duration::from_secs(10)).await);
+    }
+    let first: Vec<Owner> = owner_of(run.clone()).load(&mut pg).await.unwrap();
+    let holder = if instance_of(&sims[0]).await == first[0].owner {
+        0
+    } else {
+        1
+    };
+    let pid = sims[holder].child.id() as i32;
+    // SAFETY: a signal to a child process this test started.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
+    let mut taken = false;
+    for _ in 0..100 {
+        let now: Vec<Owner> = owner_of(run.clone()).load(&mut pg).await.unwrap();
+        if now[0].owner != first[0].owner {
+            taken = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(taken, "the other instance takes the run over");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGCONT) }, 0);
+    let (rest, code) = drain(&mut w, Duration::from_secs(30)).await;
+    got.extend(rest);
+    assert_eq!(code, Some(1000));
+    let (end, windows) = got.split_last().unwrap();
+    assert_eq!(end["type"], "simulation.completed", "{end}");
+    assert_eq!(windows.len(), 120);
+    for (f, n) in windows.iter().zip(1..) {
+        assert_eq!(f["offset"], format!("{n}-0"), "every window once, in order");
+    }
+    // The stalled holder wrote a first stretch, the new owner all the rest: nothing after.
+    let by = writers(&settings.redis.prefix, &run).await;
+    assert_eq!(by.len(), 120);
+    let old = &first[0].owner;
+    let k = by.iter().take_while(|(_, who)| who == old).count();
+    assert!((20..120).contains(&k), "the old holder wrote windows 1..={k}");
+    assert!(
+        by[k..].iter().all(|(_, who)| who != old),
+        "the old holder published after the takeover: {by:?}"
+    );
+
+    // One instance left (the other killed), killed and started again: its run goes on.
+    sims.remove(holder).sigkill();
+    let run = start(&s, &ada, &design(30.0, 0.5), 9, 10.0).await;
+    let mut w = watch(&s.ws_base, &run, &ada, None).await;
+    let mut got = Vec::new();
+    while got.len() < 10 {
+        got.push(w.frame(Duration::from_secs(10)).await);
+    }
+    sims.pop().unwrap().sigkill();
+    let again = spawn("c");
+    again.wait_healthy().await;
+    let (rest, code) = drain(&mut w, Duration::from_secs(30)).await;
+    got.extend(rest);
+    assert_eq!(code, Some(1000));
+    let (end, windows) = got.split_last().unwrap();
+    assert_eq!(end["type"], "simulation.completed", "{end}");
+    assert_eq!(windows.len(), 60);
+    for (f, n) in windows.iter().zip(1..) {
+        assert_eq!(f["offset"], format!("{n}-0"));
+    }
+    drop(again);
+    let _ = std::fs::remove_dir_all(&logs);
+}
