@@ -23,6 +23,8 @@ pub struct SimulationGrpc {
     pub mesh: Mesh,
     /// The live instances (a run's owner, to forward its controls to).
     pub instances: sdsim_runtime::discovery::View,
+    /// `admin.fault_injection`: a run may be made to panic (tests).
+    pub fault_injection: bool,
     /// Channels to the other simulation instances, by address.
     pub peers: Arc<std::sync::Mutex<std::collections::HashMap<String, tonic::transport::Channel>>>,
 }
@@ -427,6 +429,7 @@ impl spb::simulation_service_server::SimulationService for SimulationGrpc {
                 "pause" => Change::Pause,
                 "resume" => Change::Resume,
                 "speed" => Change::Speed(r.speed),
+                "panic" if self.fault_injection => Change::Panic,
                 other => {
                     return Err(ServiceError::invalid(
                         "action",

@@ -125,6 +125,7 @@ pub fn tree(
         runs: runs.clone(),
         mesh: shared.mesh.clone(),
         instances: shared.instances.clone(),
+        fault_injection: shared.settings.admin.fault_injection,
         peers: Default::default(),
     };
     // A panicking run is counted here (see `runs`): the series exists from the start.

@@ -66,6 +66,8 @@ struct Control {
     speed: AtomicU64,
     /// Chaos to inject at the next window boundary (at once while paused).
     inject: Mutex<Vec<Injection>>,
+    /// Fault injection: panic at the next boundary.
+    panic: AtomicBool,
 }
 
 impl Control {
@@ -83,6 +85,9 @@ pub enum Change {
     Pause,
     Resume,
     Speed(f64),
+    /// Fault injection (tests, `admin.fault_injection` only): the run panics at its next
+    /// window boundary.
+    Panic,
 }
 
 struct Live {
@@ -742,6 +747,9 @@ impl Runs {
                     // Between two windows: the chaos due now, then what was asked.
                     let mut between = |sim: &mut engine::Simulation| {
                         due(sim, &mut scheduled, &feed);
+                        if AtomicBool::load(&control.panic, Ordering::Relaxed) {
+                            panic!("fault injection: this run was asked to panic");
+                        }
                         let asked: Vec<Injection> = control
                             .inject
                             .lock()
@@ -1029,6 +1037,7 @@ impl Runs {
             .find(row.id)
             .filter(simulations::status.eq_any(["running", "paused"]));
         match change {
+            Change::Panic => control.panic.store(true, Ordering::Relaxed),
             Change::Pause | Change::Resume => {
                 let paused = change == Change::Pause;
                 control.paused.store(paused, Ordering::Relaxed);

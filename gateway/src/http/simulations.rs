@@ -38,6 +38,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(json_resource("/api/simulations/{id}/resume").route(web::post().to(resume)))
     .service(json_resource("/api/simulations/{id}/speed").route(web::put().to(speed)))
     .service(json_resource("/api/simulations/{id}/chaos").route(web::post().to(chaos)))
+    .service(json_resource("/api/simulations/{id}/fault").route(web::post().to(fault)))
     .service(json_resource("/api/simulations/{id}/analysis").route(web::get().to(analysis)))
     .service(json_resource("/api/simulations/{id}/results").route(web::get().to(results)));
 }
@@ -389,6 +390,20 @@ async fn compare(
     Ok(HttpResponse::Ok()
         .content_type("application/json")
         .body(res.comparison_json))
+}
+
+/// Fault injection (`admin.fault_injection`, tests only; 404 otherwise): the run panics at
+/// its next window boundary, and must fail alone.
+async fn fault(
+    state: web::Data<GatewayState>,
+    user: AuthUser,
+    path: web::Path<String>,
+    req: actix_web::HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    if !state.fault_injection {
+        return Err(ApiError::route_not_found(req.path()));
+    }
+    control(&state, user, path.into_inner(), "panic", 0.0).await
 }
 
 /// Holds a running run between windows; its simulated clock stands still.

@@ -305,3 +305,59 @@ async fn chaos_injected_live_is_stored_and_a_replay_gives_the_identical_report()
     .await;
     assert_eq!(st, 404);
 }
+
+/// A run that panics (fault injection) ends as failed with its reason, is counted under the
+/// `runs` supervisor, and touches no other run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_that_panics_fails_alone_and_is_counted() {
+    let db = TestDb::create().await;
+    let s = Stack::up(&db).await;
+    let ada = signed_in(&s, "panic").await;
+    let design: Value =
+        serde_json::from_str(sdsim_engine::template("three_tier_web_app").unwrap()).unwrap();
+    let mut runs = Vec::new();
+    for _ in 0..2 {
+        let (st, b) = call(
+            &s,
+            Method::POST,
+            "/api/simulations",
+            &ada,
+            Some(json!({"design": design, "speed": 5})),
+        )
+        .await;
+        assert_eq!(st, 201, "{b}");
+        runs.push(b["simulation"]["id"].as_str().unwrap().to_string());
+    }
+    let sim_http = s.running.addrs(sdsim_protocols::Service::Simulation).http;
+    let line = "sdsim_supervisor_restarts_total{child=\"run\",reason=\"panic\",service=\"simulation\",supervisor=\"runs\"}";
+    let count = |text: String| {
+        text.lines()
+            .find(|l| l.starts_with(line))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .unwrap_or_default()
+    };
+    let before = count(s.metrics(sim_http).await);
+    let (st, b) = call(
+        &s,
+        Method::POST,
+        &format!("/api/simulations/{}/fault", runs[0]),
+        &ada,
+        None,
+    )
+    .await;
+    assert_eq!(st, 200, "{b}");
+    let failed = settled(&s, &ada, &runs[0]).await;
+    assert_eq!(failed["status"], "failed", "{failed}");
+    assert!(
+        failed["error"].as_str().unwrap().contains("asked to panic"),
+        "{failed}"
+    );
+    assert_eq!(count(s.metrics(sim_http).await), before + 1, "counted once");
+    // The other run goes on, and can still be controlled.
+    let other = format!("/api/simulations/{}", runs[1]);
+    let (_, b) = call(&s, Method::GET, &other, &ada, None).await;
+    assert_eq!(b["simulation"]["status"], "running", "{b}");
+    let (st, _) = call(&s, Method::POST, &format!("{other}/stop"), &ada, None).await;
+    assert_eq!(st, 202);
+    assert_eq!(settled(&s, &ada, &runs[1]).await["status"], "stopped");
+}
