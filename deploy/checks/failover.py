@@ -123,7 +123,7 @@ def gateway_pid(addr):
 
 # --- the watcher ------------------------------------------------------------------------
 ws_state = {"offsets": [], "end": None, "close": None, "connects": 0, "gateway_of": [],
-            "reconnect_s": None, "lost_at": None, "error": None}
+            "reconnect_s": None, "lost_at": None, "error": None, "failed_attempts": []}
 ws_connected = threading.Event()
 
 
@@ -134,6 +134,7 @@ def watch():
         try:
             ws = connect(url, ssl=CTX, open_timeout=3, close_timeout=2)
         except (OSError, InvalidStatus, InvalidHandshake, TimeoutError) as e:
+            ws_state["failed_attempts"].append(f"{type(e).__name__}: {e}"[:120])
             # The killed gateway may still be in rotation for a moment: try again.
             if time.monotonic() - (ws_state["lost_at"] or time.monotonic()) > 10:
                 ws_state["error"] = f"no reconnect within 10 s: {e}"
@@ -174,28 +175,38 @@ watcher.start()
 check(ws_connected.wait(10), "the WebSocket did not authenticate")
 
 # --- REST load --------------------------------------------------------------------------
-results = []  # (monotonic time, ok)
+results = []  # (monotonic time it ended, ok, method, status or error)
 stop = threading.Event()
 
 
-def load():
+def load(method):
+    """GETs on one kept-alive connection (HAProxy may retry them elsewhere) or POSTs
+    (retried only if they never reached a gateway: one in flight on the killed gateway
+    fails)."""
     conn = None
     while not stop.is_set():
-        t = time.monotonic()
         try:
             if conn is None:
                 conn = http.client.HTTPSConnection(HOST, int(PORT), context=CTX, timeout=5)
-            st, _, _ = request("GET", "/api/auth/profile", token=token, conn=conn)
+            if method == "GET":
+                st, _, _ = request("GET", "/api/auth/profile", token=token, conn=conn)
+            else:
+                # A fresh connection each time, as short-lived clients do.
+                st, _, _ = request("POST", "/api/notifications/read", {"all": True}, token=token)
             ok = st == 200
-        except (OSError, http.client.HTTPException):
+            what = st
+        except (OSError, http.client.HTTPException) as e:
             ok = False
+            what = type(e).__name__
             conn = None
-        results.append((t, ok))
+        # By the time it ended: a request started just before the kill may fail through it.
+        results.append((time.monotonic(), ok, method, what))
         if not ok:
             time.sleep(0.01)
 
 
-threads = [threading.Thread(target=load, daemon=True) for _ in range(LOAD_THREADS)]
+threads = [threading.Thread(target=load, args=("GET" if i % 2 == 0 else "POST",), daemon=True)
+           for i in range(LOAD_THREADS)]
 for t in threads:
     t.start()
 time.sleep(1.5)
@@ -242,7 +253,8 @@ before = [r for r in results if r[0] < t_kill]
 after = [r for r in results if r[0] >= t_kill]
 failures_after = [r[0] - t_kill for r in after if not r[1]]
 failure_window = max(failures_after) if failures_after else 0.0
-check(before and all(ok for _, ok in before), f"failures before the kill: {sum(1 for _, ok in before if not ok)}")
+check(before and all(r[1] for r in before),
+      f"failures before the kill: {[(r[2], r[3]) for r in before if not r[1]]}")
 check(len(after) > 50, f"too little load after the kill: {len(after)} requests")
 
 # --- the watcher's end ------------------------------------------------------------------
@@ -263,6 +275,9 @@ figures = {
     "requests": len(results),
     "requests_after_kill": len(after),
     "failures_after_kill": len(failures_after),
+    "get_failures": sum(1 for r in after if not r[1] and r[2] == "GET"),
+    "post_failures": sum(1 for r in after if not r[1] and r[2] == "POST"),
+    "failure_kinds": sorted({f"{r[2]} {r[3]}" for r in after if not r[1]}),
     "failure_window_s": round(failure_window, 3),
     "windows": len(ws_state["offsets"]),
     "windows_before_kill": windows_before,
@@ -270,6 +285,7 @@ figures = {
     "ws_connects": ws_state["connects"],
     "ws_lost_close_code": ws_state.get("lost_code"),
     "ws_reconnect_s": round(ws_state["reconnect_s"] or 0, 3),
+    "ws_failed_attempts": ws_state["failed_attempts"],
     "haproxy_marked_down_s": round(down["s"], 3) if down["s"] is not None else None,
 }
 print("figures " + json.dumps(figures), flush=True)

@@ -40,6 +40,10 @@ cleanup() {
     psql "$SDSIM_PG_BASE/postgres" -qc "drop database if exists \"$db\" with (force)" >/dev/null 2>&1 || true
     redis-cli -u "$REDIS_URL" --scan --pattern "${prefix}*" 2>/dev/null \
         | xargs -r -n 500 redis-cli -u "$REDIS_URL" del >/dev/null 2>&1 || true
+    # SDSIM_KEEP_LOGS=<dir>: every log kept there (for a look at a run that passed too).
+    if [ -n "${SDSIM_KEEP_LOGS:-}" ]; then
+        cp "$work"/cluster/*.log "$work"/cluster.out "$SDSIM_KEEP_LOGS/" 2>/dev/null || true
+    fi
     if [ "$rc" != 0 ]; then
         for f in "$work"/cluster/*.log; do
             [ -f "$f" ] || continue
