@@ -123,11 +123,12 @@ def start_run(token, d, seed):
 
 
 def stop_run(token, run):
+    """202, or what the refusal said."""
     try:
-        st, _ = http("POST", f"/api/simulations/{run}/stop", {}, token)
-    except OSError:
-        return -1
-    return st
+        st, b = http("POST", f"/api/simulations/{run}/stop", {}, token)
+    except OSError as e:
+        return f"{type(e).__name__}: {e}"
+    return st if st == 202 else f"{st} {str(b)[:160]}"
 
 
 def stream_key(run):
@@ -735,10 +736,12 @@ def capacity(ctx, token, r, cpu):
         out(f"   sdsim's warnings meanwhile: {warnings}")
         out(f"   CPU: {cpu_line(c)}")
         left = wait_ended(r, runs)
-        refused = sum(1 for code in stop_codes if code != 202)
+        refusals = [code for code in stop_codes if code != 202]
+        refused = len(refusals)
         out(f"   stopped: {len(runs) - left} ended {time.monotonic() - t_stop:.1f} s after the stops"
             f" were sent ({refused} stops not accepted"
-            f"{', ' + str(left) + ' not ended' if left else ''})")
+            f"{', ' + str(left) + ' not ended' if left else ''})"
+            f"{': ' + str(refusals[0]) if refusals else ''}")
         if pct(behind, 99) > LAG_LIMIT or errs:
             break
     out("")
