@@ -42,7 +42,7 @@ macro_rules! rpc {
     ($up:expr, $client:ident, $method:literal, $rpc:ident, $req:expr) => {{
         let req = $req;
         $up.$client($method, move |mut c| {
-            let r = req.clone();
+            let r = sdsim_runtime::request_id::request(req.clone());
             async move { c.$rpc(r).await }
         })
     }};

@@ -35,6 +35,7 @@ pub mod mesh;
 pub mod metrics;
 pub mod probes;
 pub mod queue;
+pub mod request_id;
 pub mod server;
 pub mod service;
 pub mod slot;

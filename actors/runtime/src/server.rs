@@ -185,14 +185,25 @@ where
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
         let path = req.uri().path();
-        let watch = (!path.starts_with("/grpc.")).then(|| {
-            let method = path.rsplit('/').next().unwrap_or_default().to_string();
-            RpcWatch::start(&self.timing, method)
-        });
-        TimedFuture {
-            inner: self.inner.call(req),
-            watch,
-        }
+        let method = path.rsplit('/').next().unwrap_or_default().to_string();
+        // Every log line of the call says which request it serves.
+        let span = match req
+            .headers()
+            .get(crate::request_id::HEADER)
+            .and_then(|v| v.to_str().ok())
+        {
+            Some(id) => {
+                tracing::info_span!("rpc", service = self.timing.service, %method, request_id = %id)
+            }
+            None => tracing::Span::none(),
+        };
+        let watch =
+            (!path.starts_with("/grpc.")).then(|| RpcWatch::start(&self.timing, method.clone()));
+        let inner = {
+            let _in = span.enter();
+            self.inner.call(req)
+        };
+        TimedFuture { inner, watch, span }
     }
 }
 
@@ -251,6 +262,7 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: F,
         watch: Option<RpcWatch>,
+        span: tracing::Span,
     }
 }
 
@@ -262,6 +274,7 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         let this = self.project();
+        let _in = this.span.enter();
         let out = std::task::ready!(this.inner.poll(cx));
         if let Some(watch) = this.watch.take() {
             if let Ok(res) = &out {

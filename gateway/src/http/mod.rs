@@ -97,9 +97,33 @@ fn app(
                 let start = Instant::now();
                 let method = req.method().to_string();
                 let metrics = metrics.clone();
-                let fut = srv.call(req);
+                // The request's id (the client's X-Request-Id, or one made here): on every log
+                // line of every hop (gRPC metadata), and in the answer.
+                let id = sdsim_runtime::request_id::accept(
+                    req.headers()
+                        .get(sdsim_runtime::request_id::HEADER)
+                        .and_then(|v| v.to_str().ok()),
+                );
+                let span =
+                    tracing::info_span!("http", request_id = %id, %method, path = %req.path());
+                let fut = {
+                    let _in = span.enter();
+                    srv.call(req)
+                };
+                let fut = sdsim_runtime::request_id::scope(
+                    id.clone(),
+                    tracing::Instrument::instrument(fut, span),
+                );
                 async move {
-                    let res = fut.await?;
+                    let mut res = fut.await?;
+                    if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&id) {
+                        res.headers_mut().insert(
+                            actix_web::http::header::HeaderName::from_static(
+                                sdsim_runtime::request_id::HEADER,
+                            ),
+                            v,
+                        );
+                    }
                     let route = res
                         .request()
                         .match_pattern()

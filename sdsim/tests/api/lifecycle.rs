@@ -310,3 +310,67 @@ async fn sigterm_drains_then_exits_0() {
         "left in discovery"
     );
 }
+
+/// A request's id (the client's `X-Request-Id`, or one the gateway makes) comes back in the
+/// answer and is on the log lines the request causes in the next hop's process (gRPC
+/// metadata), which logs JSON lines when asked to.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_id_follows_the_request_into_the_next_process() {
+    let db = TestDb::create().await;
+    let settings = settings(&db);
+    let log = std::env::temp_dir().join(format!("sdsim-rid-{}.log", uuid::Uuid::new_v4().simple()));
+    let auth = ServiceProcess::spawn_with(
+        "auth",
+        &settings,
+        free_addr(),
+        free_addr(),
+        &log,
+        &[("SDSIM_LOG", "info"), ("SDSIM_LOG_FORMAT", "json")],
+    );
+    auth.wait_healthy().await;
+    let s = Stack::start(
+        settings.clone(),
+        &[
+            sdsim_protocols::Service::Gateway,
+            sdsim_protocols::Service::Project,
+            sdsim_protocols::Service::Simulation,
+        ],
+    );
+    s.wait_ready().await;
+    let id = format!("req-{}", uuid::Uuid::new_v4().simple());
+    let r = s
+        .http
+        .post(s.url("/api/auth/register"))
+        .header("x-request-id", &id)
+        .json(&serde_json::json!({
+            "email": unique_email("rid"), "password": "a long enough password",
+            "first_name": "Ada", "last_name": "Lovelace"
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(r.headers()["x-request-id"], id.as_str());
+    // Without one, the gateway makes one.
+    let r = s.http.get(s.url("/health")).send().await.unwrap();
+    let made = r.headers()["x-request-id"].to_str().unwrap();
+    assert_eq!(made.len(), 36, "{made}");
+    // The auth process logged the registration as part of that request, as JSON.
+    let mut line = None;
+    for _ in 0..50 {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        line = text
+            .lines()
+            .find(|l| l.contains("account registered"))
+            .map(str::to_string);
+        if line.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let line = line.expect("the registration is logged");
+    let v: serde_json::Value = serde_json::from_str(&line).expect("a JSON log line");
+    assert!(line.contains(&id), "the request id is on the line: {v}");
+    drop(auth);
+    let _ = std::fs::remove_file(&log);
+}
