@@ -23,6 +23,9 @@ pub struct GatewaySettings {
     pub workers: usize,
     /// Trust `X-Forwarded-For` from the load balancer for the client address.
     pub trust_forwarded_for: bool,
+    /// Origins (`https://app.example.com`) whose pages may call the API from a browser
+    /// (CORS); none by default: only the console, served from the same origin.
+    pub cors_origins: Vec<String>,
     /// Where the gateway listens: HTTP (REST and WebSocket) and gRPC (`GatewayService`).
     pub listen: Listen,
 }
@@ -38,6 +41,7 @@ impl Default for GatewaySettings {
             ws_max_pending_frames: 4096,
             workers: 0,
             trust_forwarded_for: false,
+            cors_origins: Vec::new(),
             listen: Listen::local(ports::GATEWAY_GRPC, ports::GATEWAY_HTTP),
         }
     }
@@ -51,6 +55,18 @@ pub fn validate(s: &GatewaySettings, errors: &mut Vec<String>) {
                 .into(),
         );
     }
+    for o in &s.cors_origins {
+        let ok = (o.starts_with("https://") || o.starts_with("http://"))
+            && !o.trim_end_matches('/').contains(['*', ' '])
+            && o.split("://")
+                .nth(1)
+                .is_some_and(|h| !h.is_empty() && !h.contains('/'));
+        if !ok {
+            errors.push(format!(
+                "gateway.cors_origins: {o:?} is not an origin like https://app.example.com (scheme and host, no path, no wildcard)"
+            ));
+        }
+    }
     if s.max_body_bytes < 1024 {
         errors.push("gateway.max_body_bytes must be at least 1024".into());
     }
@@ -59,5 +75,41 @@ pub fn validate(s: &GatewaySettings, errors: &mut Vec<String>) {
             "gateway.ws_client_timeout_ms must be greater than gateway.ws_ping_interval_ms (> 0)"
                 .into(),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cors_origins_must_be_origins() {
+        let mut s = GatewaySettings {
+            cors_origins: vec![
+                "https://app.example.com".into(),
+                "http://localhost:5173".into(),
+            ],
+            ..Default::default()
+        };
+        let mut errors = Vec::new();
+        validate(&s, &mut errors);
+        assert!(errors.is_empty(), "{errors:?}");
+        for bad in [
+            "*",
+            "app.example.com",
+            "https://*.example.com",
+            "https://a.example/path",
+            "https://",
+        ] {
+            s.cors_origins = vec![bad.into()];
+            let mut errors = Vec::new();
+            validate(&s, &mut errors);
+            assert!(
+                errors
+                    .iter()
+                    .any(|e| e.contains("gateway.cors_origins") && e.contains(bad)),
+                "{bad}: {errors:?}"
+            );
+        }
     }
 }

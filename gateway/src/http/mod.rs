@@ -67,7 +67,7 @@ fn app(
     impl actix_web::dev::ServiceFactory<
         actix_web::dev::ServiceRequest,
         Config = (),
-        Response = ServiceResponse<actix_web::body::BoxBody>,
+        Response = ServiceResponse<impl actix_web::body::MessageBody>,
         Error = actix_web::Error,
         InitError = (),
     >,
@@ -79,6 +79,7 @@ fn app(
     let mesh = state.upstream.mesh().clone();
     let probes = state.probes.clone();
     let limit = BodyLimit(state.settings.max_body_bytes);
+    let cors = cors(&state.settings.cors_origins);
     App::new()
         .app_data(web::Data::new(state))
         .app_data(limit)
@@ -139,6 +140,22 @@ fn app(
         // Each layer of the stack says why it is there: the state and body limit every
         // handler reads; JSON errors for bad query strings; the latency of every request by
         // route; then the areas; then the operator endpoints every process has.
+        // Outermost: CORS answers preflights before anything else runs; then the security
+        // headers every answer has (the console's pages set their own CSP first).
+        .wrap(
+            actix_web::middleware::DefaultHeaders::new()
+                .add((actix_web::http::header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+                .add((actix_web::http::header::REFERRER_POLICY, "no-referrer"))
+                .add((actix_web::http::header::X_FRAME_OPTIONS, "DENY"))
+                .add((
+                    actix_web::http::header::CONTENT_SECURITY_POLICY,
+                    "default-src 'none'; frame-ancestors 'none'",
+                )),
+        )
+        .wrap(actix_web::middleware::Condition::new(
+            cors.is_some(),
+            cors.unwrap_or_default(),
+        ))
         .configure(auth::configure)
         .configure(admin::configure)
         .configure(projects::configure)
@@ -152,6 +169,34 @@ fn app(
         // Last: every path no route above matched (the page, or a JSON 404 under the API).
         .configure(console::configure)
         .default_service(web::to(not_found))
+}
+
+/// CORS for the configured origins (`gateway.cors_origins`), none by default. Cookies are
+/// never allowed cross-origin (the console's refresh cookie is same-site only).
+fn cors(origins: &[String]) -> Option<actix_cors::Cors> {
+    if origins.is_empty() {
+        return None;
+    }
+    use actix_web::http::header;
+    let mut c = actix_cors::Cors::default()
+        .allowed_methods(["GET", "POST", "PUT", "PATCH", "DELETE"])
+        .allowed_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::IF_MATCH,
+            header::HeaderName::from_static(sdsim_runtime::request_id::HEADER),
+        ])
+        .expose_headers([
+            header::ETAG,
+            header::RETRY_AFTER,
+            header::HeaderName::from_static(sdsim_runtime::request_id::HEADER),
+        ])
+        .block_on_origin_mismatch(false)
+        .max_age(600);
+    for o in origins {
+        c = c.allowed_origin(o.trim_end_matches('/'));
+    }
+    Some(c)
 }
 
 /// A resource whose wrong-method answer is a JSON 405.

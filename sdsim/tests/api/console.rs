@@ -164,3 +164,72 @@ async fn the_console_keeps_its_refresh_token_in_an_http_only_cookie() {
         assert_eq!(r.status(), 401, "{c:?}");
     }
 }
+
+/// Every answer carries the security headers; CORS answers only for configured origins
+/// (none by default), never with cookies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn security_headers_everywhere_and_cors_only_for_configured_origins() {
+    let db = TestDb::create().await;
+    let stack = Stack::up(&db).await;
+    for path in ["/health", "/api/nope", "/"] {
+        let r = stack.http.get(stack.url(path)).send().await.unwrap();
+        let h = r.headers();
+        assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(h["x-frame-options"], "DENY", "{path}");
+        assert!(h.contains_key("referrer-policy"), "{path}");
+        let csp = h["content-security-policy"].to_str().unwrap();
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+    }
+    // The page keeps its own policy (scripts from itself), the API the strictest.
+    let page = stack.http.get(stack.url("/")).send().await.unwrap();
+    assert!(page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .contains("script-src 'self'"));
+    let preflight = |s: &Stack, origin: &str| {
+        s.http
+            .request(reqwest::Method::OPTIONS, s.url("/api/projects"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "authorization, content-type",
+            )
+            .send()
+    };
+    let r = preflight(&stack, "https://evil.example").await.unwrap();
+    assert!(!r.headers().contains_key("access-control-allow-origin"));
+
+    let mut s = settings(&db);
+    s.gateway.cors_origins = vec!["https://app.example".into()];
+    let other = Stack::start(s, &sdsim_protocols::Service::ALL);
+    other.wait_ready().await;
+    let ok = preflight(&other, "https://app.example").await.unwrap();
+    assert!(ok.status().is_success(), "{}", ok.status());
+    assert_eq!(
+        ok.headers()["access-control-allow-origin"],
+        "https://app.example"
+    );
+    assert!(!ok
+        .headers()
+        .contains_key("access-control-allow-credentials"));
+    let no = preflight(&other, "https://evil.example").await.unwrap();
+    assert!(!no.headers().contains_key("access-control-allow-origin"));
+    // A real call from the allowed origin sees the headers it needs.
+    let r = other
+        .http
+        .get(other.url("/health"))
+        .header("origin", "https://app.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.headers()["access-control-allow-origin"],
+        "https://app.example"
+    );
+    assert!(r.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .to_lowercase()
+        .contains("x-request-id"));
+}
