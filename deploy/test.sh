@@ -2,7 +2,9 @@
 # Runs every test: starts PostgreSQL and Redis if needed (as deploy/run.sh does), prepares
 # the Python environment of the off-the-shelf gRPC client check, then `cargo test` over the
 # whole workspace, then the console's browser tests (console/tests/run.sh: Chromium from apt,
-# Playwright from PyPI). Each test creates its own database and Redis prefix and drops them.
+# Playwright from PyPI), then the deployment checks (deploy/checks/all.sh: HAProxy,
+# Prometheus, Kubernetes schemas). Each test creates its own database and Redis prefix and
+# drops them.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 sdsim_services
@@ -32,3 +34,7 @@ cargo test --workspace --locked "$@"
 # The console in a real Chromium, against the debug binary `cargo test` just built.
 log "console: browser tests"
 bash "$SDSIM_ROOT/console/tests/run.sh" "${CARGO_TARGET_DIR:-$SDSIM_ROOT/target}/debug/sdsim"
+# Deployment: Dockerfile, compose and Kubernetes checked offline, Prometheus rules and
+# dashboards against a live scrape (every metric exists from start-up), HAProxy failover.
+log "deploy checks"
+SDSIM_METRICS_STRICT=1 bash "$SDSIM_ROOT/deploy/checks/all.sh" "${CARGO_TARGET_DIR:-$SDSIM_ROOT/target}/debug/sdsim"

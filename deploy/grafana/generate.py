@@ -175,7 +175,7 @@ DASHBOARDS = {
             panel("Run starts by code", [('sum by (code) (rate(sdsim_grpc_server_handled_seconds_count{service="simulation", method="StartSimulation"}[5m]))', "{{code}}")], unit="ops",
                   desc="ResourceExhausted: a user at simulation.max_runs_per_user."),
             panel("Starts refused (429) at the gateway", [('sum (rate(sdsim_http_request_duration_seconds_count{route="/api/simulations", method="POST", status="429"}[5m]))', "429")], unit="reqps"),
-            panel("Runs failed (panicked, 15 min)", [('sum by (instance) (increase(sdsim_supervisor_restarts_total{supervisor="runs", reason="panic"}[15m]))', "{{instance}}")]),
+            panel("Runs ended (15 min)", [('sum by (outcome) (increase(sdsim_simulation_runs_finished_total[15m]))', "{{outcome}}")]),
             panel("Run controls by method", [('sum by (method) (rate(sdsim_grpc_server_handled_seconds_count{service="simulation", method!~"StartSimulation|HealthCheck"}[5m]))', "{{method}}")], unit="ops"),
         ]),
         ("Watchers", [

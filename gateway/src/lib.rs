@@ -103,6 +103,14 @@ pub fn tree(
     for code in ["1000", "1001", "1011", "4001", "4004", "4008", "4009"] {
         shared.metrics.ws_closed.with_label_values(&[code]);
     }
+    for family in [
+        "notifications:user",
+        "system:announcements",
+        "simulation:events",
+        "project:events",
+    ] {
+        shared.metrics.events_received.with_label_values(&[family]);
+    }
     // Draining: every WebSocket is told to go (1001) so its client reconnects elsewhere.
     {
         let registry = registry.clone();

@@ -26,6 +26,9 @@ pub struct Metrics {
     pub ws_frames_sent: IntCounterVec,
     /// `sdsim_websocket_closed_total{code}`: sessions the server closed, by close code
     pub ws_closed: IntCounterVec,
+    /// `sdsim_simulation_runs_finished_total{outcome}`: runs ended (completed, stopped,
+    /// failed), by the instance that ended them
+    pub runs_finished: IntCounterVec,
     /// `sdsim_events_published_total{channel,outcome}`
     pub events_published: IntCounterVec,
     /// `sdsim_events_received_total{channel}`
@@ -146,6 +149,11 @@ impl Metrics {
             "WebSocket sessions closed by the server, by close code (4001, 4008, 4009, ...).",
             &["code"],
         );
+        let runs_finished = counter(
+            "sdsim_simulation_runs_finished_total",
+            "Simulation runs ended, by outcome (completed, stopped, failed).",
+            &["outcome"],
+        );
         let events_published = counter(
             "sdsim_events_published_total",
             "Events published on Redis, by channel family and outcome.",
@@ -264,6 +272,7 @@ impl Metrics {
             ws_sessions,
             ws_frames_sent,
             ws_closed,
+            runs_finished,
             events_published,
             events_received,
             db_pool_connections,

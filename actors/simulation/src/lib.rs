@@ -128,6 +128,9 @@ pub fn tree(
         fault_injection: shared.settings.admin.fault_injection,
         peers: Default::default(),
     };
+    for outcome in ["completed", "stopped", "failed"] {
+        shared.metrics.runs_finished.with_label_values(&[outcome]);
+    }
     // A panicking run is counted here (see `runs`): the series exists from the start.
     shared
         .metrics

@@ -871,6 +871,9 @@ impl Runs {
         .get_result(&mut conn)
         .await
         .optional()?;
+        if owner.is_some() {
+            self.metrics.runs_finished.with_label_values(&[status]).inc();
+        }
         let Some(owner) = owner else {
             return Err(ServiceError::Conflict {
                 code: "not_ours".into(),

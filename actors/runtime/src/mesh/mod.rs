@@ -400,6 +400,28 @@ impl Mesh {
             .table(service)
             .wanted
             .store(true, Ordering::Relaxed);
+        // The series operators alert on exist from the start, at zero.
+        let m = &self.inner.metrics;
+        let name = service.as_str();
+        for outcome in ["retried", "budget_exhausted"] {
+            m.mesh_retries.with_label_values(&[name, outcome]);
+        }
+        m.pool_refused.with_label_values(&[name]);
+        m.pool_scale_up_seconds.with_label_values(&[name]);
+        for (direction, trigger) in [
+            ("up", "utilisation"),
+            ("up", "queue"),
+            ("up", "rate"),
+            ("up", "latency"),
+            ("down", "idle"),
+            ("down", "rebalance"),
+        ] {
+            m.pool_scale_events
+                .with_label_values(&[name, direction, trigger]);
+        }
+        for other in Service::ALL {
+            m.pool_rebalanced.with_label_values(&[other.as_str(), name]);
+        }
     }
 
     /// The routable targets of `service` now.
@@ -940,6 +962,12 @@ impl Actor for BreakerWatch {
             .breaker_state
             .with_label_values(&self.labels())
             .set(self.target.breaker.state().code());
+        let labels = self.labels();
+        for to in [State::Closed, State::Open, State::HalfOpen] {
+            self.metrics
+                .breaker_transitions
+                .with_label_values(&[labels[0], labels[1], state_name(to)]);
+        }
     }
     fn stopped(&mut self, _: &mut Context<Self>) {
         let _ = self
