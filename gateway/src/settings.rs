@@ -21,8 +21,12 @@ pub struct GatewaySettings {
     pub ws_max_pending_frames: usize,
     /// actix-web worker threads; 0 means one per core.
     pub workers: usize,
-    /// Trust `X-Forwarded-For` from the load balancer for the client address.
+    /// Trust `X-Forwarded-For` from any peer for the client address (only when every peer is
+    /// the load balancer); prefer `trusted_proxies`.
     pub trust_forwarded_for: bool,
+    /// The load balancers (IPs or CIDRs, `10.0.0.0/8`, `::1`) whose `X-Forwarded-For` is
+    /// trusted for the client address; from any other peer it is ignored.
+    pub trusted_proxies: Vec<String>,
     /// Origins (`https://app.example.com`) whose pages may call the API from a browser
     /// (CORS); none by default: only the console, served from the same origin.
     pub cors_origins: Vec<String>,
@@ -41,6 +45,7 @@ impl Default for GatewaySettings {
             ws_max_pending_frames: 4096,
             workers: 0,
             trust_forwarded_for: false,
+            trusted_proxies: Vec::new(),
             cors_origins: Vec::new(),
             listen: Listen::local(ports::GATEWAY_GRPC, ports::GATEWAY_HTTP),
         }
@@ -54,6 +59,13 @@ pub fn validate(s: &GatewaySettings, errors: &mut Vec<String>) {
             "gateway.ws_max_pending_bytes must be at least 65536 and gateway.ws_max_pending_frames at least 16"
                 .into(),
         );
+    }
+    for p in &s.trusted_proxies {
+        if Cidr::parse(p).is_none() {
+            errors.push(format!(
+                "gateway.trusted_proxies: {p:?} is not an IP address or a CIDR like 10.0.0.0/8"
+            ));
+        }
     }
     for o in &s.cors_origins {
         let ok = (o.starts_with("https://") || o.starts_with("http://"))
@@ -78,9 +90,68 @@ pub fn validate(s: &GatewaySettings, errors: &mut Vec<String>) {
     }
 }
 
+/// An IP network: an address and a prefix length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    net: std::net::IpAddr,
+    len: u8,
+}
+
+impl Cidr {
+    /// `10.0.0.0/8`, `192.168.1.7` (a /32), `::1`, `fd00::/8`.
+    pub fn parse(s: &str) -> Option<Self> {
+        let (ip, len) = match s.trim().split_once('/') {
+            Some((ip, len)) => (ip, Some(len.parse::<u8>().ok()?)),
+            None => (s.trim(), None),
+        };
+        let net: std::net::IpAddr = ip.parse().ok()?;
+        let max = if net.is_ipv4() { 32 } else { 128 };
+        let len = len.unwrap_or(max);
+        (len <= max).then_some(Self { net, len })
+    }
+
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        let bits = |a: std::net::IpAddr| -> (u128, u32) {
+            match a {
+                std::net::IpAddr::V4(v) => (u128::from(u32::from(v)), 32),
+                std::net::IpAddr::V6(v) => match v.to_ipv4_mapped() {
+                    Some(v4) => (u128::from(u32::from(v4)), 32),
+                    None => (u128::from(v), 128),
+                },
+            }
+        };
+        let ((n, nw), (a, aw)) = (bits(self.net), bits(ip));
+        if nw != aw {
+            return false;
+        }
+        let shift = nw - u32::from(self.len);
+        shift >= nw || (n >> shift) == (a >> shift)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trusted_proxies_are_networks() {
+        let c = Cidr::parse("10.0.0.0/8").unwrap();
+        assert!(c.contains("10.1.2.3".parse().unwrap()));
+        assert!(!c.contains("11.0.0.1".parse().unwrap()));
+        assert!(c.contains("::ffff:10.9.9.9".parse().unwrap()), "v4-mapped");
+        let one = Cidr::parse("127.0.0.1").unwrap();
+        assert!(one.contains("127.0.0.1".parse().unwrap()));
+        assert!(!one.contains("127.0.0.2".parse().unwrap()));
+        assert!(Cidr::parse("0.0.0.0/0")
+            .unwrap()
+            .contains("8.8.8.8".parse().unwrap()));
+        assert!(Cidr::parse("fd00::/8")
+            .unwrap()
+            .contains("fd12::1".parse().unwrap()));
+        for bad in ["10.0.0.0/33", "nope", "10.0.0.0/x", ""] {
+            assert_eq!(Cidr::parse(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn cors_origins_must_be_origins() {

@@ -199,7 +199,9 @@ fn grant_role(settings: &sdsim::settings::Settings, email: &str, role: &str) -> 
 
 /// Secrets print redacted by their type (`sdsim_runtime::config::Secret`).
 fn print_config(settings: &sdsim::settings::Settings) {
-    println!("{}", settings.to_pretty_json());
+    // A closed pipe (`sdsim config | head`) ends the output, not the process with a panic.
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout(), "{}", settings.to_pretty_json());
 }
 
 fn serve(settings: sdsim::settings::Settings, services: &[Service]) -> Result<(), String> {

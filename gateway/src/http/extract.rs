@@ -56,8 +56,8 @@ fn state(req: &HttpRequest) -> Result<&web::Data<GatewayState>, ApiError> {
 }
 
 /// Where a request comes from: the client's address (the TCP peer, or the first
-/// `X-Forwarded-For` hop when `gateway.trust_forwarded_for` says the gateway sits behind a
-/// trusted load balancer) and its user agent (at most 512 characters).
+/// `X-Forwarded-For` hop when the peer is one of `gateway.trusted_proxies`, or any peer
+/// with `gateway.trust_forwarded_for`) and its user agent (at most 512 characters).
 #[derive(Debug, Clone)]
 pub struct ClientOrigin {
     pub ip: String,
@@ -65,8 +65,17 @@ pub struct ClientOrigin {
 }
 
 impl ClientOrigin {
-    pub fn of(req: &HttpRequest, trust_forwarded_for: bool) -> Self {
-        let forwarded = trust_forwarded_for
+    pub fn of(req: &HttpRequest, settings: &crate::settings::GatewaySettings) -> Self {
+        let peer = req.peer_addr().map(|a| a.ip());
+        let trusted = settings.trust_forwarded_for
+            || peer.is_some_and(|p| {
+                settings
+                    .trusted_proxies
+                    .iter()
+                    .filter_map(|c| crate::settings::Cidr::parse(c))
+                    .any(|c| c.contains(p))
+            });
+        let forwarded = trusted
             .then(|| {
                 req.connection_info()
                     .realip_remote_addr()
@@ -93,7 +102,7 @@ impl FromRequest for ClientOrigin {
     type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(state(req).map(|s| Self::of(req, s.settings.trust_forwarded_for)))
+        ready(state(req).map(|s| Self::of(req, &s.settings)))
     }
 }
 

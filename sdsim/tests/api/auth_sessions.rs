@@ -256,7 +256,8 @@ async fn users_list_and_end_their_own_sessions_only() {
 async fn parallel_guessing_is_capped_and_locks_only_the_guesser_briefly() {
     let db = TestDb::create().await;
     let mut settings = settings(&db);
-    settings.gateway.trust_forwarded_for = true; // client addresses from X-Forwarded-For
+    // Client addresses from X-Forwarded-For: the test is the trusted proxy.
+    settings.gateway.trusted_proxies = vec!["127.0.0.0/8".into()];
     settings.auth.limits.login_failures_per_account_ip = 5;
     settings.auth.limits.login_failures_per_account = 50;
     settings.auth.limits.login_lockout_seconds = 3;
@@ -1001,4 +1002,53 @@ async fn a_burst_of_validations_checks_the_session_once() {
         (1..=2).contains(&ended),
         "{ended} session checks for three refused bursts"
     );
+}
+
+/// `X-Forwarded-For` names the client only when the peer is a trusted proxy; from anyone
+/// else it is ignored (a client cannot pick its own address to dodge the limits).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_for_is_trusted_only_from_the_configured_proxies() {
+    let db = TestDb::create().await;
+    let email = unique_email("xff");
+    for (proxies, seen) in [
+        (vec!["10.0.0.0/8"], "127.0.0.1"),
+        (vec!["127.0.0.1"], "203.0.113.77"),
+    ] {
+        let mut settings = settings(&db);
+        settings.gateway.trusted_proxies = proxies.iter().map(|p| p.to_string()).collect();
+        let s = Stack::start(settings, &Service::ALL);
+        s.wait_ready().await;
+        if seen == "127.0.0.1" {
+            s.register(&email, PASSWORD).await;
+        }
+        let r = s
+            .http
+            .post(s.url("/api/auth/login"))
+            .header("x-forwarded-for", "203.0.113.77")
+            .json(&serde_json::json!({"email": email, "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let token = r.json::<serde_json::Value>().await.unwrap()["access_token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let sessions: serde_json::Value = s
+            .authed(Method::GET, "/api/auth/sessions", &token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let current = sessions["sessions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["current"] == true)
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(current["ip"], seen, "{proxies:?}: {sessions}");
+    }
 }

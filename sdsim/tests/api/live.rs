@@ -629,7 +629,10 @@ async fn a_stalled_holder_is_fenced_out_and_a_restarted_instance_resumes() {
     assert_eq!(by.len(), 120);
     let old = &first[0].owner;
     let k = by.iter().take_while(|(_, who)| who == old).count();
-    assert!((20..120).contains(&k), "the old holder wrote windows 1..={k}");
+    assert!(
+        (20..120).contains(&k),
+        "the old holder wrote windows 1..={k}"
+    );
     assert!(
         by[k..].iter().all(|(_, who)| who != old),
         "the old holder published after the takeover: {by:?}"
