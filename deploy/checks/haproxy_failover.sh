@@ -83,6 +83,10 @@ export SDSIM_AUTH__MIN_PASSWORD_SCORE=0
 export SDSIM_AUTH__MAIL__TRANSPORT=file
 export SDSIM_AUTH__MAIL__OUTBOX_DIR="$work/outbox"
 export SDSIM_SHUTDOWN__GRACE_MS=1000
+# The load here is one user from one address: HAProxy's limits are tested, not the API's.
+export SDSIM_GATEWAY__RATE_LIMITS__READS_PER_MINUTE=0
+export SDSIM_GATEWAY__RATE_LIMITS__WRITES_PER_MINUTE=0
+export SDSIM_GATEWAY__RATE_LIMITS__PER_ADDRESS_PER_MINUTE=0
 export SDSIM_CLUSTER_DIR="$work/cluster"
 export SDSIM_CLUSTER_PORTS="${ports[*]}"
 export SDSIM_HAPROXY_CERT="$work/sdsim.pem"

@@ -13,6 +13,7 @@
 //!   [`subscriber`]: the Redis pub/sub subscriber, reached through a `Recipient<Resync>`.
 //! - [`feeds`]: live runs to their `/ws/simulation/{id}` watchers (one Redis stream reader
 //!   per watched run).
+//! - [`limits`]: rate limits per user, kind of request and address, counted in Redis.
 //! - [`upstream`]: typed clients of the backends over the mesh; [`grpc`]: the
 //!   `GatewayService` adapter.
 #![forbid(unsafe_code)]
@@ -22,6 +23,7 @@ pub mod error;
 pub mod feeds;
 pub mod grpc;
 pub mod http;
+pub mod limits;
 pub mod outlet;
 pub mod registry;
 pub mod settings;
@@ -125,6 +127,11 @@ pub fn tree(
         upstream,
         registry: registry.clone(),
         feeds,
+        limiter: limits::Limiter::new(
+            g.rate_limits.clone(),
+            shared.redis.clone(),
+            shared.ns.clone(),
+        ),
         settings: g.clone(),
         metrics: shared.metrics.clone(),
         view: shared.view.clone(),

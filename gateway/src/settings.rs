@@ -30,6 +30,8 @@ pub struct GatewaySettings {
     /// Origins (`https://app.example.com`) whose pages may call the API from a browser
     /// (CORS); none by default: only the console, served from the same origin.
     pub cors_origins: Vec<String>,
+    /// Requests per minute per user (by kind) and per address, shared by every instance.
+    pub rate_limits: crate::limits::RateLimits,
     /// Where the gateway listens: HTTP (REST and WebSocket) and gRPC (`GatewayService`).
     pub listen: Listen,
 }
@@ -47,6 +49,7 @@ impl Default for GatewaySettings {
             trust_forwarded_for: false,
             trusted_proxies: Vec::new(),
             cors_origins: Vec::new(),
+            rate_limits: Default::default(),
             listen: Listen::local(ports::GATEWAY_GRPC, ports::GATEWAY_HTTP),
         }
     }

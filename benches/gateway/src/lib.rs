@@ -35,6 +35,11 @@ impl Sdsim {
             .env("SDSIM_REDIS__PREFIX", prefix)
             .env("SDSIM_AUTH__JWT_SECRET", SECRET)
             .env("SDSIM_AUTH__BCRYPT_COST", "8")
+            // The request path itself is measured, not the API's rate limits.
+            .env("SDSIM_GATEWAY__RATE_LIMITS__READS_PER_MINUTE", "0")
+            .env("SDSIM_GATEWAY__RATE_LIMITS__WRITES_PER_MINUTE", "0")
+            .env("SDSIM_GATEWAY__RATE_LIMITS__RUN_STARTS_PER_MINUTE", "0")
+            .env("SDSIM_GATEWAY__RATE_LIMITS__PER_ADDRESS_PER_MINUTE", "0")
             .env("SDSIM_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::piped());

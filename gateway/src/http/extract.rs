@@ -6,7 +6,7 @@ use crate::rpc;
 use crate::state::GatewayState;
 use actix_web::dev::Payload;
 use actix_web::http::header;
-use actix_web::{web, FromRequest, HttpRequest};
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use futures_util::future::LocalBoxFuture;
 use sdsim_protocols::proto::auth as pb;
 use std::future::{ready, Ready};
@@ -155,9 +155,23 @@ impl FromRequest for AuthUser {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let pre = required_token(req).and_then(|t| Ok((t, state(req)?.clone())));
+        let req = req.clone();
         Box::pin(async move {
             let (token, state) = pre?;
-            Self::validate(&state, token).await
+            let user = Self::validate(&state, token).await?;
+            // The user's limit for this kind of request, shared by every gateway instance.
+            let class = crate::limits::Class::of(req.method().as_str(), req.path());
+            if let Some(standing) = state.limiter.user(&user.user_id, class).await {
+                req.extensions_mut().insert(standing);
+                if standing.exceeded() {
+                    return Err(ApiError::from(
+                        sdsim_runtime::error::ServiceError::RateLimited {
+                            retry_after_secs: standing.reset.max(1),
+                        },
+                    ));
+                }
+            }
+            Ok(user)
         })
     }
 }

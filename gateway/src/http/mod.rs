@@ -25,6 +25,7 @@ pub mod health;
 pub mod notifications;
 pub mod projects;
 pub mod simulations;
+pub mod throttle;
 pub mod views;
 pub mod websocket;
 
@@ -80,6 +81,8 @@ fn app(
     let probes = state.probes.clone();
     let limit = BodyLimit(state.settings.max_body_bytes);
     let cors = cors(&state.settings.cors_origins);
+    let limiter = state.limiter.clone();
+    let gateway_settings = state.settings.clone();
     App::new()
         .app_data(web::Data::new(state))
         .app_data(limit)
@@ -92,6 +95,11 @@ fn app(
             .field("query")
             .into()
         }))
+        // Rate limits: the address's before any work, the user's in `AuthUser`.
+        .wrap(throttle::Throttle {
+            limiter,
+            settings: gateway_settings,
+        })
         .wrap_fn({
             let metrics = metrics.clone();
             move |req, srv| {

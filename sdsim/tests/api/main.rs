@@ -17,6 +17,7 @@ mod failover;
 mod gateway_clients;
 mod grpc_clients;
 mod lifecycle;
+mod limits;
 mod live;
 mod migrations;
 mod projects;
