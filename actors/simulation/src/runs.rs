@@ -201,29 +201,40 @@ impl Outcome {
     }
 }
 
-/// Waits until the window is due at the current speed (re-read while waiting, so a new
-/// speed applies at once), and while the run is paused. Stop ends either wait.
-fn pace(window_s: f64, since: Instant, control: &Control, between: &mut dyn FnMut()) {
+/// Waits until the next window is due on the run's schedule at the current speed (re-read
+/// while waiting, so a new speed applies at once), and while the run is paused. The
+/// schedule is the run's, not each window's: a run that fell behind (a slow window, a busy
+/// machine) goes on at once until it is back on time, catching up at most 2 s; a resumed
+/// run's schedule starts again when it resumes. Stop ends either wait.
+fn pace(window_s: f64, next: &mut Instant, control: &Control, between: &mut dyn FnMut()) {
     let tick = Duration::from_millis(20);
+    let mut was_paused = false;
     loop {
         between();
         if control.stopped() {
             return;
         }
         if AtomicBool::load(&control.paused, Ordering::Relaxed) {
+            was_paused = true;
             std::thread::sleep(tick);
             continue;
         }
+        let now = Instant::now();
+        if was_paused {
+            *next = now;
+            was_paused = false;
+        }
         let speed = control.speed();
         if speed <= 0.0 {
+            *next = now;
             return;
         }
-        let due = Duration::from_secs_f64(window_s / speed);
-        let gone = since.elapsed();
-        if gone >= due {
+        let due = *next + Duration::from_secs_f64(window_s / speed);
+        if now >= due {
+            *next = due.max(now - Duration::from_secs(2).min(now - *next));
             return;
         }
-        std::thread::sleep((due - gone).min(tick));
+        std::thread::sleep((due - now).min(tick));
     }
 }
 
@@ -767,12 +778,12 @@ impl Runs {
                             let _ = reply.send(applied.map(|c| (at_s, c)));
                         }
                     };
+                    let mut next = Instant::now();
                     while !sim.is_finished() {
                         if control.stopped() {
                             return Outcome::Stopped(Box::new(sim.report()));
                         }
                         between(&mut sim);
-                        let t = Instant::now();
                         let w = sim.advance(window);
                         let json: Arc<str> = match serde_json::to_string(&w) {
                             Ok(j) => j.into(),
@@ -787,7 +798,7 @@ impl Runs {
                             index: w.index,
                             json,
                         });
-                        pace(window, t, &control, &mut || between(&mut sim));
+                        pace(window, &mut next, &control, &mut || between(&mut sim));
                     }
                     Outcome::Completed(Box::new(sim.report()))
                 }))
@@ -872,7 +883,10 @@ impl Runs {
         .await
         .optional()?;
         if owner.is_some() {
-            self.metrics.runs_finished.with_label_values(&[status]).inc();
+            self.metrics
+                .runs_finished
+                .with_label_values(&[status])
+                .inc();
         }
         let Some(owner) = owner else {
             return Err(ServiceError::Conflict {

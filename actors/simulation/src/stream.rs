@@ -68,15 +68,119 @@ struct Publisher {
     runs: Arc<Runs>,
     id: Uuid,
     key: String,
-    /// Windows streamed and not yet stored.
+    /// Windows streamed so far.
+    streamed: u64,
+    /// Another instance owns the run now: nothing more is streamed.
+    fenced: bool,
+    /// The run's storer: windows go there once streamed.
+    store: mpsc::UnboundedSender<ToStore>,
+}
+
+impl Storer {
+    /// Stores the windows not yet stored, then trims the stream past them.
+    async fn store(&mut self, limits: StreamLimits) {
+        self.last_store = Instant::now();
+        if self.unstored.is_empty() {
+            return;
+        }
+        let rows: Vec<_> = self
+            .unstored
+            .iter()
+            .map(|(index, json)| {
+                (
+                    simulation_windows::simulation_id.eq(self.id),
+                    simulation_windows::window_index.eq(*index as i64),
+                    simulation_windows::data.eq(json.to_string()),
+                )
+            })
+            .collect();
+        let written = async {
+            let mut conn = sdsim_schema::pool::get(&self.runs.pool).await?;
+            for chunk in rows.chunks(1_000) {
+                diesel::insert_into(simulation_windows::table)
+                    .values(chunk)
+                    .on_conflict_do_nothing()
+                    .execute(&mut conn)
+                    .await?;
+            }
+            Ok::<_, sdsim_runtime::error::ServiceError>(())
+        }
+        .await;
+        if let Err(e) = written {
+            // Kept for the next attempt; the stream is not trimmed past them meanwhile.
+            tracing::warn!(run = %self.id, error = %e, "windows not stored yet");
+            return;
+        }
+        self.stored = self.unstored.last().map_or(self.stored, |(i, _)| i + 1);
+        self.unstored.clear();
+        // Entries below MINID go: never one not stored, never the newest `maxlen`.
+        let keep_from = (self.streamed + 1).saturating_sub(limits.maxlen).max(1);
+        let min_id = keep_from.min(self.stored + 1);
+        if min_id > 1 {
+            let mut conn = self.runs.redis.clone();
+            let trimmed: redis::RedisResult<i64> = redis::cmd("XTRIM")
+                .arg(&self.key)
+                .arg("MINID")
+                .arg(format!("{min_id}-0"))
+                .query_async(&mut conn)
+                .await;
+            if let Err(e) = trimmed {
+                tracing::debug!(run = %self.id, error = %e, "stream not trimmed");
+            }
+        }
+    }
+
+}
+
+/// What the publisher hands its storer.
+enum ToStore {
+    Windows(Vec<(u64, Arc<str>)>),
+    /// Store everything received, then answer.
+    Flush(tokio::sync::oneshot::Sender<()>),
+}
+
+/// Stores a run's windows in PostgreSQL, apart from the publisher, so a slow database never
+/// delays a live window; trims the stream only past what it stored.
+struct Storer {
+    runs: Arc<Runs>,
+    id: Uuid,
+    key: String,
+    /// Windows received and not yet stored.
     unstored: Vec<(u64, Arc<str>)>,
     /// Windows stored so far (all of indexes `0..stored`).
     stored: u64,
-    /// Windows streamed so far.
+    /// Windows streamed so far (as far as the storer knows).
     streamed: u64,
     last_store: Instant,
-    /// Another instance owns the run now: nothing more is streamed.
-    fenced: bool,
+}
+
+async fn storer(mut s: Storer, mut rx: mpsc::UnboundedReceiver<ToStore>, limits: StreamLimits) {
+    loop {
+        match tokio::time::timeout(limits.store_every, rx.recv()).await {
+            Ok(Some(ToStore::Windows(w))) => {
+                s.streamed = w.last().map_or(s.streamed, |(i, _)| s.streamed.max(i + 1));
+                s.unstored.extend(w);
+                if s.last_store.elapsed() >= limits.store_every {
+                    s.store(limits).await;
+                }
+            }
+            Ok(Some(ToStore::Flush(done))) => {
+                for _ in 0..5 {
+                    s.store(limits).await;
+                    if s.unstored.is_empty() {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                let _ = done.send(());
+            }
+            Ok(None) => {
+                s.store(limits).await;
+                return;
+            }
+            Err(_) => s.store(limits).await,
+        }
+    }
 }
 
 /// The publisher of run `id`: runs until the run's end is published.
@@ -94,29 +198,37 @@ pub async fn publish(
     }
     let key = runs.ns.simulation_stream(&id.to_string());
     let limits = runs.limits;
+    let (store, store_rx) = mpsc::unbounded_channel();
+    tokio::spawn(storer(
+        Storer {
+            runs: runs.clone(),
+            id,
+            key: key.clone(),
+            unstored: Vec::new(),
+            stored: resume.stored,
+            streamed: resume.streamed,
+            last_store: Instant::now(),
+        },
+        store_rx,
+        limits,
+    ));
     let mut p = Publisher {
         runs,
         id,
         key,
-        unstored: Vec::new(),
-        stored: resume.stored,
         streamed: resume.streamed,
         fenced: false,
-        last_store: Instant::now(),
+        store,
     };
     loop {
-        let first = match tokio::time::timeout(limits.store_every, rx.recv()).await {
-            Ok(Some(f)) => f,
+        let first = match rx.recv().await {
+            Some(f) => f,
             // The run thread is gone without its end: it cannot happen (its end is sent
             // after catch_unwind), but a run must never stay "running".
-            Ok(None) => Feed::End {
+            None => Feed::End {
                 outcome: Outcome::Failed("the run ended without its outcome".into()),
                 wall_s: 0.0,
             },
-            Err(_) => {
-                p.store(limits).await;
-                continue;
-            }
         };
         let mut batch = vec![first];
         while let Ok(f) = rx.try_recv() {
@@ -126,26 +238,25 @@ pub async fn publish(
         for f in batch {
             match f {
                 Feed::Window { index, json } => windows.push((index, json)),
-                Feed::Restored { index, json } => p.unstored.push((index, json)),
+                Feed::Restored { index, json } => {
+                    let _ = p.store.send(ToStore::Windows(vec![(index, json)]));
+                }
                 Feed::Chaos { at_s, chaos } => {
                     // The windows before it go out; none after it before it is stored.
                     p.stream(&windows).await;
-                    p.unstored.append(&mut windows);
+                    let _ = p.store.send(ToStore::Windows(std::mem::take(&mut windows)));
                     p.record_chaos(at_s, &chaos).await;
                 }
                 Feed::End { outcome, wall_s } => {
                     p.stream(&windows).await;
-                    p.unstored.append(&mut windows);
-                    p.end(outcome, wall_s, limits).await;
+                    let _ = p.store.send(ToStore::Windows(std::mem::take(&mut windows)));
+                    p.end(outcome, wall_s).await;
                     return;
                 }
             }
         }
         p.stream(&windows).await;
-        p.unstored.extend(windows);
-        if p.last_store.elapsed() >= limits.store_every {
-            p.store(limits).await;
-        }
+        let _ = p.store.send(ToStore::Windows(windows));
     }
 }
 
@@ -235,67 +346,11 @@ impl Publisher {
         }
     }
 
-    /// Stores the windows not yet stored, then trims the stream past them.
-    async fn store(&mut self, limits: StreamLimits) {
-        self.last_store = Instant::now();
-        if self.unstored.is_empty() {
-            return;
-        }
-        let rows: Vec<_> = self
-            .unstored
-            .iter()
-            .map(|(index, json)| {
-                (
-                    simulation_windows::simulation_id.eq(self.id),
-                    simulation_windows::window_index.eq(*index as i64),
-                    simulation_windows::data.eq(json.to_string()),
-                )
-            })
-            .collect();
-        let written = async {
-            let mut conn = sdsim_schema::pool::get(&self.runs.pool).await?;
-            for chunk in rows.chunks(1_000) {
-                diesel::insert_into(simulation_windows::table)
-                    .values(chunk)
-                    .on_conflict_do_nothing()
-                    .execute(&mut conn)
-                    .await?;
-            }
-            Ok::<_, sdsim_runtime::error::ServiceError>(())
-        }
-        .await;
-        if let Err(e) = written {
-            // Kept for the next attempt; the stream is not trimmed past them meanwhile.
-            tracing::warn!(run = %self.id, error = %e, "windows not stored yet");
-            return;
-        }
-        self.stored = self.unstored.last().map_or(self.stored, |(i, _)| i + 1);
-        self.unstored.clear();
-        // Entries below MINID go: never one not stored, never the newest `maxlen`.
-        let keep_from = (self.streamed + 1).saturating_sub(limits.maxlen).max(1);
-        let min_id = keep_from.min(self.stored + 1);
-        if min_id > 1 {
-            let mut conn = self.runs.redis.clone();
-            let trimmed: redis::RedisResult<i64> = redis::cmd("XTRIM")
-                .arg(&self.key)
-                .arg("MINID")
-                .arg(format!("{min_id}-0"))
-                .query_async(&mut conn)
-                .await;
-            if let Err(e) = trimmed {
-                tracing::debug!(run = %self.id, error = %e, "stream not trimmed");
-            }
-        }
-    }
-
-    async fn end(mut self, outcome: Outcome, wall_s: f64, limits: StreamLimits) {
+    async fn end(self, outcome: Outcome, wall_s: f64) {
         // Every window stored before the outcome, so a finished run's windows are complete.
-        for _ in 0..5 {
-            self.store(limits).await;
-            if self.unstored.is_empty() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+        let (done, stored) = tokio::sync::oneshot::channel();
+        if self.store.send(ToStore::Flush(done)).is_ok() {
+            let _ = stored.await;
         }
         let (status, error) = outcome.status();
         let user_project = self.runs.finish(self.id, outcome, wall_s).await;
