@@ -238,6 +238,26 @@ fn pace(window_s: f64, next: &mut Instant, control: &Control, between: &mut dyn 
     }
 }
 
+/// How much nicer than the process a run's thread is: when runs fill the cores, the
+/// runtimes that serve requests, stream windows and renew leases still get to run (the runs
+/// fall behind their schedule instead, and catch up when the machine is free).
+const RUN_NICE: i32 = 5;
+
+/// Lowers the calling thread's priority by [`RUN_NICE`] (Linux; elsewhere `setpriority`
+/// would lower the whole process, so it keeps normal priority).
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::process::{getpriority_process, setpriority_process};
+        let me = Some(rustix::thread::gettid());
+        if let Err(e) = getpriority_process(me)
+            .and_then(|nice| setpriority_process(me, (nice + RUN_NICE).min(19)))
+        {
+            tracing::debug!(error = %e, "a run's thread keeps normal priority");
+        }
+    }
+}
+
 /// Windows a run has simulated so far.
 fn progress_windows(p: &Mutex<Progress>) -> u64 {
     p.lock().map_or(0, |p| p.windows)
@@ -709,6 +729,7 @@ impl Runs {
         let spawned = std::thread::Builder::new()
             .name(format!("sdsim-run-{}", &id.simple().to_string()[..8]))
             .spawn(move || {
+                lower_priority();
                 let started = Instant::now();
                 let outcome = catch_unwind(AssertUnwindSafe(|| {
                     let mut sim = match engine::Simulation::new(&design, Some(seed)) {
@@ -1288,5 +1309,22 @@ impl Runs {
             message: format!("simulation {id} has no results ({})", row.status),
         })?;
         Ok((row, summary))
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    #[test]
+    fn a_run_thread_yields_to_the_runtimes() {
+        use rustix::process::getpriority_process;
+        let own = getpriority_process(None).unwrap();
+        let theirs = std::thread::spawn(|| {
+            super::lower_priority();
+            getpriority_process(Some(rustix::thread::gettid())).unwrap()
+        })
+        .join()
+        .unwrap();
+        assert_eq!(theirs, (own + super::RUN_NICE).min(19));
+        assert_eq!(getpriority_process(None).unwrap(), own, "the process keeps its own");
     }
 }
