@@ -964,9 +964,11 @@ impl Actor for BreakerWatch {
             .set(self.target.breaker.state().code());
         let labels = self.labels();
         for to in [State::Closed, State::Open, State::HalfOpen] {
-            self.metrics
-                .breaker_transitions
-                .with_label_values(&[labels[0], labels[1], state_name(to)]);
+            self.metrics.breaker_transitions.with_label_values(&[
+                labels[0],
+                labels[1],
+                state_name(to),
+            ]);
         }
     }
     fn stopped(&mut self, _: &mut Context<Self>) {
