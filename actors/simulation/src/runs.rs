@@ -1325,6 +1325,10 @@ mod tests {
         .join()
         .unwrap();
         assert_eq!(theirs, (own + super::RUN_NICE).min(19));
-        assert_eq!(getpriority_process(None).unwrap(), own, "the process keeps its own");
+        assert_eq!(
+            getpriority_process(None).unwrap(),
+            own,
+            "the process keeps its own"
+        );
     }
 }

@@ -129,7 +129,6 @@ impl Storer {
             }
         }
     }
-
 }
 
 /// What the publisher hands its storer.
