@@ -497,9 +497,8 @@ impl Inner {
                 if conn.is_none() {
                     // A blocking read answers after up to BLOCK_MS: the client's default
                     // response timeout (500 ms) would cut every quiet read short.
-                    let config = redis::AsyncConnectionConfig::new().set_response_timeout(Some(
-                        Duration::from_millis(BLOCK_MS + 5_000),
-                    ));
+                    let config = redis::AsyncConnectionConfig::new()
+                        .set_response_timeout(Some(Duration::from_millis(BLOCK_MS + 5_000)));
                     conn = Some(
                         self.client
                             .get_multiplexed_async_connection_with_config(&config)
