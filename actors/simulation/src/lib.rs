@@ -13,6 +13,7 @@ pub mod compare;
 pub mod grpc;
 pub mod keeper;
 pub mod runs;
+pub mod series;
 pub mod stream;
 pub mod validation;
 

@@ -957,6 +957,9 @@ impl Runs {
                     .await?;
             }
         }
+        if status != "failed" {
+            self.store_series(&mut conn, id).await?;
+        }
         // The starter's history.
         diesel::insert_into(simulation_history::table)
             .values((
@@ -968,6 +971,58 @@ impl Runs {
             .execute(&mut conn)
             .await?;
         Ok(owner)
+    }
+
+    /// The run's per-window series, bounded (see [`crate::series`]), in
+    /// `performance_metrics`.
+    async fn store_series(
+        &self,
+        conn: &mut diesel_async::AsyncPgConnection,
+        id: Uuid,
+    ) -> Result<(), ServiceError> {
+        use sdsim_schema::tables::simulation_schema::{
+            performance_metrics as pm, simulation_windows as w,
+        };
+        let texts: Vec<String> = w::table
+            .filter(w::simulation_id.eq(id))
+            .order(w::window_index.asc())
+            .select(w::data)
+            .load(conn)
+            .await?;
+        let windows: Vec<Value> = texts
+            .iter()
+            .filter_map(|t| serde_json::from_str(t).ok())
+            .collect();
+        let points = crate::series::downsample(&windows, crate::series::MAX_POINTS);
+        let rows: Vec<_> = points
+            .into_iter()
+            .map(|p| {
+                (
+                    pm::simulation_id.eq(id),
+                    pm::component_id.eq(p.component),
+                    pm::window_start.eq(p.start_s),
+                    pm::window_end.eq(p.end_s),
+                    pm::arrivals.eq(p.arrivals),
+                    pm::completions.eq(p.completions),
+                    pm::drops.eq(p.drops),
+                    pm::errors.eq(p.errors),
+                    pm::utilization.eq(p.utilisation),
+                    pm::queue_length.eq(p.queue_length),
+                    pm::throughput.eq(p.throughput),
+                    pm::latency_p50_ms.eq(p.p50_ms),
+                    pm::latency_p95_ms.eq(p.p95_ms),
+                    pm::latency_p99_ms.eq(p.p99_ms),
+                )
+            })
+            .collect();
+        for chunk in rows.chunks(1_000) {
+            diesel::insert_into(pm::table)
+                .values(chunk)
+                .on_conflict_do_nothing()
+                .execute(conn)
+                .await?;
+        }
+        Ok(())
     }
 
     /// The analysis of a finished run (bottlenecks in words with what to change, anomalies,

@@ -180,6 +180,26 @@ async fn chaos_injected_live_is_stored_and_a_replay_gives_the_identical_report()
         "byte for byte the same run"
     );
 
+    // The series is stored per component and end to end, one point per window here (a run
+    // this short is not downsampled).
+    {
+        use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+        #[derive(diesel::QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let mut pg = AsyncPgConnection::establish(&db.url).await.unwrap();
+        let c: Vec<Count> = diesel::sql_query(format!(
+            "SELECT count(*) AS n FROM simulation_schema.performance_metrics \
+             WHERE simulation_id = '{id}' AND component_id = ''"
+        ))
+        .load(&mut pg)
+        .await
+        .unwrap();
+        assert_eq!(c[0].n, 60, "30 s in windows of 0.5 s");
+    }
+
     // The analysis in words; the starter was told of the end in their inbox.
     let (st, analysis) = call(
         &s,
