@@ -2,35 +2,68 @@
 //! it renews the leases of this instance's live runs and takes over the runs whose lease
 //! ran out (their process stopped): each goes on here from its last streamed window, or
 //! ends as failed if it cannot (no run stays "running" forever); every hour it deletes the
-//! finished runs past `simulation.retention_days`. Supervised: a failure is retried at
+//! finished runs past `simulation.retention_days` and the runs of projects that were purged
+//! (every `simulation.janitor_interval_s`). Supervised: a failure is retried at
 //! its next tick, a panic restarts it.
 
 use crate::runs::Runs;
 use actix::prelude::*;
+use sdsim_protocols::Service;
+use sdsim_runtime::error::ServiceError;
+use sdsim_runtime::mesh::Mesh;
 use sdsim_runtime::supervision::{ChildHandle, ChildLink, ChildSpec, Restart};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// How often finished runs past their retention are looked for.
-const PURGE_EVERY: Duration = Duration::from_secs(3_600);
-
 pub struct Keeper {
     runs: Arc<Runs>,
+    mesh: Mesh,
+    purge_every: Duration,
     _link: ChildLink,
 }
 
 impl Keeper {
-    pub fn child(runs: Arc<Runs>) -> ChildSpec {
+    pub fn child(runs: Arc<Runs>, mesh: Mesh, purge_every: Duration) -> ChildSpec {
         ChildSpec::worker("runs", Restart::Permanent, move |link| {
             Ok(ChildHandle::from_addr(
                 Keeper {
                     runs: runs.clone(),
+                    mesh: mesh.clone(),
+                    purge_every,
                     _link: link,
                 }
                 .start(),
             ))
         })
     }
+}
+
+/// Deletes the runs of projects the project service no longer knows (purged, by hand or
+/// from the trash): answers how many runs went.
+async fn orphans(runs: &Runs, mesh: &Mesh) -> Result<usize, ServiceError> {
+    use sdsim_protocols::proto::project as ppb;
+    let mut gone = 0;
+    for project in runs.run_projects(500).await? {
+        let req = ppb::GetProjectPermissionsRequest {
+            project_id: project.to_string(),
+            user_id: uuid::Uuid::nil().to_string(),
+            is_admin: true,
+        };
+        let known = mesh
+            .call(Service::Project, "GetProjectPermissions", |ch| {
+                let req = req.clone();
+                let mut c = ppb::project_service_client::ProjectServiceClient::new(ch);
+                async move { c.get_project_permissions(req).await }
+            })
+            .await;
+        match known {
+            Err(ServiceError::NotFound(_)) => gone += runs.delete_project_runs(project).await?,
+            Ok(_) | Err(ServiceError::Forbidden(_)) => {}
+            // The project service is away: try again at the next sweep.
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(gone)
 }
 
 impl Actor for Keeper {
@@ -57,16 +90,34 @@ impl Actor for Keeper {
                 .into_actor(act),
             );
         });
-        ctx.run_interval(PURGE_EVERY, |act, ctx| {
+        ctx.run_interval(self.purge_every, |act, ctx| {
             let runs = act.runs.clone();
+            let mesh = act.mesh.clone();
             let handle = runs.runtime.clone();
             ctx.spawn(
                 async move {
-                    let work = handle.spawn(async move { runs.purge_expired().await });
+                    let work = handle.spawn(async move {
+                        (runs.purge_expired().await, orphans(&runs, &mesh).await)
+                    });
                     match work.await {
-                        Ok(Ok(0)) => {}
-                        Ok(Ok(n)) => tracing::info!(runs = n, "runs past their retention deleted"),
-                        Ok(Err(e)) => tracing::warn!(error = %e, "old runs not purged"),
+                        Ok((expired, orphaned)) => {
+                            match expired {
+                                Ok(0) => {}
+                                Ok(n) => {
+                                    tracing::info!(runs = n, "runs past their retention deleted")
+                                }
+                                Err(e) => tracing::warn!(error = %e, "old runs not purged"),
+                            }
+                            match orphaned {
+                                Ok(0) => {}
+                                Ok(n) => {
+                                    tracing::info!(runs = n, "runs of purged projects deleted")
+                                }
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "runs of purged projects not swept")
+                                }
+                            }
+                        }
                         Err(e) => tracing::warn!(error = %e, "purge task failed"),
                     }
                 }

@@ -50,6 +50,8 @@ pub struct SimulationSettings {
     /// Finished runs (with their windows and results) are deleted this many days after they
     /// ended; 0 keeps them.
     pub retention_days: u32,
+    /// How often runs past their retention, and the runs of purged projects, are deleted.
+    pub janitor_interval_s: u64,
 }
 
 impl Default for SimulationSettings {
@@ -63,6 +65,7 @@ impl Default for SimulationSettings {
             max_running: 64,
             lease_ms: 1_500,
             retention_days: 90,
+            janitor_interval_s: 3_600,
         }
     }
 }
@@ -149,7 +152,11 @@ pub fn tree(
     standard_tree(
         shared,
         "simulation",
-        vec![keeper::Keeper::child(runs)],
+        vec![keeper::Keeper::child(
+            runs,
+            shared.mesh.clone(),
+            std::time::Duration::from_secs(settings.janitor_interval_s.max(1)),
+        )],
         routes,
         grpc,
         http,

@@ -447,6 +447,32 @@ impl Runs {
         }
     }
 
+    /// Up to `limit` projects that finished runs belong to, for the orphan sweep.
+    pub async fn run_projects(&self, limit: i64) -> Result<Vec<Uuid>, ServiceError> {
+        let mut conn = sdsim_schema::pool::get(&self.pool).await?;
+        let ids: Vec<Option<Uuid>> = simulations::table
+            .filter(simulations::project_id.is_not_null())
+            .filter(simulations::status.ne_all(["pending", "running", "paused"]))
+            .select(simulations::project_id)
+            .distinct()
+            .limit(limit)
+            .load(&mut conn)
+            .await?;
+        Ok(ids.into_iter().flatten().collect())
+    }
+
+    /// Deletes the finished runs of a project that no longer exists (purged).
+    pub async fn delete_project_runs(&self, project: Uuid) -> Result<usize, ServiceError> {
+        let mut conn = sdsim_schema::pool::get(&self.pool).await?;
+        Ok(diesel::delete(
+            simulations::table
+                .filter(simulations::project_id.eq(project))
+                .filter(simulations::status.ne_all(["pending", "running", "paused"])),
+        )
+        .execute(&mut conn)
+        .await?)
+    }
+
     /// Deletes finished runs (and with them their windows, results and analysis) that ended
     /// more than `retention_days` ago.
     pub async fn purge_expired(&self) -> Result<usize, ServiceError> {

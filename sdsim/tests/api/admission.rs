@@ -276,3 +276,73 @@ async fn controls_reach_a_run_whichever_instance_gets_them() {
     drop(other);
     let _ = std::fs::remove_dir_all(&logs);
 }
+
+/// The runs of a project purged for good go with it (swept by the simulation service's
+/// keeper); other runs stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_runs_of_a_purged_project_go_with_it() {
+    let db = TestDb::create().await;
+    let mut settings = settings(&db);
+    settings.simulation.janitor_interval_s = 1;
+    let s = Stack::start(settings, &Service::ALL);
+    s.wait_ready().await;
+    let ada = signed_in(&s, "purger").await;
+    let (st, p, _) = call(
+        &s,
+        Method::POST,
+        "/api/projects",
+        &ada,
+        Some(json!({"name": "Short-lived", "template_id": "three-tier-web-app"})),
+    )
+    .await;
+    assert_eq!(st, 201, "{p}");
+    let project = p["project"]["id"].as_str().unwrap().to_string();
+    let design: Value =
+        serde_json::from_str(sdsim_engine::template("three_tier_web_app").unwrap()).unwrap();
+    let mut runs = Vec::new();
+    for body in [
+        json!({"project_id": project, "speed": 0}),
+        json!({"design": design, "speed": 0}),
+    ] {
+        let (st, b, _) = call(&s, Method::POST, "/api/simulations", &ada, Some(body)).await;
+        assert_eq!(st, 201, "{b}");
+        runs.push(b["simulation"]["id"].as_str().unwrap().to_string());
+    }
+    for id in &runs {
+        for _ in 0..200 {
+            if status(&s, &ada, id).await["status"] == "completed" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let path = format!("/api/projects/{project}");
+    assert_eq!(call(&s, Method::DELETE, &path, &ada, None).await.0, 200);
+    // In the trash, its runs stay (it can be restored).
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    assert_eq!(status(&s, &ada, &runs[0]).await["status"], "completed");
+    let (st, b, _) = call(&s, Method::POST, &format!("{path}/purge"), &ada, None).await;
+    assert!(st == 200 || st == 204, "{st} {b}");
+    let mut gone = false;
+    for _ in 0..100 {
+        let (st, _, _) = call(
+            &s,
+            Method::GET,
+            &format!("/api/simulations/{}", runs[0]),
+            &ada,
+            None,
+        )
+        .await;
+        if st == 404 {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(gone, "the purged project's run is deleted");
+    assert_eq!(
+        status(&s, &ada, &runs[1]).await["status"],
+        "completed",
+        "others stay"
+    );
+}
