@@ -468,30 +468,11 @@ pub async fn last_window(runs: &Runs, id: Uuid) -> u64 {
         .unwrap_or(0)
 }
 
-/// The end of a run whose process stopped (found by the lease sweep): after the last
-/// window its stream holds, as failed with `reason`.
+/// The end of a run that could not go on (taken over, and its design no longer runs):
+/// after the last window its stream holds, as failed with `reason`. (If its end is there
+/// already, Redis refuses the second one: ids only grow.)
 pub async fn end_orphan(runs: &Runs, id: Uuid, user: Uuid, project: Option<Uuid>, reason: &str) {
-    let key = runs.ns.simulation_stream(&id.to_string());
-    let mut conn = runs.redis.clone();
-    let last: redis::RedisResult<redis::streams::StreamRangeReply> = redis::cmd("XREVRANGE")
-        .arg(&key)
-        .arg("+")
-        .arg("-")
-        .arg("COUNT")
-        .arg(1)
-        .query_async(&mut conn)
-        .await;
-    let last = last.ok().and_then(|r| r.ids.into_iter().next());
-    if last
-        .as_ref()
-        .and_then(|l| l.get::<String>("type"))
-        .is_some_and(|t| t != "simulation.window")
-    {
-        return; // its end is already there
-    }
-    let windows = last
-        .and_then(|l| l.id.split('-').next().and_then(|n| n.parse().ok()))
-        .unwrap_or(0);
+    let windows = last_window(runs, id).await;
     let end = End {
         id,
         user,

@@ -8,7 +8,7 @@ use sdsim_protocols::Service;
 use serde_json::{json, Value};
 use std::time::Duration;
 
-async fn call(
+async fn call_with_retry(
     s: &Stack,
     method: Method,
     path: &str,
@@ -28,17 +28,8 @@ async fn call(
     (st, r.json().await.unwrap_or_default(), retry)
 }
 
-async fn signed_in(s: &Stack, tag: &str) -> String {
-    let email = unique_email(tag);
-    s.register(&email, "a long enough password").await;
-    s.login(&email, "a long enough password").await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
 async fn status(s: &Stack, token: &str, id: &str) -> Value {
-    call(
+    call_with_retry(
         s,
         Method::GET,
         &format!("/api/simulations/{id}"),
@@ -66,7 +57,7 @@ async fn runs_beyond_a_users_cap_are_refused_and_beyond_the_instances_wait_in_li
     let start = |token: String| {
         let body = body.clone();
         let s = &s;
-        async move { call(s, Method::POST, "/api/simulations", &token, Some(body)).await }
+        async move { call_with_retry(s, Method::POST, "/api/simulations", &token, Some(body)).await }
     };
 
     let (st, first, _) = start(ada.clone()).await;
@@ -98,7 +89,7 @@ async fn runs_beyond_a_users_cap_are_refused_and_beyond_the_instances_wait_in_li
     assert_eq!(third["simulation"]["queue_position"], 2);
     let third = third["simulation"]["id"].as_str().unwrap().to_string();
     // A waiting run is controlled like a running one only by stopping it.
-    let (st, _, _) = call(
+    let (st, _, _) = call_with_retry(
         &s,
         Method::POST,
         &format!("/api/simulations/{second}/pause"),
@@ -109,7 +100,7 @@ async fn runs_beyond_a_users_cap_are_refused_and_beyond_the_instances_wait_in_li
     assert_eq!(st, 409);
 
     // The first ends: the second takes its place, Bob's moves up.
-    let (st, _, _) = call(
+    let (st, _, _) = call_with_retry(
         &s,
         Method::POST,
         &format!("/api/simulations/{first}/stop"),
@@ -131,7 +122,7 @@ async fn runs_beyond_a_users_cap_are_refused_and_beyond_the_instances_wait_in_li
     assert_eq!(status(&s, &bob, &third).await["queue_position"], 1);
 
     // Bob stops his before it starts: it ends at once, with no results.
-    let (st, _, _) = call(
+    let (st, _, _) = call_with_retry(
         &s,
         Method::POST,
         &format!("/api/simulations/{third}/stop"),
@@ -143,7 +134,7 @@ async fn runs_beyond_a_users_cap_are_refused_and_beyond_the_instances_wait_in_li
     let gone = status(&s, &bob, &third).await;
     assert_eq!(gone["status"], "stopped", "{gone}");
     assert!(gone.get("queue_position").is_none(), "{gone}");
-    let (st, _, _) = call(
+    let (st, _, _) = call_with_retry(
         &s,
         Method::GET,
         &format!("/api/simulations/{third}/results"),
@@ -153,7 +144,7 @@ async fn runs_beyond_a_users_cap_are_refused_and_beyond_the_instances_wait_in_li
     .await;
     assert_eq!(st, 409);
     // And the place it would have had is nobody's: Ada's second still runs alone.
-    let (st, _, _) = call(
+    let (st, _, _) = call_with_retry(
         &s,
         Method::POST,
         &format!("/api/simulations/{second}/stop"),
@@ -199,7 +190,7 @@ async fn controls_reach_a_run_whichever_instance_gets_them() {
     let mut runs = Vec::new();
     let mut owners = std::collections::BTreeSet::new();
     for _ in 0..8 {
-        let (st, b, _) = call(
+        let (st, b, _) = call_with_retry(
             &s,
             Method::POST,
             "/api/simulations",
@@ -226,7 +217,7 @@ async fn controls_reach_a_run_whichever_instance_gets_them() {
     tokio::time::sleep(Duration::from_millis(1_200)).await;
     for id in &runs {
         let path = |p: &str| format!("/api/simulations/{id}{p}");
-        let (st, b, _) = call(&s, Method::POST, &path("/pause"), &ada, None).await;
+        let (st, b, _) = call_with_retry(&s, Method::POST, &path("/pause"), &ada, None).await;
         assert_eq!(
             (st, &b["simulation"]["status"]),
             (200, &json!("paused")),
@@ -237,9 +228,10 @@ async fn controls_reach_a_run_whichever_instance_gets_them() {
             "{b}"
         );
         let crash = json!({"type": "crash", "component": "database", "duration_s": 1});
-        let (st, b, _) = call(&s, Method::POST, &path("/chaos"), &ada, Some(crash)).await;
+        let (st, b, _) =
+            call_with_retry(&s, Method::POST, &path("/chaos"), &ada, Some(crash)).await;
         assert_eq!(st, 200, "{id}: {b}");
-        let (st, b, _) = call(
+        let (st, b, _) = call_with_retry(
             &s,
             Method::PUT,
             &path("/speed"),
@@ -252,13 +244,13 @@ async fn controls_reach_a_run_whichever_instance_gets_them() {
             (200, &json!(2.0)),
             "{id}: {b}"
         );
-        let (st, b, _) = call(&s, Method::POST, &path("/resume"), &ada, None).await;
+        let (st, b, _) = call_with_retry(&s, Method::POST, &path("/resume"), &ada, None).await;
         assert_eq!(
             (st, &b["simulation"]["status"]),
             (200, &json!("running")),
             "{id}: {b}"
         );
-        let (st, b, _) = call(&s, Method::POST, &path("/stop"), &ada, None).await;
+        let (st, b, _) = call_with_retry(&s, Method::POST, &path("/stop"), &ada, None).await;
         assert_eq!(st, 202, "{id}: {b}");
     }
     for id in &runs {
@@ -287,7 +279,7 @@ async fn the_runs_of_a_purged_project_go_with_it() {
     let s = Stack::start(settings, &Service::ALL);
     s.wait_ready().await;
     let ada = signed_in(&s, "purger").await;
-    let (st, p, _) = call(
+    let (st, p, _) = call_with_retry(
         &s,
         Method::POST,
         "/api/projects",
@@ -304,7 +296,8 @@ async fn the_runs_of_a_purged_project_go_with_it() {
         json!({"project_id": project, "speed": 0}),
         json!({"design": design, "speed": 0}),
     ] {
-        let (st, b, _) = call(&s, Method::POST, "/api/simulations", &ada, Some(body)).await;
+        let (st, b, _) =
+            call_with_retry(&s, Method::POST, "/api/simulations", &ada, Some(body)).await;
         assert_eq!(st, 201, "{b}");
         runs.push(b["simulation"]["id"].as_str().unwrap().to_string());
     }
@@ -317,15 +310,20 @@ async fn the_runs_of_a_purged_project_go_with_it() {
         }
     }
     let path = format!("/api/projects/{project}");
-    assert_eq!(call(&s, Method::DELETE, &path, &ada, None).await.0, 200);
+    assert_eq!(
+        call_with_retry(&s, Method::DELETE, &path, &ada, None)
+            .await
+            .0,
+        200
+    );
     // In the trash, its runs stay (it can be restored).
     tokio::time::sleep(Duration::from_millis(2_500)).await;
     assert_eq!(status(&s, &ada, &runs[0]).await["status"], "completed");
-    let (st, b, _) = call(&s, Method::POST, &format!("{path}/purge"), &ada, None).await;
+    let (st, b, _) = call_with_retry(&s, Method::POST, &format!("{path}/purge"), &ada, None).await;
     assert!(st == 200 || st == 204, "{st} {b}");
     let mut gone = false;
     for _ in 0..100 {
-        let (st, _, _) = call(
+        let (st, _, _) = call_with_retry(
             &s,
             Method::GET,
             &format!("/api/simulations/{}", runs[0]),

@@ -7,52 +7,6 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use std::time::Duration;
 
-async fn call(
-    s: &Stack,
-    method: Method,
-    path: &str,
-    token: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut r = s.authed(method, path, token);
-    if let Some(b) = body {
-        r = r.json(&b);
-    }
-    let r = r.send().await.unwrap();
-    let st = r.status().as_u16();
-    (st, r.json().await.unwrap_or_default())
-}
-
-async fn signed_in(s: &Stack, tag: &str) -> String {
-    let email = unique_email(tag);
-    s.register(&email, "a long enough password").await;
-    s.login(&email, "a long enough password").await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
-async fn settled(s: &Stack, token: &str, id: &str) -> Value {
-    for _ in 0..600 {
-        let (_, b) = call(
-            s,
-            Method::GET,
-            &format!("/api/simulations/{id}"),
-            token,
-            None,
-        )
-        .await;
-        if !matches!(
-            b["simulation"]["status"].as_str(),
-            Some("running" | "paused")
-        ) {
-            return b["simulation"].clone();
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("simulation {id} never settled");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_injected_live_is_stored_and_a_replay_gives_the_identical_report() {
     let db = TestDb::create().await;

@@ -11,15 +11,6 @@ use std::time::Duration;
 
 const PASSWORD: &str = "a long enough password";
 
-async fn signed_in(s: &Stack, tag: &str) -> String {
-    let email = unique_email(tag);
-    s.register(&email, PASSWORD).await;
-    s.login(&email, PASSWORD).await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
 /// A short design: `duration` simulated seconds in windows of `window` seconds.
 fn design(duration: f64, window: f64) -> Value {
     let mut d: Value =

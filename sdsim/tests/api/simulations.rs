@@ -1,5 +1,6 @@
 //! Simulations through the gateway: checking a design before running it.
 
+use crate::helpers::call as req;
 use crate::helpers::*;
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -68,50 +69,6 @@ async fn a_design_is_checked_and_previewed_before_any_run() {
     assert_eq!(r.status(), 401);
     let (st, b) = post(json!({})).await;
     assert_eq!(st, 422, "{b}");
-}
-
-async fn signed_in(s: &Stack, tag: &str) -> String {
-    let email = unique_email(tag);
-    s.register(&email, "a long enough password").await;
-    s.login(&email, "a long enough password").await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
-async fn req(
-    s: &Stack,
-    method: Method,
-    path: &str,
-    token: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut r = s.authed(method, path, token);
-    if let Some(b) = body {
-        r = r.json(&b);
-    }
-    let r = r.send().await.unwrap();
-    let st = r.status().as_u16();
-    (st, r.json().await.unwrap_or_default())
-}
-
-/// Waits until the run leaves `running`; its last status.
-async fn settled(s: &Stack, token: &str, id: &str) -> Value {
-    for _ in 0..300 {
-        let (_, b) = req(
-            s,
-            Method::GET,
-            &format!("/api/simulations/{id}"),
-            token,
-            None,
-        )
-        .await;
-        if b["simulation"]["status"] != "running" {
-            return b["simulation"].clone();
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("simulation {id} never settled");
 }
 
 /// The engine run offline as the service runs it: window by window (the design's window,

@@ -6,6 +6,7 @@
 //! `SDSIM_TEST_REDIS_URL` (default `redis://127.0.0.1:6379/`). `deploy/test.sh` starts them.
 #![allow(dead_code)]
 
+mod calls;
 mod db;
 mod process;
 mod smtp;
@@ -13,6 +14,7 @@ mod stack;
 mod tokens;
 mod ws;
 
+pub use calls::*;
 pub use db::*;
 pub use process::*;
 pub use smtp::*;
