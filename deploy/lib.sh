@@ -156,3 +156,67 @@ ensure_venv() {
     fi
     "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$req"
 }
+
+# A throwaway `sdsim up` for scripts (browser tests, benches, checks): `free_ports N PYTHON`
+# fills the array `ports` with N free loopback ports; `stack_up BIN WORK DB PREFIX` exports
+# the environment of a stack on ports[0..7] (fresh database DB, Redis prefix PREFIX, mail
+# outbox WORK/outbox, abuse limits lifted: everything comes from loopback), migrates, starts
+# it (log in WORK/sdsim.log), waits for /readyz (asked with PYTHON: no curl needed) and sets
+# `pid` and `base`. The caller's trap
+# stops "$pid" and drops DB. SDSIM_* already set (e.g. fault injection) are kept.
+free_ports() {
+    local n="$1" python="$2"
+    mapfile -t ports < <("$python" - "$n" <<'PY'
+import socket, sys
+socks = []
+for _ in range(int(sys.argv[1])):
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); socks.append(s)
+for s in socks: print(s.getsockname()[1])
+for s in socks: s.close()
+PY
+)
+}
+
+stack_up() {
+    local bin="$1" work="$2" db="$3" prefix="$4" python="$5"
+    psql "$SDSIM_PG_BASE/postgres" -qc "create database \"$db\"" >/dev/null
+    export DATABASE_URL="$SDSIM_PG_BASE/$db"
+    export SDSIM_REDIS__PREFIX="$prefix"
+    export SDSIM_AUTH__JWT_SECRET="$(head -c 48 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 48)"
+    export SDSIM_AUTH__BCRYPT_COST=4
+    export SDSIM_AUTH__MIN_PASSWORD_SCORE=0
+    export SDSIM_AUTH__LIMITS__REGISTER_PER_IP_PER_HOUR=10000
+    export SDSIM_AUTH__LIMITS__MAIL_PER_IP_PER_HOUR=10000
+    export SDSIM_AUTH__LIMITS__LOGIN_PER_IP_PER_MINUTE=10000
+    local limit
+    for limit in READS_PER_MINUTE WRITES_PER_MINUTE RUN_STARTS_PER_MINUTE PER_ADDRESS_PER_MINUTE; do
+        export "SDSIM_GATEWAY__RATE_LIMITS__$limit=${SDSIM_STACK_RATE_LIMITS:-0}"
+    done
+    export SDSIM_AUTH__MAIL__TRANSPORT=file
+    export SDSIM_AUTH__MAIL__OUTBOX_DIR="$work/outbox"
+    export SDSIM_GATEWAY__LISTEN__HTTP="127.0.0.1:${ports[0]}"
+    export SDSIM_GATEWAY__LISTEN__GRPC="127.0.0.1:${ports[1]}"
+    export SDSIM_AUTH__LISTEN__GRPC="127.0.0.1:${ports[2]}"
+    export SDSIM_AUTH__LISTEN__HTTP="127.0.0.1:${ports[3]}"
+    export SDSIM_PROJECT__LISTEN__GRPC="127.0.0.1:${ports[4]}"
+    export SDSIM_PROJECT__LISTEN__HTTP="127.0.0.1:${ports[5]}"
+    export SDSIM_SIMULATION__LISTEN__GRPC="127.0.0.1:${ports[6]}"
+    export SDSIM_SIMULATION__LISTEN__HTTP="127.0.0.1:${ports[7]}"
+    export SDSIM_AUTH__MAIL__PUBLIC_URL="http://127.0.0.1:${ports[0]}"
+    export SDSIM_PROJECT__PUBLIC_URL="http://127.0.0.1:${ports[0]}"
+    mkdir -p "$work/outbox"
+    log "sdsim migrate on $db"
+    "$bin" migrate >"$work/migrate.log" 2>&1 || { cat "$work/migrate.log" >&2; die "migrate failed"; }
+    log "sdsim up on 127.0.0.1:${ports[0]} (Redis prefix $prefix)"
+    "$bin" up >"$work/sdsim.log" 2>&1 &
+    pid=$!
+    base="http://127.0.0.1:${ports[0]}"
+    local _
+    for _ in $(seq 1 300); do
+        kill -0 "$pid" 2>/dev/null || die "sdsim up exited early"
+        "$python" -c "import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)" \
+            "$base/readyz" 2>/dev/null && return 0
+        sleep 0.2
+    done
+    die "sdsim did not become ready"
+}

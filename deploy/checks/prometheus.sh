@@ -59,46 +59,11 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-mapfile -t ports < <("$venv/bin/python" - <<'PY'
-import socket
-socks = []
-for _ in range(12):
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); socks.append(s)
-for s in socks: print(s.getsockname()[1])
-for s in socks: s.close()
-PY
-)
-
-psql "$SDSIM_PG_BASE/postgres" -qc "create database \"$db\"" >/dev/null
-export DATABASE_URL="$SDSIM_PG_BASE/$db"
-export SDSIM_REDIS__PREFIX="$prefix"
-export SDSIM_AUTH__JWT_SECRET="$(head -c 48 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 48)"
-export SDSIM_AUTH__BCRYPT_COST=4
-export SDSIM_AUTH__MIN_PASSWORD_SCORE=0
-export SDSIM_AUTH__MAIL__TRANSPORT=file
-export SDSIM_AUTH__MAIL__OUTBOX_DIR="$work/outbox"
+free_ports 12 "$venv/bin/python"
 export SDSIM_ADMIN__FAULT_INJECTION=true
 export SDSIM_SHUTDOWN__GRACE_MS=500
-export SDSIM_GATEWAY__LISTEN__HTTP="127.0.0.1:${ports[0]}"
-export SDSIM_GATEWAY__LISTEN__GRPC="127.0.0.1:${ports[1]}"
-export SDSIM_AUTH__LISTEN__GRPC="127.0.0.1:${ports[2]}"
-export SDSIM_AUTH__LISTEN__HTTP="127.0.0.1:${ports[3]}"
-export SDSIM_PROJECT__LISTEN__GRPC="127.0.0.1:${ports[4]}"
-export SDSIM_PROJECT__LISTEN__HTTP="127.0.0.1:${ports[5]}"
-export SDSIM_SIMULATION__LISTEN__GRPC="127.0.0.1:${ports[6]}"
-export SDSIM_SIMULATION__LISTEN__HTTP="127.0.0.1:${ports[7]}"
-mkdir -p "$work/outbox"
-
-"$bin" migrate >"$work/migrate.log" 2>&1 || { cat "$work/migrate.log" >&2; die "migrate failed"; }
-"$bin" up >"$work/sdsim.log" 2>&1 &
-pids+=($!)
-base="http://127.0.0.1:${ports[0]}"
-for _ in $(seq 1 300); do
-    curl -fsS -o /dev/null "$base/readyz" 2>/dev/null && break
-    kill -0 "${pids[0]}" 2>/dev/null || die "sdsim up exited early"
-    sleep 0.2
-done
-curl -fsS -o /dev/null "$base/readyz" || die "sdsim did not become ready"
+stack_up "$bin" "$work" "$db" "$prefix" "$venv/bin/python"
+pids+=("$pid")
 
 # HAProxy in front (its exporter is scraped as job haproxy).
 bash "$SDSIM_ROOT/deploy/haproxy/make-cert.sh" "$work/sdsim.pem" >/dev/null
