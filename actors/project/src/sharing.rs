@@ -24,7 +24,7 @@ impl ProjectCore {
             .call(Service::Auth, "LookupUser", |ch| {
                 let req = req.clone();
                 let mut c = auth_pb::auth_service_client::AuthServiceClient::new(ch);
-                async move { c.lookup_user(req).await }
+                async move { c.lookup_user(sdsim_runtime::request_id::request(req)).await }
             })
             .await?;
         Ok(match r.found {

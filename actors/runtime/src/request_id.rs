@@ -10,17 +10,25 @@ use std::future::Future;
 pub const HEADER: &str = "x-request-id";
 
 tokio::task_local! {
-    static REQUEST_ID: String;
+    static REQUEST_ID: Option<String>;
 }
 
 /// Runs `fut` as part of request `id`.
 pub async fn scope<F: Future>(id: String, fut: F) -> F::Output {
-    REQUEST_ID.scope(id, fut).await
+    REQUEST_ID.scope(Some(id), fut).await
+}
+
+/// `fut` as part of request `id`, if any (a gRPC server's handler).
+pub fn within<F: Future>(
+    id: Option<String>,
+    fut: F,
+) -> tokio::task::futures::TaskLocalFuture<Option<String>, F> {
+    REQUEST_ID.scope(id, fut)
 }
 
 /// The current request's id, if any.
 pub fn current() -> Option<String> {
-    REQUEST_ID.try_with(Clone::clone).ok()
+    REQUEST_ID.try_with(Clone::clone).ok().flatten()
 }
 
 /// A request id a client may send: 1 to 128 visible ASCII characters; else one is made.

@@ -187,11 +187,12 @@ where
         let path = req.uri().path();
         let method = path.rsplit('/').next().unwrap_or_default().to_string();
         // Every log line of the call says which request it serves.
-        let span = match req
+        let id = req
             .headers()
             .get(crate::request_id::HEADER)
             .and_then(|v| v.to_str().ok())
-        {
+            .map(str::to_string);
+        let span = match &id {
             Some(id) => {
                 tracing::info_span!("rpc", service = self.timing.service, %method, request_id = %id)
             }
@@ -203,6 +204,8 @@ where
             let _in = span.enter();
             self.inner.call(req)
         };
+        // The handler's own calls carry the id on (`request_id::request`).
+        let inner = crate::request_id::within(id, inner);
         TimedFuture { inner, watch, span }
     }
 }
@@ -247,6 +250,7 @@ impl RpcWatch {
             .grpc_server_seconds
             .with_label_values(&[self.timing.service, &self.method, &code])
             .observe(self.start.elapsed().as_secs_f64());
+        tracing::debug!(method = %self.method, %code, "rpc answered");
     }
 }
 
@@ -260,7 +264,7 @@ pin_project_lite::pin_project! {
     /// The future of a [`Timed`] call.
     pub struct TimedFuture<F> {
         #[pin]
-        inner: F,
+        inner: tokio::task::futures::TaskLocalFuture<Option<String>, F>,
         watch: Option<RpcWatch>,
         span: tracing::Span,
     }

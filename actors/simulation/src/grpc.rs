@@ -197,7 +197,10 @@ impl SimulationGrpc {
             .call(Service::Project, "GetProjectPermissions", |ch| {
                 let req = req.clone();
                 let mut c = ppb::project_service_client::ProjectServiceClient::new(ch);
-                async move { c.get_project_permissions(req).await }
+                async move {
+                    c.get_project_permissions(sdsim_runtime::request_id::request(req))
+                        .await
+                }
             })
             .await
         {
@@ -232,7 +235,7 @@ impl SimulationGrpc {
                     let req = req.clone();
                     let mut c = ppb::project_service_client::ProjectServiceClient::new(ch)
                         .max_decoding_message_size(MAX_DESIGN_MESSAGE_BYTES);
-                    async move { c.get_version(req).await }
+                    async move { c.get_version(sdsim_runtime::request_id::request(req)).await }
                 })
                 .await?;
             Ok(v.design_json)
@@ -250,7 +253,7 @@ impl SimulationGrpc {
                     let req = req.clone();
                     let mut c = ppb::project_service_client::ProjectServiceClient::new(ch)
                         .max_decoding_message_size(MAX_DESIGN_MESSAGE_BYTES);
-                    async move { c.get_project(req).await }
+                    async move { c.get_project(sdsim_runtime::request_id::request(req)).await }
                 })
                 .await?;
             Ok(p.project.map(|p| p.design_json).unwrap_or_default())

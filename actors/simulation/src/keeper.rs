@@ -53,7 +53,10 @@ async fn orphans(runs: &Runs, mesh: &Mesh) -> Result<usize, ServiceError> {
             .call(Service::Project, "GetProjectPermissions", |ch| {
                 let req = req.clone();
                 let mut c = ppb::project_service_client::ProjectServiceClient::new(ch);
-                async move { c.get_project_permissions(req).await }
+                async move {
+                    c.get_project_permissions(sdsim_runtime::request_id::request(req))
+                        .await
+                }
             })
             .await;
         match known {

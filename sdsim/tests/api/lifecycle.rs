@@ -374,3 +374,70 @@ async fn a_request_id_follows_the_request_into_the_next_process() {
     drop(auth);
     let _ = std::fs::remove_file(&log);
 }
+
+/// The id goes on past the first backend: the gateway calls simulation, which calls the
+/// project service (in a process of its own here) for a saved design; that call is logged
+/// under the same request id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_id_follows_every_hop() {
+    let db = TestDb::create().await;
+    let settings = settings(&db);
+    let log =
+        std::env::temp_dir().join(format!("sdsim-rid2-{}.log", uuid::Uuid::new_v4().simple()));
+    let project = ServiceProcess::spawn_with(
+        "project",
+        &settings,
+        free_addr(),
+        free_addr(),
+        &log,
+        &[
+            ("SDSIM_LOG", "warn,sdsim_runtime=debug"),
+            ("SDSIM_LOG_FORMAT", "json"),
+        ],
+    );
+    project.wait_healthy().await;
+    let s = Stack::start(
+        settings.clone(),
+        &[
+            sdsim_protocols::Service::Gateway,
+            sdsim_protocols::Service::Auth,
+            sdsim_protocols::Service::Simulation,
+        ],
+    );
+    s.wait_ready().await;
+    let token = signed_in(&s, "hops").await;
+    let (st, p) = call(
+        &s,
+        reqwest::Method::POST,
+        "/api/projects",
+        &token,
+        Some(serde_json::json!({"name": "Hops", "template_id": "three-tier-web-app"})),
+    )
+    .await;
+    assert_eq!(st, 201, "{p}");
+    let id = format!("req-{}", uuid::Uuid::new_v4().simple());
+    let r = s
+        .authed(reqwest::Method::POST, "/api/simulations", &token)
+        .header("x-request-id", &id)
+        .json(&serde_json::json!({"project_id": p["project"]["id"], "speed": 0}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    // Gateway -> simulation -> project: the project process logged its GetProject under it.
+    let mut found = false;
+    for _ in 0..50 {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text
+            .lines()
+            .any(|l| l.contains(&id) && l.contains("GetProject") && l.contains("rpc answered"))
+        {
+            found = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(found, "the project process logged the call under {id}");
+    drop(project);
+    let _ = std::fs::remove_file(&log);
+}
