@@ -3,15 +3,19 @@
 //! Layout:
 //! - [`runs`]: runs on threads of their own, paced, stopped, stored; [`stream`]: each run's
 //!   publisher (its windows to the Redis stream and PostgreSQL, then its end);
-//! - [`keeper`]: the supervised housekeeping actor (leases, expired runs, retention);
+//! - [`admission`]: caps per user and per instance, the queue;
+//! - [`keeper`]: the supervised housekeeping actor, and [`leases`]: what it does (leases,
+//!   takeover, retention);
 //! - [`grpc`]: the tonic adapter of `simulation.SimulationService`; [`validation`]: a
 //!   design's problems and its analytic preview;
 //! - [`SimulationSettings`] (`[simulation]`) and [`tree`].
 #![forbid(unsafe_code)]
 
+pub mod admission;
 pub mod compare;
 pub mod grpc;
 pub mod keeper;
+pub mod leases;
 pub mod runs;
 pub mod series;
 pub mod stream;

@@ -3,7 +3,8 @@
 //! speed. A run that panics is not restarted (a deterministic run would panic again): it
 //! ends as failed with its reason, is counted in `sdsim_supervisor_restarts_total` (under
 //! the supervisor `runs`, reason `panic`), and touches no other run. The state a run needs
-//! to be replayed is its design, seed and options, stored when it starts.
+//! to be replayed is its design, seed and options, stored when it starts. Leases, takeover
+//! and retention are in [`crate::leases`], admission in [`crate::admission`].
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -59,8 +60,8 @@ pub struct Progress {
 
 /// What the run's owner may change while it runs; the run thread reads it between windows.
 #[derive(Default)]
-struct Control {
-    stop: AtomicBool,
+pub(crate) struct Control {
+    pub(crate) stop: AtomicBool,
     paused: AtomicBool,
     /// The pace, as `f64` bits.
     speed: AtomicU64,
@@ -90,8 +91,8 @@ pub enum Change {
     Panic,
 }
 
-struct Live {
-    control: Arc<Control>,
+pub(crate) struct Live {
+    pub(crate) control: Arc<Control>,
     progress: Arc<Mutex<Progress>>,
 }
 
@@ -143,11 +144,11 @@ pub struct Runs {
     pub lease_ms: u64,
     /// Finished runs are deleted this many days after they ended (0: kept).
     pub retention_days: u32,
-    live: Mutex<HashMap<Uuid, Live>>,
+    pub(crate) live: Mutex<HashMap<Uuid, Live>>,
     /// Runs stored as pending, waiting for a place on this instance, oldest first.
-    queue: Mutex<VecDeque<(Uuid, Ready)>>,
+    pub(crate) queue: Mutex<VecDeque<(Uuid, Ready)>>,
     /// Places taken (runs live here, or about to start).
-    active: AtomicUsize,
+    pub(crate) active: AtomicUsize,
 }
 
 /// Admission: how many runs may go at once.
@@ -160,17 +161,17 @@ pub struct Caps {
 }
 
 /// A run checked and stored, ready to start.
-struct Ready {
-    design: engine::Design,
-    seed: u64,
-    window: f64,
-    speed: f64,
+pub(crate) struct Ready {
+    pub(crate) design: engine::Design,
+    pub(crate) seed: u64,
+    pub(crate) window: f64,
+    pub(crate) speed: f64,
     /// Reversed: the earliest at the end.
-    scheduled: Vec<(f64, engine::Chaos)>,
+    pub(crate) scheduled: Vec<(f64, engine::Chaos)>,
     /// Taken over from a dead instance: windows already streamed (re-simulated, not
     /// streamed again), of which the first `stored` are in PostgreSQL; and whether it was
     /// paused.
-    resume: Resume,
+    pub(crate) resume: Resume,
 }
 
 /// Where a run taken over picks up.
@@ -320,186 +321,8 @@ impl Runs {
         }
     }
 
-    fn lease(&self) -> chrono::Duration {
+    pub(crate) fn lease(&self) -> chrono::Duration {
         chrono::Duration::milliseconds(self.lease_ms as i64)
-    }
-
-    /// Renews the leases of this instance's live runs; a run it no longer holds (its lease
-    /// ran out while this process was stalled, and another instance took it over) stops
-    /// here at once, writing nothing more. Answers how many it holds.
-    pub async fn renew(&self) -> Result<usize, ServiceError> {
-        let mut conn = sdsim_schema::pool::get(&self.pool).await?;
-        let held: Vec<Uuid> = diesel::update(
-            simulations::table
-                .filter(simulations::owner_instance.eq(&self.instance_id))
-                .filter(simulations::status.eq_any(["pending", "running", "paused"])),
-        )
-        .set(simulations::lease_until.eq(Some(Utc::now() + self.lease())))
-        .returning(simulations::id)
-        .get_results(&mut conn)
-        .await?;
-        let lost: Vec<Arc<Control>> = self
-            .live
-            .lock()
-            .map(|l| {
-                l.iter()
-                    .filter(|(id, _)| !held.contains(id))
-                    .map(|(_, r)| r.control.clone())
-                    .collect()
-            })
-            .unwrap_or_default();
-        for control in lost {
-            control.stop.store(true, Ordering::Relaxed);
-        }
-        Ok(held.len())
-    }
-
-    /// Takes over the live runs whose lease ran out (their process died): each goes on
-    /// here from its last streamed window (see [`Resume`]); a queued one joins this
-    /// instance's queue. Answers how many it took.
-    pub async fn take_over(self: &Arc<Self>) -> Result<usize, ServiceError> {
-        #[derive(diesel::QueryableByName)]
-        struct Claimed {
-            #[diesel(sql_type = diesel::sql_types::Uuid)]
-            id: Uuid,
-        }
-        let mut conn = sdsim_schema::pool::get(&self.pool).await?;
-        let claimed: Vec<Claimed> = diesel::sql_query(
-            "UPDATE simulation_schema.simulations \
-             SET owner_instance = $1, lease_until = now() + make_interval(secs => $2) \
-             WHERE id IN (SELECT id FROM simulation_schema.simulations \
-                          WHERE status IN ('pending', 'running', 'paused') \
-                            AND lease_until < now() \
-                          ORDER BY lease_until LIMIT 16 FOR UPDATE SKIP LOCKED) \
-             RETURNING id",
-        )
-        .bind::<diesel::sql_types::Text, _>(&self.instance_id)
-        .bind::<diesel::sql_types::Double, _>(self.lease_ms as f64 / 1000.0)
-        .load(&mut conn)
-        .await?;
-        drop(conn);
-        let n = claimed.len();
-        for c in claimed {
-            let row = self.row(&c.id.to_string()).await?;
-            tracing::warn!(run = %row.id, "lease expired: this instance takes the run over");
-            self.resume(row).await;
-        }
-        Ok(n)
-    }
-
-    /// Goes on with a run taken over; one that cannot (its design no longer runs) ends as
-    /// failed with the reason.
-    async fn resume(self: &Arc<Self>, row: RunRow) {
-        let ready = async {
-            let start = Self::replay_of(&row, row.user_id, row.speed)?;
-            let design = engine::validate_json(&start.design_json).map_err(|problems| {
-                ServiceError::invalid(
-                    "design",
-                    problems
-                        .iter()
-                        .map(|p| format!("{}: {}", p.path, p.message))
-                        .collect::<Vec<_>>()
-                        .join("; "),
-                )
-            })?;
-            let (_, stored) = self.windows(&row, u64::MAX, 1).await?;
-            let streamed = crate::stream::last_window(self, row.id).await.max(stored);
-            let mut scheduled = start.scheduled;
-            scheduled.reverse();
-            Ok::<_, ServiceError>(Ready {
-                design,
-                seed: row.seed as u64,
-                window: row.window_seconds,
-                speed: row.speed,
-                scheduled,
-                resume: Resume {
-                    streamed,
-                    stored,
-                    paused: row.status == "paused",
-                    taken_over: true,
-                },
-            })
-        }
-        .await;
-        match ready {
-            Ok(ready) if row.status == "pending" => {
-                if let Ok(mut q) = self.queue.lock() {
-                    q.push_back((row.id, ready));
-                }
-            }
-            Ok(ready) => {
-                self.active.fetch_add(1, Ordering::AcqRel);
-                self.launch(row, ready);
-            }
-            Err(e) => {
-                let reason =
-                    format!("the run could not be resumed after its instance stopped: {e}");
-                tracing::error!(run = %row.id, %reason);
-                if self
-                    .finish(row.id, Outcome::Failed(reason.clone()), 0.0)
-                    .await
-                    .is_ok()
-                {
-                    crate::stream::end_orphan(self, row.id, row.user_id, row.project_id, &reason)
-                        .await;
-                }
-            }
-        }
-    }
-
-    /// Up to `limit` projects that finished runs belong to, for the orphan sweep.
-    pub async fn run_projects(&self, limit: i64) -> Result<Vec<Uuid>, ServiceError> {
-        let mut conn = sdsim_schema::pool::get(&self.pool).await?;
-        let ids: Vec<Option<Uuid>> = simulations::table
-            .filter(simulations::project_id.is_not_null())
-            .filter(simulations::status.ne_all(["pending", "running", "paused"]))
-            .select(simulations::project_id)
-            .distinct()
-            .limit(limit)
-            .load(&mut conn)
-            .await?;
-        Ok(ids.into_iter().flatten().collect())
-    }
-
-    /// Deletes the finished runs of a project that no longer exists (purged).
-    pub async fn delete_project_runs(&self, project: Uuid) -> Result<usize, ServiceError> {
-        let mut conn = sdsim_schema::pool::get(&self.pool).await?;
-        Ok(diesel::delete(
-            simulations::table
-                .filter(simulations::project_id.eq(project))
-                .filter(simulations::status.ne_all(["pending", "running", "paused"])),
-        )
-        .execute(&mut conn)
-        .await?)
-    }
-
-    /// Deletes finished runs (and with them their windows, results and analysis) that ended
-    /// more than `retention_days` ago.
-    pub async fn purge_expired(&self) -> Result<usize, ServiceError> {
-        if self.retention_days == 0 {
-            return Ok(0);
-        }
-        let before = Utc::now() - chrono::Duration::days(i64::from(self.retention_days));
-        let mut conn = sdsim_schema::pool::get(&self.pool).await?;
-        Ok(diesel::delete(
-            simulations::table
-                .filter(simulations::status.ne_all(["pending", "running", "paused"]))
-                .filter(simulations::completed_at.lt(before)),
-        )
-        .execute(&mut conn)
-        .await?)
-    }
-
-    /// Run `id` is no longer this instance's (taken over): it stops here, writing nothing.
-    pub fn lost(&self, id: Uuid) {
-        if let Some(c) = self
-            .live
-            .lock()
-            .ok()
-            .and_then(|l| l.get(&id).map(|r| r.control.clone()))
-        {
-            c.stop.store(true, Ordering::Relaxed);
-        }
     }
 
     /// Whether the run is live (or queued) on this instance.
@@ -576,149 +399,8 @@ impl Runs {
         Ok(row)
     }
 
-    /// Takes a place for a run on this instance, if one is free.
-    fn reserve(&self) -> bool {
-        let cap = self.caps.running.max(1);
-        let queued = self.queue.lock().map_or(0, |q| q.len());
-        queued == 0
-            && self
-                .active
-                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                    (n < cap).then_some(n + 1)
-                })
-                .is_ok()
-    }
-
-    /// Stores a new run, running or queued; refuses it (429) when its starter already has
-    /// `max_running_per_user` runs going, counted across every instance (under a lock per
-    /// user, so two starts at once cannot both take the last place).
-    async fn insert(
-        &self,
-        s: &Start,
-        ready: &Ready,
-        configuration: Value,
-        running: bool,
-    ) -> Result<RunRow, ServiceError> {
-        use diesel_async::AsyncConnection;
-        let cap = i64::from(self.caps.per_user);
-        let user = s.user;
-        let values = (
-            simulations::id.eq(Uuid::new_v4()),
-            simulations::user_id.eq(s.user),
-            simulations::project_id.eq(s.project),
-            simulations::name.eq(ready.design.name.clone()),
-            simulations::status.eq(if running { "running" } else { "pending" }),
-            simulations::configuration.eq(configuration),
-            simulations::seed.eq(ready.seed as i64),
-            simulations::duration_seconds.eq(ready.design.duration_s),
-            simulations::speed.eq(ready.speed),
-            simulations::window_seconds.eq(ready.window),
-            simulations::started_at.eq(running.then(Utc::now)),
-            simulations::owner_instance.eq(Some(self.instance_id.clone())),
-            simulations::lease_until.eq(Some(Utc::now() + self.lease())),
-        );
-        let mut conn = sdsim_schema::pool::get(&self.pool).await?;
-        conn.transaction::<_, ServiceError, _>(async move |conn| {
-            diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 20))")
-                .bind::<diesel::sql_types::Text, _>(user.to_string())
-                .execute(conn)
-                .await?;
-            let going: i64 = simulations::table
-                .filter(simulations::user_id.eq(user))
-                .filter(simulations::status.eq_any(["pending", "running", "paused"]))
-                .count()
-                .get_result(conn)
-                .await?;
-            if going >= cap {
-                return Err(ServiceError::RateLimited {
-                    retry_after_secs: 10,
-                });
-            }
-            Ok(diesel::insert_into(simulations::table)
-                .values(values)
-                .returning(RunRow::as_returning())
-                .get_result(conn)
-                .await?)
-        })
-        .await
-    }
-
-    /// Where a queued run of this instance is in the queue (1: next).
-    pub fn position(&self, id: Uuid) -> Option<usize> {
-        self.queue
-            .lock()
-            .ok()
-            .and_then(|q| q.iter().position(|(r, _)| *r == id))
-            .map(|p| p + 1)
-    }
-
-    /// A run's place is free (it ended): the next queued run starts in it.
-    pub async fn release(self: &Arc<Self>, id: Uuid) {
-        self.forget(id);
-        self.active.fetch_sub(1, Ordering::AcqRel);
-        loop {
-            let next = {
-                let Ok(mut q) = self.queue.lock() else {
-                    return;
-                };
-                if q.is_empty() {
-                    return;
-                }
-                let cap = self.caps.running.max(1);
-                if self
-                    .active
-                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                        (n < cap).then_some(n + 1)
-                    })
-                    .is_err()
-                {
-                    return;
-                }
-                q.pop_front()
-            };
-            let Some((run, ready)) = next else {
-                return;
-            };
-            match self.started(run).await {
-                Ok(Some(row)) => {
-                    self.launch(row, ready);
-                    return;
-                }
-                // Stopped (or deleted) while it waited: the place goes to the next one.
-                Ok(None) => {
-                    self.active.fetch_sub(1, Ordering::AcqRel);
-                }
-                Err(e) => {
-                    tracing::error!(run = %run, error = %e, "a queued run could not start");
-                    self.active.fetch_sub(1, Ordering::AcqRel);
-                    let _ = self
-                        .finish(run, Outcome::Failed(format!("could not start: {e}")), 0.0)
-                        .await;
-                }
-            }
-        }
-    }
-
-    /// Marks a queued run as running; None when it is no longer pending.
-    async fn started(&self, run: Uuid) -> Result<Option<RunRow>, ServiceError> {
-        let mut conn = sdsim_schema::pool::get(&self.pool).await?;
-        Ok(diesel::update(
-            simulations::table
-                .find(run)
-                .filter(simulations::status.eq("pending")),
-        )
-        .set((
-            simulations::status.eq("running"),
-            simulations::started_at.eq(Some(Utc::now())),
-        ))
-        .returning(RunRow::as_returning())
-        .get_result(&mut conn)
-        .await
-        .optional()?)
-    }
-
     /// Starts a stored run on a thread of its own, with its publisher.
-    fn launch(self: &Arc<Self>, row: RunRow, ready: Ready) {
+    pub(crate) fn launch(self: &Arc<Self>, row: RunRow, ready: Ready) {
         let Ready {
             design,
             seed,
