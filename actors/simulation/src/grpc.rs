@@ -110,6 +110,47 @@ enum Need {
     Control,
 }
 
+/// Acts on a run where it runs: here (`$local`, given the run's row), or on its owner
+/// (`$remote`, given the owner's client; once forwarded, never again). A run that is live but
+/// not where the first try went (its lease was just taken over by another instance, or that
+/// instance is still resuming it) is tried again where it runs now, for up to two leases:
+/// a takeover is never the caller's error. (A macro: async closures borrowing the adapter
+/// make tonic's futures not `Send`.)
+macro_rules! on_owner {
+    ($grpc:expr, $user:expr, $id:expr, $was_forwarded:expr,
+     |$row:ident| $local:expr, |$owner:ident| $remote:expr $(,)?) => {
+        async {
+            const PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
+            let mut tries = 2 * $grpc.runs.lease_ms.max(500) / 100;
+            let mut row = $grpc.authorize($user, $id, Need::Control).await?;
+            loop {
+                let res = match $grpc.owner_elsewhere(&row, $was_forwarded) {
+                    Some(mut $owner) => forwarded($remote.await),
+                    None => {
+                        let $row = row.clone();
+                        $local.await
+                    }
+                };
+                let not_running = matches!(
+                    &res,
+                    Err(ServiceError::Conflict { code, .. }) if code == "not_running"
+                );
+                if !not_running || $was_forwarded || tries == 0 {
+                    return res;
+                }
+                tries -= 1;
+                tokio::time::sleep(PAUSE).await;
+                let again = $grpc.runs.row($id).await?;
+                if !matches!(again.status.as_str(), "running" | "paused") {
+                    return res;
+                }
+                row = again;
+            }
+        }
+        .await
+    };
+}
+
 impl SimulationGrpc {
     /// The client of the instance that runs `row`, when that is another live instance and
     /// this call was not already forwarded: stop, pause, resume, speed and chaos act on the
@@ -357,21 +398,21 @@ impl spb::simulation_service_server::SimulationService for SimulationGrpc {
     ) -> Result<Response<spb::InjectChaosResponse>, Status> {
         let was_forwarded = req.metadata().contains_key(FORWARDED);
         let r = req.into_inner();
-        let res = async {
-            let row = self
-                .authorize(&r.user_id, &r.simulation_id, Need::Control)
-                .await?;
-            if let Some(mut owner) = self.owner_elsewhere(&row, was_forwarded) {
-                return forwarded(owner.inject_chaos(forward(r.clone())).await);
-            }
-            let (at_s, applied) = self.runs.inject(row, &r.chaos_json).await?;
-            Ok(spb::InjectChaosResponse {
-                applied_json: serde_json::to_string(&applied)
-                    .map_err(|e| ServiceError::Internal(format!("chaos: {e}")))?,
-                at_s,
-            })
-        }
-        .await;
+        let res = on_owner!(
+            self,
+            &r.user_id,
+            &r.simulation_id,
+            was_forwarded,
+            |row| async {
+                let (at_s, applied) = self.runs.inject(row, &r.chaos_json).await?;
+                Ok(spb::InjectChaosResponse {
+                    applied_json: serde_json::to_string(&applied)
+                        .map_err(|e| ServiceError::Internal(format!("chaos: {e}")))?,
+                    at_s,
+                })
+            },
+            |owner| owner.inject_chaos(forward(r.clone())),
+        );
         reply(res)
     }
 
@@ -381,21 +422,21 @@ impl spb::simulation_service_server::SimulationService for SimulationGrpc {
     ) -> Result<Response<spb::StopSimulationResponse>, Status> {
         let was_forwarded = req.metadata().contains_key(FORWARDED);
         let r = req.into_inner();
-        let res = async {
-            let row = self
-                .authorize(&r.user_id, &r.simulation_id, Need::Control)
-                .await?;
-            if let Some(mut owner) = self.owner_elsewhere(&row, was_forwarded) {
-                return forwarded(owner.stop_simulation(forward(r.clone())).await);
-            }
-            let row = self.runs.stop(row).await?;
-            Ok(spb::StopSimulationResponse {
-                simulation_id: row.id.to_string(),
-                status: "stopping".into(),
-                stopped_at: chrono::Utc::now().timestamp(),
-            })
-        }
-        .await;
+        let res = on_owner!(
+            self,
+            &r.user_id,
+            &r.simulation_id,
+            was_forwarded,
+            |row| async {
+                let row = self.runs.stop(row).await?;
+                Ok(spb::StopSimulationResponse {
+                    simulation_id: row.id.to_string(),
+                    status: "stopping".into(),
+                    stopped_at: chrono::Utc::now().timestamp(),
+                })
+            },
+            |owner| owner.stop_simulation(forward(r.clone())),
+        );
         reply(res)
     }
 
@@ -421,30 +462,30 @@ impl spb::simulation_service_server::SimulationService for SimulationGrpc {
     ) -> Result<Response<spb::GetSimulationStatusResponse>, Status> {
         let was_forwarded = req.metadata().contains_key(FORWARDED);
         let r = req.into_inner();
-        let res = async {
-            let row = self
-                .authorize(&r.user_id, &r.simulation_id, Need::Control)
-                .await?;
-            if let Some(mut owner) = self.owner_elsewhere(&row, was_forwarded) {
-                return forwarded(owner.control_simulation(forward(r.clone())).await);
-            }
-            let change = match r.action.as_str() {
-                "pause" => Change::Pause,
-                "resume" => Change::Resume,
-                "speed" => Change::Speed(r.speed),
-                "panic" if self.fault_injection => Change::Panic,
-                other => {
-                    return Err(ServiceError::invalid(
-                        "action",
-                        format!("action must be pause, resume or speed, not {other:?}"),
-                    ))
-                }
-            };
-            self.runs.control(row, change).await?;
-            let row = self.runs.row(&r.simulation_id).await?;
-            Ok(status_pb(self.runs.status(row).await?))
-        }
-        .await;
+        let res = on_owner!(
+            self,
+            &r.user_id,
+            &r.simulation_id,
+            was_forwarded,
+            |row| async {
+                let change = match r.action.as_str() {
+                    "pause" => Change::Pause,
+                    "resume" => Change::Resume,
+                    "speed" => Change::Speed(r.speed),
+                    "panic" if self.fault_injection => Change::Panic,
+                    other => {
+                        return Err(ServiceError::invalid(
+                            "action",
+                            format!("action must be pause, resume or speed, not {other:?}"),
+                        ))
+                    }
+                };
+                self.runs.control(row, change).await?;
+                let row = self.runs.row(&r.simulation_id).await?;
+                Ok(status_pb(self.runs.status(row).await?))
+            },
+            |owner| owner.control_simulation(forward(r.clone())),
+        );
         reply(res)
     }
 

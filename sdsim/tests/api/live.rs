@@ -390,7 +390,7 @@ async fn a_run_whose_process_dies_goes_on_on_another_instance() {
     let settings = settings(&db);
     let logs = std::env::temp_dir().join(format!("sdsim-lease-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&logs).unwrap();
-    let lease = [("SDSIM_SIMULATION__LEASE_MS", "600")];
+    let lease = [("SDSIM_SIMULATION__LEASE_MS", "1000")];
     let mut sims: Vec<ServiceProcess> = ["a", "b"]
         .iter()
         .map(|n| {
@@ -423,7 +423,7 @@ async fn a_run_whose_process_dies_goes_on_on_another_instance() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 200);
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
     let mut got = Vec::new();
     while got.len() < 30 {
         got.push(w.frame(Duration::from_secs(10)).await);
