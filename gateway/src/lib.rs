@@ -19,6 +19,7 @@
 #![forbid(unsafe_code)]
 
 pub mod body;
+pub mod collab;
 pub mod error;
 pub mod feeds;
 pub mod grpc;
@@ -101,6 +102,17 @@ pub fn tree(
             .unwrap_or_else(tokio::runtime::Handle::current),
     );
     feeds.watch_access();
+    let collab = collab::Collab::new(
+        redis_client.clone(),
+        shared.redis.clone(),
+        shared.ns.clone(),
+        upstream.clone(),
+        shared
+            .grpc_runtime
+            .clone()
+            .unwrap_or_else(tokio::runtime::Handle::current),
+    );
+    collab.watch_access();
     // The close codes operators alert on exist from the start, at zero.
     for code in ["1000", "1001", "1011", "4001", "4004", "4008", "4009"] {
         shared.metrics.ws_closed.with_label_values(&[code]);
@@ -117,9 +129,11 @@ pub fn tree(
     {
         let registry = registry.clone();
         let feeds = feeds.clone();
+        let collab = collab.clone();
         shared.drain.on_drain(move || {
             let n = registry.close_all(CLOSE_GOING_AWAY, "server shutting down")
-                + feeds.close_all(CLOSE_GOING_AWAY, "server shutting down");
+                + feeds.close_all(CLOSE_GOING_AWAY, "server shutting down")
+                + collab.close_all(CLOSE_GOING_AWAY, "server shutting down");
             tracing::info!(sessions = n, "draining: WebSockets closed with 1001");
         });
     }
@@ -127,6 +141,7 @@ pub fn tree(
         upstream,
         registry: registry.clone(),
         feeds,
+        collab,
         limiter: limits::Limiter::new(
             g.rate_limits.clone(),
             shared.redis.clone(),

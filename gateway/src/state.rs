@@ -15,6 +15,7 @@ pub struct GatewayState {
     pub upstream: Upstreams,
     pub registry: Registry,
     pub feeds: crate::feeds::Feeds,
+    pub collab: crate::collab::Collab,
     pub limiter: crate::limits::Limiter,
     pub settings: GatewaySettings,
     pub metrics: Arc<Metrics>,

@@ -1,4 +1,8 @@
-//! `/ws/notifications`: one [`WsSession`] actor per WebSocket connection.
+//! The WebSocket endpoints: one [`WsSession`] actor per connection, on `/ws/notifications`,
+//! `/ws/simulation/{id}` (a run's windows, [`crate::feeds`]) and
+//! `/ws/collaboration/{project_id}` (a project's live session, [`crate::collab`]: edits go to
+//! the project service one at a time per session, in the order sent, and each is acked once
+//! committed).
 //!
 //! Life of a session:
 //! 1. Connected, not authenticated. The token comes from an `Authorization: Bearer` header
@@ -59,6 +63,14 @@ use uuid::Uuid;
 
 pub const ENDPOINT_NOTIFICATIONS: &str = "/ws/notifications";
 pub const ENDPOINT_SIMULATION: &str = "/ws/simulation";
+pub const ENDPOINT_COLLABORATION: &str = "/ws/collaboration";
+
+/// Most edits of one session waiting for the project service.
+const MAX_QUEUED_EDITS: usize = 256;
+/// Largest presence (selection and pointer) a client may send.
+const MAX_PRESENCE_BYTES: usize = 1024;
+/// Presence frames closer together than this are dropped (20 a second at most).
+const PRESENCE_EVERY: Duration = Duration::from_millis(50);
 
 /// What a session is for.
 #[derive(Debug, Clone)]
@@ -67,6 +79,11 @@ pub enum Endpoint {
     Notifications,
     /// `/ws/simulation/{id}`: one run's windows, after offset `since` (see [`crate::feeds`]).
     Simulation { run: String, since: Option<String> },
+    /// `/ws/collaboration/{project_id}`: the project's live session (see [`crate::collab`]).
+    Collaboration {
+        project: String,
+        since: Option<String>,
+    },
 }
 
 impl Endpoint {
@@ -74,6 +91,7 @@ impl Endpoint {
         match self {
             Endpoint::Notifications => ENDPOINT_NOTIFICATIONS,
             Endpoint::Simulation { .. } => ENDPOINT_SIMULATION,
+            Endpoint::Collaboration { .. } => ENDPOINT_COLLABORATION,
         }
     }
 }
@@ -86,6 +104,19 @@ const MAX_CLOSE_REASON: usize = 123;
 
 struct Authed {
     user_id: String,
+}
+
+/// A member of a project's live session, once joined.
+struct Live {
+    project: Uuid,
+    me: crate::collab::Presence,
+    /// The project service's collaboration session.
+    session: String,
+    role: String,
+    /// Edits waiting for the project service, in the order sent; one in flight at a time.
+    edits: VecDeque<(String, i64, serde_json::Value)>,
+    in_flight: bool,
+    last_presence: Option<Instant>,
 }
 
 pub struct WsSession {
@@ -104,6 +135,10 @@ pub struct WsSession {
     outbox: VecDeque<Arc<str>>,
     /// Close once the outbox is written (UnregisterClient).
     closing: Option<(u16, String)>,
+    /// Who the token says this is: e-mail address, and whether an admin.
+    identity: Option<(String, bool)>,
+    /// `/ws/collaboration`: the live session joined.
+    live: Option<Live>,
 }
 
 impl WsSession {
@@ -130,6 +165,8 @@ impl WsSession {
             backlog,
             outbox: VecDeque::new(),
             closing: None,
+            identity: None,
+            live: None,
         }
     }
 
@@ -228,7 +265,10 @@ impl WsSession {
         ctx.wait(fut.into_actor(self).map(|res, act, ctx| {
             act.authenticating = false;
             match res {
-                Ok(v) if v.valid => act.authenticated(v.user_id, v.session_id, v.expires_at, ctx),
+                Ok(v) if v.valid => {
+                    act.identity = Some((v.email.clone(), v.is_admin));
+                    act.authenticated(v.user_id, v.session_id, v.expires_at, ctx)
+                }
                 Ok(v) => {
                     let reason = token_error_message(&v.error);
                     Self::close(
@@ -273,9 +313,16 @@ impl WsSession {
                 "access token expired; reconnect with a fresh token",
             );
         });
-        if let Endpoint::Simulation { run, since } = self.endpoint.clone() {
-            self.watch(user_id, session_id, run, since, ctx);
-            return;
+        match self.endpoint.clone() {
+            Endpoint::Simulation { run, since } => {
+                self.watch(user_id, session_id, run, since, ctx);
+                return;
+            }
+            Endpoint::Collaboration { project, since } => {
+                self.collaborate(user_id, session_id, project, since, ctx);
+                return;
+            }
+            Endpoint::Notifications => {}
         }
         let summary = ClientSummary {
             client_id: self.id,
@@ -416,9 +463,341 @@ impl WsSession {
         }));
     }
 
+    /// `/ws/collaboration/{id}`: a project the user may view is joined (the document, or
+    /// the edits after `since`, then every edit live); any other closes with 4004.
+    fn collaborate(
+        &mut self,
+        user_id: String,
+        session_id: String,
+        project: String,
+        since: Option<String>,
+        ctx: &mut ws::WebsocketContext<Self>,
+    ) {
+        let since = match since.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            None => None,
+            Some(s) => match s.parse::<i64>() {
+                Ok(n) if n >= 0 => Some(n),
+                _ => {
+                    let message =
+                        format!("since must be an offset this stream gave, like 17 (got {s:?})");
+                    Self::close(&self.state.metrics, ctx, 1008, &message);
+                    return;
+                }
+            },
+        };
+        let Ok(pid) = project.parse::<Uuid>() else {
+            let reason = format!("no project {project}");
+            Self::close(&self.state.metrics, ctx, close_codes::NOT_FOUND, &reason);
+            return;
+        };
+        self.auth = Some(Authed {
+            user_id: user_id.clone(),
+        });
+        let (email, is_admin) = self.identity.clone().unwrap_or_default();
+        let me = crate::collab::Presence {
+            session: self.id.to_string(),
+            user_id: user_id.clone(),
+            name: email,
+            colour: crate::collab::colour_of(&user_id),
+        };
+        let collab = self.state.collab.clone();
+        let instance = self.state.instance_id.clone();
+        let who = me.clone();
+        let user = user_id.clone();
+        let fut = async move {
+            collab
+                .join(pid, &user, is_admin, &instance, since, &who)
+                .await
+        };
+        ctx.wait(fut.into_actor(self).map(move |res, act, ctx| match res {
+            Ok(joined) => {
+                act.send(
+                    ctx,
+                    &ServerFrame::AuthOk {
+                        user_id: user_id.clone(),
+                        session_id,
+                    },
+                );
+                for f in &joined.frames {
+                    ctx.text(&**f);
+                }
+                let addr = ctx.address();
+                act.state.collab.attach(
+                    pid,
+                    crate::collab::Member {
+                        id: act.id,
+                        user_id,
+                        session: me.session.clone(),
+                        outlet: Outlet {
+                            deliver: addr.clone().recipient(),
+                            disconnect: addr.recipient(),
+                            backlog: act.backlog.clone(),
+                        },
+                    },
+                    joined.seq,
+                );
+                act.state.collab.publish_presence(
+                    pid,
+                    &me,
+                    serde_json::Value::Null,
+                    serde_json::Value::Null,
+                );
+                act.live = Some(Live {
+                    project: pid,
+                    me,
+                    session: joined.session,
+                    role: joined.role,
+                    edits: VecDeque::new(),
+                    in_flight: false,
+                    last_presence: None,
+                });
+                ctx.run_interval(crate::collab::REFRESH, |act, ctx| act.refresh(ctx));
+            }
+            Err(
+                ServiceError::NotFound(_)
+                | ServiceError::Forbidden(_)
+                | ServiceError::Invalid { .. },
+            ) => Self::close(
+                &act.state.metrics,
+                ctx,
+                close_codes::NOT_FOUND,
+                &format!("no project {project}"),
+            ),
+            Err(ServiceError::Unavailable(m)) => {
+                tracing::warn!(error = %m, "collaboration: project service unavailable");
+                Self::close(
+                    &act.state.metrics,
+                    ctx,
+                    1013,
+                    "project service unavailable; retry",
+                );
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "collaboration: join failed");
+                Self::close(
+                    &act.state.metrics,
+                    ctx,
+                    1011,
+                    "cannot join this project now",
+                );
+            }
+        }));
+    }
+
+    /// The socket is alive: presence and the project service's session stay fresh.
+    fn refresh(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        let (Some(live), Some(auth)) = (&self.live, &self.auth) else {
+            return;
+        };
+        self.state
+            .collab
+            .refresh_presence(live.project, live.me.session.clone());
+        let upstream = self.state.upstream.clone();
+        let call = sdsim_protocols::proto::project::LeaveCollaborationRequest {
+            project_id: live.project.to_string(),
+            user_id: auth.user_id.clone(),
+            collaboration_session_id: live.session.clone(),
+        };
+        ctx.spawn(
+            async move {
+                let _ = crate::rpc!(
+                    upstream,
+                    project,
+                    "TouchCollaboration",
+                    touch_collaboration,
+                    call
+                )
+                .await;
+            }
+            .into_actor(self),
+        );
+    }
+
+    /// An error frame about one edit (the socket stays open).
+    fn edit_error(ctx: &mut ws::WebsocketContext<Self>, code: &str, message: &str, edit_id: i64) {
+        let f = serde_json::json!({
+            "type": "error", "code": code, "message": message, "edit_id": edit_id,
+        });
+        ctx.text(f.to_string());
+    }
+
+    /// An edit from the client: refused at once if this person may only watch, else queued
+    /// behind this session's earlier edits.
+    fn on_edit(
+        &mut self,
+        client_id: String,
+        edit_id: i64,
+        ops: serde_json::Value,
+        ctx: &mut ws::WebsocketContext<Self>,
+    ) {
+        let Some(live) = self.live.as_mut() else {
+            Self::edit_error(
+                ctx,
+                "bad_frame",
+                "edit frames are for /ws/collaboration/{project_id}, once joined",
+                edit_id,
+            );
+            return;
+        };
+        if !matches!(live.role.as_str(), "owner" | "editor") {
+            let message = format!(
+                "you may view project {} but not edit it (ask its owner to make you an editor)",
+                live.project
+            );
+            Self::edit_error(ctx, "read_only", &message, edit_id);
+            return;
+        }
+        if live.edits.len() >= MAX_QUEUED_EDITS {
+            let message =
+                format!("more than {MAX_QUEUED_EDITS} edits are waiting; wait for their acks");
+            Self::edit_error(ctx, "too_many_edits", &message, edit_id);
+            return;
+        }
+        live.edits.push_back((client_id, edit_id, ops));
+        self.next_edit(ctx);
+    }
+
+    /// Sends the oldest waiting edit to the project service, unless one is in flight.
+    fn next_edit(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        let (Some(live), Some(auth)) = (self.live.as_mut(), self.auth.as_ref()) else {
+            return;
+        };
+        if live.in_flight {
+            return;
+        }
+        let Some((client_id, edit_id, ops)) = live.edits.front().cloned() else {
+            return;
+        };
+        live.in_flight = true;
+        let project = live.project;
+        let (_, is_admin) = self.identity.clone().unwrap_or_default();
+        let call = sdsim_protocols::proto::project::ApplyEditRequest {
+            caller: Some(sdsim_protocols::proto::project::Caller {
+                user_id: auth.user_id.clone(),
+                is_admin,
+            }),
+            project_id: project.to_string(),
+            client_id: client_id.clone(),
+            edit_id,
+            ops_json: ops.to_string(),
+        };
+        let upstream = self.state.upstream.clone();
+        let fut =
+            async move { crate::rpc!(upstream, project, "ApplyEdit", apply_edit, call).await };
+        ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| {
+            let Some(live) = act.live.as_mut() else {
+                return;
+            };
+            live.in_flight = false;
+            match res {
+                Ok(r) => {
+                    live.edits.pop_front();
+                    let f = serde_json::json!({
+                        "type": "collaboration.ack",
+                        "channel": format!("collaboration:stream:{project}"),
+                        "offset": r.seq.to_string(),
+                        "data": {"client_id": client_id, "edit_id": edit_id, "duplicate": r.duplicate},
+                    });
+                    ctx.text(f.to_string());
+                }
+                Err(ServiceError::Forbidden(m)) => {
+                    live.edits.pop_front();
+                    live.role = "viewer".into();
+                    Self::edit_error(ctx, "read_only", &m, edit_id);
+                }
+                Err(ServiceError::Invalid { field, message }) => {
+                    live.edits.pop_front();
+                    Self::edit_error(ctx, "invalid_edit", &format!("{field}: {message}"), edit_id);
+                }
+                Err(ServiceError::NotFound(_)) => {
+                    Self::close(
+                        &act.state.metrics,
+                        ctx,
+                        close_codes::NOT_FOUND,
+                        &format!("no project {project}"),
+                    );
+                    return;
+                }
+                Err(ServiceError::Conflict { code, message, .. }) => {
+                    live.edits.pop_front();
+                    Self::edit_error(ctx, &code, &message, edit_id);
+                }
+                Err(e) => {
+                    // Not applied (the project service is down or restarting): kept, and
+                    // tried again shortly; the client has no ack meanwhile.
+                    tracing::warn!(error = %e, %project, "edit not applied yet; retrying");
+                    ctx.run_later(Duration::from_millis(500), |act, ctx| act.next_edit(ctx));
+                    return;
+                }
+            }
+            act.next_edit(ctx);
+        }));
+    }
+
+    /// Where this person's pointer is and what they selected, to the others.
+    fn on_presence(
+        &mut self,
+        selection: serde_json::Value,
+        pointer: serde_json::Value,
+        ctx: &mut ws::WebsocketContext<Self>,
+    ) {
+        let Some(live) = self.live.as_mut() else {
+            self.send(
+                ctx,
+                &ServerFrame::Error {
+                    code: "bad_frame".into(),
+                    message: "presence frames are for /ws/collaboration/{project_id}, once joined"
+                        .into(),
+                },
+            );
+            return;
+        };
+        let size = selection.to_string().len() + pointer.to_string().len();
+        if size > MAX_PRESENCE_BYTES {
+            let message = format!(
+                "a presence is at most {MAX_PRESENCE_BYTES} bytes of selection and pointer, not {size}"
+            );
+            self.send(
+                ctx,
+                &ServerFrame::Error {
+                    code: "bad_frame".into(),
+                    message,
+                },
+            );
+            return;
+        }
+        if live
+            .last_presence
+            .is_some_and(|t| t.elapsed() < PRESENCE_EVERY)
+        {
+            return;
+        }
+        live.last_presence = Some(Instant::now());
+        self.state
+            .collab
+            .publish_presence(live.project, &live.me, selection, pointer);
+    }
+
     fn on_text(&mut self, text: &str, ctx: &mut ws::WebsocketContext<Self>) {
         let frame = serde_json::from_str::<ClientFrame>(text);
         match (frame, self.auth.is_some()) {
+            (
+                Ok(ClientFrame::Edit {
+                    client_id,
+                    edit_id,
+                    ops,
+                }),
+                true,
+            ) => self.on_edit(client_id, edit_id, ops, ctx),
+            (Ok(ClientFrame::Presence { selection, pointer }), true) => {
+                self.on_presence(selection, pointer, ctx)
+            }
+            (Ok(ClientFrame::Edit { .. } | ClientFrame::Presence { .. }), false) => Self::close(
+                &self.state.metrics,
+                ctx,
+                close_codes::UNAUTHENTICATED,
+                r#"the first frame must be {"type":"auth","token":"<access token>"}"#,
+            ),
             (Ok(ClientFrame::Ping { id }), _) => self.send(ctx, &ServerFrame::Pong { id }),
             (Ok(ClientFrame::Auth { .. }), true) => self.send(
                 ctx,
@@ -428,8 +807,11 @@ impl WsSession {
                 },
             ),
             (Ok(ClientFrame::Auth { token, since }), false) => {
-                if let (Endpoint::Simulation { since: at, .. }, Some(since)) =
-                    (&mut self.endpoint, since)
+                if let (
+                    Endpoint::Simulation { since: at, .. }
+                    | Endpoint::Collaboration { since: at, .. },
+                    Some(since),
+                ) = (&mut self.endpoint, since)
                 {
                     *at = Some(since);
                 }
@@ -513,6 +895,33 @@ impl Actor for WsSession {
         match (&self.endpoint, self.watching) {
             (Endpoint::Simulation { .. }, Some(run)) => self.state.feeds.leave(run, self.id),
             (Endpoint::Simulation { .. }, None) => {}
+            (Endpoint::Collaboration { .. }, _) => {
+                if let (Some(live), Some(auth)) = (self.live.take(), self.auth.as_ref()) {
+                    let collab = &self.state.collab;
+                    collab.leave(live.project, self.id);
+                    collab.publish_left(
+                        live.project,
+                        live.me.session.clone(),
+                        auth.user_id.clone(),
+                    );
+                    let upstream = self.state.upstream.clone();
+                    let call = sdsim_protocols::proto::project::LeaveCollaborationRequest {
+                        project_id: live.project.to_string(),
+                        user_id: auth.user_id.clone(),
+                        collaboration_session_id: live.session,
+                    };
+                    actix::spawn(async move {
+                        let _ = crate::rpc!(
+                            upstream,
+                            project,
+                            "LeaveCollaboration",
+                            leave_collaboration,
+                            call
+                        )
+                        .await;
+                    });
+                }
+            }
             // Releases the channels only this session needed (the registry tells the
             // subscriber).
             (Endpoint::Notifications, _) => {

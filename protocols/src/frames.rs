@@ -13,6 +13,19 @@ pub enum ClientFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         since: Option<String>,
     },
+    /// An edit of the live document (`/ws/collaboration/{project_id}`; docs/collaboration.md).
+    Edit {
+        client_id: String,
+        edit_id: i64,
+        ops: serde_json::Value,
+    },
+    /// What this person has selected and where their pointer is (`/ws/collaboration`).
+    Presence {
+        #[serde(default)]
+        selection: serde_json::Value,
+        #[serde(default)]
+        pointer: serde_json::Value,
+    },
     /// Application-level ping; answered with `pong`.
     Ping {
         #[serde(default, skip_serializing_if = "Option::is_none")]

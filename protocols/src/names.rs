@@ -74,6 +74,10 @@ impl Namespace {
     pub fn collaboration_stream(&self, project_id: &str) -> String {
         self.name(format_args!("collaboration:stream:{project_id}"))
     }
+    /// Who is in one project's live session (a hash: session -> presence).
+    pub fn collaboration_presence(&self, project_id: &str) -> String {
+        self.name(format_args!("collaboration:presence:{project_id}"))
+    }
     /// Registry entry of one service instance.
     pub fn service_instance(&self, service: &str, instance_id: &str) -> String {
         self.name(format_args!("services:{service}:{instance_id}"))

@@ -244,7 +244,34 @@ pub mod project_schema {
         }
     }
 
+    diesel::table! {
+        project_schema.collaboration_documents (project_id) {
+            project_id -> Uuid,
+            seq -> Int8,
+            design -> Jsonb,
+            layout -> Jsonb,
+            based_on_version -> Int4,
+            snapshot_seq -> Int8,
+            editors -> Array<Uuid>,
+            updated_at -> Timestamptz,
+        }
+    }
+
+    diesel::table! {
+        project_schema.collaboration_edits (project_id, seq) {
+            project_id -> Uuid,
+            seq -> Int8,
+            user_id -> Uuid,
+            client_id -> Text,
+            edit_id -> Int8,
+            operations -> Jsonb,
+            created_at -> Timestamptz,
+        }
+    }
+
     diesel::joinable!(projects -> templates (template_id));
+    diesel::joinable!(collaboration_documents -> projects (project_id));
+    diesel::joinable!(collaboration_edits -> projects (project_id));
     diesel::joinable!(project_sharing -> projects (project_id));
     diesel::joinable!(project_invitations -> projects (project_id));
     diesel::joinable!(project_links -> projects (project_id));
@@ -259,7 +286,9 @@ pub mod project_schema {
         project_links,
         project_stats,
         project_versions,
-        collaboration_sessions
+        collaboration_sessions,
+        collaboration_documents,
+        collaboration_edits
     );
 }
 

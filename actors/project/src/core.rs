@@ -506,15 +506,20 @@ impl ProjectCore {
                 }
                 row.version += 1;
                 row.updated_at = Utc::now();
+                let mut live = None;
                 if design_changed {
                     save_version(conn, &settings, &row, caller.user_id, &ch.message, ch.named)
                         .await?;
+                    live = crate::live::through_live(conn, &row, caller.user_id).await?;
                 }
                 store::save(conn, &row).await?;
-                Ok((row, role))
+                Ok((row, role, live))
             })
             .await;
-        let (row, role) = row?;
+        let (row, role, live) = row?;
+        if let Some(edit) = live {
+            self.stream_edit(row.id, &edit).await;
+        }
         self.publish(kinds::PROJECT_UPDATED, "updated", &row, caller.user_id);
         Ok(Self::view(row, role))
     }

@@ -449,15 +449,76 @@ impl ppb::project_service_server::ProjectService for ProjectGrpc {
         let r = req.into_inner();
         self.run(async {
             let caller = core::caller(&r.user_id, r.is_admin)?;
-            let (session, present) = self
+            let j = self
                 .core
-                .join(caller, &r.project_id, &r.gateway_instance)
+                .join_live(caller, &r.project_id, &r.gateway_instance)
                 .await?;
             Ok(ppb::JoinCollaborationResponse {
-                collaboration_session_id: session.to_string(),
-                active_users: present.iter().map(|u| u.to_string()).collect(),
+                collaboration_session_id: j.session.to_string(),
+                active_users: j.present.iter().map(|u| u.to_string()).collect(),
                 stream_key: self.core.ns.collaboration_stream(&r.project_id),
-                last_offset: String::new(),
+                last_offset: j.doc.seq.to_string(),
+                role: crate::access::level(j.role).to_string(),
+                design_json: j.doc.design.to_string(),
+                layout_json: j.doc.layout.to_string(),
+                version: j.doc.based_on_version,
+            })
+        })
+        .await
+    }
+
+    async fn touch_collaboration(
+        &self,
+        req: Request<ppb::LeaveCollaborationRequest>,
+    ) -> Result<Response<ppb::LeaveCollaborationResponse>, Status> {
+        let r = req.into_inner();
+        self.run(async {
+            let caller = core::caller(&r.user_id, false)?;
+            let left = self.core.touch(caller, &r.collaboration_session_id).await?;
+            Ok(ppb::LeaveCollaborationResponse { left })
+        })
+        .await
+    }
+
+    async fn apply_edit(
+        &self,
+        req: Request<ppb::ApplyEditRequest>,
+    ) -> Result<Response<ppb::ApplyEditResponse>, Status> {
+        let r = req.into_inner();
+        self.run(async {
+            let caller = caller_of(r.caller)?;
+            let (seq, duplicate) = self
+                .core
+                .apply_edit(caller, &r.project_id, &r.client_id, r.edit_id, &r.ops_json)
+                .await?;
+            Ok(ppb::ApplyEditResponse { seq, duplicate })
+        })
+        .await
+    }
+
+    async fn get_edits(
+        &self,
+        req: Request<ppb::GetEditsRequest>,
+    ) -> Result<Response<ppb::GetEditsResponse>, Status> {
+        let r = req.into_inner();
+        self.run(async {
+            let caller = caller_of(r.caller)?;
+            let (edits, complete) = self
+                .core
+                .edits_after(caller, &r.project_id, r.after, r.upto)
+                .await?;
+            Ok(ppb::GetEditsResponse {
+                edits: edits
+                    .into_iter()
+                    .map(|e| ppb::Edit {
+                        seq: e.seq,
+                        user_id: e.user_id.to_string(),
+                        client_id: e.client_id,
+                        edit_id: e.edit_id,
+                        ops_json: e.ops.to_string(),
+                    })
+                    .collect(),
+                complete,
             })
         })
         .await
@@ -472,7 +533,7 @@ impl ppb::project_service_server::ProjectService for ProjectGrpc {
             let caller = core::caller(&r.user_id, false)?;
             let left = self
                 .core
-                .leave(caller, &r.project_id, &r.collaboration_session_id)
+                .leave_live(caller, &r.project_id, &r.collaboration_session_id)
                 .await?;
             Ok(ppb::LeaveCollaborationResponse { left })
         })
@@ -491,7 +552,7 @@ impl ppb::project_service_server::ProjectService for ProjectGrpc {
                 collaboration_session_id: String::new(),
                 active_users: present.iter().map(|u| u.to_string()).collect(),
                 stream_key: self.core.ns.collaboration_stream(&r.project_id),
-                last_offset: String::new(),
+                ..Default::default()
             })
         })
         .await

@@ -1,6 +1,7 @@
 //! The project service's housekeeping actor: at start it brings the system templates in
 //! step with the engine's, then every `purge_interval_s` it purges the projects whose time
-//! in the trash is over. Supervised: a failure is retried at its next tick, a panic
+//! in the trash is over, and every `live_snapshot_s` it saves the live documents with
+//! unsaved edits as versions (see [`crate::live`]). Supervised: a failure is retried at its next tick, a panic
 //! restarts it.
 
 use crate::core::ProjectCore;
@@ -55,6 +56,22 @@ impl Actor for Janitor {
                             tracing::info!(purged = n, "expired projects purged from the trash")
                         }
                         Err(e) => tracing::warn!(error = %e, "trash not emptied; retrying later"),
+                    }
+                }
+                .into_actor(act),
+            );
+        });
+        let every = Duration::from_secs(self.core.settings.live_snapshot_s.max(1));
+        ctx.run_interval(every, |act, ctx| {
+            let core = act.core.clone();
+            ctx.spawn(
+                async move {
+                    match core.snapshot_due().await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::debug!(saved = n, "live documents saved as versions"),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "live documents not saved; retrying later")
+                        }
                     }
                 }
                 .into_actor(act),

@@ -20,6 +20,8 @@ pub mod document;
 pub mod grpc;
 pub mod janitor;
 pub mod links;
+pub mod live;
+pub mod ops;
 pub mod presence;
 pub mod sharing;
 pub mod store;
@@ -54,6 +56,8 @@ pub struct ProjectSettings {
     pub purge_interval_s: u64,
     /// Where links in invitation mails and notifications point (the console).
     pub public_url: String,
+    /// How often a live document's edits are saved as a project version.
+    pub live_snapshot_s: u64,
 }
 
 impl Default for ProjectSettings {
@@ -65,6 +69,7 @@ impl Default for ProjectSettings {
             max_versions: 1_000,
             purge_interval_s: 3_600,
             public_url: "http://127.0.0.1:8000".into(),
+            live_snapshot_s: 10,
         }
     }
 }

@@ -1,5 +1,6 @@
-//! The WebSocket endpoints' upgrade: `GET /ws/notifications` and `GET /ws/simulation/{id}`
-//! (`?since=<offset>` to resume); the session itself is the [`crate::ws::WsSession`] actor.
+//! The WebSocket endpoints' upgrade: `GET /ws/notifications`, `GET /ws/simulation/{id}` and
+//! `GET /ws/collaboration/{project_id}` (`?since=<offset>` to resume); the session itself is
+//! the [`crate::ws::WsSession`] actor.
 
 use super::extract::{bearer_token, ClientOrigin};
 use super::json_resource;
@@ -12,7 +13,10 @@ use actix_web::{web, HttpRequest, HttpResponse};
 /// The routes of this area.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(json_resource("/ws/notifications").route(web::get().to(notifications)))
-        .service(json_resource("/ws/simulation/{id}").route(web::get().to(simulation)));
+        .service(json_resource("/ws/simulation/{id}").route(web::get().to(simulation)))
+        .service(
+            json_resource("/ws/collaboration/{project_id}").route(web::get().to(collaboration)),
+        );
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -31,6 +35,21 @@ async fn simulation(
 ) -> Result<HttpResponse, actix_web::Error> {
     let endpoint = Endpoint::Simulation {
         run: path.into_inner(),
+        since: query.into_inner().since,
+    };
+    upgrade(state, req, origin, endpoint, stream)
+}
+
+async fn collaboration(
+    state: web::Data<GatewayState>,
+    req: HttpRequest,
+    origin: ClientOrigin,
+    path: web::Path<String>,
+    query: web::Query<WatchQuery>,
+    stream: web::Payload,
+) -> Result<HttpResponse, actix_web::Error> {
+    let endpoint = Endpoint::Collaboration {
+        project: path.into_inner(),
         since: query.into_inner().since,
     };
     upgrade(state, req, origin, endpoint, stream)

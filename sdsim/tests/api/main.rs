@@ -10,6 +10,7 @@ mod auth_mail;
 mod auth_sessions;
 mod breaker;
 mod chaos;
+mod collab;
 mod config;
 mod console;
 mod discovery;

@@ -1,0 +1,2 @@
+DROP TABLE project_schema.collaboration_edits;
+DROP TABLE project_schema.collaboration_documents;
