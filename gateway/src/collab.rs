@@ -78,6 +78,8 @@ struct Inner {
 
 /// What a person joining gets: the frames to send first, and where they are.
 pub struct Joined {
+    /// This person as the others see them (named from their profile).
+    pub me: Presence,
     pub frames: Vec<Arc<str>>,
     pub role: String,
     pub session: String,
@@ -205,7 +207,7 @@ impl Collab {
         is_admin: bool,
         gateway_instance: &str,
         since: Option<i64>,
-        me: &Presence,
+        mut me: Presence,
     ) -> Result<Joined, ServiceError> {
         let inner = &self.inner;
         // The feed's position first, so that it reads every edit after the document.
@@ -219,7 +221,17 @@ impl Collab {
         };
         let j = crate::rpc!(up, project, "JoinCollaboration", join_collaboration, call).await?;
         let seq: i64 = j.last_offset.parse().unwrap_or(0);
-        let peers = inner.peers(project, me).await;
+        // Shown by name where the profile has one (else by e-mail address).
+        let call = sdsim_protocols::proto::auth::GetProfileRequest {
+            user_id: user.to_string(),
+        };
+        if let Ok(p) = crate::rpc!(up, auth, "GetProfile", get_profile, call).await {
+            let name = format!("{} {}", p.first_name.trim(), p.last_name.trim());
+            if !name.trim().is_empty() {
+                me.name = name.trim().to_string();
+            }
+        }
+        let peers = inner.peers(project, &me).await;
         let mut frames = Vec::new();
         let resumed = match since {
             Some(s) if s <= seq => {
@@ -228,7 +240,7 @@ impl Collab {
             }
             _ => None,
         };
-        let you = presence_json(me, &Value::Null, &Value::Null);
+        let you = presence_json(&me, &Value::Null, &Value::Null);
         let mut data = json!({
             "version": j.version,
             "role": j.role,
@@ -259,6 +271,7 @@ impl Collab {
             }
         }
         Ok(Joined {
+            me,
             frames,
             role: j.role,
             session: j.collaboration_session_id,

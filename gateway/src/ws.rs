@@ -502,13 +502,8 @@ impl WsSession {
         };
         let collab = self.state.collab.clone();
         let instance = self.state.instance_id.clone();
-        let who = me.clone();
         let user = user_id.clone();
-        let fut = async move {
-            collab
-                .join(pid, &user, is_admin, &instance, since, &who)
-                .await
-        };
+        let fut = async move { collab.join(pid, &user, is_admin, &instance, since, me).await };
         ctx.wait(fut.into_actor(self).map(move |res, act, ctx| match res {
             Ok(joined) => {
                 act.send(
@@ -521,6 +516,7 @@ impl WsSession {
                 for f in &joined.frames {
                     ctx.text(&**f);
                 }
+                let me = joined.me;
                 let addr = ctx.address();
                 act.state.collab.attach(
                     pid,

@@ -87,6 +87,10 @@ pub const RPCS: &[Rpc] = &[
     rpc(Project, "SaveAsTemplate", ONCE),
     rpc(Project, "JoinCollaboration", ONCE),
     rpc(Project, "LeaveCollaboration", SAFE),
+    rpc(Project, "TouchCollaboration", SAFE),
+    // Applied once per (client_id, edit_id): sent again, it answers the first one's seq.
+    rpc(Project, "ApplyEdit", SAFE),
+    rpc(Project, "GetEdits", SAFE),
     rpc(Project, "RestoreProject", SAFE),
     rpc(Project, "PurgeProject", ONCE),
     rpc(Project, "ListVersions", SAFE),

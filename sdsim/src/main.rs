@@ -205,11 +205,42 @@ fn print_config(settings: &sdsim::settings::Settings) {
 }
 
 fn serve(settings: sdsim::settings::Settings, services: &[Service]) -> Result<(), String> {
+    raise_open_files();
     let app = Application::bind(settings, services)?;
     for (s, a) in app.addresses() {
         eprintln!("sdsim: {s:<10} gRPC {}  HTTP {}", a.grpc, a.http);
     }
     actix_rt::System::new().block_on(app.run(shutdown_signal()))
+}
+
+/// Raises the soft limit of open files to the hard one (each WebSocket is a file), and says
+/// how many connections that allows.
+fn raise_open_files() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return;
+    }
+    if lim.rlim_cur < lim.rlim_max {
+        let wanted = libc::rlimit {
+            rlim_cur: lim.rlim_max,
+            rlim_max: lim.rlim_max,
+        };
+        // SAFETY: as above.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) } == 0 {
+            lim = wanted;
+        }
+    }
+    // Pools, listeners and logs hold a few hundred; the rest are for clients.
+    let clients = lim.rlim_cur.saturating_sub(512);
+    tracing::info!(
+        open_files = lim.rlim_cur,
+        "open files limit {}: room for about {clients} WebSocket and HTTP connections",
+        lim.rlim_cur
+    );
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

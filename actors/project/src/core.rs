@@ -496,7 +496,19 @@ impl ProjectCore {
                 if let Some(p) = ch.is_public {
                     row.is_public = p;
                 }
-                let design_changed = new_design.as_ref().is_some_and(|d| *d != row.configuration)
+                // A named save with no design is a named version of what is there now: the
+                // live document's unsaved edits, if any, else the design as it is.
+                let named_only = ch.named && new_design.is_none() && new_layout.is_none();
+                let mut saved_live = None;
+                if named_only {
+                    if let Some(doc) = crate::live::unsaved(conn, row.id).await? {
+                        row.configuration = doc.design;
+                        row.layout = doc.layout;
+                        saved_live = Some(doc.seq);
+                    }
+                }
+                let design_changed = named_only
+                    || new_design.as_ref().is_some_and(|d| *d != row.configuration)
                     || new_layout.as_ref().is_some_and(|l| *l != row.layout);
                 if let Some(d) = new_design {
                     row.configuration = d;
@@ -510,7 +522,13 @@ impl ProjectCore {
                 if design_changed {
                     save_version(conn, &settings, &row, caller.user_id, &ch.message, ch.named)
                         .await?;
-                    live = crate::live::through_live(conn, &row, caller.user_id).await?;
+                    match saved_live {
+                        Some(seq) => crate::live::mark_saved(conn, row.id, seq, row.version).await?,
+                        None if named_only => {}
+                        None => {
+                            live = crate::live::through_live(conn, &row, caller.user_id).await?
+                        }
+                    }
                 }
                 store::save(conn, &row).await?;
                 Ok((row, role, live))

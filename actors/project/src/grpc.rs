@@ -146,7 +146,7 @@ impl ppb::project_service_server::ProjectService for ProjectGrpc {
         let r = req.into_inner();
         self.run(async {
             let caller = core::caller(&r.user_id, r.is_admin)?;
-            let view = match self.core.get(caller, &r.project_id).await {
+            let mut view = match self.core.get(caller, &r.project_id).await {
                 // Perhaps shared with the caller's address before they had an account.
                 Err(ServiceError::NotFound(m)) => {
                     if self.core.claim_invitations(caller, &r.email).await? > 0 {
@@ -157,6 +157,9 @@ impl ppb::project_service_server::ProjectService for ProjectGrpc {
                 }
                 other => other?,
             };
+            if self.core.settle_live(&r.project_id).await? {
+                view = self.core.get(caller, &r.project_id).await?;
+            }
             if view.role != crate::access::Role::Owner {
                 self.core.count(view.row.id, crate::presence::Count::View);
             }
@@ -693,6 +696,10 @@ impl ppb::project_service_server::ProjectService for ProjectGrpc {
         let r = req.into_inner();
         self.run(async {
             let caller = caller_of(r.caller)?;
+            if r.version == 0 {
+                self.core.get(caller, &r.project_id).await?;
+                self.core.settle_live(&r.project_id).await?;
+            }
             let v = self
                 .core
                 .fork(caller, &r.project_id, r.version, &r.name)
@@ -711,6 +718,8 @@ impl ppb::project_service_server::ProjectService for ProjectGrpc {
         let r = req.into_inner();
         self.run(async {
             let caller = caller_of(r.caller)?;
+            self.core.get(caller, &r.project_id).await?;
+            self.core.settle_live(&r.project_id).await?;
             let document_json = self
                 .core
                 .export(caller, &r.project_id, r.include_versions)

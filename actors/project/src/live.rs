@@ -203,7 +203,62 @@ pub(crate) async fn through_live(
     }))
 }
 
+/// The live document of `project`, locked, when it has edits that are not a version yet.
+pub(crate) async fn unsaved(
+    conn: &mut AsyncPgConnection,
+    project: Uuid,
+) -> Result<Option<DocRow>, ServiceError> {
+    Ok(docs::table
+        .find(project)
+        .for_update()
+        .select(DocRow::as_select())
+        .first(conn)
+        .await
+        .optional()?
+        .filter(|d: &DocRow| d.seq > d.snapshot_seq))
+}
+
+/// The live document's edits up to `seq` are version `version` now.
+pub(crate) async fn mark_saved(
+    conn: &mut AsyncPgConnection,
+    project: Uuid,
+    seq: i64,
+    version: i32,
+) -> Result<(), ServiceError> {
+    diesel::update(docs::table.find(project))
+        .set((
+            docs::snapshot_seq.eq(seq),
+            docs::based_on_version.eq(version),
+            docs::editors.eq(Vec::<Uuid>::new()),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 impl ProjectCore {
+    /// Saves project `id`'s live edits as a version first, if it has unsaved ones, so that
+    /// what reads the design to use it (a run, an export, a fork, a look) gets what people
+    /// see. Only for a caller who may see the project (checked before). Answers whether it
+    /// saved.
+    pub async fn settle_live(&self, id: &str) -> Result<bool, ServiceError> {
+        let Ok(pid) = id.parse::<Uuid>() else {
+            return Ok(false);
+        };
+        let mut conn = sdsim_schema::pool::get(&self.pool).await?;
+        let unsaved: Option<bool> = docs::table
+            .find(pid)
+            .select(docs::seq.gt(docs::snapshot_seq))
+            .first(&mut conn)
+            .await
+            .optional()?;
+        drop(conn);
+        if unsaved == Some(true) {
+            return self.snapshot(pid).await;
+        }
+        Ok(false)
+    }
+
     /// `caller` joins project `id`'s live session (any role that may read it): their
     /// session, who is present, their role and the live document.
     pub async fn join_live(
@@ -454,6 +509,7 @@ impl ProjectCore {
                 if row.deleted_at.is_some() {
                     return Ok(None);
                 }
+                let seq = doc.seq;
                 let author = doc.editors.last().copied().unwrap_or(row.owner_id);
                 row.configuration = doc.design;
                 row.layout = doc.layout;
@@ -465,14 +521,7 @@ impl ProjectCore {
                 };
                 save_version(conn, &settings, &row, author, &message, false).await?;
                 store::save(conn, &row).await?;
-                diesel::update(docs::table.find(project))
-                    .set((
-                        docs::snapshot_seq.eq(doc.seq),
-                        docs::based_on_version.eq(row.version),
-                        docs::editors.eq(Vec::<Uuid>::new()),
-                    ))
-                    .execute(conn)
-                    .await?;
+                mark_saved(conn, project, seq, row.version).await?;
                 Ok(Some((row, author)))
             })
             .await?;

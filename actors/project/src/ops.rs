@@ -107,8 +107,13 @@ fn parse_path(path: &Value) -> Result<Vec<Segment>, String> {
         .collect()
 }
 
+/// Whether `element` has every field of the matcher; numbers compare by value (1 matches
+/// 1.0), as they do in the page.
 fn matches(element: &Value, m: &Map<String, Value>) -> bool {
-    m.iter().all(|(k, v)| element.get(k) == Some(v))
+    m.iter().all(|(k, v)| match (element.get(k), v) {
+        (Some(Value::Number(a)), Value::Number(b)) => a.as_f64() == b.as_f64(),
+        (got, want) => got == Some(want),
+    })
 }
 
 /// One step down; None when it finds nothing.
@@ -243,6 +248,15 @@ mod tests {
             ]),
         );
         assert_eq!(d, before);
+    }
+
+    #[test]
+    fn numbers_match_by_value() {
+        let d = run(
+            json!({"design": {"c": [{"port": 1.0}]}, "layout": {}}),
+            json!([{"op": "set", "path": ["design", "c", {"port": 1}, "up"], "value": true}]),
+        );
+        assert_eq!(d["design"]["c"][0]["up"], true);
     }
 
     #[test]

@@ -165,17 +165,43 @@ async fn stored(s: &Stack, token: &str, project: &str) -> (Value, i64) {
     )
 }
 
-/// Waits until the stored project equals `doc` (the live document became a version).
-async fn stored_becomes(s: &Stack, token: &str, project: &str, doc: &Value) -> i64 {
+/// Waits until the newest stored version equals `doc` (the live document became a version
+/// by itself: versions are read without the read-through save of GET /api/projects/{id}).
+async fn saved_as_version(s: &Stack, token: &str, project: &str, doc: &Value) -> i64 {
+    let mut last = Value::Null;
     for _ in 0..100 {
-        let (now, version) = stored(s, token, project).await;
-        if now == *doc {
-            return version;
+        let (st, list) = call(
+            s,
+            Method::GET,
+            &format!("/api/projects/{project}/versions"),
+            token,
+            None,
+        )
+        .await;
+        assert_eq!(st, 200, "{list}");
+        let newest = list["versions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|v| v["version"].as_i64())
+            .max()
+            .unwrap();
+        let (_, v) = call(
+            s,
+            Method::GET,
+            &format!("/api/projects/{project}/versions/{newest}"),
+            token,
+            None,
+        )
+        .await;
+        last = json!({"design": v["design"], "layout": v["layout"]});
+        if last == *doc {
+            assert!(v["version"]["message"].as_str().unwrap().starts_with("Live edit"), "{v}");
+            return newest;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let (now, _) = stored(s, token, project).await;
-    assert_eq!(now, *doc, "the stored version is the live document");
+    assert_eq!(last, *doc, "the newest version is the live document");
     unreachable!()
 }
 
@@ -300,19 +326,11 @@ async fn editors_on_two_gateways_converge_and_the_version_holds_every_acknowledg
             "{n} was added and acknowledged: {names:?}"
         );
     }
-    // The live document becomes a version (the snapshot runs every second here).
-    let version = stored_becomes(&s, &owner, &project, &peers[0].doc).await;
+    // The live document becomes a version by itself (the snapshot runs every second here),
+    // and reading the project gives the same.
+    let version = saved_as_version(&s, &owner, &project, &peers[0].doc).await;
     assert!(version > 1);
-    let (st, b) = call(
-        &s,
-        Method::GET,
-        &format!("/api/projects/{project}/versions"),
-        &owner,
-        None,
-    )
-    .await;
-    assert_eq!(st, 200, "{b}");
-    assert!(b.to_string().contains("Live edit"), "{b}");
+    assert_eq!(stored(&s, &owner, &project).await.0, peers[0].doc);
 
     // A viewer's edit is refused with an error frame; the socket stays open.
     let id = watcher
@@ -444,42 +462,68 @@ async fn offline_edits_merge_on_reconnect_and_rest_goes_through_the_live_documen
     assert_eq!(api["replicas"], 9, "the later edit of a field wins");
 
     // REST may not overwrite live edits that are not a version yet.
-    let (_, version) = stored(&s, &owner, &project).await;
+    let version = sync["data"]["version"].as_i64().unwrap();
     let mut changed = a.doc["design"].clone();
     changed["duration_s"] = json!(99);
-    let put = |token: String, design: Value, version: i64| {
-        let r = s
+    let patch = |token: String, body: Value, version: Option<i64>| {
+        let mut r = s
             .authed(Method::PATCH, &format!("/api/projects/{project}"), &token)
-            .header("if-match", format!("\"{version}\""))
-            .json(&json!({"design": design}));
+            .json(&body);
+        if let Some(v) = version {
+            r = r.header("if-match", format!("\"{v}\""));
+        }
         async move {
             let r = r.send().await.unwrap();
             (r.status().as_u16(), r.json::<Value>().await.unwrap())
         }
     };
-    let (st, body) = put(owner.clone(), changed.clone(), version).await;
+    let (st, body) = patch(owner.clone(), json!({"design": changed}), Some(version)).await;
     assert_eq!(st, 409, "{body}");
     assert_eq!(body["error"]["code"], "live_session", "{body}");
 
-    // Everyone leaves: the live document becomes a version.
+    // A named save names the live document as it is.
+    let (st, body) = patch(
+        editor.clone(),
+        json!({"named": true, "message": "checkpoint"}),
+        None,
+    )
+    .await;
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(body["project"]["design"], a.doc["design"], "the live design");
+    let version = body["project"]["version"].as_i64().unwrap();
+    let (_, versions) = call(
+        &s,
+        Method::GET,
+        &format!("/api/projects/{project}/versions"),
+        &owner,
+        None,
+    )
+    .await;
+    assert!(versions.to_string().contains("checkpoint"), "{versions}");
+
+    // Now a REST change goes through the live document: both get it as an edit.
+    let (st, body) = patch(owner.clone(), json!({"design": changed}), Some(version)).await;
+    assert_eq!(st, 200, "{body}");
+    a.until(6, 3).await;
+    b.until(6, 2).await;
+    assert_eq!(a.seen.last().unwrap().0, "rest");
+    assert_eq!(a.doc["design"], changed);
+    assert_eq!(a.doc, b.doc);
+
+    // Reading the project (as a run of it does) saves the live edits first.
+    b.edit(json!([{"op": "set", "path": ["layout", "late"], "value": true}]))
+        .await;
+    b.until(7, 3).await;
+    let (now, _) = stored(&s, &owner, &project).await;
+    assert_eq!(now, b.doc, "what a reader gets is what people see");
+
+    // When the last person leaves, the live document becomes a version.
+    b.edit(json!([{"op": "set", "path": ["layout", "last"], "value": 1}]))
+        .await;
+    b.until(8, 4).await;
     drop(a.ws);
     drop(b.ws);
-    let version = stored_becomes(&s, &owner, &project, &b.doc).await;
-    // Now REST works, and goes into the live document: someone who joins sees it, and
-    // someone there gets it as an edit.
-    let mut c = Peer::join(&s.ws_base, &project, &editor, "c").await;
-    let (st, body) = put(owner.clone(), changed.clone(), version).await;
-    assert_eq!(st, 200, "{body}");
-    let f = c.ws.frame(WAIT).await;
-    let f = if f["type"] == "collaboration.edit" {
-        f
-    } else {
-        c.ws.frame(WAIT).await
-    };
-    assert_eq!(f["type"], "collaboration.edit", "{f}");
-    assert_eq!(f["data"]["client_id"], "rest");
-    c.take(f);
-    assert_eq!(c.doc["design"], changed);
+    saved_as_version(&s, &owner, &project, &b.doc).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
