@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import expect, sync_playwright
 
 BASE = os.environ.get("SDSIM_CONSOLE_URL", "http://127.0.0.1:8000")
 OUTBOX = Path(os.environ.get("SDSIM_CONSOLE_OUTBOX", ".local/outbox"))
@@ -90,3 +90,20 @@ def login(page, email):
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
     page.wait_for_url("**/projects")
+
+
+def wait_saved(page, timeout=10_000):
+    """Everything this page changed is stored: "Saved" (REST autosave) or, in a live session,
+    "Live" with no edit on its way (data-state live)."""
+    expect(page.locator("#save-status")).to_have_attribute("data-state", re.compile(r"^(saved|live)$"), timeout=timeout)
+
+
+def api(page, method, path, body=None, headers=None):
+    """An API call from the page, with its session (the access token lives in the page only,
+    and is there once the page is ready)."""
+    page.locator("body[data-ready]").wait_for(state="attached")
+    return page.evaluate(
+        "async ([m, p, b, h]) => { const a = await import('/app/api.js');"
+        " return a.api(m, p, b === null ? undefined : b, { headers: h || {} }); }",
+        [method, path, body, headers],
+    )

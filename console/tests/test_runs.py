@@ -12,7 +12,7 @@ import uuid
 import pytest
 from playwright.sync_api import expect
 
-from conftest import new_context, register, shot
+from conftest import new_context, register, shot, wait_saved
 
 RUN = uuid.uuid4().hex[:8]
 DAVE = f"dave-{RUN}@example.com"
@@ -70,7 +70,7 @@ def test_run_a_template_at_10x_and_watch_it(dave):
     state["url"] = page.url
     expect(node(page, "database")).to_be_visible()
     page.locator('#panel input[data-field="design-duration_s"]').fill(str(DURATION))
-    expect(page.locator("#save-status")).to_have_text("Saved", timeout=10_000)
+    wait_saved(page)
     preview_class = node(page, "database").get_attribute("class")
 
     page.locator("#open-run").click()
@@ -208,7 +208,7 @@ def test_a_smaller_database_saturates_and_compares_worse(dave):
     # What the report says to change, the other way round: fewer database servers.
     node(page, "database").locator(".node-box").click()
     page.locator('#panel input[data-field="servers"]').fill("5")
-    expect(page.locator("#save-status")).to_have_text("Saved", timeout=10_000)
+    wait_saved(page)
     page.locator("#run-speed").select_option("0")
     page.locator("#run-seed").fill("7")
     page.locator("#run-start").click()

@@ -1,5 +1,7 @@
 // The editor: a canvas of components and connections, the palette, the side panel, live
-// validation and the analytic preview, undo/redo, autosave with the 412 conflict screen.
+// validation and the analytic preview, undo/redo, live collaboration (collab.js: every change
+// is an edit of the live document, others' edits and presence show as they come) and, without
+// a live session, autosave with the 412 conflict screen.
 import { api, ApiError } from '../api.js';
 import { h, s, clear, toast, dialog, confirmDialog, field, errorText, download } from '../ui.js';
 import { KINDS, KIND_IDS, fieldsFor, DISTS, newComponent, iconSvgPath } from '../catalogue.js';
@@ -8,6 +10,7 @@ import { diffDesigns, renderDiff, mergeDesigns, isEmptyDiff } from '../diff.js';
 import { navigate, guard } from '../main.js';
 import { historyDialog, shareDialog } from './project-dialogs.js';
 import { fmt } from '../charts.js';
+import { CollabSession, diffDocs, applyEdit, MAX_OPS } from '../collab.js';
 
 const VALIDATE_MS = 300;
 const SAVE_MS = 800;
@@ -56,9 +59,19 @@ function normaliseDesign(d) {
   return design;
 }
 
+/** What the editor draws of a document: lists where the engine has them, a layout for all. */
+function display(doc) {
+  const design = normaliseDesign(doc.design);
+  return { design, layout: normaliseLayout(design, doc.layout).layout };
+}
+
 function openEditor(el, project, opts) {
   document.body.classList.add('editing');
-  const readOnly = opts.readOnly || !['owner', 'editor'].includes(project.access_level);
+  // Not a constant: a live session that ends for good (project gone, access revoked) leaves
+  // the page read only.
+  let readOnly = opts.readOnly || !['owner', 'editor'].includes(project.access_level);
+  // Everyone who opens a project (not a link) joins its live session; viewers watch it.
+  const liveMode = !opts.linkToken && typeof WebSocket === 'function';
   const design0 = normaliseDesign(project.design);
   const { layout: layout0, changed: layoutNeedsSave } = normaliseLayout(design0, project.layout);
   const st = {
@@ -67,6 +80,8 @@ function openEditor(el, project, opts) {
     doc: { design: design0, layout: layout0 },
     base: { design: clone(project.design ?? {}), layout: clone(project.layout ?? {}), version: project.version },
     sel: null,
+    // Undo entries are the ops that revert a change, computed when it was made: with others
+    // editing, undo reverts one's own changes only.
     undo: [], redo: [],
     lastKey: null, lastAt: 0,
     problems: [], compProblems: new Map(), connProblems: new Map(), globalProblems: [],
@@ -74,10 +89,21 @@ function openEditor(el, project, opts) {
     dirty: false, saving: false, conflict: false,
     view: { x: 0, y: 0, k: 1 },
     clipboard: null,
+    liveStatus: 'connecting', pending: 0, peers: [], gone: null, pointer: null,
   };
+  // Where changes go: the live session, or (without one) this page's own copy, saved by REST.
+  const local = {
+    shown: clone({ design: project.design ?? {}, layout: project.layout ?? {} }),
+    doc() { return clone(this.shown); },
+    edit(ops) { applyEdit(this.shown, ops); return clone(this.shown); },
+  };
+  let collab = null;
+  const sink = () => collab || local;
 
   // ---------- the frame ----------
-  const status = h('span', { class: 'save-status', role: 'status', 'aria-live': 'polite', id: 'save-status' }, readOnly ? 'Read only' : 'Saved');
+  const status = h('span', { class: 'save-status', role: 'status', 'aria-live': 'polite', id: 'save-status' }, liveMode ? 'Connecting…' : readOnly ? 'Read only' : 'Saved');
+  // Who else is here: a chip per person (their colour), pointers and selections on the canvas.
+  const presenceBar = liveMode ? h('div', { class: 'presence', id: 'presence', role: 'list', 'aria-label': 'People here' }) : null;
   const nameInput = h('input', { class: 'title-input', 'aria-label': 'Project name', value: project.name, readOnly });
   const btn = (label, onclick, attrs = {}) => h('button', { type: 'button', onclick, ...attrs }, label);
   const undoBtn = btn('Undo', () => doUndo(), { 'aria-keyshortcuts': 'Control+Z', title: 'Undo (Ctrl+Z)', disabled: true });
@@ -85,10 +111,11 @@ function openEditor(el, project, opts) {
   const toolbar = h('div', { class: 'editor-toolbar', role: 'toolbar', 'aria-label': 'Project' },
     h('a', { href: '/projects', class: 'back', 'aria-label': 'Back to projects' }, '←'),
     h('h1', { class: 'visually-hidden' }, project.name),
-    nameInput, status,
+    nameInput, status, presenceBar,
     h('span', { class: 'spacer' }),
     readOnly ? null : undoBtn, readOnly ? null : redoBtn,
-    readOnly ? null : btn('Save version', () => namedSave(), { title: 'Save a named version (Ctrl+S)', 'aria-keyshortcuts': 'Control+S' }),
+    // Live, a named save names the live document as it is (the server saves it as a version).
+    readOnly ? null : btn('Save version', () => namedSave(), { title: 'Save a named version (Ctrl+S)', 'aria-keyshortcuts': 'Control+S', id: 'save-version' }),
     opts.linkToken ? null : btn('History', () => openHistory()),
     project.access_level === 'owner' ? btn('Share', () => shareDialog(project, (v) => {
       // Visibility is not the design: follow the new version so the next save is not a conflict.
@@ -100,7 +127,9 @@ function openEditor(el, project, opts) {
     opts.linkToken ? null : btn('Export', () => exportProject()),
     project.access_level === 'owner' ? btn('Move to trash', () => trash(), { class: 'danger' }) : null);
   const banner = readOnly ? h('div', { class: 'banner', id: 'readonly-banner', role: 'note' },
-    `Read only: ${opts.linkToken ? 'opened through a link' : `shared with you as ${project.access_level || 'viewer'}`}. Fork it to make your own copy.`) : null;
+    `Read only: ${opts.linkToken ? 'opened through a link' : `shared with you as ${project.access_level || 'viewer'}`}${liveMode ? '; others\' changes show as they make them' : ''}. Fork it to make your own copy.`) : null;
+  // Says when the live session ended for good or the access changed under the page.
+  const liveBanner = h('div', { class: 'banner live-banner', id: 'live-banner', role: 'alert', hidden: true });
 
   const palette = h('aside', { class: 'palette', 'aria-label': 'Components' }, h('h2', {}, 'Components'),
     h('p', { class: 'muted small' }, readOnly ? 'Read only.' : 'Drag onto the canvas, or press Enter to add.'),
@@ -117,7 +146,8 @@ function openEditor(el, project, opts) {
   const edgesG = s('g', { class: 'edges' });
   const nodesG = s('g', { class: 'nodes' });
   const ghost = s('path', { class: 'ghost-edge', d: '' });
-  world.append(edgesG, ghost, nodesG);
+  const peersG = s('g', { class: 'peers', 'aria-hidden': 'true' });
+  world.append(edgesG, ghost, nodesG, peersG);
   svg.append(defs, world);
   const problemsBar = h('div', { class: 'problems-bar', id: 'problems-bar', 'aria-live': 'polite' });
   const previewBar = h('div', { class: 'preview-bar', id: 'preview-bar' });
@@ -129,7 +159,7 @@ function openEditor(el, project, opts) {
   const panel = h('aside', { class: 'panel', 'aria-label': 'Properties', id: 'panel' });
   // The run dock (views/run.js, with the charts and the stream) loads when first needed.
   let dock = null; let dockLoading = null; let closed = false;
-  const editorEl = h('div', { class: 'editor' }, toolbar, banner, h('div', { class: 'editor-body' }, palette, canvasWrap, panel));
+  const editorEl = h('div', { class: 'editor' }, toolbar, banner, liveBanner, h('div', { class: 'editor-body' }, palette, canvasWrap, panel));
   el.append(editorEl);
   function ensureDock() {
     if (opts.linkToken) return Promise.resolve(null);
@@ -141,6 +171,13 @@ function openEditor(el, project, opts) {
         design: () => st.doc.design,
         initialRun: opts.run,
         beforeStart: async () => {
+          // Live: every edit of this page committed first; the run takes the project's
+          // current design (no version), which the server reads from the live document.
+          if (collab) {
+            for (let i = 0; i < 100 && st.pending; i++) await new Promise((r) => setTimeout(r, 50));
+            if (st.pending) throw new Error('your latest edits are not saved yet');
+            return 0;
+          }
           // A run runs the saved design: save what is on screen first, and run that version.
           if (!readOnly) {
             while (st.saving) await new Promise((r) => setTimeout(r, 50));
@@ -176,42 +213,73 @@ function openEditor(el, project, opts) {
     for (let i = 1; ; i++) { const n = `${base} ${i}`; if (!names.has(n)) return n; }
   }
 
-  /** Apply a change: `fn` edits st.doc in place. Coalesces typing into one undo step by key. */
+  const canEdit = () => !readOnly && !st.gone;
+
+  /** Apply a change: `fn` edits a copy of st.doc. Coalesces typing into one undo step by key. */
   function change(fn, { key = null, panel: redrawPanel = true } = {}) {
-    if (readOnly) return;
-    const now = Date.now();
-    if (!(key && key === st.lastKey && now - st.lastAt < 1500)) {
-      st.undo.push(JSON.stringify(st.doc));
-      if (st.undo.length > 200) st.undo.shift();
-      st.redo = [];
-    }
-    st.lastKey = key; st.lastAt = now;
-    fn(st.doc);
+    if (!canEdit()) return;
+    const next = clone(st.doc);
+    fn(next);
+    commit(next, { key });
     afterChange(redrawPanel);
   }
 
+  /**
+   * Sends what differs between the document as it stands (without what is only on this
+   * screen: a drag under way, the layout made up for components without one) and `next`, as
+   * one edit. Keeps its inverse for undo, computed against the document it applied to.
+   */
+  function commit(next, { key = null, undoable = true } = {}) {
+    const base = sink().doc();
+    const ops = diffDocs(base, next);
+    if (!ops.length) { st.doc = next; return false; }
+    let after;
+    try { after = sink().edit(ops); } catch (e) { toast(`Not applied: ${e.message}`, 'error'); return false; }
+    st.doc = display(after);
+    if (undoable) {
+      const inverse = diffDocs(after, base);
+      const now = Date.now();
+      const top = st.undo[st.undo.length - 1];
+      // Typing coalesces: the step's inverse grows by this change's, undone first.
+      if (top && key && key === st.lastKey && now - st.lastAt < 1500 && top.ops.length + inverse.length <= MAX_OPS) top.ops = inverse.concat(top.ops);
+      else if (inverse.length) { st.undo.push({ ops: inverse }); if (st.undo.length > 200) st.undo.shift(); }
+      st.redo = [];
+      st.lastKey = key; st.lastAt = now;
+    }
+    return true;
+  }
+
+  /** Applies an undo or redo step; answers the ops that revert it. */
+  function replay(ops) {
+    const base = sink().doc();
+    let after;
+    try { after = sink().edit(ops); } catch (e) { toast(`Not applied: ${e.message}`, 'error'); return []; }
+    st.doc = display(after);
+    return diffDocs(after, base);
+  }
+
   function afterChange(redrawPanel = true) {
-    st.dirty = true;
+    if (!collab) st.dirty = true;
     if (dock && dock.visible) dock.refreshNames();
     setStatus();
     draw();
     if (redrawPanel) drawPanel();
     scheduleValidate();
-    scheduleSave();
+    if (!collab) scheduleSave();
   }
 
   function doUndo() {
-    if (!st.undo.length || readOnly) return;
-    st.redo.push(JSON.stringify(st.doc));
-    st.doc = JSON.parse(st.undo.pop());
+    if (!st.undo.length || !canEdit()) return;
+    const back = replay(st.undo.pop().ops);
+    if (back.length) st.redo.push({ ops: back });
     st.lastKey = null;
     fixSelection();
     afterChange();
   }
   function doRedo() {
-    if (!st.redo.length || readOnly) return;
-    st.undo.push(JSON.stringify(st.doc));
-    st.doc = JSON.parse(st.redo.pop());
+    if (!st.redo.length || !canEdit()) return;
+    const back = replay(st.redo.pop().ops);
+    if (back.length) st.undo.push({ ops: back });
     st.lastKey = null;
     fixSelection();
     afterChange();
@@ -309,6 +377,7 @@ function openEditor(el, project, opts) {
     draw();
     drawPanel();
     if (dock) dock.setScope(sel?.type === 'component' ? sel.name : null);
+    sendPresence();
   }
 
   // ---------- drawing ----------
@@ -379,11 +448,12 @@ function openEditor(el, project, opts) {
       }
       g.addEventListener('pointerdown', (ev) => startDrag(ev, c.name));
       g.addEventListener('keydown', (ev) => nodeKey(ev, c.name));
-      g.addEventListener('focus', () => { if (!(st.sel?.type === 'component' && st.sel.name === c.name)) { st.sel = { type: 'component', name: c.name }; drawPanel(); g.classList.add('selected'); for (const o of nodesG.querySelectorAll('.node.selected')) if (o !== g) o.classList.remove('selected'); if (dock) dock.setScope(c.name); } });
+      g.addEventListener('focus', () => { if (!(st.sel?.type === 'component' && st.sel.name === c.name)) { st.sel = { type: 'component', name: c.name }; drawPanel(); g.classList.add('selected'); for (const o of nodesG.querySelectorAll('.node.selected')) if (o !== g) o.classList.remove('selected'); if (dock) dock.setScope(c.name); sendPresence(); } });
       nodesG.append(g);
     }
     undoBtn.disabled = !st.undo.length; redoBtn.disabled = !st.redo.length;
     drawProblemsBar();
+    paintPeers();
     if (st.live) paintLive();
   }
 
@@ -480,10 +550,11 @@ function openEditor(el, project, opts) {
     if (ev.button !== 0) return;
     ev.stopPropagation();
     if (!(st.sel?.type === 'component' && st.sel.name === name)) select({ type: 'component', name });
-    if (readOnly) return;
+    if (!canEdit()) return;
     const w = toWorld(ev.clientX, ev.clientY);
     const p = posOf(name);
-    drag = { kind: 'node', name, dx: w.x - p.x, dy: w.y - p.y, moved: false, before: JSON.stringify(st.doc) };
+    // By layout id: a rename by someone else during the drag does not lose it.
+    drag = { kind: 'node', id: st.doc.layout.ids[name], dx: w.x - p.x, dy: w.y - p.y, moved: false, pos: null };
     svg.setPointerCapture(ev.pointerId);
   }
   function startConnect(ev, name) {
@@ -501,11 +572,14 @@ function openEditor(el, project, opts) {
     if (!drag) return;
     if (drag.kind === 'node') {
       const w = toWorld(ev.clientX, ev.clientY);
-      const id = st.doc.layout.ids[drag.name];
+      const id = drag.id;
       const np = { x: Math.round(w.x - drag.dx), y: Math.round(w.y - drag.dy) };
       const op = st.doc.layout.positions[id];
+      if (!op) { drag = null; return; } // deleted meanwhile (by someone else)
       if (!drag.moved && Math.abs(np.x - op.x) + Math.abs(np.y - op.y) < 3) return;
       drag.moved = true;
+      // Only on this screen until the drop: then the move is one edit.
+      drag.pos = np;
       st.doc.layout.positions[id] = np;
       draw();
     } else if (drag.kind === 'edge') {
@@ -522,7 +596,8 @@ function openEditor(el, project, opts) {
     const d = drag; drag = null;
     if (!d) return;
     if (d.kind === 'node' && d.moved) {
-      st.undo.push(d.before); st.redo = []; st.lastKey = null;
+      st.lastKey = null;
+      commit(st.doc);
       afterChange(false);
     } else if (d.kind === 'edge') {
       ghost.setAttribute('d', '');
@@ -537,11 +612,11 @@ function openEditor(el, project, opts) {
     const r = svg.getBoundingClientRect();
     zoomBy(ev.deltaY < 0 ? 1.1 : 1 / 1.1, ev.clientX - r.left, ev.clientY - r.top);
   }, { passive: false });
-  svg.addEventListener('dragover', (ev) => { if (!readOnly) { ev.preventDefault(); ev.dataTransfer.dropEffect = 'copy'; } });
+  svg.addEventListener('dragover', (ev) => { if (canEdit()) { ev.preventDefault(); ev.dataTransfer.dropEffect = 'copy'; } });
   svg.addEventListener('drop', (ev) => {
     ev.preventDefault();
     const kind = ev.dataTransfer.getData('application/x-sdsim-kind') || ev.dataTransfer.getData('text/plain');
-    if (!KINDS[kind] || readOnly) return;
+    if (!KINDS[kind] || !canEdit()) return;
     const w = toWorld(ev.clientX, ev.clientY);
     addComponent(kind, { x: w.x - NODE_W / 2, y: w.y - NODE_H / 2 });
   });
@@ -588,13 +663,17 @@ function openEditor(el, project, opts) {
   }
 
   function drawPanel() {
-    const focused = document.activeElement && panel.contains(document.activeElement) ? document.activeElement.dataset.field : null;
+    const a = document.activeElement;
+    const focused = a && panel.contains(a) ? a.dataset.field : null;
+    // Someone else's edit can redraw the panel while this person types: keep the caret.
+    const caret = focused && typeof a.selectionStart === 'number' ? [a.selectionStart, a.selectionEnd] : null;
     clear(panel);
     if (st.sel?.type === 'component') componentPanel(comp(st.sel.name));
     else if (st.sel?.type === 'connection') connectionPanel(st.sel.index);
     else designPanel();
     liveFigures();
-    if (focused) panel.querySelector(`[data-field="${focused}"]`)?.focus();
+    const again = focused ? panel.querySelector(`[data-field="${focused}"]`) : null;
+    if (again) { again.focus(); if (caret) try { again.setSelectionRange(...caret); } catch { /* not a text field */ } }
   }
 
   function componentPanel(c) {
@@ -789,6 +868,18 @@ function openEditor(el, project, opts) {
 
   // ---------- saving ----------
   function setStatus(text) {
+    if (collab) {
+      // Live: "Live" once every edit of this page is committed (data-state live; sending
+      // while some are on their way).
+      const s = st.gone ? 'gone' : st.liveStatus;
+      status.textContent = text || {
+        connecting: 'Connecting…', live: readOnly ? 'Live · read only' : 'Live', reconnecting: 'Reconnecting…',
+        offline: readOnly ? 'Offline' : 'Offline: edits will be sent when back', gone: 'Not live',
+      }[s] || '';
+      status.dataset.state = s === 'live' && st.pending ? 'sending' : s;
+      status.title = st.pending ? `${st.pending} edit${st.pending > 1 ? 's' : ''} not yet saved` : '';
+      return;
+    }
     if (readOnly) return;
     status.textContent = text || (st.conflict ? 'Conflict: not saved' : st.saving ? 'Saving…' : st.dirty ? 'Unsaved changes' : 'Saved');
     status.dataset.state = st.conflict ? 'conflict' : st.saving ? 'saving' : st.dirty ? 'dirty' : 'saved';
@@ -833,6 +924,17 @@ function openEditor(el, project, opts) {
       return f;
     });
     if (message === undefined) return;
+    if (collab) {
+      // One's own edits first (the server names what it has), then the live document.
+      for (let i = 0; i < 100 && st.pending; i++) await new Promise((r) => setTimeout(r, 50));
+      if (st.pending) { toast('Your latest edits are not saved yet; try again in a moment.', 'error'); return; }
+      try {
+        const r = await api('PATCH', `/api/projects/${project.id}`, { named: true, message });
+        st.version = r.project.version;
+        toast(`Saved version ${r.project.version}`, 'ok');
+      } catch (e) { toast(errorText(e), 'error'); }
+      return;
+    }
     while (st.saving) await new Promise((r) => setTimeout(r, 50));
     if (await save({ named: true, message })) toast(`Saved version ${st.version}`, 'ok');
   }
@@ -842,8 +944,9 @@ function openEditor(el, project, opts) {
     while (st.saving) await new Promise((r) => setTimeout(r, 50));
     if (st.dirty && !st.conflict) await save();
     try {
-      // With the version this page holds, so a rename never slips between a save and the next.
-      const r = await api('PATCH', `/api/projects/${project.id}`, { name }, { headers: { 'If-Match': `"${st.version}"` } });
+      // With the version this page holds, so a rename never slips between a save and the next
+      // (live, versions come from the live document as it goes: the name is not the design).
+      const r = await api('PATCH', `/api/projects/${project.id}`, { name }, collab ? {} : { headers: { 'If-Match': `"${st.version}"` } });
       project.name = r.project.name;
       if (st.base.version === st.version) st.base.version = r.project.version;
       st.version = r.project.version;
@@ -904,9 +1007,9 @@ function openEditor(el, project, opts) {
   }
 
   function applyMerge(merged, theirs, mine) {
-    st.undo.push(JSON.stringify(mine)); st.redo = []; st.lastKey = null;
+    st.lastKey = null;
     const design = normaliseDesign(merged.design);
-    st.doc = { design, layout: normaliseLayout(design, merged.layout).layout };
+    commit({ design, layout: normaliseLayout(design, merged.layout).layout });
     st.version = theirs.version;
     st.base = { design: clone(theirs.design ?? {}), layout: clone(theirs.layout ?? {}), version: theirs.version };
     st.conflict = false; st.dirty = true;
@@ -916,6 +1019,7 @@ function openEditor(el, project, opts) {
   function loadServer(p) {
     const design = normaliseDesign(p.design);
     st.doc = { design, layout: normaliseLayout(design, p.layout).layout };
+    local.shown = clone(st.doc);
     st.version = p.version;
     st.base = { design: clone(p.design ?? {}), layout: clone(p.layout ?? {}), version: p.version };
     st.conflict = false; st.dirty = false; st.undo = []; st.redo = []; st.sel = null;
@@ -924,10 +1028,25 @@ function openEditor(el, project, opts) {
 
   // ---------- project actions ----------
   async function openHistory() {
+    if (collab) {
+      // Live, the document is ahead of every version: a rollback is an edit of it (the
+      // server refuses REST design changes during a live session).
+      const r = await historyDialog(project, null, { readOnly, rollback: liveRollback });
+      if (r && r.rolledBack) toast(`Rolled back to version ${r.rolledBack}`, 'ok');
+      return;
+    }
     while (st.saving) await new Promise((r) => setTimeout(r, 50));
     if (st.dirty && !readOnly) await save();
     const r = await historyDialog(project, st.version, { readOnly });
     if (r && r.project) { loadServer(r.project); toast(`Rolled back: now version ${r.project.version}`, 'ok'); }
+  }
+  async function liveRollback(version) {
+    const v = await api('GET', `/api/projects/${project.id}/versions/${version}`);
+    if (!canEdit()) throw new Error('this project can no longer be edited here');
+    commit(display({ design: v.design ?? {}, layout: v.layout ?? {} }), { undoable: false });
+    // As before live editing: a rollback is not undone with Ctrl+Z (the history has both).
+    st.undo = []; st.redo = []; st.lastKey = null; st.sel = null;
+    afterChange();
   }
   async function fork() {
     try {
@@ -967,15 +1086,175 @@ function openEditor(el, project, opts) {
     if (e.key === '-' && !mod) zoomBy(0.8);
   }
   document.addEventListener('keydown', onKey);
-  const beforeUnload = (e) => { if (st.dirty && !readOnly) { save(); e.preventDefault(); e.returnValue = ''; } };
+  const beforeUnload = (e) => {
+    // Live: only edits that could not be sent yet (offline) would be lost.
+    if (collab) { if (st.pending && st.liveStatus !== 'live') { e.preventDefault(); e.returnValue = ''; } return; }
+    if (st.dirty && !readOnly) { save(); e.preventDefault(); e.returnValue = ''; }
+  };
   window.addEventListener('beforeunload', beforeUnload);
-  guard.leave = () => { if (st.dirty && !readOnly) save(); return true; };
+  // Leaving: the live session lingers until what it sent is committed (collab.js close()).
+  guard.leave = () => { if (st.dirty && !readOnly && !collab) save(); return true; };
+
+  // ---------- live collaboration ----------
+  function startLive() {
+    collab = new CollabSession(project.id, {
+      onDocument: (doc, info) => liveDocument(doc, info),
+      onPresence: (peers) => { st.peers = peers; drawPresence(); },
+      onRole: (role) => liveRole(role),
+      onError: (f) => toast({
+        read_only: 'You can only view this project: that change was not applied.',
+        invalid_edit: `That change was refused: ${f.message || 'not a valid edit'}.`,
+      }[f.code] || `Live editing: ${f.message || f.code}`, 'error'),
+      onStatus: (state) => {
+        st.liveStatus = state;
+        if (state === 'gone') {
+          st.gone = true;
+          st.peers = []; drawPresence();
+          endEditing(`This project is no longer available to you: it was deleted, or your access to it was removed.${st.pending ? ' Your latest changes were not saved.' : ''}`);
+        }
+        setStatus();
+      },
+      onPending: (n) => { st.pending = n; setStatus(); },
+    }, { design: project.design ?? {}, layout: project.layout ?? {} });
+    window.sdsimDebug = { ...(window.sdsimDebug || {}), dropCollab: () => collab?.drop() };
+  }
+
+  /** What the side panel shows of the document: redrawn only when that changed. */
+  function panelKey() {
+    const sel = st.sel;
+    if (sel?.type === 'component') return JSON.stringify([comp(sel.name) || null, comps().map((c) => c.name)]);
+    if (sel?.type === 'connection') return JSON.stringify([conns()[sel.index] || null, sel.index]);
+    const { components, connections, ...rest } = st.doc.design;
+    return JSON.stringify(rest);
+  }
+
+  /**
+   * The document changed under the page (someone's edit, the first sync, an edit refused):
+   * redraw, keeping the selection (by layout id: a rename keeps it), a drag under way and
+   * the field being typed in.
+   */
+  function liveDocument(doc, { first = false } = {}) {
+    const selId = st.sel?.type === 'component' ? st.doc.layout.ids[st.sel.name] : null;
+    const selConn = st.sel?.type === 'connection' ? conns()[st.sel.index] : null;
+    const panelBefore = panelKey();
+    const selBefore = JSON.stringify(st.sel);
+    st.doc = display(doc);
+    if (drag?.kind === 'node' && drag.moved) {
+      if (Object.values(st.doc.layout.ids).includes(drag.id)) st.doc.layout.positions[drag.id] = drag.pos;
+      else drag = null;
+    }
+    if (selId) {
+      const n = Object.keys(st.doc.layout.ids).find((x) => st.doc.layout.ids[x] === selId && comp(x));
+      st.sel = n ? { type: 'component', name: n } : comp(st.sel.name) ? st.sel : null;
+    } else if (selConn) {
+      const i = conns().findIndex((e) => e.from === selConn.from && e.to === selConn.to);
+      st.sel = i >= 0 ? { type: 'connection', index: i } : null;
+    } else fixSelection();
+    if (first) {
+      st.version = collab.version ?? st.version;
+      // A design without a layout (a template, an import) gets one, for everyone.
+      if (canEdit()) commit(st.doc, { undoable: false });
+      if (!drag) requestAnimationFrame(fitView);
+    }
+    draw();
+    const selMoved = JSON.stringify(st.sel) !== selBefore;
+    if (selMoved || panelKey() !== panelBefore) drawPanel();
+    if (selMoved) { if (dock) dock.setScope(st.sel?.type === 'component' ? st.sel.name : null); sendPresence(); }
+    if (dock && dock.visible) dock.refreshNames();
+    scheduleValidate();
+  }
+
+  function liveRole(role) {
+    const editable = role === 'owner' || role === 'editor';
+    if (st.gone || editable === !readOnly) return;
+    if (!editable) endEditing('Your access to this project changed: you can view it, not edit it.');
+    else showBanner('You can edit this project now.', h('button', { type: 'button', onclick: () => navigate(location.pathname + location.search, true) }, 'Reload to edit'));
+  }
+
+  function showBanner(text, ...extra) {
+    clear(liveBanner).append(text, ' ', ...extra);
+    liveBanner.hidden = false;
+  }
+
+  /** Nothing more can be edited on this page (the live session ended, the access changed). */
+  function endEditing(message) {
+    showBanner(message);
+    toast(message, 'error', { ms: 8000 });
+    if (readOnly) return;
+    readOnly = true;
+    drag = null;
+    for (const b of palette.querySelectorAll('button')) { b.disabled = true; b.draggable = false; }
+    for (const b of [undoBtn, redoBtn]) b.hidden = true;
+    nameInput.readOnly = true;
+    draw(); drawPanel(); setStatus();
+  }
+
+  /** This person's selection and pointer, for the others (throttled by the session). */
+  function sendPresence() {
+    if (!collab) return;
+    let sel = null;
+    if (st.sel?.type === 'component') sel = { type: 'component', name: st.sel.name };
+    else if (st.sel?.type === 'connection' && conns()[st.sel.index]) sel = { type: 'connection', from: conns()[st.sel.index].from, to: conns()[st.sel.index].to };
+    // A presence frame is at most 1 KiB.
+    if (sel && JSON.stringify(sel).length > 800) sel = null;
+    collab.presence({ selection: sel, pointer: st.pointer });
+  }
+  svg.addEventListener('pointermove', (ev) => {
+    if (!collab) return;
+    const w = toWorld(ev.clientX, ev.clientY);
+    st.pointer = { x: Math.round(w.x), y: Math.round(w.y) };
+    sendPresence();
+  });
+  svg.addEventListener('pointerleave', () => { if (collab && st.pointer) { st.pointer = null; sendPresence(); } });
+
+  /** The others: a chip per person in the toolbar, a pointer per session on the canvas. */
+  function drawPresence() {
+    if (!presenceBar) return;
+    const people = new Map();
+    for (const p of st.peers) if (!people.has(p.user_id)) people.set(p.user_id, p);
+    clear(presenceBar);
+    for (const p of people.values()) {
+      const chip = h('span', { class: 'peer-chip', role: 'listitem', dataset: { user: p.user_id }, title: `${p.name || 'Someone'} is here` }, p.name || 'Someone');
+      chip.style.setProperty('--peer', p.colour || '#64748b');
+      presenceBar.append(chip);
+    }
+    const keep = new Set();
+    for (const p of st.peers) {
+      const pt = p.pointer;
+      if (!pt || !Number.isFinite(pt.x) || !Number.isFinite(pt.y)) continue;
+      keep.add(p.session);
+      let g = [...peersG.children].find((x) => x.dataset.session === p.session);
+      if (!g) {
+        g = s('g', { class: 'remote-pointer', 'data-session': p.session, 'data-user': p.user_id },
+          s('path', { class: 'pointer-arrow', d: 'M0 0L0 17L4.6 12.6L8 20L11 18.7L7.7 11.5L14 11.5Z' }),
+          s('text', { class: 'pointer-name', x: 14, y: 26 }, p.name || ''));
+        peersG.append(g);
+      }
+      g.style.setProperty('--peer', p.colour || '#64748b');
+      g.setAttribute('transform', `translate(${pt.x},${pt.y})`);
+    }
+    for (const g of [...peersG.children]) if (!keep.has(g.dataset.session)) g.remove();
+    paintPeers();
+  }
+
+  /** Components and connections others have selected: outlined in their colour. */
+  function paintPeers() {
+    for (const g of world.querySelectorAll('.peer-selected')) { g.classList.remove('peer-selected'); g.style.removeProperty('--peer'); }
+    for (const p of st.peers) {
+      const sel = p.selection;
+      let g = null;
+      if (sel?.type === 'component' && typeof sel.name === 'string') g = [...nodesG.children].find((x) => x.dataset.name === sel.name);
+      else if (sel?.type === 'connection') g = [...edgesG.children].find((x) => x.dataset.from === sel.from && x.dataset.to === sel.to);
+      if (g && !g.classList.contains('peer-selected')) { g.classList.add('peer-selected'); g.style.setProperty('--peer', p.colour || '#64748b'); }
+    }
+  }
 
   // ---------- start ----------
   draw(); drawPanel();
   requestAnimationFrame(fitView);
   validate();
-  if (layoutNeedsSave && !readOnly) { st.dirty = true; setStatus(); scheduleSave(); }
+  if (liveMode) startLive();
+  else if (layoutNeedsSave && !readOnly) { st.dirty = true; setStatus(); scheduleSave(); }
   el.querySelector('.editor').dataset.ready = '1';
   return () => {
     document.removeEventListener('keydown', onKey);
@@ -983,6 +1262,7 @@ function openEditor(el, project, opts) {
     guard.leave = null;
     clearTimeout(vTimer);
     closed = true;
+    if (collab) { collab.close(); if (window.sdsimDebug) delete window.sdsimDebug.dropCollab; }
     if (dock) dock.destroy();
     if (st.dirty && !readOnly && !st.conflict) { clearTimeout(sTimer); save(); } else clearTimeout(sTimer);
   };

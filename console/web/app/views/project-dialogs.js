@@ -4,8 +4,12 @@ import { h, clear, dialog, field, errorText, fmtDate, toast } from '../ui.js';
 import { renderDiff } from '../diff.js';
 import { miniatureDiff } from '../graph.js';
 
-/** Resolves with {project} after a rollback, undefined otherwise. */
-export function historyDialog(project, currentVersion, { readOnly = false } = {}) {
+/**
+ * Resolves with {project} after a rollback, undefined otherwise. Live (`rollback` given, no
+ * current version: the live document is ahead of every version) the editor rolls back itself,
+ * as an edit: resolves with {rolledBack: version}.
+ */
+export function historyDialog(project, currentVersion, { readOnly = false, rollback = null } = {}) {
   return dialog('Version history', (close) => {
     const list = h('ol', { class: 'versions', 'aria-label': 'Versions' });
     const detail = h('section', { class: 'version-detail', 'aria-live': 'polite' }, h('p', { class: 'muted' }, 'Choose a version to see what changed.'));
@@ -34,9 +38,10 @@ export function historyDialog(project, currentVersion, { readOnly = false } = {}
       compare(prev ? prev.version : v.version, v.version).then(() => {
         if (!readOnly && v.version !== currentVersion) {
           detail.append(h('div', { class: 'actions' },
-            h('button', { type: 'button', onclick: () => compare(v.version, currentVersion) }, `Compare with the current version (${currentVersion})`),
+            currentVersion === null ? null : h('button', { type: 'button', onclick: () => compare(v.version, currentVersion) }, `Compare with the current version (${currentVersion})`),
             h('button', { type: 'button', class: 'primary', onclick: async () => {
               try {
+                if (rollback) { await rollback(v.version); close({ rolledBack: v.version }); return; }
                 const r = await api('POST', `/api/projects/${project.id}/rollback`, { version: v.version }, { headers: { 'If-Match': `"${currentVersion}"` } });
                 close({ project: r.project });
               } catch (e) { toast(errorText(e), 'error'); }
