@@ -503,7 +503,11 @@ impl WsSession {
         let collab = self.state.collab.clone();
         let instance = self.state.instance_id.clone();
         let user = user_id.clone();
-        let fut = async move { collab.join(pid, &user, is_admin, &instance, since, me).await };
+        let fut = async move {
+            collab
+                .join(pid, &user, is_admin, &instance, since, me)
+                .await
+        };
         ctx.wait(fut.into_actor(self).map(move |res, act, ctx| match res {
             Ok(joined) => {
                 act.send(

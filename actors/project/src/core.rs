@@ -523,7 +523,9 @@ impl ProjectCore {
                     save_version(conn, &settings, &row, caller.user_id, &ch.message, ch.named)
                         .await?;
                     match saved_live {
-                        Some(seq) => crate::live::mark_saved(conn, row.id, seq, row.version).await?,
+                        Some(seq) => {
+                            crate::live::mark_saved(conn, row.id, seq, row.version).await?
+                        }
                         None if named_only => {}
                         None => {
                             live = crate::live::through_live(conn, &row, caller.user_id).await?

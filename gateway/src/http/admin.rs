@@ -3,7 +3,7 @@
 
 use super::extract::{AuthUser, ClientOrigin};
 use super::json_resource;
-use super::views::{AuditBody, SessionsEnded, UserBody, UsersBody};
+use super::views::{AuditBody, AuditView, SessionsEnded, UserBody, UsersBody};
 use crate::body::ApiJson;
 use crate::error::ApiError;
 use crate::rpc;
@@ -11,6 +11,14 @@ use crate::state::GatewayState;
 use actix_web::{web, HttpRequest, HttpResponse};
 use sdsim_protocols::proto::auth as pb;
 use serde::Deserialize;
+
+/// The routes of this area in the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(users, add_role, remove_role, end_sessions, lock, audit),
+    components(schemas(RoleBody, UserBody, UsersBody, AuditView, AuditBody, SessionsEnded))
+)]
+pub(crate) struct Api;
 
 /// The routes of this area.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -29,16 +37,32 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(json_resource("/api/admin/audit").route(web::get().to(audit)));
 }
 
-#[derive(Debug, Deserialize)]
+/// Which users, and which page of them.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct UsersQuery {
+    /// Part of an e-mail address or name; empty: every user.
     #[serde(default)]
     query: String,
+    /// Page size, 1 to 200 (0 or absent: 50).
     #[serde(default)]
     limit: i32,
+    /// How many matching users to skip.
     #[serde(default)]
     offset: i32,
 }
 
+/// Finds users (permission `admin:users`).
+#[utoipa::path(get, path = "/api/admin/users", tag = "operations", params(UsersQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of users and how many match", body = crate::http::views::UsersBody),
+        (status = 401, description = "No token, or it is invalid, expired or revoked", body = crate::http::openapi::ErrorBody),
+        (status = 403, description = "The user lacks the `admin:users` permission", body = crate::http::openapi::ErrorBody),
+        (status = 422, description = "`limit` or `offset` is out of range, or the query string is malformed", body = crate::http::openapi::ErrorBody),
+        (status = "4XX", description = "Rate limited (429, Retry-After)", body = crate::http::openapi::ErrorBody),
+        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+    ))]
 async fn users(
     state: web::Data<GatewayState>,
     user: AuthUser,
@@ -59,7 +83,8 @@ async fn users(
     }))
 }
 
-#[derive(Debug, Deserialize)]
+/// The role to assign.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 struct RoleBody {
     role: String,
 }
@@ -85,6 +110,21 @@ async fn change_role(
     Ok(HttpResponse::Ok().json(UserBody::from_pb(Some(changed))))
 }
 
+/// Assigns a role to a user (permission `admin:roles`); assigning one they have changes
+/// nothing.
+#[utoipa::path(post, path = "/api/admin/users/{user_id}/roles", tag = "operations",
+    params(("user_id" = String, Path, description = "The user's id (a UUID)")),
+    request_body = RoleBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The user with their roles", body = crate::http::views::UserBody),
+        (status = 401, description = "No token, or it is invalid, expired or revoked", body = crate::http::openapi::ErrorBody),
+        (status = 403, description = "The user lacks the `admin:roles` permission", body = crate::http::openapi::ErrorBody),
+        (status = 404, description = "No such user", body = crate::http::openapi::ErrorBody),
+        (status = 422, description = "`user_id` is not a UUID, or there is no such role (named in `field`)", body = crate::http::openapi::ErrorBody),
+        (status = "4XX", description = "Malformed, too large, not JSON, or rate limited", body = crate::http::openapi::ErrorBody),
+        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+    ))]
 async fn add_role(
     state: web::Data<GatewayState>,
     user: AuthUser,
@@ -95,6 +135,23 @@ async fn add_role(
     change_role(&state, user, origin, path.into_inner(), body.0.role, false).await
 }
 
+/// Takes a role from a user (permission `admin:roles`); the last active admin keeps theirs.
+#[utoipa::path(delete, path = "/api/admin/users/{user_id}/roles/{role}", tag = "operations",
+    params(
+        ("user_id" = String, Path, description = "The user's id (a UUID)"),
+        ("role" = String, Path, description = "The role's name"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The user with their roles", body = crate::http::views::UserBody),
+        (status = 401, description = "No token, or it is invalid, expired or revoked", body = crate::http::openapi::ErrorBody),
+        (status = 403, description = "The user lacks the `admin:roles` permission", body = crate::http::openapi::ErrorBody),
+        (status = 404, description = "No such user", body = crate::http::openapi::ErrorBody),
+        (status = 409, description = "This is the last active admin (`last_admin`)", body = crate::http::openapi::ErrorBody),
+        (status = 422, description = "`user_id` is not a UUID, or there is no such role", body = crate::http::openapi::ErrorBody),
+        (status = "4XX", description = "Rate limited (429, Retry-After)", body = crate::http::openapi::ErrorBody),
+        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+    ))]
 async fn remove_role(
     state: web::Data<GatewayState>,
     user: AuthUser,
@@ -105,6 +162,24 @@ async fn remove_role(
     change_role(&state, user, origin, user_id, role, true).await
 }
 
+/// Locks a user's account (ending every session of theirs) or unlocks it (permission
+/// `admin:users`).
+#[utoipa::path(post, path = "/api/admin/users/{user_id}/{action}", tag = "operations",
+    params(
+        ("user_id" = String, Path, description = "The user's id (a UUID)"),
+        ("action" = String, Path, description = "`lock` or `unlock`"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The user (`is_active` false when locked)", body = crate::http::views::UserBody),
+        (status = 401, description = "No token, or it is invalid, expired or revoked", body = crate::http::openapi::ErrorBody),
+        (status = 403, description = "The user lacks the `admin:users` permission", body = crate::http::openapi::ErrorBody),
+        (status = 404, description = "No such user, or `action` is neither `lock` nor `unlock` (`route_not_found`)", body = crate::http::openapi::ErrorBody),
+        (status = 409, description = "An admin cannot lock their own account (`cannot_lock_self`)", body = crate::http::openapi::ErrorBody),
+        (status = 422, description = "`user_id` is not a UUID", body = crate::http::openapi::ErrorBody),
+        (status = "4XX", description = "Rate limited (429, Retry-After)", body = crate::http::openapi::ErrorBody),
+        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+    ))]
 async fn lock(
     state: web::Data<GatewayState>,
     req: HttpRequest,
@@ -130,6 +205,19 @@ async fn lock(
     Ok(HttpResponse::Ok().json(UserBody::from_pb(Some(changed))))
 }
 
+/// Ends every session of a user (permission `admin:users`).
+#[utoipa::path(delete, path = "/api/admin/users/{user_id}/sessions", tag = "operations",
+    params(("user_id" = String, Path, description = "The user's id (a UUID)")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "How many sessions ended", body = crate::http::views::SessionsEnded),
+        (status = 401, description = "No token, or it is invalid, expired or revoked", body = crate::http::openapi::ErrorBody),
+        (status = 403, description = "The user lacks the `admin:users` permission", body = crate::http::openapi::ErrorBody),
+        (status = 404, description = "No such user", body = crate::http::openapi::ErrorBody),
+        (status = 422, description = "`user_id` is not a UUID", body = crate::http::openapi::ErrorBody),
+        (status = "4XX", description = "Rate limited (429, Retry-After)", body = crate::http::openapi::ErrorBody),
+        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+    ))]
 async fn end_sessions(
     state: web::Data<GatewayState>,
     user: AuthUser,
@@ -149,18 +237,35 @@ async fn end_sessions(
     }))
 }
 
-#[derive(Debug, Deserialize)]
+/// Which audit entries, and which page of them.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct AuditQuery {
+    /// Only this user's entries (a UUID); empty: everyone's.
     #[serde(default)]
     user_id: String,
+    /// Only this event (e.g. `account.locked`); empty: every event.
     #[serde(default)]
     event: String,
+    /// Only entries older than this id (the last `id` of the previous page); 0: the newest.
     #[serde(default)]
     before_id: i64,
+    /// Page size, 1 to 200 (0 or absent: 50).
     #[serde(default)]
     limit: i32,
 }
 
+/// The audit log, newest first (permission `admin:users`).
+#[utoipa::path(get, path = "/api/admin/audit", tag = "operations", params(AuditQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of entries", body = crate::http::views::AuditBody),
+        (status = 401, description = "No token, or it is invalid, expired or revoked", body = crate::http::openapi::ErrorBody),
+        (status = 403, description = "The user lacks the `admin:users` permission", body = crate::http::openapi::ErrorBody),
+        (status = 422, description = "`user_id` is not a UUID, `limit` is out of range, or the query string is malformed", body = crate::http::openapi::ErrorBody),
+        (status = "4XX", description = "Rate limited (429, Retry-After)", body = crate::http::openapi::ErrorBody),
+        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+    ))]
 async fn audit(
     state: web::Data<GatewayState>,
     user: AuthUser,

@@ -4,8 +4,8 @@ use super::console;
 use super::extract::{AuthUser, ClientOrigin};
 use super::json_resource;
 use super::views::{
-    Ended, Message, OtherSessionsEnded, SessionBody, SessionsBody, SessionsEnded, UserBody,
-    VerificationSent, Verified,
+    Ended, Message, OtherSessionsEnded, SessionBody, SessionView, SessionsBody, SessionsEnded,
+    UserBody, UserView, VerificationSent, Verified,
 };
 use crate::body::ApiJson;
 use crate::error::ApiError;
@@ -50,7 +50,51 @@ fn private(body: impl serde::Serialize) -> HttpResponse {
         .json(body)
 }
 
-#[derive(Debug, Deserialize)]
+/// The routes of this area in the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(
+        register,
+        login,
+        profile,
+        update_profile,
+        change_password,
+        refresh,
+        request_verification,
+        verify_email,
+        request_reset,
+        reset_password,
+        logout,
+        list_sessions,
+        end_session
+    ),
+    components(schemas(
+        RegisterBody,
+        LoginBody,
+        ProfileBody,
+        PasswordBody,
+        TokenBody,
+        ResetRequestBody,
+        ResetBody,
+        RefreshBody,
+        LogoutBody,
+        UserView,
+        UserBody,
+        SessionBody,
+        SessionView,
+        SessionsBody,
+        SessionsEnded,
+        OtherSessionsEnded,
+        Ended,
+        Verified,
+        VerificationSent,
+        Message
+    ))
+)]
+pub(crate) struct Api;
+
+/// A new account.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 struct RegisterBody {
     email: String,
     password: String,
@@ -60,6 +104,15 @@ struct RegisterBody {
     company: Option<String>,
 }
 
+/// Creates an account (a verification mail follows).
+#[utoipa::path(post, path = "/api/auth/register", tag = "auth", request_body = RegisterBody,
+    responses(
+        (status = 201, description = "The new user", body = crate::http::views::UserBody),
+        (status = 409, description = "The e-mail address is taken", body = crate::http::openapi::ErrorBody),
+        (status = 422, description = "A field is invalid (named in `field`)", body = crate::http::openapi::ErrorBody),
+        (status = "4XX", description = "Malformed, too large, not JSON, or rate limited", body = crate::http::openapi::ErrorBody),
+        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+    ))]
 async fn register(
     state: web::Data<GatewayState>,
     origin: ClientOrigin,
@@ -80,12 +133,23 @@ async fn register(
     Ok(HttpResponse::Created().json(UserBody::from_pb(res.user)))
 }
 
-#[derive(Debug, Deserialize)]
+/// E-mail and password.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 struct LoginBody {
     email: String,
     password: String,
 }
 
+/// Signs in: an access token and a refresh token (a console request gets the refresh
+/// token as the `sdsim_refresh` cookie instead).
+#[utoipa::path(post, path = "/api/auth/login", tag = "auth", request_body = LoginBody,
+    responses(
+        (status = 200, description = "Signed in", body = crate::http::views::SessionBody),
+        (status = 401, description = "Wrong e-mail or password", body = crate::http::openapi::ErrorBody),
+        (status = 429, description = "Too many attempts (Retry-After)", body = crate::http::openapi::ErrorBody),
+        (status = "4XX", description = "Malformed or invalid input", body = crate::http::openapi::ErrorBody),
+        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+    ))]
 async fn login(
     state: web::Data<GatewayState>,
     req: HttpRequest,
@@ -104,6 +168,14 @@ async fn login(
     Ok(session_answer(&req, SessionBody::from(res)))
 }
 
+/// The signed-in user's profile.
+#[utoipa::path(get, path = "/api/auth/profile", tag = "auth", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The user (not cached: Cache-Control no-store)", body = crate::http::views::UserBody),
+        (status = 401, description = "No token, or it is invalid, expired or revoked", body = crate::http::openapi::ErrorBody),
+        (status = "4XX", description = "Rate limited (429, Retry-After)", body = crate::http::openapi::ErrorBody),
+        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+    ))]
 async fn profile(state: web::Data<GatewayState>, user: AuthUser) -> Result<HttpResponse, ApiError> {
     let up = &state.upstream;
     let call = pb::GetProfileRequest {
@@ -113,7 +185,8 @@ async fn profile(state: web::Data<GatewayState>, user: AuthUser) -> Result<HttpR
     Ok(private(UserBody::from_pb(Some(profile))))
 }
 
-#[derive(Debug, Deserialize)]
+/// The profile fields to change; absent ones are left as they are.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ProfileBody {
     #[serde(default)]
@@ -122,6 +195,7 @@ struct ProfileBody {
     last_name: Option<String>,
     /// `null` or `""` clears it.
     #[serde(default, deserialize_with = "clearable")]
+    #[schema(value_type = Option<String>)]
     company: Option<String>,
 }
 
@@ -130,6 +204,16 @@ fn clearable<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D
     Ok(Some(Option::<String>::deserialize(d)?.unwrap_or_default()))
 }
 
+/// Changes the signed-in user's name or company.
+#[utoipa::path(put, path = "/api/auth/profile", tag = "auth", request_body = ProfileBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The updated user (Cache-Control no-store)", body = crate::http::views::UserBody),
+        (status = 401, description = "No token, or it is invalid, expired or revoked", body = crate::http::openapi::ErrorBody),
+        (status = 422, description = "A field is invalid or unknown (named in `field`)", body = crate::http::openapi::ErrorBody),
+        (status = "4XX", description = "Malformed, too large, not JSON, or rate limited", body = crate::http::openapi::ErrorBody),
+        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+    ))]
 async fn update_profile(
     state: web::Data<GatewayState>,
     user: AuthUser,
@@ -147,12 +231,25 @@ async fn update_profile(
     Ok(private(UserBody::from_pb(Some(profile))))
 }
 
-#[derive(Debug, Deserialize)]
+/// The current password and the new one.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 struct PasswordBody {
     current_password: String,
     new_password: String,
 }
 
+/// Changes the password; every other session of the user ends.
+#[utoipa::path(post, path = "/api/auth/password", tag = "auth", request_body = PasswordBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Changed; how many other sessions ended", body = crate::http::views::OtherSessionsEnded),
+        (status = 401, description = "No token, or it is invalid, expired or revoked", body = crate::http::openapi::ErrorBody),
+        (status = 422, description = "`current_password` is wrong, or `new_password` is too weak (named in `field`)", body = crate::http::openapi::ErrorBody),
+        (status = 429, description = "Too many attempts (Retry-After)", body = crate::http::openapi::ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = "4XX", description = "Malformed, too large or not JSON", body = crate::http::openapi::ErrorBody),
+        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+    ))]
 async fn change_password(
     state: web::Data<GatewayState>,
     user: AuthUser,
@@ -173,6 +270,17 @@ async fn change_password(
     }))
 }
 
+/// Sends (again) the mail that confirms the user's e-mail address.
+#[utoipa::path(post, path = "/api/auth/verify-email/request", tag = "auth",
+    security(("bearer" = [])),
+    responses(
+        (status = 202, description = "Sent, or not needed (`sent` false: already verified)", body = crate::http::views::VerificationSent),
+        (status = 401, description = "No token, or it is invalid, expired or revoked", body = crate::http::openapi::ErrorBody),
+        (status = 429, description = "Too many mails from this address (Retry-After)", body = crate::http::openapi::ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = "4XX", description = "Another client error", body = crate::http::openapi::ErrorBody),
+        (status = "5XX", description = "A dependency (or the mail queue) is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+    ))]
 async fn request_verification(
     state: web::Data<GatewayState>,
     user: AuthUser,
@@ -202,11 +310,20 @@ async fn request_verification(
     }))
 }
 
-#[derive(Debug, Deserialize)]
+/// The token of the confirmation link.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 struct TokenBody {
     token: String,
 }
 
+/// Confirms an e-mail address with the token of the link mailed to it.
+#[utoipa::path(post, path = "/api/auth/verify-email", tag = "auth", request_body = TokenBody,
+    responses(
+        (status = 200, description = "The address is verified", body = crate::http::views::Verified),
+        (status = 422, description = "The token is invalid, already used or expired (`field`: token)", body = crate::http::openapi::ErrorBody),
+        (status = "4XX", description = "Malformed, too large, not JSON, or rate limited", body = crate::http::openapi::ErrorBody),
+        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+    ))]
 async fn verify_email(
     state: web::Data<GatewayState>,
     body: ApiJson<TokenBody>,
@@ -219,11 +336,23 @@ async fn verify_email(
     Ok(HttpResponse::Ok().json(Verified { verified: true }))
 }
 
-#[derive(Debug, Deserialize)]
+/// The address of the account whose password was forgotten.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 struct ResetRequestBody {
     email: String,
 }
 
+/// Mails a password reset link. The answer is the same whether or not the address has an
+/// account.
+#[utoipa::path(post, path = "/api/auth/password-reset/request", tag = "auth", request_body = ResetRequestBody,
+    responses(
+        (status = 202, description = "Accepted (a link is mailed if the account exists)", body = crate::http::views::Message),
+        (status = 422, description = "`email` is not an e-mail address", body = crate::http::openapi::ErrorBody),
+        (status = 429, description = "Too many mails from this address (Retry-After)", body = crate::http::openapi::ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = "4XX", description = "Malformed, too large or not JSON", body = crate::http::openapi::ErrorBody),
+        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+    ))]
 async fn request_reset(
     state: web::Data<GatewayState>,
     origin: ClientOrigin,
@@ -248,12 +377,21 @@ async fn request_reset(
     }))
 }
 
-#[derive(Debug, Deserialize)]
+/// The token of the reset link and the new password.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 struct ResetBody {
     token: String,
     new_password: String,
 }
 
+/// Sets a new password with the token of a reset link; every session of the user ends.
+#[utoipa::path(post, path = "/api/auth/password-reset", tag = "auth", request_body = ResetBody,
+    responses(
+        (status = 200, description = "Changed; how many sessions ended", body = crate::http::views::SessionsEnded),
+        (status = 422, description = "The token is invalid, used or expired, or `new_password` is too weak (named in `field`)", body = crate::http::openapi::ErrorBody),
+        (status = "4XX", description = "Malformed, too large, not JSON, or rate limited", body = crate::http::openapi::ErrorBody),
+        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+    ))]
 async fn reset_password(
     state: web::Data<GatewayState>,
     origin: ClientOrigin,
@@ -273,11 +411,26 @@ async fn reset_password(
     }))
 }
 
-#[derive(Debug, Deserialize)]
+/// The refresh token of a session (API clients; the console sends no body).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 struct RefreshBody {
     refresh_token: String,
 }
 
+/// A new access token for a session, and a new refresh token (the one sent can no longer be
+/// used). The console sends no body: its refresh token is the `sdsim_refresh` cookie, and the
+/// new one comes back as that cookie.
+#[utoipa::path(post, path = "/api/auth/refresh", tag = "auth",
+    request_body(content = Option<RefreshBody>, description = "Required, except from the console (cookie)"),
+    responses(
+        (status = 200, description = "A new access token and refresh token (Cache-Control no-store)", body = crate::http::views::SessionBody),
+        (status = 401, description = "The refresh token is unknown, expired, revoked or reused (reuse ends the session), or the console's cookie is missing", body = crate::http::openapi::ErrorBody),
+        (status = 422, description = "`refresh_token` is missing or malformed", body = crate::http::openapi::ErrorBody),
+        (status = 429, description = "Too many refreshes from this address (Retry-After)", body = crate::http::openapi::ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = "4XX", description = "Malformed, too large or not JSON", body = crate::http::openapi::ErrorBody),
+        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+    ))]
 async fn refresh(
     state: web::Data<GatewayState>,
     req: HttpRequest,
@@ -332,12 +485,25 @@ fn has_body(req: &HttpRequest) -> bool {
         || req.headers().contains_key(header::TRANSFER_ENCODING)
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// Which sessions to end (no body: this one).
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 struct LogoutBody {
+    /// End every session of the user, not only this one.
     #[serde(default)]
     all_sessions: bool,
 }
 
+/// Ends this session (or, with `all_sessions`, every session of the user); the console's
+/// refresh cookie is cleared.
+#[utoipa::path(post, path = "/api/auth/logout", tag = "auth",
+    request_body(content = Option<LogoutBody>, description = "Optional: no body ends this session only"),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "How many sessions ended", body = crate::http::views::SessionsEnded),
+        (status = 401, description = "No token, or it is invalid, expired or revoked", body = crate::http::openapi::ErrorBody),
+        (status = "4XX", description = "Malformed, too large, not JSON, or rate limited", body = crate::http::openapi::ErrorBody),
+        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+    ))]
 async fn logout(
     state: web::Data<GatewayState>,
     user: AuthUser,
@@ -368,6 +534,14 @@ async fn logout(
     }))
 }
 
+/// The user's active sessions (`current` marks the one of this token).
+#[utoipa::path(get, path = "/api/auth/sessions", tag = "auth", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The sessions (Cache-Control no-store)", body = crate::http::views::SessionsBody),
+        (status = 401, description = "No token, or it is invalid, expired or revoked", body = crate::http::openapi::ErrorBody),
+        (status = "4XX", description = "Rate limited (429, Retry-After)", body = crate::http::openapi::ErrorBody),
+        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+    ))]
 async fn list_sessions(
     state: web::Data<GatewayState>,
     user: AuthUser,
@@ -382,6 +556,18 @@ async fn list_sessions(
     }))
 }
 
+/// Ends one of the user's sessions (signs that device out).
+#[utoipa::path(delete, path = "/api/auth/sessions/{session_id}", tag = "auth",
+    params(("session_id" = String, Path, description = "The session's id (a UUID, from GET /api/auth/sessions)")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Whether it was ended (false: it had already ended)", body = crate::http::views::Ended),
+        (status = 401, description = "No token, or it is invalid, expired or revoked", body = crate::http::openapi::ErrorBody),
+        (status = 404, description = "The user has no such session", body = crate::http::openapi::ErrorBody),
+        (status = 422, description = "`session_id` is not a UUID", body = crate::http::openapi::ErrorBody),
+        (status = "4XX", description = "Rate limited (429, Retry-After)", body = crate::http::openapi::ErrorBody),
+        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+    ))]
 async fn end_session(
     state: web::Data<GatewayState>,
     user: AuthUser,

@@ -23,6 +23,7 @@ pub mod console;
 pub mod extract;
 pub mod health;
 pub mod notifications;
+pub mod openapi;
 pub mod projects;
 pub mod simulations;
 pub mod throttle;
@@ -171,6 +172,7 @@ fn app(
         .configure(simulations::configure)
         .configure(websocket::configure)
         .configure(health::configure)
+        .configure(openapi::configure)
         .configure(|cfg| {
             configure_common(cfg, metrics, view, instances, mesh, fault_injection, probes)
         })
@@ -219,7 +221,7 @@ pub(crate) async fn not_found(req: HttpRequest) -> HttpResponse {
 }
 
 impl ApiError {
-    fn error_response_json(&self) -> HttpResponse {
+    pub(crate) fn error_response_json(&self) -> HttpResponse {
         actix_web::ResponseError::error_response(self)
     }
 }

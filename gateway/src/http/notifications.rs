@@ -12,36 +12,57 @@ use actix_web::{web, HttpResponse};
 use sdsim_protocols::proto::auth as pb;
 use serde::{Deserialize, Serialize};
 
+/// The routes of this area in the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(list, mark_read),
+    components(schemas(NotificationView, ListBody, ReadBody, ReadAnswer))
+)]
+pub(crate) struct Api;
+
 /// The routes of this area.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(json_resource("/api/notifications").route(web::get().to(list)))
         .service(json_resource("/api/notifications/read").route(web::post().to(mark_read)));
 }
 
-#[derive(Debug, Deserialize)]
+/// Which page of the inbox.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Page size, 1 to 100 (0 or absent: 20).
     #[serde(default)]
     limit: i32,
+    /// Only notifications older than this one (the `next_before` of the previous page).
     #[serde(default)]
     before: String,
+    /// Only unread notifications.
     #[serde(default)]
     unread: bool,
 }
 
-#[derive(Serialize)]
+/// One notification.
+#[derive(Serialize, utoipa::ToSchema)]
 struct NotificationView {
     id: String,
+    /// What happened (e.g. `project.shared`, `simulation.completed`).
     #[serde(rename = "type")]
     kind: String,
     title: String,
     body: String,
+    /// Where in the console it points; may be empty.
     link: String,
+    /// What the event carries, by type.
+    #[schema(value_type = Object)]
     data: serde_json::Value,
     created_at: Option<String>,
+    /// `null` while unread.
     read_at: Option<String>,
 }
 
-#[derive(Serialize)]
+/// A page of the inbox, newest first.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = NotificationList)]
 struct ListBody {
     notifications: Vec<NotificationView>,
     unread_count: i64,
@@ -49,6 +70,16 @@ struct ListBody {
     next_before: Option<String>,
 }
 
+/// The user's notifications, newest first, with the unread count.
+#[utoipa::path(get, path = "/api/notifications", tag = "notifications", params(ListQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of notifications (Cache-Control no-store)", body = ListBody),
+        (status = 401, description = "No token, or it is invalid, expired or revoked", body = crate::http::openapi::ErrorBody),
+        (status = 422, description = "`limit` is out of range, `before` is not one of the user's notifications, or the query string is malformed", body = crate::http::openapi::ErrorBody),
+        (status = "4XX", description = "Rate limited (429, Retry-After)", body = crate::http::openapi::ErrorBody),
+        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+    ))]
 async fn list(
     state: web::Data<GatewayState>,
     user: AuthUser,
@@ -85,21 +116,35 @@ async fn list(
         }))
 }
 
-#[derive(Debug, Deserialize)]
+/// Which notifications to mark read: some by id, or all of them.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ReadBody {
+    /// The notifications' ids (at most 100).
     #[serde(default)]
     ids: Vec<String>,
+    /// Every notification of the user.
     #[serde(default)]
     all: bool,
 }
 
-#[derive(Serialize)]
+/// How many were marked read, and how many are unread now.
+#[derive(Serialize, utoipa::ToSchema)]
 struct ReadAnswer {
     marked: i64,
     unread_count: i64,
 }
 
+/// Marks notifications read.
+#[utoipa::path(post, path = "/api/notifications/read", tag = "notifications", request_body = ReadBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "How many changed, and the unread count after", body = ReadAnswer),
+        (status = 401, description = "No token, or it is invalid, expired or revoked", body = crate::http::openapi::ErrorBody),
+        (status = 422, description = "Neither `ids` nor `all`, too many ids, an id is not a UUID, or an unknown field (named in `field`)", body = crate::http::openapi::ErrorBody),
+        (status = "4XX", description = "Malformed, too large, not JSON, or rate limited", body = crate::http::openapi::ErrorBody),
+        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+    ))]
 async fn mark_read(
     state: web::Data<GatewayState>,
     user: AuthUser,

@@ -19,6 +19,77 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::Value;
 
+/// The routes of this area in the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(
+        import,
+        create,
+        list,
+        get,
+        update,
+        delete,
+        restore,
+        purge,
+        versions,
+        version,
+        diff,
+        rollback,
+        fork,
+        save_as_template,
+        share,
+        unshare,
+        permissions,
+        transfer,
+        create_link,
+        list_links,
+        revoke_link,
+        join,
+        leave,
+        collaborators,
+        analytics,
+        open_link,
+        fork_link,
+        export,
+        templates,
+        template
+    ),
+    components(schemas(
+        ProblemView,
+        ProjectView,
+        ProjectBody,
+        CreateBody,
+        Summary,
+        ListBody,
+        UpdateBody,
+        Deleted,
+        Purged,
+        VersionView,
+        VersionsBody,
+        VersionBody,
+        RollbackBody,
+        TemplateView,
+        TemplatesBody,
+        TemplateBody,
+        ForkBody,
+        ImportBody,
+        ShareBody,
+        ShareAnswer,
+        PermissionView,
+        PermissionsBody,
+        TransferBody,
+        LinkBody,
+        LinkView,
+        LinksBody,
+        Revoked,
+        Presence,
+        Left,
+        AnalyticsView,
+        NewTemplateBody
+    ))
+)]
+pub(crate) struct Api;
+
 /// The routes of this area. Bodies that carry a design may be as large as a design.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     let big = BodyLimit(MAX_DESIGN_MESSAGE_BYTES);
@@ -81,14 +152,17 @@ fn timestamp(secs: i64) -> Option<String> {
     super::views::timestamp(secs)
 }
 
-#[derive(Serialize)]
+/// A problem the engine finds in a design.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = DesignProblem)]
 struct ProblemView {
+    /// The JSON path of the part at fault.
     path: String,
     message: String,
 }
 
 /// A project as the API shows it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct ProjectView {
     id: String,
     name: String,
@@ -96,16 +170,25 @@ struct ProjectView {
     owner_id: String,
     tags: Vec<String>,
     is_public: bool,
+    /// Goes up by one on every change; the `ETag` of the answer.
     version: i32,
+    /// The engine design (a draft may be incomplete).
+    #[schema(value_type = Object, nullable)]
     design: Box<RawValue>,
+    /// Where the editor draws each component; `null` when there is none yet.
+    #[schema(value_type = Object, nullable)]
     layout: Box<RawValue>,
     /// The engine's problems with the design (a draft may have many); empty when it runs.
     problems: Vec<ProblemView>,
+    /// The caller's role: `owner`, `editor` or `viewer`.
     access_level: String,
     created_at: Option<String>,
     updated_at: Option<String>,
+    /// When it went to the trash; `null` when it is not there.
     deleted_at: Option<String>,
+    /// The template it was created from.
     template_id: Option<String>,
+    /// The project it is a fork of.
     forked_from: Option<String>,
 }
 
@@ -155,7 +238,8 @@ impl From<pb::Project> for ProjectView {
     }
 }
 
-#[derive(Serialize)]
+/// A project (its version is the `ETag` of the answer).
+#[derive(Serialize, utoipa::ToSchema)]
 struct ProjectBody {
     project: ProjectView,
 }
@@ -197,8 +281,10 @@ fn if_match(req: &HttpRequest) -> Result<i32, ApiError> {
     })
 }
 
-#[derive(Debug, Deserialize)]
+/// A new project: empty, from a template, or from a design.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = CreateProjectBody)]
 struct CreateBody {
     name: String,
     #[serde(default)]
@@ -212,11 +298,25 @@ struct CreateBody {
     template_id: Option<String>,
     /// An engine design to start from (a draft is fine).
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     design: Option<Value>,
+    /// The editor's layout of the design.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     layout: Option<Value>,
 }
 
+/// Creates a project: empty, from a template, or from a design.
+#[utoipa::path(post, path = "/api/projects", tag = "projects",
+    request_body = CreateBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "The new project", body = ProjectBody, headers(("ETag" = String, description = "The project's version, quoted: send it back as If-Match"))),
+        (status = 401, description = "No valid access token", body = crate::http::openapi::ErrorBody),
+        (status = 422, description = "A field is invalid, or the template does not exist (named in `field`)", body = crate::http::openapi::ErrorBody),
+        (status = "4XX", description = "Malformed, too large or not JSON (422 names the field), or rate limited (429, Retry-After)", body = crate::http::openapi::ErrorBody),
+        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+    ))]
 async fn create(
     state: web::Data<GatewayState>,
     user: AuthUser,
@@ -239,23 +339,33 @@ async fn create(
     Ok(project_response(StatusCode::CREATED, res.project))
 }
 
-#[derive(Debug, Deserialize)]
+/// Which projects, in what order, one page at a time.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// `mine` (the default), `shared`, `public` or `trash`.
     #[serde(default)]
     scope: String,
+    /// Words to look for in the name.
     #[serde(default)]
     search: String,
+    /// Only projects with this tag.
     #[serde(default)]
     tag: String,
+    /// `updated` (the default, newest first) or `name`.
     #[serde(default)]
     sort: String,
+    /// 1 to 100; 20 when absent.
     #[serde(default)]
     page_size: i32,
+    /// The `next_page_token` of the previous page.
     #[serde(default)]
     page_token: String,
 }
 
-#[derive(Serialize)]
+/// A project in a list (without its design).
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = ProjectSummary)]
 struct Summary {
     id: String,
     name: String,
@@ -269,13 +379,26 @@ struct Summary {
     deleted_at: Option<String>,
 }
 
-#[derive(Serialize)]
+/// A page of projects.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = ProjectList)]
 struct ListBody {
     projects: Vec<Summary>,
     /// Pass as `page_token` for the next page; absent on the last.
     next_page_token: Option<String>,
 }
 
+/// The caller's projects (or those shared with them, public ones, or the trash), a page at a time.
+#[utoipa::path(get, path = "/api/projects", tag = "projects",
+    params(ListQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of projects", body = ListBody),
+        (status = 401, description = "No valid access token", body = crate::http::openapi::ErrorBody),
+        (status = 422, description = "A bad scope, sort, page_size or page_token (named in `field`)", body = crate::http::openapi::ErrorBody),
+        (status = "4XX", description = "Malformed input (422 names the field), or rate limited (429, Retry-After)", body = crate::http::openapi::ErrorBody),
+        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+    ))]
 async fn list(
     state: web::Data<GatewayState>,
     user: AuthUser,
@@ -318,6 +441,17 @@ async fn list(
         }))
 }
 
+/// A project with its design; its version is the `ETag`.
+#[utoipa::path(get, path = "/api/projects/{id}", tag = "projects",
+    params(("id" = String, Path, description = "The project's id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The project", body = ProjectBody, headers(("ETag" = String, description = "The project's version, quoted: send it back as If-Match"))),
+        (status = 401, description = "No valid access token", body = crate::http::openapi::ErrorBody),
+        (status = 404, description = "No such project, or not one the caller may see", body = crate::http::openapi::ErrorBody),
+        (status = "4XX", description = "Malformed input (422 names the field), or rate limited (429, Retry-After)", body = crate::http::openapi::ErrorBody),
+        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+    ))]
 async fn get(
     state: web::Data<GatewayState>,
     user: AuthUser,
@@ -335,20 +469,28 @@ async fn get(
     Ok(project_response(StatusCode::OK, res.project))
 }
 
-#[derive(Debug, Deserialize)]
+/// The changes to a project; absent fields stay as they are.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = UpdateProjectBody)]
 struct UpdateBody {
     #[serde(default)]
     name: Option<String>,
     #[serde(default)]
     description: Option<String>,
+    /// Replaces every tag.
     #[serde(default)]
     tags: Option<Vec<String>>,
+    /// Only the owner may change it.
     #[serde(default)]
     is_public: Option<bool>,
+    /// A new design (needs If-Match).
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     design: Option<Value>,
+    /// A new layout (needs If-Match).
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     layout: Option<Value>,
     /// What this save is (shown in the history).
     #[serde(default)]
@@ -358,6 +500,29 @@ struct UpdateBody {
     named: bool,
 }
 
+/// Changes a project. A change of the design or layout must send the version it is based on
+/// as `If-Match` (428 without it); a stale one is refused with 412, nothing written.
+#[utoipa::path(patch, path = "/api/projects/{id}", tag = "projects",
+    params(
+        ("id" = String, Path, description = "The project's id"),
+        ("If-Match" = Option<String>, Header, description = "The ETag of the version this change is based on (e.g. \"7\"): required when the design or layout changes, checked whenever sent"),
+    ),
+    request_body = UpdateBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The changed project", body = ProjectBody, headers(("ETag" = String, description = "The project's version, quoted: send it back as If-Match"))),
+        (status = 400, description = "If-Match is not a project ETag", body = crate::http::openapi::ErrorBody),
+        (status = 401, description = "No valid access token", body = crate::http::openapi::ErrorBody),
+        (status = 403, description = "The caller may only view it, or only its owner may change is_public", body = crate::http::openapi::ErrorBody),
+        (status = 404, description = "No such project, or not one the caller may see", body = crate::http::openapi::ErrorBody),
+        (status = 409, description = "It is in the trash (`in_trash`), has live edits not saved yet (`live_session`), or has as many versions as it may keep (`version_limit`)", body = crate::http::openapi::ErrorBody),
+        (status = 412, description = "Someone saved first: If-Match is not the current version (in `error.current_version` and the ETag); nothing was written", body = crate::http::openapi::ErrorBody,
+            headers(("ETag" = String, description = "The current version"))),
+        (status = 422, description = "A field is invalid (named in `field`)", body = crate::http::openapi::ErrorBody),
+        (status = 428, description = "The design or layout changes without If-Match", body = crate::http::openapi::ErrorBody),
+        (status = "4XX", description = "Malformed, too large or not JSON (422 names the field), or rate limited (429, Retry-After)", body = crate::http::openapi::ErrorBody),
+        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+    ))]
 async fn update(
     state: web::Data<GatewayState>,
     user: AuthUser,
@@ -388,13 +553,28 @@ async fn update(
     Ok(project_response(StatusCode::OK, res.project))
 }
 
-#[derive(Serialize)]
+/// A deletion.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = ProjectDeleted)]
 struct Deleted {
+    /// False when it was in the trash already.
     deleted: bool,
     /// Where it went: it can be restored from the trash until it is purged.
     in_trash: bool,
 }
 
+/// Moves a project to the trash (it can be restored until it is purged).
+#[utoipa::path(delete, path = "/api/projects/{id}", tag = "projects",
+    params(("id" = String, Path, description = "The project's id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "In the trash", body = Deleted),
+        (status = 401, description = "No valid access token", body = crate::http::openapi::ErrorBody),
+        (status = 403, description = "Only its owner may delete it", body = crate::http::openapi::ErrorBody),
+        (status = 404, description = "No such project, or not one the caller may see", body = crate::http::openapi::ErrorBody),
+        (status = "4XX", description = "Malformed input (422 names the field), or rate limited (429, Retry-After)", body = crate::http::openapi::ErrorBody),
+        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+    ))]
 async fn delete(
     state: web::Data<GatewayState>,
     user: AuthUser,
@@ -413,6 +593,19 @@ async fn delete(
     }))
 }
 
+/// Takes a project out of the trash.
+#[utoipa::path(post, path = "/api/projects/{id}/restore", tag = "projects",
+    params(("id" = String, Path, description = "The project's id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The restored project", body = ProjectBody, headers(("ETag" = String, description = "The project's version, quoted: send it back as If-Match"))),
+        (status = 401, description = "No valid access token", body = crate::http::openapi::ErrorBody),
+        (status = 403, description = "Only its owner may restore it", body = crate::http::openapi::ErrorBody),
+        (status = 404, description = "No such project, or not one the caller may see", body = crate::http::openapi::ErrorBody),
+        (status = 409, description = "It is not in the trash (`not_in_trash`)", body = crate::http::openapi::ErrorBody),
+        (status = "4XX", description = "Malformed input (422 names the field), or rate limited (429, Retry-After)", body = crate::http::openapi::ErrorBody),
+        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+    ))]
 async fn restore(
     state: web::Data<GatewayState>,
     user: AuthUser,
@@ -427,11 +620,26 @@ async fn restore(
     Ok(project_response(StatusCode::OK, res.project))
 }
 
-#[derive(Serialize)]
+/// A deletion for good.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = ProjectPurged)]
 struct Purged {
     purged: bool,
 }
 
+/// Deletes a project in the trash for good, with its versions and shares.
+#[utoipa::path(post, path = "/api/projects/{id}/purge", tag = "projects",
+    params(("id" = String, Path, description = "The project's id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Gone for good", body = Purged),
+        (status = 401, description = "No valid access token", body = crate::http::openapi::ErrorBody),
+        (status = 403, description = "Only its owner may purge it", body = crate::http::openapi::ErrorBody),
+        (status = 404, description = "No such project, or not one the caller may see", body = crate::http::openapi::ErrorBody),
+        (status = 409, description = "It is not in the trash: delete it first (`not_in_trash`)", body = crate::http::openapi::ErrorBody),
+        (status = "4XX", description = "Malformed input (422 names the field), or rate limited (429, Retry-After)", body = crate::http::openapi::ErrorBody),
+        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+    ))]
 async fn purge(
     state: web::Data<GatewayState>,
     user: AuthUser,
@@ -446,11 +654,14 @@ async fn purge(
     Ok(HttpResponse::Ok().json(Purged { purged: res.purged }))
 }
 
-#[derive(Serialize)]
+/// A saved version of a project's design.
+#[derive(Serialize, utoipa::ToSchema)]
 struct VersionView {
     version: i32,
     author_id: String,
+    /// What the save was.
     message: String,
+    /// A named save (an autosave within a few minutes replaces the previous unnamed one).
     named: bool,
     created_at: Option<String>,
     updated_at: Option<String>,
@@ -469,21 +680,41 @@ impl From<pb::VersionInfo> for VersionView {
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// A page of versions, newest first.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct VersionsQuery {
+    /// Versions older than this one (the previous page's `next_before`).
     #[serde(default)]
     before: i32,
+    /// 1 to 100; 20 when absent.
     #[serde(default)]
     page_size: i32,
 }
 
-#[derive(Serialize)]
+/// A page of a project's versions, newest first.
+#[derive(Serialize, utoipa::ToSchema)]
 struct VersionsBody {
     versions: Vec<VersionView>,
     /// Pass as `before` for older versions; absent on the last page.
     next_before: Option<i32>,
 }
 
+/// A project's saved versions, newest first.
+#[utoipa::path(get, path = "/api/projects/{id}/versions", tag = "projects",
+    params(
+        ("id" = String, Path, description = "The project's id"),
+        VersionsQuery,
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of versions", body = VersionsBody),
+        (status = 401, description = "No valid access token", body = crate::http::openapi::ErrorBody),
+        (status = 404, description = "No such project, or not one the caller may see", body = crate::http::openapi::ErrorBody),
+        (status = 422, description = "A bad page_size (named in `field`)", body = crate::http::openapi::ErrorBody),
+        (status = "4XX", description = "Malformed input (422 names the field), or rate limited (429, Retry-After)", body = crate::http::openapi::ErrorBody),
+        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+    ))]
 async fn versions(
     state: web::Data<GatewayState>,
     user: AuthUser,
@@ -504,14 +735,32 @@ async fn versions(
     }))
 }
 
-#[derive(Serialize)]
+/// One version with its design.
+#[derive(Serialize, utoipa::ToSchema)]
 struct VersionBody {
     version: VersionView,
+    #[schema(value_type = Object, nullable)]
     design: Box<RawValue>,
+    #[schema(value_type = Object, nullable)]
     layout: Box<RawValue>,
+    /// The engine's problems with this design.
     problems: Vec<ProblemView>,
 }
 
+/// One saved version of a project, with its design.
+#[utoipa::path(get, path = "/api/projects/{id}/versions/{version}", tag = "projects",
+    params(
+        ("id" = String, Path, description = "The project's id"),
+        ("version" = i32, Path, description = "The version number"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The version", body = VersionBody),
+        (status = 401, description = "No valid access token", body = crate::http::openapi::ErrorBody),
+        (status = 404, description = "No such project or version", body = crate::http::openapi::ErrorBody),
+        (status = "4XX", description = "Malformed input (422 names the field), or rate limited (429, Retry-After)", body = crate::http::openapi::ErrorBody),
+        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+    ))]
 async fn version(
     state: web::Data<GatewayState>,
     user: AuthUser,
@@ -533,12 +782,31 @@ async fn version(
     }))
 }
 
-#[derive(Debug, Deserialize)]
+/// The two versions to compare.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct DiffQuery {
+    /// The older version.
     from: i32,
+    /// The newer version.
     to: i32,
 }
 
+/// What changed between two versions of a project's design.
+#[utoipa::path(get, path = "/api/projects/{id}/diff", tag = "projects",
+    params(
+        ("id" = String, Path, description = "The project's id"),
+        DiffQuery,
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "`{from, to, diff}`: the two versions and the difference: `diff.fields` (top-level fields changed, with `from` and `to`), `diff.components` (`added`, `removed`, `renamed`, `changed`) and `diff.connections`", body = serde_json::Value),
+        (status = 401, description = "No valid access token", body = crate::http::openapi::ErrorBody),
+        (status = 404, description = "No such project or version", body = crate::http::openapi::ErrorBody),
+        (status = 422, description = "from or to is missing or not a number", body = crate::http::openapi::ErrorBody),
+        (status = "4XX", description = "Malformed input (422 names the field), or rate limited (429, Retry-After)", body = crate::http::openapi::ErrorBody),
+        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+    ))]
 async fn diff(
     state: web::Data<GatewayState>,
     user: AuthUser,
@@ -561,12 +829,35 @@ async fn diff(
         )))
 }
 
-#[derive(Debug, Deserialize)]
+/// The version to go back to (it becomes a new version).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RollbackBody {
     version: i32,
 }
 
+/// Makes an old version's design the current one, as a new version (history is never
+/// rewritten). `If-Match` is required: a stale one is refused with 412, nothing written.
+#[utoipa::path(post, path = "/api/projects/{id}/rollback", tag = "projects",
+    params(
+        ("id" = String, Path, description = "The project's id"),
+        ("If-Match" = Option<String>, Header, description = "The ETag of the version this rollback is based on (e.g. \"7\"); required"),
+    ),
+    request_body = RollbackBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The project at its new version", body = ProjectBody, headers(("ETag" = String, description = "The project's version, quoted: send it back as If-Match"))),
+        (status = 400, description = "If-Match is not a project ETag", body = crate::http::openapi::ErrorBody),
+        (status = 401, description = "No valid access token", body = crate::http::openapi::ErrorBody),
+        (status = 403, description = "The caller may only view it", body = crate::http::openapi::ErrorBody),
+        (status = 404, description = "No such project or version", body = crate::http::openapi::ErrorBody),
+        (status = 409, description = "It is in the trash, has live edits not saved yet, or has as many versions as it may keep", body = crate::http::openapi::ErrorBody),
+        (status = 412, description = "Someone saved first: If-Match is not the current version (in `error.current_version` and the ETag); nothing was written", body = crate::http::openapi::ErrorBody,
+            headers(("ETag" = String, description = "The current version"))),
+        (status = 428, description = "If-Match is missing", body = crate::http::openapi::ErrorBody),
+        (status = "4XX", description = "Malformed, too large or not JSON (422 names the field), or rate limited (429, Retry-After)", body = crate::http::openapi::ErrorBody),
+        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+    ))]
 async fn rollback(
     state: web::Data<GatewayState>,
     user: AuthUser,
@@ -594,15 +885,19 @@ async fn rollback(
     Ok(project_response(StatusCode::OK, res.project))
 }
 
-#[derive(Serialize)]
+/// A design to start a project from.
+#[derive(Serialize, utoipa::ToSchema)]
 struct TemplateView {
     id: String,
     name: String,
     description: String,
     category: String,
+    /// One of sdsim's own (no author).
     is_system: bool,
     is_public: bool,
     author_id: Option<String>,
+    /// The engine design.
+    #[schema(value_type = Object, nullable)]
     design: Box<RawValue>,
 }
 
@@ -621,17 +916,31 @@ impl From<pb::Template> for TemplateView {
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// Which templates.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct TemplatesQuery {
+    /// Only this category; every one when absent.
     #[serde(default)]
     category: String,
 }
 
-#[derive(Serialize)]
+/// The templates the caller may use.
+#[derive(Serialize, utoipa::ToSchema)]
 struct TemplatesBody {
     templates: Vec<TemplateView>,
 }
 
+/// The templates the caller may start a project from: sdsim's, public ones and their own.
+#[utoipa::path(get, path = "/api/templates", tag = "projects",
+    params(TemplatesQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The templates", body = TemplatesBody),
+        (status = 401, description = "No valid access token", body = crate::http::openapi::ErrorBody),
+        (status = "4XX", description = "Malformed input (422 names the field), or rate limited (429, Retry-After)", body = crate::http::openapi::ErrorBody),
+        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+    ))]
 async fn templates(
     state: web::Data<GatewayState>,
     user: AuthUser,
@@ -649,11 +958,23 @@ async fn templates(
     }))
 }
 
-#[derive(Serialize)]
+/// A template.
+#[derive(Serialize, utoipa::ToSchema)]
 struct TemplateBody {
     template: TemplateView,
 }
 
+/// A template with its design.
+#[utoipa::path(get, path = "/api/templates/{id}", tag = "projects",
+    params(("id" = String, Path, description = "The template's id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The template", body = TemplateBody),
+        (status = 401, description = "No valid access token", body = crate::http::openapi::ErrorBody),
+        (status = 404, description = "No such template", body = crate::http::openapi::ErrorBody),
+        (status = "4XX", description = "Malformed input (422 names the field), or rate limited (429, Retry-After)", body = crate::http::openapi::ErrorBody),
+        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+    ))]
 async fn template(
     state: web::Data<GatewayState>,
     user: AuthUser,
@@ -670,16 +991,32 @@ async fn template(
     }))
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// A copy of a project for the caller (`{}` for the current design).
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = ForkProjectBody)]
 struct ForkBody {
     /// The version to copy; absent: the current design.
     #[serde(default)]
     version: i32,
+    /// The fork's name; absent: the project's name and "(fork)".
     #[serde(default)]
     name: String,
 }
 
+/// Copies a project (its current design or an old version) into a new one of the caller's.
+#[utoipa::path(post, path = "/api/projects/{id}/fork", tag = "projects",
+    params(("id" = String, Path, description = "The project's id")),
+    request_body = ForkBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "The fork", body = ProjectBody, headers(("ETag" = String, description = "The project's version, quoted: send it back as If-Match"))),
+        (status = 401, description = "No valid access token", body = crate::http::openapi::ErrorBody),
+        (status = 404, description = "No such project or version", body = crate::http::openapi::ErrorBody),
+        (status = 422, description = "The name is invalid", body = crate::http::openapi::ErrorBody),
+        (status = "4XX", description = "Malformed, too large or not JSON (422 names the field), or rate limited (429, Retry-After)", body = crate::http::openapi::ErrorBody),
+        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+    ))]
 async fn fork(
     state: web::Data<GatewayState>,
     user: AuthUser,
@@ -698,13 +1035,29 @@ async fn fork(
     Ok(project_response(StatusCode::CREATED, res.project))
 }
 
-#[derive(Debug, Deserialize)]
+/// What the export holds.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ExportQuery {
     /// With the version history.
     #[serde(default)]
     versions: bool,
 }
 
+/// A project as one self-contained JSON document (a download), for `POST /api/projects/import`.
+#[utoipa::path(get, path = "/api/projects/{id}/export", tag = "projects",
+    params(
+        ("id" = String, Path, description = "The project's id"),
+        ExportQuery,
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The project document (its design, layout and details, with its versions when asked)", body = serde_json::Value, headers(("Content-Disposition" = String, description = "attachment; filename=\"<id>.sdsim.json\""))),
+        (status = 401, description = "No valid access token", body = crate::http::openapi::ErrorBody),
+        (status = 404, description = "No such project, or not one the caller may see", body = crate::http::openapi::ErrorBody),
+        (status = "4XX", description = "Malformed input (422 names the field), or rate limited (429, Retry-After)", body = crate::http::openapi::ErrorBody),
+        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+    ))]
 async fn export(
     state: web::Data<GatewayState>,
     user: AuthUser,
@@ -729,15 +1082,30 @@ async fn export(
         .body(res.document_json))
 }
 
-#[derive(Debug, Deserialize)]
+/// A project to create from a document.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = ImportProjectBody)]
 struct ImportBody {
     /// A project document (from export) or a bare engine design.
+    #[schema(value_type = Object)]
     document: Value,
+    /// The new project's name; absent: the document's.
     #[serde(default)]
     name: String,
 }
 
+/// Creates a project from a document: an export, or a bare engine design.
+#[utoipa::path(post, path = "/api/projects/import", tag = "projects",
+    request_body = ImportBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "The new project", body = ProjectBody, headers(("ETag" = String, description = "The project's version, quoted: send it back as If-Match"))),
+        (status = 401, description = "No valid access token", body = crate::http::openapi::ErrorBody),
+        (status = 422, description = "The document is not a project document or a design (the part at fault in `field`)", body = crate::http::openapi::ErrorBody),
+        (status = "4XX", description = "Malformed, too large or not JSON (422 names the field), or rate limited (429, Retry-After)", body = crate::http::openapi::ErrorBody),
+        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+    ))]
 async fn import(
     state: web::Data<GatewayState>,
     user: AuthUser,
@@ -754,7 +1122,8 @@ async fn import(
     Ok(project_response(StatusCode::CREATED, res.project))
 }
 
-#[derive(Debug, Deserialize)]
+/// Whom to share the project with (a person without an account gets an invitation).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ShareBody {
     email: String,
@@ -762,11 +1131,28 @@ struct ShareBody {
     role: String,
 }
 
-#[derive(Serialize)]
+/// What was done, in words.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = ShareResult)]
 struct ShareAnswer {
     message: String,
 }
 
+/// Shares a project with someone by e-mail (an invitation when they have no account yet).
+#[utoipa::path(post, path = "/api/projects/{id}/shares", tag = "projects",
+    params(("id" = String, Path, description = "The project's id")),
+    request_body = ShareBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Shared", body = ShareAnswer),
+        (status = 401, description = "No valid access token", body = crate::http::openapi::ErrorBody),
+        (status = 403, description = "Only its owner may share it", body = crate::http::openapi::ErrorBody),
+        (status = 404, description = "No such project, or not one the caller may see", body = crate::http::openapi::ErrorBody),
+        (status = 409, description = "It is in the trash (`in_trash`)", body = crate::http::openapi::ErrorBody),
+        (status = 422, description = "A bad e-mail address or role, or the caller's own address", body = crate::http::openapi::ErrorBody),
+        (status = "4XX", description = "Malformed, too large or not JSON (422 names the field), or rate limited (429, Retry-After)", body = crate::http::openapi::ErrorBody),
+        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+    ))]
 async fn share(
     state: web::Data<GatewayState>,
     user: AuthUser,
@@ -792,14 +1178,33 @@ async fn share(
 
 /// Whose share ends: `email` (a person or an invitation), or `user_id` (an accepted share,
 /// as the permissions list names it).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct UnshareQuery {
+    /// A person's or an invitation's e-mail address.
     #[serde(default)]
     email: Option<String>,
+    /// The account id of an accepted share.
     #[serde(default)]
     user_id: Option<String>,
 }
 
+/// Ends someone's access: `?email=` or `?user_id=`, one of them.
+#[utoipa::path(delete, path = "/api/projects/{id}/shares", tag = "projects",
+    params(
+        ("id" = String, Path, description = "The project's id"),
+        UnshareQuery,
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Unshared", body = ShareAnswer),
+        (status = 401, description = "No valid access token", body = crate::http::openapi::ErrorBody),
+        (status = 403, description = "Only its owner may unshare it", body = crate::http::openapi::ErrorBody),
+        (status = 404, description = "No such project, or it is not shared with them", body = crate::http::openapi::ErrorBody),
+        (status = 422, description = "Neither or both of email and user_id, or a bad one", body = crate::http::openapi::ErrorBody),
+        (status = "4XX", description = "Malformed input (422 names the field), or rate limited (429, Retry-After)", body = crate::http::openapi::ErrorBody),
+        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+    ))]
 async fn unshare(
     state: web::Data<GatewayState>,
     user: AuthUser,
@@ -840,23 +1245,39 @@ async fn unshare(
     }))
 }
 
-#[derive(Serialize)]
+/// Someone the project is shared with.
+#[derive(Serialize, utoipa::ToSchema)]
 struct PermissionView {
     user_id: Option<String>,
     email: Option<String>,
+    /// `viewer` or `editor`.
     role: String,
+    /// An invitation not accepted yet (no account id).
     pending: bool,
     granted_by: Option<String>,
     granted_at: Option<String>,
 }
 
-#[derive(Serialize)]
+/// Who has access to a project.
+#[derive(Serialize, utoipa::ToSchema)]
 struct PermissionsBody {
     /// The caller's own role.
     access_level: String,
     permissions: Vec<PermissionView>,
 }
 
+/// Who has access to a project, and the caller's own role.
+#[utoipa::path(get, path = "/api/projects/{id}/permissions", tag = "projects",
+    params(("id" = String, Path, description = "The project's id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The shares and invitations", body = PermissionsBody),
+        (status = 401, description = "No valid access token", body = crate::http::openapi::ErrorBody),
+        (status = 403, description = "The caller's role does not allow this", body = crate::http::openapi::ErrorBody),
+        (status = 404, description = "No such project, or not one the caller may see", body = crate::http::openapi::ErrorBody),
+        (status = "4XX", description = "Malformed input (422 names the field), or rate limited (429, Retry-After)", body = crate::http::openapi::ErrorBody),
+        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+    ))]
 async fn permissions(
     state: web::Data<GatewayState>,
     user: AuthUser,
@@ -893,12 +1314,27 @@ async fn permissions(
     }))
 }
 
-#[derive(Debug, Deserialize)]
+/// The new owner: someone the project is shared with (the old owner becomes an editor).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct TransferBody {
     user_id: String,
 }
 
+/// Gives a project to someone it is shared with; the old owner stays as an editor.
+#[utoipa::path(post, path = "/api/projects/{id}/owner", tag = "projects",
+    params(("id" = String, Path, description = "The project's id")),
+    request_body = TransferBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The project with its new owner", body = ProjectBody, headers(("ETag" = String, description = "The project's version, quoted: send it back as If-Match"))),
+        (status = 401, description = "No valid access token", body = crate::http::openapi::ErrorBody),
+        (status = 403, description = "Only its owner may give it away", body = crate::http::openapi::ErrorBody),
+        (status = 404, description = "No such project, or not one the caller may see", body = crate::http::openapi::ErrorBody),
+        (status = 422, description = "The person is its owner already, or it is not shared with them", body = crate::http::openapi::ErrorBody),
+        (status = "4XX", description = "Malformed, too large or not JSON (422 names the field), or rate limited (429, Retry-After)", body = crate::http::openapi::ErrorBody),
+        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+    ))]
 async fn transfer(
     state: web::Data<GatewayState>,
     user: AuthUser,
@@ -915,7 +1351,8 @@ async fn transfer(
     Ok(project_response(StatusCode::OK, res.project))
 }
 
-#[derive(Debug, Deserialize)]
+/// A new share link.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct LinkBody {
     /// `view` (open and fork) or `fork` (fork only).
@@ -925,7 +1362,8 @@ struct LinkBody {
     expires_in_seconds: i64,
 }
 
-#[derive(Serialize)]
+/// A share link: anyone signed in who has it may open or fork the project.
+#[derive(Serialize, utoipa::ToSchema)]
 struct LinkView {
     id: String,
     access: String,
@@ -955,6 +1393,20 @@ impl From<pb::ShareLink> for LinkView {
     }
 }
 
+/// Creates a share link; its token is shown in this answer only.
+#[utoipa::path(post, path = "/api/projects/{id}/links", tag = "projects",
+    params(("id" = String, Path, description = "The project's id")),
+    request_body = LinkBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "The link, with its token and path", body = LinkView),
+        (status = 401, description = "No valid access token", body = crate::http::openapi::ErrorBody),
+        (status = 403, description = "Only its owner may create links", body = crate::http::openapi::ErrorBody),
+        (status = 404, description = "No such project, or not one the caller may see", body = crate::http::openapi::ErrorBody),
+        (status = 422, description = "A bad access or expiry, or too many links (named in `field`)", body = crate::http::openapi::ErrorBody),
+        (status = "4XX", description = "Malformed, too large or not JSON (422 names the field), or rate limited (429, Retry-After)", body = crate::http::openapi::ErrorBody),
+        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+    ))]
 async fn create_link(
     state: web::Data<GatewayState>,
     user: AuthUser,
@@ -975,11 +1427,24 @@ async fn create_link(
         .json(LinkView::from(link)))
 }
 
-#[derive(Serialize)]
+/// A project's share links (without their tokens).
+#[derive(Serialize, utoipa::ToSchema)]
 struct LinksBody {
     links: Vec<LinkView>,
 }
 
+/// A project's share links (their tokens are not kept).
+#[utoipa::path(get, path = "/api/projects/{id}/links", tag = "projects",
+    params(("id" = String, Path, description = "The project's id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The links", body = LinksBody),
+        (status = 401, description = "No valid access token", body = crate::http::openapi::ErrorBody),
+        (status = 403, description = "Only its owner may see its links", body = crate::http::openapi::ErrorBody),
+        (status = 404, description = "No such project, or not one the caller may see", body = crate::http::openapi::ErrorBody),
+        (status = "4XX", description = "Malformed input (422 names the field), or rate limited (429, Retry-After)", body = crate::http::openapi::ErrorBody),
+        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+    ))]
 async fn list_links(
     state: web::Data<GatewayState>,
     user: AuthUser,
@@ -996,11 +1461,29 @@ async fn list_links(
     }))
 }
 
-#[derive(Serialize)]
+/// A revocation.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = LinkRevoked)]
 struct Revoked {
+    /// False when it was revoked already.
     revoked: bool,
 }
 
+/// Revokes a share link: opening it answers 410 from now on.
+#[utoipa::path(delete, path = "/api/projects/{id}/links/{link_id}", tag = "projects",
+    params(
+        ("id" = String, Path, description = "The project's id"),
+        ("link_id" = String, Path, description = "The link's id"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Revoked", body = Revoked),
+        (status = 401, description = "No valid access token", body = crate::http::openapi::ErrorBody),
+        (status = 403, description = "Only its owner may revoke links", body = crate::http::openapi::ErrorBody),
+        (status = 404, description = "No such project or link", body = crate::http::openapi::ErrorBody),
+        (status = "4XX", description = "Malformed input (422 names the field), or rate limited (429, Retry-After)", body = crate::http::openapi::ErrorBody),
+        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+    ))]
 async fn revoke_link(
     state: web::Data<GatewayState>,
     user: AuthUser,
@@ -1019,6 +1502,19 @@ async fn revoke_link(
     }))
 }
 
+/// Opens a project through a share link (`view` links).
+#[utoipa::path(get, path = "/api/links/{token}", tag = "projects",
+    params(("token" = String, Path, description = "The link's token")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The project", body = ProjectBody, headers(("ETag" = String, description = "The project's version, quoted: send it back as If-Match"))),
+        (status = 401, description = "No valid access token", body = crate::http::openapi::ErrorBody),
+        (status = 403, description = "The link lets the caller fork the project, not open it", body = crate::http::openapi::ErrorBody),
+        (status = 404, description = "No such link, or its project is gone", body = crate::http::openapi::ErrorBody),
+        (status = 410, description = "The link was revoked or has expired", body = crate::http::openapi::ErrorBody),
+        (status = "4XX", description = "Malformed input (422 names the field), or rate limited (429, Retry-After)", body = crate::http::openapi::ErrorBody),
+        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+    ))]
 async fn open_link(
     state: web::Data<GatewayState>,
     user: AuthUser,
@@ -1034,6 +1530,18 @@ async fn open_link(
     Ok(project_response(StatusCode::OK, res.project))
 }
 
+/// Forks the project of a share link into a new one of the caller's.
+#[utoipa::path(post, path = "/api/links/{token}/fork", tag = "projects",
+    params(("token" = String, Path, description = "The link's token")),
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "The fork", body = ProjectBody, headers(("ETag" = String, description = "The project's version, quoted: send it back as If-Match"))),
+        (status = 401, description = "No valid access token", body = crate::http::openapi::ErrorBody),
+        (status = 404, description = "No such link, or its project is gone", body = crate::http::openapi::ErrorBody),
+        (status = 410, description = "The link was revoked or has expired", body = crate::http::openapi::ErrorBody),
+        (status = "4XX", description = "Malformed input (422 names the field), or rate limited (429, Retry-After)", body = crate::http::openapi::ErrorBody),
+        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+    ))]
 async fn fork_link(
     state: web::Data<GatewayState>,
     user: AuthUser,
@@ -1049,14 +1557,29 @@ async fn fork_link(
     Ok(project_response(StatusCode::CREATED, res.project))
 }
 
-#[derive(Serialize)]
+/// Who is in a project now.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = CollaborationPresence)]
 struct Presence {
+    /// The caller's new collaboration session (only when joining).
     #[serde(skip_serializing_if = "Option::is_none")]
     session_id: Option<String>,
     /// The people in the project now (user ids).
     present: Vec<String>,
 }
 
+/// Joins a project's collaboration: a session and who is there now (edits go over
+/// `/ws/collaboration/{project_id}`).
+#[utoipa::path(post, path = "/api/projects/{id}/collaboration", tag = "projects",
+    params(("id" = String, Path, description = "The project's id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "The session and who is present", body = Presence),
+        (status = 401, description = "No valid access token", body = crate::http::openapi::ErrorBody),
+        (status = 404, description = "No such project, or not one the caller may see", body = crate::http::openapi::ErrorBody),
+        (status = "4XX", description = "Malformed input (422 names the field), or rate limited (429, Retry-After)", body = crate::http::openapi::ErrorBody),
+        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+    ))]
 async fn join(
     state: web::Data<GatewayState>,
     user: AuthUser,
@@ -1076,11 +1599,29 @@ async fn join(
     }))
 }
 
-#[derive(Serialize)]
+/// A departure.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = CollaborationLeft)]
 struct Left {
+    /// False when the session had ended already.
     left: bool,
 }
 
+/// Leaves a collaboration session.
+#[utoipa::path(delete, path = "/api/projects/{id}/collaboration/{session_id}", tag = "projects",
+    params(
+        ("id" = String, Path, description = "The project's id"),
+        ("session_id" = String, Path, description = "The session `POST .../collaboration` answered"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Left", body = Left),
+        (status = 401, description = "No valid access token", body = crate::http::openapi::ErrorBody),
+        (status = 404, description = "No such project, or not one the caller may see", body = crate::http::openapi::ErrorBody),
+        (status = 422, description = "The session id is not a UUID", body = crate::http::openapi::ErrorBody),
+        (status = "4XX", description = "Malformed input (422 names the field), or rate limited (429, Retry-After)", body = crate::http::openapi::ErrorBody),
+        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+    ))]
 async fn leave(
     state: web::Data<GatewayState>,
     user: AuthUser,
@@ -1097,6 +1638,17 @@ async fn leave(
     Ok(HttpResponse::Ok().json(Left { left: res.left }))
 }
 
+/// Who is in a project now.
+#[utoipa::path(get, path = "/api/projects/{id}/collaborators", tag = "projects",
+    params(("id" = String, Path, description = "The project's id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The people present", body = Presence),
+        (status = 401, description = "No valid access token", body = crate::http::openapi::ErrorBody),
+        (status = 404, description = "No such project, or not one the caller may see", body = crate::http::openapi::ErrorBody),
+        (status = "4XX", description = "Malformed input (422 names the field), or rate limited (429, Retry-After)", body = crate::http::openapi::ErrorBody),
+        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+    ))]
 async fn collaborators(
     state: web::Data<GatewayState>,
     user: AuthUser,
@@ -1114,7 +1666,9 @@ async fn collaborators(
     }))
 }
 
-#[derive(Serialize)]
+/// A project's counts.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = ProjectAnalytics)]
 struct AnalyticsView {
     views: i64,
     forks: i64,
@@ -1123,6 +1677,18 @@ struct AnalyticsView {
     collaborators_now: i32,
 }
 
+/// A project's views, forks, runs, versions and people present.
+#[utoipa::path(get, path = "/api/projects/{id}/analytics", tag = "projects",
+    params(("id" = String, Path, description = "The project's id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The counts", body = AnalyticsView),
+        (status = 401, description = "No valid access token", body = crate::http::openapi::ErrorBody),
+        (status = 403, description = "The caller's role does not allow this", body = crate::http::openapi::ErrorBody),
+        (status = 404, description = "No such project, or not one the caller may see", body = crate::http::openapi::ErrorBody),
+        (status = "4XX", description = "Malformed input (422 names the field), or rate limited (429, Retry-After)", body = crate::http::openapi::ErrorBody),
+        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+    ))]
 async fn analytics(
     state: web::Data<GatewayState>,
     user: AuthUser,
@@ -1150,7 +1716,8 @@ async fn analytics(
     }))
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// A template made of a project's design; absent fields: the project's.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewTemplateBody {
     #[serde(default)]
@@ -1163,6 +1730,20 @@ struct NewTemplateBody {
     is_public: bool,
 }
 
+/// Makes a template of a project's design.
+#[utoipa::path(post, path = "/api/projects/{id}/template", tag = "projects",
+    params(("id" = String, Path, description = "The project's id")),
+    request_body = NewTemplateBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "The new template", body = TemplateBody),
+        (status = 401, description = "No valid access token", body = crate::http::openapi::ErrorBody),
+        (status = 403, description = "Only its owner may make a template of it", body = crate::http::openapi::ErrorBody),
+        (status = 404, description = "No such project, or not one the caller may see", body = crate::http::openapi::ErrorBody),
+        (status = 422, description = "A field is invalid (named in `field`)", body = crate::http::openapi::ErrorBody),
+        (status = "4XX", description = "Malformed, too large or not JSON (422 names the field), or rate limited (429, Retry-After)", body = crate::http::openapi::ErrorBody),
+        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+    ))]
 async fn save_as_template(
     state: web::Data<GatewayState>,
     user: AuthUser,

@@ -14,6 +14,32 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::Value;
 
+/// The routes of this area in the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(
+        validate, start, history, compare, status, delete, stop, pause, resume, speed, chaos,
+        fault, analysis, results
+    ),
+    components(schemas(
+        ValidateBody,
+        Problem,
+        Validation,
+        StartBody,
+        RunView,
+        RunBody,
+        Injected,
+        BottleneckView,
+        AnalysisBody,
+        SpeedBody,
+        RunSummary,
+        HistoryBody,
+        Stopping,
+        ResultsBody
+    ))
+)]
+pub(crate) struct Api;
+
 /// The routes of this area.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -43,28 +69,46 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(json_resource("/api/simulations/{id}/results").route(web::get().to(results)));
 }
 
-#[derive(Debug, Deserialize)]
+/// A design to check.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ValidateBody {
     /// An engine design.
+    #[schema(value_type = Object)]
     design: Value,
 }
 
-#[derive(Serialize)]
+/// One problem of a design.
+#[derive(Serialize, utoipa::ToSchema)]
 struct Problem {
+    /// Where, as a JSON path (`$.components[0].kind`).
     path: String,
     message: String,
 }
 
-#[derive(Serialize)]
+/// What a design is worth before running it.
+#[derive(Serialize, utoipa::ToSchema)]
 struct Validation {
     valid: bool,
     /// Every problem with its JSON path (empty when valid).
     problems: Vec<Problem>,
     /// The analytic preview (utilisation and response per component), when valid.
+    #[schema(value_type = Option<Object>)]
     preview: Option<Box<RawValue>>,
 }
 
+/// Checks a design without running it: every problem with its JSON path, or (when valid)
+/// the analytic preview.
+#[utoipa::path(post, path = "/api/simulations/validate", tag = "simulations",
+    request_body = ValidateBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The verdict: a design with problems is `valid: false` (still 200)", body = Validation),
+        (status = 401, description = "No valid access token", body = crate::http::openapi::ErrorBody),
+        (status = 422, description = "No design, or one larger than the limit (named in `field`)", body = crate::http::openapi::ErrorBody),
+        (status = "4XX", description = "Malformed, too large, not JSON, or rate limited", body = crate::http::openapi::ErrorBody),
+        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+    ))]
 async fn validate(
     state: web::Data<GatewayState>,
     user: AuthUser,
@@ -100,22 +144,28 @@ async fn validate(
     }))
 }
 
-#[derive(Debug, Deserialize)]
+/// What to run: a `design`, a saved `project_id` (at `version`), or `replay_of` an earlier run.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct StartBody {
     /// An engine design to run...
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     design: Option<Value>,
     /// ...or a saved project, at `version` (absent: its current design).
     #[serde(default)]
     project_id: Option<String>,
+    /// The project's version to run; 0 (the default) is its current design.
     #[serde(default)]
     version: i32,
+    /// The random seed (absent: the design's, else the engine's default).
     #[serde(default)]
     seed: Option<u64>,
     /// Simulated seconds per wall second: 1 is real time; 0 (the default) as fast as it goes.
     #[serde(default)]
     speed: f64,
+    /// Simulated seconds per metrics window (0.01 to 3600); 0 (the default): the design's,
+    /// else 1.
     #[serde(default)]
     window_seconds: f64,
     /// ...or an earlier run to replay: its design, seed, window and chaos injections.
@@ -123,28 +173,41 @@ struct StartBody {
     replay_of: Option<String>,
 }
 
-#[derive(Serialize)]
+/// A run and where it stands.
+#[derive(Serialize, utoipa::ToSchema)]
 struct RunView {
     id: String,
+    /// `pending`, `running`, `paused`, `completed`, `failed` or `stopped`.
     status: String,
+    /// The saved project it runs, if any.
     project_id: Option<String>,
+    /// Percent of its simulated duration done (0 to 100).
     progress: i32,
+    /// Simulated seconds run so far.
     simulated_seconds: f64,
+    /// The simulated length of the run (the design's duration).
     duration_seconds: f64,
+    /// Simulated seconds per wall second; 0: as fast as it goes.
     speed: f64,
     seed: i64,
+    /// Why it failed.
     error: Option<String>,
+    /// RFC 3339.
     started_at: Option<String>,
+    /// RFC 3339.
     completed_at: Option<String>,
+    /// Simulated seconds per metrics window.
     window_seconds: f64,
     /// While it waits for a place (`pending`): its place in the queue, 1 being next.
     #[serde(skip_serializing_if = "Option::is_none")]
     queue_position: Option<i32>,
     /// The chaos injected while it ran: `[{"at_s", "chaos"}]`, in order.
+    #[schema(value_type = Vec<Object>)]
     chaos: Box<RawValue>,
 }
 
-#[derive(Serialize)]
+/// `{"simulation": ...}`.
+#[derive(Serialize, utoipa::ToSchema)]
 struct RunBody {
     simulation: RunView,
 }
@@ -190,6 +253,21 @@ async fn get_status(
     .await?)
 }
 
+/// Starts a run of a design, of a saved project (at a version), or a replay of an earlier run
+/// (its design, seed, window and chaos injections). It may wait in a queue (`pending`).
+#[utoipa::path(post, path = "/api/simulations", tag = "simulations",
+    request_body = StartBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "The new run", body = RunBody),
+        (status = 401, description = "No valid access token", body = crate::http::openapi::ErrorBody),
+        (status = 404, description = "No such project, version, or run to replay (or not visible to the caller)", body = crate::http::openapi::ErrorBody),
+        (status = 422, description = "The design cannot run, both or neither of design and project_id, replay_of with either, or speed / window_seconds out of range (named in `field`)", body = crate::http::openapi::ErrorBody),
+        (status = 429, description = "The caller has too many runs going", body = crate::http::openapi::ErrorBody,
+            headers(("Retry-After" = String, description = "Seconds to wait"))),
+        (status = "4XX", description = "Malformed, too large, not JSON, or rate limited", body = crate::http::openapi::ErrorBody),
+        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+    ))]
 async fn start(
     state: web::Data<GatewayState>,
     user: AuthUser,
@@ -222,6 +300,17 @@ async fn start(
     Ok(HttpResponse::Created().json(run_view(s)))
 }
 
+/// A run's status and progress.
+#[utoipa::path(get, path = "/api/simulations/{id}", tag = "simulations",
+    params(("id" = String, Path, description = "The run's id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The run", body = RunBody),
+        (status = 401, description = "No valid access token", body = crate::http::openapi::ErrorBody),
+        (status = 404, description = "No such run (or not visible to the caller)", body = crate::http::openapi::ErrorBody),
+        (status = "4XX", description = "Malformed or rate limited", body = crate::http::openapi::ErrorBody),
+        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+    ))]
 async fn status(
     state: web::Data<GatewayState>,
     user: AuthUser,
@@ -231,6 +320,19 @@ async fn status(
     Ok(HttpResponse::Ok().json(run_view(s)))
 }
 
+/// Stops a run at its next window (a queued one at once); its results are kept.
+#[utoipa::path(post, path = "/api/simulations/{id}/stop", tag = "simulations",
+    params(("id" = String, Path, description = "The run's id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 202, description = "Stopping", body = Stopping),
+        (status = 401, description = "No valid access token", body = crate::http::openapi::ErrorBody),
+        (status = 403, description = "The caller may watch this run but not change it", body = crate::http::openapi::ErrorBody),
+        (status = 404, description = "No such run (or not visible to the caller)", body = crate::http::openapi::ErrorBody),
+        (status = 409, description = "The run is not running (`not_running`)", body = crate::http::openapi::ErrorBody),
+        (status = "4XX", description = "Malformed or rate limited", body = crate::http::openapi::ErrorBody),
+        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+    ))]
 async fn stop(
     state: web::Data<GatewayState>,
     user: AuthUser,
@@ -274,16 +376,32 @@ async fn control(
     Ok(HttpResponse::Ok().json(run_view(s)))
 }
 
-#[derive(Serialize)]
+/// A chaos entry, applied.
+#[derive(Serialize, utoipa::ToSchema)]
 struct Injected {
     /// The simulated time it applied at.
     at_s: f64,
     /// The entry as applied.
+    #[schema(value_type = Object)]
     chaos: Box<RawValue>,
 }
 
 /// Injects one chaos entry (the engine's `chaos` format; `at_s` may be left out) into a
 /// running run at its current simulated time.
+#[utoipa::path(post, path = "/api/simulations/{id}/chaos", tag = "simulations",
+    params(("id" = String, Path, description = "The run's id")),
+    request_body(content = Object, description = "One chaos entry in the engine's `chaos` format (`type` and its fields; `at_s` may be left out)"),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Applied", body = Injected),
+        (status = 401, description = "No valid access token", body = crate::http::openapi::ErrorBody),
+        (status = 403, description = "The caller may watch this run but not change it", body = crate::http::openapi::ErrorBody),
+        (status = 404, description = "No such run (or not visible to the caller)", body = crate::http::openapi::ErrorBody),
+        (status = 409, description = "The run is not running, or ended before the chaos applied (`not_running`)", body = crate::http::openapi::ErrorBody),
+        (status = 422, description = "Not a chaos entry the engine knows, or not valid for this design (named in `field`)", body = crate::http::openapi::ErrorBody),
+        (status = "4XX", description = "Malformed, too large, not JSON, or rate limited", body = crate::http::openapi::ErrorBody),
+        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+    ))]
 async fn chaos(
     state: web::Data<GatewayState>,
     user: AuthUser,
@@ -303,26 +421,42 @@ async fn chaos(
     }))
 }
 
-#[derive(Serialize)]
+/// A component that limits the design.
+#[derive(Serialize, utoipa::ToSchema)]
 struct BottleneckView {
+    /// The component's name.
     component: String,
     description: String,
     recommendation: String,
+    /// 0 to 1.
     utilisation: f64,
     /// How many times today's load the component takes before it saturates.
     saturation_load: f64,
 }
 
-#[derive(Serialize)]
+/// A finished run's analysis.
+#[derive(Serialize, utoipa::ToSchema)]
 struct AnalysisBody {
     id: String,
     bottlenecks: Vec<BottleneckView>,
     recommendations: Vec<String>,
     /// The engine's whole analysis: bottlenecks, anomalies, forecasts, alerts.
+    #[schema(value_type = Object)]
     analysis: Box<RawValue>,
 }
 
 /// A finished run's analysis: where it saturates and what to change.
+#[utoipa::path(get, path = "/api/simulations/{id}/analysis", tag = "simulations",
+    params(("id" = String, Path, description = "The run's id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The analysis", body = AnalysisBody),
+        (status = 401, description = "No valid access token", body = crate::http::openapi::ErrorBody),
+        (status = 404, description = "No such run (or not visible to the caller)", body = crate::http::openapi::ErrorBody),
+        (status = 409, description = "The run has no results yet (`no_results_yet`)", body = crate::http::openapi::ErrorBody),
+        (status = "4XX", description = "Malformed or rate limited", body = crate::http::openapi::ErrorBody),
+        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+    ))]
 async fn analysis(
     state: web::Data<GatewayState>,
     user: AuthUser,
@@ -359,14 +493,29 @@ async fn analysis(
     }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct CompareQuery {
+    /// The first run's id.
     a: String,
+    /// The second run's id.
     b: String,
 }
 
 /// Two finished runs side by side (`?a=<run>&b=<run>`): per component and end to end.
+#[utoipa::path(get, path = "/api/simulations/compare", tag = "simulations",
+    params(CompareQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The comparison: `a` and `b` (each run's id, name, project_id, seed, status, created_at), `same_seed`, `end_to_end` (per figure `{a, b, change, ratio}`), `components` (per component `name`, `in` (both, a or b) and `metrics`, each figure `{a, b, change, ratio}`), and `summary` (the notable changes in words)", body = serde_json::Value),
+        (status = 401, description = "No valid access token", body = crate::http::openapi::ErrorBody),
+        (status = 404, description = "No such run (or not visible to the caller)", body = crate::http::openapi::ErrorBody),
+        (status = 409, description = "A run has no results yet (`no_results_yet`)", body = crate::http::openapi::ErrorBody),
+        (status = 422, description = "`a` or `b` missing, or an unknown query parameter", body = crate::http::openapi::ErrorBody),
+        (status = "4XX", description = "Malformed or rate limited", body = crate::http::openapi::ErrorBody),
+        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+    ))]
 async fn compare(
     state: web::Data<GatewayState>,
     user: AuthUser,
@@ -394,6 +543,18 @@ async fn compare(
 
 /// Fault injection (`admin.fault_injection`, tests only; 404 otherwise): the run panics at
 /// its next window boundary, and must fail alone.
+#[utoipa::path(post, path = "/api/simulations/{id}/fault", tag = "simulations",
+    params(("id" = String, Path, description = "The run's id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The run, to fail at its next window", body = RunBody),
+        (status = 401, description = "No valid access token", body = crate::http::openapi::ErrorBody),
+        (status = 403, description = "The caller may watch this run but not change it", body = crate::http::openapi::ErrorBody),
+        (status = 404, description = "Fault injection is off (`route_not_found`), or no such run", body = crate::http::openapi::ErrorBody),
+        (status = 409, description = "The run is not running (`not_running`)", body = crate::http::openapi::ErrorBody),
+        (status = "4XX", description = "Malformed or rate limited", body = crate::http::openapi::ErrorBody),
+        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+    ))]
 async fn fault(
     state: web::Data<GatewayState>,
     user: AuthUser,
@@ -407,6 +568,18 @@ async fn fault(
 }
 
 /// Holds a running run between windows; its simulated clock stands still.
+#[utoipa::path(post, path = "/api/simulations/{id}/pause", tag = "simulations",
+    params(("id" = String, Path, description = "The run's id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The run, paused", body = RunBody),
+        (status = 401, description = "No valid access token", body = crate::http::openapi::ErrorBody),
+        (status = 403, description = "The caller may watch this run but not change it", body = crate::http::openapi::ErrorBody),
+        (status = 404, description = "No such run (or not visible to the caller)", body = crate::http::openapi::ErrorBody),
+        (status = 409, description = "The run is not running (`not_running`)", body = crate::http::openapi::ErrorBody),
+        (status = "4XX", description = "Malformed or rate limited", body = crate::http::openapi::ErrorBody),
+        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+    ))]
 async fn pause(
     state: web::Data<GatewayState>,
     user: AuthUser,
@@ -415,6 +588,19 @@ async fn pause(
     control(&state, user, path.into_inner(), "pause", 0.0).await
 }
 
+/// Lets a paused run go on.
+#[utoipa::path(post, path = "/api/simulations/{id}/resume", tag = "simulations",
+    params(("id" = String, Path, description = "The run's id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The run, running again", body = RunBody),
+        (status = 401, description = "No valid access token", body = crate::http::openapi::ErrorBody),
+        (status = 403, description = "The caller may watch this run but not change it", body = crate::http::openapi::ErrorBody),
+        (status = 404, description = "No such run (or not visible to the caller)", body = crate::http::openapi::ErrorBody),
+        (status = 409, description = "The run is not running (`not_running`)", body = crate::http::openapi::ErrorBody),
+        (status = "4XX", description = "Malformed or rate limited", body = crate::http::openapi::ErrorBody),
+        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+    ))]
 async fn resume(
     state: web::Data<GatewayState>,
     user: AuthUser,
@@ -423,14 +609,29 @@ async fn resume(
     control(&state, user, path.into_inner(), "resume", 0.0).await
 }
 
-#[derive(Deserialize)]
+/// A new pace.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SpeedBody {
-    /// Simulated seconds per wall second; 0 is as fast as the engine goes.
+    /// Simulated seconds per wall second (up to 10000); 0 is as fast as the engine goes.
     speed: f64,
 }
 
 /// A new pace, applied from the window under way.
+#[utoipa::path(put, path = "/api/simulations/{id}/speed", tag = "simulations",
+    request_body = SpeedBody,
+    params(("id" = String, Path, description = "The run's id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The run, at its new pace", body = RunBody),
+        (status = 401, description = "No valid access token", body = crate::http::openapi::ErrorBody),
+        (status = 403, description = "The caller may watch this run but not change it", body = crate::http::openapi::ErrorBody),
+        (status = 404, description = "No such run (or not visible to the caller)", body = crate::http::openapi::ErrorBody),
+        (status = 409, description = "The run is not running (`not_running`)", body = crate::http::openapi::ErrorBody),
+        (status = 422, description = "speed out of range (named in `field`)", body = crate::http::openapi::ErrorBody),
+        (status = "4XX", description = "Malformed, too large, not JSON, or rate limited", body = crate::http::openapi::ErrorBody),
+        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+    ))]
 async fn speed(
     state: web::Data<GatewayState>,
     user: AuthUser,
@@ -440,32 +641,43 @@ async fn speed(
     control(&state, user, path.into_inner(), "speed", body.0.speed).await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct HistoryQuery {
+    /// Only this project's runs (whoever started them, for anyone who may view it).
     #[serde(default)]
     project_id: String,
+    /// 1 to 100; 0 (the default) is 20.
     #[serde(default)]
     page_size: i32,
+    /// The `next_page_token` of the page before.
     #[serde(default)]
     page_token: String,
 }
 
-#[derive(Serialize)]
+/// A run in a list.
+#[derive(Serialize, utoipa::ToSchema)]
 struct RunSummary {
     id: String,
     name: String,
     project_id: Option<String>,
+    /// `pending`, `running`, `paused`, `completed`, `failed` or `stopped`.
     status: String,
+    /// The simulated length of the run, rounded.
     duration_seconds: i32,
     seed: i64,
     speed: f64,
+    /// RFC 3339.
     created_at: Option<String>,
+    /// RFC 3339.
     started_at: Option<String>,
+    /// RFC 3339.
     completed_at: Option<String>,
 }
 
-#[derive(Serialize)]
+/// A page of runs.
+#[derive(Serialize, utoipa::ToSchema)]
 struct HistoryBody {
     simulations: Vec<RunSummary>,
     /// Pass as `page_token` for the next page; absent on the last.
@@ -473,6 +685,17 @@ struct HistoryBody {
 }
 
 /// The runs the caller started, newest first; `project_id` keeps one project's.
+#[utoipa::path(get, path = "/api/simulations", tag = "simulations",
+    params(HistoryQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of runs", body = HistoryBody),
+        (status = 401, description = "No valid access token", body = crate::http::openapi::ErrorBody),
+        (status = 404, description = "No such project (or not visible to the caller)", body = crate::http::openapi::ErrorBody),
+        (status = 422, description = "project_id not a UUID, page_size out of range, a page_token we did not give, or an unknown query parameter (named in `field`)", body = crate::http::openapi::ErrorBody),
+        (status = "4XX", description = "Malformed or rate limited", body = crate::http::openapi::ErrorBody),
+        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+    ))]
 async fn history(
     state: web::Data<GatewayState>,
     user: AuthUser,
@@ -517,6 +740,19 @@ async fn history(
 }
 
 /// A finished run and its results, gone (204); a live one is 409.
+#[utoipa::path(delete, path = "/api/simulations/{id}", tag = "simulations",
+    operation_id = "delete_simulation",
+    params(("id" = String, Path, description = "The run's id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "No valid access token", body = crate::http::openapi::ErrorBody),
+        (status = 403, description = "The caller may watch this run but not change it", body = crate::http::openapi::ErrorBody),
+        (status = 404, description = "No such run (or not visible to the caller)", body = crate::http::openapi::ErrorBody),
+        (status = 409, description = "The run is pending, running or paused: stop it first (`still_running`)", body = crate::http::openapi::ErrorBody),
+        (status = "4XX", description = "Malformed or rate limited", body = crate::http::openapi::ErrorBody),
+        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+    ))]
 async fn delete(
     state: web::Data<GatewayState>,
     user: AuthUser,
@@ -531,14 +767,16 @@ async fn delete(
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[derive(Serialize)]
+/// A run on its way to stop.
+#[derive(Serialize, utoipa::ToSchema)]
 struct Stopping {
     id: String,
     /// `stopping`: the run ends at its next window, and its results are kept.
     status: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ResultsQuery {
     /// `json` (the default) or `csv`.
@@ -591,6 +829,38 @@ fn report_csv(report: &serde_json::Value) -> Result<Vec<u8>, ApiError> {
     w.into_inner().map_err(|e| internal(e.to_string()))
 }
 
+/// A finished run's results.
+#[derive(Serialize, utoipa::ToSchema)]
+struct ResultsBody {
+    id: String,
+    status: String,
+    /// RFC 3339.
+    completed_at: Option<String>,
+    /// The engine's report: `components` (one entry per component), `end_to_end`, `analysis`
+    /// and more.
+    #[schema(value_type = Object)]
+    report: Box<RawValue>,
+}
+
+/// A finished run's results: the engine's report as JSON, or (`?format=csv`) a table of one
+/// row per component, then `end_to_end`.
+#[utoipa::path(get, path = "/api/simulations/{id}/results", tag = "simulations",
+    params(("id" = String, Path, description = "The run's id"), ResultsQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The results: JSON, or with `?format=csv` a CSV attachment (columns component, kind, arrivals, completions, drops, errors, timeouts, throughput, utilisation, mean_response_ms, p50_ms, p95_ms, p99_ms, mean_wait_ms)",
+            content(
+                (ResultsBody = "application/json"),
+                (String = "text/csv")
+            ),
+            headers(("Content-Disposition" = String, description = "With CSV: `attachment; filename=\"simulation-<id>.csv\"`"))),
+        (status = 401, description = "No valid access token", body = crate::http::openapi::ErrorBody),
+        (status = 404, description = "No such run (or not visible to the caller)", body = crate::http::openapi::ErrorBody),
+        (status = 409, description = "The run has no results yet (`no_results_yet`)", body = crate::http::openapi::ErrorBody),
+        (status = 422, description = "format is neither json nor csv, or an unknown query parameter", body = crate::http::openapi::ErrorBody),
+        (status = "4XX", description = "Malformed or rate limited", body = crate::http::openapi::ErrorBody),
+        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+    ))]
 async fn results(
     state: web::Data<GatewayState>,
     user: AuthUser,
@@ -636,13 +906,6 @@ async fn results(
                 ),
             ))
             .body(report_csv(&report)?));
-    }
-    #[derive(Serialize)]
-    struct ResultsBody {
-        id: String,
-        status: String,
-        completed_at: Option<String>,
-        report: Box<RawValue>,
     }
     Ok(HttpResponse::Ok().json(ResultsBody {
         id: res.simulation_id,

@@ -12,7 +12,7 @@ pub fn timestamp(secs: i64) -> Option<String> {
 }
 
 /// A user as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct UserView {
     pub id: String,
     pub email: String,
@@ -46,7 +46,7 @@ impl From<pb::UserProfile> for UserView {
 }
 
 /// `{"user": ...}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct UserBody {
     pub user: UserView,
 }
@@ -60,14 +60,16 @@ impl UserBody {
 }
 
 /// The answer to a login or a refresh: the user and the session's tokens.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SessionBody {
     pub user: UserView,
     pub access_token: String,
     /// Empty (left out) for the console, which gets it as an httpOnly cookie.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub refresh_token: String,
+    /// Always `Bearer`.
     pub token_type: &'static str,
+    /// Seconds until the access token expires.
     pub expires_in: i64,
     pub session_id: String,
 }
@@ -86,7 +88,7 @@ impl From<pb::LoginResponse> for SessionBody {
 }
 
 /// One of the user's sessions.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SessionView {
     pub id: String,
     pub ip: String,
@@ -94,6 +96,7 @@ pub struct SessionView {
     pub created_at: Option<String>,
     pub last_used_at: Option<String>,
     pub expires_at: Option<String>,
+    /// Whether this is the session of the request's token.
     pub current: bool,
 }
 
@@ -111,19 +114,22 @@ impl From<pb::SessionInfo> for SessionView {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// `{"sessions": [...]}`: the user's active sessions.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SessionsBody {
     pub sessions: Vec<SessionView>,
 }
 
-#[derive(Debug, Serialize)]
+/// A page of users.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct UsersBody {
     pub users: Vec<UserView>,
+    /// How many users match, over every page.
     pub total: i64,
 }
 
 /// One entry of the audit log.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AuditView {
     pub id: i64,
     pub occurred_at: Option<String>,
@@ -132,6 +138,8 @@ pub struct AuditView {
     pub session_id: Option<String>,
     pub ip: String,
     pub user_agent: String,
+    /// What the event carries (who did it, what changed).
+    #[schema(value_type = Object)]
     pub detail: serde_json::Value,
 }
 
@@ -150,38 +158,45 @@ impl From<pb::AuditEntry> for AuditView {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// A page of the audit log, newest first.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AuditBody {
     pub entries: Vec<AuditView>,
 }
 
-#[derive(Debug, Serialize)]
+/// How many sessions were ended.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SessionsEnded {
     pub sessions_ended: i64,
 }
 
-#[derive(Debug, Serialize)]
+/// How many of the user's other sessions were ended.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct OtherSessionsEnded {
     pub other_sessions_ended: i64,
 }
 
-#[derive(Debug, Serialize)]
+/// Whether the session was ended (false if it had already ended).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Ended {
     pub ended: bool,
 }
 
-#[derive(Debug, Serialize)]
+/// `{"verified": true}`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Verified {
     pub verified: bool,
 }
 
-#[derive(Debug, Serialize)]
+/// Whether a confirmation mail was sent (false: the address is already verified).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct VerificationSent {
     pub sent: bool,
     pub message: &'static str,
 }
 
-#[derive(Debug, Serialize)]
+/// A sentence for people.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Message {
     pub message: &'static str,
 }

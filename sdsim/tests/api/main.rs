@@ -21,6 +21,7 @@ mod lifecycle;
 mod limits;
 mod live;
 mod migrations;
+mod openapi;
 mod projects;
 mod sim_cli;
 mod simulations;
