@@ -8,7 +8,7 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel_async::RunQueryDsl;
+use diesel_async::{AsyncConnection, RunQueryDsl};
 use sdsim_engine as engine;
 use sdsim_runtime::error::ServiceError;
 use sdsim_runtime::metrics::Metrics;
@@ -593,6 +593,41 @@ impl Runs {
             Outcome::Stopped(r) => ("stopped", Some(r), None),
             Outcome::Failed(e) => ("failed", None, Some(e)),
         };
+        // One transaction: whoever reads the run as ended also finds its results.
+        let owner = conn
+            .transaction::<_, ServiceError, _>(async |conn| {
+                self.record_end(conn, id, status, report, error, wall_s)
+                    .await
+            })
+            .await?;
+        if owner.is_some() {
+            self.metrics
+                .runs_finished
+                .with_label_values(&[status])
+                .inc();
+        }
+        let Some(owner) = owner else {
+            return Err(ServiceError::Conflict {
+                code: "not_ours".into(),
+                field: "simulation_id".into(),
+                message: format!("simulation {id} is no longer this instance's to end"),
+            });
+        };
+        Ok(owner)
+    }
+
+    /// Stores a run's end: its status (only if it is still live and this instance's:
+    /// fencing, a run whose lease expired was already ended elsewhere), its report, analysis,
+    /// series and the starter's history. None when the run was not ours to end.
+    async fn record_end(
+        &self,
+        conn: &mut diesel_async::AsyncPgConnection,
+        id: Uuid,
+        status: &str,
+        report: Option<Box<engine::RunReport>>,
+        error: Option<String>,
+        wall_s: f64,
+    ) -> Result<Option<(Uuid, Option<Uuid>)>, ServiceError> {
         // Only a run still live and ours ends here (fencing: a run whose lease expired was
         // already ended by the sweep, and its late outcome is not written over that).
         let owner: Option<(Uuid, Option<Uuid>)> = diesel::update(
@@ -608,21 +643,11 @@ impl Runs {
             simulations::completed_at.eq(Some(Utc::now())),
         ))
         .returning((simulations::user_id, simulations::project_id))
-        .get_result(&mut conn)
+        .get_result(conn)
         .await
         .optional()?;
-        if owner.is_some() {
-            self.metrics
-                .runs_finished
-                .with_label_values(&[status])
-                .inc();
-        }
         let Some(owner) = owner else {
-            return Err(ServiceError::Conflict {
-                code: "not_ours".into(),
-                field: "simulation_id".into(),
-                message: format!("simulation {id} is no longer this instance's to end"),
-            });
+            return Ok(None);
         };
         if let Some(report) = report {
             let summary = serde_json::to_value(&*report)
@@ -636,7 +661,7 @@ impl Runs {
                     simulation_results::wall_seconds.eq(wall_s),
                 ))
                 .on_conflict_do_nothing()
-                .execute(&mut conn)
+                .execute(conn)
                 .await?;
             // The analysis, a row per finding, for queries across runs.
             let analysis = serde_json::to_value(&report.analysis)
@@ -661,12 +686,12 @@ impl Runs {
             for chunk in rows.chunks(1_000) {
                 diesel::insert_into(simulation_analytics::table)
                     .values(chunk)
-                    .execute(&mut conn)
+                    .execute(conn)
                     .await?;
             }
         }
         if status != "failed" {
-            self.store_series(&mut conn, id).await?;
+            self.store_series(conn, id).await?;
         }
         // The starter's history.
         diesel::insert_into(simulation_history::table)
@@ -676,9 +701,9 @@ impl Runs {
                 simulation_history::action.eq(status),
                 simulation_history::detail.eq(serde_json::json!({ "wall_seconds": wall_s })),
             ))
-            .execute(&mut conn)
+            .execute(conn)
             .await?;
-        Ok(owner)
+        Ok(Some(owner))
     }
 
     /// The run's per-window series, bounded (see [`crate::series`]), in
