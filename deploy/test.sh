@@ -3,8 +3,8 @@
 # the Python environment of the off-the-shelf gRPC client check, then `cargo test` over the
 # whole workspace, then the console's browser tests (console/tests/run.sh: Chromium from apt,
 # Playwright from PyPI), then the deployment checks (deploy/checks/all.sh: HAProxy,
-# Prometheus, Kubernetes schemas). Each test creates its own database and Redis prefix and
-# drops them.
+# Prometheus, Kubernetes schemas, the REST API fuzzed against its OpenAPI document). Each
+# test creates its own database and Redis prefix and drops them.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 sdsim_services
@@ -35,6 +35,7 @@ cargo test --workspace --locked "$@"
 log "console: browser tests"
 bash "$SDSIM_ROOT/console/tests/run.sh" "${CARGO_TARGET_DIR:-$SDSIM_ROOT/target}/debug/sdsim"
 # Deployment: Dockerfile, compose and Kubernetes checked offline, Prometheus rules and
-# dashboards against a live scrape (every metric exists from start-up), HAProxy failover.
+# dashboards against a live scrape (every metric exists from start-up), HAProxy failover,
+# Schemathesis over the OpenAPI document.
 log "deploy checks"
 SDSIM_METRICS_STRICT=1 bash "$SDSIM_ROOT/deploy/checks/all.sh" "${CARGO_TARGET_DIR:-$SDSIM_ROOT/target}/debug/sdsim"

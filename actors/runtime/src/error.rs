@@ -221,11 +221,22 @@ impl From<diesel::result::Error> for ServiceError {
             E::NotFound => ServiceError::NotFound("not found".into()),
             E::DatabaseError(kind, info) => {
                 use diesel::result::DatabaseErrorKind as K;
+                let message = info.message();
                 match kind {
                     K::ClosedConnection | K::SerializationFailure => {
-                        ServiceError::Unavailable(format!("database: {}", info.message()))
+                        ServiceError::Unavailable(format!("database: {message}"))
                     }
-                    _ => ServiceError::Internal(format!("database: {}", info.message())),
+                    // PostgreSQL keeps no NUL character in text or jsonb: the input is at
+                    // fault, not the service (and a breaker must not open over it).
+                    _ if message.contains("invalid byte sequence for encoding")
+                        || message.contains("unsupported Unicode escape sequence") =>
+                    {
+                        ServiceError::invalid(
+                            "input",
+                            "text may not contain the NUL character (\\u0000)",
+                        )
+                    }
+                    _ => ServiceError::Internal(format!("database: {message}")),
                 }
             }
             other => ServiceError::Unavailable(format!("database: {other}")),

@@ -41,7 +41,9 @@ pub const BACKENDS: [Service; 3] = [Service::Auth, Service::Project, Service::Si
 const HEALTH_DEADLINE: Duration = Duration::from_secs(2);
 
 /// A backend service's state: healthy with its instance, or what is wrong.
+// Closed (no other fields), so that the spec tells a backend from a dependency.
 #[derive(Debug, Default, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 struct BackendHealth {
     healthy: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -56,6 +58,7 @@ struct BackendHealth {
 
 /// A dependency's state (PostgreSQL, Redis): `detail` is `null` when healthy.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 struct DependencyHealth {
     healthy: bool,
     latency_ms: f64,

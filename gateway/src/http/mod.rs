@@ -96,6 +96,16 @@ fn app(
             .field("query")
             .into()
         }))
+        // A path segment of the wrong type (`/versions/abc`) names nothing: a JSON 404.
+        .app_data(web::PathConfig::default().error_handler(|err, req| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("nothing at {}: {err}", req.path()),
+            )
+            .field("path")
+            .into()
+        }))
         // Rate limits: the address's before any work, the user's in `AuthUser`.
         .wrap(throttle::Throttle {
             limiter,

@@ -59,3 +59,57 @@ async fn the_spec_and_the_explorer_are_served_offline() {
         .unwrap();
     assert_eq!(r.status(), 404);
 }
+
+/// PostgreSQL keeps no NUL character: text carrying one is the input's fault (422), never a
+/// 500, and it does not open the breaker of the service that stored it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nul_character_is_a_named_422_and_a_path_of_the_wrong_type_a_json_404() {
+    use reqwest::Method;
+    let db = TestDb::create().await;
+    let s = Stack::up(&db).await;
+    let ada = signed_in(&s, "nul").await;
+    for _ in 0..8 {
+        let (st, b) = call(
+            &s,
+            Method::POST,
+            "/api/projects",
+            &ada,
+            Some(serde_json::json!({"name": "n", "description": "a\u{0}b"})),
+        )
+        .await;
+        assert_eq!(st, 422, "{b}");
+        assert!(
+            b["error"]["message"].as_str().unwrap().contains("NUL"),
+            "{b}"
+        );
+        let (st, b) = call(&s, Method::GET, "/api/projects?tag=a%00b", &ada, None).await;
+        assert_eq!(st, 422, "{b}");
+    }
+    // The project service is still there for everyone.
+    let (st, b) = call(
+        &s,
+        Method::POST,
+        "/api/projects",
+        &ada,
+        Some(serde_json::json!({"name": "fine"})),
+    )
+    .await;
+    assert_eq!(st, 201, "{b}");
+    let id = b["project"]["id"].as_str().unwrap().to_string();
+    let r = s
+        .authed(
+            Method::GET,
+            &format!("/api/projects/{id}/versions/abc"),
+            &ada,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/json"));
+    let b: Value = r.json().await.unwrap();
+    assert_eq!(b["error"]["code"], "not_found", "{b}");
+}
