@@ -196,7 +196,13 @@ async fn saved_as_version(s: &Stack, token: &str, project: &str, doc: &Value) ->
         .await;
         last = json!({"design": v["design"], "layout": v["layout"]});
         if last == *doc {
-            assert!(v["version"]["message"].as_str().unwrap().starts_with("Live edit"), "{v}");
+            assert!(
+                v["version"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("Live edit"),
+                "{v}"
+            );
             return newest;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -489,7 +495,10 @@ async fn offline_edits_merge_on_reconnect_and_rest_goes_through_the_live_documen
     )
     .await;
     assert_eq!(st, 200, "{body}");
-    assert_eq!(body["project"]["design"], a.doc["design"], "the live design");
+    assert_eq!(
+        body["project"]["design"], a.doc["design"],
+        "the live design"
+    );
     let version = body["project"]["version"].as_i64().unwrap();
     let (_, versions) = call(
         &s,
