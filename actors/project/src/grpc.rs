@@ -16,6 +16,8 @@ use tonic::{Request, Response, Status};
 pub struct ProjectGrpc {
     pub core: Arc<ProjectCore>,
     pub health: HealthProbe,
+    /// This instance's open live documents (their versions while edited here).
+    pub live_docs: sdsim_runtime::slot::Slot<crate::live_docs::LiveDocs>,
 }
 
 fn ts(t: chrono::DateTime<chrono::Utc>) -> i64 {
@@ -456,6 +458,9 @@ impl ppb::project_service_server::ProjectService for ProjectGrpc {
                 .core
                 .join_live(caller, &r.project_id, &r.gateway_instance)
                 .await?;
+            if let (Some(docs), Ok(pid)) = (self.live_docs.get(), r.project_id.parse()) {
+                docs.do_send(crate::live_docs::Opened(pid));
+            }
             Ok(ppb::JoinCollaborationResponse {
                 collaboration_session_id: j.session.to_string(),
                 active_users: j.present.iter().map(|u| u.to_string()).collect(),
@@ -536,8 +541,12 @@ impl ppb::project_service_server::ProjectService for ProjectGrpc {
             let caller = core::caller(&r.user_id, false)?;
             let left = self
                 .core
-                .leave_live(caller, &r.project_id, &r.collaboration_session_id)
+                .leave(caller, &r.project_id, &r.collaboration_session_id)
                 .await?;
+            if let (true, Some(docs), Ok(pid)) = (left, self.live_docs.get(), r.project_id.parse())
+            {
+                docs.do_send(crate::live_docs::Closed(pid));
+            }
             Ok(ppb::LeaveCollaborationResponse { left })
         })
         .await

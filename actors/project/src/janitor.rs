@@ -1,7 +1,7 @@
 //! The project service's housekeeping actor: at start it brings the system templates in
 //! step with the engine's, then every `purge_interval_s` it purges the projects whose time
-//! in the trash is over, and every `live_snapshot_s` it saves the live documents with
-//! unsaved edits as versions (see [`crate::live`]). Supervised: a failure is retried at its next tick, a panic
+//! in the trash is over, and every six `live_snapshot_s` it saves the live documents that
+//! still have unsaved edits (those of an instance that died; see [`crate::live_docs`]). Supervised: a failure is retried at its next tick, a panic
 //! restarts it.
 
 use crate::core::ProjectCore;
@@ -61,7 +61,9 @@ impl Actor for Janitor {
                 .into_actor(act),
             );
         });
-        let every = Duration::from_secs(self.core.settings.live_snapshot_s.max(1));
+        // A backstop: the LiveDoc actors save what is edited; this saves what an instance
+        // that died left unsaved.
+        let every = Duration::from_secs(self.core.settings.live_snapshot_s.max(1) * 6);
         ctx.run_interval(every, |act, ctx| {
             let core = act.core.clone();
             ctx.spawn(

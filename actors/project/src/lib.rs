@@ -21,6 +21,7 @@ pub mod grpc;
 pub mod janitor;
 pub mod links;
 pub mod live;
+pub mod live_docs;
 pub mod ops;
 pub mod presence;
 pub mod sharing;
@@ -95,6 +96,7 @@ pub fn tree(
     http: TcpListener,
 ) -> SupervisorSpec {
     let bridge_slot: Slot<EventBridge> = Slot::new();
+    let live_slot: Slot<live_docs::LiveDocs> = Slot::new();
     let core = Arc::new(core::ProjectCore {
         pool: shared.pool.clone(),
         settings: settings.clone(),
@@ -108,6 +110,7 @@ pub fn tree(
     let adapter = grpc::ProjectGrpc {
         core: core.clone(),
         health: shared.probe(true),
+        live_docs: live_slot.clone(),
     };
     let routes = routes(&["project.ProjectService"], move |b| {
         b.add_service(
@@ -118,6 +121,7 @@ pub fn tree(
     });
     let children = vec![
         EventBridge::child(shared.redis.clone(), shared.metrics.clone(), bridge_slot),
+        live_docs::LiveDocs::child(core.clone(), live_slot),
         janitor::Janitor::child(core),
     ];
     standard_tree(shared, "project", children, routes, grpc, http, None)

@@ -564,21 +564,4 @@ impl ProjectCore {
         }
         Ok(n)
     }
-
-    /// `caller` left; when nobody is present any more, the live document is saved now.
-    pub async fn leave_live(
-        &self,
-        caller: Caller,
-        id: &str,
-        session: &str,
-    ) -> Result<bool, ServiceError> {
-        let left = self.leave(caller, id, session).await?;
-        let pid = project_id(id)?;
-        if self.present(pid).await?.is_empty() {
-            if let Err(e) = self.snapshot(pid).await {
-                tracing::warn!(project = %pid, error = %e, "live document not saved on leave");
-            }
-        }
-        Ok(left)
-    }
 }
