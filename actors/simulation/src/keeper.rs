@@ -1,4 +1,5 @@
-//! The simulation service's housekeeping actor (`runs` in its tree): every third of a lease
+//! The simulation service's `runs` supervisor: it starts a [`RunActor`] per run live here
+//! (and forgets it when it stops), and keeps house: every third of a lease
 //! it renews the leases of this instance's live runs and takes over the runs whose lease
 //! ran out (their process stopped): each goes on here from its last streamed window, or
 //! ends as failed if it cannot (no run stays "running" forever); every hour it deletes the
@@ -6,6 +7,7 @@
 //! (every `simulation.janitor_interval_s`). Supervised: a failure is retried at
 //! its next tick, a panic restarts it.
 
+use crate::run_actor::{RunActor, RunGone, StartRun};
 use crate::runs::Runs;
 use actix::prelude::*;
 use sdsim_protocols::Service;
@@ -19,6 +21,8 @@ pub struct Keeper {
     runs: Arc<Runs>,
     mesh: Mesh,
     purge_every: Duration,
+    /// The actor of each live run of this instance (see [`crate::run_actor`]).
+    run_actors: std::collections::HashMap<uuid::Uuid, Addr<RunActor>>,
     _link: ChildLink,
 }
 
@@ -30,6 +34,7 @@ impl Keeper {
                     runs: runs.clone(),
                     mesh: mesh.clone(),
                     purge_every,
+                    run_actors: Default::default(),
                     _link: link,
                 }
                 .start(),
@@ -72,7 +77,13 @@ async fn orphans(runs: &Runs, mesh: &Mesh) -> Result<usize, ServiceError> {
 impl Actor for Keeper {
     type Context = Context<Self>;
 
+    fn stopped(&mut self, ctx: &mut Context<Self>) {
+        // Runs started meanwhile start without an actor; those running keep theirs.
+        self.runs.supervisor.clear(&ctx.address());
+    }
+
     fn started(&mut self, ctx: &mut Context<Self>) {
+        self.runs.supervisor.set(ctx.address());
         let every = Duration::from_millis((self.runs.lease_ms / 3).max(50));
         ctx.run_interval(every, |act, ctx| {
             let runs = act.runs.clone();
@@ -130,3 +141,21 @@ impl Actor for Keeper {
     }
 }
 sdsim_runtime::impl_supervised!(Keeper);
+
+impl Handler<StartRun> for Keeper {
+    type Result = ();
+    fn handle(&mut self, msg: StartRun, ctx: &mut Context<Self>) {
+        let id = msg.row.id;
+        let actor = RunActor::new(self.runs.clone(), msg, ctx.address()).start();
+        self.run_actors.insert(id, actor);
+    }
+}
+
+impl Handler<RunGone> for Keeper {
+    type Result = ();
+    fn handle(&mut self, msg: RunGone, _: &mut Context<Self>) {
+        if self.run_actors.get(&msg.0) == Some(&msg.1) {
+            self.run_actors.remove(&msg.0);
+        }
+    }
+}

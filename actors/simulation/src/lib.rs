@@ -16,6 +16,7 @@ pub mod compare;
 pub mod grpc;
 pub mod keeper;
 pub mod leases;
+pub mod run_actor;
 pub mod runs;
 pub mod series;
 pub mod stream;

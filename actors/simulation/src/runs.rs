@@ -94,6 +94,8 @@ pub enum Change {
 pub(crate) struct Live {
     pub(crate) control: Arc<Control>,
     progress: Arc<Mutex<Progress>>,
+    /// The run's actor, once it started (see [`crate::run_actor`]).
+    actor: Option<actix::Addr<crate::run_actor::RunActor>>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -145,6 +147,9 @@ pub struct Runs {
     /// Finished runs are deleted this many days after they ended (0: kept).
     pub retention_days: u32,
     pub(crate) live: Mutex<HashMap<Uuid, Live>>,
+    /// The `runs` supervisor, which starts each run's actor (empty while it restarts: a run
+    /// then starts without one).
+    pub(crate) supervisor: sdsim_runtime::slot::Slot<crate::keeper::Keeper>,
     /// Runs stored as pending, waiting for a place on this instance, oldest first.
     pub(crate) queue: Mutex<VecDeque<(Uuid, Ready)>>,
     /// Places taken (runs live here, or about to start).
@@ -316,6 +321,7 @@ impl Runs {
             lease_ms: d.lease_ms,
             retention_days: d.retention_days,
             live: Mutex::new(HashMap::new()),
+            supervisor: sdsim_runtime::slot::Slot::new(),
             queue: Mutex::new(VecDeque::new()),
             active: AtomicUsize::new(0),
         }
@@ -330,10 +336,30 @@ impl Runs {
         self.live.lock().is_ok_and(|l| l.contains_key(&id)) || self.position(id).is_some()
     }
 
-    /// The run is over and its end stored: it is no longer live here.
+    /// The run is over and its end stored: it is no longer live here, and its actor stops.
     pub fn forget(&self, id: Uuid) {
-        if let Ok(mut l) = self.live.lock() {
-            l.remove(&id);
+        let gone = self.live.lock().ok().and_then(|mut l| l.remove(&id));
+        if let Some(actor) = gone.and_then(|g| g.actor) {
+            actor.do_send(crate::run_actor::Ended);
+        }
+    }
+
+    /// Run `id`'s actor started.
+    pub(crate) fn attach(&self, id: Uuid, actor: actix::Addr<crate::run_actor::RunActor>) {
+        let attached = self
+            .live
+            .lock()
+            .ok()
+            .is_some_and(|mut l| match l.get_mut(&id) {
+                Some(live) => {
+                    live.actor = Some(actor.clone());
+                    true
+                }
+                None => false,
+            });
+        if !attached {
+            // It already ended.
+            actor.do_send(crate::run_actor::Ended);
         }
     }
 
@@ -399,19 +425,12 @@ impl Runs {
         Ok(row)
     }
 
-    /// Starts a stored run on a thread of its own, with its publisher.
+    /// Starts a stored run: live here at once (its controls work from now on), then its
+    /// actor under the `runs` supervisor, which starts its thread and publisher.
     pub(crate) fn launch(self: &Arc<Self>, row: RunRow, ready: Ready) {
-        let Ready {
-            design,
-            seed,
-            window,
-            speed,
-            mut scheduled,
-            resume,
-        } = ready;
         let control = Arc::new(Control {
-            speed: AtomicU64::new(speed.to_bits()),
-            paused: AtomicBool::new(resume.paused),
+            speed: AtomicU64::new(ready.speed.to_bits()),
+            paused: AtomicBool::new(ready.resume.paused),
             ..Default::default()
         });
         let progress = Arc::new(Mutex::new(Progress::default()));
@@ -421,9 +440,41 @@ impl Runs {
                 Live {
                     control: control.clone(),
                     progress: progress.clone(),
+                    actor: None,
                 },
             );
         }
+        let start = crate::run_actor::StartRun {
+            row,
+            ready,
+            control,
+            progress,
+        };
+        match self.supervisor.get() {
+            Some(keeper) => keeper.do_send(start),
+            None => {
+                tracing::warn!(run = %start.row.id, "the runs supervisor is restarting: the run starts without its actor");
+                self.launch_now(start.row, start.ready, start.control, start.progress);
+            }
+        }
+    }
+
+    /// Starts a run's thread and its publisher (its actor calls this when it starts).
+    pub(crate) fn launch_now(
+        self: &Arc<Self>,
+        row: RunRow,
+        ready: Ready,
+        control: Arc<Control>,
+        progress: Arc<Mutex<Progress>>,
+    ) {
+        let Ready {
+            design,
+            seed,
+            window,
+            speed: _,
+            mut scheduled,
+            resume,
+        } = ready;
         let id = row.id;
         let (feed, rx) = tokio::sync::mpsc::unbounded_channel();
         self.runtime.spawn(crate::stream::publish(
