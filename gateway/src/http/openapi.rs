@@ -241,5 +241,10 @@ mod tests {
             "bearer"
         );
         assert!(v["components"]["schemas"]["ErrorBody"].is_object());
+        // Fixed-choice strings are enums, so clients (and the fuzzer) know the values.
+        assert_eq!(
+            v["components"]["schemas"]["ShareRole"]["enum"],
+            serde_json::json!(["viewer", "editor"])
+        );
     }
 }

@@ -55,6 +55,11 @@ use serde_json::Value;
         template
     ),
     components(schemas(
+        ListScope,
+        ListSort,
+        ShareRole,
+        PermissionRole,
+        LinkAccess,
         ProblemView,
         ProjectView,
         ProjectBody,
@@ -339,12 +344,58 @@ async fn create(
     Ok(project_response(StatusCode::CREATED, res.project))
 }
 
+/// The values of the API's fixed-choice strings, for the document only: the handlers read
+/// strings and name a wrong one in a 422.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+enum ListScope {
+    Mine,
+    Shared,
+    Public,
+    Trash,
+}
+
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+enum ListSort {
+    Updated,
+    Name,
+}
+
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+enum ShareRole {
+    Viewer,
+    Editor,
+}
+
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+enum PermissionRole {
+    Owner,
+    Editor,
+    Viewer,
+}
+
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+enum LinkAccess {
+    View,
+    Fork,
+}
+
 /// Which projects, in what order, one page at a time.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 struct ListQuery {
     /// `mine` (the default), `shared`, `public` or `trash`.
     #[serde(default)]
+    #[param(value_type = Option<ListScope>)]
     scope: String,
     /// Words to look for in the name.
     #[serde(default)]
@@ -354,6 +405,7 @@ struct ListQuery {
     tag: String,
     /// `updated` (the default, newest first) or `name`.
     #[serde(default)]
+    #[param(value_type = Option<ListSort>)]
     sort: String,
     /// 1 to 100; 20 when absent.
     #[serde(default)]
@@ -1128,6 +1180,7 @@ async fn import(
 struct ShareBody {
     email: String,
     /// `viewer` or `editor`.
+    #[schema(value_type = ShareRole)]
     role: String,
 }
 
@@ -1250,7 +1303,8 @@ async fn unshare(
 struct PermissionView {
     user_id: Option<String>,
     email: Option<String>,
-    /// `viewer` or `editor`.
+    /// `owner` (the project's owner comes first), `editor` or `viewer`.
+    #[schema(value_type = PermissionRole)]
     role: String,
     /// An invitation not accepted yet (no account id).
     pending: bool,
@@ -1356,6 +1410,7 @@ async fn transfer(
 #[serde(deny_unknown_fields)]
 struct LinkBody {
     /// `view` (open and fork) or `fork` (fork only).
+    #[schema(value_type = LinkAccess)]
     access: String,
     /// Absent or 0: never expires.
     #[serde(default)]
@@ -1366,6 +1421,7 @@ struct LinkBody {
 #[derive(Serialize, utoipa::ToSchema)]
 struct LinkView {
     id: String,
+    #[schema(value_type = LinkAccess)]
     access: String,
     /// Only in the answer that created the link: it is not kept in clear.
     #[serde(skip_serializing_if = "Option::is_none")]
