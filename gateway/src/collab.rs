@@ -421,25 +421,17 @@ impl Collab {
             .spawn(async move { inner.left(project, &session, &user_id).await });
     }
 
-    /// Listens for the ends of people's access to projects (`project:events:unshared`,
-    /// `project:events:deleted`) for as long as the process runs: each member of that
-    /// project is asked about again, and closed with 4004 if they may no longer see it.
-    pub fn watch_access(&self) {
-        let inner = self.inner.clone();
-        self.inner.runtime.spawn(async move {
-            let mut attempts = 0u32;
-            loop {
-                match inner.clone().access_events().await {
-                    Ok(()) => attempts = 0,
-                    Err(e) => {
-                        attempts = attempts.saturating_add(1);
-                        tracing::warn!(error = %e, "collaboration access events: Redis unreachable; retrying");
-                    }
-                }
-                let delay = (100u64 << attempts.min(6)).min(5_000);
-                tokio::time::sleep(Duration::from_millis(delay)).await;
-            }
-        });
+    /// `user` (None: anyone but the owner) lost project `project` (see [`crate::access`]):
+    /// each of their sockets on it is asked about again, and closed with 4004 if they may no
+    /// longer see it.
+    pub fn lost_access(&self, project: &str, user: Option<&str>) {
+        for (_, m) in self.members_of(project, user) {
+            let inner = self.inner.clone();
+            let project = project.to_string();
+            self.inner
+                .runtime
+                .spawn(async move { inner.recheck(&project, m).await });
+        }
     }
 }
 
@@ -602,55 +594,6 @@ impl Inner {
         let (tx, rx) = mpsc::unbounded_channel();
         feeds.insert(project, tx);
         self.runtime.spawn(self.clone().feed(project, start, rx));
-    }
-
-    /// One subscription's life: until the connection drops.
-    async fn access_events(self: Arc<Self>) -> Result<(), String> {
-        use futures_util::StreamExt;
-        let mut pubsub = self
-            .client
-            .get_async_pubsub()
-            .await
-            .map_err(|e| e.to_string())?;
-        pubsub
-            .subscribe(&[
-                self.ns.project_events("unshared"),
-                self.ns.project_events("deleted"),
-            ])
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut messages = pubsub.on_message();
-        while let Some(msg) = messages.next().await {
-            let Ok(payload) = msg.get_payload::<String>() else {
-                continue;
-            };
-            let Ok(event) = serde_json::from_str::<sdsim_protocols::events::Envelope>(&payload)
-            else {
-                continue;
-            };
-            let Some(project) = event.data["project_id"].as_str().map(str::to_string) else {
-                continue;
-            };
-            let user = event.data["user_id"].as_str().map(str::to_string);
-            let affected: Vec<Member> = self
-                .members
-                .lock()
-                .map(|m| {
-                    m.values()
-                        .filter(|(p, _)| p.to_string() == project)
-                        .filter(|(_, m)| user.as_ref().is_none_or(|u| *u == m.user_id))
-                        .map(|(_, m)| m.clone())
-                        .collect()
-                })
-                .unwrap_or_default();
-            for m in affected {
-                let inner = self.clone();
-                let project = project.clone();
-                self.runtime
-                    .spawn(async move { inner.recheck(&project, m).await });
-            }
-        }
-        Ok(())
     }
 
     /// Closes `m` with 4004 if they may no longer see `project`.

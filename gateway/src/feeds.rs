@@ -122,25 +122,28 @@ fn entry_of(run: &Uuid, id: &redis::streams::StreamId) -> Option<Entry> {
 }
 
 impl Feeds {
-    /// Listens for the ends of people's access to projects (`project:events:unshared`,
-    /// `project:events:deleted`), for as long as the process runs: each watcher of a run of
-    /// that project is asked about again, and closed with 4004 if it may no longer see it.
-    pub fn watch_access(&self) {
-        let inner = self.inner.clone();
-        self.inner.runtime.spawn(async move {
-            let mut attempts = 0u32;
-            loop {
-                match inner.clone().access_events().await {
-                    Ok(()) => attempts = 0,
-                    Err(e) => {
-                        attempts = attempts.saturating_add(1);
-                        tracing::warn!(error = %e, "access events: Redis unreachable; retrying");
-                    }
-                }
-                let delay = (100u64 << attempts.min(6)).min(5_000);
-                tokio::time::sleep(Duration::from_millis(delay)).await;
-            }
-        });
+    /// `user` (None: anyone but the owner) lost project `project` (see [`crate::access`]):
+    /// each of their watches of its runs is asked about again, and closed with 4004 if it may
+    /// no longer see the run.
+    pub fn lost_access(&self, project: &str, user: Option<&str>) {
+        let affected: Vec<(Uuid, Watcher)> = self
+            .inner
+            .watchers
+            .lock()
+            .map(|w| {
+                w.values()
+                    .filter(|(_, w)| w.project_id.as_deref() == Some(project))
+                    .filter(|(_, w)| user.is_none_or(|u| u == w.user_id))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        for (run, w) in affected {
+            let inner = self.inner.clone();
+            self.inner
+                .runtime
+                .spawn(async move { inner.recheck(run, w).await });
+        }
     }
 
     pub fn new(
@@ -240,55 +243,6 @@ fn finished(w: &Watcher) {
 }
 
 impl Inner {
-    /// One subscription's life: until the connection drops.
-    async fn access_events(self: Arc<Self>) -> Result<(), String> {
-        use futures_util::StreamExt;
-        let mut pubsub = self
-            .client
-            .get_async_pubsub()
-            .await
-            .map_err(|e| e.to_string())?;
-        pubsub
-            .subscribe(&[
-                self.ns.project_events("unshared"),
-                self.ns.project_events("deleted"),
-            ])
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut messages = pubsub.on_message();
-        while let Some(msg) = messages.next().await {
-            let Ok(payload) = msg.get_payload::<String>() else {
-                continue;
-            };
-            let Ok(event) = serde_json::from_str::<sdsim_protocols::events::Envelope>(&payload)
-            else {
-                continue;
-            };
-            let Some(project) = event.data["project_id"].as_str() else {
-                continue;
-            };
-            // Unshared: that person; deleted: everyone but its owner may have lost it.
-            let user = event.data["user_id"].as_str().map(str::to_string);
-            let affected: Vec<(Uuid, Watcher)> = self
-                .watchers
-                .lock()
-                .map(|w| {
-                    w.values()
-                        .filter(|(_, w)| w.project_id.as_deref() == Some(project))
-                        .filter(|(_, w)| user.as_ref().is_none_or(|u| *u == w.user_id))
-                        .cloned()
-                        .collect()
-                })
-                .unwrap_or_default();
-            for (run, w) in affected {
-                let inner = self.clone();
-                self.runtime
-                    .spawn(async move { inner.recheck(run, w).await });
-            }
-        }
-        Ok(())
-    }
-
     /// Closes `w` with 4004 if it may no longer view `run`.
     async fn recheck(&self, run: Uuid, w: Watcher) {
         let up = &self.upstream;

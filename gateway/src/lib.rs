@@ -13,11 +13,14 @@
 //!   [`subscriber`]: the Redis pub/sub subscriber, reached through a `Recipient<Resync>`.
 //! - [`feeds`]: live runs to their `/ws/simulation/{id}` watchers (one Redis stream reader
 //!   per watched run).
+//! - [`collab`]: live collaboration to its `/ws/collaboration/{project_id}` members;
+//!   [`access`]: one listener for lost project access, closing the sockets that depended on it.
 //! - [`limits`]: rate limits per user, kind of request and address, counted in Redis.
 //! - [`upstream`]: typed clients of the backends over the mesh; [`grpc`]: the
 //!   `GatewayService` adapter.
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod body;
 pub mod collab;
 pub mod error;
@@ -101,7 +104,6 @@ pub fn tree(
             .clone()
             .unwrap_or_else(tokio::runtime::Handle::current),
     );
-    feeds.watch_access();
     let collab = collab::Collab::new(
         redis_client.clone(),
         shared.redis.clone(),
@@ -112,7 +114,22 @@ pub fn tree(
             .clone()
             .unwrap_or_else(tokio::runtime::Handle::current),
     );
-    collab.watch_access();
+    // Lost access to a project closes the live sockets that depended on it.
+    {
+        let (feeds, collab) = (feeds.clone(), collab.clone());
+        access::watch(
+            redis_client.clone(),
+            shared.ns.clone(),
+            &shared
+                .grpc_runtime
+                .clone()
+                .unwrap_or_else(tokio::runtime::Handle::current),
+            vec![
+                std::sync::Arc::new(move |p: &str, u: Option<&str>| feeds.lost_access(p, u)),
+                std::sync::Arc::new(move |p: &str, u: Option<&str>| collab.lost_access(p, u)),
+            ],
+        );
+    }
     // The close codes operators alert on exist from the start, at zero.
     for code in ["1000", "1001", "1011", "4001", "4004", "4008", "4009"] {
         shared.metrics.ws_closed.with_label_values(&[code]);
