@@ -110,7 +110,10 @@ export SDSIM_UPSTREAM__GATEWAY="$up_gateway"
 # Nine processes share one PostgreSQL: smaller pools, one migration before any starts.
 export SDSIM_DATABASE__POOL_SIZE="${SDSIM_DATABASE__POOL_SIZE:-6}"
 export SDSIM_DATABASE__MIGRATE_ON_START=false
-export SDSIM_GATEWAY__TRUST_FORWARDED_FOR=true
+# HAProxy reaches the gateways from its own loopback address: X-Forwarded-For is trusted from
+# it only, so a client that reaches a gateway directly cannot choose its own address.
+export SDSIM_HAPROXY_SOURCE="${SDSIM_HAPROXY_SOURCE:-127.0.0.2}"
+export SDSIM_GATEWAY__TRUSTED_PROXIES="[\"$SDSIM_HAPROXY_SOURCE\"]"
 export SDSIM_AUTH__MAIL__PUBLIC_URL="${SDSIM_AUTH__MAIL__PUBLIC_URL:-https://localhost:${p[0]}}"
 export SDSIM_PROJECT__PUBLIC_URL="${SDSIM_PROJECT__PUBLIC_URL:-https://localhost:${p[0]}}"
 

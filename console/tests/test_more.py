@@ -1,6 +1,7 @@
 """The rest of what a person does with projects: undo and redo with the keyboard, rollback,
 export and import, trash and restore, share links and forks, one field changed from two tabs,
-the profile and the reset link."""
+a browser without WebSocket (REST autosave, the conflict screen), the profile and the reset
+link."""
 
 import json
 import re
@@ -9,10 +10,11 @@ import uuid
 import pytest
 from playwright.sync_api import expect
 
-from conftest import PASSWORD, api, mail_link, new_context, register, shot, wait_saved, watch_errors
+from conftest import PASSWORD, api, login, mail_link, new_context, register, shot, wait_saved, watch_errors
 
 RUN = uuid.uuid4().hex[:8]
 CAROL = f"carol-{RUN}@example.com"
+GRACE = f"grace-{RUN}@example.com"
 state = {}
 
 
@@ -172,6 +174,215 @@ def test_the_same_field_from_two_tabs_the_later_edit_wins_on_both(carol):
     node(page, "redis cache 1").locator(".node-box").click()
     expect(page.locator('#panel input[data-field="hit_ratio"]')).to_have_value("0.7")
     shot(page, "same-field-later-wins")
+
+
+@pytest.fixture(scope="module")
+def grace(browser):
+    """A browser without WebSocket: the editor has no live session there and saves by REST
+    (autosave with If-Match, the conflict screen on 412). Every page of this context."""
+    ctx = new_context(browser)
+    ctx.add_init_script("delete window.WebSocket")
+    page = ctx.new_page()
+    errors = []
+    watch_errors(page, errors)
+    register(page, GRACE, first="Grace", last="Hopper")
+    yield page
+    ctx.close()
+    assert not errors, f"errors in Grace's pages: {errors}"
+
+
+def stored(page, pid):
+    """The project as the service holds it (version, design)."""
+    return api(page, "GET", f"/api/projects/{pid}")["project"]
+
+
+def comp(design, name):
+    return next(c for c in design["components"] if c["name"] == name)
+
+
+def edit_field(page, component, field, value):
+    node(page, component).locator(".node-box").click()
+    page.locator(f'#panel input[data-field="{field}"]').fill(value)
+
+
+def test_without_websocket_the_editor_autosaves_over_rest(grace):
+    page = grace
+    assert page.evaluate("typeof WebSocket") == "undefined"
+    page.goto("/projects")
+    page.get_by_role("button", name="New project").click()
+    page.get_by_label("Three-tier web app").check()
+    page.get_by_label("Name", exact=True).fill(f"Old browser {RUN}")
+    page.get_by_role("button", name="Create").click()
+    page.wait_for_url(re.compile(r".*/projects/[0-9a-f-]{36}$"))
+    state["rest_url"] = page.url
+    state["rest_pid"] = pid = page.url.rstrip("/").split("/")[-1]
+    expect(node(page, "database")).to_be_visible()
+    # No live session: no presence bar, and the status is the REST autosave's, not "Live".
+    expect(page.locator("#presence")).to_have_count(0)
+    status = page.locator("#save-status")
+    expect(status).to_have_attribute("data-state", "saved")
+    expect(status).to_have_text("Saved")
+    before = stored(page, pid)
+    edit_field(page, "database", "servers", "7")
+    expect(status).to_have_attribute("data-state", re.compile(r"^(dirty|saving)$"))
+    shot(page, "rest-unsaved")
+    expect(status).to_have_attribute("data-state", "saved")
+    expect(status).to_have_text("Saved")
+    after = stored(page, pid)
+    assert after["version"] > before["version"]
+    assert comp(after["design"], "database")["servers"] == 7
+    shot(page, "rest-saved")
+    page.reload()
+    expect(page.locator("#save-status")).to_have_text("Saved")
+    edit = page.locator('#panel input[data-field="servers"]')
+    node(page, "database").locator(".node-box").click()
+    expect(edit).to_have_value("7")
+    shot(page, "rest-reloaded")
+
+
+def test_a_conflicting_save_from_a_second_tab_shows_the_conflict_screen(grace):
+    """Two tabs without WebSocket start from one version and change the same field: the second
+    save is refused (412) and the conflict screen lists the clash; merging keeps the chosen
+    value and the other tab's change. Then again, taking theirs: mine goes to a copy."""
+    a = grace
+    pid = state["rest_pid"]
+    a.goto(state["rest_url"])
+    expect(node(a, "database")).to_be_visible()
+    expect(a.locator("#save-status")).to_have_attribute("data-state", "saved")
+    b = a.context.new_page()
+    b_errors = []
+    watch_errors(b, b_errors)
+    b.goto(state["rest_url"])
+    expect(node(b, "database")).to_be_visible()
+    expect(b.locator("#save-status")).to_have_attribute("data-state", "saved")
+    base = stored(a, pid)
+
+    # B changes the database's servers and the api's replicas, and saves first.
+    edit_field(b, "database", "servers", "12")
+    edit_field(b, "api", "replicas", "3")
+    expect(b.locator("#save-status")).to_have_attribute("data-state", "saved")
+    theirs = stored(b, pid)
+    assert theirs["version"] > base["version"]
+    assert comp(theirs["design"], "database")["servers"] == 12
+    shot(b, "conflict-b-saved-first")
+
+    # A, still on the older version, changes the same field (one change: a second one could
+    # race the autosave, due 0.8 s after the first): refused, the conflict screen.
+    with a.expect_response(lambda r: r.request.method == "PATCH" and f"/api/projects/{pid}" in r.url) as refused:
+        edit_field(a, "database", "servers", "9")
+    assert refused.value.status == 412
+    screen = a.locator("#conflict")
+    expect(screen).to_be_visible()
+    expect(a.locator("#save-status")).to_have_attribute("data-state", "conflict")
+    expect(screen).to_contain_text(f"version {theirs['version']} was saved")
+    expect(screen.locator(".clashes li")).to_have_text(["database: servers"])
+    theirs_list, mine_list = screen.locator("section").nth(0), screen.locator("section").nth(1)
+    expect(theirs_list).to_contain_text('Changed api: replicas')
+    expect(theirs_list).to_contain_text('Changed database: servers')
+    expect(mine_list).to_contain_text('Changed database: servers')
+    expect(mine_list).not_to_contain_text("api")
+    shot(a, "conflict-screen")
+    # Nothing of A's was written.
+    assert stored(a, pid)["version"] == theirs["version"]
+
+    # Merge: A's value where both changed the servers, and B's replicas.
+    screen.get_by_role("button", name="Merge: theirs plus my changes").click()
+    expect(screen).to_have_count(0)
+    expect(a.locator("#save-status")).to_have_attribute("data-state", "saved")
+    merged = stored(a, pid)
+    assert merged["version"] > theirs["version"]
+    assert comp(merged["design"], "database")["servers"] == 9
+    assert comp(merged["design"], "api")["replicas"] == 3
+    node(a, "api").locator(".node-box").click()
+    expect(a.locator('#panel input[data-field="replicas"]')).to_have_value("3")
+    shot(a, "conflict-merged")
+
+    # Again, the other way round: B (now behind) changes the same field, takes theirs.
+    with b.expect_response(lambda r: r.request.method == "PATCH" and f"/api/projects/{pid}" in r.url) as refused:
+        edit_field(b, "database", "servers", "15")
+    assert refused.value.status == 412
+    screen = b.locator("#conflict")
+    expect(screen).to_be_visible()
+    expect(screen.locator(".clashes li")).to_have_text(["database: servers"])
+    shot(b, "conflict-screen-b")
+    screen.get_by_role("button", name="Take theirs, save mine as a copy").click()
+    expect(screen).to_have_count(0)
+    expect(b.locator(".toast").filter(has_text="Your changes are in")).to_be_visible()
+    expect(b.locator("#save-status")).to_have_attribute("data-state", "saved")
+    node(b, "database").locator(".node-box").click()
+    expect(b.locator('#panel input[data-field="servers"]')).to_have_value("9")
+    shot(b, "conflict-took-theirs")
+    kept = stored(b, pid)
+    assert kept["version"] == merged["version"]
+    assert comp(kept["design"], "database")["servers"] == 9
+    copies = [p for p in api(b, "GET", "/api/projects?page_size=100")["projects"]
+              if p["name"] == f"Old browser {RUN} (my copy)"]
+    assert len(copies) == 1
+    copy = stored(b, copies[0]["id"])
+    assert comp(copy["design"], "database")["servers"] == 15
+    b.close()
+    assert not b_errors, f"errors in the second tab: {b_errors}"
+
+
+def test_a_rest_save_behind_a_live_tab_shows_the_conflict_screen(grace, browser):
+    """The same person, live in one browser (WebSocket) and in one without: the REST save is
+    held back while the live edits are not a version yet (409, retried), refused once they are
+    (412): the conflict screen. The merge then reaches the live tab as an edit."""
+    a = grace
+    pid = state["rest_pid"]
+    a.goto(state["rest_url"])
+    expect(node(a, "database")).to_be_visible()
+    expect(a.locator("#save-status")).to_have_attribute("data-state", "saved")
+    ctx = new_context(browser)
+    b = ctx.new_page()
+    b_errors = []
+    watch_errors(b, b_errors)
+    login(b, GRACE)
+    b.goto(state["rest_url"])
+    expect(node(b, "database")).to_be_visible()
+    expect(b.locator("#save-status")).to_have_text("Live")
+    base = stored(b, pid)
+
+    edit_field(b, "database", "servers", "20")
+    edit_field(b, "load balancer", "replicas", "2")
+    wait_saved(b)
+    shot(b, "live-tab-edited")
+    # Live edits become a version within live_snapshot_s (10 s): until then A's save waits
+    # (409 live_session, said once, retried), then it is refused (412).
+    with a.expect_response(lambda r: r.request.method == "PATCH" and f"/api/projects/{pid}" in r.url
+                           and r.status == 412, timeout=30_000):
+        edit_field(a, "database", "servers", "11")
+    screen = a.locator("#conflict")
+    expect(screen).to_be_visible()
+    assert a.locator(".toast", has_text="editing this project live").count() <= 1
+    expect(a.locator(".toast-error")).to_have_count(0)
+    expect(screen.locator(".clashes li")).to_have_text(["database: servers"])
+    theirs = stored(a, pid)
+    assert theirs["version"] > base["version"]
+    assert comp(theirs["design"], "database")["servers"] == 20
+    shot(a, "conflict-behind-live")
+    screen.get_by_role("button", name="Merge: theirs plus my changes").click()
+    expect(screen).to_have_count(0)
+    expect(a.locator("#save-status")).to_have_attribute("data-state", "saved")
+    merged = stored(a, pid)
+    assert comp(merged["design"], "database")["servers"] == 11
+    assert comp(merged["design"], "load balancer")["replicas"] == 2
+    # The live tab sees the merged design as it is saved.
+    node(b, "database").locator(".node-box").click()
+    expect(b.locator('#panel input[data-field="servers"]')).to_have_value("11")
+    shot(b, "live-tab-sees-the-merge")
+    # Live, "Save version" names the live document as it stands.
+    b.get_by_role("button", name="Save version").click()
+    b.locator("dialog[open]").get_by_label("Description").fill("after the merge")
+    b.locator("dialog[open]").get_by_role("button", name="Save", exact=True).click()
+    expect(b.locator(".toast", has_text="Saved version")).to_be_visible()
+    newest = api(b, "GET", f"/api/projects/{pid}/versions?page_size=1")["versions"][0]
+    assert newest["named"] and newest["message"] == "after the merge"
+    named = api(b, "GET", f"/api/projects/{pid}/versions/{newest['version']}")
+    assert comp(named["design"], "database")["servers"] == 11
+    shot(b, "live-named-version")
+    ctx.close()
+    assert not b_errors, f"errors in the live tab: {b_errors}"
 
 
 def test_profile_and_password_reset(carol, browser):

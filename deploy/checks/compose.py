@@ -12,6 +12,7 @@
 - `docker compose config` as well when the Docker CLI has the compose plugin.
 """
 
+import json
 import os
 import re
 import shutil
@@ -120,6 +121,19 @@ for k in ("SDSIM_GATEWAY_1", "SDSIM_GATEWAY_2", "SDSIM_GATEWAY_3"):
     host, port = hap.get(k, ":").split(":")
     if host not in services or int(port or 0) != 8000:
         fail(f"compose: haproxy {k}={hap.get(k)} is no gateway's HTTP port")
+
+# X-Forwarded-For: trusted from HAProxy's fixed address only, never from any peer.
+hap_ip = ((services.get("haproxy", {}).get("networks") or {}).get("default") or {}).get("ipv4_address")
+if not hap_ip or hap.get("SDSIM_HAPROXY_SOURCE") != hap_ip:
+    fail(f"compose: haproxy must connect from its fixed address ({hap_ip}), SDSIM_HAPROXY_SOURCE={hap.get('SDSIM_HAPROXY_SOURCE')}")
+for name, svc in services.items():
+    env = svc.get("environment") or {}
+    if str(env.get("SDSIM_GATEWAY__TRUST_FORWARDED_FOR", "false")).lower() == "true":
+        fail(f"compose: {name} trusts X-Forwarded-For from any peer")
+    if (svc.get("command") or [])[:2] == ["serve", "gateway"]:
+        trusted = json.loads(env.get("SDSIM_GATEWAY__TRUSTED_PROXIES", "[]"))
+        if trusted != [hap_ip]:
+            fail(f"compose: {name} trusts X-Forwarded-For from {trusted}, not HAProxy's {hap_ip} only")
 
 # Prometheus targets are compose services on their HTTP ports.
 prom = yaml.safe_load(open(os.path.join(ROOT, "deploy", "prometheus", "prometheus.yml")))

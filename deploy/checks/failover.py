@@ -67,11 +67,15 @@ st, h, b = request("POST", "/api/auth/login", {"email": email, "password": PASSW
 check(st == 200, f"login: {st} {b!r}")
 token = json.loads(b)["access_token"]
 
-# X-Forwarded-For: a client's own value is replaced by HAProxy with the address it saw (the
-# gateways trust the header: gateway.trust_forwarded_for). Directly on a gateway, a forged
-# header would be believed, which is why gateways must be reachable from HAProxy only.
-st, h, b = request("POST", "/api/auth/login", {"email": email, "password": PASSWORD},
+# X-Forwarded-For: a client's own value is replaced by HAProxy with the address it saw, and
+# the gateways take it from HAProxy only (it connects from its own address, 127.0.0.2:
+# gateway.trusted_proxies). A client on 127.0.0.3 logs in through HAProxy with a forged
+# header: its session shows 127.0.0.3. The same forged header sent to a gateway directly is
+# ignored: that session shows the peer, 127.0.0.1.
+c = http.client.HTTPSConnection(HOST, int(PORT), context=CTX, timeout=5, source_address=("127.0.0.3", 0))
+st, h, b = request("POST", "/api/auth/login", {"email": email, "password": PASSWORD}, conn=c,
                    headers={"X-Forwarded-For": "203.0.113.66"})
+c.close()
 check(st == 200, f"login with a forged X-Forwarded-For: {st} {b!r}")
 c = http.client.HTTPConnection(GATEWAYS[1], timeout=5)
 c.request("POST", "/api/auth/login", body=json.dumps({"email": email, "password": PASSWORD}),
@@ -82,9 +86,10 @@ st, h, b = request("GET", "/api/auth/sessions", token=token)
 check(st == 200, f"sessions: {st} {b!r}")
 ips = json.dumps(json.loads(b))
 check("203.0.113.66" not in ips, f"HAProxy let a forged X-Forwarded-For through: {ips}")
-check("198.51.100.77" in ips, f"the gateway did not take X-Forwarded-For: {ips}")
-check("127.0.0.1" in ips, f"no session from HAProxy's view of the client: {ips}")
-print("X-Forwarded-For: set by HAProxy (a forged one replaced), taken by the gateway", flush=True)
+check("198.51.100.77" not in ips, f"a gateway believed X-Forwarded-For from a client: {ips}")
+check("127.0.0.3" in ips, f"the gateway did not take HAProxy's X-Forwarded-For: {ips}")
+check("127.0.0.2" not in ips, f"a session shows HAProxy's own address: {ips}")
+print("X-Forwarded-For: set by HAProxy (a forged one replaced), taken from HAProxy only", flush=True)
 
 with open(os.path.join(ROOT, "engine/templates/read_heavy_api_with_cache.json")) as f:
     design = json.load(f)

@@ -71,7 +71,7 @@ bash "$SDSIM_ROOT/deploy/haproxy/make-cert.sh" "$work/sdsim.pem" >/dev/null
 log "haproxy -c"
 SDSIM_HAPROXY_HTTPS=127.0.0.1:1 SDSIM_HAPROXY_HTTP=127.0.0.1:2 SDSIM_HAPROXY_STATS=127.0.0.1:3 \
     SDSIM_HAPROXY_CERT="$work/sdsim.pem" SDSIM_GATEWAY_1=127.0.0.1:4 SDSIM_GATEWAY_2=127.0.0.1:5 \
-    SDSIM_GATEWAY_3=127.0.0.1:6 SDSIM_HAPROXY_CONN_RATE=200 SDSIM_HAPROXY_REQ_RATE=1000 \
+    SDSIM_GATEWAY_3=127.0.0.1:6 SDSIM_HAPROXY_SOURCE=127.0.0.2 SDSIM_HAPROXY_CONN_RATE=200 SDSIM_HAPROXY_REQ_RATE=1000 \
     haproxy -c -q -f "$SDSIM_ROOT/deploy/haproxy/haproxy.cfg"
 
 psql "$SDSIM_PG_BASE/postgres" -qc "create database \"$db\"" >/dev/null
@@ -124,7 +124,7 @@ s = [socket.socket() for _ in range(3)]
 [print(x.getsockname()[1]) for x in s]')
 SDSIM_HAPROXY_HTTPS="127.0.0.1:${lp[0]}" SDSIM_HAPROXY_HTTP="127.0.0.1:${lp[1]}" \
     SDSIM_HAPROXY_STATS="127.0.0.1:${lp[2]}" SDSIM_GATEWAY_1="127.0.0.1:${ports[3]}" \
-    SDSIM_GATEWAY_2="127.0.0.1:${ports[5]}" SDSIM_GATEWAY_3="127.0.0.1:${ports[7]}" \
+    SDSIM_GATEWAY_2="127.0.0.1:${ports[5]}" SDSIM_GATEWAY_3="127.0.0.1:${ports[7]}" SDSIM_HAPROXY_SOURCE=127.0.0.2 \
     SDSIM_HAPROXY_CONN_RATE=5 SDSIM_HAPROXY_REQ_RATE=10 \
     haproxy -db -f "$SDSIM_ROOT/deploy/haproxy/haproxy.cfg" >"$work/haproxy-limits.log" 2>&1 &
 limited=$!

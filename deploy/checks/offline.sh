@@ -20,6 +20,6 @@ trap 'rm -f "$cert"' EXIT
 bash "$SDSIM_ROOT/deploy/haproxy/make-cert.sh" "$cert" >/dev/null
 SDSIM_HAPROXY_HTTPS=0.0.0.0:8443 SDSIM_HAPROXY_HTTP=0.0.0.0:8080 SDSIM_HAPROXY_STATS=0.0.0.0:8404 \
     SDSIM_HAPROXY_CERT="$cert" SDSIM_GATEWAY_1=gateway1:8000 SDSIM_GATEWAY_2=gateway2:8000 \
-    SDSIM_GATEWAY_3=gateway3:8000 SDSIM_HAPROXY_CONN_RATE=200 SDSIM_HAPROXY_REQ_RATE=1000 \
+    SDSIM_GATEWAY_3=gateway3:8000 SDSIM_HAPROXY_SOURCE=172.30.0.10 SDSIM_HAPROXY_CONN_RATE=200 SDSIM_HAPROXY_REQ_RATE=1000 \
     haproxy -c -q -f "$SDSIM_ROOT/deploy/haproxy/haproxy.cfg"
 log "offline deploy checks: ok"

@@ -70,7 +70,7 @@ bash "$SDSIM_ROOT/deploy/haproxy/make-cert.sh" "$work/sdsim.pem" >/dev/null
 SDSIM_HAPROXY_HTTPS="127.0.0.1:${ports[8]}" SDSIM_HAPROXY_HTTP="127.0.0.1:${ports[9]}" \
     SDSIM_HAPROXY_STATS="127.0.0.1:${ports[10]}" SDSIM_HAPROXY_CERT="$work/sdsim.pem" \
     SDSIM_GATEWAY_1="127.0.0.1:${ports[0]}" SDSIM_GATEWAY_2="127.0.0.1:${ports[0]}" \
-    SDSIM_GATEWAY_3="127.0.0.1:${ports[0]}" SDSIM_HAPROXY_CONN_RATE=100000 SDSIM_HAPROXY_REQ_RATE=100000 \
+    SDSIM_GATEWAY_3="127.0.0.1:${ports[0]}" SDSIM_HAPROXY_SOURCE=127.0.0.2 SDSIM_HAPROXY_CONN_RATE=100000 SDSIM_HAPROXY_REQ_RATE=100000 \
     haproxy -db -f "$SDSIM_ROOT/deploy/haproxy/haproxy.cfg" >"$work/haproxy.log" 2>&1 &
 pids+=($!)
 
@@ -99,6 +99,9 @@ prometheus --config.file="$work/prometheus.yml" --storage.tsdb.path="$work/data"
     --web.listen-address="127.0.0.1:${ports[11]}" --log.level=warn >"$work/prometheus.log" 2>&1 &
 pids+=($!)
 
+log "metrics at start-up (before any traffic)"
+"$venv/bin/python" "$SDSIM_ROOT/deploy/checks/prometheus_check.py" startup \
+    "http://127.0.0.1:${ports[0]},http://127.0.0.1:${ports[3]},http://127.0.0.1:${ports[5]},http://127.0.0.1:${ports[7]}"
 log "driving traffic through $base"
 "$venv/bin/python" "$SDSIM_ROOT/deploy/checks/prometheus_check.py" drive "$base" "http://127.0.0.1:${ports[3]}"
 # A request through HAProxy, so its frontend and backend series have samples.

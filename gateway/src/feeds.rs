@@ -67,6 +67,8 @@ struct Inner {
     upstream: Upstreams,
     runtime: tokio::runtime::Handle,
     feeds: Mutex<HashMap<Uuid, mpsc::UnboundedSender<Cmd>>>,
+    /// `sdsim_live_feeds`: the feeds (XREAD loops) running.
+    open: prometheus::IntGauge,
     /// Every watcher and its run (to close them when the gateway drains, or when their
     /// access to the run's project ends).
     watchers: Mutex<HashMap<Uuid, (Uuid, Watcher)>>,
@@ -152,6 +154,7 @@ impl Feeds {
         ns: Namespace,
         upstream: Upstreams,
         runtime: tokio::runtime::Handle,
+        open: prometheus::IntGauge,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -160,6 +163,7 @@ impl Feeds {
                 ns,
                 upstream,
                 runtime,
+                open,
                 feeds: Mutex::new(HashMap::new()),
                 watchers: Mutex::new(HashMap::new()),
             }),
@@ -428,6 +432,14 @@ impl Inner {
 
     /// The live loop of one run (see the module's documentation).
     async fn feed(self: Arc<Self>, run: Uuid, mut rx: mpsc::UnboundedReceiver<Cmd>) {
+        struct Open(prometheus::IntGauge);
+        impl Drop for Open {
+            fn drop(&mut self) {
+                self.0.dec();
+            }
+        }
+        self.open.inc();
+        let _open = Open(self.open.clone());
         let key = self.key(&run);
         let mut watchers: Vec<(Watcher, u64)> = Vec::new();
         let mut last: Option<u64> = None;

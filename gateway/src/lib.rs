@@ -103,6 +103,7 @@ pub fn tree(
             .grpc_runtime
             .clone()
             .unwrap_or_else(tokio::runtime::Handle::current),
+        shared.metrics.live_feeds.clone(),
     );
     let collab = collab::Collab::new(
         redis_client.clone(),
@@ -133,6 +134,12 @@ pub fn tree(
     // The close codes operators alert on exist from the start, at zero.
     for code in ["1000", "1001", "1011", "4001", "4004", "4008", "4009"] {
         shared.metrics.ws_closed.with_label_values(&[code]);
+    }
+    for endpoint in ws::ENDPOINTS {
+        shared.metrics.ws_sessions.with_label_values(&[endpoint]);
+    }
+    for kind in ws::FRAME_TYPES {
+        shared.metrics.ws_frames_sent.with_label_values(&[kind]);
     }
     for family in [
         "notifications:user",

@@ -64,6 +64,15 @@ use uuid::Uuid;
 pub const ENDPOINT_NOTIFICATIONS: &str = "/ws/notifications";
 pub const ENDPOINT_SIMULATION: &str = "/ws/simulation";
 pub const ENDPOINT_COLLABORATION: &str = "/ws/collaboration";
+/// Every endpoint label of `sdsim_websocket_sessions` (exported from the start, at zero).
+pub const ENDPOINTS: [&str; 3] = [
+    ENDPOINT_NOTIFICATIONS,
+    ENDPOINT_SIMULATION,
+    ENDPOINT_COLLABORATION,
+];
+/// Every type label of `sdsim_websocket_frames_sent_total`: the session's own frames and
+/// the events it relays.
+pub const FRAME_TYPES: [&str; 4] = ["auth_ok", "pong", "error", "event"];
 
 /// Most edits of one session waiting for the project service.
 const MAX_QUEUED_EDITS: usize = 256;

@@ -76,7 +76,16 @@ pub fn tree(
         min_password_score: s.min_password_score,
         validated: cache::ValidationCache::new(Duration::from_millis(s.validation_cache_ms)),
         checks: Default::default(),
-        session_checks: shared.metrics.auth_session_checks.clone(),
+        session_checks: {
+            // Every outcome from the start, at zero.
+            for outcome in ["live", "ended", "error"] {
+                shared
+                    .metrics
+                    .auth_session_checks
+                    .with_label_values(&[outcome]);
+            }
+            shared.metrics.auth_session_checks.clone()
+        },
         hashing: Arc::new(hasher::Hasher::for_machine(s.max_concurrent_hashes)?),
         mail: s.mail.clone(),
     });
@@ -89,7 +98,13 @@ pub fn tree(
         b.add_service(AuthServiceServer::new(adapter.clone()));
     });
     let children = vec![
-        EventBridge::child(shared.redis.clone(), shared.metrics.clone(), bridge_slot),
+        EventBridge::child(
+            shared.redis.clone(),
+            shared.metrics.clone(),
+            shared.ns.prefix(),
+            &["auth:events"],
+            bridge_slot,
+        ),
         AuthActor::child(core, cell),
         mailer::MailWorker::child(shared.redis.clone(), shared.ns.clone(), s.mail.clone()),
         inbox::InboxWorker::child(

@@ -120,7 +120,13 @@ pub fn tree(
         );
     });
     let children = vec![
-        EventBridge::child(shared.redis.clone(), shared.metrics.clone(), bridge_slot),
+        EventBridge::child(
+            shared.redis.clone(),
+            shared.metrics.clone(),
+            shared.ns.prefix(),
+            &["project:events"],
+            bridge_slot,
+        ),
         live_docs::LiveDocs::child(core.clone(), live_slot),
         janitor::Janitor::child(core),
     ];

@@ -59,20 +59,35 @@ pub struct Publish {
 pub struct EventBridge {
     conn: ConnectionManager,
     metrics: Arc<Metrics>,
+    /// The key prefix, left out of the metric's channel family.
+    prefix: String,
     slot: Slot<EventBridge>,
     _link: ChildLink,
 }
 
 impl EventBridge {
+    /// The bridge of a service that publishes on the channel `families` (e.g.
+    /// `auth:events`): their `sdsim_events_published_total` series exist from the start.
     pub fn child(
         conn: ConnectionManager,
         metrics: Arc<Metrics>,
+        prefix: &str,
+        families: &[&str],
         slot: Slot<EventBridge>,
     ) -> ChildSpec {
+        for family in families {
+            for outcome in ["ok", "error"] {
+                metrics
+                    .events_published
+                    .with_label_values(&[family, outcome]);
+            }
+        }
+        let prefix = prefix.to_string();
         ChildSpec::worker("event_bridge", Restart::Permanent, move |link| {
             let addr = EventBridge {
                 conn: conn.clone(),
                 metrics: metrics.clone(),
+                prefix: prefix.clone(),
                 slot: slot.clone(),
                 _link: link,
             }
@@ -99,8 +114,12 @@ impl Handler<Publish> for EventBridge {
     fn handle(&mut self, msg: Publish, _: &mut Context<Self>) -> Self::Result {
         let mut conn = self.conn.clone();
         let metrics = self.metrics.clone();
+        let unprefixed = msg
+            .channel
+            .strip_prefix(self.prefix.as_str())
+            .unwrap_or(&msg.channel);
+        let family = channel_family(unprefixed).to_string();
         Box::pin(async move {
-            let family = channel_family(&msg.channel).to_string();
             let payload = match serde_json::to_string(&msg.envelope) {
                 Ok(p) => p,
                 Err(e) => {

@@ -69,6 +69,8 @@ pub struct Metrics {
     pub discovered_instances: IntGaugeVec,
     /// `sdsim_process_start_time_seconds`
     pub start_time: IntGauge,
+    /// Redis stream reads open on a gateway: one XREAD loop per run watched there.
+    pub live_feeds: IntGauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -262,6 +264,15 @@ impl Metrics {
             .register(Box::new(start_time.clone()))
             .expect("unique metric");
         start_time.set(chrono::Utc::now().timestamp());
+        let live_feeds = IntGauge::new(
+            "sdsim_live_feeds",
+            "Live run streams read from Redis by this gateway: one XREAD loop per watched run, \
+             whatever its number of watchers.",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(live_feeds.clone()))
+            .expect("unique metric");
         Arc::new(Self {
             registry,
             supervisor_restarts,
@@ -292,6 +303,7 @@ impl Metrics {
             auth_session_checks,
             discovered_instances,
             start_time,
+            live_feeds,
         })
     }
 

@@ -84,7 +84,10 @@ impl Actor for Keeper {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.runs.supervisor.set(ctx.address());
-        let every = Duration::from_millis((self.runs.lease_ms / 3).max(50));
+        // Renewed six times per lease (a stalled tick or two does not lose a run) and runs of
+        // stopped instances looked for as often: a run is taken over at most a lease and a
+        // sixth after its process died (1.75 s with the default lease).
+        let every = Duration::from_millis((self.runs.lease_ms / 6).max(50));
         ctx.run_interval(every, |act, ctx| {
             let runs = act.runs.clone();
             // On the gRPC runtime, where the pool's connections live.

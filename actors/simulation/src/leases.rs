@@ -70,6 +70,11 @@ impl Runs {
         .await?;
         drop(conn);
         let n = claimed.len();
+        // Fence the former holder out of the stream at once: it may be only stalled, and
+        // must not add a window between this claim and the resumed run's first one.
+        for c in &claimed {
+            crate::stream::own(self, c.id).await;
+        }
         for c in claimed {
             let row = self.row(&c.id.to_string()).await?;
             tracing::warn!(run = %row.id, "lease expired: this instance takes the run over");

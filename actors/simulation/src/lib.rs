@@ -49,7 +49,7 @@ pub struct SimulationSettings {
     /// Runs this instance simulates at once; more wait in its queue (their status says
     /// where).
     pub max_running: usize,
-    /// How long a run's lease lasts unless its instance renews it (every third of it); a run
+    /// How long a run's lease lasts unless its instance renews it (six times per lease); a run
     /// whose lease runs out (its process stopped) is taken over by another instance.
     pub lease_ms: u64,
     /// Finished runs (with their windows and results) are deleted this many days after they

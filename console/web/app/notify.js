@@ -43,7 +43,9 @@ export function stopNotifications() {
 }
 
 function connect() {
-  if (stopped || !token()) return;
+  // A browser without WebSocket has no live notifications (the bell and the inbox still load
+  // by REST); without this check its ReferenceError broke the sign-in the session emits from.
+  if (stopped || !token() || typeof WebSocket !== 'function') return;
   const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
   const sock = new WebSocket(`${proto}//${location.host}/ws/notifications`);
   ws = sock;

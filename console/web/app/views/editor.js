@@ -902,13 +902,18 @@ function openEditor(el, project, opts) {
     }
     try {
       const r = await api('PATCH', `/api/projects/${project.id}`, body, { headers: { 'If-Match': `"${st.version}"` } });
-      st.version = r.project.version;
+      st.version = r.project.version; st.liveWait = false;
       if (named) st.doc.layout.named_save = body.layout.named_save;
       st.base = { design: doc.design, layout: body.layout, version: st.version };
       if (JSON.stringify({ ...st.doc, layout: { ...st.doc.layout, named_save: undefined } }) === JSON.stringify({ ...JSON.parse(sent), layout: { ...JSON.parse(sent).layout, named_save: undefined } })) st.dirty = false;
       return true;
     } catch (e) {
-      if (e instanceof ApiError && e.status === 412) { st.conflict = true; setStatus(); showConflict(); } else { toast(`Not saved: ${errorText(e)}`, 'error'); setStatus('Not saved (will retry)'); scheduleSave(); }
+      if (e instanceof ApiError && e.status === 412) { st.conflict = true; setStatus(); showConflict(); } else if (e instanceof ApiError && e.code === 'live_session') {
+        // Someone edits it live and their edits are not a version yet (they are within
+        // seconds): say so once, and try again until this save goes through or is refused.
+        if (!st.liveWait) toast('Someone is editing this project live: your changes are saved once their edits are (a few seconds).', 'info');
+        st.liveWait = true; clearTimeout(sTimer); sTimer = setTimeout(() => save(), 2000);
+      } else { toast(`Not saved: ${errorText(e)}`, 'error'); setStatus('Not saved (will retry)'); scheduleSave(); }
       return false;
     } finally {
       st.saving = false; setStatus();
@@ -1254,7 +1259,11 @@ function openEditor(el, project, opts) {
   requestAnimationFrame(fitView);
   validate();
   if (liveMode) startLive();
-  else if (layoutNeedsSave && !readOnly) { st.dirty = true; setStatus(); scheduleSave(); }
+  else {
+    if (layoutNeedsSave && !readOnly) { st.dirty = true; scheduleSave(); }
+    // The REST autosave's status from the start (data-state "saved" too, not only the text).
+    setStatus();
+  }
   el.querySelector('.editor').dataset.ready = '1';
   return () => {
     document.removeEventListener('keydown', onKey);
