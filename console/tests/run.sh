@@ -23,6 +23,10 @@ ensure_venv "$venv" "$SDSIM_ROOT/console/tests/requirements.txt"
 
 shots="${SDSIM_CONSOLE_SHOTS:-$SDSIM_LOCAL/console-shots}"
 rm -rf "$shots"; mkdir -p "$shots"
+# Access tokens live 20 s (900 by default), so the tests live through expiries: the page
+# refreshes before each one, and the server closes its sockets at it (4009) for them to come
+# back with the fresh token. test_sessions.py waits one out.
+export SDSIM_AUTH__ACCESS_TTL_SECONDS="${SDSIM_AUTH__ACCESS_TTL_SECONDS:-20}"
 source "$SDSIM_ROOT/console/tests/stack.sh"
 
 export SDSIM_CONSOLE_URL="$base"

@@ -1,7 +1,7 @@
 """The rest of what a person does with projects: undo and redo with the keyboard, rollback,
 export and import, trash and restore, share links and forks, one field changed from two tabs,
-a browser without WebSocket (REST autosave, the conflict screen), the profile and the reset
-link."""
+a browser without WebSocket (REST autosave, the conflict screen, a run followed by REST), the
+profile and the reset link."""
 
 import json
 import re
@@ -383,6 +383,31 @@ def test_a_rest_save_behind_a_live_tab_shows_the_conflict_screen(grace, browser)
     shot(b, "live-named-version")
     ctx.close()
     assert not b_errors, f"errors in the live tab: {b_errors}"
+
+
+def test_without_websocket_a_run_ends_with_its_results(grace):
+    """No stream in such a browser: the dock says so, follows the run by REST and shows the
+    results when it ends (pressing Run used to throw: `new WebSocket` undefined)."""
+    page = grace
+    design = {"duration_s": 30, "components": [
+        {"name": "clients", "kind": "client", "traffic": {"type": "open", "rate": 20}},
+        {"name": "api", "kind": "service"}], "connections": [{"from": "clients", "to": "api"}]}
+    pid = api(page, "POST", "/api/projects", {"name": f"Old browser run {RUN}", "design": design})["project"]["id"]
+    page.goto(f"/projects/{pid}")
+    expect(node(page, "api")).to_be_visible()
+    page.locator("#open-run").click()
+    page.locator("#run-speed").select_option("0")
+    page.locator("#run-start").click()
+    conn = page.locator("#run-conn")
+    expect(conn).to_have_attribute("data-state", "unavailable")
+    expect(conn).to_contain_text("no WebSocket")
+    expect(page.locator("#run-dock")).to_have_attribute("data-status", "completed", timeout=15_000)
+    expect(page.locator("#run-start")).to_be_enabled()
+    shot(page, "rest-run-completed")
+    page.locator("#run-tab-results").click()
+    expect(page.locator("#components-table")).to_contain_text("api")
+    expect(page.locator("#download-csv")).to_be_visible()
+    shot(page, "rest-run-results")
 
 
 def test_profile_and_password_reset(carol, browser):

@@ -2,7 +2,8 @@
 canvas move, pause and resume, crash a component and see it turn red with its errors rising
 and the crash on the timeline, lose the network and resume without a gap, read the
 bottleneck, download the results and a chart, compare with a second run, and reopen a run
-from the history. The steps share one user, one project and build on each other."""
+from the history. The steps share one user, one project and build on each other. Last, on
+a project of its own, added latency injected during a run raises its p99."""
 
 import json
 import re
@@ -12,7 +13,7 @@ import uuid
 import pytest
 from playwright.sync_api import expect
 
-from conftest import new_context, register, shot, wait_saved
+from conftest import api, new_context, register, shot, wait_saved
 
 RUN = uuid.uuid4().hex[:8]
 DAVE = f"dave-{RUN}@example.com"
@@ -290,3 +291,34 @@ def test_stop_a_run_at_real_time(dave):
     expect(page.locator("#runs tbody tr")).to_have_count(2)
     expect(page.locator(f'#runs tr[data-run="{stopped}"]')).to_have_count(0)
     assert "run=" not in page.url
+
+
+def test_added_latency_shows_on_the_timeline_and_raises_p99(dave):
+    page = dave
+    design = {"duration_s": 60, "components": [
+        {"name": "clients", "kind": "client", "traffic": {"type": "open", "rate": 20}},
+        {"name": "api", "kind": "service"}], "connections": [{"from": "clients", "to": "api"}]}
+    pid = api(page, "POST", "/api/projects", {"name": f"Slow {RUN}", "design": design})["project"]["id"]
+    page.goto(f"/projects/{pid}")
+    expect(node(page, "api")).to_be_visible()
+    page.locator("#open-run").click()
+    page.locator("#run-speed").select_option("10")
+    page.locator("#run-start").click()
+    wait_status(page, "running", 10_000)
+    page.wait_for_function("() => document.querySelector('#chart-latency').dataset.points >= 3")
+    before = json.loads(page.locator("#chart-latency").get_attribute("data-max"))["p99"]
+    assert 0 < before < 250, before
+    page.locator("#chaos-type").select_option("latency")
+    page.locator('.chaos-fields [data-chaos="component"]').select_option("api")
+    page.locator('.chaos-fields [data-chaos="extra_ms"]').fill("300")
+    page.locator('.chaos-fields [data-chaos="duration_s"]').fill("30")
+    page.locator("#chaos-inject").click()
+    expect(page.locator("#run-timeline li[data-kind=chaos]")).to_contain_text("+300 ms latency · api for 30 s")
+    expect(page.locator("#chart-latency .mark-chaos").first).to_be_attached()
+    # The end-to-end p99 rises by about the added 300 ms.
+    page.wait_for_function(
+        f"() => JSON.parse(document.querySelector('#chart-latency').dataset.max).p99 > {before + 250}", timeout=10_000)
+    shot(page, "run-latency-injected")
+    page.locator("#run-speed").select_option("0")
+    wait_status(page, "completed", 20_000)
+    assert dock_data(page)["gaps"] == "0"

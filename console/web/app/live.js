@@ -5,10 +5,14 @@ import { token, refresh } from './api.js';
 
 const num = (offset) => Number(String(offset || '0').split('-')[0]) || 0;
 
+/** False in a browser without WebSocket: no stream there (the dock follows the run by REST). */
+export const streamable = () => typeof WebSocket === 'function';
+
 export class RunStream {
   /**
    * handlers: onWindow(data, offset), onEnd(type, data), onState('connecting'|'live'|
-   * 'reconnecting'|'ended'|'failed', detail).
+   * 'reconnecting'|'ended'|'failed'|'unavailable', detail). 'unavailable' (no WebSocket in
+   * this browser) comes at once and is the stream's last word.
    */
   constructor(id, handlers, since = '0') {
     this.id = id;
@@ -41,6 +45,7 @@ export class RunStream {
 
   connect() {
     if (this.done) return;
+    if (!streamable()) { this.done = true; this.unlisten(); this.h.onState?.('unavailable'); return; }
     const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
     const sock = new WebSocket(`${proto}//${location.host}/ws/simulation/${encodeURIComponent(this.id)}`);
     this.ws = sock;

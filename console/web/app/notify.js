@@ -7,6 +7,7 @@ let ws = null;
 let stopped = true;
 let retry = 0;
 let retryTimer = null;
+let connects = 0;
 let unread = 0;
 const bellBadges = new Set();
 const CONTROL = new Set(['auth_ok', 'pong', 'error', 'ping']);
@@ -31,15 +32,40 @@ async function loadCount() {
 
 export function startNotifications() {
   stopped = false;
+  connects = 0;
   loadCount();
+  window.addEventListener('offline', onOffline);
+  window.addEventListener('online', onOnline);
+  window.sdsimDebug = { ...(window.sdsimDebug || {}), dropNotify: () => drop() };
   connect();
 }
 
 export function stopNotifications() {
   stopped = true;
   clearTimeout(retryTimer);
+  window.removeEventListener('offline', onOffline);
+  window.removeEventListener('online', onOnline);
+  if (window.sdsimDebug) delete window.sdsimDebug.dropNotify;
   if (ws) { ws.onclose = null; ws.close(1000); ws = null; }
+  delete document.body.dataset.ws;
   setUnread(0);
+}
+
+// A page that goes offline has a dead socket even before the browser says so: drop it, and
+// connect again as soon as the network is back.
+function onOffline() { drop(); }
+function onOnline() {
+  if (stopped || ws) return;
+  clearTimeout(retryTimer); retry = 0; connect();
+}
+
+/** Drops the socket as a lost connection would (it reconnects by itself). */
+function drop() {
+  const sock = ws;
+  if (!sock) return;
+  sock.onclose = null; sock.onmessage = null;
+  sock.close(4000, 'dropped by the page');
+  lost(sock, 4000, null);
 }
 
 function connect() {
@@ -48,23 +74,37 @@ function connect() {
   if (stopped || !token() || typeof WebSocket !== 'function') return;
   const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
   const sock = new WebSocket(`${proto}//${location.host}/ws/notifications`);
+  const reconnect = connects++ > 0;
+  let used = null;
   ws = sock;
-  sock.onopen = () => sock.send(JSON.stringify({ type: 'auth', token: token() }));
+  sock.onopen = () => { used = token(); sock.send(JSON.stringify({ type: 'auth', token: used })); };
   sock.onmessage = (m) => {
     let f; try { f = JSON.parse(m.data); } catch { return; }
-    if (f.type === 'auth_ok') { retry = 0; document.body.dataset.ws = 'open'; return; }
+    if (f.type === 'auth_ok') {
+      retry = 0; document.body.dataset.ws = 'open';
+      // What arrived while the socket was down is in the inbox: the bell counts it.
+      if (reconnect) loadCount();
+      return;
+    }
     if (CONTROL.has(f.type)) return;
     onEvent(f);
   };
-  sock.onclose = async (e) => {
-    if (ws !== sock) return;
-    ws = null;
-    delete document.body.dataset.ws;
-    if (stopped) return;
-    if (e.code === 4009 || e.code === 4001) { try { await refresh(); } catch { return; } }
-    const delay = Math.min(30000, 500 * 2 ** retry++) * (0.5 + Math.random() / 2);
-    retryTimer = setTimeout(connect, delay);
-  };
+  sock.onclose = (e) => lost(sock, e.code, used);
+}
+
+async function lost(sock, code, used) {
+  if (ws !== sock) return;
+  ws = null;
+  delete document.body.dataset.ws;
+  if (stopped) return;
+  // Expired (4009) or refused (4001): a fresh token first, unless the page already has a
+  // newer one than the socket used (it refreshes before expiry by itself).
+  if ((code === 4009 || code === 4001) && (!used || used === token())) { try { await refresh(); } catch { return; } }
+  if (stopped || ws) return;
+  if (!navigator.onLine) return; // the online event reconnects
+  const delay = Math.min(30000, 500 * 2 ** retry++) * (0.5 + Math.random() / 2);
+  clearTimeout(retryTimer);
+  retryTimer = setTimeout(connect, delay);
 }
 
 function onEvent(f) {

@@ -320,7 +320,7 @@ export function runDock({ project, components, design, beforeStart, onPaint, onS
     const pct = r.duration_seconds ? Math.min(100, (simulated / r.duration_seconds) * 100) : r.progress || 0;
     progress.value = st.ended && r.status === 'completed' ? 100 : pct;
     statusEl.textContent = `${r.status} · ${fmt(simulated)} of ${fmt(r.duration_seconds)} simulated s · ${r.speed ? `${r.speed}x` : 'max speed'} · seed ${r.seed}`;
-    connEl.textContent = { live: '● live', reconnecting: '◌ reconnecting…', connecting: '◌ connecting…', ended: '', failed: '✕ not connected', idle: '' }[st.conn] || '';
+    connEl.textContent = { live: '● live', reconnecting: '◌ reconnecting…', connecting: '◌ connecting…', ended: '', failed: '✕ not connected', idle: '', unavailable: 'no live charts in this browser (no WebSocket): the status is re-read every second, the results come at the end' }[st.conn] || '';
     connEl.dataset.state = st.conn;
     if (st.moving !== moving() && st.windows.length && !el.hidden && st.hoverT === null) paintCanvas(st.windows.last());
   }
@@ -381,8 +381,12 @@ export function runDock({ project, components, design, beforeStart, onPaint, onS
       onEnd: (type, data) => onEnd(type, data),
       onState: (s, detail) => { st.conn = s; if (s === 'failed') toast(detail || 'The run\'s stream closed', 'error'); setControls(); },
     });
+    // Without a stream (no WebSocket in this browser) the re-reads below are all the page
+    // hears of the run: its status and progress, then its end and the results.
+    const polled = (r) => { mergeRun(r); if (st.conn === 'unavailable' && !st.ended && st.run?.id === r.id && !LIVE.has(r.status)) onEnd(r.status, { status: r.status }); };
     clearInterval(st.poll);
-    st.poll = setInterval(() => { if (isLive() && navigator.onLine) api('GET', `/api/simulations/${run.id}`).then((r) => mergeRun(r.simulation)).catch(() => {}); }, 3000);
+    st.poll = setInterval(() => { if (isLive() && navigator.onLine) api('GET', `/api/simulations/${run.id}`).then((r) => polled(r.simulation)).catch(() => {}); }, st.conn === 'unavailable' ? 1000 : 3000);
+    if (st.conn === 'unavailable' && !LIVE.has(run.status)) polled(run);
   }
 
   function reset() {
@@ -686,6 +690,6 @@ export function runDock({ project, components, design, beforeStart, onPaint, onS
       scopeOptions(); chaosFieldsDraw();
     },
     get visible() { return !el.hidden; },
-    destroy() { reset(); cancelAnimationFrame(st.raf); delete window.sdsimDebug; },
+    destroy() { reset(); cancelAnimationFrame(st.raf); if (window.sdsimDebug) { delete window.sdsimDebug.dropLive; delete window.sdsimDebug.liveStats; } },
   };
 }
