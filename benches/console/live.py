@@ -49,7 +49,7 @@ def main():
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                    args=["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"])
+                                    args=["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"] + os.environ.get("SDSIM_CONSOLE_BENCH_ARGS", "").split())
         ctx = browser.new_context(base_url=BASE, viewport={"width": 1400, "height": 900})
         page = ctx.new_page()
         page.goto("/login")

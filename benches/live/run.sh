@@ -69,6 +69,10 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 free_ports 10 "$venv/bin/python"
+# One user starts every run of step (2): lift its admission caps (10 runs a user and 64
+# running an instance by default) above the largest K.
+export SDSIM_SIMULATION__MAX_RUNS_PER_USER="${SDSIM_SIMULATION__MAX_RUNS_PER_USER:-2000}"
+export SDSIM_SIMULATION__MAX_RUNNING="${SDSIM_SIMULATION__MAX_RUNNING:-2000}"
 stack_up "$bin" "$work" "$db" "$prefix" "$venv/bin/python"
 log "open files: sdsim $(awk '/Max open files/ {print $4}' "/proc/$pid/limits"), this shell $(ulimit -n)"
 
