@@ -143,6 +143,12 @@ DASHBOARDS = {
             panel("Refused by the global cap / rebalanced", [("sdsim:pool_refused:rate5m", "refused {{service}}"),
                                                              ("sum by (from, to) (rate(sdsim_pool_rebalanced_total[5m]))", "rebalanced {{from}} -> {{to}}")], unit="ops"),
         ]),
+        ("PostgreSQL pools", [
+            panel("Connections per process", [("max by (instance, state) (sdsim_db_pool_connections{state=~\"open|idle|max\"})", "{{instance}} {{state}}")],
+                  desc="database.pool_size is the max of each process that owns data (auth, project, simulation)."),
+            panel("Queries waiting for a connection", [("max by (instance) (sdsim_db_pool_connections{state=\"waiting\"})", "{{instance}}")],
+                  desc="Above zero for a minute: alert SdsimDbPoolWaiting."),
+        ]),
         ("Calls", [
             panel("Client calls by target and outcome", [("sum by (target, outcome) (rate(sdsim_grpc_client_seconds_count[5m]))", "{{target}} {{outcome}}")], unit="ops"),
             panel("Client p99 by target", [(f"{q}(0.99, sum by (target, le) (rate(sdsim_grpc_client_seconds_bucket[5m])))", "{{target}}")], unit="s"),

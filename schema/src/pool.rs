@@ -81,6 +81,19 @@ pub fn build(
         .map_err(|e| PoolError::Build(e.to_string()))
 }
 
+impl DbPool {
+    /// Connections open, idle, the most there may be, and checkouts waiting for one.
+    pub fn usage(&self) -> [(&'static str, usize); 4] {
+        let s = self.pool.status();
+        [
+            ("open", s.size),
+            ("idle", s.available),
+            ("max", s.max_size),
+            ("waiting", s.waiting),
+        ]
+    }
+}
+
 /// Checks a connection out, mapping every pool failure to [`PoolError::Unavailable`].
 pub async fn get(pool: &DbPool) -> Result<DbConn, PoolError> {
     match tokio::time::timeout(pool.wait, pool.pool.get()).await {

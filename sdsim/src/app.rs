@@ -157,6 +157,16 @@ impl Application {
         .map_err(|e| format!("redis.url: {e}"))?;
         let instances = sdsim_runtime::discovery::View::default();
         let metrics = Metrics::new();
+        if backends.iter().any(|s| self.bound.contains_key(s)) {
+            let pool = pool.clone();
+            metrics.on_scrape(move |m| {
+                for (state, n) in pool.usage() {
+                    m.db_pool_connections
+                        .with_label_values(&[state])
+                        .set(n as i64);
+                }
+            });
+        }
         let refresh = Duration::from_millis(settings.discovery.refresh_ms);
         let mesh = sdsim_runtime::mesh::Mesh::new(
             &settings.mesh,

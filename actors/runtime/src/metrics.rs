@@ -33,7 +33,8 @@ pub struct Metrics {
     pub events_published: IntCounterVec,
     /// `sdsim_events_received_total{channel}`
     pub events_received: IntCounterVec,
-    /// `sdsim_db_pool_connections{service,state}`
+    /// `sdsim_db_pool_connections{state}` (open, idle, max, waiting), read at each scrape
+    /// in a process that owns data (see [`Metrics::on_scrape`]).
     pub db_pool_connections: IntGaugeVec,
     /// `sdsim_circuit_breaker_state{service,instance}`: 0 closed, 1 open, 2 half-open
     pub breaker_state: IntGaugeVec,
@@ -71,6 +72,8 @@ pub struct Metrics {
     pub start_time: IntGauge,
     /// Redis stream reads open on a gateway: one XREAD loop per run watched there.
     pub live_feeds: IntGauge,
+    /// Read before each scrape (gauges of state owned elsewhere, e.g. the database pool).
+    scrape_hooks: std::sync::Mutex<Vec<Box<dyn Fn(&Metrics) + Send + Sync>>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -168,8 +171,9 @@ impl Metrics {
         );
         let db_pool_connections = gauge(
             "sdsim_db_pool_connections",
-            "PostgreSQL pool connections, by state (open, idle, max).",
-            &["service", "state"],
+            "PostgreSQL pool of this process: connections open, idle, its max, and requests \
+             waiting for one.",
+            &["state"],
         );
         let breaker_state = gauge(
             "sdsim_circuit_breaker_state",
@@ -304,11 +308,24 @@ impl Metrics {
             discovered_instances,
             start_time,
             live_feeds,
+            scrape_hooks: std::sync::Mutex::new(Vec::new()),
         })
+    }
+
+    /// Runs `hook` before each scrape, to set gauges from state this registry does not own.
+    pub fn on_scrape(&self, hook: impl Fn(&Metrics) + Send + Sync + 'static) {
+        if let Ok(mut hooks) = self.scrape_hooks.lock() {
+            hooks.push(Box::new(hook));
+        }
     }
 
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
+        if let Ok(hooks) = self.scrape_hooks.lock() {
+            for hook in hooks.iter() {
+                hook(self);
+            }
+        }
         let mut buf = Vec::new();
         let encoder = TextEncoder::new();
         if let Err(e) = encoder.encode(&self.registry.gather(), &mut buf) {

@@ -497,6 +497,15 @@ async fn a_panicking_actor_is_restarted_and_counted() {
         (auth_http, "sdsim_supervisor_restarts_total{child=\"accounts\",reason=\"panic\",service=\"auth\",supervisor=\"auth\"} 0"),
         (sim_http, "sdsim_supervisor_restarts_total{child=\"run\",reason=\"panic\",service=\"simulation\",supervisor=\"runs\"} 0"),
         (gw_http, "sdsim_websocket_closed_total{code=\"4008\"} 0"),
+        // The process's PostgreSQL pool, read at each scrape: its cap is the setting.
+        (
+            auth_http,
+            &*format!(
+                "sdsim_db_pool_connections{{state=\"max\"}} {}",
+                s.settings.database.pool_size
+            ),
+        ),
+        (auth_http, "sdsim_db_pool_connections{state=\"waiting\"} 0"),
     ] {
         let text = s.metrics(http).await;
         assert!(text.contains(line), "{line} missing from {http}/metrics");
