@@ -8,6 +8,9 @@ use prometheus::{
 };
 use std::sync::Arc;
 
+/// A function run before each scrape (see [`Metrics::on_scrape`]).
+type ScrapeHook = Box<dyn Fn(&Metrics) + Send + Sync>;
+
 pub struct Metrics {
     pub registry: Registry,
     /// `sdsim_supervisor_restarts_total{service,supervisor,child,reason}`
@@ -73,7 +76,7 @@ pub struct Metrics {
     /// Redis stream reads open on a gateway: one XREAD loop per run watched there.
     pub live_feeds: IntGauge,
     /// Read before each scrape (gauges of state owned elsewhere, e.g. the database pool).
-    scrape_hooks: std::sync::Mutex<Vec<Box<dyn Fn(&Metrics) + Send + Sync>>>,
+    scrape_hooks: std::sync::Mutex<Vec<ScrapeHook>>,
 }
 
 impl std::fmt::Debug for Metrics {
