@@ -295,7 +295,7 @@ def test_stop_a_run_at_real_time(dave):
 
 def test_added_latency_shows_on_the_timeline_and_raises_p99(dave):
     page = dave
-    design = {"duration_s": 60, "components": [
+    design = {"duration_s": 120, "components": [
         {"name": "clients", "kind": "client", "traffic": {"type": "open", "rate": 20}},
         {"name": "api", "kind": "service"}], "connections": [{"from": "clients", "to": "api"}]}
     pid = api(page, "POST", "/api/projects", {"name": f"Slow {RUN}", "design": design})["project"]["id"]

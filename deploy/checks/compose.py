@@ -12,6 +12,7 @@
 - `docker compose config` as well when the Docker CLI has the compose plugin.
 """
 
+import ipaddress
 import json
 import os
 import re
@@ -124,6 +125,11 @@ for k in ("SDSIM_GATEWAY_1", "SDSIM_GATEWAY_2", "SDSIM_GATEWAY_3"):
 
 # X-Forwarded-For: trusted from HAProxy's fixed address only, never from any peer.
 hap_ip = ((services.get("haproxy", {}).get("networks") or {}).get("default") or {}).get("ipv4_address")
+ipam = ((compose.get("networks") or {}).get("default") or {}).get("ipam", {}).get("config", [{}])[0]
+if ipam.get("ip_range") and hap_ip and ipaddress.ip_address(hap_ip) in ipaddress.ip_network(ipam["ip_range"]):
+    fail(f"compose: HAProxy's fixed address {hap_ip} is inside the range Docker assigns ({ipam['ip_range']})")
+if not ipam.get("ip_range"):
+    fail("compose: the default network needs an ip_range that leaves HAProxy's fixed address out")
 if not hap_ip or hap.get("SDSIM_HAPROXY_SOURCE") != hap_ip:
     fail(f"compose: haproxy must connect from its fixed address ({hap_ip}), SDSIM_HAPROXY_SOURCE={hap.get('SDSIM_HAPROXY_SOURCE')}")
 for name, svc in services.items():

@@ -74,7 +74,8 @@ token = json.loads(b)["access_token"]
 # ignored: that session shows the peer, 127.0.0.1.
 c = http.client.HTTPSConnection(HOST, int(PORT), context=CTX, timeout=5, source_address=("127.0.0.3", 0))
 st, h, b = request("POST", "/api/auth/login", {"email": email, "password": PASSWORD}, conn=c,
-                   headers={"X-Forwarded-For": "203.0.113.66"})
+                   headers={"X-Forwarded-For": "203.0.113.66", "Forwarded": "for=198.18.0.1",
+                            "X-Real-IP": "198.18.0.2"})
 c.close()
 check(st == 200, f"login with a forged X-Forwarded-For: {st} {b!r}")
 c = http.client.HTTPConnection(GATEWAYS[1], timeout=5)
@@ -86,6 +87,7 @@ st, h, b = request("GET", "/api/auth/sessions", token=token)
 check(st == 200, f"sessions: {st} {b!r}")
 ips = json.dumps(json.loads(b))
 check("203.0.113.66" not in ips, f"HAProxy let a forged X-Forwarded-For through: {ips}")
+check("198.18.0.1" not in ips and "198.18.0.2" not in ips, f"a forged Forwarded or X-Real-IP was believed: {ips}")
 check("198.51.100.77" not in ips, f"a gateway believed X-Forwarded-For from a client: {ips}")
 check("127.0.0.3" in ips, f"the gateway did not take HAProxy's X-Forwarded-For: {ips}")
 check("127.0.0.2" not in ips, f"a session shows HAProxy's own address: {ips}")

@@ -317,17 +317,23 @@ impl Metrics {
 
     /// Runs `hook` before each scrape, to set gauges from state this registry does not own.
     pub fn on_scrape(&self, hook: impl Fn(&Metrics) + Send + Sync + 'static) {
-        if let Ok(mut hooks) = self.scrape_hooks.lock() {
-            hooks.push(Box::new(hook));
-        }
+        self.scrape_hooks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(Box::new(hook));
     }
 
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
-        if let Ok(hooks) = self.scrape_hooks.lock() {
-            for hook in hooks.iter() {
-                hook(self);
-            }
+        // A hook must not scrape (the lock is not reentrant); one that panicked leaves the
+        // others running.
+        for hook in self
+            .scrape_hooks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+        {
+            hook(self);
         }
         let mut buf = Vec::new();
         let encoder = TextEncoder::new();

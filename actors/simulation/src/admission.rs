@@ -144,7 +144,9 @@ impl Runs {
         Ok(diesel::update(
             simulations::table
                 .find(run)
-                .filter(simulations::status.eq("pending")),
+                .filter(simulations::status.eq("pending"))
+                // Still ours: a queued run taken over while this instance stalled is not.
+                .filter(simulations::owner_instance.eq(&self.instance_id)),
         )
         .set((
             simulations::status.eq("running"),

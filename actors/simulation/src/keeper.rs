@@ -1,5 +1,5 @@
 //! The simulation service's `runs` supervisor: it starts a [`RunActor`] per run live here
-//! (and forgets it when it stops), and keeps house: every third of a lease
+//! (and forgets it when it stops), and keeps house: six times per lease
 //! it renews the leases of this instance's live runs and takes over the runs whose lease
 //! ran out (their process stopped): each goes on here from its last streamed window, or
 //! ends as failed if it cannot (no run stays "running" forever); every hour it deletes the
@@ -88,7 +88,13 @@ impl Actor for Keeper {
         // stopped instances looked for as often: a run is taken over at most a lease and a
         // sixth after its process died (1.75 s with the default lease).
         let every = Duration::from_millis((self.runs.lease_ms / 6).max(50));
-        ctx.run_interval(every, |act, ctx| {
+        let ticking = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        ctx.run_interval(every, move |act, ctx| {
+            // One tick at a time: a slow one (a pool wait) is not overtaken by the next.
+            if ticking.swap(true, std::sync::atomic::Ordering::AcqRel) {
+                return;
+            }
+            let done = ticking.clone();
             let runs = act.runs.clone();
             // On the gRPC runtime, where the pool's connections live.
             let handle = runs.runtime.clone();
@@ -103,6 +109,7 @@ impl Actor for Keeper {
                         }
                     });
                     let _ = work.await;
+                    done.store(false, std::sync::atomic::Ordering::Release);
                 }
                 .into_actor(act),
             );

@@ -19,6 +19,12 @@ impl Runs {
     /// ran out while this process was stalled, and another instance took it over) stops
     /// here at once, writing nothing more. Answers how many it holds.
     pub async fn renew(&self) -> Result<usize, ServiceError> {
+        // The runs live here before the renewal: one that starts meanwhile is not "lost".
+        let before: Vec<(Uuid, Arc<Control>)> = self
+            .live
+            .lock()
+            .map(|l| l.iter().map(|(id, r)| (*id, r.control.clone())).collect())
+            .unwrap_or_default();
         let mut conn = sdsim_schema::pool::get(&self.pool).await?;
         let held: Vec<Uuid> = diesel::update(
             simulations::table
@@ -29,17 +35,7 @@ impl Runs {
         .returning(simulations::id)
         .get_results(&mut conn)
         .await?;
-        let lost: Vec<Arc<Control>> = self
-            .live
-            .lock()
-            .map(|l| {
-                l.iter()
-                    .filter(|(id, _)| !held.contains(id))
-                    .map(|(_, r)| r.control.clone())
-                    .collect()
-            })
-            .unwrap_or_default();
-        for control in lost {
+        for (_, control) in before.iter().filter(|(id, _)| !held.contains(id)) {
             control.stop.store(true, Ordering::Relaxed);
         }
         Ok(held.len())
@@ -76,11 +72,44 @@ impl Runs {
             crate::stream::own(self, c.id).await;
         }
         for c in claimed {
-            let row = self.row(&c.id.to_string()).await?;
-            tracing::warn!(run = %row.id, "lease expired: this instance takes the run over");
-            self.resume(row).await;
+            match self.row(&c.id.to_string()).await {
+                Ok(row) => {
+                    tracing::warn!(run = %row.id, "lease expired: this instance takes the run over");
+                    self.resume(row).await;
+                }
+                // Let it go at once (a later tick, here or elsewhere, claims it again) rather
+                // than hold a run that runs nowhere.
+                Err(e) => {
+                    tracing::warn!(run = %c.id, error = %e, "a claimed run could not be read: released");
+                    self.release_lease(c.id).await;
+                }
+            }
         }
         Ok(n)
+    }
+
+    /// Ends this instance's lease of run `id` now.
+    async fn release_lease(&self, id: Uuid) {
+        let released = async {
+            let mut conn = sdsim_schema::pool::get(&self.pool).await?;
+            diesel::update(
+                simulations::table
+                    .find(id)
+                    .filter(simulations::owner_instance.eq(&self.instance_id)),
+            )
+            .set((
+                // No owner (this instance's renewals skip it) and run out: the next claim
+                // takes it.
+                simulations::owner_instance.eq(None::<String>),
+                simulations::lease_until.eq(Some(Utc::now() - chrono::Duration::seconds(1))),
+            ))
+            .execute(&mut conn)
+            .await?;
+            Ok::<_, ServiceError>(())
+        };
+        if let Err(e) = released.await {
+            tracing::warn!(run = %id, error = %e, "lease not released (it runs out by itself)");
+        }
     }
 
     /// Goes on with a run taken over; one that cannot (its design no longer runs) ends as

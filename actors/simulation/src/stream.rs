@@ -190,8 +190,9 @@ pub async fn publish(
     resume: crate::runs::Resume,
 ) {
     let id = row.id;
-    // This instance writes the stream from now on (a stalled former owner is fenced out).
-    own(&runs, id).await;
+    // This instance writes the stream from now on, unless another already does (it took the
+    // run over while this one stalled): then this publisher is fenced from its first write.
+    claim(&runs, id).await;
     if !resume.taken_over {
         runs.announce(&row).await;
     }
@@ -275,8 +276,32 @@ end
 return n
 ";
 
-/// Makes this instance the one that may write run `id`'s stream (at its start, or when it
-/// takes it over).
+/// Makes this instance the one that may write run `id`'s stream if no other is (a run's
+/// start, or a takeover whose claimer set it already).
+async fn claim(runs: &Runs, id: Uuid) {
+    const CLAIM: &str = r"
+local owner = redis.call('GET', KEYS[1])
+if owner and owner ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', 86400)
+return 1
+";
+    let mut conn = runs.redis.clone();
+    let set: redis::RedisResult<i64> = redis::cmd("EVAL")
+        .arg(CLAIM)
+        .arg(1)
+        .arg(runs.ns.simulation_owner(&id.to_string()))
+        .arg(&runs.instance_id)
+        .query_async(&mut conn)
+        .await;
+    match set {
+        Ok(1) => {}
+        Ok(_) => tracing::warn!(run = %id, "another instance owns this run's stream"),
+        Err(e) => tracing::warn!(run = %id, error = %e, "run owner not set in Redis"),
+    }
+}
+
+/// Makes this instance the one that may write run `id`'s stream, whoever did before: only
+/// for the instance that has just claimed the run in PostgreSQL (the lease's single claimer).
 pub async fn own(runs: &Runs, id: Uuid) {
     let mut conn = runs.redis.clone();
     let set: redis::RedisResult<()> = redis::cmd("SET")

@@ -33,8 +33,21 @@ function setSession(body) {
   clearTimeout(refreshTimer);
   // Refresh at 80% of the lifetime (at least 5 s before it runs out).
   const ms = Math.max(5, Math.min(body.expires_in * 0.8, body.expires_in - 5)) * 1000;
-  refreshTimer = setTimeout(() => refresh().catch(() => dropSession()), ms);
+  refreshTimer = setTimeout(scheduledRefresh, ms);
   emit();
+}
+
+// The timer's refresh: only a refusal (the session ended) signs the page out. A network
+// error (offline, a gateway restarting) tries again, at once when the browser is back online,
+// else in a few seconds; a request meanwhile that gets 401 refreshes by itself.
+function scheduledRefresh() {
+  refresh().catch((e) => {
+    if (e instanceof ApiError && (e.status === 401 || e.status === 403)) { dropSession(); return; }
+    if (!accessToken) return;
+    clearTimeout(refreshTimer);
+    if (navigator.onLine === false) window.addEventListener('online', scheduledRefresh, { once: true });
+    else refreshTimer = setTimeout(scheduledRefresh, 3000);
+  });
 }
 
 function dropSession() {
@@ -97,7 +110,11 @@ export async function api(method, path, body, opts = {}) {
     return opts.full ? r : r.body;
   } catch (e) {
     if (e instanceof ApiError && e.status === 401 && accessToken && !opts.retried) {
-      try { await refresh(); } catch { dropSession(); throw e; }
+      try { await refresh(); } catch (r) {
+        // Signed out only when the refresh is refused; a network error keeps the session.
+        if (r instanceof ApiError && (r.status === 401 || r.status === 403)) dropSession();
+        throw e;
+      }
       return api(method, path, body, { ...opts, retried: true });
     }
     throw e;

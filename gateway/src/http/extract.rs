@@ -55,9 +55,11 @@ fn state(req: &HttpRequest) -> Result<&web::Data<GatewayState>, ApiError> {
     })
 }
 
-/// Where a request comes from: the client's address (the TCP peer, or the first
-/// `X-Forwarded-For` hop when the peer is one of `gateway.trusted_proxies`, or any peer
-/// with `gateway.trust_forwarded_for`) and its user agent (at most 512 characters).
+/// Where a request comes from: the client's address (the TCP peer, or the last
+/// `X-Forwarded-For` hop, the one the proxy itself added, when the peer is one of
+/// `gateway.trusted_proxies` or any peer with `gateway.trust_forwarded_for`) and its user
+/// agent (at most 512 characters). Only `X-Forwarded-For` is read: a `Forwarded` or
+/// `X-Real-IP` header that a proxy passes through untouched would be the client's choice.
 #[derive(Debug, Clone)]
 pub struct ClientOrigin {
     pub ip: String,
@@ -77,9 +79,15 @@ impl ClientOrigin {
             });
         let forwarded = trusted
             .then(|| {
-                req.connection_info()
-                    .realip_remote_addr()
-                    .map(str::to_string)
+                let hops = req.headers().get_all("x-forwarded-for");
+                let last = hops
+                    .filter_map(|v| v.to_str().ok())
+                    .flat_map(|v| v.split(','))
+                    .next_back()?;
+                last.trim()
+                    .parse::<std::net::IpAddr>()
+                    .ok()
+                    .map(|ip| ip.to_string())
             })
             .flatten();
         let ip = forwarded.unwrap_or_else(|| {

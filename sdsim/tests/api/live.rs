@@ -128,8 +128,8 @@ async fn watchers_on_two_gateways_see_every_window_once_and_resume_with_since() 
         .psubscribe(format!("{}simulation:events:*", settings.redis.prefix))
         .await
         .unwrap();
-    // 60 windows at 10x: about 3 s.
-    let run = start(&s, &ada, &d, seed, 10.0).await;
+    // 60 windows at 5x: about 6 s, so the run is still live when the feeds are counted.
+    let run = start(&s, &ada, &d, seed, 5.0).await;
 
     let mut a = watch(&s.ws_base, &run, &ada, None).await;
     // A watcher that drops after 5 windows and comes back with `since` while the run is

@@ -912,7 +912,7 @@ function openEditor(el, project, opts) {
         // Someone edits it live and their edits are not a version yet (they are within
         // seconds): say so once, and try again until this save goes through or is refused.
         if (!st.liveWait) toast('Someone is editing this project live: your changes are saved once their edits are (a few seconds).', 'info');
-        st.liveWait = true; clearTimeout(sTimer); sTimer = setTimeout(() => save(), 2000);
+        st.liveWait = true; clearTimeout(sTimer); sTimer = setTimeout(() => save({ named, message }).then((ok) => { if (ok && named) toast(`Saved version ${st.version}`, 'ok'); }), 2000);
       } else { toast(`Not saved: ${errorText(e)}`, 'error'); setStatus('Not saved (will retry)'); scheduleSave(); }
       return false;
     } finally {
