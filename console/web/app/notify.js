@@ -26,8 +26,19 @@ export function bell() {
       h('path', { svg: true, d: 'M6 16V11a6 6 0 1 1 12 0v5l2 2H4zM10 20a2 2 0 0 0 4 0', fill: 'none', stroke: 'currentColor', 'stroke-width': 2 })), badge);
 }
 
-async function loadCount() {
-  try { const r = await api('GET', '/api/notifications?limit=1&unread=true'); setUnread(r.unread_count); } catch { /* offline */ }
+// The server's unread count. An event that arrives while it is being read may or may not be
+// in the answer: it is not added on top; the count is read once more instead.
+let counting = null; let recount = false;
+function loadCount() {
+  if (counting) { recount = true; return counting; }
+  counting = (async () => {
+    do {
+      recount = false;
+      try { const r = await api('GET', '/api/notifications?limit=1&unread=true'); setUnread(r.unread_count); } catch { /* offline */ }
+    } while (recount);
+    counting = null;
+  })();
+  return counting;
 }
 
 export function startNotifications() {
@@ -113,7 +124,7 @@ function onEvent(f) {
   const link = d.link ? new URL(d.link, location.href).pathname : null;
   const t = toast(link ? h('a', { href: link }, 'Open') : '', 'info', { title, ms: 8000 });
   t.classList.add('notification');
-  setUnread(unread + 1);
+  if (counting) recount = true; else setUnread(unread + 1);
   window.dispatchEvent(new CustomEvent('sdsim:notification', { detail: f }));
 }
 
