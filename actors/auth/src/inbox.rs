@@ -116,38 +116,47 @@ impl AuthCore {
             ));
         }
         let mut conn = sdsim_schema::pool::get(&self.pool).await?;
-        let mut q = notifications::table
-            .filter(notifications::user_id.eq(m.user_id))
-            .into_boxed();
-        if m.unread_only {
-            q = q.filter(notifications::read_at.is_null());
-        }
-        if let Some(before) = m.before {
-            let at: Option<DateTime<Utc>> = notifications::table
-                .filter(notifications::id.eq(before))
-                .filter(notifications::user_id.eq(m.user_id))
-                .select(notifications::created_at)
-                .first(&mut conn)
-                .await
-                .optional()?;
-            let at =
-                at.ok_or_else(|| ServiceError::invalid("before", "before is not one of yours"))?;
-            q = q.filter(
-                notifications::created_at
-                    .lt(at)
-                    .or(notifications::created_at
-                        .eq(at)
-                        .and(notifications::id.lt(before))),
-            );
-        }
-        let rows = q
-            .order((notifications::created_at.desc(), notifications::id.desc()))
-            .limit(m.limit)
-            .select(Notification::as_select())
-            .load(&mut conn)
-            .await?;
-        let count = unread(&mut conn, m.user_id).await?;
-        Ok((rows, count))
+        // One snapshot for the page and the count: a notification stored between two separate
+        // reads would be counted but missing from the page (or the other way round).
+        conn.build_transaction()
+            .read_only()
+            .repeatable_read()
+            .run::<_, ServiceError, _>(async |conn| {
+                let mut q = notifications::table
+                    .filter(notifications::user_id.eq(m.user_id))
+                    .into_boxed();
+                if m.unread_only {
+                    q = q.filter(notifications::read_at.is_null());
+                }
+                if let Some(before) = m.before {
+                    let at: Option<DateTime<Utc>> = notifications::table
+                        .filter(notifications::id.eq(before))
+                        .filter(notifications::user_id.eq(m.user_id))
+                        .select(notifications::created_at)
+                        .first(conn)
+                        .await
+                        .optional()?;
+                    let at = at.ok_or_else(|| {
+                        ServiceError::invalid("before", "before is not one of yours")
+                    })?;
+                    q = q.filter(
+                        notifications::created_at
+                            .lt(at)
+                            .or(notifications::created_at
+                                .eq(at)
+                                .and(notifications::id.lt(before))),
+                    );
+                }
+                let rows = q
+                    .order((notifications::created_at.desc(), notifications::id.desc()))
+                    .limit(m.limit)
+                    .select(Notification::as_select())
+                    .load(conn)
+                    .await?;
+                let count = unread(conn, m.user_id).await?;
+                Ok((rows, count))
+            })
+            .await
     }
 
     /// Marks notifications read; how many changed, and the unread count after.
