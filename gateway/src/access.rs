@@ -1,4 +1,5 @@
-//! The ends of people's access to projects, for the live sockets that depend on it.
+//! The ends of people's access, heard from Redis by every gateway instance: to projects, for
+//! the live sockets that depend on it, and to sessions, for the validations it trusts.
 //!
 //! One subscription per gateway instance to `project:events:unshared` (one person lost a
 //! project) and `project:events:deleted` (everyone but its owner may have), for as long as
@@ -7,6 +8,7 @@
 //! project service again about the sockets concerned and closes with 4004 those that may no
 //! longer see it.
 
+use sdsim_protocols::events::{kinds, Envelope};
 use sdsim_protocols::names::Namespace;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,21 +16,78 @@ use std::time::Duration;
 /// Told of each lost access: the project, and the person (None: anyone but the owner).
 pub type OnLost = Arc<dyn Fn(&str, Option<&str>) + Send + Sync>;
 
-/// Starts the listener on `runtime`.
+/// Handed each event of the channels subscribed to.
+type OnEvent = Box<dyn Fn(&Envelope) + Send + Sync>;
+
+/// Starts the listener of lost access on `runtime`.
 pub fn watch(
     client: redis::Client,
-    ns: Namespace,
+    ns: &Namespace,
     runtime: &tokio::runtime::Handle,
     listeners: Vec<OnLost>,
+) {
+    let channels = vec![ns.project_events("unshared"), ns.project_events("deleted")];
+    subscribe(
+        client,
+        channels,
+        runtime,
+        "access events",
+        Box::new(move |event| {
+            let Some(project) = event.data["project_id"].as_str() else {
+                return;
+            };
+            let user = event.data["user_id"].as_str();
+            for l in &listeners {
+                l(project, user);
+            }
+        }),
+    );
+}
+
+/// Starts the listener of ended sessions and changed permissions on `runtime`: the
+/// validations this gateway trusts ([`crate::tokens`]) follow what other gateways did.
+pub fn watch_sessions(
+    client: redis::Client,
+    ns: &Namespace,
+    runtime: &tokio::runtime::Handle,
+    tokens: Arc<crate::tokens::TokenCache>,
+) {
+    let channels = vec![
+        ns.auth_events("logout"),
+        ns.auth_events("permission_changed"),
+    ];
+    subscribe(
+        client,
+        channels,
+        runtime,
+        "session events",
+        Box::new(move |event| match event.kind.as_str() {
+            kinds::AUTH_LOGOUT => match event.data["session_ids"].as_array() {
+                Some(ids) => tokens.end_sessions(ids.iter().filter_map(|s| s.as_str())),
+                None => tokens.clear(),
+            },
+            _ => tokens.clear(),
+        }),
+    );
+}
+
+/// One subscription to `channels` for as long as the process runs, reconnecting with
+/// backoff; each event is handed to `on_event`.
+fn subscribe(
+    client: redis::Client,
+    channels: Vec<String>,
+    runtime: &tokio::runtime::Handle,
+    what: &'static str,
+    on_event: OnEvent,
 ) {
     runtime.spawn(async move {
         let mut attempts = 0u32;
         loop {
-            match listen(&client, &ns, &listeners).await {
+            match listen(&client, &channels, &on_event).await {
                 Ok(()) => attempts = 0,
                 Err(e) => {
                     attempts = attempts.saturating_add(1);
-                    tracing::warn!(error = %e, "access events: Redis unreachable; retrying");
+                    tracing::warn!(error = %e, "{what}: Redis unreachable; retrying");
                 }
             }
             let delay = (100u64 << attempts.min(6)).min(5_000);
@@ -40,13 +99,13 @@ pub fn watch(
 /// One subscription's life: until the connection drops.
 async fn listen(
     client: &redis::Client,
-    ns: &Namespace,
-    listeners: &[OnLost],
+    channels: &[String],
+    on_event: &OnEvent,
 ) -> Result<(), String> {
     use futures_util::StreamExt;
     let mut pubsub = client.get_async_pubsub().await.map_err(|e| e.to_string())?;
     pubsub
-        .subscribe(&[ns.project_events("unshared"), ns.project_events("deleted")])
+        .subscribe(channels)
         .await
         .map_err(|e| e.to_string())?;
     let mut messages = pubsub.on_message();
@@ -54,15 +113,8 @@ async fn listen(
         let Ok(payload) = msg.get_payload::<String>() else {
             continue;
         };
-        let Ok(event) = serde_json::from_str::<sdsim_protocols::events::Envelope>(&payload) else {
-            continue;
-        };
-        let Some(project) = event.data["project_id"].as_str() else {
-            continue;
-        };
-        let user = event.data["user_id"].as_str();
-        for l in listeners {
-            l(project, user);
+        if let Ok(event) = serde_json::from_str::<Envelope>(&payload) {
+            on_event(&event);
         }
     }
     Ok(())

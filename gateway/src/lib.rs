@@ -33,6 +33,7 @@ pub mod registry;
 pub mod settings;
 pub mod state;
 pub mod subscriber;
+pub mod tokens;
 pub mod upstream;
 pub mod ws;
 
@@ -61,7 +62,10 @@ pub fn tree(
     grpc: TcpListener,
     http: TcpListener,
 ) -> Result<SupervisorSpec, String> {
-    let upstream = Upstreams::new(shared.mesh.clone());
+    let tokens = Arc::new(tokens::TokenCache::new(Duration::from_millis(
+        g.token_cache_ms,
+    )));
+    let upstream = Upstreams::new(shared.mesh.clone(), tokens.clone());
     let redis_client = redis::Client::open(shared.settings.redis.url.expose())
         .map_err(|e| format!("redis.url: {e}"))?;
     let registry = registry::Registry::new();
@@ -115,16 +119,19 @@ pub fn tree(
             .clone()
             .unwrap_or_else(tokio::runtime::Handle::current),
     );
+    let events_runtime = shared
+        .grpc_runtime
+        .clone()
+        .unwrap_or_else(tokio::runtime::Handle::current);
+    // Sessions ended and permissions changed through other gateways.
+    access::watch_sessions(redis_client.clone(), &shared.ns, &events_runtime, tokens);
     // Lost access to a project closes the live sockets that depended on it.
     {
         let (feeds, collab) = (feeds.clone(), collab.clone());
         access::watch(
             redis_client.clone(),
-            shared.ns.clone(),
-            &shared
-                .grpc_runtime
-                .clone()
-                .unwrap_or_else(tokio::runtime::Handle::current),
+            &shared.ns,
+            &events_runtime,
             vec![
                 std::sync::Arc::new(move |p: &str, u: Option<&str>| feeds.lost_access(p, u)),
                 std::sync::Arc::new(move |p: &str, u: Option<&str>| collab.lost_access(p, u)),

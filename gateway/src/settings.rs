@@ -30,6 +30,10 @@ pub struct GatewaySettings {
     /// Origins (`https://app.example.com`) whose pages may call the API from a browser
     /// (CORS); none by default: only the console, served from the same origin.
     pub cors_origins: Vec<String>,
+    /// How long an accepted token is trusted without asking auth again (see
+    /// [`crate::tokens`]); 0 asks auth on every request. With `auth.validation_cache_ms` it
+    /// must stay under a second: a revoked session is refused everywhere within one.
+    pub token_cache_ms: u64,
     /// Requests per minute per user (by kind) and per address, shared by every instance.
     pub rate_limits: crate::limits::RateLimits,
     /// Where the gateway listens: HTTP (REST and WebSocket) and gRPC (`GatewayService`).
@@ -49,6 +53,7 @@ impl Default for GatewaySettings {
             trust_forwarded_for: false,
             trusted_proxies: Vec::new(),
             cors_origins: Vec::new(),
+            token_cache_ms: 250,
             rate_limits: Default::default(),
             listen: Listen::local(ports::GATEWAY_GRPC, ports::GATEWAY_HTTP),
         }

@@ -4,14 +4,17 @@
 //! (`sdsim_protocols::rpc`: never sent, or idempotent). While every
 //! instance of a service is failing, calls are refused at once (503 with Retry-After).
 
+use crate::tokens::TokenCache;
 use sdsim_protocols::proto::auth::auth_service_client::AuthServiceClient;
 use sdsim_protocols::proto::common::{HealthCheckRequest, HealthCheckResponse};
 use sdsim_protocols::proto::project::project_service_client::ProjectServiceClient;
 use sdsim_protocols::proto::simulation::simulation_service_client::SimulationServiceClient;
+use sdsim_protocols::rpc::SESSIONS_CHANGED_HEADER;
 use sdsim_protocols::Service;
 use sdsim_runtime::error::ServiceError;
 use sdsim_runtime::mesh::Mesh;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 use tonic::transport::Channel;
 
@@ -34,6 +37,9 @@ fn simulation_client(ch: Channel) -> SimulationServiceClient<Channel> {
 #[derive(Clone)]
 pub struct Upstreams {
     mesh: Mesh,
+    /// Validations the gateway trusts for a moment; dropped when auth says a call ended
+    /// sessions or changed permissions (see [`crate::tokens`]).
+    tokens: Arc<TokenCache>,
 }
 
 /// Makes an RPC through [`Upstreams`]: `rpc!(up, auth, "Login", login, request)`.
@@ -50,11 +56,15 @@ macro_rules! rpc {
 
 impl Upstreams {
     /// The gateway calls auth, project and simulation: the mesh keeps pools to them.
-    pub fn new(mesh: Mesh) -> Self {
+    pub fn new(mesh: Mesh, tokens: Arc<TokenCache>) -> Self {
         for s in [Service::Auth, Service::Project, Service::Simulation] {
             mesh.want(s);
         }
-        Self { mesh }
+        Self { mesh, tokens }
+    }
+
+    pub fn tokens(&self) -> &TokenCache {
+        &self.tokens
     }
 
     pub fn mesh(&self) -> &Mesh {
@@ -83,7 +93,26 @@ impl Upstreams {
         F: FnMut(AuthServiceClient<Channel>) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
-        self.via(Service::Auth, method, AuthServiceClient::new, f)
+        // Before anyone sees the answer: a call that ended sessions or changed permissions
+        // drops the validations this gateway trusts, so the next request is checked afresh.
+        let tokens = self.tokens.clone();
+        let mut f = f;
+        let stamped = move |c| {
+            let answer = f(c);
+            let tokens = tokens.clone();
+            async move {
+                let res = answer.await;
+                let meta = match &res {
+                    Ok(r) => r.metadata(),
+                    Err(s) => s.metadata(),
+                };
+                if meta.contains_key(SESSIONS_CHANGED_HEADER) {
+                    tokens.clear();
+                }
+                res
+            }
+        };
+        self.via(Service::Auth, method, AuthServiceClient::new, stamped)
             .await
     }
 

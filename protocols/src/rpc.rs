@@ -140,6 +140,11 @@ pub fn is_idempotent(service: Service, method: &str) -> bool {
     find(service, method).is_some_and(|r| r.idempotent)
 }
 
+/// Response metadata set by auth when a call ended sessions or changed permissions on the
+/// instance that answered it: whoever caches token validations drops them before using the
+/// answer, so the caller's next request is checked afresh (the gateway's `tokens` cache).
+pub const SESSIONS_CHANGED_HEADER: &str = "sdsim-sessions-changed";
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -90,6 +90,14 @@ impl Settings {
         sdsim_auth::settings::validate(&self.auth, &mut errors);
         sdsim_project::validate(&self.project, &mut errors);
         sdsim_simulation::validate(&self.simulation, &mut errors);
+        // A session revoked on one instance is refused everywhere within one second: a
+        // gateway trusts a validation for its ttl, which auth may have answered from its own.
+        if self.gateway.token_cache_ms + self.auth.validation_cache_ms >= 1000 {
+            errors.push(format!(
+                "gateway.token_cache_ms ({}) plus auth.validation_cache_ms ({}) must be below 1000 (revocation is promised within 1 s)",
+                self.gateway.token_cache_ms, self.auth.validation_cache_ms
+            ));
+        }
         if errors.is_empty() {
             Ok(())
         } else {

@@ -164,6 +164,12 @@ impl ValidationCache {
         st.ended.insert(session);
     }
 
+    /// Bumped by every local revocation ([`Self::forget`], [`Self::clear`]): a call during
+    /// which it moved ended sessions or changed permissions here.
+    pub fn epoch(&self) -> u64 {
+        self.state.lock().map_or(u64::MAX, |st| st.epoch)
+    }
+
     /// Roles or accounts changed: every live session is read again (ended ones stay ended).
     pub fn clear(&self) {
         if let Ok(mut st) = self.state.lock() {

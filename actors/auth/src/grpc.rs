@@ -704,3 +704,58 @@ impl AuthService for AuthGrpc {
         Ok(Response::new(self.health.check("auth", serving).await))
     }
 }
+
+/// Wraps the auth server: a response to a call during which this instance ended sessions or
+/// changed permissions (its validation cache's epoch moved) carries
+/// [`SESSIONS_CHANGED_HEADER`](sdsim_protocols::rpc::SESSIONS_CHANGED_HEADER), so a caller
+/// that caches validations (the gateway) drops them before it answers, and its next request
+/// is checked afresh. A concurrent revocation by another call may set it too; dropping the
+/// cache once more is harmless.
+#[derive(Clone)]
+pub struct SessionsChangedStamp<S> {
+    pub inner: S,
+    pub core: std::sync::Arc<crate::core::AuthCore>,
+}
+
+impl<S: tonic::server::NamedService> tonic::server::NamedService for SessionsChangedStamp<S> {
+    const NAME: &'static str = S::NAME;
+}
+
+type HttpResponse = tonic::codegen::http::Response<tonic::body::Body>;
+
+impl<S, B> tonic::codegen::Service<tonic::codegen::http::Request<B>> for SessionsChangedStamp<S>
+where
+    S: tonic::codegen::Service<
+        tonic::codegen::http::Request<B>,
+        Response = HttpResponse,
+        Error = std::convert::Infallible,
+    >,
+    S::Future: Send + 'static,
+{
+    type Response = HttpResponse;
+    type Error = std::convert::Infallible;
+    type Future = tonic::codegen::BoxFuture<HttpResponse, std::convert::Infallible>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: tonic::codegen::http::Request<B>) -> Self::Future {
+        let before = self.core.validated.epoch();
+        let answer = self.inner.call(req);
+        let core = self.core.clone();
+        Box::pin(async move {
+            let mut res = answer.await?;
+            if core.validated.epoch() != before {
+                res.headers_mut().insert(
+                    sdsim_protocols::rpc::SESSIONS_CHANGED_HEADER,
+                    tonic::codegen::http::HeaderValue::from_static("1"),
+                );
+            }
+            Ok(res)
+        })
+    }
+}

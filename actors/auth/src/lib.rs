@@ -94,8 +94,12 @@ pub fn tree(
         cell: cell.clone(),
         health: shared.probe(true),
     };
+    let stamped_core = core.clone();
     let routes = routes(&["auth.AuthService"], move |b| {
-        b.add_service(AuthServiceServer::new(adapter.clone()));
+        b.add_service(grpc::SessionsChangedStamp {
+            inner: AuthServiceServer::new(adapter.clone()),
+            core: stamped_core.clone(),
+        });
     });
     let children = vec![
         EventBridge::child(

@@ -4,12 +4,15 @@
 use crate::error::{token_error_message, ApiError};
 use crate::rpc;
 use crate::state::GatewayState;
+use crate::tokens::{Lookup, Validated};
 use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use futures_util::future::LocalBoxFuture;
 use sdsim_protocols::proto::auth as pb;
 use std::future::{ready, Ready};
+use std::sync::Arc;
+use std::time::Instant;
 
 /// The bearer token of a request, or a 401 saying what is wrong with the header.
 pub fn bearer_token(req: &HttpRequest) -> Result<Option<String>, ApiError> {
@@ -129,16 +132,35 @@ pub struct AuthUser {
 }
 
 impl AuthUser {
-    /// Validates `token` through auth.
+    /// Validates `token`: from the gateway's cache of recent validations when it may
+    /// ([`crate::tokens`]), else through auth.
     pub async fn validate(state: &GatewayState, token: String) -> Result<Self, ApiError> {
         let up = &state.upstream;
+        let epoch = match up.tokens().get(&token) {
+            Lookup::Fresh(who) => return Ok(Self::from_validated(&who, token)),
+            Lookup::Ended => {
+                return Err(ApiError::unauthorized(
+                    "token_revoked",
+                    token_error_message("token_revoked"),
+                ))
+            }
+            Lookup::Check(epoch) => epoch,
+        };
+        let checked = Instant::now();
         let call = pb::ValidateTokenRequest {
             token: token.clone(),
             calling_service: "gateway".into(),
             request_id: String::new(),
         };
-        let v = rpc!(up, auth, "ValidateToken", validate_token, call).await?;
+        let v = match rpc!(up, auth, "ValidateToken", validate_token, call).await {
+            Ok(v) => v,
+            Err(e) => {
+                up.tokens().check_failed(&token);
+                return Err(e.into());
+            }
+        };
         if !v.valid {
+            up.tokens().refused(&token);
             let code = if v.error.is_empty() {
                 "invalid_token"
             } else {
@@ -146,14 +168,27 @@ impl AuthUser {
             };
             return Err(ApiError::unauthorized(code, token_error_message(code)));
         }
-        Ok(Self {
+        let who = Arc::new(Validated {
             user_id: v.user_id,
             session_id: v.session_id,
             email: v.email,
             is_admin: v.is_admin,
             permissions: v.permissions,
+            expires_at: v.expires_at,
+        });
+        up.tokens().put(&token, who.clone(), epoch, checked);
+        Ok(Self::from_validated(&who, token))
+    }
+
+    fn from_validated(who: &Validated, token: String) -> Self {
+        Self {
+            user_id: who.user_id.clone(),
+            session_id: who.session_id.clone(),
+            email: who.email.clone(),
+            is_admin: who.is_admin,
+            permissions: who.permissions.clone(),
             token,
-        })
+        }
     }
 }
 

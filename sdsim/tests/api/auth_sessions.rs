@@ -1052,3 +1052,104 @@ async fn forwarded_for_is_trusted_only_from_the_configured_proxies() {
         assert_eq!(current["ip"], seen, "{proxies:?}: {sessions}");
     }
 }
+
+/// How many `ValidateToken` calls the gateway has made, from its `/metrics`.
+async fn validations_sent(s: &Stack) -> u64 {
+    s.metrics(s.running.addrs(Service::Gateway).http)
+        .await
+        .lines()
+        .filter(|l| {
+            l.starts_with("sdsim_grpc_client_seconds_count{")
+                && l.contains("method=\"ValidateToken\"")
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_trusts_a_validation_a_moment_and_auth_says_when_to_drop_it() {
+    use sdsim_protocols::proto::auth::{
+        auth_service_client::AuthServiceClient, GetProfileRequest, LogoutRequest,
+    };
+    let db = TestDb::create().await;
+    // A long trust, so that what ends it early can be told from its end.
+    let mut cfg = settings(&db);
+    cfg.gateway.token_cache_ms = 900;
+    cfg.auth.validation_cache_ms = 0;
+    let s = Stack::start(cfg, &Service::ALL);
+    s.wait_ready().await;
+    let email = unique_email("trusted");
+    s.register(&email, PASSWORD).await;
+    let login = s.login(&email, PASSWORD).await;
+    let token = login["access_token"].as_str().unwrap().to_string();
+    let other = s.login(&email, PASSWORD).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // Forty reads in quick succession cost a handful of validations, not forty.
+    let before = validations_sent(&s).await;
+    for _ in 0..40 {
+        assert_eq!(s.profile(&token).await.0, 200);
+    }
+    let sent = validations_sent(&s).await - before;
+    assert!((1..=10).contains(&sent), "{sent} validations for 40 reads");
+    assert_eq!(s.profile(&other).await.0, 200);
+
+    // Auth stamps an answer during which it ended sessions, and only such answers.
+    let mut auth =
+        AuthServiceClient::connect(format!("http://{}", s.running.addrs(Service::Auth).grpc))
+            .await
+            .unwrap();
+    let stamp = sdsim_protocols::rpc::SESSIONS_CHANGED_HEADER;
+    let user_id = login["user"]["id"].as_str().unwrap().to_string();
+    let read = auth
+        .get_profile(GetProfileRequest {
+            user_id: user_id.clone(),
+        })
+        .await
+        .unwrap();
+    assert!(
+        !read.metadata().contains_key(stamp),
+        "{:?}",
+        read.metadata()
+    );
+    let out = auth
+        .logout(LogoutRequest {
+            access_token: other.clone(),
+            all_sessions: false,
+        })
+        .await
+        .unwrap();
+    assert!(out.metadata().contains_key(stamp), "{:?}", out.metadata());
+    let ended = std::time::Instant::now();
+    // The gateway did not carry this logout, yet refuses the token it trusted well before
+    // the trust would end (auth:events:logout), and keeps trusting the other session.
+    loop {
+        let (st, b) = s.profile(&other).await;
+        if st == 401 {
+            assert_error(&b, "token_revoked");
+            break;
+        }
+        assert!(
+            ended.elapsed() < Duration::from_millis(400),
+            "an ended session was still accepted after {:?}",
+            ended.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(s.profile(&token).await.0, 200);
+    // Through the gateway, the next request after a logout is refused (auth stamps the
+    // answer; the event may come first).
+    let before = validations_sent(&s).await;
+    assert_eq!(s.profile(&token).await.0, 200);
+    assert_eq!(validations_sent(&s).await, before, "the token was trusted");
+    let r = s
+        .authed(Method::POST, "/api/auth/logout", &token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let (st, b) = s.profile(&token).await;
+    assert_eq!(st, 401, "{b}");
+}
