@@ -5,7 +5,9 @@
 - every Deployment probes /livez (liveness, startup) and /readyz (readiness) on its HTTP
   port, sets requests and limits, runs as non-root with a read-only root filesystem and no
   privilege escalation, and has a Service and a PodDisruptionBudget selecting its pods;
-  the HPA scales an existing Deployment; kustomization.yaml lists every manifest;
+  the HPA scales an existing Deployment; kustomization.yaml lists every manifest; a
+  NetworkPolicy selects every Deployment's pods, and the gateway's HTTP port (whose
+  X-Forwarded-For is trusted from the pod network) is open only to chosen namespaces;
 - each container's environment (ConfigMap + Secret + its own env) is a valid sdsim
   configuration (`sdsim config` accepts it);
 - the generated manifests are what deploy/k8s/generate.py writes.
@@ -101,6 +103,16 @@ for dep in by_kind.get("Deployment", []):
         fail(f"{n}: no Service selects its pods")
     if not any(selects(p["spec"]["selector"], labels) for p in by_kind.get("PodDisruptionBudget", [])):
         fail(f"{n}: no PodDisruptionBudget selects its pods")
+    policies = [p for p in by_kind.get("NetworkPolicy", []) if selects(p["spec"]["podSelector"], labels)]
+    if not policies:
+        fail(f"{n}: no NetworkPolicy selects its pods")
+    if labels.get("app.kubernetes.io/component") == "gateway":
+        # X-Forwarded-For is trusted from the pod network: its HTTP port must not be open to it.
+        for p in policies:
+            for rule in p["spec"].get("ingress", []):
+                opens_http = not rule.get("ports") or any(x.get("port") in (8000, "http") for x in rule["ports"])
+                if opens_http and (not rule.get("from") or any("podSelector" in f and "namespaceSelector" not in f for f in rule["from"])):
+                    fail(f"{n}: NetworkPolicy {p['metadata']['name']} opens the HTTP port to pods other than the ingress and monitoring namespaces")
 deployments = {d["metadata"]["name"] for d in by_kind.get("Deployment", [])}
 for hpa in by_kind.get("HorizontalPodAutoscaler", []):
     if hpa["spec"]["scaleTargetRef"]["name"] not in deployments:
