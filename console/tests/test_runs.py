@@ -56,6 +56,24 @@ def points(page, chart):
     return int(page.locator(f"#{chart}").get_attribute("data-points"))
 
 
+def relaid_out(page, ms):
+    """What Chromium marks for layout in the page over `ms` milliseconds, from its
+    invalidation tracing: (reason, element) pairs, e.g. ("SVG changed", "text class='node-name'")."""
+    cdp = page.context.new_cdp_session(page)
+    events, done = [], []
+    cdp.on("Tracing.dataCollected", lambda e: events.extend(e["value"]))
+    cdp.on("Tracing.tracingComplete", lambda e: done.append(True))
+    cdp.send("Tracing.start", {"categories": "disabled-by-default-devtools.timeline.invalidationTracking",
+                               "transferMode": "ReportEvents"})
+    page.wait_for_timeout(ms)
+    cdp.send("Tracing.end")
+    while not done:
+        page.wait_for_timeout(50)
+    cdp.detach()
+    return [(e["args"]["data"].get("reason"), e["args"]["data"].get("nodeName") or "")
+            for e in events if e.get("name") == "LayoutInvalidationTracking"]
+
+
 def wait_status(page, status, timeout=30_000):
     expect(dock(page)).to_have_attribute("data-status", status, timeout=timeout)
 
@@ -94,6 +112,12 @@ def test_run_a_template_at_10x_and_watch_it(dave):
     expect(node(page, "database")).to_have_class(re.compile(r"util-(low|mid|high|over)"))
     expect(node(page, "database").locator(".node-kind")).to_contain_text("/s")
     expect(page.locator('svg.canvas .edge.flowing[data-to="database"]')).to_have_count(1)
+    # Each window lays out only what it changed on the canvas (the figures), not every text in
+    # it again (names, connection labels): the canvas's SVG is out of flow.
+    marked = relaid_out(page, 1500)
+    assert any("node-kind" in element for _, element in marked), marked[:10]
+    again = [m for m in marked if "node-name" in m[1] or "edge-label" in m[1]]
+    assert not again, again[:10]
     state["preview_class"] = preview_class
     shot(page, "run-live")
 

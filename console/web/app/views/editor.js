@@ -155,7 +155,10 @@ function openEditor(el, project, opts) {
     h('button', { type: 'button', 'aria-label': 'Zoom in', title: 'Zoom in (+)', onclick: () => zoomBy(1.25) }, '+'),
     h('button', { type: 'button', 'aria-label': 'Zoom out', title: 'Zoom out (−)', onclick: () => zoomBy(0.8) }, '−'),
     h('button', { type: 'button', 'aria-label': 'Fit the design in view', title: 'Fit (F)', onclick: () => fitView() }, 'Fit'));
-  const canvasWrap = h('section', { class: 'canvas-wrap', 'aria-label': 'Canvas' }, svg, zoomBar, h('div', { class: 'canvas-foot' }, problemsBar, previewBar));
+  // The SVG sits out of flow on a stage of its own. As a flex item, any change in it (a run's
+  // window: figures, colours, widths) had Chromium lay out the whole document and every text
+  // in the SVG again, each frame; out of flow, only what changed is laid out.
+  const canvasWrap = h('section', { class: 'canvas-wrap', 'aria-label': 'Canvas' }, h('div', { class: 'canvas-stage' }, svg), zoomBar, h('div', { class: 'canvas-foot' }, problemsBar, previewBar));
   const panel = h('aside', { class: 'panel', 'aria-label': 'Properties', id: 'panel' });
   // The run dock (views/run.js, with the charts and the stream) loads when first needed.
   let dock = null; let dockLoading = null; let closed = false;
@@ -496,7 +499,10 @@ function openEditor(el, project, opts) {
       }
       if (g.classList.contains('failing') !== failing) g.classList.toggle('failing', failing);
       if (g.classList.contains('down') !== down) g.classList.toggle('down', down);
-      if (kindText && text !== undefined && kindText.textContent !== text) kindText.textContent = text;
+      // The text node's data, not textContent: the text keeps its node and layout object.
+      if (kindText && text !== undefined && kindText.textContent !== text) {
+        if (kindText.firstChild) kindText.firstChild.data = text; else kindText.textContent = text;
+      }
       const bw = String(u !== undefined ? Math.round(Math.min(1, u) * NODE_W) : 0);
       if (bar && bar.getAttribute('width') !== bw) bar.setAttribute('width', bw);
     }
