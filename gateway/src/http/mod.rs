@@ -6,14 +6,14 @@
 //! | [`admin`] | `/api/admin/*`: users, roles, locks, sessions, the audit log |
 //! | [`notifications`] | `/api/notifications`: the inbox; `/api/notifications/read` |
 //! | [`simulations`] | `/api/simulations/validate`: a design's problems and analytic preview |
-//! | [`projects`] | `/api/projects/*`, `/api/templates/*`: designs, versions, diffs, trash |
+//! | [`projects`] | `/api/projects/*`, `/api/templates/*`, `/api/links/*`: designs and trash; its parts: versions and diffs, templates, forks, import and export, sharing and links, presence and analytics |
 //! | [`websocket`] | `GET /ws/notifications` |
 //! | [`console`] | `/` and every other path: the web page (embedded assets), never under `/api/` |
 //! | [`health`] | `GET /health`: every backend, PostgreSQL and Redis; 503 naming what is down |
 //! | (runtime) | `GET /metrics`, `/admin/supervision`, `/admin/instances`, `/admin/mesh` |
 //!
 //! [`extract`] holds what handlers take from a request ([`extract::AuthUser`]: the token
-//! validated through auth, which every protected route takes; [`extract::ClientOrigin`]),
+//! validated through auth (or the gateway's moment of trust, [`crate::tokens`]), which every protected route takes; [`extract::ClientOrigin`]),
 //! [`views`] the typed JSON answers. Every error is JSON (see [`crate::error`]); unknown
 //! routes and methods too.
 

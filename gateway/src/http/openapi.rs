@@ -78,14 +78,14 @@ pub fn document() -> &'static utoipa::openapi::OpenApi {
     static DOC: OnceLock<utoipa::openapi::OpenApi> = OnceLock::new();
     DOC.get_or_init(|| {
         let mut doc = Base::openapi();
-        for part in [
+        let parts = [
             super::auth::Api::openapi(),
             super::admin::Api::openapi(),
-            super::projects::Api::openapi(),
             super::notifications::Api::openapi(),
             super::simulations::Api::openapi(),
             super::health::Api::openapi(),
-        ] {
+        ];
+        for part in super::projects::openapi_parts().into_iter().chain(parts) {
             doc.merge(part);
         }
         doc
