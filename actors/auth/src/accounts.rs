@@ -167,7 +167,7 @@ impl AuthCore {
             ));
         }
         let mut conn = sdsim_schema::pool::get(&self.pool).await?;
-        let (roles, _) = store::roles_and_permissions(&mut conn, user.id).await?;
+        let roles = store::roles(&mut conn, user.id).await?;
         let session_id = Uuid::new_v4();
         let refresh = tokens::new_refresh_token();
         let refresh_hash = tokens::hash_refresh_token(&refresh);
@@ -295,7 +295,7 @@ impl AuthCore {
             .ok_or_else(|| {
                 ServiceError::unauthenticated("refresh_token_invalid", "account no longer exists")
             })?;
-        let (roles, _) = store::roles_and_permissions(&mut conn, user.id).await?;
+        let roles = store::roles(&mut conn, user.id).await?;
         drop(conn);
         let profile = Profile::new(user, roles);
         let (access, exp) = self.tokens.issue(
@@ -336,7 +336,7 @@ impl AuthCore {
         };
         let mut conn = sdsim_schema::pool::get(&self.pool).await?;
         let user = store::update_profile(&mut conn, info.user_id, first, last, company).await?;
-        let (roles, _) = store::roles_and_permissions(&mut conn, user.id).await?;
+        let roles = store::roles(&mut conn, user.id).await?;
         Ok(Profile::new(user, roles))
     }
 

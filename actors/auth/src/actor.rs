@@ -16,7 +16,7 @@ use crate::core::{AuthCore, LoginOutcome, Profile, SessionState, SessionView, To
 use crate::inbox::{ListNotifications, MarkRead, Notification};
 use crate::recovery::{RequestReset, RequestVerification, ResetPassword, VerifyEmail};
 use crate::sessions::{
-    EndSession, GetSession, GetUser, ListSessions, Logout, LookupUser, ValidateToken,
+    EndSession, GetProfile, GetSession, GetUser, ListSessions, Logout, LookupUser, ValidateToken,
 };
 use actix::prelude::*;
 use futures_util::future::BoxFuture;
@@ -106,6 +106,7 @@ requests! {
     EndSession => bool, end_session;
     ValidateToken => TokenInfo, validate_token;
     GetUser => (Profile, Vec<String>), get_user;
+    GetProfile => Profile, get_profile;
     LookupUser => Option<Profile>, lookup_user;
     GetSession => SessionState, get_session;
     RequestVerification => bool, request_verification;

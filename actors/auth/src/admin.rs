@@ -63,7 +63,7 @@ async fn profile_of(
     conn: &mut diesel_async::AsyncPgConnection,
     user: sdsim_schema::models::User,
 ) -> Result<Profile, ServiceError> {
-    let (roles, _) = store::roles_and_permissions(conn, user.id).await?;
+    let roles = store::roles(conn, user.id).await?;
     Ok(Profile::new(user, roles))
 }
 

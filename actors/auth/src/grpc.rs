@@ -9,7 +9,7 @@ use crate::core::{LoginOutcome, Origin, Profile};
 use crate::inbox::{ListNotifications, MarkRead};
 use crate::recovery::{RequestReset, RequestVerification, ResetPassword, VerifyEmail};
 use crate::sessions::{
-    EndSession, GetSession, GetUser, ListSessions, Logout, LookupUser, ValidateToken,
+    EndSession, GetProfile, GetSession, GetUser, ListSessions, Logout, LookupUser, ValidateToken,
 };
 use sdsim_protocols::proto::auth as pb;
 use sdsim_protocols::proto::auth::auth_service_server::AuthService;
@@ -456,10 +456,7 @@ impl AuthService for AuthGrpc {
     ) -> Result<Response<pb::UserProfile>, Status> {
         let r = req.into_inner();
         let res = match uuid_field("user_id", &r.user_id) {
-            Ok(user_id) => self
-                .call(GetUser { user_id })
-                .await
-                .map(|(p, _)| profile_pb(p)),
+            Ok(user_id) => self.call(GetProfile { user_id }).await.map(profile_pb),
             Err(e) => Err(e),
         };
         reply(res)

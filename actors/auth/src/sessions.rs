@@ -42,6 +42,12 @@ pub struct GetUser {
     pub user_id: Uuid,
 }
 
+/// A user's profile (their roles, not what the roles allow).
+#[derive(Debug)]
+pub struct GetProfile {
+    pub user_id: Uuid,
+}
+
 /// The account of an e-mail address, for other services (never exposed to clients).
 #[derive(Debug)]
 pub struct LookupUser {
@@ -220,7 +226,7 @@ impl AuthCore {
             return Ok(None);
         }
         let mut conn = sdsim_schema::pool::get(&self.pool).await?;
-        let (_, permissions) = store::roles_and_permissions(&mut conn, user_id).await?;
+        let permissions = store::permissions(&mut conn, user_id).await?;
         let p = Arc::new(permissions);
         self.validated.put(session_id, p.clone(), epoch, began);
         Ok(Some(p))
@@ -297,6 +303,18 @@ impl AuthCore {
         Ok((Profile::new(user, roles), perms))
     }
 
+    pub async fn get_profile(
+        self: Arc<Self>,
+        GetProfile { user_id }: GetProfile,
+    ) -> Result<Profile, ServiceError> {
+        let mut conn = sdsim_schema::pool::get(&self.pool).await?;
+        let user = store::user_by_id(&mut conn, user_id)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(format!("no user {user_id}")))?;
+        let roles = store::roles(&mut conn, user_id).await?;
+        Ok(Profile::new(user, roles))
+    }
+
     pub async fn get_session(
         self: Arc<Self>,
         GetSession { session_id: id }: GetSession,
@@ -341,7 +359,7 @@ impl AuthCore {
         let Some(user) = store::user_by_email(&mut conn, &email).await? else {
             return Ok(None);
         };
-        let (roles, _) = store::roles_and_permissions(&mut conn, user.id).await?;
+        let roles = store::roles(&mut conn, user.id).await?;
         Ok(Some(Profile::new(user, roles)))
     }
 }

@@ -1,9 +1,10 @@
 //! The gateway's authenticated request path against its peers, measured in the same run on
 //! the same machine, from one command (`benches/gateway/run.sh`):
 //!
-//! 1. `GET /api/auth/profile` (token validated through auth, then auth's GetProfile: three
-//!    queries) on `sdsim up` (release, a child process), against (a) the monolith a user
-//!    might write instead (the same JWT verified in-process, the same three queries) and
+//! 1. `GET /api/auth/profile` (token validated through auth, or trusted by the gateway for
+//!    a moment, then auth's GetProfile: the user and their roles, two queries) on `sdsim up`
+//!    (release, a child process), against (a) the monolith a user might write instead (the
+//!    same JWT verified in-process, the same two queries) and
 //!    (b) a bare actix-web route answering the same bytes: the ceiling;
 //! 2. `PUT /api/auth/profile` (a write: the same UPDATE and reads) against the monolith
 //!    doing the same SQL, and the bare route;

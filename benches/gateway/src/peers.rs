@@ -162,7 +162,7 @@ async fn monolith_get(m: web::Data<Monolith>, req: HttpRequest) -> HttpResponse 
     let Ok(Some(user)) = sdsim_auth::store::user_by_id(&mut conn, id).await else {
         return HttpResponse::NotFound().finish();
     };
-    let Ok((roles, _perms)) = sdsim_auth::store::roles_and_permissions(&mut conn, id).await else {
+    let Ok(roles) = sdsim_auth::store::roles(&mut conn, id).await else {
         return HttpResponse::InternalServerError().finish();
     };
     HttpResponse::Ok()
@@ -185,7 +185,7 @@ async fn monolith_put(
     let Ok(user) = sdsim_auth::store::update_profile(&mut conn, id, first, None, None).await else {
         return HttpResponse::InternalServerError().finish();
     };
-    let Ok((roles, _)) = sdsim_auth::store::roles_and_permissions(&mut conn, id).await else {
+    let Ok(roles) = sdsim_auth::store::roles(&mut conn, id).await else {
         return HttpResponse::InternalServerError().finish();
     };
     HttpResponse::Ok()

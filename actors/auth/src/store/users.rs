@@ -83,22 +83,39 @@ pub async fn roles_and_permissions(
     conn: &mut AsyncPgConnection,
     user_id: Uuid,
 ) -> Result<(Vec<String>, Vec<String>), ServiceError> {
-    let role_names: Vec<String> = user_roles::table
+    Ok((
+        roles(conn, user_id).await?,
+        permissions(conn, user_id).await?,
+    ))
+}
+
+/// The user's role names, sorted.
+pub async fn roles(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+) -> Result<Vec<String>, ServiceError> {
+    Ok(user_roles::table
         .inner_join(roles::table)
         .filter(user_roles::user_id.eq(user_id))
         .select(roles::name)
         .order(roles::name)
         .load(conn)
-        .await?;
-    let perms: Vec<String> = user_roles::table
+        .await?)
+}
+
+/// What the user's roles allow, sorted, each once.
+pub async fn permissions(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+) -> Result<Vec<String>, ServiceError> {
+    Ok(user_roles::table
         .inner_join(roles::table.inner_join(role_permissions::table.inner_join(permissions::table)))
         .filter(user_roles::user_id.eq(user_id))
         .select(permissions::name)
         .distinct()
         .order(permissions::name)
         .load(conn)
-        .await?;
-    Ok((role_names, perms))
+        .await?)
 }
 
 /// Updates the given profile fields; `company: Some(None)` clears it.
