@@ -429,14 +429,24 @@ impl ProjectCore {
 
     /// The project, if `caller` may see it.
     pub async fn get(&self, caller: Caller, id: &str) -> Result<ProjectView, ServiceError> {
+        Ok(self.get_live(caller, id).await?.0)
+    }
+
+    /// The project as `caller` may read it, and whether a live session holds edits not yet
+    /// saved in it (then [`Self::settle_live`] first, and read it again).
+    pub async fn get_live(
+        &self,
+        caller: Caller,
+        id: &str,
+    ) -> Result<(ProjectView, bool), ServiceError> {
         let pid = project_id(id)?;
         let mut conn = sdsim_schema::pool::get(&self.pool).await?;
-        let row = store::get(&mut conn, pid)
+        let (row, unsaved) = store::get_with_unsaved(&mut conn, pid)
             .await?
             .ok_or_else(|| access::not_found(id))?;
         let role = role_of(&mut conn, &row, caller).await?;
         access::check(role, Op::Read, id)?;
-        Ok(Self::view(row, role))
+        Ok((Self::view(row, role), unsaved))
     }
 
     pub async fn update(

@@ -148,18 +148,19 @@ impl ppb::project_service_server::ProjectService for ProjectGrpc {
         let r = req.into_inner();
         self.run(async {
             let caller = core::caller(&r.user_id, r.is_admin)?;
-            let mut view = match self.core.get(caller, &r.project_id).await {
+            let (mut view, unsaved) = match self.core.get_live(caller, &r.project_id).await {
                 // Perhaps shared with the caller's address before they had an account.
                 Err(ServiceError::NotFound(m)) => {
                     if self.core.claim_invitations(caller, &r.email).await? > 0 {
-                        self.core.get(caller, &r.project_id).await?
+                        self.core.get_live(caller, &r.project_id).await?
                     } else {
                         return Err(ServiceError::NotFound(m));
                     }
                 }
                 other => other?,
             };
-            if self.core.settle_live(&r.project_id).await? {
+            // Edits of a live session not yet saved are saved first, so the answer has them.
+            if unsaved && self.core.settle_live(&r.project_id).await? {
                 view = self.core.get(caller, &r.project_id).await?;
             }
             if view.role != crate::access::Role::Owner {

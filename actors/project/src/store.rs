@@ -117,6 +117,25 @@ pub async fn get(
         .optional()?)
 }
 
+/// The row, and whether a live session holds edits not yet saved in it (one read).
+pub async fn get_with_unsaved(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+) -> Result<Option<(ProjectRow, bool)>, ServiceError> {
+    use sdsim_schema::tables::project_schema::collaboration_documents as docs;
+    let found: Option<(ProjectRow, Option<bool>)> = projects::table
+        .left_join(docs::table)
+        .filter(projects::id.eq(id))
+        .select((
+            ProjectRow::as_select(),
+            docs::seq.nullable().gt(docs::snapshot_seq.nullable()),
+        ))
+        .first(conn)
+        .await
+        .optional()?;
+    Ok(found.map(|(row, unsaved)| (row, unsaved == Some(true))))
+}
+
 /// The row, locked until the transaction ends (writes to one project are serialized).
 pub async fn get_for_update(
     conn: &mut AsyncPgConnection,
