@@ -6,12 +6,14 @@
 //! - A session ended or a permission changed *through this gateway* is seen by the next
 //!   request: auth stamps the answer of any call during which it ended sessions or changed
 //!   permissions (`sdsim_protocols::rpc::SESSIONS_CHANGED_HEADER`), and [`Upstreams`] drops
-//!   the whole cache before the handler sees that answer.
+//!   the whole cache before the handler sees that answer. (With several auth instances the
+//!   next check may meet another instance's own cache, 500 ms at most, until the event below
+//!   arrives: the promise is then the one-second one.)
 //! - Through another gateway: `auth:events:logout` ends the named sessions here and
 //!   `auth:events:permission_changed` drops the cache, within milliseconds; were an event
 //!   lost, an entry still lives at most the ttl. With auth's own cache (`auth.validation_cache_ms`,
 //!   500 ms) that keeps the system's promise: a revoked session is refused everywhere within
-//!   one second (settings refuse a ttl over 500 ms).
+//!   one second (settings refuse the two adding up to a second or more).
 //! - An entry never outlives its token's `exp`, and a session seen ended is refused from then
 //!   on without asking (ending is final), even if a stale answer would say otherwise.
 //!

@@ -158,6 +158,8 @@ impl AuthCore {
                 } else {
                     Vec::new()
                 };
+                // Refused everywhere before anything else can fail: the sessions are ended.
+                self.sessions_ended(user_id, &ended, "account_locked").await;
                 let event = if locked {
                     "account.locked"
                 } else {
@@ -173,7 +175,6 @@ impl AuthCore {
                 )
                 .await?;
                 drop(conn);
-                self.sessions_ended(user_id, &ended, "account_locked").await;
                 let mut conn = sdsim_schema::pool::get(&self.pool).await?;
                 Ok(AdminOutcome::User(profile_of(&mut conn, user).await?))
             }
@@ -183,6 +184,7 @@ impl AuthCore {
                 }
                 let ended =
                     store::revoke_all_sessions(&mut conn, user_id, "ended_by_admin").await?;
+                self.sessions_ended(user_id, &ended, "ended_by_admin").await;
                 store::audit(
                     &mut conn,
                     audit(
@@ -192,8 +194,6 @@ impl AuthCore {
                     ),
                 )
                 .await?;
-                drop(conn);
-                self.sessions_ended(user_id, &ended, "ended_by_admin").await;
                 Ok(AdminOutcome::SessionsEnded(ended.len()))
             }
             AdminOp::Audit {

@@ -164,7 +164,7 @@ mod tests {
         for file in [
             "auth",
             "admin",
-            "projects",
+            "projects/mod",
             "notifications",
             "simulations",
             "health",
