@@ -271,7 +271,8 @@ impl AuthCore {
                 user_id,
             } => {
                 // A rotated-away token came back: someone else holds the family. End it.
-                self.cache_session(session_id, false).await;
+                self.revoked(&[session_id]).await;
+                self.publish_logout(user_id, &[session_id], "refresh_token_reuse");
                 tracing::warn!(%user_id, %session_id, "refresh token reused; session revoked");
                 self.audit(Audit {
                     event: "token.reuse",
@@ -282,7 +283,6 @@ impl AuthCore {
                     detail: serde_json::json!({ "action": "session_revoked" }),
                 })
                 .await;
-                self.publish_logout(user_id, &[session_id], "refresh_token_reuse");
                 return Err(ServiceError::unauthenticated(
                     "refresh_token_reused",
                     "this refresh token was already used; the session has been ended for safety",
@@ -397,8 +397,9 @@ impl AuthCore {
         let mut conn = sdsim_schema::pool::get(&self.pool).await?;
         let ended = store::change_password(&mut conn, user.id, info.session_id, &hash).await?;
         drop(conn);
-        for sid in &ended {
-            self.cache_session(*sid, false).await;
+        self.revoked(&ended).await;
+        if !ended.is_empty() {
+            self.publish_logout(user.id, &ended, "password_changed");
         }
         self.audit(Audit {
             event: "password.changed",
@@ -409,9 +410,6 @@ impl AuthCore {
             detail: serde_json::json!({ "sessions_ended": ended.len() }),
         })
         .await;
-        if !ended.is_empty() {
-            self.publish_logout(user.id, &ended, "password_changed");
-        }
         Ok(ended.len())
     }
 }

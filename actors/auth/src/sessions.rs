@@ -74,14 +74,13 @@ impl AuthCore {
             }
         };
         drop(conn);
-        for sid in &ended {
-            self.cache_session(*sid, false).await;
-        }
+        self.revoked(&ended).await;
         let reason = if l.all_sessions {
             "logout_all"
         } else {
             "logout"
         };
+        self.publish_logout(info.user_id, &ended, reason);
         self.audit(Audit {
             event: "logout",
             user_id: Some(info.user_id),
@@ -90,16 +89,18 @@ impl AuthCore {
             ..Default::default()
         })
         .await;
-        self.publish_logout(info.user_id, &ended, reason);
         Ok(ended.len())
     }
 
     /// After sessions were revoked in the database: refuse their tokens everywhere at once
     /// (Redis cache) and tell the mesh.
-    pub(crate) async fn sessions_ended(&self, user_id: Uuid, ended: &[Uuid], reason: &str) {
-        for sid in ended {
-            self.cache_session(*sid, false).await;
-        }
+    pub(crate) async fn sessions_ended(
+        self: &Arc<Self>,
+        user_id: Uuid,
+        ended: &[Uuid],
+        reason: &str,
+    ) {
+        self.revoked(ended).await;
         if !ended.is_empty() {
             self.publish_logout(user_id, ended, reason);
         }
@@ -156,7 +157,8 @@ impl AuthCore {
         let n = store::revoke_session(&mut conn, m.session_id, "ended_by_user").await?;
         drop(conn);
         if n > 0 {
-            self.cache_session(m.session_id, false).await;
+            self.revoked(&[m.session_id]).await;
+            self.publish_logout(info.user_id, &[m.session_id], "ended_by_user");
             self.audit(Audit {
                 event: "session.ended",
                 user_id: Some(info.user_id),
@@ -165,9 +167,31 @@ impl AuthCore {
                 ..Default::default()
             })
             .await;
-            self.publish_logout(info.user_id, &[m.session_id], "ended_by_user");
         }
         Ok(n > 0)
+    }
+
+    /// Sessions just revoked in the database: refused by this instance at once, then marked
+    /// revoked in Redis for every instance on a task of its own, awaited: a caller that gives
+    /// up meanwhile (its deadline) cannot leave the mark undone, and with it the session
+    /// accepted elsewhere for as long as Redis said "active".
+    pub(crate) async fn revoked(self: &Arc<Self>, ended: &[Uuid]) {
+        for sid in ended {
+            self.validated.forget(*sid);
+        }
+        if ended.is_empty() {
+            return;
+        }
+        let core = self.clone();
+        let ended = ended.to_vec();
+        let marked = tokio::spawn(async move {
+            for sid in ended {
+                core.cache_session(sid, false).await;
+            }
+        });
+        if let Err(e) = marked.await {
+            tracing::warn!(error = %e, "revoked sessions not marked in Redis");
+        }
     }
 
     /// Remembers a session's liveness in Redis so every gateway sees a revocation at once.

@@ -16,6 +16,20 @@ fn state(metrics: &str, addr: &str) -> Option<i64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
+/// The gateway's metrics once `ready` holds of them (at most 2 s): the breaker's gauge and
+/// transition counts follow it through its watching actor, a message later.
+async fn metrics_when(s: &Stack, gw: std::net::SocketAddr, ready: impl Fn(&str) -> bool) -> String {
+    let mut m = s.metrics(gw).await;
+    for _ in 0..40 {
+        if ready(&m) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        m = s.metrics(gw).await;
+    }
+    m
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_breaker_opens_on_failures_and_closes_when_the_backend_returns() {
     let db = TestDb::create().await;
@@ -76,7 +90,8 @@ async fn the_breaker_opens_on_failures_and_closes_when_the_backend_returns() {
     let body: serde_json::Value = r.json().await.unwrap();
     assert_eq!(body["error"]["code"], "circuit_open", "{body}");
     assert!(took < Duration::from_millis(500), "refusal took {took:?}");
-    let m = s.metrics(gw).await;
+    // No call is made meanwhile, so nothing moves the breaker itself.
+    let m = metrics_when(&s, gw, |m| state(m, &addr) == Some(1)).await;
     assert_eq!(state(&m, &addr), Some(1), "{m}");
     assert!(
         m.contains(&format!(
@@ -95,14 +110,15 @@ async fn the_breaker_opens_on_failures_and_closes_when_the_backend_returns() {
         let (st, b) = login().await;
         assert_eq!(st, 200, "{b}");
     }
-    let m = s.metrics(gw).await;
-    assert_eq!(state(&m, &addr), Some(0), "{m}");
-    assert!(
-        m.contains(&format!(
-            "sdsim_circuit_breaker_transitions_total{{instance=\"{addr}\",service=\"auth\",to=\"half_open\"}} 1"
-        )),
-        "{m}"
+    let half_open = format!(
+        "sdsim_circuit_breaker_transitions_total{{instance=\"{addr}\",service=\"auth\",to=\"half_open\"}} 1"
     );
+    let m = metrics_when(&s, gw, |m| {
+        state(m, &addr) == Some(0) && m.contains(&half_open)
+    })
+    .await;
+    assert_eq!(state(&m, &addr), Some(0), "{m}");
+    assert!(m.contains(&half_open), "{m}");
     // Client errors are answers, not failures: they never open it.
     for _ in 0..6 {
         let (st, _) = s
