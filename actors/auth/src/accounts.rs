@@ -271,8 +271,8 @@ impl AuthCore {
                 user_id,
             } => {
                 // A rotated-away token came back: someone else holds the family. End it.
-                self.revoked(&[session_id]).await;
-                self.publish_logout(user_id, &[session_id], "refresh_token_reuse");
+                self.sessions_ended(user_id, &[session_id], "refresh_token_reuse")
+                    .await;
                 tracing::warn!(%user_id, %session_id, "refresh token reused; session revoked");
                 self.audit(Audit {
                     event: "token.reuse",
@@ -397,10 +397,8 @@ impl AuthCore {
         let mut conn = sdsim_schema::pool::get(&self.pool).await?;
         let ended = store::change_password(&mut conn, user.id, info.session_id, &hash).await?;
         drop(conn);
-        self.revoked(&ended).await;
-        if !ended.is_empty() {
-            self.publish_logout(user.id, &ended, "password_changed");
-        }
+        self.sessions_ended(user.id, &ended, "password_changed")
+            .await;
         self.audit(Audit {
             event: "password.changed",
             user_id: Some(user.id),

@@ -157,8 +157,8 @@ impl AuthCore {
         let n = store::revoke_session(&mut conn, m.session_id, "ended_by_user").await?;
         drop(conn);
         if n > 0 {
-            self.revoked(&[m.session_id]).await;
-            self.publish_logout(info.user_id, &[m.session_id], "ended_by_user");
+            self.sessions_ended(info.user_id, &[m.session_id], "ended_by_user")
+                .await;
             self.audit(Audit {
                 event: "session.ended",
                 user_id: Some(info.user_id),
@@ -194,11 +194,9 @@ impl AuthCore {
         }
     }
 
-    /// Remembers a session's liveness in Redis so every gateway sees a revocation at once.
+    /// Remembers a session's liveness in Redis so every instance sees a revocation at once
+    /// (this one's own cache is [`Self::revoked`]'s to update).
     pub(crate) async fn cache_session(&self, session_id: Uuid, live: bool) {
-        if !live {
-            self.validated.forget(session_id);
-        }
         let key = self.ns.session_cache(&session_id.to_string());
         let mut conn = self.redis.clone();
         let (value, ttl) = if live {
