@@ -1,9 +1,14 @@
 //! The async connection pool (diesel-async over deadpool).
 
-use diesel_async::pooled_connection::deadpool::{Object, Pool};
-use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
+use diesel_async::pooled_connection::deadpool::{Hook, HookError, Object, Pool};
+use diesel_async::pooled_connection::{
+    AsyncDieselConnectionManager, ManagerConfig, PoolError as CheckError, RecyclingMethod,
+};
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 use std::time::Duration;
+
+/// The default of `verify_idle` in [`build`] (`database.verify_idle_ms`).
+pub const VERIFY_IDLE: Duration = Duration::from_secs(5);
 
 /// A pool of PostgreSQL connections, cheap to clone.
 #[derive(Clone)]
@@ -54,28 +59,47 @@ pub fn build(
     database_url: &str,
     max_size: usize,
     wait: Duration,
+    verify_idle: Duration,
     runtime: Option<tokio::runtime::Handle>,
 ) -> Result<DbPool, PoolError> {
-    let manager = match runtime {
-        None => AsyncDieselConnectionManager::<AsyncPgConnection>::new(database_url),
-        Some(rt) => {
-            let mut config = ManagerConfig::default();
-            config.custom_setup = Box::new(move |url: &str| {
-                let url = url.to_string();
-                let opened = rt.spawn(async move { AsyncPgConnection::establish(&url).await });
-                Box::pin(async move {
-                    opened.await.unwrap_or_else(|e| {
-                        Err(diesel::ConnectionError::BadConnection(format!(
-                            "connection task ended: {e}"
-                        )))
-                    })
+    let mut config = ManagerConfig::default();
+    // A checkout does not round-trip `SELECT 1` (diesel-async's default, `Verified`): that
+    // was one more query than the work itself on every request. A connection idle for
+    // `verify_idle` is still checked before it is handed out (the hook below): that is
+    // where a restarted database or a dropped socket shows; a connection that breaks in use
+    // is marked broken by diesel-async and not returned to the pool.
+    config.recycling_method = RecyclingMethod::Fast;
+    if let Some(rt) = runtime {
+        config.custom_setup = Box::new(move |url: &str| {
+            let url = url.to_string();
+            let opened = rt.spawn(async move { AsyncPgConnection::establish(&url).await });
+            Box::pin(async move {
+                opened.await.unwrap_or_else(|e| {
+                    Err(diesel::ConnectionError::BadConnection(format!(
+                        "connection task ended: {e}"
+                    )))
                 })
-            });
-            AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(database_url, config)
-        }
-    };
+            })
+        });
+    }
+    let manager =
+        AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(database_url, config);
     Pool::builder(manager)
         .max_size(max_size.max(1))
+        .pre_recycle(Hook::async_fn(move |conn, metrics| {
+            Box::pin(async move {
+                if metrics.last_used() < verify_idle {
+                    return Ok(());
+                }
+                use diesel_async::RunQueryDsl;
+                let conn: &mut AsyncPgConnection = conn;
+                diesel::sql_query("SELECT 1")
+                    .execute(conn)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| HookError::Backend(CheckError::QueryError(e)))
+            })
+        }))
         .build()
         .map(|pool| DbPool { pool, wait })
         .map_err(|e| PoolError::Build(e.to_string()))

@@ -143,6 +143,7 @@ impl Application {
             &db_url,
             settings.database.pool_size,
             Duration::from_millis(settings.database.acquire_timeout_ms),
+            Duration::from_millis(settings.database.verify_idle_ms),
             Some(grpc_handle.clone()),
         )
         .map_err(|e| format!("database.url: {e}"))?;

@@ -329,11 +329,10 @@ impl AuthCore {
         self: Arc<Self>,
         GetProfile { user_id }: GetProfile,
     ) -> Result<Profile, ServiceError> {
-        let mut conn = sdsim_schema::pool::get(&self.pool).await?;
-        let user = store::user_by_id(&mut conn, user_id)
+        let conn = sdsim_schema::pool::get(&self.pool).await?;
+        let (user, roles) = store::user_with_roles(&conn, user_id)
             .await?
             .ok_or_else(|| ServiceError::NotFound(format!("no user {user_id}")))?;
-        let roles = store::roles(&mut conn, user_id).await?;
         Ok(Profile::new(user, roles))
     }
 

@@ -223,6 +223,9 @@ pub struct DatabaseSettings {
     pub pool_size: usize,
     /// Longest wait for a connection before a request fails with 503.
     pub acquire_timeout_ms: u64,
+    /// A pooled connection unused for this long is checked (`SELECT 1`) before it is handed
+    /// out; one used more recently is handed out as is (see `sdsim_schema::pool`).
+    pub verify_idle_ms: u64,
     /// Apply pending migrations when a service starts.
     pub migrate_on_start: bool,
 }
@@ -233,6 +236,7 @@ impl Default for DatabaseSettings {
             url: Secret::new("postgres://postgres@127.0.0.1:5432/sdsim"),
             pool_size: 16,
             acquire_timeout_ms: 2_000,
+            verify_idle_ms: 5_000,
             migrate_on_start: true,
         }
     }

@@ -200,8 +200,14 @@ pub fn monolith(
     secret: &str,
     runtime: tokio::runtime::Handle,
 ) -> Result<Peer, String> {
-    let pool = sdsim_schema::pool::build(database_url, 16, Duration::from_secs(2), Some(runtime))
-        .map_err(|e| e.to_string())?;
+    let pool = sdsim_schema::pool::build(
+        database_url,
+        16,
+        Duration::from_secs(2),
+        sdsim_schema::pool::VERIFY_IDLE,
+        Some(runtime),
+    )
+    .map_err(|e| e.to_string())?;
     let state = Monolith {
         pool,
         tokens: TokenCheck::new(secret),

@@ -22,6 +22,7 @@ mod limits;
 mod live;
 mod migrations;
 mod openapi;
+mod pool;
 mod projects;
 mod sim_cli;
 mod simulations;

@@ -78,6 +78,29 @@ pub async fn user_by_id(
         .optional()?)
 }
 
+/// The user and their role names (sorted), in one round trip: both queries are sent before
+/// either answer is read (diesel-async pipelines futures polled together on one connection).
+pub async fn user_with_roles(
+    conn: &AsyncPgConnection,
+    id: Uuid,
+) -> Result<Option<(User, Vec<String>)>, ServiceError> {
+    let user = users::table
+        .find(id)
+        .select(User::as_select())
+        .first(&mut &*conn);
+    let names = user_roles::table
+        .inner_join(roles::table)
+        .filter(user_roles::user_id.eq(id))
+        .select(roles::name)
+        .order(roles::name)
+        .load(&mut &*conn);
+    let (user, names) = tokio::join!(user, names);
+    match user.optional()? {
+        Some(u) => Ok(Some((u, names?))),
+        None => Ok(None),
+    }
+}
+
 /// The user's role names and the union of their permissions, both sorted.
 pub async fn roles_and_permissions(
     conn: &mut AsyncPgConnection,
