@@ -226,30 +226,47 @@ pub fn problems(design: &Value) -> Vec<engine::Problem> {
     }
 }
 
+type ProblemsMemo = std::sync::Mutex<std::collections::HashMap<(Uuid, i32), Vec<engine::Problem>>>;
+/// Problems of versions already validated, by (project, version); cleared when full.
+static PROBLEMS: std::sync::LazyLock<ProblemsMemo> = std::sync::LazyLock::new(Default::default);
+const PROBLEMS_KEPT: usize = 10_000;
+
+fn remember_problems(id: Uuid, version: i32, p: Vec<engine::Problem>) {
+    if let Ok(mut m) = PROBLEMS.lock() {
+        if m.len() >= PROBLEMS_KEPT {
+            m.clear();
+        }
+        m.insert((id, version), p);
+    }
+}
+
 /// The problems of version `version` of project `id`, whose design is `design`. A
 /// version's design never changes, so the answer is kept (a bounded memo): reads of a
 /// project do not validate its design again.
 pub fn problems_of(id: Uuid, version: i32, design: &Value) -> Vec<engine::Problem> {
-    use std::collections::HashMap;
-    use std::sync::{LazyLock, Mutex};
-    type Memo = Mutex<HashMap<(Uuid, i32), Vec<engine::Problem>>>;
-    static MEMO: LazyLock<Memo> = LazyLock::new(Default::default);
-    const KEPT: usize = 10_000;
-    if let Some(p) = MEMO
+    let known = PROBLEMS
         .lock()
         .ok()
-        .and_then(|m| m.get(&(id, version)).cloned())
-    {
+        .and_then(|m| m.get(&(id, version)).cloned());
+    if let Some(p) = known {
         return p;
     }
     let p = problems(design);
-    if let Ok(mut m) = MEMO.lock() {
-        if m.len() >= KEPT {
-            m.clear();
-        }
-        m.insert((id, version), p.clone());
-    }
+    remember_problems(id, version, p.clone());
     p
+}
+
+/// Version `to` of project `id` has the design of version `from` (a change of its name,
+/// description, tags or visibility): it has the same problems, known without validating
+/// the design again if `from`'s are.
+pub fn carry_problems(id: Uuid, from: i32, to: i32) {
+    let known = PROBLEMS
+        .lock()
+        .ok()
+        .and_then(|m| m.get(&(id, from)).cloned());
+    if let Some(p) = known {
+        remember_problems(id, to, p);
+    }
 }
 
 fn empty_design(name: &str) -> Value {
@@ -543,10 +560,13 @@ impl ProjectCore {
                     }
                 }
                 store::save(conn, &row).await?;
-                Ok((row, role, live))
+                Ok((row, role, live, design_changed))
             })
             .await;
-        let (row, role, live) = row?;
+        let (row, role, live, design_changed) = row?;
+        if !design_changed {
+            carry_problems(row.id, row.version - 1, row.version);
+        }
         if let Some(edit) = live {
             self.stream_edit(row.id, &edit).await;
         }
@@ -712,4 +732,25 @@ pub fn caller(user_id: &str, is_admin: bool) -> Result<Caller, ServiceError> {
         user_id: uuid("user_id", user_id)?,
         is_admin,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_version_with_the_same_design_carries_its_problems_without_validating_again() {
+        let id = Uuid::new_v4();
+        let broken = serde_json::json!({"name": "x", "components": "not a list"});
+        let found = problems_of(id, 1, &broken);
+        assert!(!found.is_empty(), "the broken design has problems");
+        carry_problems(id, 1, 2);
+        // Version 2's answer comes from the memo: the design passed is not looked at.
+        let other = empty_design("x");
+        assert_ne!(problems(&other), found);
+        assert_eq!(problems_of(id, 2, &other), found);
+        // Nothing known of version 5, so nothing carried to 6: 6 is validated on its own.
+        carry_problems(id, 5, 6);
+        assert_eq!(problems_of(id, 6, &other), problems(&other));
+    }
 }

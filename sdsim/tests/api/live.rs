@@ -462,7 +462,11 @@ struct Owner {
 async fn a_run_whose_process_dies_goes_on_on_another_instance() {
     use diesel_async::{AsyncConnection, AsyncPgConnection};
     let db = TestDb::create().await;
-    let settings = settings(&db);
+    let mut settings = settings(&db);
+    // The second watcher is read only once the run is over (the first is read up to the
+    // kill, then the takeover is awaited): it answers no ping until then, which under the
+    // test default (3 s) can drop it with 1001 before it reads its frames (CI saw it).
+    settings.gateway.ws_client_timeout_ms = 60_000;
     let logs = std::env::temp_dir().join(format!("sdsim-lease-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&logs).unwrap();
     // The default lease (1.5 s): the bound below is the one a user gets.
