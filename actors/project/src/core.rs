@@ -559,7 +559,11 @@ impl ProjectCore {
                         }
                     }
                 }
-                store::save(conn, &row).await?;
+                if design_changed {
+                    store::save(conn, &row).await?;
+                } else {
+                    store::save_meta(conn, &row).await?;
+                }
                 Ok((row, role, live, design_changed))
             })
             .await;

@@ -186,6 +186,25 @@ pub async fn save(conn: &mut AsyncPgConnection, row: &ProjectRow) -> Result<(), 
     Ok(())
 }
 
+/// As [`save`], for a change that leaves the design and layout as they are: they are not
+/// sent back (the largest columns; PostgreSQL would write them again).
+pub async fn save_meta(conn: &mut AsyncPgConnection, row: &ProjectRow) -> Result<(), ServiceError> {
+    diesel::update(projects::table.find(row.id))
+        .set((
+            projects::name.eq(&row.name),
+            projects::description.eq(&row.description),
+            projects::tags.eq(&row.tags),
+            projects::is_public.eq(row.is_public),
+            projects::version.eq(row.version),
+            projects::updated_at.eq(row.updated_at),
+            projects::status.eq(&row.status),
+            projects::deleted_at.eq(row.deleted_at),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 /// The newest version row of a project.
 pub async fn latest_version(
     conn: &mut AsyncPgConnection,

@@ -122,7 +122,7 @@ async fn peer_update(
             row.description = description;
             row.version += 1;
             row.updated_at = chrono::Utc::now();
-            store::save(conn, &row).await?;
+            store::save_meta(conn, &row).await?;
             Ok(Some(row))
         })
         .await;
