@@ -231,6 +231,10 @@ type ProblemsMemo = std::sync::Mutex<std::collections::HashMap<(Uuid, i32), Vec<
 static PROBLEMS: std::sync::LazyLock<ProblemsMemo> = std::sync::LazyLock::new(Default::default);
 const PROBLEMS_KEPT: usize = 10_000;
 
+fn known_problems(id: Uuid, version: i32) -> Option<Vec<engine::Problem>> {
+    PROBLEMS.lock().ok()?.get(&(id, version)).cloned()
+}
+
 fn remember_problems(id: Uuid, version: i32, p: Vec<engine::Problem>) {
     if let Ok(mut m) = PROBLEMS.lock() {
         if m.len() >= PROBLEMS_KEPT {
@@ -244,11 +248,7 @@ fn remember_problems(id: Uuid, version: i32, p: Vec<engine::Problem>) {
 /// version's design never changes, so the answer is kept (a bounded memo): reads of a
 /// project do not validate its design again.
 pub fn problems_of(id: Uuid, version: i32, design: &Value) -> Vec<engine::Problem> {
-    let known = PROBLEMS
-        .lock()
-        .ok()
-        .and_then(|m| m.get(&(id, version)).cloned());
-    if let Some(p) = known {
+    if let Some(p) = known_problems(id, version) {
         return p;
     }
     let p = problems(design);
@@ -260,11 +260,7 @@ pub fn problems_of(id: Uuid, version: i32, design: &Value) -> Vec<engine::Proble
 /// description, tags or visibility): it has the same problems, known without validating
 /// the design again if `from`'s are.
 pub fn carry_problems(id: Uuid, from: i32, to: i32) {
-    let known = PROBLEMS
-        .lock()
-        .ok()
-        .and_then(|m| m.get(&(id, from)).cloned());
-    if let Some(p) = known {
+    if let Some(p) = known_problems(id, from) {
         remember_problems(id, to, p);
     }
 }

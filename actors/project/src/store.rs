@@ -165,44 +165,56 @@ pub async fn share_level(
         .optional()?)
 }
 
-/// Writes the project row as `row` says (name, description, tags, visibility, design,
-/// layout, version, updated_at).
-pub async fn save(conn: &mut AsyncPgConnection, row: &ProjectRow) -> Result<(), ServiceError> {
+/// The columns a save writes: the design and layout only when given.
+#[derive(AsChangeset)]
+#[diesel(table_name = projects)]
+struct Saved<'a> {
+    name: &'a str,
+    description: &'a str,
+    tags: &'a Vec<String>,
+    is_public: bool,
+    configuration: Option<&'a Value>,
+    layout: Option<&'a Value>,
+    version: i32,
+    updated_at: DateTime<Utc>,
+    status: &'a str,
+    #[diesel(treat_none_as_null = true)]
+    deleted_at: Option<DateTime<Utc>>,
+}
+
+async fn write(
+    conn: &mut AsyncPgConnection,
+    row: &ProjectRow,
+    design: bool,
+) -> Result<(), ServiceError> {
     diesel::update(projects::table.find(row.id))
-        .set((
-            projects::name.eq(&row.name),
-            projects::description.eq(&row.description),
-            projects::tags.eq(&row.tags),
-            projects::is_public.eq(row.is_public),
-            projects::configuration.eq(&row.configuration),
-            projects::layout.eq(&row.layout),
-            projects::version.eq(row.version),
-            projects::updated_at.eq(row.updated_at),
-            projects::status.eq(&row.status),
-            projects::deleted_at.eq(row.deleted_at),
-        ))
+        .set(Saved {
+            name: &row.name,
+            description: &row.description,
+            tags: &row.tags,
+            is_public: row.is_public,
+            configuration: design.then_some(&row.configuration),
+            layout: design.then_some(&row.layout),
+            version: row.version,
+            updated_at: row.updated_at,
+            status: &row.status,
+            deleted_at: row.deleted_at,
+        })
         .execute(conn)
         .await?;
     Ok(())
 }
 
+/// Writes the project row as `row` says (name, description, tags, visibility, design,
+/// layout, version, updated_at, status, trash time).
+pub async fn save(conn: &mut AsyncPgConnection, row: &ProjectRow) -> Result<(), ServiceError> {
+    write(conn, row, true).await
+}
+
 /// As [`save`], for a change that leaves the design and layout as they are: they are not
 /// sent back (the largest columns; PostgreSQL would write them again).
 pub async fn save_meta(conn: &mut AsyncPgConnection, row: &ProjectRow) -> Result<(), ServiceError> {
-    diesel::update(projects::table.find(row.id))
-        .set((
-            projects::name.eq(&row.name),
-            projects::description.eq(&row.description),
-            projects::tags.eq(&row.tags),
-            projects::is_public.eq(row.is_public),
-            projects::version.eq(row.version),
-            projects::updated_at.eq(row.updated_at),
-            projects::status.eq(&row.status),
-            projects::deleted_at.eq(row.deleted_at),
-        ))
-        .execute(conn)
-        .await?;
-    Ok(())
+    write(conn, row, false).await
 }
 
 /// The newest version row of a project.
