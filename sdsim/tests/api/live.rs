@@ -790,14 +790,22 @@ async fn a_stalled_holder_is_fenced_out_and_a_restarted_instance_resumes() {
     let end = rest.last().expect("the run's end");
     assert_eq!(end["type"], "simulation.failed", "{end}");
     assert_eq!(code, Some(1000));
-    let status: Value = s
-        .authed(Method::GET, &format!("/api/simulations/{run}"), &ada)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    // The gateway may still be learning that "d" replaced the killed "c" (discovery): ask
+    // until the simulation service answers, for a few seconds (CI saw one answer without it).
+    let mut status = Value::Null;
+    for _ in 0..50 {
+        let r = s
+            .authed(Method::GET, &format!("/api/simulations/{run}"), &ada)
+            .send()
+            .await
+            .unwrap();
+        let ok = r.status().is_success();
+        status = r.json().await.unwrap();
+        if ok {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let status = &status["simulation"];
     assert_eq!(status["status"], "failed", "{status}");
     let error = status["error"].as_str().unwrap_or_default();
