@@ -481,9 +481,34 @@ impl ProjectCore {
                 "a change of the design must say which version it is based on (If-Match)".into(),
             ));
         }
+        let mut conn = sdsim_schema::pool::get(&self.pool).await?;
+        let owner_may = access::allowed(Role::Owner, Op::Edit)
+            && (ch.is_public.is_none() || access::allowed(Role::Owner, Op::SetVisibility));
+        if !drawing && !ch.named && owner_may {
+            // The common case (an owner renames, retags, describes): one statement. Anything
+            // it does not cover (another role, the trash, a stale version) takes the locked
+            // path below, which answers it.
+            let change = store::MetaChange {
+                name: new_name.as_deref(),
+                description: new_description.as_deref(),
+                tags: new_tags.as_deref(),
+                is_public: ch.is_public,
+                updated_at: Utc::now(),
+            };
+            let owned = store::update_owned_meta(
+                &mut conn,
+                pid,
+                caller.user_id,
+                ch.expected_version,
+                change,
+            )
+            .await?;
+            if let Some(row) = owned {
+                return Ok(self.updated_meta(row, Role::Owner, caller));
+            }
+        }
         let settings = self.settings.clone();
         let id_text = id.to_string();
-        let mut conn = sdsim_schema::pool::get(&self.pool).await?;
         let row = conn
             .transaction::<_, ServiceError, _>(async move |conn| {
                 let (mut row, role) = lock_checked(conn, pid, &id_text, caller, Op::Edit).await?;
@@ -565,13 +590,21 @@ impl ProjectCore {
             .await;
         let (row, role, live, design_changed) = row?;
         if !design_changed {
-            carry_problems(row.id, row.version - 1, row.version);
+            return Ok(self.updated_meta(row, role, caller));
         }
         if let Some(edit) = live {
             self.stream_edit(row.id, &edit).await;
         }
         self.publish(kinds::PROJECT_UPDATED, "updated", &row, caller.user_id);
         Ok(Self::view(row, role))
+    }
+
+    /// The answer to an update that left the design as it was: the new version has the
+    /// problems of the one before.
+    fn updated_meta(&self, row: ProjectRow, role: Role, caller: Caller) -> ProjectView {
+        carry_problems(row.id, row.version - 1, row.version);
+        self.publish(kinds::PROJECT_UPDATED, "updated", &row, caller.user_id);
+        Self::view(row, role)
     }
 
     /// Moves a project to the trash (restorable for `trash_days`).

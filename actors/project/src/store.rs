@@ -217,6 +217,47 @@ pub async fn save_meta(conn: &mut AsyncPgConnection, row: &ProjectRow) -> Result
     write(conn, row, false).await
 }
 
+/// A change of an owner's project that leaves the design and layout as they are: the
+/// fields given (`None` keeps a field).
+#[derive(AsChangeset)]
+#[diesel(table_name = projects)]
+pub struct MetaChange<'a> {
+    pub name: Option<&'a str>,
+    pub description: Option<&'a str>,
+    pub tags: Option<&'a [String]>,
+    pub is_public: Option<bool>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Applies `change` to project `id` in one statement (no transaction around it: the
+/// statement is atomic, and its row lock orders it against every other write) when `owner`
+/// owns it, it is not in the trash and, if `expected` is positive, it is at that version;
+/// the version goes up by one. `None` when any condition fails: the caller then takes the
+/// locked path, which says which one.
+pub async fn update_owned_meta(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    owner: Uuid,
+    expected: i32,
+    change: MetaChange<'_>,
+) -> Result<Option<ProjectRow>, ServiceError> {
+    let target = projects::table
+        .filter(projects::id.eq(id))
+        .filter(projects::owner_id.eq(owner))
+        .filter(projects::deleted_at.is_null())
+        .filter(
+            projects::version
+                .eq(expected)
+                .or((expected <= 0).into_sql::<diesel::sql_types::Bool>()),
+        );
+    Ok(diesel::update(target)
+        .set((change, projects::version.eq(projects::version + 1)))
+        .returning(ProjectRow::as_returning())
+        .get_result(conn)
+        .await
+        .optional()?)
+}
+
 /// The newest version row of a project.
 pub async fn latest_version(
     conn: &mut AsyncPgConnection,

@@ -110,22 +110,16 @@ async fn peer_update(
         return HttpResponse::ServiceUnavailable().finish();
     };
     let id = path.into_inner();
-    let description = body["description"].as_str().unwrap_or("").to_string();
-    let res = conn
-        .transaction::<_, ServiceError, _>(async move |conn| {
-            let Some(mut row) = store::get_for_update(conn, id).await? else {
-                return Ok(None);
-            };
-            if row.owner_id != user {
-                return Ok(None);
-            }
-            row.description = description;
-            row.version += 1;
-            row.updated_at = chrono::Utc::now();
-            store::save_meta(conn, &row).await?;
-            Ok(Some(row))
-        })
-        .await;
+    let description = body["description"].as_str().unwrap_or("");
+    // The same statement as sdsim's update of an owner's metadata (one, no transaction).
+    let change = store::MetaChange {
+        name: None,
+        description: Some(description),
+        tags: None,
+        is_public: None,
+        updated_at: chrono::Utc::now(),
+    };
+    let res = store::update_owned_meta(&mut conn, id, user, 0, change).await;
     match res {
         Ok(Some(r)) => HttpResponse::Ok().json(view(&r)),
         Ok(None) => HttpResponse::NotFound().finish(),

@@ -473,6 +473,40 @@ async fn of_twenty_concurrent_saves_from_one_version_exactly_one_lands() {
     )
     .await;
     assert_eq!(v2["design"]["duration_s"], winner);
+
+    // A change of metadata only takes one statement, not the locked path: the version test
+    // must hold there too. Twenty renames from version 2: one lands, 19 are stale.
+    let renames = (0..20).map(|i| {
+        let (s, ada, path) = (&s, &ada, &path);
+        async move {
+            let body = json!({"name": format!("Race {i}"), "tags": [format!("t{i}")]});
+            call(s, Method::PATCH, path, ada, Some(body), Some("\"2\"")).await
+        }
+    });
+    let results = futures_util::future::join_all(renames).await;
+    let codes: Vec<u16> = results.iter().map(|r| r.0).collect();
+    let ok: Vec<&Value> = results
+        .iter()
+        .filter(|r| r.0 == 200)
+        .map(|r| &r.2)
+        .collect();
+    assert_eq!((ok.len(), codes.len()), (1, 20), "{codes:?}");
+    for (st, _, b) in results.iter().filter(|r| r.0 != 200) {
+        assert_eq!(
+            (*st, &b["error"]["current_version"]),
+            (412, &json!(3)),
+            "{b}"
+        );
+    }
+    let (st, etag, now) = call(&s, Method::GET, &path, &ada, None, None).await;
+    assert_eq!((st, etag.as_deref()), (200, Some("\"3\"")), "{now}");
+    let (won, now) = (&ok[0]["project"], &now["project"]);
+    assert_eq!(
+        (&now["name"], &now["tags"]),
+        (&won["name"], &won["tags"]),
+        "{now}"
+    );
+    assert_eq!(now["design"]["duration_s"], winner, "{now}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
