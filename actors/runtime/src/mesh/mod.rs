@@ -783,7 +783,7 @@ impl Mesh {
                     target: Arc::new(Target {
                         service,
                         address: address.clone(),
-                        pool: Pool::new(inner.concurrency),
+                        pool: Pool::new(inner.concurrency, inner.endpoint(address).ok()),
                         breaker: Breaker::new(inner.breaker),
                         pool_id: inner.next_pool.fetch_add(1, Ordering::Relaxed),
                         instance_id: RwLock::new(String::new()),

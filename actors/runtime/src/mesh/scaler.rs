@@ -466,7 +466,7 @@ mod tests {
 
     #[test]
     fn the_sampler_measures_rate_errors_and_latency_over_a_second() {
-        let pool = super::super::pool::Pool::new(10);
+        let pool = super::super::pool::Pool::new(10, None);
         let mut s = Sampler::default();
         let t0 = Instant::now();
         s.sample(&pool, t0);
