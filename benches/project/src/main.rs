@@ -12,7 +12,8 @@
 //! sdsim does more per answer than the peer: it checks access (a share lookup), lists the
 //! engine's validation problems of the design, and crosses two processes' worth of gRPC.
 //! Environment: SDSIM_BIN, SDSIM_PG_BASE, REDIS_URL, BENCH_SECONDS (default 6),
-//! BENCH_CONNECTIONS (32), BENCH_RATE (1000).
+//! BENCH_CONNECTIONS (32), BENCH_RATE (1000), BENCH_TRACE (a directory: each paced run's
+//! latencies, one per line in the order the calls left, to see when the slow ones came).
 
 use actix_web::{web, App, HttpRequest, HttpResponse};
 use diesel_async::AsyncConnection;
@@ -187,7 +188,8 @@ fn peer(database_url: &str, runtime: tokio::runtime::Handle) -> std::io::Result<
 
 /// `rate` GETs or PATCHes a second for `seconds`, each on schedule, round-robin over `urls`
 /// (different projects: updates of one project are serialized by its row lock, as they
-/// must be): (p50, p99) in ms and the count of answers that were not 2xx.
+/// must be): (p50, p99) in ms, the count of answers that were not 2xx, and each call's
+/// latency in the order they left.
 async fn paced(
     http: &reqwest::Client,
     urls: &[String],
@@ -195,7 +197,7 @@ async fn paced(
     patch: bool,
     rate: u64,
     seconds: u64,
-) -> (f64, f64, usize) {
+) -> (f64, f64, usize, Vec<f64>) {
     let total = rate * seconds;
     let every = Duration::from_nanos(1_000_000_000 / rate.max(1));
     let start = tokio::time::Instant::now();
@@ -220,16 +222,17 @@ async fn paced(
             (t.elapsed().as_secs_f64() * 1000.0, ok)
         }));
     }
-    let mut lat = Vec::with_capacity(tasks.len());
+    let mut in_order = Vec::with_capacity(tasks.len());
     let mut failed = 0;
     for t in tasks {
         let (ms, ok) = t.await.unwrap();
-        lat.push(ms);
+        in_order.push(ms);
         failed += usize::from(!ok);
     }
+    let mut lat = in_order.clone();
     lat.sort_by(f64::total_cmp);
     let q = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
-    (q(0.5), q(0.99), failed)
+    (q(0.5), q(0.99), failed, in_order)
 }
 
 #[actix_rt::main]
@@ -341,7 +344,18 @@ async fn main() {
                 .iter()
                 .map(|id| format!("{base}/api/projects/{id}"))
                 .collect();
-            let (p50, p99, failed) = paced(&http, &urls, &token, patch, rate, seconds).await;
+            // Each paced run starts right after a checkpoint, so that PostgreSQL's timed one
+            // (its writes, then full-page images in the WAL) does not fall in one target's
+            // run and not the other's.
+            psql(&pg_base, "CHECKPOINT");
+            let (p50, p99, failed, each) = paced(&http, &urls, &token, patch, rate, seconds).await;
+            if let Ok(dir) = std::env::var("BENCH_TRACE") {
+                let lines: String = each.iter().map(|ms| format!("{ms:.3}\n")).collect();
+                let file = format!("{dir}/{op}-{name}.txt");
+                if let Err(e) = std::fs::write(&file, lines) {
+                    eprintln!("cannot write {file}: {e}");
+                }
+            }
             println!(
                 "  {op:<7} {name:<6} {p50:>7.2} / {p99:>7.2}{}  {failed}",
                 if name == "sdsim" {
