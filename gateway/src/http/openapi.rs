@@ -82,10 +82,12 @@ pub fn document() -> &'static utoipa::openapi::OpenApi {
             super::auth::Api::openapi(),
             super::admin::Api::openapi(),
             super::notifications::Api::openapi(),
-            super::simulations::Api::openapi(),
             super::health::Api::openapi(),
         ];
-        for part in super::projects::openapi_parts().into_iter().chain(parts) {
+        let areas = super::projects::openapi_parts()
+            .into_iter()
+            .chain(super::simulations::openapi_parts());
+        for part in areas.chain(parts) {
             doc.merge(part);
         }
         doc
@@ -166,7 +168,7 @@ mod tests {
             "admin",
             "projects/mod",
             "notifications",
-            "simulations",
+            "simulations/mod",
             "health",
             "openapi",
         ] {
