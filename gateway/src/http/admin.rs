@@ -61,7 +61,7 @@ struct UsersQuery {
         (status = 403, description = "The user lacks the `admin:users` permission", body = crate::http::openapi::ErrorBody),
         (status = 422, description = "`limit` or `offset` is out of range, or the query string is malformed", body = crate::http::openapi::ErrorBody),
         (status = "4XX", description = "Rate limited (429, Retry-After)", body = crate::http::openapi::ErrorBody),
-        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unavailable,
     ))]
 async fn users(
     state: web::Data<GatewayState>,
@@ -123,7 +123,7 @@ async fn change_role(
         (status = 404, description = "No such user", body = crate::http::openapi::ErrorBody),
         (status = 422, description = "`user_id` is not a UUID, or there is no such role (named in `field`)", body = crate::http::openapi::ErrorBody),
         (status = "4XX", description = "Malformed, too large, not JSON, or rate limited", body = crate::http::openapi::ErrorBody),
-        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unavailable,
     ))]
 async fn add_role(
     state: web::Data<GatewayState>,
@@ -150,7 +150,7 @@ async fn add_role(
         (status = 409, description = "This is the last active admin (`last_admin`)", body = crate::http::openapi::ErrorBody),
         (status = 422, description = "`user_id` is not a UUID, or there is no such role", body = crate::http::openapi::ErrorBody),
         (status = "4XX", description = "Rate limited (429, Retry-After)", body = crate::http::openapi::ErrorBody),
-        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unavailable,
     ))]
 async fn remove_role(
     state: web::Data<GatewayState>,
@@ -178,7 +178,7 @@ async fn remove_role(
         (status = 409, description = "An admin cannot lock their own account (`cannot_lock_self`)", body = crate::http::openapi::ErrorBody),
         (status = 422, description = "`user_id` is not a UUID", body = crate::http::openapi::ErrorBody),
         (status = "4XX", description = "Rate limited (429, Retry-After)", body = crate::http::openapi::ErrorBody),
-        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unavailable,
     ))]
 async fn lock(
     state: web::Data<GatewayState>,
@@ -216,7 +216,7 @@ async fn lock(
         (status = 404, description = "No such user", body = crate::http::openapi::ErrorBody),
         (status = 422, description = "`user_id` is not a UUID", body = crate::http::openapi::ErrorBody),
         (status = "4XX", description = "Rate limited (429, Retry-After)", body = crate::http::openapi::ErrorBody),
-        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unavailable,
     ))]
 async fn end_sessions(
     state: web::Data<GatewayState>,
@@ -264,7 +264,7 @@ struct AuditQuery {
         (status = 403, description = "The user lacks the `admin:users` permission", body = crate::http::openapi::ErrorBody),
         (status = 422, description = "`user_id` is not a UUID, `limit` is out of range, or the query string is malformed", body = crate::http::openapi::ErrorBody),
         (status = "4XX", description = "Rate limited (429, Retry-After)", body = crate::http::openapi::ErrorBody),
-        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unavailable,
     ))]
 async fn audit(
     state: web::Data<GatewayState>,

@@ -111,7 +111,7 @@ struct RegisterBody {
         (status = 409, description = "The e-mail address is taken", body = crate::http::openapi::ErrorBody),
         (status = 422, description = "A field is invalid (named in `field`)", body = crate::http::openapi::ErrorBody),
         (status = "4XX", description = "Malformed, too large, not JSON, or rate limited", body = crate::http::openapi::ErrorBody),
-        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unavailable,
     ))]
 async fn register(
     state: web::Data<GatewayState>,
@@ -148,7 +148,7 @@ struct LoginBody {
         (status = 401, description = "Wrong e-mail or password", body = crate::http::openapi::ErrorBody),
         (status = 429, description = "Too many attempts (Retry-After)", body = crate::http::openapi::ErrorBody),
         (status = "4XX", description = "Malformed or invalid input", body = crate::http::openapi::ErrorBody),
-        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unavailable,
     ))]
 async fn login(
     state: web::Data<GatewayState>,
@@ -174,7 +174,7 @@ async fn login(
         (status = 200, description = "The user (not cached: Cache-Control no-store)", body = crate::http::views::UserBody),
         (status = 401, description = "No token, or it is invalid, expired or revoked", body = crate::http::openapi::ErrorBody),
         (status = "4XX", description = "Rate limited (429, Retry-After)", body = crate::http::openapi::ErrorBody),
-        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unavailable,
     ))]
 async fn profile(state: web::Data<GatewayState>, user: AuthUser) -> Result<HttpResponse, ApiError> {
     let up = &state.upstream;
@@ -212,7 +212,7 @@ fn clearable<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D
         (status = 401, description = "No token, or it is invalid, expired or revoked", body = crate::http::openapi::ErrorBody),
         (status = 422, description = "A field is invalid or unknown (named in `field`)", body = crate::http::openapi::ErrorBody),
         (status = "4XX", description = "Malformed, too large, not JSON, or rate limited", body = crate::http::openapi::ErrorBody),
-        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unavailable,
     ))]
 async fn update_profile(
     state: web::Data<GatewayState>,
@@ -248,7 +248,7 @@ struct PasswordBody {
         (status = 429, description = "Too many attempts (Retry-After)", body = crate::http::openapi::ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = "4XX", description = "Malformed, too large or not JSON", body = crate::http::openapi::ErrorBody),
-        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unavailable,
     ))]
 async fn change_password(
     state: web::Data<GatewayState>,
@@ -322,7 +322,7 @@ struct TokenBody {
         (status = 200, description = "The address is verified", body = crate::http::views::Verified),
         (status = 422, description = "The token is invalid, already used or expired (`field`: token)", body = crate::http::openapi::ErrorBody),
         (status = "4XX", description = "Malformed, too large, not JSON, or rate limited", body = crate::http::openapi::ErrorBody),
-        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unavailable,
     ))]
 async fn verify_email(
     state: web::Data<GatewayState>,
@@ -351,7 +351,7 @@ struct ResetRequestBody {
         (status = 429, description = "Too many mails from this address (Retry-After)", body = crate::http::openapi::ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = "4XX", description = "Malformed, too large or not JSON", body = crate::http::openapi::ErrorBody),
-        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unavailable,
     ))]
 async fn request_reset(
     state: web::Data<GatewayState>,
@@ -390,7 +390,7 @@ struct ResetBody {
         (status = 200, description = "Changed; how many sessions ended", body = crate::http::views::SessionsEnded),
         (status = 422, description = "The token is invalid, used or expired, or `new_password` is too weak (named in `field`)", body = crate::http::openapi::ErrorBody),
         (status = "4XX", description = "Malformed, too large, not JSON, or rate limited", body = crate::http::openapi::ErrorBody),
-        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unavailable,
     ))]
 async fn reset_password(
     state: web::Data<GatewayState>,
@@ -429,7 +429,7 @@ struct RefreshBody {
         (status = 429, description = "Too many refreshes from this address (Retry-After)", body = crate::http::openapi::ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = "4XX", description = "Malformed, too large or not JSON", body = crate::http::openapi::ErrorBody),
-        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unavailable,
     ))]
 async fn refresh(
     state: web::Data<GatewayState>,
@@ -502,7 +502,7 @@ struct LogoutBody {
         (status = 200, description = "How many sessions ended", body = crate::http::views::SessionsEnded),
         (status = 401, description = "No token, or it is invalid, expired or revoked", body = crate::http::openapi::ErrorBody),
         (status = "4XX", description = "Malformed, too large, not JSON, or rate limited", body = crate::http::openapi::ErrorBody),
-        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unavailable,
     ))]
 async fn logout(
     state: web::Data<GatewayState>,
@@ -540,7 +540,7 @@ async fn logout(
         (status = 200, description = "The sessions (Cache-Control no-store)", body = crate::http::views::SessionsBody),
         (status = 401, description = "No token, or it is invalid, expired or revoked", body = crate::http::openapi::ErrorBody),
         (status = "4XX", description = "Rate limited (429, Retry-After)", body = crate::http::openapi::ErrorBody),
-        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unavailable,
     ))]
 async fn list_sessions(
     state: web::Data<GatewayState>,
@@ -566,7 +566,7 @@ async fn list_sessions(
         (status = 404, description = "The user has no such session", body = crate::http::openapi::ErrorBody),
         (status = 422, description = "`session_id` is not a UUID", body = crate::http::openapi::ErrorBody),
         (status = "4XX", description = "Rate limited (429, Retry-After)", body = crate::http::openapi::ErrorBody),
-        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unavailable,
     ))]
 async fn end_session(
     state: web::Data<GatewayState>,

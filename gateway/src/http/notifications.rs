@@ -78,7 +78,7 @@ struct ListBody {
         (status = 401, description = "No token, or it is invalid, expired or revoked", body = crate::http::openapi::ErrorBody),
         (status = 422, description = "`limit` is out of range, `before` is not one of the user's notifications, or the query string is malformed", body = crate::http::openapi::ErrorBody),
         (status = "4XX", description = "Rate limited (429, Retry-After)", body = crate::http::openapi::ErrorBody),
-        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unavailable,
     ))]
 async fn list(
     state: web::Data<GatewayState>,
@@ -143,7 +143,7 @@ struct ReadAnswer {
         (status = 401, description = "No token, or it is invalid, expired or revoked", body = crate::http::openapi::ErrorBody),
         (status = 422, description = "Neither `ids` nor `all`, too many ids, an id is not a UUID, or an unknown field (named in `field`)", body = crate::http::openapi::ErrorBody),
         (status = "4XX", description = "Malformed, too large, not JSON, or rate limited", body = crate::http::openapi::ErrorBody),
-        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unavailable,
     ))]
 async fn mark_read(
     state: web::Data<GatewayState>,

@@ -29,6 +29,25 @@ pub struct ErrorDetail {
     field: Option<String>,
 }
 
+/// The answer of a protected route without a valid token (the same on every one).
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub enum Unauthenticated {
+    #[response(status = 401, description = "No valid access token")]
+    NoToken(ErrorBody),
+}
+
+/// The answer of any route when a dependency is down (the same on every one).
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub enum Unavailable {
+    #[response(
+        status = "5XX",
+        description = "A dependency is down (503, Retry-After)"
+    )]
+    DependencyDown(ErrorBody),
+}
+
 /// The bearer token every protected route takes.
 struct Security;
 

@@ -297,10 +297,10 @@ struct CreateBody {
     security(("bearer" = [])),
     responses(
         (status = 201, description = "The new project", body = ProjectBody, headers(("ETag" = String, description = "The project's version, quoted: send it back as If-Match"))),
-        (status = 401, description = "No valid access token", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unauthenticated,
         (status = 422, description = "A field is invalid, or the template does not exist (named in `field`)", body = crate::http::openapi::ErrorBody),
         (status = "4XX", description = "Malformed, too large or not JSON (422 names the field), or rate limited (429, Retry-After)", body = crate::http::openapi::ErrorBody),
-        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unavailable,
     ))]
 async fn create(
     state: web::Data<GatewayState>,
@@ -426,10 +426,10 @@ struct ListBody {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "A page of projects", body = ListBody),
-        (status = 401, description = "No valid access token", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unauthenticated,
         (status = 422, description = "A bad scope, sort, page_size or page_token (named in `field`)", body = crate::http::openapi::ErrorBody),
         (status = "4XX", description = "Malformed input (422 names the field), or rate limited (429, Retry-After)", body = crate::http::openapi::ErrorBody),
-        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unavailable,
     ))]
 async fn list(
     state: web::Data<GatewayState>,
@@ -479,10 +479,10 @@ async fn list(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The project", body = ProjectBody, headers(("ETag" = String, description = "The project's version, quoted: send it back as If-Match"))),
-        (status = 401, description = "No valid access token", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unauthenticated,
         (status = 404, description = "No such project, or not one the caller may see", body = crate::http::openapi::ErrorBody),
         (status = "4XX", description = "Malformed input (422 names the field), or rate limited (429, Retry-After)", body = crate::http::openapi::ErrorBody),
-        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unavailable,
     ))]
 async fn get(
     state: web::Data<GatewayState>,
@@ -544,7 +544,7 @@ struct UpdateBody {
     responses(
         (status = 200, description = "The changed project", body = ProjectBody, headers(("ETag" = String, description = "The project's version, quoted: send it back as If-Match"))),
         (status = 400, description = "If-Match is not a project ETag", body = crate::http::openapi::ErrorBody),
-        (status = 401, description = "No valid access token", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unauthenticated,
         (status = 403, description = "The caller may only view it, or only its owner may change is_public", body = crate::http::openapi::ErrorBody),
         (status = 404, description = "No such project, or not one the caller may see", body = crate::http::openapi::ErrorBody),
         (status = 409, description = "It is in the trash (`in_trash`), has live edits not saved yet (`live_session`), or has as many versions as it may keep (`version_limit`)", body = crate::http::openapi::ErrorBody),
@@ -553,7 +553,7 @@ struct UpdateBody {
         (status = 422, description = "A field is invalid (named in `field`)", body = crate::http::openapi::ErrorBody),
         (status = 428, description = "The design or layout changes without If-Match", body = crate::http::openapi::ErrorBody),
         (status = "4XX", description = "Malformed, too large or not JSON (422 names the field), or rate limited (429, Retry-After)", body = crate::http::openapi::ErrorBody),
-        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unavailable,
     ))]
 async fn update(
     state: web::Data<GatewayState>,
@@ -601,11 +601,11 @@ struct Deleted {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "In the trash", body = Deleted),
-        (status = 401, description = "No valid access token", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unauthenticated,
         (status = 403, description = "Only its owner may delete it", body = crate::http::openapi::ErrorBody),
         (status = 404, description = "No such project, or not one the caller may see", body = crate::http::openapi::ErrorBody),
         (status = "4XX", description = "Malformed input (422 names the field), or rate limited (429, Retry-After)", body = crate::http::openapi::ErrorBody),
-        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unavailable,
     ))]
 async fn delete(
     state: web::Data<GatewayState>,
@@ -631,12 +631,12 @@ async fn delete(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The restored project", body = ProjectBody, headers(("ETag" = String, description = "The project's version, quoted: send it back as If-Match"))),
-        (status = 401, description = "No valid access token", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unauthenticated,
         (status = 403, description = "Only its owner may restore it", body = crate::http::openapi::ErrorBody),
         (status = 404, description = "No such project, or not one the caller may see", body = crate::http::openapi::ErrorBody),
         (status = 409, description = "It is not in the trash (`not_in_trash`)", body = crate::http::openapi::ErrorBody),
         (status = "4XX", description = "Malformed input (422 names the field), or rate limited (429, Retry-After)", body = crate::http::openapi::ErrorBody),
-        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unavailable,
     ))]
 async fn restore(
     state: web::Data<GatewayState>,
@@ -665,12 +665,12 @@ struct Purged {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Gone for good", body = Purged),
-        (status = 401, description = "No valid access token", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unauthenticated,
         (status = 403, description = "Only its owner may purge it", body = crate::http::openapi::ErrorBody),
         (status = 404, description = "No such project, or not one the caller may see", body = crate::http::openapi::ErrorBody),
         (status = 409, description = "It is not in the trash: delete it first (`not_in_trash`)", body = crate::http::openapi::ErrorBody),
         (status = "4XX", description = "Malformed input (422 names the field), or rate limited (429, Retry-After)", body = crate::http::openapi::ErrorBody),
-        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unavailable,
     ))]
 async fn purge(
     state: web::Data<GatewayState>,

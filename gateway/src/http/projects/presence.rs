@@ -28,10 +28,10 @@ pub(super) struct Presence {
     security(("bearer" = [])),
     responses(
         (status = 201, description = "The session and who is present", body = Presence),
-        (status = 401, description = "No valid access token", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unauthenticated,
         (status = 404, description = "No such project, or not one the caller may see", body = crate::http::openapi::ErrorBody),
         (status = "4XX", description = "Malformed input (422 names the field), or rate limited (429, Retry-After)", body = crate::http::openapi::ErrorBody),
-        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unavailable,
     ))]
 pub(super) async fn join(
     state: web::Data<GatewayState>,
@@ -69,11 +69,11 @@ pub(super) struct Left {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Left", body = Left),
-        (status = 401, description = "No valid access token", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unauthenticated,
         (status = 404, description = "No such project, or not one the caller may see", body = crate::http::openapi::ErrorBody),
         (status = 422, description = "The session id is not a UUID", body = crate::http::openapi::ErrorBody),
         (status = "4XX", description = "Malformed input (422 names the field), or rate limited (429, Retry-After)", body = crate::http::openapi::ErrorBody),
-        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unavailable,
     ))]
 pub(super) async fn leave(
     state: web::Data<GatewayState>,
@@ -97,10 +97,10 @@ pub(super) async fn leave(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The people present", body = Presence),
-        (status = 401, description = "No valid access token", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unauthenticated,
         (status = 404, description = "No such project, or not one the caller may see", body = crate::http::openapi::ErrorBody),
         (status = "4XX", description = "Malformed input (422 names the field), or rate limited (429, Retry-After)", body = crate::http::openapi::ErrorBody),
-        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unavailable,
     ))]
 pub(super) async fn collaborators(
     state: web::Data<GatewayState>,
@@ -136,11 +136,11 @@ pub(super) struct AnalyticsView {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The counts", body = AnalyticsView),
-        (status = 401, description = "No valid access token", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unauthenticated,
         (status = 403, description = "The caller's role does not allow this", body = crate::http::openapi::ErrorBody),
         (status = 404, description = "No such project, or not one the caller may see", body = crate::http::openapi::ErrorBody),
         (status = "4XX", description = "Malformed input (422 names the field), or rate limited (429, Retry-After)", body = crate::http::openapi::ErrorBody),
-        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unavailable,
     ))]
 pub(super) async fn analytics(
     state: web::Data<GatewayState>,

@@ -55,13 +55,13 @@ pub(super) struct ShareAnswer {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Shared", body = ShareAnswer),
-        (status = 401, description = "No valid access token", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unauthenticated,
         (status = 403, description = "Only its owner may share it", body = crate::http::openapi::ErrorBody),
         (status = 404, description = "No such project, or not one the caller may see", body = crate::http::openapi::ErrorBody),
         (status = 409, description = "It is in the trash (`in_trash`)", body = crate::http::openapi::ErrorBody),
         (status = 422, description = "A bad e-mail address or role, or the caller's own address", body = crate::http::openapi::ErrorBody),
         (status = "4XX", description = "Malformed, too large or not JSON (422 names the field), or rate limited (429, Retry-After)", body = crate::http::openapi::ErrorBody),
-        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unavailable,
     ))]
 pub(super) async fn share(
     state: web::Data<GatewayState>,
@@ -108,12 +108,12 @@ pub(super) struct UnshareQuery {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Unshared", body = ShareAnswer),
-        (status = 401, description = "No valid access token", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unauthenticated,
         (status = 403, description = "Only its owner may unshare it", body = crate::http::openapi::ErrorBody),
         (status = 404, description = "No such project, or it is not shared with them", body = crate::http::openapi::ErrorBody),
         (status = 422, description = "Neither or both of email and user_id, or a bad one", body = crate::http::openapi::ErrorBody),
         (status = "4XX", description = "Malformed input (422 names the field), or rate limited (429, Retry-After)", body = crate::http::openapi::ErrorBody),
-        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unavailable,
     ))]
 pub(super) async fn unshare(
     state: web::Data<GatewayState>,
@@ -183,11 +183,11 @@ pub(super) struct PermissionsBody {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The shares and invitations", body = PermissionsBody),
-        (status = 401, description = "No valid access token", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unauthenticated,
         (status = 403, description = "The caller's role does not allow this", body = crate::http::openapi::ErrorBody),
         (status = 404, description = "No such project, or not one the caller may see", body = crate::http::openapi::ErrorBody),
         (status = "4XX", description = "Malformed input (422 names the field), or rate limited (429, Retry-After)", body = crate::http::openapi::ErrorBody),
-        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unavailable,
     ))]
 pub(super) async fn permissions(
     state: web::Data<GatewayState>,
@@ -239,12 +239,12 @@ pub(super) struct TransferBody {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The project with its new owner", body = ProjectBody, headers(("ETag" = String, description = "The project's version, quoted: send it back as If-Match"))),
-        (status = 401, description = "No valid access token", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unauthenticated,
         (status = 403, description = "Only its owner may give it away", body = crate::http::openapi::ErrorBody),
         (status = 404, description = "No such project, or not one the caller may see", body = crate::http::openapi::ErrorBody),
         (status = 422, description = "The person is its owner already, or it is not shared with them", body = crate::http::openapi::ErrorBody),
         (status = "4XX", description = "Malformed, too large or not JSON (422 names the field), or rate limited (429, Retry-After)", body = crate::http::openapi::ErrorBody),
-        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unavailable,
     ))]
 pub(super) async fn transfer(
     state: web::Data<GatewayState>,
@@ -313,12 +313,12 @@ impl From<pb::ShareLink> for LinkView {
     security(("bearer" = [])),
     responses(
         (status = 201, description = "The link, with its token and path", body = LinkView),
-        (status = 401, description = "No valid access token", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unauthenticated,
         (status = 403, description = "Only its owner may create links", body = crate::http::openapi::ErrorBody),
         (status = 404, description = "No such project, or not one the caller may see", body = crate::http::openapi::ErrorBody),
         (status = 422, description = "A bad access or expiry, or too many links (named in `field`)", body = crate::http::openapi::ErrorBody),
         (status = "4XX", description = "Malformed, too large or not JSON (422 names the field), or rate limited (429, Retry-After)", body = crate::http::openapi::ErrorBody),
-        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unavailable,
     ))]
 pub(super) async fn create_link(
     state: web::Data<GatewayState>,
@@ -352,11 +352,11 @@ pub(super) struct LinksBody {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The links", body = LinksBody),
-        (status = 401, description = "No valid access token", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unauthenticated,
         (status = 403, description = "Only its owner may see its links", body = crate::http::openapi::ErrorBody),
         (status = 404, description = "No such project, or not one the caller may see", body = crate::http::openapi::ErrorBody),
         (status = "4XX", description = "Malformed input (422 names the field), or rate limited (429, Retry-After)", body = crate::http::openapi::ErrorBody),
-        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unavailable,
     ))]
 pub(super) async fn list_links(
     state: web::Data<GatewayState>,
@@ -391,11 +391,11 @@ pub(super) struct Revoked {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Revoked", body = Revoked),
-        (status = 401, description = "No valid access token", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unauthenticated,
         (status = 403, description = "Only its owner may revoke links", body = crate::http::openapi::ErrorBody),
         (status = 404, description = "No such project or link", body = crate::http::openapi::ErrorBody),
         (status = "4XX", description = "Malformed input (422 names the field), or rate limited (429, Retry-After)", body = crate::http::openapi::ErrorBody),
-        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unavailable,
     ))]
 pub(super) async fn revoke_link(
     state: web::Data<GatewayState>,
@@ -421,12 +421,12 @@ pub(super) async fn revoke_link(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The project", body = ProjectBody, headers(("ETag" = String, description = "The project's version, quoted: send it back as If-Match"))),
-        (status = 401, description = "No valid access token", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unauthenticated,
         (status = 403, description = "The link lets the caller fork the project, not open it", body = crate::http::openapi::ErrorBody),
         (status = 404, description = "No such link, or its project is gone", body = crate::http::openapi::ErrorBody),
         (status = 410, description = "The link was revoked or has expired", body = crate::http::openapi::ErrorBody),
         (status = "4XX", description = "Malformed input (422 names the field), or rate limited (429, Retry-After)", body = crate::http::openapi::ErrorBody),
-        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unavailable,
     ))]
 pub(super) async fn open_link(
     state: web::Data<GatewayState>,
@@ -449,11 +449,11 @@ pub(super) async fn open_link(
     security(("bearer" = [])),
     responses(
         (status = 201, description = "The fork", body = ProjectBody, headers(("ETag" = String, description = "The project's version, quoted: send it back as If-Match"))),
-        (status = 401, description = "No valid access token", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unauthenticated,
         (status = 404, description = "No such link, or its project is gone", body = crate::http::openapi::ErrorBody),
         (status = 410, description = "The link was revoked or has expired", body = crate::http::openapi::ErrorBody),
         (status = "4XX", description = "Malformed input (422 names the field), or rate limited (429, Retry-After)", body = crate::http::openapi::ErrorBody),
-        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unavailable,
     ))]
 pub(super) async fn fork_link(
     state: web::Data<GatewayState>,

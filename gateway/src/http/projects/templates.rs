@@ -70,9 +70,9 @@ pub(super) struct TemplatesBody {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The templates", body = TemplatesBody),
-        (status = 401, description = "No valid access token", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unauthenticated,
         (status = "4XX", description = "Malformed input (422 names the field), or rate limited (429, Retry-After)", body = crate::http::openapi::ErrorBody),
-        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unavailable,
     ))]
 pub(super) async fn templates(
     state: web::Data<GatewayState>,
@@ -103,10 +103,10 @@ pub(super) struct TemplateBody {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The template", body = TemplateBody),
-        (status = 401, description = "No valid access token", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unauthenticated,
         (status = 404, description = "No such template", body = crate::http::openapi::ErrorBody),
         (status = "4XX", description = "Malformed input (422 names the field), or rate limited (429, Retry-After)", body = crate::http::openapi::ErrorBody),
-        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unavailable,
     ))]
 pub(super) async fn template(
     state: web::Data<GatewayState>,
@@ -144,11 +144,11 @@ pub(super) struct ForkBody {
     security(("bearer" = [])),
     responses(
         (status = 201, description = "The fork", body = ProjectBody, headers(("ETag" = String, description = "The project's version, quoted: send it back as If-Match"))),
-        (status = 401, description = "No valid access token", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unauthenticated,
         (status = 404, description = "No such project or version", body = crate::http::openapi::ErrorBody),
         (status = 422, description = "The name is invalid", body = crate::http::openapi::ErrorBody),
         (status = "4XX", description = "Malformed, too large or not JSON (422 names the field), or rate limited (429, Retry-After)", body = crate::http::openapi::ErrorBody),
-        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unavailable,
     ))]
 pub(super) async fn fork(
     state: web::Data<GatewayState>,
@@ -186,10 +186,10 @@ pub(super) struct ExportQuery {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The project document (its design, layout and details, with its versions when asked)", body = serde_json::Value, headers(("Content-Disposition" = String, description = "attachment; filename=\"<id>.sdsim.json\""))),
-        (status = 401, description = "No valid access token", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unauthenticated,
         (status = 404, description = "No such project, or not one the caller may see", body = crate::http::openapi::ErrorBody),
         (status = "4XX", description = "Malformed input (422 names the field), or rate limited (429, Retry-After)", body = crate::http::openapi::ErrorBody),
-        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unavailable,
     ))]
 pub(super) async fn export(
     state: web::Data<GatewayState>,
@@ -234,10 +234,10 @@ pub(super) struct ImportBody {
     security(("bearer" = [])),
     responses(
         (status = 201, description = "The new project", body = ProjectBody, headers(("ETag" = String, description = "The project's version, quoted: send it back as If-Match"))),
-        (status = 401, description = "No valid access token", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unauthenticated,
         (status = 422, description = "The document is not a project document or a design (the part at fault in `field`)", body = crate::http::openapi::ErrorBody),
         (status = "4XX", description = "Malformed, too large or not JSON (422 names the field), or rate limited (429, Retry-After)", body = crate::http::openapi::ErrorBody),
-        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unavailable,
     ))]
 pub(super) async fn import(
     state: web::Data<GatewayState>,
@@ -276,12 +276,12 @@ pub(super) struct NewTemplateBody {
     security(("bearer" = [])),
     responses(
         (status = 201, description = "The new template", body = TemplateBody),
-        (status = 401, description = "No valid access token", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unauthenticated,
         (status = 403, description = "Only its owner may make a template of it", body = crate::http::openapi::ErrorBody),
         (status = 404, description = "No such project, or not one the caller may see", body = crate::http::openapi::ErrorBody),
         (status = 422, description = "A field is invalid (named in `field`)", body = crate::http::openapi::ErrorBody),
         (status = "4XX", description = "Malformed, too large or not JSON (422 names the field), or rate limited (429, Retry-After)", body = crate::http::openapi::ErrorBody),
-        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unavailable,
     ))]
 pub(super) async fn save_as_template(
     state: web::Data<GatewayState>,

@@ -65,11 +65,11 @@ pub(super) struct VersionsBody {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "A page of versions", body = VersionsBody),
-        (status = 401, description = "No valid access token", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unauthenticated,
         (status = 404, description = "No such project, or not one the caller may see", body = crate::http::openapi::ErrorBody),
         (status = 422, description = "A bad page_size (named in `field`)", body = crate::http::openapi::ErrorBody),
         (status = "4XX", description = "Malformed input (422 names the field), or rate limited (429, Retry-After)", body = crate::http::openapi::ErrorBody),
-        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unavailable,
     ))]
 pub(super) async fn versions(
     state: web::Data<GatewayState>,
@@ -112,10 +112,10 @@ pub(super) struct VersionBody {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The version", body = VersionBody),
-        (status = 401, description = "No valid access token", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unauthenticated,
         (status = 404, description = "No such project or version", body = crate::http::openapi::ErrorBody),
         (status = "4XX", description = "Malformed input (422 names the field), or rate limited (429, Retry-After)", body = crate::http::openapi::ErrorBody),
-        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unavailable,
     ))]
 pub(super) async fn version(
     state: web::Data<GatewayState>,
@@ -157,11 +157,11 @@ pub(super) struct DiffQuery {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "`{from, to, diff}`: the two versions and the difference: `diff.fields` (top-level fields changed, with `from` and `to`), `diff.components` (`added`, `removed`, `renamed`, `changed`) and `diff.connections`", body = serde_json::Value),
-        (status = 401, description = "No valid access token", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unauthenticated,
         (status = 404, description = "No such project or version", body = crate::http::openapi::ErrorBody),
         (status = 422, description = "from or to is missing or not a number", body = crate::http::openapi::ErrorBody),
         (status = "4XX", description = "Malformed input (422 names the field), or rate limited (429, Retry-After)", body = crate::http::openapi::ErrorBody),
-        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unavailable,
     ))]
 pub(super) async fn diff(
     state: web::Data<GatewayState>,
@@ -204,7 +204,7 @@ pub(super) struct RollbackBody {
     responses(
         (status = 200, description = "The project at its new version", body = ProjectBody, headers(("ETag" = String, description = "The project's version, quoted: send it back as If-Match"))),
         (status = 400, description = "If-Match is not a project ETag", body = crate::http::openapi::ErrorBody),
-        (status = 401, description = "No valid access token", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unauthenticated,
         (status = 403, description = "The caller may only view it", body = crate::http::openapi::ErrorBody),
         (status = 404, description = "No such project or version", body = crate::http::openapi::ErrorBody),
         (status = 409, description = "It is in the trash, has live edits not saved yet, or has as many versions as it may keep", body = crate::http::openapi::ErrorBody),
@@ -212,7 +212,7 @@ pub(super) struct RollbackBody {
             headers(("ETag" = String, description = "The current version"))),
         (status = 428, description = "If-Match is missing", body = crate::http::openapi::ErrorBody),
         (status = "4XX", description = "Malformed, too large or not JSON (422 names the field), or rate limited (429, Retry-After)", body = crate::http::openapi::ErrorBody),
-        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unavailable,
     ))]
 pub(super) async fn rollback(
     state: web::Data<GatewayState>,

@@ -16,12 +16,12 @@ pub(crate) struct Api;
     security(("bearer" = [])),
     responses(
         (status = 202, description = "Stopping", body = Stopping),
-        (status = 401, description = "No valid access token", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unauthenticated,
         (status = 403, description = "The caller may watch this run but not change it", body = crate::http::openapi::ErrorBody),
         (status = 404, description = "No such run (or not visible to the caller)", body = crate::http::openapi::ErrorBody),
         (status = 409, description = "The run is not running (`not_running`)", body = crate::http::openapi::ErrorBody),
         (status = "4XX", description = "Malformed or rate limited", body = crate::http::openapi::ErrorBody),
-        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unavailable,
     ))]
 pub(super) async fn stop(
     state: web::Data<GatewayState>,
@@ -84,13 +84,13 @@ struct Injected {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Applied", body = Injected),
-        (status = 401, description = "No valid access token", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unauthenticated,
         (status = 403, description = "The caller may watch this run but not change it", body = crate::http::openapi::ErrorBody),
         (status = 404, description = "No such run (or not visible to the caller)", body = crate::http::openapi::ErrorBody),
         (status = 409, description = "The run is not running, or ended before the chaos applied (`not_running`)", body = crate::http::openapi::ErrorBody),
         (status = 422, description = "Not a chaos entry the engine knows, or not valid for this design (named in `field`)", body = crate::http::openapi::ErrorBody),
         (status = "4XX", description = "Malformed, too large, not JSON, or rate limited", body = crate::http::openapi::ErrorBody),
-        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unavailable,
     ))]
 pub(super) async fn chaos(
     state: web::Data<GatewayState>,
@@ -118,12 +118,12 @@ pub(super) async fn chaos(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The run, to fail at its next window", body = RunBody),
-        (status = 401, description = "No valid access token", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unauthenticated,
         (status = 403, description = "The caller may watch this run but not change it", body = crate::http::openapi::ErrorBody),
         (status = 404, description = "Fault injection is off (`route_not_found`), or no such run", body = crate::http::openapi::ErrorBody),
         (status = 409, description = "The run is not running (`not_running`)", body = crate::http::openapi::ErrorBody),
         (status = "4XX", description = "Malformed or rate limited", body = crate::http::openapi::ErrorBody),
-        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unavailable,
     ))]
 pub(super) async fn fault(
     state: web::Data<GatewayState>,
@@ -143,12 +143,12 @@ pub(super) async fn fault(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The run, paused", body = RunBody),
-        (status = 401, description = "No valid access token", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unauthenticated,
         (status = 403, description = "The caller may watch this run but not change it", body = crate::http::openapi::ErrorBody),
         (status = 404, description = "No such run (or not visible to the caller)", body = crate::http::openapi::ErrorBody),
         (status = 409, description = "The run is not running (`not_running`)", body = crate::http::openapi::ErrorBody),
         (status = "4XX", description = "Malformed or rate limited", body = crate::http::openapi::ErrorBody),
-        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unavailable,
     ))]
 pub(super) async fn pause(
     state: web::Data<GatewayState>,
@@ -164,12 +164,12 @@ pub(super) async fn pause(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The run, running again", body = RunBody),
-        (status = 401, description = "No valid access token", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unauthenticated,
         (status = 403, description = "The caller may watch this run but not change it", body = crate::http::openapi::ErrorBody),
         (status = 404, description = "No such run (or not visible to the caller)", body = crate::http::openapi::ErrorBody),
         (status = 409, description = "The run is not running (`not_running`)", body = crate::http::openapi::ErrorBody),
         (status = "4XX", description = "Malformed or rate limited", body = crate::http::openapi::ErrorBody),
-        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unavailable,
     ))]
 pub(super) async fn resume(
     state: web::Data<GatewayState>,
@@ -194,13 +194,13 @@ pub(super) struct SpeedBody {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The run, at its new pace", body = RunBody),
-        (status = 401, description = "No valid access token", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unauthenticated,
         (status = 403, description = "The caller may watch this run but not change it", body = crate::http::openapi::ErrorBody),
         (status = 404, description = "No such run (or not visible to the caller)", body = crate::http::openapi::ErrorBody),
         (status = 409, description = "The run is not running (`not_running`)", body = crate::http::openapi::ErrorBody),
         (status = 422, description = "speed out of range (named in `field`)", body = crate::http::openapi::ErrorBody),
         (status = "4XX", description = "Malformed, too large, not JSON, or rate limited", body = crate::http::openapi::ErrorBody),
-        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unavailable,
     ))]
 pub(super) async fn speed(
     state: web::Data<GatewayState>,

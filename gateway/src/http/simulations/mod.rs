@@ -102,10 +102,10 @@ struct Validation {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The verdict: a design with problems is `valid: false` (still 200)", body = Validation),
-        (status = 401, description = "No valid access token", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unauthenticated,
         (status = 422, description = "No design, or one larger than the limit (named in `field`)", body = crate::http::openapi::ErrorBody),
         (status = "4XX", description = "Malformed, too large, not JSON, or rate limited", body = crate::http::openapi::ErrorBody),
-        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unavailable,
     ))]
 async fn validate(
     state: web::Data<GatewayState>,
@@ -258,13 +258,13 @@ async fn get_status(
     security(("bearer" = [])),
     responses(
         (status = 201, description = "The new run", body = RunBody),
-        (status = 401, description = "No valid access token", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unauthenticated,
         (status = 404, description = "No such project, version, or run to replay (or not visible to the caller)", body = crate::http::openapi::ErrorBody),
         (status = 422, description = "The design cannot run, both or neither of design and project_id, replay_of with either, or speed / window_seconds out of range (named in `field`)", body = crate::http::openapi::ErrorBody),
         (status = 429, description = "The caller has too many runs going", body = crate::http::openapi::ErrorBody,
             headers(("Retry-After" = String, description = "Seconds to wait"))),
         (status = "4XX", description = "Malformed, too large, not JSON, or rate limited", body = crate::http::openapi::ErrorBody),
-        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unavailable,
     ))]
 async fn start(
     state: web::Data<GatewayState>,
@@ -304,10 +304,10 @@ async fn start(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The run", body = RunBody),
-        (status = 401, description = "No valid access token", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unauthenticated,
         (status = 404, description = "No such run (or not visible to the caller)", body = crate::http::openapi::ErrorBody),
         (status = "4XX", description = "Malformed or rate limited", body = crate::http::openapi::ErrorBody),
-        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unavailable,
     ))]
 async fn status(
     state: web::Data<GatewayState>,

@@ -41,11 +41,11 @@ struct AnalysisBody {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The analysis", body = AnalysisBody),
-        (status = 401, description = "No valid access token", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unauthenticated,
         (status = 404, description = "No such run (or not visible to the caller)", body = crate::http::openapi::ErrorBody),
         (status = 409, description = "The run has no results yet (`no_results_yet`)", body = crate::http::openapi::ErrorBody),
         (status = "4XX", description = "Malformed or rate limited", body = crate::http::openapi::ErrorBody),
-        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unavailable,
     ))]
 pub(super) async fn analysis(
     state: web::Data<GatewayState>,
@@ -99,12 +99,12 @@ pub(super) struct CompareQuery {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The comparison: `a` and `b` (each run's id, name, project_id, seed, status, created_at), `same_seed`, `end_to_end` (per figure `{a, b, change, ratio}`), `components` (per component `name`, `in` (both, a or b) and `metrics`, each figure `{a, b, change, ratio}`), and `summary` (the notable changes in words)", body = serde_json::Value),
-        (status = 401, description = "No valid access token", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unauthenticated,
         (status = 404, description = "No such run (or not visible to the caller)", body = crate::http::openapi::ErrorBody),
         (status = 409, description = "A run has no results yet (`no_results_yet`)", body = crate::http::openapi::ErrorBody),
         (status = 422, description = "`a` or `b` missing, or an unknown query parameter", body = crate::http::openapi::ErrorBody),
         (status = "4XX", description = "Malformed or rate limited", body = crate::http::openapi::ErrorBody),
-        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unavailable,
     ))]
 pub(super) async fn compare(
     state: web::Data<GatewayState>,
@@ -180,11 +180,11 @@ struct HistoryBody {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "A page of runs", body = HistoryBody),
-        (status = 401, description = "No valid access token", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unauthenticated,
         (status = 404, description = "No such project (or not visible to the caller)", body = crate::http::openapi::ErrorBody),
         (status = 422, description = "project_id not a UUID, page_size out of range, a page_token we did not give, or an unknown query parameter (named in `field`)", body = crate::http::openapi::ErrorBody),
         (status = "4XX", description = "Malformed or rate limited", body = crate::http::openapi::ErrorBody),
-        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unavailable,
     ))]
 pub(super) async fn history(
     state: web::Data<GatewayState>,
@@ -236,12 +236,12 @@ pub(super) async fn history(
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 401, description = "No valid access token", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unauthenticated,
         (status = 403, description = "The caller may watch this run but not change it", body = crate::http::openapi::ErrorBody),
         (status = 404, description = "No such run (or not visible to the caller)", body = crate::http::openapi::ErrorBody),
         (status = 409, description = "The run is pending, running or paused: stop it first (`still_running`)", body = crate::http::openapi::ErrorBody),
         (status = "4XX", description = "Malformed or rate limited", body = crate::http::openapi::ErrorBody),
-        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unavailable,
     ))]
 pub(super) async fn delete(
     state: web::Data<GatewayState>,
@@ -336,12 +336,12 @@ struct ResultsBody {
                 (String = "text/csv")
             ),
             headers(("Content-Disposition" = String, description = "With CSV: `attachment; filename=\"simulation-<id>.csv\"`"))),
-        (status = 401, description = "No valid access token", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unauthenticated,
         (status = 404, description = "No such run (or not visible to the caller)", body = crate::http::openapi::ErrorBody),
         (status = 409, description = "The run has no results yet (`no_results_yet`)", body = crate::http::openapi::ErrorBody),
         (status = 422, description = "format is neither json nor csv, or an unknown query parameter", body = crate::http::openapi::ErrorBody),
         (status = "4XX", description = "Malformed or rate limited", body = crate::http::openapi::ErrorBody),
-        (status = "5XX", description = "A dependency is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
+        crate::http::openapi::Unavailable,
     ))]
 pub(super) async fn results(
     state: web::Data<GatewayState>,
