@@ -493,13 +493,13 @@ impl ProjectCore {
                 description: new_description.as_deref(),
                 tags: new_tags.as_deref(),
                 is_public: ch.is_public,
-                updated_at: Utc::now(),
             };
             let owned = store::update_owned_meta(
                 &mut conn,
                 pid,
                 caller.user_id,
                 ch.expected_version,
+                Utc::now(),
                 change,
             )
             .await?;

@@ -226,21 +226,27 @@ pub struct MetaChange<'a> {
     pub description: Option<&'a str>,
     pub tags: Option<&'a [String]>,
     pub is_public: Option<bool>,
-    pub updated_at: DateTime<Utc>,
 }
 
 /// Applies `change` to project `id` in one statement (no transaction around it: the
 /// statement is atomic, and its row lock orders it against every other write) when `owner`
 /// owns it, it is not in the trash and, if `expected` is positive, it is at that version;
-/// the version goes up by one. `None` when any condition fails: the caller then takes the
-/// locked path, which says which one.
+/// the version goes up by one and `updated_at` becomes `now`, or stays if it is later (a
+/// write that waited for the row lock never moves the time of the version before it back).
+/// `None` when any condition fails: the caller then takes the locked path, which says which
+/// one.
 pub async fn update_owned_meta(
     conn: &mut AsyncPgConnection,
     id: Uuid,
     owner: Uuid,
     expected: i32,
+    now: DateTime<Utc>,
     change: MetaChange<'_>,
 ) -> Result<Option<ProjectRow>, ServiceError> {
+    use diesel::sql_types::Timestamptz;
+    let later = diesel::dsl::sql::<Timestamptz>("GREATEST(updated_at, ")
+        .bind::<Timestamptz, _>(now)
+        .sql(")");
     let target = projects::table
         .filter(projects::id.eq(id))
         .filter(projects::owner_id.eq(owner))
@@ -251,7 +257,11 @@ pub async fn update_owned_meta(
                 .or((expected <= 0).into_sql::<diesel::sql_types::Bool>()),
         );
     Ok(diesel::update(target)
-        .set((change, projects::version.eq(projects::version + 1)))
+        .set((
+            change,
+            projects::version.eq(projects::version + 1),
+            projects::updated_at.eq(later),
+        ))
         .returning(ProjectRow::as_returning())
         .get_result(conn)
         .await

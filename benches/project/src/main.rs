@@ -118,9 +118,9 @@ async fn peer_update(
         description: Some(description),
         tags: None,
         is_public: None,
-        updated_at: chrono::Utc::now(),
     };
-    let res = store::update_owned_meta(&mut conn, id, user, 0, change).await;
+    let now = chrono::Utc::now();
+    let res = store::update_owned_meta(&mut conn, id, user, 0, now, change).await;
     match res {
         Ok(Some(r)) => HttpResponse::Ok().json(view(&r)),
         Ok(None) => HttpResponse::NotFound().finish(),

@@ -19,12 +19,13 @@
 //! woken from there, two thread hand-offs per call. So a lane also holds one connection per
 //! such thread, made on first use on the caller's own runtime: the call is written, read and
 //! answered on the thread that made it. A lane is still one slot of the global channel
-//! budget; its connections are one per calling thread (the workers and arbiters, a handful).
+//! budget; its connections are one per calling thread (the workers and arbiters, a handful;
+//! at most [`MAX_LOCAL`]), each dropped once its thread exits or its runtime ends.
 //! Measured with `benches/gateway/run.sh` (2 cores, 32 connections, alternating builds):
 //! the authenticated read went from 4,921-5,126 to 6,601-6,833 requests/s, its p99 from
 //! 12.1-12.2 to 8.9-9.4 ms.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
@@ -49,6 +50,31 @@ struct Local {
     /// runtime is gone (and the channel with it), so a new runtime on the same thread gets
     /// a new channel.
     alive: JoinHandle<()>,
+    /// Cleared when the thread exits (a thread of a blocking pool, say, whose runtime lives
+    /// on): its entry is dropped at the next insertion instead of kept for good.
+    thread_alive: Arc<AtomicBool>,
+}
+
+impl Local {
+    fn live(&self) -> bool {
+        !self.alive.is_finished() && self.thread_alive.load(Ordering::Acquire)
+    }
+}
+
+/// Per-thread connections a lane makes at most; past it, callers share the lane's channel.
+const MAX_LOCAL: usize = 64;
+
+/// Set while this thread lives; cleared by the thread-local's destructor at its exit.
+struct ThreadAlive(Arc<AtomicBool>);
+
+impl Drop for ThreadAlive {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
+thread_local! {
+    static THREAD_ALIVE: ThreadAlive = ThreadAlive(Arc::new(AtomicBool::new(true)));
 }
 
 impl Drop for Local {
@@ -66,21 +92,31 @@ impl Lane {
             return None;
         }
         let me = std::thread::current().id();
-        let live = |l: &&Local| l.thread == me && !l.alive.is_finished();
-        if let Some(l) = self.local.read().ok()?.iter().find(live) {
+        let mine = |l: &&Local| l.thread == me && l.live();
+        if let Some(l) = self.local.read().ok()?.iter().find(mine) {
             return Some(l.channel.clone());
         }
+        let thread_alive = THREAD_ALIVE.try_with(|a| a.0.clone()).ok()?;
         let mut all = self.local.write().ok()?;
-        all.retain(|l| !l.alive.is_finished());
-        if let Some(l) = all.iter().find(live) {
+        all.retain(|l| l.live());
+        if let Some(l) = all.iter().find(mine) {
             return Some(l.channel.clone());
+        }
+        if all.len() >= MAX_LOCAL {
+            return None;
+        }
+        let alive = runtime.spawn(std::future::pending());
+        if alive.is_finished() {
+            // The runtime is shutting down: no connection of its own now.
+            return None;
         }
         // Made here, so its tasks are spawned on this thread's runtime.
         let channel = endpoint.clone().connect_lazy();
         all.push(Local {
             thread: me,
             channel: channel.clone(),
-            alive: runtime.spawn(std::future::pending()),
+            alive,
+            thread_alive,
         });
         Some(channel)
     }
@@ -382,11 +418,39 @@ mod tests {
                 .all(|l| !l.alive.is_finished())
         };
         assert!(alive());
-        // Another thread with its own runtime: its own connection.
-        std::thread::scope(|s| {
-            s.spawn(|| single().block_on(async { drop(permit.channel()) }));
-        });
-        assert_eq!(locals(), 2);
+        // A thread that uses the runtime of another (as a blocking-pool thread would): its
+        // own connection, dropped once the thread has exited.
+        let handle = second.handle().clone();
+        let on_another_thread = || {
+            std::thread::scope(|s| {
+                let t = s.spawn(|| {
+                    let _on = handle.enter();
+                    drop(permit.channel());
+                });
+                // A real join: the thread's exit (and its thread-locals' end) is complete.
+                t.join().unwrap();
+            })
+        };
+        let dead = || {
+            lane.local
+                .read()
+                .unwrap()
+                .iter()
+                .filter(|l| !l.live())
+                .count()
+        };
+        on_another_thread();
+        assert_eq!(
+            (locals(), dead()),
+            (2, 1),
+            "the exited thread's entry is seen as dead"
+        );
+        on_another_thread();
+        assert_eq!(
+            (locals(), dead()),
+            (2, 1),
+            "and dropped at the next insertion"
+        );
         drop(second);
         assert!(!alive(), "a runtime's end is seen");
         drop(permit);
