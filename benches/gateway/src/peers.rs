@@ -200,14 +200,7 @@ pub fn monolith(
     secret: &str,
     runtime: tokio::runtime::Handle,
 ) -> Result<Peer, String> {
-    let pool = sdsim_schema::pool::build(
-        database_url,
-        16,
-        Duration::from_secs(2),
-        sdsim_schema::pool::VERIFY_IDLE,
-        Some(runtime),
-    )
-    .map_err(|e| e.to_string())?;
+    let pool = pool(database_url, runtime)?;
     let state = Monolith {
         pool,
         tokens: TokenCheck::new(secret),
@@ -222,4 +215,16 @@ pub fn monolith(
         })
     };
     serve().map_err(|e| e.to_string())
+}
+
+/// The database pool a peer uses: the one sdsim's services build, with their settings.
+pub fn pool(database_url: &str, runtime: tokio::runtime::Handle) -> Result<DbPool, String> {
+    sdsim_schema::pool::build(
+        database_url,
+        16,
+        Duration::from_secs(2),
+        sdsim_schema::pool::VERIFY_IDLE,
+        Some(runtime),
+    )
+    .map_err(|e| e.to_string())
 }

@@ -158,14 +158,8 @@ async fn peer_list(s: web::Data<PeerState>, req: HttpRequest) -> HttpResponse {
 }
 
 fn peer(database_url: &str, runtime: tokio::runtime::Handle) -> std::io::Result<Peer> {
-    let pool = sdsim_schema::pool::build(
-        database_url,
-        16,
-        Duration::from_secs(2),
-        sdsim_schema::pool::VERIFY_IDLE,
-        Some(runtime),
-    )
-    .map_err(std::io::Error::other)?;
+    let pool =
+        sdsim_bench_gateway::peers::pool(database_url, runtime).map_err(std::io::Error::other)?;
     let state = PeerState {
         pool,
         tokens: TokenCheck::new(SECRET),
