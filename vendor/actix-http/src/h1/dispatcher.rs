@@ -1486,7 +1486,11 @@ where
                     // sdsim patch (vendor/actix-http/PATCHES.md): a connection that waits
                     // keeps no buffer. Both were 8 KiB for the connection's whole life, most
                     // of what an idle WebSocket costs; the next read or write allocates again.
-                    release_if_empty(inner_p.read_buf);
+                    // The read buffer stays while request body chunks split off it wait in the
+                    // payload's queue: each would otherwise keep a block of its own alive.
+                    if inner_p.payload.as_ref().is_none_or(PayloadSender::is_drained) {
+                        release_if_empty(inner_p.read_buf);
+                    }
                     release_if_empty(inner_p.write_buf);
 
                     trace_timer_states(

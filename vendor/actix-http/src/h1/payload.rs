@@ -117,6 +117,15 @@ impl PayloadSender {
         }
     }
 
+    /// Whether no chunk fed to the payload still waits in its queue (sdsim patch: a queued
+    /// chunk shares the dispatcher's read buffer, which is kept until the queue is empty).
+    #[inline]
+    pub(crate) fn is_drained(&self) -> bool {
+        self.inner
+            .upgrade()
+            .is_none_or(|shared| shared.borrow().items.is_empty())
+    }
+
     #[allow(clippy::needless_pass_by_ref_mut)]
     #[inline]
     pub fn need_read(&self, cx: &mut Context<'_>) -> PayloadStatus {
