@@ -2,7 +2,8 @@
 //! the live sockets that depend on it, and to sessions, for the validations it trusts.
 //!
 //! One subscription per gateway instance to `project:events:unshared` (one person lost a
-//! project) and `project:events:deleted` (everyone but its owner may have), for as long as
+//! project, or, naming nobody, it was made private) and `project:events:deleted` (everyone
+//! but its owner may have lost it), for as long as
 //! the process runs, reconnecting with backoff. Each event is handed to every listener
 //! ([`crate::feeds`]'s run watchers, [`crate::collab`]'s collaborators), which asks the
 //! project service again about the sockets concerned and closes with 4004 those that may no
@@ -45,12 +46,14 @@ pub fn watch(
 }
 
 /// Starts the listener of ended sessions and changed permissions on `runtime`: the
-/// validations this gateway trusts ([`crate::tokens`]) follow what other gateways did.
+/// validations this gateway trusts ([`crate::tokens`]) follow what other gateways did, and
+/// the WebSockets of an ended session close ([`crate::sockets`]).
 pub fn watch_sessions(
     client: redis::Client,
     ns: &Namespace,
     runtime: &tokio::runtime::Handle,
     tokens: Arc<crate::tokens::TokenCache>,
+    sockets: Arc<crate::sockets::SessionSockets>,
 ) {
     let channels = vec![
         ns.auth_events("logout"),
@@ -63,7 +66,10 @@ pub fn watch_sessions(
         "session events",
         Box::new(move |event| match event.kind.as_str() {
             kinds::AUTH_LOGOUT => match event.data["session_ids"].as_array() {
-                Some(ids) => tokens.end_sessions(ids.iter().filter_map(|s| s.as_str())),
+                Some(ids) => {
+                    tokens.end_sessions(ids.iter().filter_map(|s| s.as_str()));
+                    sockets.end(ids.iter().filter_map(|s| s.as_str()));
+                }
                 None => tokens.clear(),
             },
             _ => tokens.clear(),

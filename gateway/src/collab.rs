@@ -644,6 +644,7 @@ impl Inner {
         let mut position = start;
         let mut conn = None;
         let mut sweep = tokio::time::interval(REFRESH);
+        let mut unattached_ticks = 0u32;
         loop {
             if members.is_empty() && last.is_some() {
                 let Ok(mut feeds) = self.feeds.lock() else {
@@ -706,6 +707,20 @@ impl Inner {
                 _ = sweep.tick() => {
                     if reading {
                         self.sweep_presence(project).await;
+                    } else {
+                        // Started for a join that was then refused (no such project, no
+                        // access): nobody attached for a whole interval (the first tick is
+                        // at once), so end. A later attach starts a feed again.
+                        unattached_ticks += 1;
+                        if unattached_ticks > 1 && members.is_empty() {
+                            let Ok(mut feeds) = self.feeds.lock() else {
+                                return;
+                            };
+                            if rx.is_empty() {
+                                feeds.remove(&project);
+                                return;
+                            }
+                        }
                     }
                 }
                 res = read => match res {

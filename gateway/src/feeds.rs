@@ -88,6 +88,10 @@ fn number_of(id: &str) -> Option<u64> {
         .and_then(|ms| ms.parse().ok())
 }
 
+/// Past any offset a stream gives (a run has at most a few million windows); a `since` above
+/// it is refused as malformed.
+const MAX_OFFSET: u64 = 1 << 53;
+
 /// A client's `since`: the last offset it has (`17-0`, or `17`; `0` or empty: none).
 pub fn parse_since(since: &str) -> Result<u64, String> {
     let s = since.trim();
@@ -96,7 +100,7 @@ pub fn parse_since(since: &str) -> Result<u64, String> {
     }
     let (ms, seq) = s.split_once('-').unwrap_or((s, "0"));
     match (ms.parse::<u64>(), seq.parse::<u64>()) {
-        (Ok(n), Ok(_)) => Ok(n),
+        (Ok(n), Ok(_)) if n <= MAX_OFFSET => Ok(n),
         _ => Err(format!(
             "since must be an offset this stream gave, like 17-0 (got {since:?})"
         )),
@@ -295,6 +299,25 @@ impl Inner {
         Ok(reply.ids.iter().filter_map(|i| entry_of(run, i)).collect())
     }
 
+    /// The number of the stream's newest entry (0: none yet).
+    async fn top(&self, run: &Uuid) -> Result<u64, String> {
+        let mut conn = self.redis.clone();
+        let reply: StreamRangeReply = redis::cmd("XREVRANGE")
+            .arg(self.key(run))
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(1)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| format!("XREVRANGE: {e}"))?;
+        Ok(reply
+            .ids
+            .first()
+            .and_then(|i| number_of(&i.id))
+            .unwrap_or(0))
+    }
+
     /// Stored windows of the run from window number `from` (1-based) on.
     async fn stored(
         &self,
@@ -405,7 +428,18 @@ impl Inner {
                 }
                 return Ok(());
             }
-            // Live, and caught up: the feed takes over.
+            // Live, and caught up: the feed takes over, from an offset the stream has given.
+            // A `since` past the stream's newest entry would have the run's feed on this
+            // gateway wait for entries that are not there yet, and every other watcher with it.
+            let top = self.top(&run).await?;
+            if offset > top.max(stored.stored_windows) {
+                w.outlet.disconnect.do_send(Disconnect {
+                    code: 1008,
+                    reason: format!("since {offset}-0 is past the run's last offset {top}-0"),
+                    drain: false,
+                });
+                return Ok(());
+            }
             self.join(run, w, offset);
             return Ok(());
         }
@@ -579,6 +613,9 @@ mod tests {
         assert_eq!(parse_since("17"), Ok(17));
         assert!(parse_since("abc").is_err());
         assert!(parse_since("1-x").is_err());
+        assert_eq!(parse_since(&format!("{MAX_OFFSET}-0")), Ok(MAX_OFFSET));
+        assert!(parse_since(&(MAX_OFFSET + 1).to_string()).is_err());
+        assert!(parse_since(&u64::MAX.to_string()).is_err());
         assert_eq!(number_of("42-0"), Some(42));
     }
 

@@ -31,6 +31,7 @@ pub mod limits;
 pub mod outlet;
 pub mod registry;
 pub mod settings;
+pub mod sockets;
 pub mod state;
 pub mod subscriber;
 pub mod tokens;
@@ -124,7 +125,14 @@ pub fn tree(
         .clone()
         .unwrap_or_else(tokio::runtime::Handle::current);
     // Sessions ended and permissions changed through other gateways.
-    access::watch_sessions(redis_client.clone(), &shared.ns, &events_runtime, tokens);
+    let sockets = std::sync::Arc::new(sockets::SessionSockets::default());
+    access::watch_sessions(
+        redis_client.clone(),
+        &shared.ns,
+        &events_runtime,
+        tokens,
+        sockets.clone(),
+    );
     // Lost access to a project closes the live sockets that depended on it.
     {
         let (feeds, collab) = (feeds.clone(), collab.clone());
@@ -173,6 +181,7 @@ pub fn tree(
         registry: registry.clone(),
         feeds,
         collab,
+        sockets,
         limiter: limits::Limiter::new(
             g.rate_limits.clone(),
             shared.redis.clone(),

@@ -16,6 +16,8 @@ pub struct GatewayState {
     pub registry: Registry,
     pub feeds: crate::feeds::Feeds,
     pub collab: crate::collab::Collab,
+    /// Every authenticated WebSocket by its auth session (closed when the session ends).
+    pub sockets: Arc<crate::sockets::SessionSockets>,
     pub limiter: crate::limits::Limiter,
     pub settings: GatewaySettings,
     pub metrics: Arc<Metrics>,

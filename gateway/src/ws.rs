@@ -148,6 +148,8 @@ pub struct WsSession {
     identity: Option<(String, bool)>,
     /// `/ws/collaboration`: the live session joined.
     live: Option<Live>,
+    /// The auth session this socket signed in with (in [`crate::sockets`] while open).
+    signed_in: Option<String>,
 }
 
 impl WsSession {
@@ -176,6 +178,7 @@ impl WsSession {
             closing: None,
             identity: None,
             live: None,
+            signed_in: None,
         }
     }
 
@@ -312,6 +315,11 @@ impl WsSession {
         expires_at: i64,
         ctx: &mut ws::WebsocketContext<Self>,
     ) {
+        // Closed with 4001 as soon as its session ends anywhere (sign-out, revocation).
+        self.state
+            .sockets
+            .add(&session_id, self.id, ctx.address().recipient());
+        self.signed_in = Some(session_id.clone());
         let left = expires_at - chrono::Utc::now().timestamp();
         let left = Duration::from_secs(left.max(0) as u64);
         ctx.run_later(left, |act, ctx| {
@@ -901,6 +909,9 @@ impl Actor for WsSession {
             .ws_sessions
             .with_label_values(&[self.endpoint.label()])
             .dec();
+        if let Some(session) = self.signed_in.take() {
+            self.state.sockets.remove(&session, self.id);
+        }
         match (&self.endpoint, self.watching) {
             (Endpoint::Simulation { .. }, Some(run)) => self.state.feeds.leave(run, self.id),
             (Endpoint::Simulation { .. }, None) => {}

@@ -468,6 +468,23 @@ impl ProjectCore {
         id: &str,
         ch: Changes,
     ) -> Result<ProjectView, ServiceError> {
+        let made_private = ch.is_public == Some(false);
+        let view = self.change(caller, id, ch).await?;
+        if made_private {
+            // Whoever read it because it was public may not any more: their open views
+            // (live runs, the live session) are checked again (`project:events:unshared`
+            // without a person).
+            self.unshared(view.row.id, None);
+        }
+        Ok(view)
+    }
+
+    async fn change(
+        &self,
+        caller: Caller,
+        id: &str,
+        ch: Changes,
+    ) -> Result<ProjectView, ServiceError> {
         let pid = project_id(id)?;
         // Check and parse everything before touching the database.
         let new_name = ch.name.as_deref().map(|n| name("name", n)).transpose()?;

@@ -50,22 +50,25 @@ impl ProjectCore {
                 "project {id} is not shared with user {user}"
             )));
         }
-        self.unshared(view.row.id, user);
+        self.unshared(view.row.id, Some(user));
         Ok(format!("user {user} no longer has access to this project"))
     }
 
-    /// `project:events:unshared`: the person's open views of the project (live runs) close.
-    fn unshared(&self, project: Uuid, user: Uuid) {
+    /// `project:events:unshared`: the person's open views of the project (live runs, the
+    /// live session) close; without a person (the project was made private), every open view
+    /// is checked again and those of people who may no longer see it close.
+    pub(crate) fn unshared(&self, project: Uuid, user: Option<Uuid>) {
+        let mut data = serde_json::json!({ "project_id": project.to_string() });
+        if let Some(user) = user {
+            data["user_id"] = serde_json::json!(user.to_string());
+        }
         self.events.publish(
             self.ns.project_events("unshared"),
             Envelope::new(
                 kinds::PROJECT_UNSHARED,
                 "project",
-                Some(user.to_string()),
-                serde_json::json!({
-                    "project_id": project.to_string(),
-                    "user_id": user.to_string(),
-                }),
+                user.map(|u| u.to_string()),
+                data,
             ),
         );
     }
@@ -136,7 +139,7 @@ impl ProjectCore {
         .await?;
         if revoke {
             if let Some((user, _)) = account {
-                self.unshared(pid, user);
+                self.unshared(pid, Some(user));
             }
             return Ok(format!("{email} no longer has access to this project"));
         }

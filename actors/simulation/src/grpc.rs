@@ -193,23 +193,30 @@ impl SimulationGrpc {
         Some(spb::simulation_service_client::SimulationServiceClient::new(channel))
     }
 
-    /// The run `id`, if `user` may do `need` with it. Its starter may do anything; for a run
-    /// of a saved project, whoever may view the project may watch it, and the project's owner
-    /// and editors may control it. Not visible: 404; visible but not allowed: 403.
+    /// The run `id`, if `user` may do `need` with it. A run of a saved project is visible
+    /// only to whoever may view the project, its starter included (unshared, or the project
+    /// made private or put in the trash, the starter's runs of it go too); its starter may do
+    /// anything with it, whoever else may view the project may watch it, and the project's
+    /// owner and editors may control it. A run of a design not saved as a project is its
+    /// starter's alone. Not visible: 404; visible but not allowed: 403.
     async fn authorize(&self, user: &str, id: &str, need: Need) -> Result<RunRow, ServiceError> {
         let user = uuid_of("user_id", user)?;
         let row = self.runs.row(id).await?;
-        if row.user_id == user {
-            return Ok(row);
-        }
         let not_found = || ServiceError::NotFound(format!("no simulation {id}"));
         let Some(project) = row.project_id else {
-            return Err(not_found());
+            return if row.user_id == user {
+                Ok(row)
+            } else {
+                Err(not_found())
+            };
         };
         let level = match self.project_level(user, project).await {
             Err(ServiceError::NotFound(_)) => return Err(not_found()),
             other => other?,
         };
+        if row.user_id == user {
+            return Ok(row);
+        }
         match (level.as_str(), need) {
             ("owner" | "editor", _) | ("viewer", Need::Watch) => Ok(row),
             ("viewer", Need::Control) => Err(ServiceError::Forbidden(format!(

@@ -80,6 +80,17 @@ async fn refresh_rotates_and_a_reused_token_ends_the_session() {
     }
 }
 
+/// The close `code`'s reason, once `w` closes within 5 s (frames before it are skipped).
+async fn closed_with(w: &mut Ws, code: u16) -> String {
+    loop {
+        match w.next(Duration::from_secs(5)).await {
+            Next::Frame(_) => continue,
+            Next::Closed(Some(c), reason) if c == code => return reason,
+            other => panic!("expected close {code}, got {other:?}"),
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logout_ends_this_or_every_session_at_once() {
     let db = TestDb::create().await;
@@ -98,6 +109,14 @@ async fn logout_ends_this_or_every_session_at_once() {
         .as_str()
         .unwrap()
         .to_string();
+    // A WebSocket of each session: an ended session's sockets close with 4001 at once, not
+    // when their access token expires; the others stay open.
+    let mut sockets = Vec::new();
+    for token in [&a, &b, &c] {
+        let mut w = s.ws().await;
+        w.authenticate(token).await;
+        sockets.push(w);
+    }
 
     let r = s
         .authed(Method::POST, "/api/auth/logout", &a)
@@ -113,6 +132,19 @@ async fn logout_ends_this_or_every_session_at_once() {
     assert_eq!(st, 401, "a logged-out token is refused at once");
     assert_error(&body, "token_revoked");
     assert_eq!(s.profile(&b).await.0, 200);
+    let reason = closed_with(&mut sockets[0], 4001).await;
+    assert!(reason.contains("session ended"), "{reason}");
+    for w in &mut sockets[1..] {
+        loop {
+            match w.next(Duration::from_millis(500)).await {
+                Next::Timeout => break,
+                Next::Frame(_) => continue,
+                Next::Closed(code, reason) => {
+                    panic!("another session's socket closed: {code:?} {reason}")
+                }
+            }
+        }
+    }
 
     // A mistyped body is named, not ignored.
     let r = s
@@ -140,6 +172,9 @@ async fn logout_ends_this_or_every_session_at_once() {
     );
     assert_eq!(s.profile(&b).await.0, 401);
     assert_eq!(s.profile(&c).await.0, 401);
+    for w in &mut sockets[1..] {
+        closed_with(w, 4001).await;
+    }
     // Logging out again with a dead token is a 401, not a 500.
     let r = s
         .authed(Method::POST, "/api/auth/logout", &b)

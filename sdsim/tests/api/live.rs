@@ -299,6 +299,28 @@ async fn strangers_and_unknown_runs_get_4004_and_a_slow_watcher_is_cut_off_alone
     w.send(json!({"type": "auth", "token": ada})).await;
     let reason = w.expect_close(1008, Duration::from_secs(5)).await;
     assert!(reason.contains("since"), "{reason}");
+    // A since past the run's newest entry, or past any offset, is refused the same way. Let
+    // in first, it would start the run's feed on this gateway at that offset, and the two
+    // watchers below would wait there with it for entries that do not exist.
+    for since in ["999999-0", "18446744073709551615"] {
+        let (socket, _) = tokio_tungstenite::connect_async(format!(
+            "{}/ws/simulation/{run}?since={since}",
+            s.ws_base
+        ))
+        .await
+        .unwrap();
+        let mut w = Ws { socket };
+        w.send(json!({"type": "auth", "token": ada})).await;
+        // (An offset that parses is signed in first, then compared with the stream.)
+        let reason = loop {
+            match w.next(Duration::from_secs(5)).await {
+                Next::Frame(f) if f["type"] == "auth_ok" => continue,
+                Next::Closed(Some(1008), reason) => break reason,
+                other => panic!("since={since}: expected close 1008, got {other:?}"),
+            }
+        };
+        assert!(reason.contains("since"), "{since}: {reason}");
+    }
 
     // Two watchers join; one stops reading. Then the run goes as fast as it can.
     let mut fast = watch(&s.ws_base, &run, &ada, None).await;
@@ -359,7 +381,7 @@ async fn revoking_a_share_closes_that_persons_watch_of_the_projects_runs() {
     let (viewer, other) = (&tokens[0], &tokens[1]);
     let r = s
         .authed(Method::POST, "/api/projects", &owner)
-        .json(&json!({"name": "Watched", "template_id": "three-tier-web-app"}))
+        .json(&json!({"name": "Watched", "template_id": "three-tier-web-app", "is_public": true}))
         .send()
         .await
         .unwrap();
@@ -395,10 +417,33 @@ async fn revoking_a_share_closes_that_persons_watch_of_the_projects_runs() {
         .to_string();
     let mut v = watch(&s.ws_base, &run, viewer, None).await;
     let mut o = watch(&s.ws_base, &run, other, None).await;
+    // And by someone it is not shared with, while it is public.
+    let reader = signed_in(&s, "reader").await;
+    let mut p = watch(&s.ws_base, &run, &reader, None).await;
     assert_eq!(
         v.frame(Duration::from_secs(5)).await["type"],
         "simulation.window"
     );
+    assert_eq!(
+        p.frame(Duration::from_secs(5)).await["type"],
+        "simulation.window"
+    );
+    // Made private: the public reader's watch closes with 4004; the shared viewers' stay.
+    let r = s
+        .authed(Method::PATCH, &format!("/api/projects/{project}"), &owner)
+        .json(&json!({"is_public": false}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let closed = loop {
+        match p.next(Duration::from_secs(5)).await {
+            Next::Frame(f) => assert_eq!(f["type"], "simulation.window"),
+            Next::Closed(code, _) => break code,
+            Next::Timeout => panic!("the public reader's watch stayed open"),
+        }
+    };
+    assert_eq!(closed, Some(4004));
 
     let r = s
         .authed(

@@ -709,6 +709,54 @@ async fn who_may_watch_and_control_a_run_of_a_saved_project() {
     )
     .await;
     assert_eq!(st, 403);
+    // Its starter keeps a run only while they may see its project: made private and no longer
+    // shared with the viewer who started it, the run is gone for them (and for the reader),
+    // not only for others; the owner and the editor still have it.
+    let (st, b) = req(
+        &s,
+        Method::PATCH,
+        &format!("/api/projects/{public}"),
+        owner,
+        Some(json!({"is_public": false})),
+    )
+    .await;
+    assert_eq!(st, 200, "{b}");
+    let (st, b) = req(
+        &s,
+        Method::DELETE,
+        &format!("/api/projects/{public}/shares?email={}", emails[2]),
+        owner,
+        None,
+    )
+    .await;
+    assert!(st == 200 || st == 204, "unshare: {st} {b}");
+    for (who, token, expected) in [
+        ("the starter", viewer, 404),
+        ("the reader", reader, 404),
+        ("the owner", owner, 200),
+        ("the editor", editor, 200),
+    ] {
+        for path in ["", "/results"] {
+            let (st, b) = req(
+                &s,
+                Method::GET,
+                &format!("/api/simulations/{run}{path}"),
+                token,
+                None,
+            )
+            .await;
+            assert_eq!(st, expected, "GET {path} by {who}: {b}");
+        }
+    }
+    let (st, _) = req(
+        &s,
+        Method::POST,
+        "/api/simulations",
+        viewer,
+        Some(json!({"replay_of": run})),
+    )
+    .await;
+    assert_eq!(st, 404, "a replay by the starter who lost the project");
     let (st, _) = req(
         &s,
         Method::DELETE,
