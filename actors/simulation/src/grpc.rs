@@ -715,10 +715,28 @@ impl spb::simulation_service_server::SimulationService for SimulationGrpc {
                 }
                 None => Some(user),
             };
-            let (rows, next) = self
+            let (mut rows, next) = self
                 .runs
                 .history(starter, project, r.page_size, &r.page_token)
                 .await?;
+            if starter.is_some() {
+                // One's own runs of projects one may still see (as `authorize` rules): a page
+                // may come out shorter, its token still leads on.
+                let mut hidden = std::collections::HashSet::new();
+                let projects: std::collections::HashSet<uuid::Uuid> =
+                    rows.iter().filter_map(|row| row.project_id).collect();
+                for p in projects {
+                    match self.project_level(user, p).await {
+                        Err(ServiceError::NotFound(_)) => {
+                            hidden.insert(p);
+                        }
+                        other => {
+                            other?;
+                        }
+                    }
+                }
+                rows.retain(|row| row.project_id.is_none_or(|p| !hidden.contains(&p)));
+            }
             Ok(spb::GetSimulationHistoryResponse {
                 simulations: rows
                     .into_iter()

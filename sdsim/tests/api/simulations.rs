@@ -757,6 +757,13 @@ async fn who_may_watch_and_control_a_run_of_a_saved_project() {
     )
     .await;
     assert_eq!(st, 404, "a replay by the starter who lost the project");
+    let (st, h) = req(&s, Method::GET, "/api/simulations", viewer, None).await;
+    assert_eq!(st, 200, "{h}");
+    assert_eq!(
+        h["simulations"],
+        json!([]),
+        "nor is it in their own runs: {h}"
+    );
     let (st, _) = req(
         &s,
         Method::DELETE,
