@@ -4,7 +4,9 @@
 //! - `RegisterClient` attaches channels (`simulation:events:{name}`, `project:events:{name}`,
 //!   `system:announcements`) to an open WebSocket session of this instance, checked to be the
 //!   named user's; it answers once the subscriber listens on them, so an event published
-//!   after the answer reaches the session.
+//!   after the answer reaches the session. The families carry every project's or run's
+//!   events of that kind: the calling backend, trusted on this internal port, decides who may
+//!   receive them (the gateway does not know who may see which project or run).
 //! - `UnregisterClient` ends such a session: it is removed at once (it receives nothing more,
 //!   its channels are released) and closes with 1000 and the caller's reason once the events
 //!   already queued for it are written.
