@@ -171,7 +171,7 @@ impl ProjectCore {
                     format!("{field} is {len} bytes; the limit is {max}"),
                 ));
             }
-            Ok(())
+            crate::core::check_depth(field, v)
         };
         check(&doc.design, "document.design", MAX_DESIGN_BYTES)?;
         let layout_of = |l: &Value| match l {
@@ -195,6 +195,7 @@ impl ProjectCore {
             let l = layout_of(&v.layout).map_err(|_| {
                 ServiceError::invalid(&format!("{at}.layout"), "a layout is a JSON object")
             })?;
+            check(&l, &format!("{at}.layout"), MAX_LAYOUT_BYTES)?;
             history.push((v.design.clone(), l, v.message.clone(), v.named));
         }
         if history.len() > self.settings.max_versions as usize {

@@ -179,6 +179,44 @@ pub(crate) fn tags(v: &[String]) -> Result<Vec<String>, ServiceError> {
 }
 
 /// A design document: JSON, within the size limit. Drafts (invalid designs) are stored.
+/// How deep a design or a layout may nest. PostgreSQL keeps any depth, but serde_json reads
+/// at most 128 levels, and a project's documents are read inside larger ones (an export holds
+/// its design a few levels down): past this, a project could be written once and never read
+/// again. Real designs nest about 6 levels.
+pub(crate) const MAX_DEPTH: usize = 64;
+
+/// Refuses `v` (named `field`) when it nests deeper than [`MAX_DEPTH`].
+pub(crate) fn check_depth(field: &str, v: &Value) -> Result<(), ServiceError> {
+    let d = depth(v);
+    if d > MAX_DEPTH {
+        return Err(ServiceError::invalid(
+            field,
+            format!("{field} nests {d} levels deep; the limit is {MAX_DEPTH}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Levels of arrays and objects in `v` (a scalar: 0; `{}`: 1), without recursion.
+pub(crate) fn depth(v: &Value) -> usize {
+    let mut max = 0;
+    let mut stack = vec![(v, 1usize)];
+    while let Some((v, d)) = stack.pop() {
+        match v {
+            Value::Array(a) => {
+                max = max.max(d);
+                stack.extend(a.iter().map(|x| (x, d + 1)));
+            }
+            Value::Object(o) => {
+                max = max.max(d);
+                stack.extend(o.values().map(|x| (x, d + 1)));
+            }
+            _ => {}
+        }
+    }
+    max
+}
+
 pub(crate) fn design_doc(json: &str) -> Result<Value, ServiceError> {
     if json.len() > MAX_DESIGN_BYTES {
         return Err(ServiceError::invalid(
@@ -194,6 +232,7 @@ pub(crate) fn design_doc(json: &str) -> Result<Value, ServiceError> {
     if !v.is_object() {
         return Err(ServiceError::invalid("design", "a design is a JSON object"));
     }
+    check_depth("design", &v)?;
     Ok(v)
 }
 
@@ -215,6 +254,7 @@ pub(crate) fn layout_doc(json: &str) -> Result<Value, ServiceError> {
     if !v.is_object() {
         return Err(ServiceError::invalid("layout", "a layout is a JSON object"));
     }
+    check_depth("layout", &v)?;
     Ok(v)
 }
 
@@ -787,6 +827,27 @@ pub fn caller(user_id: &str, is_admin: bool) -> Result<Caller, ServiceError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn documents_nested_past_the_limit_are_refused_by_name() {
+        assert_eq!(depth(&serde_json::json!(1)), 0);
+        assert_eq!(depth(&serde_json::json!({"a": [1, {"b": {}}]})), 4);
+        let mut v = serde_json::json!({});
+        for _ in 1..MAX_DEPTH {
+            v = serde_json::json!({ "a": v });
+        }
+        assert_eq!(depth(&v), MAX_DEPTH);
+        assert!(design_doc(&v.to_string()).is_ok());
+        assert!(layout_doc(&v.to_string()).is_ok());
+        let deeper = serde_json::json!({ "a": v });
+        let err = design_doc(&deeper.to_string()).unwrap_err();
+        assert_eq!(err.field(), Some("design"), "{err:?}");
+        assert!(err.to_string().contains("65 levels"), "{err}");
+        assert_eq!(
+            layout_doc(&deeper.to_string()).unwrap_err().field(),
+            Some("layout")
+        );
+    }
 
     #[test]
     fn a_version_with_the_same_design_carries_its_problems_without_validating_again() {

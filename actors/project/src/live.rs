@@ -346,6 +346,18 @@ impl ProjectCore {
                             format!("the edit makes the {part} {n} bytes; the limit is {limit}"),
                         ));
                     }
+                    // Each op is within serde_json's depth, but several together could build
+                    // a document too deep to be read back.
+                    let d = crate::core::depth(v);
+                    if d > crate::core::MAX_DEPTH {
+                        return Err(ServiceError::invalid(
+                            "ops",
+                            format!(
+                                "the edit makes the {part} nest {d} levels deep; the limit is {}",
+                                crate::core::MAX_DEPTH
+                            ),
+                        ));
+                    }
                 }
                 let seq = doc.seq + 1;
                 let mut editors = doc.editors;

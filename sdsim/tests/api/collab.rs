@@ -367,6 +367,40 @@ async fn editors_on_two_gateways_converge_and_the_version_holds_every_acknowledg
             .contains("op must be set or delete"),
         "{f}"
     );
+    // Ops each within JSON's depth that together would nest the layout past what can be
+    // read back: refused, and the project still opens.
+    let mut deep = json!(1);
+    for _ in 0..40 {
+        deep = json!({ "a": deep });
+    }
+    let mut path = vec![json!("layout"), json!("bomb")];
+    path.extend(std::iter::repeat_n(json!("a"), 29));
+    path.push(json!("b"));
+    let id = peers[0]
+        .edit(json!([
+            {"op": "set", "path": ["layout", "bomb"], "value": deep},
+            {"op": "set", "path": path, "value": deep},
+        ]))
+        .await;
+    let f = peers[0].ws.frame(WAIT).await;
+    assert_eq!(
+        (&f["code"], &f["edit_id"]),
+        (&json!("invalid_edit"), &json!(id)),
+        "{f}"
+    );
+    assert!(
+        f["message"].as_str().unwrap().contains("levels deep"),
+        "{f}"
+    );
+    let (st, b) = call(
+        &s,
+        Method::GET,
+        &format!("/api/projects/{project}"),
+        &owner,
+        None,
+    )
+    .await;
+    assert_eq!(st, 200, "{b}");
 
     // Strangers and unknown projects: 4004.
     for (p, t) in [
