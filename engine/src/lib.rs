@@ -48,7 +48,9 @@ pub use model::Design;
 pub use report::{ComponentSummary, EndToEndSummary, RunReport};
 pub use sim::{Simulation, DEFAULT_SEED};
 pub use templates::{template, templates};
-pub use validate::{validate, validate_injection, validate_json, Problem};
+pub use validate::{
+    validate, validate_injection, validate_json, Problem, MAX_PROBLEMS, MAX_PROBLEM_CHARS,
+};
 
 /// Runs `design` to its duration; `seed` overrides the design's own seed.
 pub fn run_design(design: &Design, seed: Option<u64>) -> Result<RunReport, EngineError> {

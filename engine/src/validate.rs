@@ -160,6 +160,23 @@ struct Paths {
     alerts: Vec<usize>,
 }
 
+/// Problems listed at most for one document (the last one says more were found).
+pub const MAX_PROBLEMS: usize = 100;
+/// Longest path or message of a problem, in bytes (longer ones end with `…`).
+pub const MAX_PROBLEM_CHARS: usize = 300;
+
+fn clip(mut s: String) -> String {
+    if s.len() > MAX_PROBLEM_CHARS {
+        let mut end = MAX_PROBLEM_CHARS;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+        s.push('…');
+    }
+    s
+}
+
 #[derive(Default)]
 struct Validator {
     problems: Vec<Problem>,
@@ -173,11 +190,24 @@ fn at(idx: &[usize], i: usize) -> usize {
 }
 
 impl Validator {
+    /// Records a problem: at most [`MAX_PROBLEMS`] (the last says that more were found), each
+    /// path and message at most [`MAX_PROBLEM_CHARS`] bytes, as a message may quote the input
+    /// (an unknown key of a megabyte would come back whole, in every answer about the design).
     fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.problems.push(Problem {
-            path: path.into(),
-            message: message.into(),
-        });
+        match self.problems.len() {
+            n if n + 1 < MAX_PROBLEMS => self.problems.push(Problem {
+                path: clip(path.into()),
+                message: clip(message.into()),
+            }),
+            n if n + 1 == MAX_PROBLEMS => self.problems.push(Problem {
+                path: "$".into(),
+                message: format!(
+                    "more problems than these {}; fix these and validate again",
+                    MAX_PROBLEMS - 1
+                ),
+            }),
+            _ => {}
+        }
     }
 
     fn field<T: DeserializeOwned>(

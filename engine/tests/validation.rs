@@ -151,3 +151,32 @@ fn chaos_and_alerts_are_checked() {
     );
     assert!(has(&ps, "$.alerts[0]", "exactly one"), "{ps:?}");
 }
+
+#[test]
+fn a_flood_of_problems_is_listed_in_part_and_each_is_short() {
+    use sdsim_engine::{MAX_PROBLEMS, MAX_PROBLEM_CHARS};
+    // 500 components, each with an unknown key of 2 KB: every one is a problem, and the
+    // message would quote the key.
+    let key = "k".repeat(2_000);
+    let components: Vec<_> = (0..500)
+        .map(|i| json!({ "name": format!("c{i}"), "kind": "service", key.clone(): 1 }))
+        .collect();
+    let ps = problems(&json!({ "components": components }).to_string());
+    assert_eq!(ps.len(), MAX_PROBLEMS, "{:?}", &ps[..3]);
+    let last = ps.last().unwrap();
+    assert_eq!(last.path, "$");
+    assert!(last.message.contains("more problems"), "{last}");
+    for p in &ps {
+        assert!(
+            p.path.len() <= MAX_PROBLEM_CHARS + '…'.len_utf8(),
+            "{}",
+            p.path.len()
+        );
+        assert!(
+            p.message.len() <= MAX_PROBLEM_CHARS + '…'.len_utf8(),
+            "{}",
+            p.message.len()
+        );
+    }
+    assert!(ps.iter().any(|p| p.message.ends_with('…')), "{:?}", &ps[0]);
+}
