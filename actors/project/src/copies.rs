@@ -8,7 +8,7 @@ use crate::store;
 use chrono::Utc;
 use diesel_async::AsyncConnection;
 use sdsim_protocols::events::kinds;
-use sdsim_protocols::limits::{MAX_DESIGN_BYTES, MAX_LAYOUT_BYTES};
+use sdsim_protocols::limits::{MAX_DESIGN_BYTES, MAX_DESIGN_MESSAGE_BYTES, MAX_LAYOUT_BYTES};
 use sdsim_runtime::error::ServiceError;
 use serde_json::Value;
 use uuid::Uuid;
@@ -90,9 +90,28 @@ impl ProjectCore {
         include_versions: bool,
     ) -> Result<String, ServiceError> {
         let p = self.get(caller, id).await?.row;
+        // The document travels in one gRPC message: refuse what cannot fit, by name, before
+        // reading a history that large.
+        let too_large = |what: &str, n: usize| {
+            ServiceError::invalid(
+                "versions",
+                format!(
+                    "{what} is about {n} bytes as one document; an export holds at most \
+                     {MAX_DESIGN_MESSAGE_BYTES}: export it without its versions"
+                ),
+            )
+        };
         let mut versions = Vec::new();
         if include_versions {
             let mut conn = sdsim_schema::pool::get(&self.pool).await?;
+            let history = store::history_export_bytes(&mut conn, p.id).await?;
+            let current = p.configuration.to_string().len() + p.layout.to_string().len();
+            let about = usize::try_from(history)
+                .unwrap_or(usize::MAX)
+                .saturating_add(current);
+            if about > MAX_DESIGN_MESSAGE_BYTES {
+                return Err(too_large("the project with its history", about));
+            }
             let mut rows =
                 store::versions(&mut conn, p.id, None, i64::from(self.settings.max_versions))
                     .await?;
@@ -119,7 +138,12 @@ impl ProjectCore {
             layout: p.layout,
             versions,
         };
-        serde_json::to_string(&doc).map_err(|e| ServiceError::Internal(format!("export: {e}")))
+        let json = serde_json::to_string(&doc)
+            .map_err(|e| ServiceError::Internal(format!("export: {e}")))?;
+        if json.len() > MAX_DESIGN_MESSAGE_BYTES - (16 << 10) {
+            return Err(too_large("the project", json.len()));
+        }
+        Ok(json)
     }
 
     /// A new project from a project document (with its history, renumbered from 1) or a

@@ -364,6 +364,29 @@ pub async fn versions(
         .await?)
 }
 
+/// About how many bytes a project's history takes in an export: every version's design,
+/// layout and message as JSON text, and a little for the rest of each entry. Counted in
+/// PostgreSQL, so that a history too large to export is refused without loading it.
+pub async fn history_export_bytes(
+    conn: &mut AsyncPgConnection,
+    project: Uuid,
+) -> Result<i64, ServiceError> {
+    #[derive(QueryableByName)]
+    struct Total {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        total: i64,
+    }
+    let t: Total = diesel::sql_query(
+        "SELECT COALESCE(SUM(octet_length(configuration::text) + octet_length(layout::text) \
+         + octet_length(change_summary) + 128), 0)::int8 AS total \
+         FROM project_schema.project_versions WHERE project_id = $1",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(project)
+    .get_result(conn)
+    .await?;
+    Ok(t.total)
+}
+
 pub async fn version(
     conn: &mut AsyncPgConnection,
     project: Uuid,

@@ -2106,4 +2106,39 @@ async fn the_largest_valid_design_fits() {
     .await;
     assert_eq!(st, 200);
     assert_eq!(b["project"]["design"], p["design"]);
+
+    // Named saves until the history no longer fits one export document (one gRPC message):
+    // the export with versions is refused by name, the export without them still works.
+    let path = format!("/api/projects/{}", p["id"].as_str().unwrap());
+    let mut version = 1;
+    let mut design = p["design"].clone();
+    let saves = sdsim_protocols::limits::MAX_DESIGN_MESSAGE_BYTES / size + 2;
+    for i in 0..saves {
+        design["duration_s"] = json!(2 + i);
+        let (st, _, b) = call(
+            &s,
+            Method::PATCH,
+            &path,
+            &ada,
+            Some(json!({"design": design, "named": true})),
+            Some(&format!("\"{version}\"")),
+        )
+        .await;
+        assert_eq!(st, 200, "{b}");
+        version = b["project"]["version"].as_i64().unwrap();
+    }
+    let (st, _, b) = call(
+        &s,
+        Method::GET,
+        &format!("{path}/export?versions=true"),
+        &ada,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(st, 422, "{b}");
+    assert_eq!(b["error"]["field"], "versions", "{b}");
+    let (st, _, b) = call(&s, Method::GET, &format!("{path}/export"), &ada, None, None).await;
+    assert_eq!(st, 200, "{b}");
+    assert_eq!(b["design"]["duration_s"], json!(2 + saves - 1));
 }
