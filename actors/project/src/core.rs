@@ -87,7 +87,7 @@ pub struct Listing<'a> {
 
 /// One page of a listing, and where the next starts.
 pub struct Page {
-    pub items: Vec<(ProjectRow, Role)>,
+    pub items: Vec<(store::ProjectSummaryRow, Role)>,
     pub next: String,
 }
 

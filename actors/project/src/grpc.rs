@@ -64,6 +64,10 @@ fn version_pb(v: &VersionRow) -> ppb::VersionInfo {
     }
 }
 
+/// The largest design `ListTemplates` carries, and all of them together.
+const LISTED_DESIGN_BYTES: usize = 256 << 10;
+const LISTED_DESIGNS_BYTES: usize = 2 << 20;
+
 fn template_pb(t: TemplateRow) -> ppb::Template {
     ppb::Template {
         template_id: t.slug,
@@ -409,14 +413,28 @@ impl ppb::project_service_server::ProjectService for ProjectGrpc {
     ) -> Result<Response<ppb::ListTemplatesResponse>, Status> {
         let r = req.into_inner();
         self.run(async {
+            // Designs ride along for previews while they fit a budget; past it (or when one
+            // is large) a template is listed without its design, which GetTemplate gives.
+            // Templates are anyone's to publish: the list must stay one message.
+            let mut budget = LISTED_DESIGNS_BYTES;
+            let templates = self
+                .core
+                .templates(&r.category, r.user_id.parse().ok())
+                .await?
+                .into_iter()
+                .map(|t| {
+                    let mut t = template_pb(t);
+                    let n = t.configuration_json.len();
+                    if n <= LISTED_DESIGN_BYTES && n <= budget {
+                        budget -= n;
+                    } else {
+                        t.configuration_json = String::new();
+                    }
+                    t
+                })
+                .collect();
             Ok(ppb::ListTemplatesResponse {
-                templates: self
-                    .core
-                    .templates(&r.category, r.user_id.parse().ok())
-                    .await?
-                    .into_iter()
-                    .map(template_pb)
-                    .collect(),
+                templates,
                 next_page_token: String::new(),
             })
         })

@@ -33,6 +33,24 @@ pub struct ProjectRow {
     pub forked_from_version: Option<i32>,
 }
 
+/// What a listing shows of a project: no design, no layout (a page of 100 would otherwise
+/// read up to 100 documents of 5 MiB to answer with names).
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = projects)]
+#[diesel(check_for_backend(diesel::pg::Pg))]
+pub struct ProjectSummaryRow {
+    pub id: Uuid,
+    pub owner_id: Uuid,
+    pub name: String,
+    pub description: String,
+    pub is_public: bool,
+    pub status: String,
+    pub version: i32,
+    pub updated_at: DateTime<Utc>,
+    pub tags: Vec<String>,
+    pub deleted_at: Option<DateTime<Utc>>,
+}
+
 #[derive(Debug, Insertable)]
 #[diesel(table_name = projects)]
 pub struct NewProject {
@@ -456,7 +474,7 @@ pub async fn list(
     sort: Sort,
     after: Option<Cursor>,
     limit: i64,
-) -> Result<Vec<(ProjectRow, Option<String>)>, ServiceError> {
+) -> Result<Vec<(ProjectSummaryRow, Option<String>)>, ServiceError> {
     let mut q = projects::table
         .left_join(
             project_sharing::table.on(project_sharing::project_id
@@ -513,7 +531,7 @@ pub async fn list(
     };
     Ok(q.limit(limit)
         .select((
-            ProjectRow::as_select(),
+            ProjectSummaryRow::as_select(),
             project_sharing::access_level.nullable(),
         ))
         .load(conn)

@@ -2071,6 +2071,58 @@ async fn projects_saved_as_templates_private_or_public() {
     )
     .await;
     assert_eq!(st, 404);
+
+    // Anyone may publish templates, so a listing carries designs only while they are small
+    // (twenty of 300 KB would otherwise not fit one answer): a large one is listed without
+    // its design, which the template itself gives.
+    let big = create(
+        &s,
+        &bob,
+        json!({"name": "Big", "design": {"name": "big", "notes": "x".repeat(300_000)}}),
+    )
+    .await;
+    let (st, _, t) = call(
+        &s,
+        Method::POST,
+        &format!("/api/projects/{}/template", big["id"].as_str().unwrap()),
+        &bob,
+        Some(json!({"name": "Big style", "is_public": true})),
+        None,
+    )
+    .await;
+    assert_eq!(st, 201, "{t}");
+    let big_id = t["template"]["id"].as_str().unwrap().to_string();
+    let (st, _, all) = call(&s, Method::GET, "/api/templates", &ada, None, None).await;
+    assert_eq!(st, 200);
+    let listed = |id: &str| {
+        all["templates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["id"] == id)
+            .cloned()
+            .unwrap_or_else(|| panic!("{id} listed"))
+    };
+    assert_eq!(listed(&big_id)["design"], Value::Null);
+    assert_eq!(
+        listed(&public_id)["design"],
+        p["design"],
+        "small ones keep theirs"
+    );
+    let (st, _, one) = call(
+        &s,
+        Method::GET,
+        &format!("/api/templates/{big_id}"),
+        &ada,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(st, 200, "{one}");
+    assert_eq!(
+        one["template"]["design"]["notes"].as_str().map(str::len),
+        Some(300_000)
+    );
 }
 
 /// The engine's largest valid design (2,000 components) fits the one size limit, through

@@ -29,7 +29,8 @@ pub(super) struct TemplateView {
     is_system: bool,
     is_public: bool,
     author_id: Option<String>,
-    /// The engine design.
+    /// The engine design. In a listing, null for a large one (or past 2 MiB of designs in
+    /// all): `GET /api/templates/{id}` has it.
     #[schema(value_type = Object, nullable)]
     design: Box<RawValue>,
 }
