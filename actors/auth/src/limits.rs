@@ -139,6 +139,20 @@ impl Limits {
         self.count(&key, limit, window_secs).await
     }
 
+    /// Counts one `action` (a mail) sent to the address `email`, from any client address:
+    /// many addresses cannot flood one inbox. Keyed by the address's digest, and counted
+    /// whether or not it has an account (the answer must not tell).
+    pub async fn hit_address(
+        &self,
+        action: &str,
+        email: &str,
+        limit: u32,
+        window_secs: u64,
+    ) -> Result<(), ServiceError> {
+        let key = self.ns.rate_limit(action, "to", &account_digest(email));
+        self.count(&key, limit, window_secs).await
+    }
+
     /// Counts a login attempt for `email` from `ip` before the password is checked.
     pub async fn login_attempt(&self, email: &str, ip: &str) -> Result<Attempt, ServiceError> {
         let c = &self.config;

@@ -124,6 +124,9 @@ impl AuthCore {
         if user.is_verified {
             return Ok(false);
         }
+        self.limits
+            .hit_address("mail", &user.email, l.mail_per_address_per_hour, 3600)
+            .await?;
         self.mail_token(user.id, &user.email, "verify_email")
             .await?;
         Ok(true)
@@ -156,6 +159,9 @@ impl AuthCore {
         let l = &self.limits.config;
         self.limits
             .hit("mail", &m.origin.ip, l.mail_per_ip_per_hour, 3600)
+            .await?;
+        self.limits
+            .hit_address("mail", &email, l.mail_per_address_per_hour, 3600)
             .await?;
         let mut conn = sdsim_schema::pool::get(&self.pool).await?;
         let user = store::user_by_email(&mut conn, &email).await?;

@@ -138,6 +138,8 @@ pub struct AuthLimits {
     pub refresh_per_ip_per_minute: u32,
     /// Verification and password-reset requests per client address per hour.
     pub mail_per_ip_per_hour: u32,
+    /// Verification and password-reset mails to one e-mail address per hour, from any client.
+    pub mail_per_address_per_hour: u32,
 }
 
 impl Default for AuthLimits {
@@ -150,6 +152,7 @@ impl Default for AuthLimits {
             register_per_ip_per_hour: 30,
             refresh_per_ip_per_minute: 120,
             mail_per_ip_per_hour: 20,
+            mail_per_address_per_hour: 5,
         }
     }
 }

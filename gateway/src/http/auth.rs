@@ -276,7 +276,7 @@ async fn change_password(
     responses(
         (status = 202, description = "Sent, or not needed (`sent` false: already verified)", body = crate::http::views::VerificationSent),
         (status = 401, description = "No token, or it is invalid, expired or revoked", body = crate::http::openapi::ErrorBody),
-        (status = 429, description = "Too many mails from this address (Retry-After)", body = crate::http::openapi::ErrorBody,
+        (status = 429, description = "Too many mails from this client address, or to this e-mail address (Retry-After)", body = crate::http::openapi::ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = "4XX", description = "Another client error", body = crate::http::openapi::ErrorBody),
         (status = "5XX", description = "A dependency (or the mail queue) is down (503, Retry-After)", body = crate::http::openapi::ErrorBody),
@@ -348,7 +348,7 @@ struct ResetRequestBody {
     responses(
         (status = 202, description = "Accepted (a link is mailed if the account exists)", body = crate::http::views::Message),
         (status = 422, description = "`email` is not an e-mail address", body = crate::http::openapi::ErrorBody),
-        (status = 429, description = "Too many mails from this address (Retry-After)", body = crate::http::openapi::ErrorBody,
+        (status = 429, description = "Too many mails from this client address, or to this e-mail address (Retry-After)", body = crate::http::openapi::ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = "4XX", description = "Malformed, too large or not JSON", body = crate::http::openapi::ErrorBody),
         crate::http::openapi::Unavailable,

@@ -46,6 +46,18 @@ async fn password_reset_by_mail_ends_every_session() {
         .await;
     assert_eq!((st_known, st_unknown), (202, 202));
     assert_eq!(b_known, b_unknown);
+    // One inbox cannot be flooded: past 5 mails an hour to one address (from anywhere),
+    // 429; whether or not it has an account, and other addresses are not held up.
+    let flooded = unique_email("flooded");
+    for i in 0..6 {
+        let (st, b) = s
+            .post_json(
+                "/api/auth/password-reset/request",
+                serde_json::json!({"email": flooded.to_uppercase()}),
+            )
+            .await;
+        assert_eq!(st, if i < 5 { 202 } else { 429 }, "request {i}: {b}");
+    }
     let mail = sink
         .next(Duration::from_secs(10))
         .await
