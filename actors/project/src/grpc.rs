@@ -448,6 +448,10 @@ impl ppb::project_service_server::ProjectService for ProjectGrpc {
         let r = req.into_inner();
         self.run(async {
             let caller = caller_of(r.caller)?;
+            // As a fork or an export: the live session's edits first (checked who may see it
+            // before touching it).
+            self.core.get(caller, &r.project_id).await?;
+            self.core.settle_live(&r.project_id).await?;
             let t = self
                 .core
                 .save_as_template(
