@@ -176,6 +176,16 @@ fn offer(m: &Member, frame: &Arc<str>) -> bool {
     }
 }
 
+/// Closes `m` with 1013 once what it was sent is written: it missed edits that cannot be
+/// fetched now, and syncs the whole document when it reconnects.
+fn resync(m: &Member) {
+    m.outlet.disconnect.do_send(Disconnect {
+        code: 1013,
+        reason: "edits were missed; reconnect to sync the document".into(),
+        drain: true,
+    });
+}
+
 impl Collab {
     pub fn new(
         client: redis::Client,
@@ -234,10 +244,16 @@ impl Collab {
         let peers = inner.peers(project, &me).await;
         let mut frames = Vec::new();
         let resumed = match since {
-            Some(s) if s <= seq => {
-                let (edits, complete) = inner.edits(project, user, s, seq).await?;
-                complete.then_some(edits)
-            }
+            // The edits since `since` when all are there; else (dropped once saved, or too
+            // many to fetch) the whole document.
+            Some(s) if s <= seq => match inner.edits(project, user, s, seq).await {
+                Ok((edits, true)) => Some(edits),
+                Ok((_, false)) => None,
+                Err(e) => {
+                    tracing::warn!(%project, error = %e, "edits since the client's offset not fetched; sending the document");
+                    None
+                }
+            },
             _ => None,
         };
         let you = presence_json(&me, &Value::Null, &Value::Null);
@@ -622,10 +638,13 @@ impl Inner {
     /// Sends `m` the edits in (`after`, `upto`] from PostgreSQL; false when it is gone.
     async fn fill(&self, project: Uuid, m: &Member, after: i64, upto: i64) -> bool {
         match self.edits(project, &m.user_id, after, upto).await {
-            Ok((edits, _)) => edits.iter().all(|e| offer(m, &edit_frame(&project, e))),
-            Err(e) => {
-                tracing::warn!(%project, error = %e, "edits not fetched for a member");
-                true
+            Ok((edits, true)) => edits.iter().all(|e| offer(m, &edit_frame(&project, e))),
+            other => {
+                if let Err(e) = other {
+                    tracing::warn!(%project, error = %e, "edits not fetched for a member");
+                }
+                resync(m);
+                false
             }
         }
     }
@@ -736,21 +755,33 @@ impl Inner {
                                         continue;
                                     }
                                     if seq > l + 1 {
-                                        // A gap: the missing edits from PostgreSQL first.
+                                        // A gap: the missing edits from PostgreSQL first. If
+                                        // they cannot all be had, the members are closed with
+                                        // 1013 and sync the whole document when they come
+                                        // back, rather than go on without some edits.
                                         if let Some((m, _)) = members.first() {
                                             let m = m.clone();
-                                            if let Ok((edits, _)) =
-                                                self.edits(project, &m.user_id, l, seq - 1).await
+                                            match self.edits(project, &m.user_id, l, seq - 1).await
                                             {
-                                                for e in &edits {
-                                                    let f = edit_frame(&project, e);
-                                                    members.retain_mut(|(m, at)| {
-                                                        if *at >= e.seq {
-                                                            return true;
-                                                        }
-                                                        *at = e.seq;
-                                                        offer(m, &f)
-                                                    });
+                                                Ok((edits, true)) => {
+                                                    for e in &edits {
+                                                        let f = edit_frame(&project, e);
+                                                        members.retain_mut(|(m, at)| {
+                                                            if *at >= e.seq {
+                                                                return true;
+                                                            }
+                                                            *at = e.seq;
+                                                            offer(m, &f)
+                                                        });
+                                                    }
+                                                }
+                                                other => {
+                                                    if let Err(e) = other {
+                                                        tracing::warn!(%project, error = %e, "a gap of edits not fetched; members resync");
+                                                    }
+                                                    for (m, _) in members.drain(..) {
+                                                        resync(&m);
+                                                    }
                                                 }
                                             }
                                         }

@@ -617,3 +617,40 @@ async fn no_acknowledged_edit_is_lost_when_the_project_process_is_killed() {
     drop(project_process);
     let _ = std::fs::remove_dir_all(&logs);
 }
+
+/// Edits too large to replay in one answer (each REST save of a large design is an edit of
+/// the live document): a client resuming from before them gets the whole document, not an
+/// error it would retry forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_behind_edits_too_large_to_replay_syncs_the_whole_document() {
+    let db = TestDb::create().await;
+    let s = Stack::start(settings(&db), &Service::ALL);
+    s.wait_ready().await;
+    let (_, owner) = person(&s, "owner").await;
+    let project = new_project(&s, &owner).await;
+    let mut a = Peer::join(&s.ws_base, &project, &owner, "a").await;
+    let since = a.seq;
+    let mut version = stored(&s, &owner, &project).await.1;
+    for i in 0..3 {
+        let design = json!({"name": format!("big {i}"), "notes": "x".repeat(2_000_000)});
+        let r = s
+            .authed(Method::PATCH, &format!("/api/projects/{project}"), &owner)
+            .header("if-match", format!("\"{version}\""))
+            .json(&json!({"design": design}))
+            .send()
+            .await
+            .unwrap();
+        let st = r.status().as_u16();
+        let b: Value = r.json().await.unwrap();
+        assert_eq!(st, 200, "save {i}: {b}");
+        version = b["project"]["version"].as_i64().unwrap();
+        a.until(since + i + 1, 0).await;
+    }
+    let mut ws = connect(&s.ws_base, &project, Some(since)).await;
+    ws.authenticate(&owner).await;
+    let sync = ws.frame(WAIT).await;
+    assert_eq!(sync["type"], "collaboration.sync", "{sync}");
+    assert_eq!(sync["data"]["resumed"], false);
+    assert_eq!(sync["data"]["design"], a.doc["design"]);
+    assert_eq!(sync["data"]["design"]["name"], "big 2");
+}
