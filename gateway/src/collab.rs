@@ -22,6 +22,7 @@
 use crate::outlet::{Deliver, Disconnect, Offer, Outlet};
 use crate::upstream::Upstreams;
 use redis::streams::{StreamId, StreamReadReply};
+use sdsim_protocols::limits::COLLABORATION_TTL_SECS;
 use sdsim_protocols::names::Namespace;
 use sdsim_protocols::proto::project as ppb;
 use sdsim_runtime::error::ServiceError;
@@ -396,6 +397,14 @@ impl Collab {
                 .arg("data")
                 .arg(data.to_string())
                 .ignore()
+                .cmd("EXPIRE")
+                .arg(inner.ns.collaboration_stream(&project.to_string()))
+                .arg(COLLABORATION_TTL_SECS)
+                .ignore()
+                .cmd("EXPIRE")
+                .arg(inner.presence_key(&project))
+                .arg(COLLABORATION_TTL_SECS)
+                .ignore()
                 .query_async(&mut conn)
                 .await;
             if let Err(e) = res {
@@ -508,8 +517,10 @@ impl Inner {
             return;
         }
         let data = json!({"session": session, "user_id": user_id}).to_string();
-        let res: redis::RedisResult<String> = redis::cmd("XADD")
-            .arg(self.ns.collaboration_stream(&project.to_string()))
+        let key = self.ns.collaboration_stream(&project.to_string());
+        let res: redis::RedisResult<()> = redis::pipe()
+            .cmd("XADD")
+            .arg(&key)
             .arg("MAXLEN")
             .arg("~")
             .arg(STREAM_MAXLEN)
@@ -520,6 +531,11 @@ impl Inner {
             .arg(session)
             .arg("data")
             .arg(data)
+            .ignore()
+            .cmd("EXPIRE")
+            .arg(&key)
+            .arg(COLLABORATION_TTL_SECS)
+            .ignore()
             .query_async(&mut conn)
             .await;
         if let Err(e) = res {

@@ -49,6 +49,10 @@ pub mod limits {
     pub const MAX_LAYOUT_BYTES: usize = 1 << 20;
     /// The largest gRPC message carrying a design: a design, its layout and the rest.
     pub const MAX_DESIGN_MESSAGE_BYTES: usize = MAX_DESIGN_BYTES + MAX_LAYOUT_BYTES + (256 << 10);
+    /// How long a project's collaboration stream and presence hash outlive their last write
+    /// (every XADD renews it): the edits are in PostgreSQL, so an idle project's live state
+    /// leaves Redis instead of staying forever.
+    pub const COLLABORATION_TTL_SECS: u64 = 24 * 3600;
 }
 
 /// Default ports, as fixed by the design brief. Every one is configurable.

@@ -724,6 +724,28 @@ impl ProjectCore {
             store::purge(conn, pid).await
         })
         .await
+        .inspect(|&purged| {
+            if purged {
+                self.forget_live(pid);
+            }
+        })
+    }
+
+    /// A purged project's live state leaves Redis too (its stream and presence would
+    /// otherwise wait for their expiry).
+    fn forget_live(&self, project: Uuid) {
+        let mut redis = self.redis.clone();
+        let keys = [
+            self.ns.collaboration_stream(&project.to_string()),
+            self.ns.collaboration_presence(&project.to_string()),
+        ];
+        tokio::spawn(async move {
+            let res: redis::RedisResult<i64> =
+                redis::cmd("DEL").arg(&keys).query_async(&mut redis).await;
+            if let Err(e) = res {
+                tracing::warn!(%project, error = %e, "live state of a purged project not removed (it expires)");
+            }
+        });
     }
 
     /// Runs `change` on the locked row after checking `op`; saves the row when it says so.

@@ -415,8 +415,10 @@ impl ProjectCore {
         })
         .to_string();
         let mut redis = self.redis.clone();
-        let res: redis::RedisResult<String> = redis::cmd("XADD")
-            .arg(self.ns.collaboration_stream(&project.to_string()))
+        let key = self.ns.collaboration_stream(&project.to_string());
+        let res: redis::RedisResult<()> = redis::pipe()
+            .cmd("XADD")
+            .arg(&key)
             .arg("MAXLEN")
             .arg("~")
             .arg(STREAM_MAXLEN)
@@ -427,6 +429,11 @@ impl ProjectCore {
             .arg(e.seq)
             .arg("data")
             .arg(data)
+            .ignore()
+            .cmd("EXPIRE")
+            .arg(&key)
+            .arg(sdsim_protocols::limits::COLLABORATION_TTL_SECS)
+            .ignore()
             .query_async(&mut redis)
             .await;
         if let Err(err) = res {

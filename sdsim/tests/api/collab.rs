@@ -653,4 +653,55 @@ async fn a_client_behind_edits_too_large_to_replay_syncs_the_whole_document() {
     assert_eq!(sync["data"]["resumed"], false);
     assert_eq!(sync["data"]["design"], a.doc["design"]);
     assert_eq!(sync["data"]["design"]["name"], "big 2");
+
+    // The live state in Redis expires (a day after its last write), and goes with a purge.
+    let ns = sdsim_protocols::names::Namespace::new(s.settings.redis.prefix.clone());
+    let stream = ns.collaboration_stream(&project);
+    let mut redis = redis::Client::open(redis_url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(&stream)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert!(ttl > 0 && ttl <= 86_400, "TTL of {stream}: {ttl}");
+    // Both leave first (their leaving is announced in the stream), then the purge.
+    drop((a.ws, ws));
+    let presence = ns.collaboration_presence(&project);
+    for _ in 0..50 {
+        let n: i64 = redis::cmd("HLEN")
+            .arg(&presence)
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+        if n == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for (method, path) in [
+        (Method::DELETE, format!("/api/projects/{project}")),
+        (Method::POST, format!("/api/projects/{project}/purge")),
+    ] {
+        let (st, b) = call(&s, method, &path, &owner, None).await;
+        assert!(st < 300, "{path}: {st} {b}");
+    }
+    let mut gone = false;
+    for _ in 0..50 {
+        let n: i64 = redis::cmd("EXISTS")
+            .arg(&stream)
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+        if n == 0 {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(gone, "{stream} removed with the purged project");
 }
