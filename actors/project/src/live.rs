@@ -29,6 +29,11 @@ use uuid::Uuid;
 
 /// Entries a collaboration stream keeps (about; edits older than these come from PostgreSQL).
 pub const STREAM_MAXLEN: usize = 1_000;
+/// An edit larger than this (a REST save carries the whole design) trims the stream to
+/// [`STREAM_MAXLEN_AFTER_LARGE`] entries: a project's stream holds at most about 64 MiB of
+/// ordinary edits, or a few large ones, never a thousand designs.
+pub const LARGE_EDIT_BYTES: usize = 64 << 10;
+pub const STREAM_MAXLEN_AFTER_LARGE: usize = 8;
 /// Longest client id.
 pub const MAX_CLIENT_ID_CHARS: usize = 64;
 /// Edits already saved as a version are kept this long (for clients resuming).
@@ -416,12 +421,19 @@ impl ProjectCore {
         .to_string();
         let mut redis = self.redis.clone();
         let key = self.ns.collaboration_stream(&project.to_string());
+        // Exact trimming after a large one (approximate trimming only drops whole nodes of
+        // about 100 entries, which would keep a hundred designs).
+        let (trim, maxlen) = if data.len() > LARGE_EDIT_BYTES {
+            ("=", STREAM_MAXLEN_AFTER_LARGE)
+        } else {
+            ("~", STREAM_MAXLEN)
+        };
         let res: redis::RedisResult<()> = redis::pipe()
             .cmd("XADD")
             .arg(&key)
             .arg("MAXLEN")
-            .arg("~")
-            .arg(STREAM_MAXLEN)
+            .arg(trim)
+            .arg(maxlen)
             .arg("*")
             .arg("kind")
             .arg("edit")

@@ -629,6 +629,19 @@ async fn a_client_behind_edits_too_large_to_replay_syncs_the_whole_document() {
     let (_, owner) = person(&s, "owner").await;
     let project = new_project(&s, &owner).await;
     let mut a = Peer::join(&s.ws_base, &project, &owner, "a").await;
+    // Ordinary edits first, saved as a version (REST design changes wait for that).
+    for n in 0..10 {
+        a.edit(json!([{"op": "set", "path": ["layout", format!("k{n}")], "value": n}]))
+            .await;
+    }
+    a.until(a.seq + 10, 10).await;
+    let r = s
+        .authed(Method::PATCH, &format!("/api/projects/{project}"), &owner)
+        .json(&json!({"named": true, "message": "before the large ones"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
     let since = a.seq;
     let mut version = stored(&s, &owner, &project).await.1;
     for i in 0..3 {
@@ -646,6 +659,20 @@ async fn a_client_behind_edits_too_large_to_replay_syncs_the_whole_document() {
         version = b["project"]["version"].as_i64().unwrap();
         a.until(since + i + 1, 0).await;
     }
+    // A large edit trims the stream to a few entries (it held the ten small ones too).
+    let ns = sdsim_protocols::names::Namespace::new(s.settings.redis.prefix.clone());
+    let stream = ns.collaboration_stream(&project);
+    let mut redis = redis::Client::open(redis_url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let len: i64 = redis::cmd("XLEN")
+        .arg(&stream)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert!(len <= 8, "{stream} holds {len} entries");
     let mut ws = connect(&s.ws_base, &project, Some(since)).await;
     ws.authenticate(&owner).await;
     let sync = ws.frame(WAIT).await;
@@ -655,13 +682,6 @@ async fn a_client_behind_edits_too_large_to_replay_syncs_the_whole_document() {
     assert_eq!(sync["data"]["design"]["name"], "big 2");
 
     // The live state in Redis expires (a day after its last write), and goes with a purge.
-    let ns = sdsim_protocols::names::Namespace::new(s.settings.redis.prefix.clone());
-    let stream = ns.collaboration_stream(&project);
-    let mut redis = redis::Client::open(redis_url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
     let ttl: i64 = redis::cmd("TTL")
         .arg(&stream)
         .query_async(&mut redis)
