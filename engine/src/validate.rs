@@ -79,6 +79,12 @@ pub fn validate_json(json: &str) -> Result<Design, Vec<Problem>> {
         }
     }
     let name: String = v.field(obj, "name").unwrap_or_default();
+    if name.len() > MAX_NAME_LEN {
+        v.push(
+            "$.name",
+            format!("names are limited to {MAX_NAME_LEN} bytes"),
+        );
+    }
     let description: String = v.field(obj, "description").unwrap_or_default();
     let seed: Option<u64> = v.field(obj, "seed");
     let window_s: Option<f64> = v.field(obj, "window_s");
@@ -525,6 +531,11 @@ impl Validator {
             let path = format!("$.alerts[{}]", at(&self.paths.alerts, k));
             if a.name.trim().is_empty() {
                 self.push(format!("{path}.name"), "an alert needs a name");
+            } else if a.name.len() > MAX_NAME_LEN {
+                self.push(
+                    format!("{path}.name"),
+                    format!("names are limited to {MAX_NAME_LEN} bytes"),
+                );
             }
             if let Some(c) = &a.component {
                 self.lookup(&names, c, &format!("{path}.component"), "watches nothing");

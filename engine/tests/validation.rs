@@ -180,3 +180,24 @@ fn a_flood_of_problems_is_listed_in_part_and_each_is_short() {
     }
     assert!(ps.iter().any(|p| p.message.ends_with('…')), "{:?}", &ps[0]);
 }
+
+#[test]
+fn the_design_name_and_alert_names_are_bounded() {
+    let long = "n".repeat(201);
+    let doc = json!({
+        "name": long,
+        "duration_s": 10,
+        "components": [
+            { "name": "users", "kind": "client", "traffic": { "type": "open", "rate": 5 } },
+            { "name": "web", "kind": "web_server" }
+        ],
+        "connections": [{ "from": "users", "to": "web" }],
+        "alerts": [{ "name": long, "metric": "utilisation", "above": 0.9 }]
+    });
+    let ps = problems(&doc.to_string());
+    assert!(has(&ps, "$.name", "limited to 200 bytes"), "{ps:?}");
+    assert!(
+        has(&ps, "$.alerts[0].name", "limited to 200 bytes"),
+        "{ps:?}"
+    );
+}

@@ -182,8 +182,15 @@ impl Feeds {
         let inner = self.inner.clone();
         self.inner.runtime.spawn(async move {
             let id = watcher.id;
+            let outlet = watcher.outlet.clone();
             if let Err(e) = inner.catch_up(run, since, watcher).await {
                 tracing::warn!(run = %run, watcher = %id, error = %e, "watcher not caught up");
+                // Not left open and silent: the client reconnects with the `since` it has.
+                outlet.disconnect.do_send(Disconnect {
+                    code: 1011,
+                    reason: "the run's windows could not be read; reconnect with since".into(),
+                    drain: true,
+                });
             }
         });
     }

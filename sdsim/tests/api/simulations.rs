@@ -305,6 +305,8 @@ async fn a_paced_run_stops_when_asked_and_bad_starts_are_named() {
         (json!({"design": broken}), "design"),
         (json!({"design": design, "speed": -1}), "speed"),
         (json!({"design": design, "speed": 1e9}), "speed"),
+        // So slow its pace would be past any duration (it panicked the run's thread).
+        (json!({"design": design, "speed": 1e-30}), "speed"),
         (
             json!({"design": design, "window_seconds": 99999}),
             "window_seconds",
@@ -338,6 +340,24 @@ async fn a_paced_run_stops_when_asked_and_bad_starts_are_named() {
             .as_str()
             .unwrap()
             .contains("$.components[0]"),
+        "{b}"
+    );
+    // A window override is held to the engine's limits like the design's own window: a
+    // long design with a fine window would be millions of windows.
+    let mut long = design.clone();
+    long["duration_s"] = json!(1_000_000);
+    long["window_s"] = json!(100);
+    let (st, b) = req(
+        &s,
+        Method::POST,
+        "/api/simulations",
+        &ada,
+        Some(json!({"design": long, "window_seconds": 0.01, "speed": 0})),
+    )
+    .await;
+    assert_eq!((st, &b["error"]["field"]), (422, &json!("design")), "{b}");
+    assert!(
+        b["error"]["message"].as_str().unwrap().contains("window_s"),
         "{b}"
     );
 }

@@ -33,6 +33,9 @@ use sdsim_protocols::names::Namespace;
 
 /// The fastest pace (simulated seconds per wall second); 0 means "as fast as it goes".
 pub const MAX_SPEED: f64 = 10_000.0;
+/// The slowest pace: a window of an hour every 42 days (slower would hold a place for ever,
+/// and a pace past `Duration`'s range would panic).
+pub const MIN_SPEED: f64 = 0.001;
 
 /// How a run is asked for.
 #[derive(Debug, Clone)]
@@ -288,12 +291,12 @@ fn set_at(c: &mut engine::Chaos, t: f64) {
 }
 
 fn check_speed(speed: f64) -> Result<(), ServiceError> {
-    if speed.is_finite() && (0.0..=MAX_SPEED).contains(&speed) {
+    if speed == 0.0 || (speed.is_finite() && (MIN_SPEED..=MAX_SPEED).contains(&speed)) {
         Ok(())
     } else {
         Err(ServiceError::invalid(
             "speed",
-            format!("speed must be between 0 (as fast as possible) and {MAX_SPEED}"),
+            format!("speed must be 0 (as fast as possible) or between {MIN_SPEED} and {MAX_SPEED}"),
         ))
     }
 }
@@ -378,7 +381,20 @@ impl Runs {
                 ));
             }
         }
-        let json = s.design_json.clone();
+        // A window override is validated as part of the design: the engine's limits on
+        // windows (how many, times components) hold for the window actually used.
+        let json = match s.window_s {
+            Some(w) => {
+                let mut v: Value = serde_json::from_str(&s.design_json).map_err(|e| {
+                    ServiceError::invalid("design", format!("the design is not JSON: {e}"))
+                })?;
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("window_s".into(), serde_json::json!(w));
+                }
+                v.to_string()
+            }
+            None => s.design_json.clone(),
+        };
         let checked = tokio::task::spawn_blocking(move || engine::validate_json(&json))
             .await
             .map_err(|e| ServiceError::Internal(format!("validation task: {e}")))?;

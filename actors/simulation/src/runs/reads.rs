@@ -2,6 +2,10 @@
 
 use super::*;
 
+/// The most bytes of windows one page of stored windows carries (its message's limit is
+/// 5.25 MiB; one window larger than this still goes, alone).
+pub const PAGE_BYTES: i64 = 3 << 20;
+
 impl Runs {
     /// The analysis of a finished run (bottlenecks in words with what to change, anomalies,
     /// forecasts, the alert log), from its report.
@@ -131,8 +135,8 @@ impl Runs {
         Ok(())
     }
 
-    /// Up to `limit` stored windows of a run from window `from` on, and how many it has
-    /// stored in all.
+    /// Up to `limit` stored windows of a run from window `from` on (fewer past
+    /// [`PAGE_BYTES`]), and how many it has stored in all.
     pub async fn windows(
         &self,
         row: &RunRow,
@@ -146,14 +150,31 @@ impl Runs {
         };
         let from = i64::try_from(from).unwrap_or(i64::MAX);
         let mut conn = sdsim_schema::pool::get(&self.pool).await?;
-        let rows: Vec<(i64, String)> = w::table
-            .filter(w::simulation_id.eq(row.id))
-            .filter(w::window_index.ge(from))
-            .order(w::window_index.asc())
-            .limit(limit)
-            .select((w::window_index, w::data))
-            .load(&mut conn)
-            .await?;
+        // At most PAGE_BYTES of windows (and at least one), counted in PostgreSQL: a page
+        // of large windows (2,000 components are about 0.8 MB each) must fit one message.
+        #[derive(diesel::QueryableByName)]
+        struct Win {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            window_index: i64,
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            data: String,
+        }
+        let rows: Vec<Win> = diesel::sql_query(
+            "SELECT window_index, data FROM ( \
+               SELECT window_index, data, \
+                 sum(octet_length(data)) OVER (ORDER BY window_index) - octet_length(data) AS before \
+               FROM simulation_schema.simulation_windows \
+               WHERE simulation_id = $1 AND window_index >= $2 \
+               ORDER BY window_index LIMIT $3) page \
+             WHERE before < $4 ORDER BY window_index",
+        )
+        .bind::<diesel::sql_types::Uuid, _>(row.id)
+        .bind::<diesel::sql_types::BigInt, _>(from)
+        .bind::<diesel::sql_types::BigInt, _>(limit)
+        .bind::<diesel::sql_types::BigInt, _>(PAGE_BYTES)
+        .load(&mut conn)
+        .await?;
+        let rows: Vec<(i64, String)> = rows.into_iter().map(|r| (r.window_index, r.data)).collect();
         let stored: Option<i64> = w::table
             .filter(w::simulation_id.eq(row.id))
             .select(diesel::dsl::max(w::window_index))
