@@ -9,7 +9,8 @@
 //!    Redis (ids only grow);
 //! 2. every `store_every_ms` (and at the end) the windows not yet stored are written to
 //!    PostgreSQL; only then may the stream be trimmed, and only past stored windows
-//!    (`XTRIM MINID`, keeping at least `stream_maxlen` entries);
+//!    (`XTRIM MINID`, keeping the newest `stream_maxlen` entries, fewer for large windows:
+//!    about 64 MiB of them, never fewer than 16);
 //! 3. at the end: the last windows stored, the outcome stored (the run's row and report),
 //!    then the end entry (`simulation.completed|failed|stopped`) after the last window, the
 //!    `simulation:events:{status}` event, and the stream's expiry (`stream_ttl_seconds`).
@@ -57,6 +58,10 @@ pub fn entry_id(index: u64) -> String {
 }
 
 /// How the publisher stores and trims (from `[simulation]`).
+/// About how many bytes of windows a run's stream keeps once they are stored (a watcher
+/// further behind reads them from PostgreSQL).
+const STREAM_BYTES: u64 = 64 << 20;
+
 #[derive(Debug, Clone, Copy)]
 pub struct StreamLimits {
     pub maxlen: u64,
@@ -111,10 +116,15 @@ impl Storer {
             tracing::warn!(run = %self.id, error = %e, "windows not stored yet");
             return;
         }
+        // Windows of a large design are large (2,000 components: about 0.8 MB each): the
+        // stream keeps about STREAM_BYTES of them, and never fewer than 16.
+        let bytes: usize = self.unstored.iter().map(|(_, json)| json.len()).sum();
+        let average = (bytes / self.unstored.len()).max(1) as u64;
+        let maxlen = (STREAM_BYTES / average).clamp(16, limits.maxlen.max(16));
         self.stored = self.unstored.last().map_or(self.stored, |(i, _)| i + 1);
         self.unstored.clear();
         // Entries below MINID go: never one not stored, never the newest `maxlen`.
-        let keep_from = (self.streamed + 1).saturating_sub(limits.maxlen).max(1);
+        let keep_from = (self.streamed + 1).saturating_sub(maxlen).max(1);
         let min_id = keep_from.min(self.stored + 1);
         if min_id > 1 {
             let mut conn = self.runs.redis.clone();

@@ -81,7 +81,8 @@ impl Runs {
         Ok(())
     }
 
-    /// Injects `chaos` (one entry of the engine's `chaos`, `at_s` optional) into a running
+    /// Injects `chaos` (one entry of the engine's `chaos`, at most [`MAX_INJECTIONS`] in a
+    /// run, `at_s` optional) into a running
     /// run at its current simulated time; answers the time and the entry as applied.
     pub async fn inject(
         &self,
@@ -89,6 +90,14 @@ impl Runs {
         chaos: &str,
     ) -> Result<(f64, engine::Chaos), ServiceError> {
         let control = self.live_control(&row)?;
+        // Every injection is kept with the run (for its replay) and shown in its status.
+        let injected = row.injections.as_array().map_or(0, Vec::len);
+        if injected >= MAX_INJECTIONS {
+            return Err(ServiceError::invalid(
+                "chaos",
+                format!("a run takes at most {MAX_INJECTIONS} injected chaos entries"),
+            ));
+        }
         let mut entry: Value = serde_json::from_str(chaos)
             .map_err(|e| ServiceError::invalid("chaos", format!("not JSON: {e}")))?;
         let Some(fields) = entry.as_object_mut() else {

@@ -36,6 +36,9 @@ pub const MAX_SPEED: f64 = 10_000.0;
 /// The slowest pace: a window of an hour every 42 days (slower would hold a place for ever,
 /// and a pace past `Duration`'s range would panic).
 pub const MIN_SPEED: f64 = 0.001;
+/// Chaos entries injected into one run at most (each is kept with the run and listed in its
+/// status).
+pub const MAX_INJECTIONS: usize = 500;
 
 /// How a run is asked for.
 #[derive(Debug, Clone)]
