@@ -323,9 +323,10 @@ impl spb::simulation_service_server::SimulationService for SimulationGrpc {
                 let original = self
                     .authorize(&r.user_id, &r.replay_of, Need::Watch)
                     .await?;
+                let design = self.runs.design_of(original.id).await?;
                 let row = self
                     .runs
-                    .start(Runs::replay_of(&original, user, r.speed)?)
+                    .start(Runs::replay_of(&original, &design, user, r.speed)?)
                     .await?;
                 return Ok(started(row));
             }

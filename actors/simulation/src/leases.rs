@@ -116,7 +116,8 @@ impl Runs {
     /// failed with the reason.
     async fn resume(self: &Arc<Self>, row: RunRow) {
         let ready = async {
-            let start = Self::replay_of(&row, row.user_id, row.speed)?;
+            let design = self.design_of(row.id).await?;
+            let start = Self::replay_of(&row, &design, row.user_id, row.speed)?;
             let design = engine::validate_json(&start.design_json).map_err(|problems| {
                 ServiceError::invalid(
                     "design",

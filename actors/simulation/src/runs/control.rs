@@ -112,7 +112,7 @@ impl Runs {
         let entry: engine::Chaos = serde_json::from_value(entry).map_err(|e| {
             ServiceError::invalid("chaos", format!("not a chaos entry the engine knows: {e}"))
         })?;
-        let design: engine::Design = serde_json::from_value(row.configuration.clone())
+        let design: engine::Design = serde_json::from_value(self.design_of(row.id).await?)
             .map_err(|e| ServiceError::Internal(format!("stored design: {e}")))?;
         let mut timed = entry.clone();
         // Checked as at the run's start; the engine moves it to the current time.
@@ -146,8 +146,14 @@ impl Runs {
         }
     }
 
-    /// What replaying `row` needs: its design, seed, window and injections.
-    pub fn replay_of(row: &RunRow, user: Uuid, speed: f64) -> Result<Start, ServiceError> {
+    /// What replaying `row` (whose design is `design`, [`Self::design_of`]) needs: its
+    /// design, seed, window and injections.
+    pub fn replay_of(
+        row: &RunRow,
+        design: &Value,
+        user: Uuid,
+        speed: f64,
+    ) -> Result<Start, ServiceError> {
         let scheduled = row
             .injections
             .as_array()
@@ -165,7 +171,7 @@ impl Runs {
         Ok(Start {
             user,
             project: row.project_id,
-            design_json: row.configuration.to_string(),
+            design_json: design.to_string(),
             seed: Some(row.seed as u64),
             speed,
             window_s: Some(row.window_seconds),

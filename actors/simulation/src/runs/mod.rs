@@ -117,6 +117,11 @@ pub struct RunRow {
     pub project_id: Option<Uuid>,
     pub name: String,
     pub status: String,
+    /// Not read with the row (a design may be 4 MiB, and every status poll, control and
+    /// history page reads rows): always null here; [`Runs::design_of`] reads the design
+    /// where it is needed (a replay, a resume, chaos checked against it).
+    #[diesel(select_expression = diesel::dsl::sql::<diesel::sql_types::Jsonb>("'null'::jsonb"))]
+    #[diesel(select_expression_type = diesel::expression::SqlLiteral<diesel::sql_types::Jsonb>)]
     pub configuration: Value,
     pub seed: i64,
     pub duration_seconds: f64,

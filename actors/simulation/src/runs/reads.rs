@@ -41,6 +41,16 @@ impl Runs {
     }
 
     /// The stored run; who may see or change it is the adapter's to decide.
+    /// The design run `id` ran (not part of [`RunRow`]).
+    pub async fn design_of(&self, id: Uuid) -> Result<Value, ServiceError> {
+        let mut conn = sdsim_schema::pool::get(&self.pool).await?;
+        Ok(simulations::table
+            .find(id)
+            .select(simulations::configuration)
+            .first(&mut conn)
+            .await?)
+    }
+
     pub async fn row(&self, id: &str) -> Result<RunRow, ServiceError> {
         let not_found = || ServiceError::NotFound(format!("no simulation {id}"));
         let run: Uuid = id.parse().map_err(|_| not_found())?;
