@@ -177,6 +177,15 @@ fn offer(m: &Member, frame: &Arc<str>) -> bool {
     }
 }
 
+/// `m` may not see `project` (any more): 4004, as for an unknown project.
+fn lost(m: &Member, project: impl std::fmt::Display) {
+    m.outlet.disconnect.do_send(Disconnect {
+        code: sdsim_protocols::frames::close_codes::NOT_FOUND,
+        reason: format!("no project {project}"),
+        drain: false,
+    });
+}
+
 /// Closes `m` with 1013 once what it was sent is written: it missed edits that cannot be
 /// fetched now, and syncs the whole document when it reconnects.
 fn resync(m: &Member) {
@@ -637,13 +646,7 @@ impl Inner {
             ..Default::default()
         };
         match crate::rpc!(up, project, "GetProject", get_project, call).await {
-            Err(ServiceError::NotFound(_) | ServiceError::Forbidden(_)) => {
-                m.outlet.disconnect.do_send(Disconnect {
-                    code: sdsim_protocols::frames::close_codes::NOT_FOUND,
-                    reason: format!("no project {project}"),
-                    drain: false,
-                });
-            }
+            Err(ServiceError::NotFound(_) | ServiceError::Forbidden(_)) => lost(&m, project),
             Ok(_) => {}
             Err(e) => {
                 tracing::warn!(%project, error = %e, "collaborator's access not rechecked")
@@ -655,6 +658,11 @@ impl Inner {
     async fn fill(&self, project: Uuid, m: &Member, after: i64, upto: i64) -> bool {
         match self.edits(project, &m.user_id, after, upto).await {
             Ok((edits, true)) => edits.iter().all(|e| offer(m, &edit_frame(&project, e))),
+            // Its access ended meanwhile: the recheck says so too.
+            Err(ServiceError::NotFound(_) | ServiceError::Forbidden(_)) => {
+                lost(m, project);
+                false
+            }
             other => {
                 if let Err(e) = other {
                     tracing::warn!(%project, error = %e, "edits not fetched for a member");
@@ -792,11 +800,24 @@ impl Inner {
                                                     }
                                                 }
                                                 other => {
-                                                    if let Err(e) = other {
+                                                    // Fetched as the first member: one who
+                                                    // lost access is closed with 4004.
+                                                    let gone = matches!(
+                                                        other,
+                                                        Err(ServiceError::NotFound(_)
+                                                            | ServiceError::Forbidden(_))
+                                                    );
+                                                    if let (Err(e), false) = (&other, gone) {
                                                         tracing::warn!(%project, error = %e, "a gap of edits not fetched; members resync");
                                                     }
-                                                    for (m, _) in members.drain(..) {
-                                                        resync(&m);
+                                                    for (i, (m, _)) in
+                                                        members.drain(..).enumerate()
+                                                    {
+                                                        if i == 0 && gone {
+                                                            lost(&m, project);
+                                                        } else {
+                                                            resync(&m);
+                                                        }
                                                     }
                                                 }
                                             }

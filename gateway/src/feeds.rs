@@ -248,6 +248,15 @@ fn offer(w: &Watcher, e: &Entry) -> Sent {
     }
 }
 
+/// The watcher may not see `run` (any more): 4004, as for an unknown run.
+fn lost(w: &Watcher, run: Uuid) {
+    w.outlet.disconnect.do_send(Disconnect {
+        code: sdsim_protocols::frames::close_codes::NOT_FOUND,
+        reason: format!("no simulation {run}"),
+        drain: false,
+    });
+}
+
 /// The run is over for this watcher: close once what it was sent is written.
 fn finished(w: &Watcher) {
     w.outlet.disconnect.do_send(Disconnect {
@@ -274,13 +283,7 @@ impl Inner {
         )
         .await
         {
-            Err(ServiceError::NotFound(_) | ServiceError::Forbidden(_)) => {
-                w.outlet.disconnect.do_send(Disconnect {
-                    code: sdsim_protocols::frames::close_codes::NOT_FOUND,
-                    reason: format!("no simulation {run}"),
-                    drain: false,
-                });
-            }
+            Err(ServiceError::NotFound(_) | ServiceError::Forbidden(_)) => lost(&w, run),
             Ok(_) => {}
             Err(e) => tracing::warn!(run = %run, error = %e, "watcher's access not rechecked"),
         }
@@ -386,10 +389,15 @@ impl Inner {
             }
             // The stream does not hold the next entry: from the stored windows, up to what
             // the stream holds (or all of them).
-            let stored = self
-                .stored(&run, &w.user_id, offset + 1)
-                .await
-                .map_err(|e| e.to_string())?;
+            let stored = match self.stored(&run, &w.user_id, offset + 1).await {
+                Ok(stored) => stored,
+                // Its access ended meanwhile (unshared, made private): as the recheck says.
+                Err(ServiceError::NotFound(_) | ServiceError::Forbidden(_)) => {
+                    lost(&w, run);
+                    return Ok(());
+                }
+                Err(e) => return Err(e.to_string()),
+            };
             let mut took = false;
             for win in stored.windows {
                 let number = win.index + 1;
