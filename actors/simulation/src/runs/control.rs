@@ -55,6 +55,7 @@ impl Runs {
         }
         let control = self.live_control(&row)?;
         let mut conn = sdsim_schema::pool::get(&self.pool).await?;
+        let _one_at_a_time = control.changing.lock().await;
         // The row changes only while the run is live, so its end (which sets the final
         // status) is never overwritten by a late pause.
         let live = simulations::table

@@ -79,6 +79,9 @@ pub(crate) struct Control {
     inject: Mutex<Vec<Injection>>,
     /// Fault injection: panic at the next boundary.
     panic: AtomicBool,
+    /// Held by a pause, resume or speed change from its atomic to its stored row, so two at
+    /// once cannot leave the row saying other than the run does.
+    changing: tokio::sync::Mutex<()>,
 }
 
 impl Control {
