@@ -119,14 +119,7 @@ impl Runs {
             let design = self.design_of(row.id).await?;
             let start = Self::replay_of(&row, &design, row.user_id, row.speed)?;
             let design = engine::validate_json(&start.design_json).map_err(|problems| {
-                ServiceError::invalid(
-                    "design",
-                    problems
-                        .iter()
-                        .map(|p| format!("{}: {}", p.path, p.message))
-                        .collect::<Vec<_>>()
-                        .join("; "),
-                )
+                ServiceError::invalid("design", crate::runs::problems_text(&problems))
             })?;
             let (_, stored) = self.windows(&row, u64::MAX, 1).await?;
             let streamed = crate::stream::last_window(self, row.id).await.max(stored);

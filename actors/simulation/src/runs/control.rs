@@ -122,11 +122,7 @@ impl Runs {
             let p = &problems[0];
             ServiceError::invalid(
                 &format!("chaos{}", p.path.trim_start_matches('$')),
-                problems
-                    .iter()
-                    .map(|p| format!("{}: {}", p.path, p.message))
-                    .collect::<Vec<_>>()
-                    .join("; "),
+                problems_text(&problems),
             )
         })?;
         let (tx, rx) = tokio::sync::oneshot::channel();

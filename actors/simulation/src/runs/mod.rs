@@ -301,6 +301,15 @@ fn set_at(c: &mut engine::Chaos, t: f64) {
     }
 }
 
+/// The engine's problems in one line, each with its path (for an error's message).
+pub(crate) fn problems_text(problems: &[engine::Problem]) -> String {
+    problems
+        .iter()
+        .map(|p| format!("{}: {}", p.path, p.message))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 fn check_speed(speed: f64) -> Result<(), ServiceError> {
     if speed == 0.0 || (speed.is_finite() && (MIN_SPEED..=MAX_SPEED).contains(&speed)) {
         Ok(())
@@ -412,14 +421,7 @@ impl Runs {
         let design = checked.map_err(|problems| {
             ServiceError::invalid(
                 "design",
-                format!(
-                    "the design cannot run: {}",
-                    problems
-                        .iter()
-                        .map(|p| format!("{}: {}", p.path, p.message))
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                ),
+                format!("the design cannot run: {}", problems_text(&problems)),
             )
         })?;
         let seed = s.seed.or(design.seed).unwrap_or(engine::DEFAULT_SEED);
