@@ -40,7 +40,7 @@ mod templates;
 mod validate;
 
 pub use analysis::preview::{analytic_preview, Preview, PreviewComponent};
-pub use analysis::Analysis;
+pub use analysis::{Analysis, Omitted};
 pub use error::EngineError;
 pub use metrics::{AlertEvent, ComponentWindow, EndToEndWindow, WindowMetrics};
 pub use model::Chaos;

@@ -169,8 +169,9 @@ pub(crate) fn build(sim: &Simulation) -> RunReport {
             }
         })
         .collect();
-    let mut analysis = analyse(&all, &sim.history, &sim.alert_log);
+    let mut analysis = analyse(&all, &sim.history, &sim.alert_log, sim.alerts_omitted);
     if sim.history_truncated {
+        analysis.omitted.anomalies += analysis.anomalies.len() as u64;
         analysis.anomalies.clear();
     }
     RunReport {

@@ -264,3 +264,27 @@ fn the_event_budget_stops_a_run_and_says_so() {
         .is_some_and(|s| s.contains("event budget")));
     assert!(r.events <= 10_000);
 }
+
+#[test]
+fn a_flapping_alert_log_is_bounded_and_counts_what_it_left_out() {
+    // A thousand rules on a noisy metric, each flipping at most every 0.1 s window: tens of
+    // thousands of events. The windows carry every one; the report keeps the first thousand.
+    let rules: Vec<_> = (0..1000)
+        .map(|i| json!({ "name": format!("r{i}"), "component": "web", "metric": "throughput", "above": 1000, "for_s": 0 }))
+        .collect();
+    let mut d = two_tier(json!([]), json!(rules));
+    d.window_s = Some(0.1);
+    let mut sim = Simulation::new(&d, Some(4)).unwrap_or_else(|e| panic!("{e}"));
+    let mut streamed = 0u64;
+    while !sim.is_finished() {
+        streamed += sim.advance(0.1).alerts.len() as u64;
+    }
+    let r = sim.report();
+    assert!(streamed > 5_000, "{streamed}");
+    assert_eq!(r.analysis.alerts.len(), 1_000);
+    assert_eq!(
+        r.analysis.alerts.len() as u64 + r.analysis.omitted.alerts,
+        streamed
+    );
+    assert_eq!(r.analysis.alerts[0].state, "firing");
+}

@@ -22,7 +22,7 @@
 use crate::outlet::{Deliver, Disconnect, Offer, Outlet};
 use crate::upstream::Upstreams;
 use redis::streams::{StreamId, StreamReadReply};
-use sdsim_protocols::limits::COLLABORATION_TTL_SECS;
+use sdsim_protocols::limits::{COLLABORATION_TTL_SECS, MAX_DESIGN_BYTES, MAX_LAYOUT_BYTES};
 use sdsim_protocols::names::Namespace;
 use sdsim_protocols::proto::project as ppb;
 use sdsim_runtime::error::ServiceError;
@@ -43,6 +43,8 @@ pub const PRESENCE_TTL: Duration = Duration::from_secs(60);
 pub const REFRESH: Duration = Duration::from_secs(20);
 /// Entries a collaboration stream keeps (about).
 const STREAM_MAXLEN: usize = 1_000;
+/// Most bytes of edits replayed to one client: past it the whole document is smaller.
+const REPLAY_BYTES: usize = MAX_DESIGN_BYTES + MAX_LAYOUT_BYTES;
 
 /// One member of a project's live session on this gateway.
 #[derive(Clone)]
@@ -572,7 +574,9 @@ impl Inner {
         }
     }
 
-    /// The committed edits of `project` in (`after`, `upto`], and whether all are kept.
+    /// The committed edits of `project` in (`after`, `upto`], and whether all are kept
+    /// (false too past `REPLAY_BYTES` of them: the whole document is then the smaller
+    /// answer, and the caller sends it instead).
     async fn edits(
         &self,
         project: Uuid,
@@ -581,6 +585,7 @@ impl Inner {
         upto: i64,
     ) -> Result<(Vec<ppb::Edit>, bool), ServiceError> {
         let mut out = Vec::new();
+        let mut bytes = 0;
         let mut from = after;
         loop {
             let up = &self.upstream;
@@ -601,6 +606,10 @@ impl Inner {
                 return Ok((out, from >= upto));
             };
             from = last;
+            bytes += r.edits.iter().map(|e| e.ops_json.len()).sum::<usize>();
+            if bytes > REPLAY_BYTES {
+                return Ok((Vec::new(), false));
+            }
             out.extend(r.edits);
             if upto > 0 && from >= upto {
                 return Ok((out, true));

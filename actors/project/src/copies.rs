@@ -222,15 +222,19 @@ impl ProjectCore {
             check(&l, &format!("{at}.layout"), MAX_LAYOUT_BYTES)?;
             history.push((v.design.clone(), l, v.message.clone(), v.named));
         }
+        // The current design ends the history (unless it already does), and counts.
+        if history.last().map(|(d, l, _, _)| (d, l)) != Some((&doc.design, &layout)) {
+            history.push((doc.design.clone(), layout.clone(), "imported".into(), true));
+        }
         if history.len() > self.settings.max_versions as usize {
             return Err(ServiceError::invalid(
                 "document.versions",
-                format!("at most {} versions", self.settings.max_versions),
+                format!(
+                    "at most {} versions, the current design included (this has {})",
+                    self.settings.max_versions,
+                    history.len()
+                ),
             ));
-        }
-        // The current design ends the history (unless it already does).
-        if history.last().map(|(d, l, _, _)| (d, l)) != Some((&doc.design, &layout)) {
-            history.push((doc.design.clone(), layout.clone(), "imported".into(), true));
         }
         let owner = caller.user_id;
         let new = store::NewProject {

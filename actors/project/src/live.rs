@@ -40,6 +40,10 @@ pub const MAX_CLIENT_ID_CHARS: usize = 64;
 pub const KEEP_EDITS: chrono::Duration = chrono::Duration::hours(1);
 /// Most edits one `GetEdits` answers.
 pub const MAX_EDITS_PAGE: i64 = 1_000;
+/// Most bytes of operations one `GetEdits` answers (its message's limit is 5.25 MiB; an
+/// edit, up to a whole design and layout, still goes alone; the caller asks for the next
+/// page).
+pub const MAX_EDITS_PAGE_BYTES: i64 = 3 << 20;
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = docs)]
@@ -54,7 +58,7 @@ pub struct DocRow {
     pub editors: Vec<Uuid>,
 }
 
-#[derive(Debug, Clone, Queryable, Selectable)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable)]
 #[diesel(table_name = edits)]
 #[diesel(check_for_backend(diesel::pg::Pg))]
 pub struct EditRow {
@@ -465,19 +469,25 @@ impl ProjectCore {
     ) -> Result<(Vec<EditRow>, bool), ServiceError> {
         let view = self.get(caller, id).await?;
         let mut conn = sdsim_schema::pool::get(&self.pool).await?;
-        let mut q = edits::table
-            .filter(edits::project_id.eq(view.row.id))
-            .filter(edits::seq.gt(after))
-            .into_boxed();
-        if upto > 0 {
-            q = q.filter(edits::seq.le(upto));
-        }
-        let found: Vec<EditRow> = q
-            .order(edits::seq.asc())
-            .limit(MAX_EDITS_PAGE)
-            .select(EditRow::as_select())
-            .load(&mut conn)
-            .await?;
+        // At most MAX_EDITS_PAGE edits and MAX_EDITS_PAGE_BYTES of them (at least one),
+        // counted in PostgreSQL: a REST save is one edit carrying a whole design.
+        let found: Vec<EditRow> = diesel::sql_query(
+            "SELECT seq, user_id, client_id, edit_id, operations FROM ( \
+               SELECT seq, user_id, client_id, edit_id, operations, \
+                 sum(octet_length(operations::text)) OVER (ORDER BY seq) AS upto_here, \
+                 row_number() OVER (ORDER BY seq) AS n \
+               FROM project_schema.collaboration_edits \
+               WHERE project_id = $1 AND seq > $2 AND ($3 <= 0 OR seq <= $3) \
+               ORDER BY seq LIMIT $4) page \
+             WHERE upto_here <= $5 OR n = 1 ORDER BY seq",
+        )
+        .bind::<diesel::sql_types::Uuid, _>(view.row.id)
+        .bind::<diesel::sql_types::BigInt, _>(after)
+        .bind::<diesel::sql_types::BigInt, _>(upto)
+        .bind::<diesel::sql_types::BigInt, _>(MAX_EDITS_PAGE)
+        .bind::<diesel::sql_types::BigInt, _>(MAX_EDITS_PAGE_BYTES)
+        .load(&mut conn)
+        .await?;
         let complete = match <[EditRow]>::first(&found) {
             Some(e) => e.seq == after + 1,
             None => {

@@ -6,6 +6,7 @@
 //! windows, as streamed, stay in `simulation_windows` for watchers to resume from.)
 
 use serde_json::Value;
+use std::collections::HashMap;
 
 /// Points per component a run keeps in `performance_metrics`.
 pub const MAX_POINTS: usize = 1_000;
@@ -39,59 +40,150 @@ fn num(v: &Value, k: &str) -> f64 {
 /// The series of `windows` (the engine's windows as JSON, in order), at most `max_points`
 /// points per component.
 pub fn downsample(windows: &[Value], max_points: usize) -> Vec<Point> {
-    let per = windows.len().div_ceil(max_points.max(1)).max(1);
-    let mut out = Vec::new();
-    for bucket in windows.chunks(per) {
-        let (Some(first), Some(last)) = (bucket.first(), bucket.last()) else {
-            continue;
-        };
-        let (start_s, end_s) = (num(first, "start_s"), num(last, "end_s"));
-        let n = bucket.len() as f64;
-        // Components by name, in the first window's order; then end to end.
-        let mut names: Vec<String> = first["components"]
-            .as_array()
-            .map(|l| {
-                l.iter()
+    let mut series = Series::new(windows.len(), max_points);
+    for w in windows {
+        series.push(w);
+    }
+    series.finish()
+}
+
+/// The series built a window at a time, so a run of any length is read in pages: `total`
+/// windows go into at most `max_points` buckets of consecutive windows.
+#[derive(Debug)]
+pub struct Series {
+    per: usize,
+    /// Components by name, in the first window's order; end to end is the last, `""`.
+    names: Vec<String>,
+    /// Where each name is in `names`, for a window whose order differs.
+    index: HashMap<String, usize>,
+    bucket: Vec<Sums>,
+    in_bucket: usize,
+    start_s: f64,
+    end_s: f64,
+    out: Vec<Point>,
+}
+
+/// One component's figures over the windows of the current bucket.
+#[derive(Debug, Clone, Default)]
+struct Sums {
+    arrivals: i64,
+    completions: i64,
+    drops: i64,
+    errors: i64,
+    utilisation: f64,
+    queue_length: f64,
+    throughput: f64,
+    p50_ms: f64,
+    p95_ms: f64,
+    p99_ms: f64,
+}
+
+impl Sums {
+    fn add(&mut self, v: &Value) {
+        self.arrivals += int(v, "arrivals");
+        self.completions += int(v, "completions");
+        self.drops += int(v, "drops");
+        self.errors += int(v, "errors");
+        self.utilisation += num(v, "utilisation");
+        self.queue_length += num(v, "mean_queue_length");
+        self.throughput += num(v, "throughput");
+        self.p50_ms = self.p50_ms.max(num(v, "p50_ms"));
+        self.p95_ms = self.p95_ms.max(num(v, "p95_ms"));
+        self.p99_ms = self.p99_ms.max(num(v, "p99_ms"));
+    }
+}
+
+impl Series {
+    /// A series of `total` windows kept in at most `max_points` points per component.
+    pub fn new(total: usize, max_points: usize) -> Self {
+        Series {
+            per: total.div_ceil(max_points.max(1)).max(1),
+            names: Vec::new(),
+            index: HashMap::new(),
+            bucket: Vec::new(),
+            in_bucket: 0,
+            start_s: 0.0,
+            end_s: 0.0,
+            out: Vec::new(),
+        }
+    }
+
+    /// Adds the next window.
+    pub fn push(&mut self, w: &Value) {
+        let comps = w["components"].as_array().map_or(&[][..], Vec::as_slice);
+        if self.in_bucket == 0 {
+            if self.names.is_empty() {
+                // The first window names the components.
+                self.names = comps
+                    .iter()
                     .filter_map(|c| c["name"].as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
-        names.push(String::new());
-        for name in names {
-            let rows: Vec<&Value> = bucket
-                .iter()
-                .filter_map(|w| {
-                    if name.is_empty() {
-                        Some(&w["end_to_end"])
-                    } else {
-                        w["components"]
-                            .as_array()?
-                            .iter()
-                            .find(|c| c["name"].as_str() == Some(&name))
-                    }
-                })
-                .collect();
-            let sum = |k: &str| rows.iter().map(|r| int(r, k)).sum::<i64>();
-            let mean = |k: &str| rows.iter().map(|r| num(r, k)).sum::<f64>() / n;
-            let worst = |k: &str| rows.iter().map(|r| num(r, k)).fold(0.0, f64::max);
-            out.push(Point {
-                component: name,
-                start_s,
-                end_s,
-                arrivals: sum("arrivals"),
-                completions: sum("completions"),
-                drops: sum("drops"),
-                errors: sum("errors"),
-                utilisation: mean("utilisation"),
-                queue_length: mean("mean_queue_length"),
-                throughput: mean("throughput"),
-                p50_ms: worst("p50_ms"),
-                p95_ms: worst("p95_ms"),
-                p99_ms: worst("p99_ms"),
+                    .collect();
+                self.names.push(String::new());
+                for (k, n) in self.names.iter().enumerate() {
+                    self.index.entry(n.clone()).or_insert(k);
+                }
+            }
+            self.bucket = vec![Sums::default(); self.names.len()];
+            self.start_s = num(w, "start_s");
+        }
+        let e2e = self.names.len() - 1;
+        for (k, c) in comps.iter().enumerate() {
+            let Some(name) = c["name"].as_str() else {
+                continue;
+            };
+            // Windows keep the first one's order: matched by position, by name otherwise.
+            let at = if k < e2e && self.names[k] == name {
+                Some(k)
+            } else {
+                self.index.get(name).copied().filter(|&i| i < e2e)
+            };
+            if let Some(i) = at {
+                self.bucket[i].add(c);
+            }
+        }
+        self.bucket[e2e].add(&w["end_to_end"]);
+        self.end_s = num(w, "end_s");
+        self.in_bucket += 1;
+        if self.in_bucket == self.per {
+            self.close();
+        }
+    }
+
+    fn close(&mut self) {
+        let n = self.in_bucket as f64;
+        self.in_bucket = 0;
+        for (name, s) in self.names.iter().zip(std::mem::take(&mut self.bucket)) {
+            self.out.push(Point {
+                component: name.clone(),
+                start_s: self.start_s,
+                end_s: self.end_s,
+                arrivals: s.arrivals,
+                completions: s.completions,
+                drops: s.drops,
+                errors: s.errors,
+                utilisation: s.utilisation / n,
+                queue_length: s.queue_length / n,
+                throughput: s.throughput / n,
+                p50_ms: s.p50_ms,
+                p95_ms: s.p95_ms,
+                p99_ms: s.p99_ms,
             });
         }
     }
-    out
+
+    /// The points of the buckets closed so far, handed over (the series goes on).
+    pub fn take_points(&mut self) -> Vec<Point> {
+        std::mem::take(&mut self.out)
+    }
+
+    /// The points not yet taken, bucket by bucket, each bucket's components in order, then
+    /// end to end.
+    pub fn finish(mut self) -> Vec<Point> {
+        if self.in_bucket > 0 {
+            self.close();
+        }
+        self.out
+    }
 }
 
 #[cfg(test)]
@@ -133,5 +225,38 @@ mod tests {
         assert_eq!(api[3].utilisation, 0.5, "rates are averaged");
         assert_eq!(api[3].p99_ms, 900.0, "the spike is kept");
         assert_eq!(api[4].p99_ms, 3.0);
+    }
+
+    #[test]
+    fn a_window_in_another_order_is_matched_by_name() {
+        let mut w: Vec<Value> = (0..2).map(|i| window(i, 3.0)).collect();
+        let db = json!({"name": "db", "arrivals": 4, "p99_ms": 7.0});
+        if let Some(l) = w[0]["components"].as_array_mut() {
+            l.push(db.clone());
+        }
+        if let Some(l) = w[1]["components"].as_array_mut() {
+            l.insert(0, db);
+        }
+        let s = downsample(&w, 1);
+        let names: Vec<&str> = s.iter().map(|p| p.component.as_str()).collect();
+        assert_eq!(names, ["api", "db", ""]);
+        assert_eq!((s[0].arrivals, s[1].arrivals, s[1].p99_ms), (20, 8, 7.0));
+        assert_eq!((s[0].start_s, s[0].end_s), (0.0, 2.0));
+    }
+
+    #[test]
+    fn pages_give_the_same_series_as_one_read() {
+        let w: Vec<Value> = (0..25).map(|i| window(i, i as f64)).collect();
+        let mut paged = Series::new(w.len(), 7);
+        let mut points = Vec::new();
+        for page in w.chunks(3) {
+            for x in page {
+                paged.push(x);
+            }
+            points.extend(paged.take_points());
+        }
+        points.extend(paged.finish());
+        assert_eq!(points, downsample(&w, 7));
+        assert_eq!(downsample(&w, 7).len(), 7 * 2);
     }
 }

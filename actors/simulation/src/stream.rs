@@ -17,6 +17,9 @@
 //!
 //! Redis being down costs watchers their live view (logged), never the run or its windows:
 //! a watcher that reconnects reads what the stream lacks from PostgreSQL.
+//! PostgreSQL being down holds windows in the storers up to `UNSTORED_BYTES` per instance;
+//! past that publishers wait, then their run threads (a run's feed is bounded too): a run
+//! waits for its database, it never drops a window or grows without end.
 
 use crate::runs::{Outcome, RunRow, Runs};
 use diesel::PgJsonbExpressionMethods;
@@ -26,7 +29,7 @@ use sdsim_protocols::frames::run_end_data;
 use sdsim_schema::tables::simulation_schema::simulation_windows;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit};
 use uuid::Uuid;
 
 /// What a run thread tells its publisher.
@@ -81,6 +84,10 @@ struct Publisher {
     store: mpsc::UnboundedSender<ToStore>,
 }
 
+/// Windows the storers of one instance may hold before they are stored (PostgreSQL slow or
+/// down), over all its runs (`Runs::unstored`, in KiB).
+pub const UNSTORED_BYTES: usize = 256 << 20;
+
 impl Storer {
     /// Stores the windows not yet stored, then trims the stream past them.
     async fn store(&mut self, limits: StreamLimits) {
@@ -95,7 +102,7 @@ impl Storer {
                 (
                     simulation_windows::simulation_id.eq(self.id),
                     simulation_windows::window_index.eq(*index as i64),
-                    simulation_windows::data.eq(json.to_string()),
+                    simulation_windows::data.eq(&**json),
                 )
             })
             .collect();
@@ -112,6 +119,14 @@ impl Storer {
         }
         .await;
         if let Err(e) = written {
+            if self.run_is_gone().await {
+                // Deleted (ended elsewhere, then removed): they can never be stored, and
+                // holding them would hold the instance's budget for ever.
+                tracing::warn!(run = %self.id, windows = self.unstored.len(), "the run is gone: its unstored windows are dropped");
+                self.unstored.clear();
+                self.held.clear();
+                return;
+            }
             // Kept for the next attempt; the stream is not trimmed past them meanwhile.
             tracing::warn!(run = %self.id, error = %e, "windows not stored yet");
             return;
@@ -123,6 +138,7 @@ impl Storer {
         let maxlen = (STREAM_BYTES / average).clamp(16, limits.maxlen.max(16));
         self.stored = self.unstored.last().map_or(self.stored, |(i, _)| i + 1);
         self.unstored.clear();
+        self.held.clear();
         // Entries below MINID go: never one not stored, never the newest `maxlen`.
         let keep_from = (self.streamed + 1).saturating_sub(maxlen).max(1);
         let min_id = keep_from.min(self.stored + 1);
@@ -141,9 +157,28 @@ impl Storer {
     }
 }
 
+impl Storer {
+    /// The run's row is known to be gone (false when PostgreSQL cannot say).
+    async fn run_is_gone(&self) -> bool {
+        use sdsim_schema::tables::simulation_schema::simulations;
+        let found = async {
+            let mut conn = sdsim_schema::pool::get(&self.runs.pool).await?;
+            let n: i64 = simulations::table
+                .find(self.id)
+                .count()
+                .get_result(&mut conn)
+                .await?;
+            Ok::<_, sdsim_runtime::error::ServiceError>(n)
+        }
+        .await;
+        matches!(found, Ok(0))
+    }
+}
+
 /// What the publisher hands its storer.
 enum ToStore {
-    Windows(Vec<(u64, Arc<str>)>),
+    /// Windows, with their share of the unstored budget.
+    Windows(Vec<(u64, Arc<str>)>, Option<OwnedSemaphorePermit>),
     /// Store everything received, then answer.
     Flush(tokio::sync::oneshot::Sender<()>),
 }
@@ -156,6 +191,8 @@ struct Storer {
     key: String,
     /// Windows received and not yet stored.
     unstored: Vec<(u64, Arc<str>)>,
+    /// Their share of the budget, given back once they are stored.
+    held: Vec<OwnedSemaphorePermit>,
     /// Windows stored so far (all of indexes `0..stored`).
     stored: u64,
     /// Windows streamed so far (as far as the storer knows).
@@ -166,9 +203,10 @@ struct Storer {
 async fn storer(mut s: Storer, mut rx: mpsc::UnboundedReceiver<ToStore>, limits: StreamLimits) {
     loop {
         match tokio::time::timeout(limits.store_every, rx.recv()).await {
-            Ok(Some(ToStore::Windows(w))) => {
+            Ok(Some(ToStore::Windows(w, permit))) => {
                 s.streamed = w.last().map_or(s.streamed, |(i, _)| s.streamed.max(i + 1));
                 s.unstored.extend(w);
+                s.held.extend(permit);
                 if s.last_store.elapsed() >= limits.store_every {
                     s.store(limits).await;
                 }
@@ -196,7 +234,7 @@ async fn storer(mut s: Storer, mut rx: mpsc::UnboundedReceiver<ToStore>, limits:
 pub async fn publish(
     runs: Arc<Runs>,
     row: RunRow,
-    mut rx: mpsc::UnboundedReceiver<Feed>,
+    mut rx: mpsc::Receiver<Feed>,
     resume: crate::runs::Resume,
 ) {
     let id = row.id;
@@ -215,6 +253,7 @@ pub async fn publish(
             id,
             key: key.clone(),
             unstored: Vec::new(),
+            held: Vec::new(),
             stored: resume.stored,
             streamed: resume.streamed,
             last_store: Instant::now(),
@@ -248,25 +287,23 @@ pub async fn publish(
         for f in batch {
             match f {
                 Feed::Window { index, json } => windows.push((index, json)),
-                Feed::Restored { index, json } => {
-                    let _ = p.store.send(ToStore::Windows(vec![(index, json)]));
-                }
+                Feed::Restored { index, json } => p.hand_to_storer(vec![(index, json)]).await,
                 Feed::Chaos { at_s, chaos } => {
                     // The windows before it go out; none after it before it is stored.
                     p.stream(&windows).await;
-                    let _ = p.store.send(ToStore::Windows(std::mem::take(&mut windows)));
+                    p.hand_to_storer(std::mem::take(&mut windows)).await;
                     p.record_chaos(at_s, &chaos).await;
                 }
                 Feed::End { outcome, wall_s } => {
                     p.stream(&windows).await;
-                    let _ = p.store.send(ToStore::Windows(std::mem::take(&mut windows)));
+                    p.hand_to_storer(std::mem::take(&mut windows)).await;
                     p.end(outcome, wall_s).await;
                     return;
                 }
             }
         }
         p.stream(&windows).await;
-        let _ = p.store.send(ToStore::Windows(windows));
+        p.hand_to_storer(windows).await;
     }
 }
 
@@ -327,6 +364,23 @@ pub async fn own(runs: &Runs, id: Uuid) {
 }
 
 impl Publisher {
+    /// Hands windows to the storer once its budget has room for them.
+    async fn hand_to_storer(&self, windows: Vec<(u64, Arc<str>)>) {
+        if windows.is_empty() {
+            return;
+        }
+        let bytes: usize = windows.iter().map(|(_, json)| json.len()).sum();
+        let kib = (bytes >> 10).clamp(1, UNSTORED_BYTES >> 10) as u32;
+        let permit = self
+            .runs
+            .unstored
+            .clone()
+            .acquire_many_owned(kib)
+            .await
+            .ok();
+        let _ = self.store.send(ToStore::Windows(windows, permit));
+    }
+
     async fn stream(&mut self, windows: &[(u64, Arc<str>)]) {
         if windows.is_empty() || self.fenced {
             return;

@@ -19,6 +19,12 @@ use crate::sim::Point;
 const HOT: f64 = 0.8;
 /// Most anomalies listed.
 const MAX_ANOMALIES: usize = 100;
+/// Most trends listed (the strongest fits; five series per component would be 10,000).
+pub const MAX_TRENDS: usize = 200;
+/// Most bottlenecks listed (worst first).
+pub const MAX_BOTTLENECKS: usize = 50;
+/// Most alert events kept in the report (the first ones; each window still carries its own).
+pub const MAX_ALERT_EVENTS: usize = 1_000;
 
 /// Everything the analysis found.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -31,8 +37,23 @@ pub struct Analysis {
     pub trends: Vec<Trend>,
     /// How much more load each component takes before it saturates.
     pub forecasts: Vec<Forecast>,
-    /// Alert rules that fired or resolved.
+    /// Alert rules that fired or resolved, in order, the first `MAX_ALERT_EVENTS`.
     pub alerts: Vec<AlertEvent>,
+    /// How many entries each list left out to stay bounded (all zero for most runs).
+    pub omitted: Omitted,
+}
+
+/// Entries left out of the analysis's lists, by list.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Omitted {
+    /// Bottlenecks past `MAX_BOTTLENECKS` (the least pressed).
+    pub bottlenecks: u64,
+    /// Anomalies past the first hundred.
+    pub anomalies: u64,
+    /// Trends past `MAX_TRENDS` (the weakest fits).
+    pub trends: u64,
+    /// Alert events past `MAX_ALERT_EVENTS` (the latest).
+    pub alerts: u64,
 }
 
 /// A component under pressure.
@@ -100,6 +121,7 @@ pub(crate) fn analyse(
     comps: &[ComponentSummary],
     history: &[Vec<Point>],
     alerts: &[AlertEvent],
+    alerts_omitted: u64,
 ) -> Analysis {
     let mut trends = Vec::new();
     let mut anomalies = Vec::new();
@@ -169,7 +191,14 @@ pub(crate) fn analyse(
             }
         }
     }
+    let mut omitted = Omitted {
+        anomalies: anomalies.len().saturating_sub(MAX_ANOMALIES) as u64,
+        trends: trends.len().saturating_sub(MAX_TRENDS) as u64,
+        alerts: alerts_omitted + alerts.len().saturating_sub(MAX_ALERT_EVENTS) as u64,
+        bottlenecks: 0,
+    };
     anomalies.truncate(MAX_ANOMALIES);
+    strongest(&mut trends, MAX_TRENDS);
 
     let mut forecasts = Vec::new();
     for (i, c) in comps.iter().enumerate() {
@@ -188,13 +217,35 @@ pub(crate) fn analyse(
         });
     }
 
+    let mut bottlenecks = bottlenecks(comps);
+    omitted.bottlenecks = bottlenecks.len().saturating_sub(MAX_BOTTLENECKS) as u64;
+    bottlenecks.truncate(MAX_BOTTLENECKS);
     Analysis {
-        bottlenecks: bottlenecks(comps),
+        bottlenecks,
         anomalies,
         trends,
         forecasts,
-        alerts: alerts.to_vec(),
+        alerts: alerts[..alerts.len().min(MAX_ALERT_EVENTS)].to_vec(),
+        omitted,
     }
+}
+
+/// Keeps the `cap` best-fitting trends, in their order (component, then metric).
+fn strongest(trends: &mut Vec<Trend>, cap: usize) {
+    if trends.len() <= cap {
+        return;
+    }
+    let mut order: Vec<usize> = (0..trends.len()).collect();
+    order.sort_by(|&a, &b| trends[b].r_squared.total_cmp(&trends[a].r_squared));
+    let mut keep = vec![false; trends.len()];
+    for &i in &order[..cap] {
+        keep[i] = true;
+    }
+    let mut i = 0;
+    trends.retain(|_| {
+        i += 1;
+        keep[i - 1]
+    });
 }
 
 fn bottlenecks(comps: &[ComponentSummary]) -> Vec<Finding> {
@@ -294,4 +345,34 @@ fn bottlenecks(comps: &[ComponentSummary]) -> Vec<Finding> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trend(name: &str, r_squared: f64) -> Trend {
+        Trend {
+            component: name.into(),
+            metric: "p99_ms",
+            slope_per_s: 1.0,
+            r_squared,
+            direction: "rising",
+        }
+    }
+
+    #[test]
+    fn strongest_keeps_the_best_fits_in_their_order() {
+        let mut t = vec![
+            trend("a", 0.6),
+            trend("b", 0.9),
+            trend("c", 0.5),
+            trend("d", 0.95),
+        ];
+        strongest(&mut t, 2);
+        let names: Vec<&str> = t.iter().map(|t| t.component.as_str()).collect();
+        assert_eq!(names, ["b", "d"]);
+        strongest(&mut t, 5);
+        assert_eq!(t.len(), 2);
+    }
 }

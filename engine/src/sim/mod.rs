@@ -12,6 +12,7 @@ mod hist;
 mod network;
 mod sampler;
 
+use crate::analysis::MAX_ALERT_EVENTS;
 use crate::error::EngineError;
 use crate::limits::{DEFAULT_MAX_EVENTS, MAX_WINDOWS, MAX_WINDOW_CELLS};
 use crate::metrics::{AlertEvent, ComponentWindow, EndToEndWindow, WindowMetrics};
@@ -89,7 +90,9 @@ pub struct Simulation {
     rules: Vec<AlertRule>,
     rule_target: Vec<Option<usize>>,
     alert_state: Vec<AlertState>,
+    /// The first `MAX_ALERT_EVENTS` events; the rest are counted.
     pub(crate) alert_log: Vec<AlertEvent>,
+    pub(crate) alerts_omitted: u64,
 }
 
 impl Simulation {
@@ -147,6 +150,7 @@ impl Simulation {
             rule_target,
             alert_state: vec![AlertState::default(); design.alerts.len()],
             alert_log: Vec::new(),
+            alerts_omitted: 0,
         };
         sim.schedule_start();
         Ok(sim)
@@ -513,7 +517,9 @@ impl Simulation {
                 }
             }
         }
-        self.alert_log.extend(out.iter().cloned());
+        let room = MAX_ALERT_EVENTS.saturating_sub(self.alert_log.len());
+        self.alert_log.extend(out.iter().take(room).cloned());
+        self.alerts_omitted += out.len().saturating_sub(room) as u64;
         out
     }
 }

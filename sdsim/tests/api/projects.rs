@@ -801,7 +801,30 @@ async fn fork_export_and_import_round_trip() {
     )
     .await;
     assert_eq!((st, &b["project"]["name"]), (201, &json!("Bare")), "{b}");
+    // A history of the most versions a project keeps, plus a different current design, is
+    // one version too many (max_versions is 1,000 by default); ending on the current design
+    // it fits.
+    let full: Vec<Value> = (1..=1000)
+        .map(|i| json!({"version": i, "design": {"v": i}}))
+        .collect();
+    let (st, _, b) = call(
+        &s,
+        Method::POST,
+        "/api/projects/import",
+        &bob,
+        Some(
+            json!({"document": {"format": "sdsim.project", "format_version": 1, "name": "full",
+                                 "design": {"v": 1000}, "versions": full}}),
+        ),
+        None,
+    )
+    .await;
+    assert_eq!((st, &b["project"]["version"]), (201, &json!(1000)), "{b}");
     for (document, field) in [
+        (
+            json!({"format": "sdsim.project", "format_version": 1, "name": "x", "design": {"v": 0}, "versions": full}),
+            "document.versions",
+        ),
         (json!({"format": "zip"}), "document.format"),
         (json!({"name": "x"}), "document"),
         (

@@ -91,6 +91,8 @@ impl Runs {
         let Some(owner) = owner else {
             return Ok(None);
         };
+        // A failed run has no report and keeps no series.
+        let components = report.as_ref().map(|r| r.components.len());
         if let Some(report) = report {
             let summary = serde_json::to_value(&*report)
                 .map_err(|e| ServiceError::Internal(format!("report: {e}")))?;
@@ -132,8 +134,8 @@ impl Runs {
                     .await?;
             }
         }
-        if status != "failed" {
-            self.store_series(conn, id).await?;
+        if let Some(components) = components {
+            self.store_series(conn, id, components).await?;
         }
         // The starter's history.
         diesel::insert_into(simulation_history::table)
@@ -154,27 +156,66 @@ impl Runs {
         &self,
         conn: &mut diesel_async::AsyncPgConnection,
         id: Uuid,
+        components: usize,
     ) -> Result<(), ServiceError> {
-        use sdsim_schema::tables::simulation_schema::{
-            performance_metrics as pm, simulation_windows as w,
-        };
-        let texts: Vec<String> = w::table
+        use sdsim_schema::tables::simulation_schema::simulation_windows as w;
+        // Read in pages of about `PAGE_CELLS` component windows (a run may hold 2 million,
+        // hundreds of megabytes of text), each parsed off the async runtime.
+        const PAGE_CELLS: i64 = 50_000;
+        let total: i64 = w::table
             .filter(w::simulation_id.eq(id))
-            .order(w::window_index.asc())
-            .select(w::data)
-            .load(conn)
+            .count()
+            .get_result(conn)
             .await?;
-        let windows: Vec<Value> = texts
+        let page = (PAGE_CELLS / (components as i64 + 1)).max(1);
+        let mut series = crate::series::Series::new(total as usize, crate::series::MAX_POINTS);
+        let mut after = -1i64;
+        loop {
+            let texts: Vec<(i64, String)> = w::table
+                .filter(w::simulation_id.eq(id))
+                .filter(w::window_index.gt(after))
+                .order(w::window_index.asc())
+                .select((w::window_index, w::data))
+                .limit(page)
+                .load(conn)
+                .await?;
+            let Some(&(last, _)) = texts.last() else {
+                break;
+            };
+            after = last;
+            let (back, points) = tokio::task::spawn_blocking(move || {
+                for (_, text) in &texts {
+                    if let Ok(window) = serde_json::from_str::<Value>(text) {
+                        series.push(&window);
+                    }
+                }
+                let points = series.take_points();
+                (series, points)
+            })
+            .await
+            .map_err(|e| ServiceError::Internal(format!("series: {e}")))?;
+            series = back;
+            insert_points(conn, id, points).await?;
+        }
+        insert_points(conn, id, series.finish()).await?;
+        Ok(())
+    }
+}
+
+/// Inserts points of run `id`'s series into `performance_metrics`.
+async fn insert_points(
+    conn: &mut diesel_async::AsyncPgConnection,
+    id: Uuid,
+    points: Vec<crate::series::Point>,
+) -> Result<(), ServiceError> {
+    use sdsim_schema::tables::simulation_schema::performance_metrics as pm;
+    for chunk in points.chunks(1_000) {
+        let rows: Vec<_> = chunk
             .iter()
-            .filter_map(|t| serde_json::from_str(t).ok())
-            .collect();
-        let points = crate::series::downsample(&windows, crate::series::MAX_POINTS);
-        let rows: Vec<_> = points
-            .into_iter()
             .map(|p| {
                 (
                     pm::simulation_id.eq(id),
-                    pm::component_id.eq(p.component),
+                    pm::component_id.eq(&p.component),
                     pm::window_start.eq(p.start_s),
                     pm::window_end.eq(p.end_s),
                     pm::arrivals.eq(p.arrivals),
@@ -190,13 +231,11 @@ impl Runs {
                 )
             })
             .collect();
-        for chunk in rows.chunks(1_000) {
-            diesel::insert_into(pm::table)
-                .values(chunk)
-                .on_conflict_do_nothing()
-                .execute(conn)
-                .await?;
-        }
-        Ok(())
+        diesel::insert_into(pm::table)
+            .values(rows)
+            .on_conflict_do_nothing()
+            .execute(conn)
+            .await?;
     }
+    Ok(())
 }

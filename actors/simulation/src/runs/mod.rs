@@ -39,6 +39,9 @@ pub const MIN_SPEED: f64 = 0.001;
 /// Chaos entries injected into one run at most (each is kept with the run and listed in its
 /// status).
 pub const MAX_INJECTIONS: usize = 500;
+/// What a run thread may have handed its publisher and the publisher not yet taken (windows,
+/// chaos, the end): past it the run waits.
+const FEED_WINDOWS: usize = 64;
 
 /// How a run is asked for.
 #[derive(Debug, Clone)]
@@ -172,6 +175,9 @@ pub struct Runs {
     pub(crate) queue: Mutex<VecDeque<(Uuid, Ready)>>,
     /// Places taken (runs live here, or about to start).
     pub(crate) active: AtomicUsize,
+    /// Windows streamed and not yet stored, over every run here, in KiB (see
+    /// [`crate::stream`]): while PostgreSQL is down runs wait once it is spent.
+    pub(crate) unstored: Arc<tokio::sync::Semaphore>,
 }
 
 /// Admission: how many runs may go at once.
@@ -351,6 +357,9 @@ impl Runs {
             supervisor: sdsim_runtime::slot::Slot::new(),
             queue: Mutex::new(VecDeque::new()),
             active: AtomicUsize::new(0),
+            unstored: Arc::new(tokio::sync::Semaphore::new(
+                crate::stream::UNSTORED_BYTES >> 10,
+            )),
         }
     }
 
@@ -509,7 +518,9 @@ impl Runs {
             resume,
         } = ready;
         let id = row.id;
-        let (feed, rx) = tokio::sync::mpsc::unbounded_channel();
+        // Bounded: a run thread ahead of its publisher (Redis or PostgreSQL slow) waits for
+        // it instead of queueing windows without end.
+        let (feed, rx) = tokio::sync::mpsc::channel(FEED_WINDOWS);
         self.runtime.spawn(crate::stream::publish(
             self.clone(),
             row.clone(),
@@ -532,13 +543,13 @@ impl Runs {
                     let due =
                         |sim: &mut engine::Simulation,
                          scheduled: &mut Vec<(f64, engine::Chaos)>,
-                         feed: &tokio::sync::mpsc::UnboundedSender<Feed>| {
+                         feed: &tokio::sync::mpsc::Sender<Feed>| {
                             while scheduled.last().is_some_and(|(at, _)| *at <= sim.now()) {
                                 if let Some((_, c)) = scheduled.pop() {
                                     let at_s = sim.now();
                                     if let Ok(chaos) = sim.inject(c) {
                                         if !resume.taken_over {
-                                            let _ = feed.send(Feed::Chaos { at_s, chaos });
+                                            let _ = feed.blocking_send(Feed::Chaos { at_s, chaos });
                                         }
                                     }
                                 }
@@ -553,7 +564,7 @@ impl Runs {
                         if w.index >= resume.stored {
                             match serde_json::to_string(&w) {
                                 Ok(j) => {
-                                    let _ = feed.send(Feed::Restored {
+                                    let _ = feed.blocking_send(Feed::Restored {
                                         index: w.index,
                                         json: j.into(),
                                     });
@@ -582,13 +593,12 @@ impl Runs {
                         for (c, reply) in asked {
                             let at_s = sim.now();
                             let applied = sim.inject(c).map_err(|e| e.to_string());
-                            if let Ok(chaos) = &applied {
-                                let _ = feed.send(Feed::Chaos {
-                                    at_s,
-                                    chaos: chaos.clone(),
-                                });
+                            // Answered first: it is applied, even if the publisher (storing
+                            // it before any later window) has to wait for PostgreSQL.
+                            let _ = reply.send(applied.clone().map(|c| (at_s, c)));
+                            if let Ok(chaos) = applied {
+                                let _ = feed.blocking_send(Feed::Chaos { at_s, chaos });
                             }
-                            let _ = reply.send(applied.map(|c| (at_s, c)));
                         }
                     };
                     let mut next = Instant::now();
@@ -607,7 +617,7 @@ impl Runs {
                             p.windows = w.index + 1;
                             p.last = Some(json.clone());
                         }
-                        let _ = feed.send(Feed::Window {
+                        let _ = feed.blocking_send(Feed::Window {
                             index: w.index,
                             json,
                         });
@@ -635,10 +645,11 @@ impl Runs {
                     late.clear();
                 }
                 // The publisher stores the outcome after the last window.
-                let _ = feed.send(Feed::End { outcome, wall_s });
+                let _ = feed.blocking_send(Feed::End { outcome, wall_s });
             });
         if let Err(e) = spawned {
-            let _ = end_feed.send(Feed::End {
+            // No thread ever sent on it: there is room.
+            let _ = end_feed.try_send(Feed::End {
                 outcome: Outcome::Failed(format!("cannot start: {e}")),
                 wall_s: 0.0,
             });

@@ -545,6 +545,8 @@ export function runDock({ project, components, design, beforeStart, onPaint, onS
       h('button', { type: 'button', id: 'download-json', onclick: () => download(`simulation-${st.run.id}.json`, JSON.stringify(st.results, null, 2)) }, 'Download JSON'),
       h('button', { type: 'button', id: 'download-csv', onclick: () => downloadCsv() }, 'Download CSV')));
     const cols = h('div', { class: 'results-cols' });
+    // The engine keeps each list bounded and counts what it left out.
+    const more = (list, what) => (an.omitted?.[list] > 0 ? h('p', { class: 'muted small', 'data-omitted': list }, `and ${fmt(an.omitted[list])} ${what} not listed`) : null);
     resultsTab.append(cols);
     cols.append(h('section', {}, h('h4', {}, 'End to end'), dl([
       ['Status', st.results.status], ['Simulated', `${fmt(r.simulated_s)} s`], ['Throughput', `${fmt(e.throughput)} /s`],
@@ -553,7 +555,7 @@ export function runDock({ project, components, design, beforeStart, onPaint, onS
     cols.append(h('section', { class: 'bottlenecks', id: 'bottlenecks' }, h('h4', {}, 'What limits it, and what to change'),
       (an.bottlenecks || []).length ? h('ul', { class: 'plain' }, an.bottlenecks.map((b) => h('li', { class: `bottleneck sev-${b.severity}`, 'data-component': b.component },
         h('span', { class: `badge sev-${b.severity}` }, b.severity), ' ', h('span', { class: 'message' }, b.message),
-        b.suggestion ? h('p', { class: 'suggestion' }, '→ ', b.suggestion) : null))) : h('p', { class: 'muted' }, 'No bottleneck found.')));
+        b.suggestion ? h('p', { class: 'suggestion' }, '→ ', b.suggestion) : null))) : h('p', { class: 'muted' }, 'No bottleneck found.'), more('bottlenecks', 'less pressed components')));
     const fc = an.forecasts || [];
     cols.append(h('section', { id: 'forecasts' }, h('h4', {}, 'Capacity forecasts'),
       fc.length ? h('table', { class: 'table' }, h('thead', {}, h('tr', {}, ['Component', 'Busy', 'Saturates at', 'Load ×', 'In'].map((x) => h('th', {}, x)))),
@@ -563,12 +565,12 @@ export function runDock({ project, components, design, beforeStart, onPaint, onS
     const anoms = an.anomalies || [];
     cols.append(h('section', { id: 'anomalies' }, h('h4', {}, `Anomalies (${anoms.length})`, h('small', { class: 'muted' }, ' marked on the charts')),
       anoms.length ? h('ul', { class: 'plain small' }, [...anoms].sort((x, y) => x.at_s - y.at_s).slice(0, 60).map((a) => h('li', {}, h('button', { type: 'button', class: 'link', class: 'anomaly-link', onclick: () => { setScope(scopeOf(a.component), true); showTab('live'); } }, `${fmt(a.at_s)} s · ${a.component || 'end to end'}`),
-        ` ${a.metric} = ${fmt(a.value)} (${a.method}, score ${fmt(a.score)})`))) : h('p', { class: 'muted' }, 'None.')));
+        ` ${a.metric} = ${fmt(a.value)} (${a.method}, score ${fmt(a.score)})`))) : an.omitted?.anomalies > 0 ? null : h('p', { class: 'muted' }, 'None.'), more('anomalies', 'anomalies')));
     const trends = an.trends || [];
     if (trends.length) cols.append(h('section', { id: 'trends' }, h('h4', {}, 'Trends'), h('ul', { class: 'plain small' }, trends.map((x) => h('li', {},
-      `${x.component} · ${x.metric} ${x.direction} (${x.slope_per_s > 0 ? '+' : ''}${fmt(x.slope_per_s)} per s, r² ${x.r_squared.toFixed(2)})`)))));
+      `${x.component} · ${x.metric} ${x.direction} (${x.slope_per_s > 0 ? '+' : ''}${fmt(x.slope_per_s)} per s, r² ${x.r_squared.toFixed(2)})`))), more('trends', 'weaker trends')));
     const alerts = an.alerts || [];
-    if (alerts.length) cols.append(h('section', {}, h('h4', {}, 'Alerts'), h('ul', { class: 'plain small' }, alerts.map((a) => h('li', {}, `${fmt(a.at_s)} s · “${a.rule}” ${a.state} (${fmt(a.value)})`)))));
+    if (alerts.length) cols.append(h('section', {}, h('h4', {}, 'Alerts'), h('ul', { class: 'plain small' }, alerts.map((a) => h('li', {}, `${fmt(a.at_s)} s · “${a.rule}” ${a.state} (${fmt(a.value)})`))), more('alerts', 'later alert events')));
     resultsTab.append(h('section', {}, h('h4', {}, 'Components'), h('table', { class: 'table', id: 'components-table' },
       h('thead', {}, h('tr', {}, ['Component', 'Kind', 'Busy', 'Throughput', 'Mean', 'p99', 'Errors', 'Drops', 'Timeouts'].map((x) => h('th', {}, x)))),
       h('tbody', {}, (r.components || []).map((c) => h('tr', {}, h('td', {}, c.name), h('td', {}, c.kind), h('td', {}, `${fmt((c.utilisation || 0) * 100)}%`), h('td', {}, `${fmt(c.throughput)} /s`),
