@@ -183,6 +183,12 @@ impl ServiceError {
                 ServiceError::Unavailable(message)
             }
             Code::Unimplemented => ServiceError::Unimplemented(message),
+            // A message over the gRPC size limit (tonic's own check, either side): the
+            // input's size, not a failing service (no breaker counts it).
+            Code::OutOfRange => ServiceError::invalid(
+                &field,
+                format!("the request or its answer is too large: {message}"),
+            ),
             Code::FailedPrecondition if code.as_deref() == Some("precondition_required") => {
                 ServiceError::PreconditionRequired(message)
             }

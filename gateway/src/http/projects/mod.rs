@@ -7,13 +7,13 @@
 
 use super::extract::AuthUser;
 use super::json_resource;
-use crate::body::{ApiJson, BodyLimit};
+use crate::body::{json_text, ApiJson, BodyLimit};
 use crate::error::ApiError;
 use crate::rpc;
 use crate::state::GatewayState;
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
-use sdsim_protocols::limits::MAX_DESIGN_MESSAGE_BYTES;
+use sdsim_protocols::limits::{MAX_DESIGN_BYTES, MAX_DESIGN_MESSAGE_BYTES, MAX_LAYOUT_BYTES};
 use sdsim_protocols::proto::project as pb;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -315,8 +315,8 @@ async fn create(
         template_id: b.template_id.unwrap_or_default(),
         configuration: Default::default(),
         is_public: b.is_public,
-        design_json: b.design.map(|d| d.to_string()).unwrap_or_default(),
-        layout_json: b.layout.map(|l| l.to_string()).unwrap_or_default(),
+        design_json: design_text(b.design.as_ref())?.unwrap_or_default(),
+        layout_json: layout_text(b.layout.as_ref())?.unwrap_or_default(),
         tags: b.tags,
     };
     let up = &state.upstream;
@@ -574,8 +574,8 @@ async fn update(
         is_public: b.is_public,
         expected_version: expected,
         change_summary: b.message,
-        design_json: b.design.map(|d| d.to_string()),
-        layout_json: b.layout.map(|l| l.to_string()),
+        design_json: design_text(b.design.as_ref())?,
+        layout_json: layout_text(b.layout.as_ref())?,
         set_tags: b.tags.is_some(),
         tags: b.tags.unwrap_or_default(),
         named: b.named,
@@ -684,4 +684,16 @@ async fn purge(
     let up = &state.upstream;
     let res = rpc!(up, project, "PurgeProject", purge_project, call).await?;
     Ok(HttpResponse::Ok().json(Purged { purged: res.purged }))
+}
+
+/// A design from a body as the project service receives it (see [`json_text`]).
+pub(crate) fn design_text(d: Option<&serde_json::Value>) -> Result<Option<String>, ApiError> {
+    d.map(|d| json_text(d, "design", MAX_DESIGN_BYTES))
+        .transpose()
+}
+
+/// A layout from a body as the project service receives it (see [`json_text`]).
+fn layout_text(l: Option<&serde_json::Value>) -> Result<Option<String>, ApiError> {
+    l.map(|l| json_text(l, "layout", MAX_LAYOUT_BYTES))
+        .transpose()
 }

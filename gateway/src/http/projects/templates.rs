@@ -248,7 +248,12 @@ pub(super) async fn import(
     let b = body.0;
     let call = pb::ImportProjectRequest {
         caller: Some(caller(&user)),
-        document_json: b.document.to_string(),
+        // The rest of the message (the name, the caller) is far under 64 KiB.
+        document_json: crate::body::json_text(
+            &b.document,
+            "document",
+            sdsim_protocols::limits::MAX_DESIGN_MESSAGE_BYTES - (64 << 10),
+        )?,
         name: b.name,
     };
     let up = &state.upstream;

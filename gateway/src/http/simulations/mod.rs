@@ -114,7 +114,7 @@ async fn validate(
 ) -> Result<HttpResponse, ApiError> {
     let call = pb::ValidateConfigurationRequest {
         user_id: user.user_id,
-        design_json: body.0.design.to_string(),
+        design_json: crate::http::projects::design_text(Some(&body.0.design))?.unwrap_or_default(),
         configuration: Default::default(),
     };
     let up = &state.upstream;
@@ -284,7 +284,7 @@ async fn start(
         user_id: user.user_id.clone(),
         replay_of: b.replay_of.unwrap_or_default(),
         project_id: b.project_id.unwrap_or_default(),
-        design_json: b.design.map(|d| d.to_string()).unwrap_or_default(),
+        design_json: crate::http::projects::design_text(b.design.as_ref())?.unwrap_or_default(),
         has_seed: b.seed.is_some(),
         seed: b.seed.unwrap_or_default(),
         speed: b.speed,
