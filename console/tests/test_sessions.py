@@ -151,3 +151,42 @@ def test_the_notification_socket_comes_back_after_a_lost_network(people):
     for name in (f"While offline {RUN}", f"Back online {RUN}", f"After a drop {RUN}"):
         expect(inbox.filter(has_text=name)).to_have_count(1)
     shot(page, "notify-inbox")
+
+
+def test_log_out_ends_the_session_in_every_tab_even_when_the_token_has_lapsed(browser):
+    """The server ends the session (its refresh cookie cleared) even when the first logout
+    call meets a lapsed token: the page refreshes and asks again. Every tab leaves it."""
+    ctx = new_context(browser)
+    errors = []
+    a = ctx.new_page()
+    watch_errors(a, errors)
+    register(a, f"leo-{RUN}@example.com", first="Leo", last="Tabs")
+    b = ctx.new_page()
+    watch_errors(b, errors)
+    b.goto("/projects")
+    expect(b.get_by_role("button", name="Log out")).to_be_visible()
+    lapsed = []
+
+    def first_lapses(route):
+        if not lapsed:
+            lapsed.append(1)
+            route.fulfill(status=401, content_type="application/json",
+                          body='{"error": {"code": "token_expired", "message": "the token has expired"}}')
+        else:
+            route.continue_()
+
+    a.route("**/api/auth/logout", first_lapses)
+    a.get_by_role("button", name="Log out").click()
+    a.wait_for_url("**/login")
+    assert lapsed, "the logout call was not made"
+    # The other tab heard of it (sent to sign in, back to where it was after).
+    to_login = re.compile(r".*/login(\?next=.*)?$")
+    b.wait_for_url(to_login)
+    # And the server's session is over: a new tab is not signed in by the cookie.
+    c = ctx.new_page()
+    watch_errors(c, errors)
+    c.goto("/projects")
+    c.wait_for_url(to_login)
+    shot(c, "logged-out-everywhere")
+    ctx.close()
+    assert not errors, f"errors in the pages: {errors}"

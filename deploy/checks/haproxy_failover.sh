@@ -110,6 +110,8 @@ code="$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:${ports[1]}/hea
 curl -ks -o /dev/null -D - "https://127.0.0.1:$https/health" | grep -qi '^strict-transport-security: max-age=' || die "no HSTS header"
 code="$(curl -ks -o /dev/null -w '%{http_code}' "https://127.0.0.1:$https/metrics")"
 [ "$code" = 404 ] || die "/metrics through HAProxy: $code (want 404)"
+code="$(curl -ks -o /dev/null -w '%{http_code}' "https://127.0.0.1:$https/%61dmin/mesh")"
+[ "$code" = 404 ] || die "/admin percent-encoded through HAProxy: $code (want 404)"
 curl -sf -o /dev/null "http://127.0.0.1:${ports[2]}/metrics" || die "HAProxy's own /metrics"
 
 "$venv/bin/python" "$SDSIM_ROOT/deploy/checks/failover.py" "https://127.0.0.1:$https" "$work/cluster" \

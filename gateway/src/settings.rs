@@ -112,10 +112,23 @@ impl Cidr {
             Some((ip, len)) => (ip, Some(len.parse::<u8>().ok()?)),
             None => (s.trim(), None),
         };
-        let net: std::net::IpAddr = ip.parse().ok()?;
+        let mut net: std::net::IpAddr = ip.parse().ok()?;
         let max = if net.is_ipv4() { 32 } else { 128 };
-        let len = len.unwrap_or(max);
-        (len <= max).then_some(Self { net, len })
+        let mut len = len.unwrap_or(max);
+        if len > max {
+            return None;
+        }
+        // An IPv4-mapped network is the IPv4 network (addresses are compared that way).
+        if let std::net::IpAddr::V6(v6) = net {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                if len < 96 {
+                    return None;
+                }
+                net = std::net::IpAddr::V4(v4);
+                len -= 96;
+            }
+        }
+        Some(Self { net, len })
     }
 
     pub fn contains(&self, ip: std::net::IpAddr) -> bool {
@@ -132,7 +145,7 @@ impl Cidr {
         if nw != aw {
             return false;
         }
-        let shift = nw - u32::from(self.len);
+        let shift = nw.saturating_sub(u32::from(self.len));
         shift >= nw || (n >> shift) == (a >> shift)
     }
 }
@@ -156,7 +169,17 @@ mod tests {
         assert!(Cidr::parse("fd00::/8")
             .unwrap()
             .contains("fd12::1".parse().unwrap()));
-        for bad in ["10.0.0.0/33", "nope", "10.0.0.0/x", ""] {
+        // An IPv4-mapped network is its IPv4 network (a /104 is a /8), not everything.
+        let mapped = Cidr::parse("::ffff:10.0.0.0/104").unwrap();
+        assert!(mapped.contains("10.1.2.3".parse().unwrap()));
+        assert!(!mapped.contains("11.0.0.1".parse().unwrap()));
+        for bad in [
+            "10.0.0.0/33",
+            "nope",
+            "10.0.0.0/x",
+            "",
+            "::ffff:10.0.0.0/95",
+        ] {
             assert_eq!(Cidr::parse(bad), None, "{bad}");
         }
     }

@@ -127,9 +127,24 @@ export async function login(email, password) {
   return body.user;
 }
 
+// Tabs of this page hear of a logout in any of them and leave the session too.
+const tabs = typeof BroadcastChannel === 'function' ? new BroadcastChannel('sdsim-auth') : null;
+if (tabs) tabs.onmessage = (m) => { if (m.data === 'logout' && accessToken) dropSession(); };
+
+/**
+ * Ends the session on the server (its refresh cookie cleared), then here and in every tab.
+ * An expired token is refreshed first; if the server cannot be reached the session lives on
+ * and this throws, so the page says so instead of looking signed out.
+ */
 export async function logout() {
-  try { await raw('POST', '/api/auth/logout'); } catch { /* the session is gone either way */ }
+  try {
+    await api('POST', '/api/auth/logout');
+  } catch (e) {
+    // Refused even after a refresh: the session had already ended on the server.
+    if (!(e instanceof ApiError && (e.status === 401 || e.status === 403))) throw e;
+  }
   dropSession();
+  if (tabs) tabs.postMessage('logout');
 }
 
 export function setUser(u) { currentUser = u; emit(); }

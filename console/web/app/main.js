@@ -1,6 +1,6 @@
 // The page's entry: restores the session, draws the top bar and routes paths to views.
 import * as auth from './api.js';
-import { h, clear } from './ui.js';
+import { h, clear, toast, errorText } from './ui.js';
 import { startNotifications, stopNotifications, bell } from './notify.js';
 
 const routes = [];
@@ -61,7 +61,9 @@ function topbar() {
       h('a', { href: '/projects' }, 'Projects'),
       bell(),
       h('a', { href: '/profile', class: 'who' }, u.first_name || u.email),
-      h('button', { type: 'button', class: 'link', onclick: async () => { await auth.logout(); navigate('/login'); } }, 'Log out'),
+      h('button', { type: 'button', class: 'link', onclick: async () => {
+        try { await auth.logout(); navigate('/login'); } catch (e) { toast(`Not logged out: ${errorText(e)}. Try again.`, 'error'); }
+      } }, 'Log out'),
     );
   } else {
     nav.append(h('a', { href: '/login' }, 'Log in'), h('a', { href: '/register' }, 'Register'));

@@ -1,10 +1,13 @@
-// Small DOM helpers: h() builds elements, toast() and the dialog helpers.
+// Small DOM helpers: h() builds elements, toast() and the dialog helpers. An `on*` attribute
+// is a handler only when it is a function (never code in a string).
 
 export function h(tag, attrs = {}, ...children) {
   const el = tag === 'svg' || attrs.svg ? document.createElementNS('http://www.w3.org/2000/svg', tag) : document.createElement(tag);
   for (const [k, v] of Object.entries(attrs || {})) {
     if (v === undefined || v === null || v === false || k === 'svg') continue;
-    if (k.startsWith('on') && typeof v === 'function') el.addEventListener(k.slice(2).toLowerCase(), v);
+    if (k.startsWith('on')) { if (typeof v === 'function') el.addEventListener(k.slice(2).toLowerCase(), v); }
+    // Styles through the CSSOM: the page's CSP allows no inline style attribute.
+    else if (k === 'style') el.style.cssText = v;
     else if (k === 'class') el.setAttribute('class', v);
     else if (k === 'dataset') Object.assign(el.dataset, v);
     else if (k === 'value' && 'value' in el) el.value = v;
@@ -26,7 +29,8 @@ export function s(tag, attrs = {}, ...children) {
   const el = document.createElementNS('http://www.w3.org/2000/svg', tag);
   for (const [k, v] of Object.entries(attrs || {})) {
     if (v === undefined || v === null || v === false) continue;
-    if (k.startsWith('on') && typeof v === 'function') el.addEventListener(k.slice(2).toLowerCase(), v);
+    if (k.startsWith('on')) { if (typeof v === 'function') el.addEventListener(k.slice(2).toLowerCase(), v); }
+    else if (k === 'style') el.style.cssText = v;
     else el.setAttribute(k, v);
   }
   append(el, children);

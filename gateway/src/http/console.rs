@@ -52,7 +52,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 async fn serve(req: HttpRequest) -> HttpResponse {
-    let path = req.path();
+    let path = super::routed_path(&req);
     if RESERVED.iter().any(|p| path.starts_with(p)) || RESERVED_EXACT.contains(&path) {
         return not_found(req).await;
     }
@@ -97,8 +97,8 @@ fn answer(req: &HttpRequest, name: &str, asset: rust_embed::EmbeddedFile) -> Htt
         .insert_header((header::REFERRER_POLICY, "same-origin"))
         .insert_header((
             header::CONTENT_SECURITY_POLICY,
-            "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
-             img-src 'self' data: blob:; connect-src 'self' ws: wss:; font-src 'self'; \
+            "default-src 'self'; script-src 'self'; style-src 'self'; \
+             img-src 'self' data: blob:; connect-src 'self'; font-src 'self'; \
              object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'",
         ));
     if fresh {

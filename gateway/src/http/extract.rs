@@ -203,7 +203,7 @@ impl FromRequest for AuthUser {
             let (token, state) = pre?;
             let user = Self::validate(&state, token).await?;
             // The user's limit for this kind of request, shared by every gateway instance.
-            let class = crate::limits::Class::of(req.method().as_str(), req.path());
+            let class = crate::limits::Class::of(req.method().as_str(), super::routed_path(&req));
             if let Some(standing) = state.limiter.user(&user.user_id, class).await {
                 req.extensions_mut().insert(standing);
                 if standing.exceeded() {

@@ -124,8 +124,7 @@ fn app(
                         .get(sdsim_runtime::request_id::HEADER)
                         .and_then(|v| v.to_str().ok()),
                 );
-                let span =
-                    tracing::info_span!("http", request_id = %id, %method, path = %req.path());
+                let span = tracing::info_span!("http", request_id = %id, %method, path = %logged_path(req.path()));
                 let fut = {
                     let _in = span.enter();
                     srv.call(req)
@@ -233,5 +232,38 @@ pub(crate) async fn not_found(req: HttpRequest) -> HttpResponse {
 impl ApiError {
     pub(crate) fn error_response_json(&self) -> HttpResponse {
         actix_web::ResponseError::error_response(self)
+    }
+}
+
+/// The path a request is routed by: percent-decoded as the router decodes it (`/%61pi` is
+/// `/api`), so limits and reserved prefixes see what the routes see.
+pub fn routed_path(req: &HttpRequest) -> &str {
+    req.match_info().as_str()
+}
+
+/// A request's path for the log: a share link's token (a secret, stored only hashed) is
+/// masked.
+fn logged_path(path: &str) -> std::borrow::Cow<'_, str> {
+    for prefix in ["/api/links/", "/links/"] {
+        if let Some(rest) = path.strip_prefix(prefix) {
+            let tail = rest.find('/').map_or("", |i| &rest[i..]);
+            return format!("{prefix}…{tail}").into();
+        }
+    }
+    path.into()
+}
+
+#[cfg(test)]
+mod path_tests {
+    use super::logged_path;
+
+    #[test]
+    fn share_link_tokens_stay_out_of_the_log() {
+        assert_eq!(logged_path("/api/links/s3cret/fork"), "/api/links/…/fork");
+        assert_eq!(logged_path("/links/s3cret"), "/links/…");
+        assert_eq!(
+            logged_path("/api/projects/1/links/2"),
+            "/api/projects/1/links/2"
+        );
     }
 }

@@ -60,7 +60,8 @@ where
         let service = self.service.clone();
         let limiter = self.limiter.clone();
         let address = req
-            .path()
+            .match_info()
+            .as_str()
             .starts_with("/api/")
             .then(|| ClientOrigin::of(req.request(), &self.settings).ip);
         Box::pin(async move {

@@ -111,6 +111,15 @@ async fn an_address_past_its_limit_is_refused_before_any_work() {
         codes.push(r.status().as_u16());
     }
     assert_eq!(codes, [401, 401, 401, 401, 401, 429, 429]);
+    // The same route spelled percent-encoded is the same route, limited alike.
+    let r = s
+        .http
+        .post(s.url("/%61pi/auth/login"))
+        .json(&json!({"email": "nobody@example.com", "password": "whatever it is"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
     // Operator endpoints are not the API's: never limited.
     let r = s.http.get(s.url("/health")).send().await.unwrap();
     assert_eq!(r.status(), 200);

@@ -645,7 +645,10 @@ async fn bad_project_input_is_named() {
     // sent and 18 stored): refused by name, for projects and runs alike, not a 500.
     let grown = format!("{{\"a\": [{}1]}}", "1e15,".repeat(300_000));
     for (path, body) in [
-        ("/api/projects", format!("{{\"name\": \"grown\", \"design\": {grown}}}")),
+        (
+            "/api/projects",
+            format!("{{\"name\": \"grown\", \"design\": {grown}}}"),
+        ),
         ("/api/simulations", format!("{{\"design\": {grown}}}")),
     ] {
         let r = s
@@ -657,7 +660,11 @@ async fn bad_project_input_is_named() {
             .unwrap();
         let st = r.status().as_u16();
         let b: Value = r.json().await.unwrap();
-        assert_eq!((st, &b["error"]["field"]), (422, &json!("design")), "{path}: {b}");
+        assert_eq!(
+            (st, &b["error"]["field"]),
+            (422, &json!("design")),
+            "{path}: {b}"
+        );
     }
     let p = create(&s, &ada, json!({"name": "ok"})).await;
     let path = format!("/api/projects/{}", p["id"].as_str().unwrap());

@@ -91,16 +91,18 @@ async fn a_run_equals_the_offline_engine_run_of_the_same_design_and_seed() {
     let design: Value =
         serde_json::from_str(sdsim_engine::template("read_heavy_api_with_cache").unwrap()).unwrap();
 
-    // An inline design, as fast as it goes.
+    // An inline design, as fast as it goes, with a seed past i64 (given back as given).
+    let seed = u64::MAX - 6;
     let (st, b) = req(
         &s,
         Method::POST,
         "/api/simulations",
         &ada,
-        Some(json!({"design": design, "seed": 7})),
+        Some(json!({"design": design, "seed": seed})),
     )
     .await;
     assert_eq!(st, 201, "{b}");
+    assert_eq!(b["simulation"]["seed"], json!(seed), "{b}");
     let id = b["simulation"]["id"].as_str().unwrap().to_string();
     let done = settled(&s, &ada, &id).await;
     assert_eq!(done["status"], "completed", "{done}");
@@ -116,7 +118,7 @@ async fn a_run_equals_the_offline_engine_run_of_the_same_design_and_seed() {
     assert_eq!(st, 200, "{r}");
     assert_eq!(
         r["report"],
-        offline_report(&design, 7),
+        offline_report(&design, seed),
         "the service's report is the engine's"
     );
 

@@ -187,7 +187,8 @@ struct RunView {
     duration_seconds: f64,
     /// Simulated seconds per wall second; 0: as fast as it goes.
     speed: f64,
-    seed: i64,
+    /// As given (stored as its 64 bits).
+    seed: u64,
     /// Why it failed.
     error: Option<String>,
     /// RFC 3339.
@@ -220,7 +221,7 @@ fn run_view(s: pb::GetSimulationStatusResponse) -> RunBody {
             simulated_seconds: s.simulated_seconds,
             duration_seconds: s.duration_seconds,
             speed: s.speed,
-            seed: s.seed,
+            seed: s.seed as u64,
             error: (!s.error.is_empty()).then_some(s.error),
             started_at: super::views::timestamp(s.started_at),
             completed_at: super::views::timestamp(s.completed_at),

@@ -156,7 +156,8 @@ struct RunSummary {
     status: String,
     /// The simulated length of the run, rounded.
     duration_seconds: i32,
-    seed: i64,
+    /// As given (stored as its 64 bits).
+    seed: u64,
     speed: f64,
     /// RFC 3339.
     created_at: Option<String>,
@@ -218,7 +219,7 @@ pub(super) async fn history(
                 project_id: (!s.project_id.is_empty()).then_some(s.project_id),
                 status: s.status,
                 duration_seconds: s.duration_seconds,
-                seed: s.seed,
+                seed: s.seed as u64,
                 speed: s.speed,
                 created_at: ts(s.created_at),
                 started_at: ts(s.started_at),
@@ -284,6 +285,16 @@ const CSV_COLUMNS: [&str; 14] = [
     "mean_wait_ms",
 ];
 
+/// A text cell a spreadsheet shows as text: one that would start a formula (`=`, `+`, `-`,
+/// `@`, a tab or a carriage return: a component named `=HYPERLINK(...)`) is prefixed with `'`.
+fn text_cell(s: &str) -> String {
+    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{s}")
+    } else {
+        s.to_string()
+    }
+}
+
 /// The report as a table for a spreadsheet; a value the report lacks is an empty cell.
 fn report_csv(report: &serde_json::Value) -> Result<Vec<u8>, ApiError> {
     let internal = |e: String| ApiError::from(sdsim_runtime::error::ServiceError::Internal(e));
@@ -292,7 +303,7 @@ fn report_csv(report: &serde_json::Value) -> Result<Vec<u8>, ApiError> {
         .map_err(|e| internal(e.to_string()))?;
     let cell = |row: &serde_json::Value, column: &str| match &row[column] {
         serde_json::Value::Null => String::new(),
-        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::String(s) => text_cell(s),
         v => v.to_string(),
     };
     let empty = Vec::new();
@@ -418,5 +429,24 @@ mod tests {
         assert_eq!(lines[0], CSV_COLUMNS.join(","));
         assert_eq!(lines[1], "\"db, \"\"primary\"\"\",database,3,,,,,,,,,,,");
         assert_eq!(lines[2], "end_to_end,,3,2,,,,,,,,,,");
+    }
+
+    #[test]
+    fn a_name_that_would_be_a_formula_stays_text() {
+        let report = json!({
+            "components": [
+                {"name": "=HYPERLINK(\"https://x\")", "kind": "web", "arrivals": -1},
+                {"name": "@sum", "kind": "+db"},
+                {"name": "api-1", "kind": "web"}
+            ]
+        });
+        let text = String::from_utf8(report_csv(&report).unwrap()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(
+            lines[1].starts_with("\"'=HYPERLINK(\"\"https://x\"\")\",web,-1,"),
+            "{text}"
+        );
+        assert!(lines[2].starts_with("'@sum,'+db,"), "{text}");
+        assert!(lines[3].starts_with("api-1,web,"), "{text}");
     }
 }
