@@ -166,6 +166,25 @@ fn strip_position(message: &str) -> &str {
         .unwrap_or(message)
 }
 
+/// `v` as the text a service receives, refused by name past `max` bytes: the text is
+/// written back from the parsed value and may be longer than what was sent (`1e15` comes
+/// back as `1000000000000000.0`), so a body within the route's limit can still carry a
+/// design over the services' limit.
+pub fn json_text(v: &serde_json::Value, field: &str, max: usize) -> Result<String, ApiError> {
+    let text = v.to_string();
+    if text.len() > max {
+        return Err(sdsim_runtime::error::ServiceError::invalid(
+            field,
+            format!(
+                "the {field} is {} bytes as JSON; the limit is {max}",
+                text.len()
+            ),
+        )
+        .into());
+    }
+    Ok(text)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -225,23 +244,4 @@ mod tests {
         let l = parse::<Login>(br#"{"email":"a","password":"b","extra":1}"#).unwrap();
         assert_eq!(l.email, "a");
     }
-}
-
-/// `v` as the text a service receives, refused by name past `max` bytes: the text is
-/// written back from the parsed value and may be longer than what was sent (`1e15` comes
-/// back as `1000000000000000.0`), so a body within the route's limit can still carry a
-/// design over the services' limit.
-pub fn json_text(v: &serde_json::Value, field: &str, max: usize) -> Result<String, ApiError> {
-    let text = v.to_string();
-    if text.len() > max {
-        return Err(sdsim_runtime::error::ServiceError::invalid(
-            field,
-            format!(
-                "the {field} is {} bytes as JSON; the limit is {max}",
-                text.len()
-            ),
-        )
-        .into());
-    }
-    Ok(text)
 }
