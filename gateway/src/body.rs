@@ -54,6 +54,47 @@ impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
     }
 }
 
+/// A query string read into `T`; a wrong value is a 422 naming its parameter in `field`
+/// (actix's `web::Query` names none: "invalid digit found in string").
+pub struct ApiQuery<T>(pub T);
+
+impl<T> ApiQuery<T> {
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T> std::ops::Deref for ApiQuery<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: DeserializeOwned> FromRequest for ApiQuery<T> {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(query(req.query_string()).map(ApiQuery))
+    }
+}
+
+/// Reads a query string into `T`, naming the parameter a wrong value was given for.
+pub fn query<T: DeserializeOwned>(text: &str) -> Result<T, ApiError> {
+    let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(text.as_bytes()));
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let at = e.path().to_string();
+        let field = if at == "." { "query".to_string() } else { at };
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_input",
+            format!("query parameter {field}: {}", e.into_inner()),
+        )
+        .field(field)
+    })
+}
+
 fn too_large(limit: usize) -> ApiError {
     ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
@@ -243,5 +284,29 @@ mod tests {
     fn good_body_parses() {
         let l = parse::<Login>(br#"{"email":"a","password":"b","extra":1}"#).unwrap();
         assert_eq!(l.email, "a");
+    }
+
+    #[test]
+    fn a_bad_query_value_is_named() {
+        #[derive(Debug, serde::Deserialize)]
+        struct Q {
+            page_size: Option<u32>,
+            unread: Option<bool>,
+        }
+        let q: Q = query("page_size=20&unread=true").unwrap();
+        assert_eq!((q.page_size, q.unread), (Some(20), Some(true)));
+        for (text, field) in [
+            ("page_size=abc", "page_size"),
+            ("page_size=99999999999", "page_size"),
+            ("unread=1", "unread"),
+        ] {
+            let e = query::<Q>(text).unwrap_err();
+            assert_eq!(
+                (e.status.as_u16(), e.field.as_deref()),
+                (422, Some(field)),
+                "{text}: {e:?}"
+            );
+            assert!(e.message.contains(field), "{}", e.message);
+        }
     }
 }

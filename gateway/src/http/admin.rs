@@ -40,6 +40,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// Which users, and which page of them.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 struct UsersQuery {
     /// Part of an e-mail address or name; empty: every user.
     #[serde(default)]
@@ -66,7 +67,7 @@ struct UsersQuery {
 async fn users(
     state: web::Data<GatewayState>,
     user: AuthUser,
-    q: web::Query<UsersQuery>,
+    q: crate::body::ApiQuery<UsersQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let q = q.into_inner();
     let call = pb::AdminListUsersRequest {
@@ -240,6 +241,7 @@ async fn end_sessions(
 /// Which audit entries, and which page of them.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 struct AuditQuery {
     /// Only this user's entries (a UUID); empty: everyone's.
     #[serde(default)]
@@ -269,7 +271,7 @@ struct AuditQuery {
 async fn audit(
     state: web::Data<GatewayState>,
     user: AuthUser,
-    q: web::Query<AuditQuery>,
+    q: crate::body::ApiQuery<AuditQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let q = q.into_inner();
     let call = pb::AdminAuditLogRequest {

@@ -87,15 +87,6 @@ fn app(
     App::new()
         .app_data(web::Data::new(state))
         .app_data(limit)
-        .app_data(web::QueryConfig::default().error_handler(|err, _| {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_input",
-                format!("bad query string: {err}"),
-            )
-            .field("query")
-            .into()
-        }))
         // A path segment of the wrong type (`/versions/abc`) names nothing: a JSON 404.
         .app_data(web::PathConfig::default().error_handler(|err, req| {
             ApiError::new(

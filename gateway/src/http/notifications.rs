@@ -29,6 +29,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// Which page of the inbox.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 struct ListQuery {
     /// Page size, 1 to 100 (0 or absent: 20).
     #[serde(default)]
@@ -83,7 +84,7 @@ struct ListBody {
 async fn list(
     state: web::Data<GatewayState>,
     user: AuthUser,
-    q: web::Query<ListQuery>,
+    q: crate::body::ApiQuery<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let q = q.into_inner();
     let call = pb::ListNotificationsRequest {

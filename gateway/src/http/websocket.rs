@@ -30,7 +30,7 @@ async fn simulation(
     req: HttpRequest,
     origin: ClientOrigin,
     path: web::Path<String>,
-    query: web::Query<WatchQuery>,
+    query: crate::body::ApiQuery<WatchQuery>,
     stream: web::Payload,
 ) -> Result<HttpResponse, actix_web::Error> {
     let endpoint = Endpoint::Simulation {
@@ -45,7 +45,7 @@ async fn collaboration(
     req: HttpRequest,
     origin: ClientOrigin,
     path: web::Path<String>,
-    query: web::Query<WatchQuery>,
+    query: crate::body::ApiQuery<WatchQuery>,
     stream: web::Payload,
 ) -> Result<HttpResponse, actix_web::Error> {
     let endpoint = Endpoint::Collaboration {

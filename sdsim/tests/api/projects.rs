@@ -678,11 +678,15 @@ async fn bad_project_input_is_named() {
     )
     .await;
     assert_eq!((st, &b["error"]["field"]), (400, &json!("If-Match")), "{b}");
-    for q in [
-        "page_size=1000",
-        "page_token=garbage",
-        "scope=everything",
-        "sort=size",
+    // Each bad parameter is refused, named when it is a value of the wrong type or a
+    // parameter that does not exist.
+    for (q, field) in [
+        ("page_size=1000", None),
+        ("page_token=garbage", None),
+        ("scope=everything", None),
+        ("sort=size", None),
+        ("page_size=abc", Some("page_size")),
+        ("pagesize=5", Some("pagesize")),
     ] {
         let (st, _, b) = call(
             &s,
@@ -694,6 +698,9 @@ async fn bad_project_input_is_named() {
         )
         .await;
         assert_eq!(st, 422, "{q}: {b}");
+        if let Some(field) = field {
+            assert_eq!(b["error"]["field"], field, "{q}: {b}");
+        }
     }
     // Pages do not overlap and end.
     create(&s, &ada, json!({"name": "ok 2"})).await;

@@ -552,7 +552,7 @@ async fn run_history_is_paged_newest_first_and_private() {
         ("page_size=1000", "page_size"),
         ("page_token=garbage", "page_token"),
         ("project_id=seven", "project_id"),
-        ("colour=red", "query"),
+        ("colour=red", "colour"),
     ] {
         let (st, b) = req(
             &s,

@@ -372,6 +372,7 @@ enum LinkAccess {
 /// Which projects, in what order, one page at a time.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 struct ListQuery {
     /// `mine` (the default), `shared`, `public` or `trash`.
     #[serde(default)]
@@ -434,7 +435,7 @@ struct ListBody {
 async fn list(
     state: web::Data<GatewayState>,
     user: AuthUser,
-    q: web::Query<ListQuery>,
+    q: crate::body::ApiQuery<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let q = q.into_inner();
     let call = pb::ListProjectsRequest {

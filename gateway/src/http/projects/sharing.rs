@@ -90,6 +90,7 @@ pub(super) async fn share(
 /// as the permissions list names it).
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub(super) struct UnshareQuery {
     /// A person's or an invitation's e-mail address.
     #[serde(default)]
@@ -119,7 +120,7 @@ pub(super) async fn unshare(
     state: web::Data<GatewayState>,
     user: AuthUser,
     path: web::Path<String>,
-    q: web::Query<UnshareQuery>,
+    q: crate::body::ApiQuery<UnshareQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (email, user_id) = match q.into_inner() {
         UnshareQuery {

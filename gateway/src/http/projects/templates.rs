@@ -53,6 +53,7 @@ impl From<pb::Template> for TemplateView {
 /// Which templates.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub(super) struct TemplatesQuery {
     /// Only this category; every one when absent.
     #[serde(default)]
@@ -78,7 +79,7 @@ pub(super) struct TemplatesBody {
 pub(super) async fn templates(
     state: web::Data<GatewayState>,
     user: AuthUser,
-    q: web::Query<TemplatesQuery>,
+    q: crate::body::ApiQuery<TemplatesQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let call = pb::ListTemplatesRequest {
         category: q.into_inner().category,
@@ -172,6 +173,7 @@ pub(super) async fn fork(
 /// What the export holds.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub(super) struct ExportQuery {
     /// With the version history.
     #[serde(default)]
@@ -196,7 +198,7 @@ pub(super) async fn export(
     state: web::Data<GatewayState>,
     user: AuthUser,
     path: web::Path<String>,
-    q: web::Query<ExportQuery>,
+    q: crate::body::ApiQuery<ExportQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let project_id = path.into_inner();
     let call = pb::ExportProjectRequest {

@@ -39,6 +39,7 @@ impl From<pb::VersionInfo> for VersionView {
 /// A page of versions, newest first.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub(super) struct VersionsQuery {
     /// Versions older than this one (the previous page's `next_before`).
     #[serde(default)]
@@ -75,7 +76,7 @@ pub(super) async fn versions(
     state: web::Data<GatewayState>,
     user: AuthUser,
     path: web::Path<String>,
-    q: web::Query<VersionsQuery>,
+    q: crate::body::ApiQuery<VersionsQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let call = pb::ListVersionsRequest {
         caller: Some(caller(&user)),
@@ -141,6 +142,7 @@ pub(super) async fn version(
 /// The two versions to compare.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub(super) struct DiffQuery {
     /// The older version.
     from: i32,
@@ -167,7 +169,7 @@ pub(super) async fn diff(
     state: web::Data<GatewayState>,
     user: AuthUser,
     path: web::Path<String>,
-    q: web::Query<DiffQuery>,
+    q: crate::body::ApiQuery<DiffQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let call = pb::DiffVersionsRequest {
         caller: Some(caller(&user)),

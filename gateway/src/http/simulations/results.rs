@@ -109,7 +109,7 @@ pub(super) struct CompareQuery {
 pub(super) async fn compare(
     state: web::Data<GatewayState>,
     user: AuthUser,
-    q: web::Query<CompareQuery>,
+    q: crate::body::ApiQuery<CompareQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let q = q.into_inner();
     let call = pb::CompareSimulationsRequest {
@@ -190,7 +190,7 @@ struct HistoryBody {
 pub(super) async fn history(
     state: web::Data<GatewayState>,
     user: AuthUser,
-    q: web::Query<HistoryQuery>,
+    q: crate::body::ApiQuery<HistoryQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let q = q.into_inner();
     let call = pb::GetSimulationHistoryRequest {
@@ -358,7 +358,7 @@ pub(super) async fn results(
     state: web::Data<GatewayState>,
     user: AuthUser,
     path: web::Path<String>,
-    q: web::Query<ResultsQuery>,
+    q: crate::body::ApiQuery<ResultsQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let csv = match q.into_inner().format.as_deref() {
         None | Some("json") => false,
