@@ -816,3 +816,80 @@ async fn start_run(s: &Stack, token: &str, project: &str) -> (u16, String) {
             .to_string(),
     )
 }
+
+/// A long run's series is read back in pages at its end and downsampled as one: 5,000
+/// windows of 14 series (more than one page of stored windows) keep 1,000 points each,
+/// and their counts add up to the report's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_runs_series_is_stored_downsampled_in_pages() {
+    let db = TestDb::create().await;
+    let s = Stack::up(&db).await;
+    let ada = signed_in(&s, "series").await;
+    let mut components = vec![json!({"name": "users", "kind": "client",
+                                      "traffic": {"type": "open", "rate": 20}})];
+    let mut connections = Vec::new();
+    for i in 0..12 {
+        components.push(json!({"name": format!("s{i}"), "kind": "service"}));
+        let from = if i == 0 {
+            "users".to_string()
+        } else {
+            format!("s{}", i - 1)
+        };
+        connections.push(json!({"from": from, "to": format!("s{i}")}));
+    }
+    let design = json!({"name": "long", "duration_s": 50, "window_s": 0.01,
+                        "components": components, "connections": connections});
+    let (st, b) = req(
+        &s,
+        Method::POST,
+        "/api/simulations",
+        &ada,
+        Some(json!({"design": design, "seed": 2})),
+    )
+    .await;
+    assert_eq!(st, 201, "{b}");
+    let id = b["simulation"]["id"].as_str().unwrap().to_string();
+    assert_eq!(settled(&s, &ada, &id).await["status"], "completed");
+    let (_, r) = req(
+        &s,
+        Method::GET,
+        &format!("/api/simulations/{id}/results"),
+        &ada,
+        None,
+    )
+    .await;
+    use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+    #[derive(diesel::QueryableByName)]
+    struct Sums {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        component_id: String,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        points: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        arrivals: i64,
+    }
+    let mut pg = AsyncPgConnection::establish(&db.url).await.unwrap();
+    let sums: Vec<Sums> = diesel::sql_query(format!(
+        "SELECT component_id, count(*) AS points, sum(arrivals)::int8 AS arrivals \
+         FROM simulation_schema.performance_metrics WHERE simulation_id = '{id}' \
+         GROUP BY component_id ORDER BY component_id"
+    ))
+    .load(&mut pg)
+    .await
+    .unwrap();
+    assert_eq!(sums.len(), 14, "the client, 12 services and end to end");
+    assert!(
+        sums.iter().all(|x| x.points == 1_000),
+        "5,000 windows in 1,000 buckets"
+    );
+    let e2e = sums.iter().find(|x| x.component_id.is_empty()).unwrap();
+    assert_eq!(json!(e2e.arrivals), r["report"]["end_to_end"]["arrivals"]);
+    let last = sums.iter().find(|x| x.component_id == "s11").unwrap();
+    let reported = r["report"]["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "s11")
+        .unwrap();
+    assert_eq!(json!(last.arrivals), reported["arrivals"]);
+}
