@@ -84,6 +84,13 @@ def register(page, email, first="Ada", last="Lovelace"):
     page.locator("#registered").wait_for()
 
 
+def verify(page, email):
+    """Follows the verification link registering sent to `email` (a share with an account
+    applies at once only when its address is verified)."""
+    page.goto(mail_link(email, "/verify-email"))
+    expect(page.locator("#verify")).to_contain_text("verified")
+
+
 def login(page, email):
     page.goto("/login")
     page.get_by_label("E-mail").fill(email)

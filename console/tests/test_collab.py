@@ -9,7 +9,7 @@ import uuid
 import pytest
 from playwright.sync_api import expect
 
-from conftest import api, new_context, register, shot, wait_saved, watch_errors
+from conftest import api, new_context, register, shot, verify, wait_saved, watch_errors
 
 RUN = uuid.uuid4().hex[:8]
 
@@ -29,6 +29,7 @@ def people(browser):
         watch_errors(page, errors)
         email = f"{who}-{RUN}@example.com"
         register(page, email, first=first, last="Live")
+        verify(page, email)
         page.goto("/projects")
         out[who] = {"page": page, "email": email, "id": api(page, "GET", "/api/auth/profile")["user"]["id"]}
     yield out

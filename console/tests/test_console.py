@@ -9,7 +9,7 @@ import uuid
 import pytest
 from playwright.sync_api import expect
 
-from conftest import api, login, mail_link, new_context, register, shot, wait_saved, watch_errors
+from conftest import api, login, mail_link, new_context, register, shot, verify, wait_saved, watch_errors
 
 RUN = uuid.uuid4().hex[:8]
 ALICE = f"alice-{RUN}@example.com"
@@ -178,6 +178,7 @@ def test_shared_read_only_with_a_second_user(alice, browser):
     errors = []
     watch_errors(bob, errors)
     register(bob, BOB, first="Bob", last="Babbage")
+    verify(bob, BOB)
     bob.goto("/projects")
     expect(bob.locator('body[data-ws="open"]')).to_have_count(1)
     page = alice

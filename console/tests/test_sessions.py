@@ -12,7 +12,7 @@ import uuid
 import pytest
 from playwright.sync_api import expect
 
-from conftest import api, new_context, register, shot, watch_errors
+from conftest import api, new_context, register, shot, verify, watch_errors
 
 RUN = uuid.uuid4().hex[:8]
 IVY = f"ivy-{RUN}@example.com"
@@ -35,6 +35,7 @@ def people(browser):
         page = ctx.new_page()
         watch_errors(page, errors)
         register(page, email, first=first, last="Session")
+        verify(page, email)
         out[who] = page
     ivy = out["ivy"]
     seen = out["seen"] = {"refresh": [], "401": [], "opened": [], "closed": [], "urls": []}

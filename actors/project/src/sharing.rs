@@ -12,6 +12,9 @@ use sdsim_protocols::Service;
 use sdsim_runtime::error::ServiceError;
 use uuid::Uuid;
 
+/// Share mails and notifications one address gets in an hour at most (from every sharer).
+const INVITATIONS_PER_HOUR: i64 = 10;
+
 impl ProjectCore {
     /// The account of an address, asked of auth (a service-only RPC).
     async fn lookup(&self, email: &str) -> Result<Option<(Uuid, bool)>, ServiceError> {
@@ -77,7 +80,8 @@ impl ProjectCore {
     /// or ends their access with `revoke`. The answer is the same whether the address has
     /// an account or not (no way to learn who is registered): without one, the share waits
     /// as an invitation and applies once that person has an account with the address
-    /// verified. An invitation mail goes out either way.
+    /// verified (an unverified account's too). An invitation mail goes out either way, when
+    /// the share is new or changed, up to `INVITATIONS_PER_HOUR` to one address.
     pub async fn share(
         &self,
         caller: Caller,
@@ -123,25 +127,59 @@ impl ProjectCore {
         let mut conn = sdsim_schema::pool::get(&self.pool).await?;
         let level_owned = level.to_string();
         let email_owned = email.clone();
-        conn.transaction::<_, ServiceError, _>(async move |conn| match (account, revoke) {
-            (Some((user, _)), false) => {
-                store::upsert_share(conn, pid, user, &level_owned, caller.user_id).await
-            }
-            (Some((user, _)), true) => store::delete_share(conn, pid, user).await.map(|_| ()),
-            (None, false) => {
-                store::upsert_invitation(conn, pid, &email_owned, &level_owned, caller.user_id)
-                    .await
-            }
-            (None, true) => store::delete_invitation(conn, pid, &email_owned)
-                .await
-                .map(|_| ()),
-        })
-        .await?;
+        // A share goes to an account whose address is verified; for any other address it
+        // waits as an invitation, claimed once that address is verified by its account.
+        // Whatever else is pending for the address goes: a revoked or replaced invitation
+        // must not be claimed later.
+        let verified = account
+            .filter(|(_, verified)| *verified)
+            .map(|(user, _)| user);
+        let changed = conn
+            .transaction::<_, ServiceError, _>(async move |conn| {
+                let mut changed = false;
+                if let Some(user) = account.map(|(user, _)| user) {
+                    if revoke || verified.is_none() {
+                        changed |= store::delete_share(conn, pid, user).await?;
+                    }
+                }
+                if revoke || verified.is_some() {
+                    changed |= store::delete_invitation(conn, pid, &email_owned).await?;
+                }
+                if !revoke {
+                    changed |= match verified {
+                        Some(user) => {
+                            store::upsert_share(conn, pid, user, &level_owned, caller.user_id)
+                                .await?
+                        }
+                        None => {
+                            store::upsert_invitation(
+                                conn,
+                                pid,
+                                &email_owned,
+                                &level_owned,
+                                caller.user_id,
+                            )
+                            .await?
+                        }
+                    };
+                }
+                Ok(changed)
+            })
+            .await?;
         if revoke {
             if let Some((user, _)) = account {
                 self.unshared(pid, Some(user));
             }
             return Ok(format!("{email} no longer has access to this project"));
+        }
+        // Told once per change, and at most `INVITATIONS_PER_HOUR` times an hour per
+        // address: sharing is no way to send someone mail without end.
+        if !changed {
+            return Ok(format!("shared with {email} as {level}"));
+        }
+        if !self.may_invite(&email).await {
+            tracing::info!(project_id = %pid, "share done; its mail and notification are past the address's hourly limit");
+            return Ok(format!("shared with {email} as {level}"));
         }
         let link = format!(
             "{}/projects/{pid}",
@@ -149,7 +187,7 @@ impl ProjectCore {
         );
         self.mail_invitation(&email, &view.row.name, level, &link)
             .await;
-        if let Some((user, _)) = account {
+        if let Some(user) = verified {
             let data = sdsim_protocols::events::ProjectShared {
                 project_id: pid.to_string(),
                 project_name: view.row.name.clone(),
@@ -180,6 +218,24 @@ impl ProjectCore {
             .await;
         }
         Ok(format!("shared with {email} as {level}"))
+    }
+
+    /// Counts a share's mail to `email` in this hour: false past `INVITATIONS_PER_HOUR`
+    /// (true when Redis cannot say: the mail queue needs it anyway).
+    async fn may_invite(&self, email: &str) -> bool {
+        let key = self.ns.rate_limit("invitation", "address", email);
+        let mut conn = self.redis.clone();
+        let counted: redis::RedisResult<(i64,)> = redis::pipe()
+            .atomic()
+            .incr(&key, 1)
+            .cmd("EXPIRE")
+            .arg(&key)
+            .arg(3600)
+            .arg("NX")
+            .ignore()
+            .query_async(&mut conn)
+            .await;
+        counted.map_or(true, |(n,)| n <= INVITATIONS_PER_HOUR)
     }
 
     /// Queues the invitation mail (the auth service's mail worker sends it); a failure is

@@ -657,7 +657,17 @@ pub async fn upsert_share(
     user: Uuid,
     level: &str,
     by: Uuid,
-) -> Result<(), ServiceError> {
+) -> Result<bool, ServiceError> {
+    let now: Option<String> = project_sharing::table
+        .filter(project_sharing::project_id.eq(project))
+        .filter(project_sharing::user_id.eq(user))
+        .select(project_sharing::access_level)
+        .first(conn)
+        .await
+        .optional()?;
+    if now.as_deref() == Some(level) {
+        return Ok(false);
+    }
     diesel::insert_into(project_sharing::table)
         .values((
             project_sharing::project_id.eq(project),
@@ -673,7 +683,7 @@ pub async fn upsert_share(
         ))
         .execute(conn)
         .await?;
-    Ok(())
+    Ok(true)
 }
 
 pub async fn delete_share(
@@ -691,14 +701,25 @@ pub async fn delete_share(
         > 0)
 }
 
-/// An invitation of `email` (an address with no account) at `level`.
+/// An invitation of `email` (an address with no verified account) at `level`; false when it
+/// was there already at that level (nothing written).
 pub async fn upsert_invitation(
     conn: &mut AsyncPgConnection,
     project: Uuid,
     email: &str,
     level: &str,
     by: Uuid,
-) -> Result<(), ServiceError> {
+) -> Result<bool, ServiceError> {
+    let now: Option<String> = project_invitations::table
+        .filter(project_invitations::project_id.eq(project))
+        .filter(project_invitations::email.eq(email))
+        .select(project_invitations::access_level)
+        .first(conn)
+        .await
+        .optional()?;
+    if now.as_deref() == Some(level) {
+        return Ok(false);
+    }
     diesel::insert_into(project_invitations::table)
         .values((
             project_invitations::project_id.eq(project),
@@ -714,7 +735,7 @@ pub async fn upsert_invitation(
         ))
         .execute(conn)
         .await?;
-    Ok(())
+    Ok(true)
 }
 
 pub async fn delete_invitation(

@@ -112,14 +112,10 @@ async fn connect(base: &str, project: &str, since: Option<i64>) -> Ws {
     Ws { socket }
 }
 
-/// A registered user: (email, token).
+/// A registered user, their address verified: (email, token).
 async fn person(s: &Stack, tag: &str) -> (String, String) {
     let email = unique_email(tag);
-    s.register(&email, "a long enough password").await;
-    let token = s.login(&email, "a long enough password").await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let token = verified(s, &email).await;
     (email, token)
 }
 

@@ -9,8 +9,6 @@ use sdsim_protocols::Service;
 use serde_json::{json, Value};
 use std::time::Duration;
 
-const PASSWORD: &str = "a long enough password";
-
 /// A short design: `duration` simulated seconds in windows of `window` seconds.
 fn design(duration: f64, window: f64) -> Value {
     let mut d: Value =
@@ -370,13 +368,7 @@ async fn revoking_a_share_closes_that_persons_watch_of_the_projects_runs() {
     let (viewer_email, other_email) = (unique_email("viewer"), unique_email("other"));
     let mut tokens = Vec::new();
     for email in [&viewer_email, &other_email] {
-        s.register(email, PASSWORD).await;
-        tokens.push(
-            s.login(email, PASSWORD).await["access_token"]
-                .as_str()
-                .unwrap()
-                .to_string(),
-        );
+        tokens.push(verified(&s, email).await);
     }
     let (viewer, other) = (&tokens[0], &tokens[1]);
     let r = s

@@ -10,14 +10,9 @@ use serde_json::{json, Value};
 
 const PASSWORD: &str = "a long enough password";
 
-/// A user of `s`: their access token.
+/// A user of `s` whose address is verified (shares with them apply at once): their token.
 async fn user(s: &Stack, tag: &str) -> String {
-    let email = unique_email(tag);
-    s.register(&email, PASSWORD).await;
-    s.login(&email, PASSWORD).await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_string()
+    verified(s, &unique_email(tag)).await
 }
 
 /// A request with a JSON body (or none) and optional If-Match: status, ETag, body.
@@ -919,15 +914,7 @@ async fn fork_export_and_import_round_trip() {
 /// The mails in `outbox` sent to `to`, decoded, once at least `n` are there.
 async fn mails_to(outbox: &str, to: &str, n: usize) -> Vec<String> {
     for _ in 0..100 {
-        let mut found = Vec::new();
-        if let Ok(dir) = std::fs::read_dir(outbox) {
-            for entry in dir.flatten() {
-                let raw = std::fs::read_to_string(entry.path()).unwrap_or_default();
-                if raw.to_lowercase().contains(&format!("to: {to}")) {
-                    found.push(decode_mail(&raw));
-                }
-            }
-        }
+        let found = mails_in(outbox, to);
         if found.len() >= n {
             return found;
         }
@@ -943,11 +930,7 @@ async fn sharing_by_e_mail_before_and_after_an_account_exists() {
     let outbox = s.settings.auth.mail.outbox_dir.clone();
     let ada = user(&s, "sharer").await;
     let bob_email = unique_email("editor");
-    s.register(&bob_email, PASSWORD).await;
-    let bob = s.login(&bob_email, PASSWORD).await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let bob = verified(&s, &bob_email).await;
     let p = create(
         &s,
         &ada,
@@ -1013,13 +996,12 @@ async fn sharing_by_e_mail_before_and_after_an_account_exists() {
     )
     .await;
     assert_eq!(l["projects"][0]["access_level"], "editor", "{l}");
-    // The invitation mail went out.
-    let mail = mails_to(&outbox, &bob_email, 1).await;
-    assert!(
-        mail[0].contains("Shared") && mail[0].contains("/projects/"),
-        "{}",
-        mail[0]
-    );
+    // The invitation mail went out (after the verification mail).
+    let mail = mails_to(&outbox, &bob_email, 2).await;
+    let invitation = mail
+        .iter()
+        .find(|m| m.contains("Shared") && m.contains("/projects/"));
+    assert!(invitation.is_some(), "{mail:?}");
 
     // An address with no account gets exactly the same answer, and the share waits.
     let carol_email = unique_email("later");
@@ -1094,28 +1076,7 @@ async fn sharing_by_e_mail_before_and_after_an_account_exists() {
         .to_string();
     let (st, _, _) = call(&s, Method::GET, &path, &carol, None, None).await;
     assert_eq!(st, 404, "not before her address is verified");
-    let (st, _, _) = call(
-        &s,
-        Method::POST,
-        "/api/auth/verify-email/request",
-        &carol,
-        None,
-        None,
-    )
-    .await;
-    assert_eq!(st, 202);
-    let verification = mails_to(&outbox, &carol_email, 2)
-        .await
-        .into_iter()
-        .find(|m| m.contains("verify-email?token="))
-        .expect("a verification mail");
-    let (st, _) = s
-        .post_json(
-            "/api/auth/verify-email",
-            json!({"token": token_in(&verification)}),
-        )
-        .await;
-    assert_eq!(st, 200);
+    s.verify(&carol_email, &carol).await;
     let (_, _, l) = call(
         &s,
         Method::GET,
@@ -1127,6 +1088,55 @@ async fn sharing_by_e_mail_before_and_after_an_account_exists() {
     .await;
     assert_eq!(l["projects"].as_array().unwrap().len(), 1, "{l}");
     assert_eq!(l["projects"][0]["access_level"], "viewer");
+
+    // An account whose address is not verified is anyone's who typed it: a share with it
+    // waits as an invitation, and one revoked before it was claimed is gone for good.
+    let dave_email = unique_email("unverified");
+    s.register(&dave_email, PASSWORD).await;
+    let dave = s.login(&dave_email, PASSWORD).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let shares = format!("{path}/shares");
+    let (st, _, _) = call(
+        &s,
+        Method::POST,
+        &shares,
+        &ada,
+        Some(json!({"email": dave_email, "role": "editor"})),
+        None,
+    )
+    .await;
+    assert_eq!(st, 200);
+    let (st, _, _) = call(&s, Method::GET, &path, &dave, None, None).await;
+    assert_eq!(st, 404, "not before the address is verified");
+    let (st, _, _) = call(
+        &s,
+        Method::DELETE,
+        &format!("{shares}?email={dave_email}"),
+        &ada,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(st, 200);
+    s.verify(&dave_email, &dave).await;
+    let (_, _, l) = call(
+        &s,
+        Method::GET,
+        "/api/projects?scope=shared",
+        &dave,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(
+        l["projects"],
+        json!([]),
+        "the revoked invitation is not claimed: {l}"
+    );
+    let (st, _, _) = call(&s, Method::GET, &path, &dave, None, None).await;
+    assert_eq!(st, 404);
 
     // Ownership goes to Bob; Ada stays an editor. Revoking ends access.
     let bob_id = s.profile(&bob).await.1["user"]["id"]
@@ -1229,16 +1239,8 @@ async fn the_permission_matrix() {
         .to_string();
     let owner = user(&s, "m-owner").await;
     let (editor_email, viewer_email) = (unique_email("m-editor"), unique_email("m-viewer"));
-    s.register(&editor_email, PASSWORD).await;
-    s.register(&viewer_email, PASSWORD).await;
-    let editor = s.login(&editor_email, PASSWORD).await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let viewer = s.login(&viewer_email, PASSWORD).await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let editor = verified(&s, &editor_email).await;
+    let viewer = verified(&s, &viewer_email).await;
     let stranger = user(&s, "m-stranger").await;
     // A link holder: a stranger with a view link, who uses it for what a link allows.
     let holder = user(&s, "m-holder").await;
@@ -1388,11 +1390,7 @@ async fn a_share_notifies_at_once_when_online_and_waits_in_the_inbox_when_not() 
     let s = Stack::up(&db).await;
     let ada = user(&s, "notifier").await;
     let bob_email = unique_email("notified");
-    s.register(&bob_email, PASSWORD).await;
-    let bob = s.login(&bob_email, PASSWORD).await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let bob = verified(&s, &bob_email).await;
     let first = create(&s, &ada, json!({"name": "While away"})).await;
     let second = create(&s, &ada, json!({"name": "While here"})).await;
 

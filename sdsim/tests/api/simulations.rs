@@ -577,13 +577,7 @@ async fn who_may_watch_and_control_a_run_of_a_saved_project() {
     let mut emails = Vec::new();
     for who in ["r-owner", "r-editor", "r-viewer", "r-reader"] {
         let email = unique_email(who);
-        s.register(&email, "a long enough password").await;
-        tokens.push(
-            s.login(&email, "a long enough password").await["access_token"]
-                .as_str()
-                .unwrap()
-                .to_string(),
-        );
+        tokens.push(verified(&s, &email).await);
         emails.push(email);
     }
     let (owner, editor, viewer, reader) = (&tokens[0], &tokens[1], &tokens[2], &tokens[3]);

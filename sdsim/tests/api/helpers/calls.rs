@@ -12,6 +12,18 @@ pub async fn signed_in(s: &Stack, tag: &str) -> String {
         .to_string()
 }
 
+/// A new user at `email` whose address is verified (a share with them applies at once):
+/// their access token.
+pub async fn verified(s: &Stack, email: &str) -> String {
+    s.register(email, "a long enough password").await;
+    let token = s.login(email, "a long enough password").await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    s.verify(email, &token).await;
+    token
+}
+
 /// `method path` with `token` and an optional JSON body: the status and the JSON answer
 /// (null when there is none).
 pub async fn call(

@@ -144,6 +144,40 @@ impl Stack {
         body
     }
 
+    /// Verifies `email`'s address as its owner would: asks for the mail (with `token`, the
+    /// account's access token) and follows its link.
+    pub async fn verify(&self, email: &str, token: &str) {
+        let r = self
+            .authed(
+                reqwest::Method::POST,
+                "/api/auth/verify-email/request",
+                token,
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202, "verification not sent to {email}");
+        let outbox = self.settings.auth.mail.outbox_dir.clone();
+        for _ in 0..200 {
+            for mail in mails_in(&outbox, email) {
+                if !mail.contains("verify-email?token=") {
+                    continue;
+                }
+                let (st, _) = self
+                    .post_json(
+                        "/api/auth/verify-email",
+                        serde_json::json!({ "token": token_in(&mail) }),
+                    )
+                    .await;
+                if st == 200 {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("{email} could not be verified");
+    }
+
     pub async fn login(&self, email: &str, password: &str) -> serde_json::Value {
         let (status, body) = self
             .post_json(
@@ -226,4 +260,21 @@ pub fn assert_error(body: &serde_json::Value, code: &str) {
         "error without message: {body}"
     );
     assert!(e.get("field").is_some(), "error without field key: {body}");
+}
+
+/// The mails the outbox `outbox` holds for `to`, decoded.
+pub fn mails_in(outbox: &str, to: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    if let Ok(dir) = std::fs::read_dir(outbox) {
+        for entry in dir.flatten() {
+            let raw = std::fs::read_to_string(entry.path()).unwrap_or_default();
+            if raw
+                .to_lowercase()
+                .contains(&format!("to: {}", to.to_lowercase()))
+            {
+                found.push(decode_mail(&raw));
+            }
+        }
+    }
+    found
 }
