@@ -19,6 +19,12 @@ LOCAL_PG_PORT="${SDSIM_LOCAL_PG_PORT:-55432}"
 REDIS_PORT="${SDSIM_REDIS_PORT:-6379}"
 LOCAL_REDIS_PORT="${SDSIM_LOCAL_REDIS_PORT:-56379}"
 
+# Debian keeps initdb's friends, runuser and haproxy in /usr/sbin, which a normal user's PATH
+# lacks; rustup's cargo is in ~/.cargo/bin, which sudo and non-login shells leave out.
+PATH="$PATH:/usr/sbin:/sbin"
+if [ -d "$HOME/.cargo/bin" ]; then PATH="$HOME/.cargo/bin:$PATH"; fi
+export PATH
+
 log() { echo "[sdsim] $*" >&2; }
 die() { echo "[sdsim] error: $*" >&2; exit 1; }
 
@@ -45,8 +51,8 @@ pg_bindir() {
 
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-pg_usable() { # $1: base URL
-    psql "$1/postgres" -Atqc "select 1" >/dev/null 2>&1
+pg_usable() { # $1: base URL (never a password prompt: -w, and no terminal to read)
+    psql -w "$1/postgres" -Atqc "select 1" >/dev/null 2>&1 </dev/null
 }
 
 start_local_postgres() {
@@ -73,7 +79,8 @@ start_local_postgres() {
     fi
     if [ ! -f "$dir/PG_VERSION" ]; then
         log "creating a PostgreSQL cluster in $dir"
-        "${run[@]}" "$bindir/initdb" -D "$dir" -U postgres --auth=trust -E UTF8 >/dev/null
+        "${run[@]}" "$bindir/initdb" -D "$dir" -U postgres --auth=trust -E UTF8 \
+            --locale=C.UTF-8 >/dev/null
     fi
     if ! "${run[@]}" "$bindir/pg_ctl" -D "$dir" status >/dev/null 2>&1; then
         log "starting PostgreSQL on 127.0.0.1:$LOCAL_PG_PORT"
@@ -84,6 +91,11 @@ start_local_postgres() {
 
 ensure_postgres() {
     command -v psql >/dev/null || apt_install postgresql-client
+    # Found once per run: the scripts a test run calls inherit it.
+    if [ -n "${SDSIM_PG_BASE:-}" ] && pg_usable "$SDSIM_PG_BASE"; then
+        export SDSIM_PG_BASE
+        return
+    fi
     if [ -n "${DATABASE_URL:-}" ]; then
         SDSIM_PG_BASE="${SDSIM_PG_BASE:-${DATABASE_URL%/*}}"
         export SDSIM_PG_BASE
@@ -150,7 +162,9 @@ sdsim_services() {
 # A Python virtual environment with the packages of $2 (a requirements file), in the cache.
 ensure_venv() {
     local venv="$1" req="$2"
-    if [ ! -x "$venv/bin/python" ]; then
+    # A venv made without ensurepip (python3-venv missing) has python but no pip: made again.
+    if [ ! -x "$venv/bin/pip" ]; then
+        rm -rf "$venv"
         command -v python3 >/dev/null || apt_install python3 python3-venv
         python3 -m venv "$venv" 2>/dev/null || { apt_install python3-venv; python3 -m venv "$venv"; }
     fi
@@ -219,5 +233,19 @@ stack_up() {
             "$base/readyz" 2>/dev/null && return 0
         sleep 0.2
     done
+    # Stopped here: the caller learns of `pid` only when this returns.
+    kill "$pid" 2>/dev/null || true
     die "sdsim did not become ready"
+}
+
+# A tool a script needs, installed with apt when missing: `need COMMAND [PACKAGE]`.
+need() {
+    command -v "$1" >/dev/null || apt_install "${2:-$1}"
+}
+
+# What building sdsim needs besides PostgreSQL and Redis: cargo (rustup's; Debian's is too
+# old for this workspace) and a C compiler and linker (ring, the TLS crates).
+ensure_build_tools() {
+    command -v cargo >/dev/null || die "cargo is needed to build sdsim: install Rust with https://rustup.rs (rustup's, not Debian's: the workspace needs Rust 1.88 or newer)"
+    command -v cc >/dev/null || apt_install gcc libc6-dev
 }

@@ -24,7 +24,7 @@ if [ -z "${SDSIM_AUTH__JWT_SECRET:-}" ]; then
     export SDSIM_AUTH__JWT_SECRET
 fi
 
-command -v cargo >/dev/null || die "cargo is needed to build sdsim (https://rustup.rs)"
+ensure_build_tools
 log "building sdsim (release)"
 (cd "$SDSIM_ROOT" && cargo build --release --quiet -p sdsim)
 bin="${CARGO_TARGET_DIR:-$SDSIM_ROOT/target}/release/sdsim"

@@ -7,6 +7,7 @@
 # test creates its own database and Redis prefix and drops them.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
+ensure_build_tools
 sdsim_services
 export SDSIM_TEST_POSTGRES_URL="$SDSIM_PG_BASE"
 export SDSIM_TEST_REDIS_URL="$REDIS_URL"
@@ -23,8 +24,9 @@ cd "$SDSIM_ROOT"
 # services over gRPC, never their crates, and only sdsim-simulation has the engine.
 log "crate graph"
 for crate in sdsim-gateway sdsim-bench-mesh sdsim-runtime; do
-    if cargo tree --locked -p "$crate" -e normal --prefix none \
-        | grep -E '^(bcrypt|lettre|zxcvbn|sdsim-engine|sdsim-auth|sdsim-project|sdsim-simulation) '; then
+    # Read first: a failing `cargo tree` must fail the run, not pass the check.
+    tree="$(cargo tree --locked -p "$crate" -e normal --prefix none)"
+    if grep -E '^(bcrypt|lettre|zxcvbn|sdsim-engine|sdsim-auth|sdsim-project|sdsim-simulation) ' <<<"$tree"; then
         echo "$crate must not depend on the crates above (see ARCHITECTURE.md)" >&2
         exit 1
     fi

@@ -7,6 +7,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
 bin="${1:?usage: offline.sh <sdsim binary>}"
 command -v haproxy >/dev/null || apt_install haproxy
+need openssl
 venv="${SDSIM_DEPLOY_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/sdsim/deploy-venv}"
 ensure_venv "$venv" "$SDSIM_ROOT/deploy/checks/requirements.txt"
 

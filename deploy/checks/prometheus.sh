@@ -14,6 +14,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 bin="${1:?usage: prometheus.sh <sdsim binary>}"
 command -v promtool >/dev/null || apt_install prometheus
 command -v haproxy >/dev/null || apt_install haproxy
+need curl
+need openssl
 sdsim_services
 venv="${SDSIM_DEPLOY_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/sdsim/deploy-venv}"
 ensure_venv "$venv" "$SDSIM_ROOT/deploy/checks/requirements.txt"
