@@ -64,6 +64,9 @@ fn cut(s: &str, max: usize) -> String {
     s.chars().take(max).collect()
 }
 
+/// Notifications one inbox keeps: the newest (a flood of shares cannot grow it for ever).
+pub const KEPT_PER_USER: i64 = 1_000;
+
 /// Stores a job; false when it was stored before (same id) or names nobody we know.
 async fn store(conn: &mut AsyncPgConnection, job: &NotificationJob) -> Result<bool, ServiceError> {
     let (Ok(id), Ok(user)) = (job.id.parse::<Uuid>(), job.user_id.parse::<Uuid>()) else {
@@ -84,7 +87,20 @@ async fn store(conn: &mut AsyncPgConnection, job: &NotificationJob) -> Result<bo
         .execute(conn)
         .await;
     match res {
-        Ok(n) => Ok(n == 1),
+        Ok(1) => {
+            // An inbox keeps its newest `KEPT_PER_USER` (older ones go, read or not).
+            diesel::sql_query(
+                "DELETE FROM auth_schema.notifications WHERE id IN ( \
+                   SELECT id FROM auth_schema.notifications WHERE user_id = $1 \
+                   ORDER BY created_at DESC, id DESC OFFSET $2)",
+            )
+            .bind::<diesel::sql_types::Uuid, _>(user)
+            .bind::<diesel::sql_types::BigInt, _>(KEPT_PER_USER)
+            .execute(conn)
+            .await?;
+            Ok(true)
+        }
+        Ok(_) => Ok(false),
         // A user that no longer exists: nothing to keep.
         Err(diesel::result::Error::DatabaseError(
             diesel::result::DatabaseErrorKind::ForeignKeyViolation,
@@ -278,10 +294,16 @@ impl InboxWorker {
                             events.publish(ns.user_notifications(&job.user_id), env);
                         }
                         Ok(false) => {}
-                        Err(e) => {
-                            // Stays in the processing list; put back by the next start.
+                        Err(ServiceError::Unavailable(e)) => {
+                            // PostgreSQL away: back at the head of the queue, tried again at
+                            // the next poll (in order: nothing overtakes it).
                             tracing::warn!(id = %job.id, error = %e, "notification not stored yet");
+                            queue::retry(&mut conn, &processing, &queue, &raw).await;
                             return;
+                        }
+                        Err(e) => {
+                            // Refused by the database itself: it never will be stored.
+                            tracing::error!(id = %job.id, error = %e, "notification dropped: it cannot be stored");
                         }
                     }
                 }

@@ -186,6 +186,15 @@ pub(crate) fn tags(v: &[String]) -> Result<Vec<String>, ServiceError> {
 pub(crate) const MAX_DEPTH: usize = 64;
 
 /// Refuses `v` (named `field`) when it nests deeper than [`MAX_DEPTH`].
+/// Refusal of a change to a project in the trash.
+pub(crate) fn in_trash(id: &str) -> ServiceError {
+    ServiceError::Conflict {
+        code: "in_trash".into(),
+        field: "project_id".into(),
+        message: format!("project {id} is in the trash; restore it first"),
+    }
+}
+
 pub(crate) fn check_depth(field: &str, v: &Value) -> Result<(), ServiceError> {
     let d = depth(v);
     if d > MAX_DEPTH {
@@ -573,11 +582,7 @@ impl ProjectCore {
                     access::check(role, Op::SetVisibility, &id_text)?;
                 }
                 if row.deleted_at.is_some() {
-                    return Err(ServiceError::Conflict {
-                        code: "in_trash".into(),
-                        field: "project_id".into(),
-                        message: format!("project {id_text} is in the trash; restore it first"),
-                    });
+                    return Err(in_trash(&id_text));
                 }
                 if ch.expected_version > 0 && ch.expected_version != row.version {
                     return Err(ServiceError::Stale {

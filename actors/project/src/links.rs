@@ -4,7 +4,7 @@
 //! 410, saying which.
 
 use crate::access::{self, Op, Role};
-use crate::core::{Caller, ProjectCore, ProjectView};
+use crate::core::{in_trash, Caller, ProjectCore, ProjectView};
 use crate::store::{self, ProjectRow};
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
@@ -53,6 +53,12 @@ async fn live_links(conn: &mut AsyncPgConnection, project: Uuid) -> Result<i64, 
     Ok(project_links::table
         .filter(project_links::project_id.eq(project))
         .filter(project_links::revoked_at.is_null())
+        // An expired link opens nothing: it does not hold a place.
+        .filter(
+            project_links::expires_at
+                .is_null()
+                .or(project_links::expires_at.gt(Utc::now())),
+        )
         .count()
         .get_result(conn)
         .await?)
@@ -80,6 +86,9 @@ impl ProjectCore {
         }
         let view = self.get(caller, id).await?;
         access::check(view.role, Op::Share, id)?;
+        if view.row.deleted_at.is_some() {
+            return Err(in_trash(id));
+        }
         let mut conn = sdsim_schema::pool::get(&self.pool).await?;
         if live_links(&mut conn, view.row.id).await? >= MAX_LINKS {
             return Err(ServiceError::invalid(

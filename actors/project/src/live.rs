@@ -11,7 +11,7 @@
 //! `live_session` while live edits are not yet a version (it would overwrite them).
 
 use crate::access::{self, Op};
-use crate::core::{project_id, role_of, Caller, ProjectCore};
+use crate::core::{in_trash, project_id, role_of, Caller, ProjectCore};
 use crate::ops;
 use crate::store::{self, ProjectRow};
 use crate::versions::save_version;
@@ -136,11 +136,7 @@ async fn share_checked(
     access::check(role, Op::Read, id)?;
     access::check(role, op, id)?;
     if row.deleted_at.is_some() {
-        return Err(ServiceError::Conflict {
-            code: "in_trash".into(),
-            field: "project_id".into(),
-            message: format!("project {id} is in the trash; restore it first"),
-        });
+        return Err(in_trash(id));
     }
     Ok((row, role))
 }

@@ -2,7 +2,9 @@
 //! who has what, revoking, handing ownership over.
 
 use crate::access::{self, Op, Role};
-use crate::core::{lock_checked, project_id, uuid, Caller, Permission, ProjectCore, ProjectView};
+use crate::core::{
+    in_trash, lock_checked, project_id, uuid, Caller, Permission, ProjectCore, ProjectView,
+};
 use crate::store;
 use chrono::Utc;
 use diesel_async::AsyncConnection;
@@ -110,11 +112,7 @@ impl ProjectCore {
         let view = self.get(caller, id).await?;
         access::check(view.role, Op::Share, id)?;
         if view.row.deleted_at.is_some() {
-            return Err(ServiceError::Conflict {
-                code: "in_trash".into(),
-                field: "project_id".into(),
-                message: format!("project {id} is in the trash; restore it first"),
-            });
+            return Err(in_trash(id));
         }
         let account = self.lookup(&email).await?;
         if account.is_some_and(|(user, _)| user == view.row.owner_id) {

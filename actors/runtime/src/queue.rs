@@ -30,6 +30,25 @@ pub async fn done(conn: &mut ConnectionManager, processing: &str, raw: &str) {
         .await;
 }
 
+/// The job `raw` could not be done now: back from `processing` to the head of `queue` (the
+/// end `take` takes from), so it is the next one tried. Left where it is if Redis fails
+/// (the next start recovers it).
+pub async fn retry(conn: &mut ConnectionManager, processing: &str, queue: &str, raw: &str) {
+    let _: redis::RedisResult<()> = redis::pipe()
+        .atomic()
+        .cmd("LREM")
+        .arg(processing)
+        .arg(1)
+        .arg(raw)
+        .ignore()
+        .cmd("RPUSH")
+        .arg(queue)
+        .arg(raw)
+        .ignore()
+        .query_async(conn)
+        .await;
+}
+
 /// Puts back in `queue` every job left in `processing` by a worker that died.
 pub async fn recover(conn: &mut ConnectionManager, processing: &str, queue: &str) {
     while let Ok(Some(_)) = redis::cmd("LMOVE")

@@ -1689,6 +1689,34 @@ async fn share_links_open_or_fork_until_revoked_or_expired() {
         .await;
         assert_eq!((st, &b["error"]["field"]), (422, &json!(field)), "{b}");
     }
+    // A project holds a bounded number of live links; expired ones hold no place.
+    let links = format!("{path}/links");
+    let link = |expires: i64| {
+        call(
+            &s,
+            Method::POST,
+            &links,
+            &ada,
+            Some(json!({"access": "view", "expires_in_seconds": expires})),
+            None,
+        )
+    };
+    let mut made = 0;
+    while link(1).await.0 == 201 {
+        made += 1;
+        assert!(made <= 50, "no cap on links");
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
+    assert_eq!(
+        link(60).await.0,
+        201,
+        "the expired links still held their places"
+    );
+    // No new link into a project in the trash.
+    let (st, _, _) = call(&s, Method::DELETE, &path, &ada, None, None).await;
+    assert_eq!(st, 200);
+    let (st, _, b) = link(60).await;
+    assert_eq!((st, &b["error"]["code"]), (409, &json!("in_trash")), "{b}");
 }
 
 /// The project process is killed with SIGKILL during a stream of creates and updates;
