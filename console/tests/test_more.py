@@ -436,3 +436,21 @@ def test_profile_and_password_reset(carol, browser):
     anon.wait_for_url("**/projects")
     shot(anon, "after-reset")
     ctx.close()
+
+
+def test_leaving_a_page_before_it_has_loaded_leaves_nothing_of_it(carol):
+    """Navigating on while a view still loads: the later page is the only one on screen (the
+    editor overtaken by the projects list neither draws into it nor keeps its session)."""
+    page = carol
+    pid = api(page, "POST", "/api/projects", {"name": f"Overtaken {RUN}", "template_id": "three-tier-web-app"})["project"]["id"]
+    page.goto("/projects")
+    expect(page.get_by_role("heading", name="Projects")).to_be_visible()
+    page.evaluate("""async (pid) => {
+        const m = await import('/app/main.js');
+        m.navigate(`/projects/${pid}`);
+        m.navigate('/projects');
+    }""", pid)
+    expect(page.get_by_role("heading", name="Projects")).to_be_visible()
+    page.wait_for_timeout(1500)
+    expect(page.locator(".editor")).to_have_count(0)
+    expect(page.locator("#main .view")).to_have_count(1)

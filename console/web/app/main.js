@@ -33,11 +33,17 @@ export function navigate(path, replace = false) {
 /** A view may refuse to be left (unsaved changes): it sets this to a function returning false. */
 export const guard = { leave: null };
 
+// Each render draws into its own element (display: contents): one overtaken by a later
+// navigation while it loads is left detached and its view's cleanup is called at once, so
+// two views never share the page or leave sockets and timers running.
+let rendering = 0;
 async function render() {
+  const seq = ++rendering;
   const path = location.pathname;
   const r = routes.find((x) => x.re.test(path));
   if (cleanup) { try { cleanup(); } catch { /* ignore */ } cleanup = null; }
-  const el = clear(main());
+  const el = h('div', { class: 'view' });
+  clear(main()).append(el);
   document.body.classList.remove('editing');
   if (!r) { el.append(h('h1', {}, 'Not found'), h('p', {}, h('a', { href: '/' }, 'Back to your projects'))); return; }
   if (r.auth && !auth.user()) {
@@ -45,8 +51,17 @@ async function render() {
     return;
   }
   const params = Object.fromEntries(r.keys.map((k, i) => [k, decodeURIComponent(path.match(r.re)[i + 1])]));
-  const view = await r.load();
-  cleanup = (await view(el, params, new URLSearchParams(location.search))) || null;
+  let done = null;
+  try {
+    const view = await r.load();
+    if (seq !== rendering) return;
+    done = (await view(el, params, new URLSearchParams(location.search))) || null;
+  } catch (e) {
+    if (seq === rendering) el.append(h('h1', {}, 'This page did not load'), h('p', { class: 'error' }, errorText(e) || String(e)), h('p', {}, h('a', { href: location.pathname }, 'Try again')));
+    return;
+  }
+  if (seq !== rendering) { try { done?.(); } catch { /* ignore */ } return; }
+  cleanup = done;
   const h1 = el.querySelector('h1');
   document.title = h1 ? `${h1.textContent} · sdsim` : 'sdsim console';
 }

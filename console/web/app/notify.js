@@ -14,11 +14,16 @@ const CONTROL = new Set(['auth_ok', 'pong', 'error', 'ping']);
 
 function setUnread(n) {
   unread = Math.max(0, n);
-  for (const b of bellBadges) { b.textContent = unread ? String(unread) : ''; b.hidden = !unread; }
+  for (const b of bellBadges) {
+    // A badge of a top bar drawn again since is gone from the page: forgotten.
+    if (!b.isConnected) { bellBadges.delete(b); continue; }
+    b.textContent = unread ? String(unread) : ''; b.hidden = !unread;
+  }
 }
 
 export function bell() {
   const badge = h('span', { class: 'count', 'aria-label': 'unread notifications' });
+  for (const b of bellBadges) if (!b.isConnected) bellBadges.delete(b);
   bellBadges.add(badge);
   badge.hidden = !unread; badge.textContent = unread ? String(unread) : '';
   return h('a', { href: '/inbox', class: 'bell', 'aria-label': 'Notifications' },
@@ -132,7 +137,7 @@ export async function inboxView(el) {
   el.append(h('h1', {}, 'Notifications'));
   const list = h('ul', { class: 'inbox', 'aria-live': 'polite' });
   const markAll = h('button', { type: 'button', onclick: async () => {
-    const r = await api('POST', '/api/notifications/read', { all: true }); setUnread(r.unread_count); load();
+    try { const r = await api('POST', '/api/notifications/read', { all: true }); setUnread(r.unread_count); load(); } catch (e) { toast(`Not marked: ${errorText(e)}`, 'error'); }
   } }, 'Mark all as read');
   el.append(h('div', { class: 'toolbar' }, markAll), list);
   async function load() {
@@ -148,7 +153,7 @@ export async function inboxView(el) {
           n.body ? h('p', {}, n.body) : null,
           h('small', {}, fmtDate(n.created_at)),
           n.read_at ? null : h('button', { type: 'button', class: 'link', onclick: async () => {
-            const x = await api('POST', '/api/notifications/read', { ids: [n.id] }); setUnread(x.unread_count); load();
+            try { const x = await api('POST', '/api/notifications/read', { ids: [n.id] }); setUnread(x.unread_count); load(); } catch (e) { toast(`Not marked: ${errorText(e)}`, 'error'); }
           } }, 'Mark as read')));
       }
     } catch (e) { list.append(h('li', { class: 'error' }, errorText(e))); }

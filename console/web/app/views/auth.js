@@ -119,7 +119,8 @@ export async function profileView(el) {
   try {
     const { sessions: list } = await api('GET', '/api/auth/sessions');
     sessions.append(h('ul', { class: 'plain' }, list.map((s) => h('li', {}, `${s.user_agent || 'unknown browser'} · ${s.ip} · since ${fmtDate(s.created_at)}`, s.current ? h('span', { class: 'badge' }, 'this one') : h('button', { type: 'button', class: 'link', onclick: async (e) => {
-      await api('DELETE', `/api/auth/sessions/${s.id}`); e.target.closest('li').remove();
+      const li = e.target.closest('li');
+      try { await api('DELETE', `/api/auth/sessions/${s.id}`); li.remove(); } catch (err) { toast(`Not ended: ${errorText(err)}`, 'error'); }
     } }, 'End')))));
   } catch (e) { sessions.append(h('p', { class: 'error' }, errorText(e))); }
 }

@@ -43,7 +43,8 @@ function normaliseLayout(design, layout) {
   const names = (design.components || []).map((c) => c.name);
   let changed = false;
   for (const n of names) if (!l.ids[n]) { l.ids[n] = newId(); changed = true; }
-  for (const n of Object.keys(l.ids)) if (!names.includes(n)) { delete l.ids[n]; changed = true; }
+  const present = new Set(names);
+  for (const n of Object.keys(l.ids)) if (!present.has(n)) { delete l.ids[n]; changed = true; }
   const known = {};
   for (const n of names) if (l.positions[l.ids[n]]) known[n] = l.positions[l.ids[n]];
   if (Object.keys(known).length < names.length) {
@@ -374,7 +375,7 @@ function openEditor(el, project, opts) {
 
   function select(sel) {
     st.sel = sel;
-    draw();
+    if (!restyleSelection(sel)) draw();
     drawPanel();
     if (dock) dock.setScope(sel?.type === 'component' ? sel.name : null);
     sendPresence();
@@ -394,11 +395,47 @@ function openEditor(el, project, opts) {
     return `M${x1} ${y1}C${x1 + dx} ${y1} ${x2 - dx} ${y2} ${x2} ${y2}`;
   }
 
+  /** Marks what `sel` names as selected, in place; false when it is not drawn (then draw()). */
+  function restyleSelection(sel) {
+    for (const o of svg.querySelectorAll('.node.selected, .edge.selected')) {
+      o.classList.remove('selected');
+      if (o.classList.contains('node')) o.setAttribute('aria-pressed', 'false');
+    }
+    if (!sel) return true;
+    const el = sel.type === 'component' ? nodesG.querySelector(`.node[data-name="${CSS.escape(sel.name)}"]`)
+      : sel.type === 'connection' ? edgesG.querySelector(`.edge[data-index="${sel.index}"]`) : null;
+    if (!el) return false;
+    el.classList.add('selected');
+    if (sel.type === 'component') el.setAttribute('aria-pressed', 'true');
+    return true;
+  }
+
+  /**
+   * A dragged node moves alone: its group and its own connections' paths, not a redraw of
+   * every node and edge (a large design has thousands).
+   */
+  function moveNode(d) {
+    const g = nodesG.querySelector(`.node[data-name="${CSS.escape(d.name)}"]`);
+    if (!g || st.doc.layout.ids[d.name] !== d.id) { draw(); return; }
+    const p = posOf(d.name);
+    g.setAttribute('transform', `translate(${p.x},${p.y})`);
+    d.edges ??= [...edgesG.querySelectorAll('.edge')].filter((e) => e.dataset.from === d.name || e.dataset.to === d.name);
+    for (const e of d.edges) {
+      const a = posOf(e.dataset.from); const b = posOf(e.dataset.to);
+      const path = edgePath(a, b);
+      for (const x of e.querySelectorAll('path')) x.setAttribute('d', path);
+      const t = e.querySelector('.edge-label');
+      if (t) { t.setAttribute('x', (a.x + NODE_W + b.x) / 2); t.setAttribute('y', (a.y + b.y + NODE_H) / 2 - 6); }
+    }
+  }
+
   function draw() {
     clear(edgesG); clear(nodesG);
+    if (drag) drag.edges = null;
     const util = new Map((st.preview?.components || []).map((c) => [c.name, c]));
+    const named = new Set(comps().map((c) => c.name));
     conns().forEach((e, i) => {
-      if (!comp(e.from) || !comp(e.to)) return;
+      if (!named.has(e.from) || !named.has(e.to)) return;
       const d = edgePath(posOf(e.from), posOf(e.to));
       const probs = st.connProblems.get(i);
       const selected = st.sel?.type === 'connection' && st.sel.index === i;
@@ -536,7 +573,7 @@ function openEditor(el, project, opts) {
     const w = toWorld(ev.clientX, ev.clientY);
     const p = posOf(name);
     // By layout id: a rename by someone else during the drag does not lose it.
-    drag = { kind: 'node', id: st.doc.layout.ids[name], dx: w.x - p.x, dy: w.y - p.y, moved: false, pos: null };
+    drag = { kind: 'node', id: st.doc.layout.ids[name], name, dx: w.x - p.x, dy: w.y - p.y, moved: false, pos: null, edges: null };
     svg.setPointerCapture(ev.pointerId);
   }
   function startConnect(ev, name) {
@@ -563,7 +600,7 @@ function openEditor(el, project, opts) {
       // Only on this screen until the drop: then the move is one edit.
       drag.pos = np;
       st.doc.layout.positions[id] = np;
-      draw();
+      moveNode(drag);
     } else if (drag.kind === 'edge') {
       const w = toWorld(ev.clientX, ev.clientY);
       const a = posOf(drag.from);
@@ -714,6 +751,14 @@ function openEditor(el, project, opts) {
       if (JSON.stringify({ ...st.doc, layout: { ...st.doc.layout, named_save: undefined } }) === JSON.stringify({ ...JSON.parse(sent), layout: { ...JSON.parse(sent).layout, named_save: undefined } })) st.dirty = false;
       return true;
     } catch (e) {
+      if (closed) {
+        // The editor was left with changes unsaved: a few quiet tries, then one word on
+        // whatever page is open (no dialog over it).
+        st.closedTries = (st.closedTries || 0) + 1;
+        const again = st.closedTries < 5 && !(e instanceof ApiError && e.status === 412);
+        if (again) { clearTimeout(sTimer); sTimer = setTimeout(() => save(), 2000 * st.closedTries); } else toast(`Your last changes to “${project.name}” were not saved: ${errorText(e)}`, 'error');
+        return false;
+      }
       if (e instanceof ApiError && e.status === 412) { st.conflict = true; setStatus(); showConflict(); } else if (e instanceof ApiError && e.code === 'live_session') {
         // Someone edits it live and their edits are not a version yet (they are within
         // seconds): say so once, and try again until this save goes through or is refused.

@@ -18,7 +18,10 @@ export function historyDialog(project, currentVersion, { readOnly = false, rollb
     const compareBtn = h('button', { type: 'button', onclick: () => compare(+fromSel.value, +toSel.value) }, 'Compare');
     let versions = [];
 
+    // Only the newest comparison asked for fills the panel (answers can come out of order).
+    let comparing = 0;
     async function compare(from, to) {
+      const seq = ++comparing;
       clear(detail);
       detail.append(h('h3', {}, `Version ${from} → version ${to}`));
       try {
@@ -27,16 +30,18 @@ export function historyDialog(project, currentVersion, { readOnly = false, rollb
           api('GET', `/api/projects/${project.id}/versions/${from}`),
           api('GET', `/api/projects/${project.id}/versions/${to}`),
         ]);
+        if (seq !== comparing) return false;
         detail.append(renderDiff(d.diff), miniatureDiff(a, b, d.diff));
-      } catch (e) { detail.append(h('p', { class: 'error' }, errorText(e))); }
+      } catch (e) { if (seq !== comparing) return false; detail.append(h('p', { class: 'error' }, errorText(e))); }
+      return true;
     }
 
     function show(v) {
       for (const li of list.children) li.classList.toggle('current', li.dataset.version === String(v.version));
       const prev = versions.find((x) => x.version < v.version);
       fromSel.value = String(prev ? prev.version : v.version); toSel.value = String(v.version);
-      compare(prev ? prev.version : v.version, v.version).then(() => {
-        if (!readOnly && v.version !== currentVersion) {
+      compare(prev ? prev.version : v.version, v.version).then((shown) => {
+        if (shown && !readOnly && v.version !== currentVersion) {
           detail.append(h('div', { class: 'actions' },
             currentVersion === null ? null : h('button', { type: 'button', onclick: () => compare(v.version, currentVersion) }, `Compare with the current version (${currentVersion})`),
             h('button', { type: 'button', class: 'primary', onclick: async () => {
@@ -99,7 +104,7 @@ export function shareDialog(project, onVersion) {
         const r = await api('GET', `/api/projects/${project.id}/links`);
         for (const l of r.links.filter((x) => !x.revoked)) {
           links.append(h('li', {}, `${l.access} link, made ${fmtDate(l.created_at)}${l.expires_at ? `, expires ${fmtDate(l.expires_at)}` : ''} `, h('button', { type: 'button', class: 'link', onclick: async () => {
-            await api('DELETE', `/api/projects/${project.id}/links/${l.id}`); loadLinks();
+            try { await api('DELETE', `/api/projects/${project.id}/links/${l.id}`); loadLinks(); } catch (x) { toast(`Not revoked: ${errorText(x)}`, 'error'); }
           } }, 'Revoke')));
         }
       } catch (x) { links.append(h('li', { class: 'error' }, errorText(x))); }

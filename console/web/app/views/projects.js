@@ -35,19 +35,23 @@ export async function projectsView(el, _p, q) {
   let t = null;
   search.addEventListener('input', () => { clearTimeout(t); t = setTimeout(load, 250); });
 
+  let loading = 0;
   async function load() {
+    const seq = ++loading;
     tabButtons.forEach((b, i) => { const on = TABS[i][0] === tab; b.setAttribute('aria-selected', String(on)); b.tabIndex = on ? 0 : -1; });
     listEl.setAttribute('aria-labelledby', `tab-${tab}`);
     clear(listEl).append(h('p', { class: 'muted' }, 'Loading…'));
     try {
       const r = await api('GET', `/api/projects?scope=${tab}&page_size=100&search=${encodeURIComponent(search.value.trim())}`);
+      // Another tab or search was asked for meanwhile: its answer is the one shown.
+      if (seq !== loading) return;
       clear(listEl);
       if (!r.projects.length) {
         listEl.append(h('p', { class: 'empty' }, { mine: 'No projects yet: start one from a template.', shared: 'Nothing has been shared with you yet.', public: 'No public projects yet.', trash: 'The trash is empty.' }[tab]));
         return;
       }
       listEl.append(h('ul', { class: 'cards' }, r.projects.map((p) => card(p))));
-    } catch (e) { clear(listEl).append(h('p', { class: 'error' }, errorText(e))); }
+    } catch (e) { if (seq === loading) clear(listEl).append(h('p', { class: 'error' }, errorText(e))); }
   }
 
   function card(p) {
@@ -107,13 +111,16 @@ export async function newProjectDialog() {
       h('div', { class: 'actions' }, h('button', { type: 'button', onclick: () => close(undefined) }, 'Cancel'), h('button', { type: 'submit', class: 'primary' }, 'Create')));
     f.addEventListener('submit', async (e) => {
       e.preventDefault();
+      const submit = f.querySelector('button[type=submit]');
+      if (submit.disabled) return;
+      submit.disabled = true;
       try {
         const body = { name: name.value.trim() || (chosen ? chosen.name : 'Untitled design') };
         if (chosen) body.template_id = chosen.id;
         else body.design = { name: body.name, duration_s: 60, components: [], connections: [] };
         const r = await api('POST', '/api/projects', body);
         close(r.project);
-      } catch (x) { err.textContent = errorText(x); }
+      } catch (x) { err.textContent = errorText(x); } finally { submit.disabled = false; }
     });
     return f;
   }, { class: 'wide' });
@@ -129,12 +136,15 @@ export function importDialog() {
       h('div', { class: 'actions' }, h('button', { type: 'button', onclick: () => close(undefined) }, 'Cancel'), h('button', { type: 'submit', class: 'primary' }, 'Import')));
     f.addEventListener('submit', async (e) => {
       e.preventDefault();
+      const submit = f.querySelector('button[type=submit]');
+      if (submit.disabled) return;
+      submit.disabled = true;
       try {
         const text = await file.files[0].text();
         let doc; try { doc = JSON.parse(text); } catch (x) { err.textContent = `This file is not JSON: ${x.message}`; return; }
         const r = await api('POST', '/api/projects/import', { document: doc, name: name.value.trim() });
         close(r.project); navigate(`/projects/${r.project.id}`);
-      } catch (x) { err.textContent = errorText(x); }
+      } catch (x) { err.textContent = errorText(x); } finally { submit.disabled = false; }
     });
     return f;
   });

@@ -21,6 +21,8 @@ const CHAOS = {
 const CACHE_KINDS = new Set(['redis', 'cdn']);
 const COLORS = { a: '#2563eb', b: '#d97706', c: '#dc2626', d: '#7c3aed' };
 const HIGHER_BETTER = new Set(['throughput', 'completions']);
+/** Chaos and alert entries a run's timeline keeps. */
+const MAX_EVENTS = 1000;
 /** The report names the whole system "end to end"; the charts' scope for it is null. */
 const scopeOf = (component) => (!component || component === 'end to end' ? null : component);
 
@@ -300,7 +302,7 @@ export function runDock({ project, components, design, beforeStart, onPaint, onS
   const moving = () => !!(isLive() && st.run.status === 'running' && st.conn === 'live' && st.hoverT === null);
   function setControls() {
     const live = isLive();
-    startBtn.disabled = live;
+    startBtn.disabled = live || Boolean(startBtn.dataset.busy);
     pauseBtn.disabled = !live || st.run.status === 'paused';
     resumeBtn.disabled = !live || st.run.status !== 'paused';
     stopBtn.disabled = !live;
@@ -326,6 +328,8 @@ export function runDock({ project, components, design, beforeStart, onPaint, onS
   }
 
   async function start() {
+    if (startBtn.dataset.busy) return;
+    startBtn.dataset.busy = '1'; startBtn.disabled = true;
     try {
       const version = await beforeStart();
       const body = { project_id: project.id, speed: Number(speedSel.value) };
@@ -334,8 +338,8 @@ export function runDock({ project, components, design, beforeStart, onPaint, onS
       if (seed && !/^\d{1,15}$/.test(seed)) { toast('The seed is a whole number (or empty: the design\'s own)', 'error'); return; }
       if (seed) body.seed = Number(seed);
       const r = await api('POST', '/api/simulations', body);
-      open(r.simulation, { fresh: true });
-    } catch (e) { toast(`Not started: ${errorText(e)}`, 'error'); }
+      if (!st.destroyed) open(r.simulation, { fresh: true });
+    } catch (e) { toast(`Not started: ${errorText(e)}`, 'error'); } finally { delete startBtn.dataset.busy; setControls(); }
   }
 
   async function control(action) {
@@ -366,6 +370,8 @@ export function runDock({ project, components, design, beforeStart, onPaint, onS
     if (typeof run === 'string') {
       try { run = (await api('GET', `/api/simulations/${encodeURIComponent(run)}`)).simulation; } catch (e) { toast(`That run does not open: ${errorText(e)}`, 'error'); return; }
     }
+    // Closed while the run was asked for: nothing to open it in.
+    if (st.destroyed) return;
     reset();
     st.run = run; st.fresh = fresh;
     if (run.speed !== undefined) {
@@ -408,12 +414,14 @@ export function runDock({ project, components, design, beforeStart, onPaint, onS
     stats.received++;
     st.pending.push(performance.now());
     for (const a of w.alerts || []) {
-      st.events.push({ t: a.at_s, kind: 'alert', text: `alert “${a.rule}” ${a.state}${a.component ? ` on ${a.component}` : ''} (${fmt(a.value)})`, state: a.state });
+      // The timeline keeps the first MAX_EVENTS (the report's alert log is capped alike).
+      if (st.events.length < MAX_EVENTS) st.events.push({ t: a.at_s, kind: 'alert', text: `alert “${a.rule}” ${a.state}${a.component ? ` on ${a.component}` : ''} (${fmt(a.value)})`, state: a.state });
       const key = `${a.rule}|${a.component}|${a.state}`;
       const now = performance.now();
       if (isLive() && st.fresh && !(st.toasted.get(key) > now - 3000) && st.toasted.set(key, now)) toast(`Alert “${a.rule}” ${a.state}${a.component ? ` on ${a.component}` : ''}: ${fmt(a.value)}`, a.state === 'firing' ? 'error' : 'ok', { ms: 4000 });
     }
-    if ((w.alerts || []).length) { refreshMarks(); drawTimeline(); }
+    // Marks and timeline once per frame, not once per window.
+    if ((w.alerts || []).length) st.marksStale = true;
     if (!st.raf) st.raf = requestAnimationFrame(paint);
   }
 
@@ -434,7 +442,8 @@ export function runDock({ project, components, design, beforeStart, onPaint, onS
       else c.setData(ws.map((w) => store.point(w, st.scope)), max);
       if (!liveTab.hidden && !el.hidden) c.render(); // else when shown
     }
-    if (st.hoverT === null) paintCanvas(store.last());
+    if (st.marksStale) { st.marksStale = false; refreshMarks(); drawTimeline(); }
+    if (st.hoverT === null && !el.hidden) paintCanvas(store.last());
     setControls();
     // Figures for the bench: from each window's arrival to the DOM holding it, and to the
     // start of the next frame (the one that shows it painted).
@@ -509,12 +518,18 @@ export function runDock({ project, components, design, beforeStart, onPaint, onS
 
   // ---------- the end and the results ----------
   async function onEnd(type, data) {
+    const run = st.run;
+    if (!run) return;
     st.ended = true;
-    if (st.run) st.run.status = data.status || type;
+    run.status = data.status || type;
     if (data.error) toast(`The run ${type}: ${data.error}`, 'error');
     if (!st.raf) paint();
     clearInterval(st.poll);
-    try { const r = await api('GET', `/api/simulations/${st.run.id}`); st.run = r.simulation; } catch { /* keep what we have */ }
+    let fresh = null;
+    try { fresh = (await api('GET', `/api/simulations/${run.id}`)).simulation; } catch { /* keep what we have */ }
+    // Another run opened (or the dock closed) meanwhile: this end is not on screen.
+    if (st.destroyed || st.run !== run) return;
+    if (fresh) st.run = fresh;
     setControls(); refreshMarks(); drawTimeline();
     if (st.run.status === 'completed' || st.run.status === 'stopped') await loadResults();
     if (st.fresh) toast(`Run ${st.run.status}${st.results ? ': results ready' : ''}`, st.run.status === 'completed' ? 'ok' : 'info', { ms: 3000 });
@@ -692,6 +707,6 @@ export function runDock({ project, components, design, beforeStart, onPaint, onS
       scopeOptions(); chaosFieldsDraw();
     },
     get visible() { return !el.hidden; },
-    destroy() { reset(); cancelAnimationFrame(st.raf); if (window.sdsimDebug) { delete window.sdsimDebug.dropLive; delete window.sdsimDebug.liveStats; } },
+    destroy() { st.destroyed = true; reset(); cancelAnimationFrame(st.raf); if (window.sdsimDebug) { delete window.sdsimDebug.dropLive; delete window.sdsimDebug.liveStats; } },
   };
 }
