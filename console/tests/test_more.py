@@ -438,10 +438,14 @@ def test_profile_and_password_reset(carol, browser):
     ctx.close()
 
 
-def test_leaving_a_page_before_it_has_loaded_leaves_nothing_of_it(carol):
+def test_leaving_a_page_before_it_has_loaded_leaves_nothing_of_it(browser):
     """Navigating on while a view still loads: the later page is the only one on screen (the
     editor overtaken by the projects list neither draws into it nor keeps its session)."""
-    page = carol
+    ctx = new_context(browser)
+    page = ctx.new_page()
+    errors = []
+    watch_errors(page, errors)
+    register(page, f"hasty-{RUN}@example.com", first="Hasty", last="Reader")
     pid = api(page, "POST", "/api/projects", {"name": f"Overtaken {RUN}", "template_id": "three-tier-web-app"})["project"]["id"]
     page.goto("/projects")
     expect(page.get_by_role("heading", name="Projects")).to_be_visible()
@@ -454,3 +458,5 @@ def test_leaving_a_page_before_it_has_loaded_leaves_nothing_of_it(carol):
     page.wait_for_timeout(1500)
     expect(page.locator(".editor")).to_have_count(0)
     expect(page.locator("#main .view")).to_have_count(1)
+    ctx.close()
+    assert not errors, f"errors in the page: {errors}"

@@ -27,6 +27,11 @@ pub struct GatewaySettings {
     /// The load balancers (IPs or CIDRs, `10.0.0.0/8`, `::1`) whose `X-Forwarded-For` is
     /// trusted for the client address; from any other peer it is ignored.
     pub trusted_proxies: Vec<String>,
+    /// Peers (IPs or CIDRs) that may reach the operator endpoints on the gateway's HTTP port
+    /// (`/metrics`, `/admin/*`; the port is also the public API's): loopback and private
+    /// networks by default, where Prometheus and operators are; anyone else gets 404.
+    /// `["0.0.0.0/0", "::/0"]` opens them to all.
+    pub operator_networks: Vec<String>,
     /// Origins (`https://app.example.com`) whose pages may call the API from a browser
     /// (CORS); none by default: only the console, served from the same origin.
     pub cors_origins: Vec<String>,
@@ -52,6 +57,16 @@ impl Default for GatewaySettings {
             workers: 0,
             trust_forwarded_for: false,
             trusted_proxies: Vec::new(),
+            operator_networks: [
+                "127.0.0.0/8",
+                "::1",
+                "10.0.0.0/8",
+                "172.16.0.0/12",
+                "192.168.0.0/16",
+                "fc00::/7",
+            ]
+            .map(String::from)
+            .to_vec(),
             cors_origins: Vec::new(),
             token_cache_ms: 250,
             rate_limits: Default::default(),
@@ -68,11 +83,16 @@ pub fn validate(s: &GatewaySettings, errors: &mut Vec<String>) {
                 .into(),
         );
     }
-    for p in &s.trusted_proxies {
-        if Cidr::parse(p).is_none() {
-            errors.push(format!(
-                "gateway.trusted_proxies: {p:?} is not an IP address or a CIDR like 10.0.0.0/8"
-            ));
+    for (setting, list) in [
+        ("trusted_proxies", &s.trusted_proxies),
+        ("operator_networks", &s.operator_networks),
+    ] {
+        for p in list {
+            if Cidr::parse(p).is_none() {
+                errors.push(format!(
+                    "gateway.{setting}: {p:?} is not an IP address or a CIDR like 10.0.0.0/8"
+                ));
+            }
         }
     }
     for o in &s.cors_origins {

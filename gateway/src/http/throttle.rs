@@ -1,11 +1,13 @@
 //! The middleware of [`crate::limits`]: every `/api/` request counts against its address
 //! before any work (past the limit: 429 at once), and the answer carries the tightest
 //! standing (the address's, or the user's counted by `AuthUser`) as `RateLimit-*` headers.
+//! It also keeps the operator endpoints (`/metrics`, `/admin/*`) to the peers of
+//! `gateway.operator_networks`: anyone else finds nothing there (404).
 
 use super::extract::ClientOrigin;
 use crate::error::ApiError;
 use crate::limits::{tightest, Limiter, Standing};
-use crate::settings::GatewaySettings;
+use crate::settings::{Cidr, GatewaySettings};
 use actix_web::body::{BoxBody, EitherBody, MessageBody};
 use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform};
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
@@ -34,6 +36,13 @@ where
         ready(Ok(ThrottleService {
             service: Rc::new(service),
             limiter: self.limiter.clone(),
+            operators: Rc::new(
+                self.settings
+                    .operator_networks
+                    .iter()
+                    .filter_map(|c| Cidr::parse(c))
+                    .collect(),
+            ),
             settings: Rc::new(self.settings.clone()),
         }))
     }
@@ -43,6 +52,13 @@ pub struct ThrottleService<S> {
     service: Rc<S>,
     limiter: Limiter,
     settings: Rc<GatewaySettings>,
+    operators: Rc<Vec<Cidr>>,
+}
+
+/// An operator endpoint of the gateway's HTTP port (health and readiness stay open: load
+/// balancers ask them).
+fn operator_path(path: &str) -> bool {
+    path == "/metrics" || path == "/admin" || path.starts_with("/admin/")
 }
 
 impl<S, B> Service<ServiceRequest> for ThrottleService<S>
@@ -57,6 +73,17 @@ where
     forward_ready!(service);
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
+        let path = req.match_info().as_str();
+        if operator_path(path) {
+            // The TCP peer, never a forwarded address: a client names its own.
+            let allowed = req
+                .peer_addr()
+                .is_some_and(|a| self.operators.iter().any(|c| c.contains(a.ip())));
+            if !allowed {
+                let res = ApiError::route_not_found(path).error_response_json();
+                return Box::pin(ready(Ok(req.into_response(res).map_into_right_body())));
+            }
+        }
         let service = self.service.clone();
         let limiter = self.limiter.clone();
         let address = req
@@ -95,5 +122,30 @@ fn rate_headers(h: &mut HeaderMap, s: Standing) {
         ("ratelimit-reset", s.reset),
     ] {
         h.insert(HeaderName::from_static(name), HeaderValue::from(value));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn operator_paths_are_metrics_and_admin() {
+        for p in [
+            "/metrics",
+            "/admin",
+            "/admin/mesh",
+            "/admin/supervision/a/b/crash",
+        ] {
+            assert!(super::operator_path(p), "{p}");
+        }
+        for p in [
+            "/health",
+            "/readyz",
+            "/livez",
+            "/api/admin/users",
+            "/administrator",
+            "/metricsx",
+        ] {
+            assert!(!super::operator_path(p), "{p}");
+        }
     }
 }

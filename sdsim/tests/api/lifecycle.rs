@@ -5,6 +5,7 @@
 //! WebSockets closed with 1001, in-flight requests finished, discovery left, exit 0.
 
 use crate::helpers::*;
+use sdsim_protocols::Service;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -440,4 +441,41 @@ async fn a_request_id_follows_every_hop() {
     assert!(found, "the project process logged the call under {id}");
     drop(project);
     let _ = std::fs::remove_file(&log);
+}
+
+/// The gateway's port is also the public API's: its operator endpoints answer only peers of
+/// `gateway.operator_networks` (loopback among the defaults); health stays open to all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_endpoints_answer_operator_networks_only() {
+    let db = TestDb::create().await;
+    let mut settings = settings(&db);
+    settings.gateway.operator_networks = vec!["10.0.0.0/8".into()];
+    let s = Stack::start(settings, &Service::ALL);
+    s.wait_ready().await;
+    for path in [
+        "/metrics",
+        "/admin/mesh",
+        "/admin/instances",
+        "/admin/supervision",
+    ] {
+        let r = s.http.get(s.url(path)).send().await.unwrap();
+        assert_eq!(
+            r.status(),
+            404,
+            "{path} from loopback, not an operator network"
+        );
+        // Spelled percent-encoded, it is the same path.
+        let encoded = path.replacen("/a", "/%61", 1).replacen("/m", "/%6d", 1);
+        let r = s.http.get(s.url(&encoded)).send().await.unwrap();
+        assert_eq!(r.status(), 404, "{encoded}");
+    }
+    for path in ["/health", "/readyz", "/livez"] {
+        let r = s.http.get(s.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+    }
+    // With the defaults (loopback included), the same peer reads them.
+    let db2 = TestDb::create().await;
+    let open = Stack::up(&db2).await;
+    let r = open.http.get(open.url("/admin/mesh")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
 }
