@@ -254,15 +254,11 @@ impl ProjectCore {
         let Ok(payload) = serde_json::to_string(&job) else {
             return;
         };
-        let mut conn = self.redis.clone();
-        let res: redis::RedisResult<i64> = redis::cmd("LPUSH")
-            .arg(self.ns.async_queue("email"))
-            .arg(payload)
-            .query_async(&mut conn)
-            .await;
-        if let Err(e) = res {
-            tracing::warn!(error = %e, "invitation mail not queued (Redis)");
-        }
+        sdsim_runtime::queue::push_retrying(
+            self.redis.clone(),
+            self.ns.async_queue("email"),
+            payload,
+        );
     }
 
     /// The owner, every share and (for those who may share) every pending invitation.
@@ -384,14 +380,10 @@ impl ProjectCore {
         let Ok(payload) = serde_json::to_string(&job) else {
             return;
         };
-        let mut conn = self.redis.clone();
-        let res: redis::RedisResult<i64> = redis::cmd("LPUSH")
-            .arg(self.ns.async_queue("notifications"))
-            .arg(payload)
-            .query_async(&mut conn)
-            .await;
-        if let Err(e) = res {
-            tracing::warn!(error = %e, "notification not queued (Redis)");
-        }
+        sdsim_runtime::queue::push_retrying(
+            self.redis.clone(),
+            self.ns.async_queue("notifications"),
+            payload,
+        );
     }
 }

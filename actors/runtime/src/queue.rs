@@ -49,6 +49,33 @@ pub async fn retry(conn: &mut ConnectionManager, processing: &str, queue: &str, 
         .await;
 }
 
+/// Queues `payload` on `queue` in the background (LPUSH), trying again while Redis is away
+/// (0.5 s, doubling, six tries: about half a minute) so a blip loses no job; logs what it
+/// gives up. For jobs whose cause is already stored (a share, a run's end), so the caller
+/// answers without waiting for Redis.
+pub fn push_retrying(conn: ConnectionManager, queue: String, payload: String) {
+    tokio::spawn(async move {
+        let mut conn = conn;
+        let mut wait = std::time::Duration::from_millis(500);
+        for attempt in 1..=6 {
+            let res: redis::RedisResult<i64> = redis::cmd("LPUSH")
+                .arg(&queue)
+                .arg(&payload)
+                .query_async(&mut conn)
+                .await;
+            match res {
+                Ok(_) => return,
+                Err(e) if attempt < 6 => {
+                    tracing::warn!(%queue, attempt, error = %e, "job not queued yet (Redis)");
+                    tokio::time::sleep(wait).await;
+                    wait *= 2;
+                }
+                Err(e) => tracing::error!(%queue, error = %e, "job not queued: Redis stayed away"),
+            }
+        }
+    });
+}
+
 /// Puts back in `queue` every job left in `processing` by a worker that died.
 pub async fn recover(conn: &mut ConnectionManager, processing: &str, queue: &str) {
     while let Ok(Some(_)) = redis::cmd("LMOVE")

@@ -251,6 +251,11 @@ export function runDock({ project, components, design, beforeStart, onPaint, onS
   }
   function chaosFieldsDraw() {
     const def = CHAOS[chaosType.value];
+    // Numbers typed for this kind of chaos stay when the fields are drawn again (a new
+    // selection, a rename); the component lists follow the selection.
+    const typed = chaosFields.dataset.type === chaosType.value
+      ? Object.fromEntries([...chaosFields.querySelectorAll('input[data-chaos]')].map((x) => [x.dataset.chaos, x.value])) : {};
+    chaosFields.dataset.type = chaosType.value;
     clear(chaosFields);
     const comps = components();
     for (const [key, type, dflt] of def.fields) {
@@ -266,7 +271,7 @@ export function runDock({ project, components, design, beforeStart, onPaint, onS
         if (pref && list.some((c) => c.name === pref)) inp.value = pref;
         else if (key === 'to' && list.length > 1) inp.selectedIndex = 1;
       } else {
-        inp = h('input', { 'data-chaos': key, 'aria-label': key.replace(/_/g, ' '), value: dflt ?? '', placeholder: dflt === undefined ? 'all' : '', inputmode: 'decimal', class: 'num' });
+        inp = h('input', { 'data-chaos': key, 'aria-label': key.replace(/_/g, ' '), value: typed[key] ?? dflt ?? '', placeholder: dflt === undefined ? 'all' : '', inputmode: 'decimal', class: 'num' });
       }
       chaosFields.append(h('label', { class: 'inline' }, `${key.replace(/_s$/, ' (s)').replace(/_ms$/, ' (ms)').replace(/_/g, ' ')} `, inp));
     }

@@ -255,6 +255,15 @@ fn if_match(req: &HttpRequest) -> Result<i32, ApiError> {
         return Ok(0);
     };
     let text = v.to_str().unwrap_or("").trim();
+    if text == "*" {
+        // "Whatever is there" is the blind overwrite this header exists to prevent.
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_if_match",
+            "If-Match: * is not taken: name the version the change is based on, as a GET answered it (e.g. \"7\")",
+        )
+        .field("If-Match"));
+    }
     let text = text.strip_prefix("W/").unwrap_or(text).trim_matches('"');
     text.parse::<i32>().ok().filter(|n| *n > 0).ok_or_else(|| {
         ApiError::new(
