@@ -75,6 +75,16 @@ impl Default for GatewaySettings {
     }
 }
 
+impl GatewaySettings {
+    /// Whether `ip` is in `operator_networks`.
+    pub fn is_operator(&self, ip: std::net::IpAddr) -> bool {
+        self.operator_networks
+            .iter()
+            .filter_map(|c| Cidr::parse(c))
+            .any(|c| c.contains(ip))
+    }
+}
+
 /// Problems with the gateway settings, each naming the setting.
 pub fn validate(s: &GatewaySettings, errors: &mut Vec<String>) {
     if s.ws_max_pending_bytes < 64 * 1024 || s.ws_max_pending_frames < 16 {

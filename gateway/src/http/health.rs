@@ -101,7 +101,11 @@ struct HealthBody {
         (status = 503, description = "A backend or a critical dependency is down (`status` down; named in `down`)", body = HealthBody,
             headers(("Retry-After" = u64, description = "Seconds to wait (5)"))),
     ))]
-async fn health(state: web::Data<GatewayState>) -> HttpResponse {
+async fn health(req: actix_web::HttpRequest, state: web::Data<GatewayState>) -> HttpResponse {
+    // Why a part is down (addresses, error text) is for operators; anyone may see what is.
+    let operator = req
+        .peer_addr()
+        .is_some_and(|a| state.settings.is_operator(a.ip()));
     let deadline = HEALTH_DEADLINE;
     let up = &state.upstream;
     let (auth, project, simulation, deps) = futures_util::join!(
@@ -175,7 +179,20 @@ async fn health(state: web::Data<GatewayState>) -> HttpResponse {
         uptime_seconds: state.probe.started.elapsed().as_secs(),
         websocket_sessions: state.registry.len(),
         down,
-        components,
+        components: if operator {
+            components
+        } else {
+            components
+                .into_iter()
+                .map(|(name, mut c)| {
+                    match &mut c {
+                        Component::Backend(b) => b.detail = None,
+                        Component::Dependency(d) => d.detail = None,
+                    }
+                    (name, c)
+                })
+                .collect()
+        },
     };
     if !critical_down {
         HttpResponse::Ok().json(body)
