@@ -35,6 +35,19 @@ export async function editorView(el, { id }, query) {
   return openEditor(el, r.project, { run: query?.get('run') || null });
 }
 
+/** The `n`th largest of `values` (n small): one pass keeping the top n, not a full sort. */
+function nthLargest(values, n) {
+  const top = [];
+  for (const v of values) {
+    if (top.length === n && v <= top[n - 1]) continue;
+    let i = top.length < n ? top.length : n - 1;
+    while (i > 0 && top[i - 1] < v) { if (i < n) top[i] = top[i - 1]; i--; }
+    top[i] = v;
+    if (top.length > n) top.length = n;
+  }
+  return top.length < n ? 0 : top[n - 1];
+}
+
 /** The layout a project keeps beside its design: stable ids by name and positions by id. */
 function normaliseLayout(design, layout) {
   const l = layout && typeof layout === 'object' && !Array.isArray(layout) ? clone(layout) : {};
@@ -537,7 +550,7 @@ function openEditor(el, project, opts) {
     let top = 0;
     if (flows) for (const v of flows.values()) if (v > top) top = v;
     // At most 24 connections move (the busiest): a large design's canvas stays cheap to paint.
-    const moveFrom = flows && flows.size > 24 ? [...flows.values()].sort((a, b) => b - a)[23] : 0;
+    const moveFrom = flows && flows.size > 24 ? nthLargest(flows.values(), 24) : 0;
     for (const g of edgesG.children) {
       const line = g.querySelector('.edge-line');
       const f = flows ? flows.get(Number(g.dataset.index)) || 0 : null;
