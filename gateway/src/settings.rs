@@ -29,7 +29,9 @@ pub struct GatewaySettings {
     pub trusted_proxies: Vec<String>,
     /// Peers (IPs or CIDRs) that may reach the operator endpoints on the gateway's HTTP port
     /// (`/metrics`, `/admin/*`; the port is also the public API's): loopback and private
-    /// networks by default, where Prometheus and operators are; anyone else gets 404.
+    /// networks by default (and 100.64/10, some clusters' pod networks), where Prometheus and
+    /// operators are; anyone else gets 404. Behind a trusted proxy (`trusted_proxies`), the
+    /// address it forwards is the one checked.
     /// `["0.0.0.0/0", "::/0"]` opens them to all.
     pub operator_networks: Vec<String>,
     /// Origins (`https://app.example.com`) whose pages may call the API from a browser
@@ -63,6 +65,7 @@ impl Default for GatewaySettings {
                 "10.0.0.0/8",
                 "172.16.0.0/12",
                 "192.168.0.0/16",
+                "100.64.0.0/10",
                 "fc00::/7",
             ]
             .map(String::from)

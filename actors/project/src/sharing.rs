@@ -132,12 +132,14 @@ impl ProjectCore {
         let verified = account
             .filter(|(_, verified)| *verified)
             .map(|(user, _)| user);
-        let changed = conn
+        let (changed, share_ended) = conn
             .transaction::<_, ServiceError, _>(async move |conn| {
                 let mut changed = false;
+                let mut share_ended = false;
                 if let Some(user) = account.map(|(user, _)| user) {
                     if revoke || verified.is_none() {
-                        changed |= store::delete_share(conn, pid, user).await?;
+                        share_ended = store::delete_share(conn, pid, user).await?;
+                        changed |= share_ended;
                     }
                 }
                 if revoke || verified.is_some() {
@@ -161,9 +163,14 @@ impl ProjectCore {
                         }
                     };
                 }
-                Ok(changed)
+                Ok((changed, share_ended))
             })
             .await?;
+        // An account that had the project and now waits for its address to be verified:
+        // its open views are rechecked (and closed), as a revoke's are.
+        if share_ended && !revoke {
+            self.unshared(pid, account.map(|(user, _)| user));
+        }
         if revoke {
             if let Some((user, _)) = account {
                 self.unshared(pid, Some(user));

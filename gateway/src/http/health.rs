@@ -103,9 +103,10 @@ struct HealthBody {
     ))]
 async fn health(req: actix_web::HttpRequest, state: web::Data<GatewayState>) -> HttpResponse {
     // Why a part is down (addresses, error text) is for operators; anyone may see what is.
-    let operator = req
-        .peer_addr()
-        .is_some_and(|a| state.settings.is_operator(a.ip()));
+    let operator = super::extract::ClientOrigin::of(&req, &state.settings)
+        .ip
+        .parse()
+        .is_ok_and(|ip| state.settings.is_operator(ip));
     let deadline = HEALTH_DEADLINE;
     let up = &state.upstream;
     let (auth, project, simulation, deps) = futures_util::join!(

@@ -75,10 +75,12 @@ where
     fn call(&self, req: ServiceRequest) -> Self::Future {
         let path = req.match_info().as_str();
         if operator_path(path) {
-            // The TCP peer, never a forwarded address: a client names its own.
-            let allowed = req
-                .peer_addr()
-                .is_some_and(|a| self.operators.iter().any(|c| c.contains(a.ip())));
+            // The client: the TCP peer, or behind a trusted proxy the address it forwards
+            // (a proxy on a private network must not make every client an operator).
+            let client = ClientOrigin::of(req.request(), &self.settings).ip;
+            let allowed = client
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| self.operators.iter().any(|c| c.contains(ip)));
             if !allowed {
                 let res = ApiError::route_not_found(path).error_response_json();
                 return Box::pin(ready(Ok(req.into_response(res).map_into_right_body())));

@@ -448,9 +448,9 @@ async fn a_request_id_follows_every_hop() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operator_endpoints_answer_operator_networks_only() {
     let db = TestDb::create().await;
-    let mut settings = settings(&db);
-    settings.gateway.operator_networks = vec!["10.0.0.0/8".into()];
-    let s = Stack::start(settings, &Service::ALL);
+    let mut closed = settings(&db);
+    closed.gateway.operator_networks = vec!["10.0.0.0/8".into()];
+    let s = Stack::start(closed, &Service::ALL);
     s.wait_ready().await;
     for path in [
         "/metrics",
@@ -473,9 +473,21 @@ async fn operator_endpoints_answer_operator_networks_only() {
         let r = s.http.get(s.url(path)).send().await.unwrap();
         assert_eq!(r.status(), 200, "{path}");
     }
-    // With the defaults (loopback included), the same peer reads them.
+    // With the defaults (loopback included), the same peer reads them; behind a trusted
+    // proxy, the client it forwards is the one that counts.
     let db2 = TestDb::create().await;
-    let open = Stack::up(&db2).await;
+    let mut proxied = settings(&db2);
+    proxied.gateway.trusted_proxies = vec!["127.0.0.1".into()];
+    let open = Stack::start(proxied, &Service::ALL);
+    open.wait_ready().await;
     let r = open.http.get(open.url("/admin/mesh")).send().await.unwrap();
     assert_eq!(r.status(), 200);
+    let r = open
+        .http
+        .get(open.url("/admin/mesh"))
+        .header("x-forwarded-for", "203.0.113.9")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404, "a public client through the proxy");
 }

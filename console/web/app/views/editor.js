@@ -23,6 +23,8 @@ export async function linkView(el, { token }) {
   try { r = await api('GET', `/api/links/${encodeURIComponent(token)}`, undefined, { full: true }); } catch (e) {
     el.append(h('h1', {}, 'This link does not open'), h('p', { class: 'error' }, errorText(e))); return null;
   }
+  // Left while the project loaded: nothing to open it in (main.js renders the next page).
+  if (!el.isConnected) return null;
   return openEditor(el, r.body.project, { linkToken: token, readOnly: true });
 }
 
@@ -32,6 +34,7 @@ export async function editorView(el, { id }, query) {
     el.append(h('h1', {}, 'Project not found'), h('p', { class: 'error' }, errorText(e)), h('a', { href: '/projects' }, 'Back to your projects'));
     return null;
   }
+  if (!el.isConnected) return null;
   return openEditor(el, r.project, { run: query?.get('run') || null });
 }
 
@@ -962,7 +965,8 @@ function openEditor(el, project, opts) {
   };
   window.addEventListener('beforeunload', beforeUnload);
   // Leaving: the live session lingers until what it sent is committed (collab.js close()).
-  guard.leave = () => { if (st.dirty && !readOnly && !collab) save(); return true; };
+  const leave = () => { if (st.dirty && !readOnly && !collab) save(); return true; };
+  guard.leave = leave;
 
   // ---------- live collaboration ----------
   function startLive() {
@@ -1132,7 +1136,8 @@ function openEditor(el, project, opts) {
   return () => {
     document.removeEventListener('keydown', onKey);
     window.removeEventListener('beforeunload', beforeUnload);
-    guard.leave = null;
+    // Another editor's guard (opened since) stays.
+    if (guard.leave === leave) guard.leave = null;
     clearTimeout(vTimer);
     closed = true;
     if (collab) { collab.close(); if (window.sdsimDebug) delete window.sdsimDebug.dropCollab; }
