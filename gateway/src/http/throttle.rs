@@ -7,7 +7,7 @@
 use super::extract::ClientOrigin;
 use crate::error::ApiError;
 use crate::limits::{tightest, Limiter, Standing};
-use crate::settings::{Cidr, GatewaySettings};
+use crate::settings::GatewaySettings;
 use actix_web::body::{BoxBody, EitherBody, MessageBody};
 use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform};
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
@@ -36,13 +36,6 @@ where
         ready(Ok(ThrottleService {
             service: Rc::new(service),
             limiter: self.limiter.clone(),
-            operators: Rc::new(
-                self.settings
-                    .operator_networks
-                    .iter()
-                    .filter_map(|c| Cidr::parse(c))
-                    .collect(),
-            ),
             settings: Rc::new(self.settings.clone()),
         }))
     }
@@ -52,7 +45,6 @@ pub struct ThrottleService<S> {
     service: Rc<S>,
     limiter: Limiter,
     settings: Rc<GatewaySettings>,
-    operators: Rc<Vec<Cidr>>,
 }
 
 /// An operator endpoint of the gateway's HTTP port (health and readiness stay open: load
@@ -78,9 +70,7 @@ where
             // The client: the TCP peer, or behind a trusted proxy the address it forwards
             // (a proxy on a private network must not make every client an operator).
             let client = ClientOrigin::of(req.request(), &self.settings).ip;
-            let allowed = client
-                .parse::<std::net::IpAddr>()
-                .is_ok_and(|ip| self.operators.iter().any(|c| c.contains(ip)));
+            let allowed = client.parse().is_ok_and(|ip| self.settings.is_operator(ip));
             if !allowed {
                 let res = ApiError::route_not_found(path).error_response_json();
                 return Box::pin(ready(Ok(req.into_response(res).map_into_right_body())));
